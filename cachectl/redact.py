@@ -1,0 +1,77 @@
+"""Keeping secrets out of everything cachectl prints, logs or stores.
+
+A URL is shown with its password masked everywhere; header values that carry credentials are
+masked; and any text can be scrubbed of known secret values before it is shown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "****"
+
+# Header names whose values are credentials. Compared case-insensitively.
+SECRET_HEADER_NAMES = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "api-key",
+        "x-auth-token",
+        "x-access-token",
+        "x-csrf-token",
+        "x-amz-security-token",
+    }
+)
+_SECRET_WORDS = re.compile(r"(token|secret|password|passwd|auth|key|session|credential)", re.I)
+
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I)
+
+
+def mask_url(url: str | None) -> str | None:
+    """The URL with its password (and any `password=` query value) replaced by ****."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        if ":" in userinfo:
+            user, _, _pw = userinfo.partition(":")
+            userinfo = f"{user}:{MASK}"
+        elif parts.scheme.startswith("redis"):
+            # redis://secret@host: a lone userinfo is the password for redis URLs.
+            userinfo = MASK
+        netloc = f"{userinfo}@{hostport}"
+    query = re.sub(r"(?i)((?:password|pass|token|secret)=)[^&]*", rf"\g<1>{MASK}", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def mask_urls_in_text(text: str) -> str:
+    """Masks the password of every URL with credentials found in free text."""
+    return _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+
+
+def is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in SECRET_HEADER_NAMES or bool(_SECRET_WORDS.search(lowered))
+
+
+def mask_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """A copy of the headers with every credential-carrying value masked."""
+    return {k: (MASK if is_secret_header(k) else v) for k, v in (headers or {}).items()}
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` with every known secret value (at least 4 characters long) replaced by ****."""
+    out = mask_urls_in_text(text)
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        out = out.replace(secret, MASK)
+    return out
