@@ -1,0 +1,584 @@
+"""Every setting resolved in one place: command-line flag > environment > config file > default.
+
+Each setting remembers where its value came from, so `cachectl doctor` can say why it has the
+value it has. The config file has top-level settings that are the base of every profile, a
+`profiles:` mapping, and `default_profile:`; see sample_configs/cachectl.yaml.
+
+yaml is imported only when a config file is read (via cachectl.yamlsrc), never at import time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from cachectl.errors import ConfigError, EnvVarMissing
+from cachectl.redact import MASK, is_secret_header, mask_url, scrub
+from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nearest
+
+
+@dataclass(frozen=True)
+class LayoutConfig:
+    """The cache's key names (see LAYOUT.md); every prefix is what the applications use."""
+
+    prefix: str = "api_cache"
+    tag_prefix: str = "tag"
+    dependency_prefix: str = "depends_on"
+    metrics_prefix: str = "cache_metrics"
+    entries_log: str = "cache_entries"
+    access_log: str = "cache_access"
+    metric_prefix: str = "metric"
+    meta_prefix: str = "meta"
+    agg_prefix: str = "agg"
+    param_encoding: str = "json"  # json | plain
+    scheme: str = "standard"  # standard | versioned
+    version: str = "v1"
+    versioned_prefix: str = "api"
+    header_allowlist: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True  # verify the server certificate and hostname
+
+
+@dataclass(frozen=True)
+class Settings:
+    url: str = "redis://localhost:6379/0"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    cluster: bool | None = None  # None = detect from the server
+    tls: TLSConfig = TLSConfig()
+    connect_timeout: float = 5.0  # seconds
+    timeout: float = 10.0  # command (socket) timeout, seconds
+    retries: int = 3  # on connection errors, exponential backoff with jitter
+    scan_count: int = 1000
+    batch_size: int = 1000
+    rate: float | None = None  # keys per second cap for bulk operations; None = no cap
+    layout: LayoutConfig = LayoutConfig()
+    profile: str | None = None
+    config_file: str | None = None
+    # setting -> where its value came from: "flag --url", "env CACHECTL_URL",
+    # "config /path/cachectl.yaml:12 (profile prod)", "default".
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    def value_of(self, name: str) -> Any:
+        """A setting by the name `sources` and `describe` use: "timeout", "tls.ca_file"."""
+        section, _, leaf = name.rpartition(".")
+        return getattr(getattr(self, section) if section else self, leaf)
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(setting, value as shown with secrets masked, where it came from), for doctor."""
+        rows = [
+            (
+                "config_file",
+                self.config_file or "(none)",
+                self.sources.get("config_file", "default"),
+            ),
+            ("profile", self.profile or "(none)", self.sources.get("profile", "default")),
+        ]
+        for name in SETTING_NAMES:
+            source = self.sources.get(name, "default")
+            if name == "password" and not self.password and _url_password(self.url):
+                rows.append((name, f"{MASK} (in the URL)", self.sources.get("url", "default")))
+            else:
+                rows.append((name, _shown(name, self.value_of(name)), source))
+        return rows
+
+    def __repr__(self) -> str:
+        # The URL may carry a password; the generated repr would print it.
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown["url"] = self.masked_url()
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+# ---- parsing one value -------------------------------------------------------------------
+# Each parser takes a value as YAML, the environment (text) or a flag gives it and returns the
+# setting's value, or raises ValueError saying what is expected.
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_NO_CAP = {"none", "unlimited", "off"}
+_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if _is_number(value) or isinstance(value, bool):
+        # YAML read it as a number (never echoed: this parser reads passwords too) or a boolean.
+        raise ValueError(
+            f"expected text, got {'a number' if _is_number(value) else kind_of(value)}"
+            " (put it in quotes)"
+        )
+    raise ValueError(f"expected text, got {kind_of(value)}")
+
+
+def _name(value: Any) -> str:
+    if not _text(value).strip():
+        raise ValueError("expected text, got an empty value")
+    return value
+
+
+def _path(value: Any) -> str:
+    return os.path.expanduser(_name(value))
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"expected true or false, got {kind_of(value)}")
+
+
+def _cluster(value: Any) -> bool | None:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    try:
+        return _bool(value)
+    except ValueError:
+        raise ValueError(f"expected true, false or auto, got {kind_of(value)}") from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _as_number(value: Any) -> float | None:
+    if _is_number(value):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _seconds(value: Any) -> float:
+    number = _as_number(value)
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise ValueError(f"expected a number of seconds greater than 0, got {kind_of(value)}")
+    return float(number)
+
+
+def _whole(minimum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        number = _as_number(value)
+        if number is None or not math.isfinite(number) or number != int(number) or number < minimum:
+            raise ValueError(f"expected a whole number, {minimum} or more, got {kind_of(value)}")
+        return int(number)
+
+    return parse
+
+
+def _rate(value: Any) -> float | None:
+    if isinstance(value, str) and value.strip().lower() in _NO_CAP:
+        return None
+    number = _as_number(value)
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise ValueError(
+            f"expected keys per second greater than 0, or 'none' for no cap, got {kind_of(value)}"
+        )
+    return float(number)
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {kind_of(value)}")
+        return value
+
+    return parse
+
+
+def _headers(value: Any) -> tuple[str, ...]:
+    """A list of header names, or one comma-separated text (as the environment gives it)."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"expected a list of header names, got {kind_of(value)}")
+    names = [n.strip() for n in names if n.strip()]
+    secret = [n for n in names if is_secret_header(n)]
+    if secret:
+        # LAYOUT.md: credentials never enter a key.
+        raise ValueError(f"header {secret[0]} carries credentials and may not be part of a key")
+    return tuple(names)
+
+
+def _url(value: Any) -> str:
+    url = _name(value).strip()
+    shown = scrub(mask_url(url), [])  # scrub also catches a password urlsplit misreads
+
+    def bad(reason: str) -> ValueError:
+        return ValueError(f"invalid Redis URL {shown}: {reason}")
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a port that is not a number in range
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    if parts.scheme not in _SCHEMES:
+        raise bad(f"unknown scheme '{parts.scheme}' (expected redis://, rediss:// or unix://)")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise bad("no socket path (for example unix:///run/redis/redis.sock)")
+    elif not parts.hostname:
+        raise bad("no host (for example redis://localhost:6379/0)")
+    elif parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        raise bad(f"the database '{parts.path.strip('/')}' is not a number")
+    return url
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+# ---- the settings table ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Setting:
+    name: str  # as `sources` and `describe` name it: "timeout", "tls.ca_file", "layout.prefix"
+    parse: Callable[[Any], Any]
+    env: tuple[str, ...] = ()
+
+    @property
+    def flag_key(self) -> str:
+        """Its key in load_settings' `flags`: the CLI option's name with underscores."""
+        section, _, leaf = self.name.rpartition(".")
+        return f"tls_{leaf}" if section == "tls" else leaf
+
+    @property
+    def flag(self) -> str:
+        # The CLI turns certificate verification off, never on.
+        return (
+            "--tls-insecure"
+            if self.name == "tls.verify"
+            else "--" + self.flag_key.replace("_", "-")
+        )
+
+
+_LAYOUT_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "param_encoding": _choice("json", "plain"),
+    "scheme": _choice("standard", "versioned"),
+    "header_allowlist": _headers,
+}
+_LAYOUT_ENV = {"prefix": ("CACHECTL_PREFIX",), "param_encoding": ("CACHECTL_PARAM_ENCODING",)}
+
+_SETTINGS: dict[str, _Setting] = {
+    s.name: s
+    for s in (
+        _Setting("url", _url, ("CACHECTL_URL", "REDIS_URL")),
+        _Setting("username", _name, ("CACHECTL_USERNAME",)),
+        _Setting("password", _text, ("CACHECTL_PASSWORD",)),
+        _Setting("cluster", _cluster, ("CACHECTL_CLUSTER",)),
+        _Setting("tls.ca_file", _path, ("CACHECTL_TLS_CA_FILE",)),
+        _Setting("tls.cert_file", _path, ("CACHECTL_TLS_CERT_FILE",)),
+        _Setting("tls.key_file", _path, ("CACHECTL_TLS_KEY_FILE",)),
+        _Setting("tls.verify", _bool, ("CACHECTL_TLS_VERIFY",)),
+        _Setting("connect_timeout", _seconds, ("CACHECTL_CONNECT_TIMEOUT",)),
+        _Setting("timeout", _seconds, ("CACHECTL_TIMEOUT",)),
+        _Setting("retries", _whole(0), ("CACHECTL_RETRIES",)),
+        _Setting("scan_count", _whole(1), ("CACHECTL_SCAN_COUNT",)),
+        _Setting("batch_size", _whole(1), ("CACHECTL_BATCH_SIZE",)),
+        _Setting("rate", _rate, ("CACHECTL_RATE",)),
+        *(
+            _Setting(
+                f"layout.{f.name}", _LAYOUT_PARSERS.get(f.name, _name), _LAYOUT_ENV.get(f.name, ())
+            )
+            for f in fields(LayoutConfig)
+        ),
+    )
+}
+SETTING_NAMES: tuple[str, ...] = tuple(_SETTINGS)
+_BY_FLAG = {s.flag_key: s for s in _SETTINGS.values()}
+_SECTIONS = ("tls", "layout")
+_TLS_FILES = ("tls.ca_file", "tls.cert_file", "tls.key_file")
+
+
+def _shown(name: str, value: Any) -> str:
+    if name == "password":
+        return MASK if value else "(not set)"
+    if name == "url":
+        return mask_url(value)
+    if value is None:
+        return {"cluster": "auto (detect from the server)", "rate": "no cap"}.get(name, "(not set)")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ", ".join(value) or "(none)"
+    return str(value)
+
+
+# ---- resolving ------------------------------------------------------------------------------
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+    profile: str | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolves every setting: flag > environment > config file (profile over base) > default.
+
+    `flags` holds the command line's values by flag key (`url`, `timeout`, `tls_ca_file`,
+    `tls_verify`, `prefix`, ...; None = not given); `config_path` and `profile` are --config
+    and --profile. `env` defaults to os.environ, `cwd` to the working directory.
+    Every problem found (in the file, the environment and the flags) is reported in one
+    ConfigError, or EnvVarMissing when all of them are unset `${VAR}`s.
+    """
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    unknown = sorted(set(flags) - set(_BY_FLAG))
+    if unknown:
+        raise TypeError(f"load_settings got unknown flags: {', '.join(unknown)}")
+
+    config_file, config_source = _find_config_file(config_path, env, cwd)
+    doc = load_yaml(config_file, env=env) if config_file else None
+    problems = Problems(doc)
+    secrets: list[str | None] = []
+    chosen, profile_source = _choose_profile(profile, env, doc, config_source, problems)
+    from_file = _read_config_file(doc, chosen, problems, secrets) if doc else {}
+
+    values: dict[str, Any] = {}
+    sources = {"config_file": config_source, "profile": profile_source}
+    for setting in _SETTINGS.values():
+        found = _resolve(setting, flags, env, from_file, problems, secrets)
+        if found is not None:
+            values[setting.name], sources[setting.name] = found
+        else:
+            sources[setting.name] = "default"
+
+    kind = EnvVarMissing if problems and all(p.env_var for p in problems) else ConfigError
+    problems.raise_if_any(
+        str(config_file) if config_file else "settings", kind=kind, secrets=secrets
+    )
+    return Settings(
+        **{n: v for n, v in values.items() if "." not in n},
+        tls=TLSConfig(**_section(values, "tls")),
+        layout=LayoutConfig(**_section(values, "layout")),
+        profile=chosen,
+        config_file=str(config_file) if config_file else None,
+        sources=sources,
+    )
+
+
+def _section(values: Mapping[str, Any], section: str) -> dict[str, Any]:
+    prefix = section + "."
+    return {n[len(prefix) :]: v for n, v in values.items() if n.startswith(prefix)}
+
+
+def _resolve(
+    setting: _Setting,
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    from_file: Mapping[str, tuple[Any, str]],
+    problems: Problems,
+    secrets: list,
+) -> tuple[Any, str] | None:
+    """(value, source) from the first layer that sets it, or None for the default."""
+    if setting.flag_key in flags:
+        raw, source = flags[setting.flag_key], f"flag {setting.flag}"
+    else:
+        var = next((v for v in setting.env if env.get(v)), None)
+        if var is None:
+            return from_file.get(setting.name)
+        raw, source = env[var], f"env {var}"
+    _note_secret(setting.name, raw, secrets)
+    try:
+        return setting.parse(raw), source
+    except ValueError as exc:
+        problems.note(f"{source}: {exc}")
+        return None
+
+
+def _note_secret(name: str, raw: Any, secrets: list) -> None:
+    if name == "password" and isinstance(raw, str):
+        secrets.append(raw)
+    elif name == "url" and isinstance(raw, str):
+        secrets.append(_url_password(raw))
+
+
+def _find_config_file(
+    config_path: str | None, env: Mapping[str, str], cwd: Path
+) -> tuple[Path | None, str]:
+    """The config file to read and how it was found; an explicit file that is missing is an error."""
+    if config_path:
+        explicit, source = config_path, "flag --config"
+    elif env.get("CACHECTL_CONFIG"):
+        explicit, source = env["CACHECTL_CONFIG"], "env CACHECTL_CONFIG"
+    else:
+        explicit = None
+    if explicit:
+        path = cwd / Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path} (from {source})")
+        return path, source
+
+    xdg = env.get("XDG_CONFIG_HOME")
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    user_dir = Path(xdg) if xdg and os.path.isabs(xdg) else home / ".config"
+    candidates = [
+        (cwd / "cachectl.yaml", "found in the working directory"),
+        (user_dir / "cachectl" / "config.yaml", "found in the user config folder"),
+    ]
+    for path, source in candidates:
+        if path.is_file():
+            return path, source
+    return None, "none found (looked for " + ", ".join(str(p) for p, _ in candidates) + ")"
+
+
+def _choose_profile(
+    profile: str | None,
+    env: Mapping[str, str],
+    doc: YamlDoc | None,
+    config_source: str,
+    problems: Problems,
+) -> tuple[str | None, str]:
+    """The profile asked for (flag > env > the file's default_profile) and where that came from.
+    A profile the file does not define is a problem listing the ones it does."""
+    default = doc.get(("default_profile",)) if doc else None
+    from_default = False
+    if profile:
+        chosen, source = profile, "flag --profile"
+    elif env.get("CACHECTL_PROFILE"):
+        chosen, source = env["CACHECTL_PROFILE"], "env CACHECTL_PROFILE"
+    elif default is not None:
+        if not isinstance(default, str):
+            problems.add(("default_profile",), f"expected a profile name, got {kind_of(default)}")
+            return None, "default"
+        mark = doc.mark(("default_profile",))
+        chosen, source = default, f"config {mark.file}:{mark.line} (default_profile)"
+        from_default = True
+    else:
+        return None, "default"
+
+    if doc is None:
+        problems.note(
+            f"profile '{chosen}' asked for ({source}) but there is no config file: {config_source}"
+        )
+        return None, source
+    defined = doc.get(("profiles",))
+    defined = [str(p) for p in defined] if isinstance(defined, dict) else []
+    if chosen not in defined:
+        guess = nearest(chosen, defined)
+        there = (
+            f"profiles there: {', '.join(defined)}" if defined else "the file defines no profiles"
+        )
+        message = f"unknown profile '{chosen}' ({source}); {there}" + (
+            f" (did you mean '{guess}'?)" if guess else ""
+        )
+        if from_default:
+            problems.add(("default_profile",), message)
+        else:
+            problems.note(f"{doc.file}: {message}")
+        return None, source
+    return chosen, source
+
+
+def _read_config_file(
+    doc: YamlDoc, profile: str | None, problems: Problems, secrets: list
+) -> dict[str, tuple[Any, str]]:
+    """The file's settings for `profile` (its section over the top-level base): name ->
+    (value, source). Every profile is checked, so a typo anywhere in the file is caught; an
+    unset `${VAR}` counts only in the sections in use."""
+    problems.extend(
+        p
+        for p in doc.problems
+        if not p.env_var or p.path[:1] != ("profiles",) or p.path[:2] == ("profiles", profile)
+    )
+    top = problems.mapping((), "a mapping of settings")
+    base = _read_section((), top, problems, secrets, skip=("profiles", "default_profile"))
+    sections = {
+        name: _read_section(
+            ("profiles", name),
+            problems.mapping(("profiles", name), "a mapping of settings"),
+            problems,
+            secrets,
+        )
+        for name in problems.mapping(("profiles",), "a mapping of profile names to settings")
+    }
+    here = Path(doc.file).parent
+
+    def source(path: DocPath) -> str:
+        at = f"config {doc.file}:{doc.mark(path).line}"
+        return f"{at} (profile {profile})" if path[:1] == ("profiles",) else at
+
+    out = {}
+    for name, (value, path) in {**base, **sections.get(profile, {})}.items():
+        if name in _TLS_FILES:
+            value = str(here / value)  # relative to the config file, wherever it is run from
+        out[name] = (value, source(path))
+    return out
+
+
+def _read_section(
+    path: DocPath,
+    section: Mapping,
+    problems: Problems,
+    secrets: list,
+    skip: Iterable[str] = (),
+) -> dict[str, tuple[Any, DocPath]]:
+    """The parsed settings of one section (the top level or a profile): name -> (value, path)."""
+    entries: list[tuple[str, Any, DocPath]] = []
+    for key, raw in section.items():
+        if key in skip:
+            continue
+        if key in _SECTIONS:
+            inner = problems.mapping(path + (key,), f"a mapping of {key} settings")
+            entries += [(f"{key}.{k}", v, path + (key, k)) for k, v in inner.items()]
+        elif "." in str(key):
+            # `layout.prefix: x` would otherwise pass for the nested form.
+            section_name, _, leaf = str(key).partition(".")
+            problems.add(
+                path + (key,),
+                f"unknown setting '{key}': write {section_name}: {{{leaf}: ...}}",
+                key=True,
+            )
+        else:
+            entries.append((str(key), raw, path + (key,)))
+
+    out = {}
+    for name, raw, at in entries:
+        setting = _SETTINGS.get(name)
+        if setting is None:
+            problems.add(at, _unknown_setting(name), key=True)
+            continue
+        if raw is None:  # left empty, or an unset ${VAR} (reported where it counts)
+            continue
+        _note_secret(name, raw, secrets)
+        try:
+            out[name] = (setting.parse(raw), at)
+        except ValueError as exc:
+            problems.add(at, str(exc))
+    return out
+
+
+def _unknown_setting(name: str) -> str:
+    section, _, leaf = name.rpartition(".")
+    for other in ("", *_SECTIONS):
+        if other != section and (f"{other}.{leaf}" if other else leaf) in _SETTINGS:
+            return f"unknown setting '{leaf}': it belongs " + (
+                f"under {other}:" if other else "outside tls: and layout:"
+            )
+    same = [n.rpartition(".")[2] for n in _SETTINGS if n.rpartition(".")[0] == section]
+    guess = nearest(leaf, same + ([] if section else list(_SECTIONS)))
+    return f"unknown setting '{leaf}'" + (f" (did you mean '{guess}'?)" if guess else "")
