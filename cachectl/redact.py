@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 MASK = "****"
 
@@ -33,25 +32,33 @@ _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*)
 
 
 def mask_url(url: str | None) -> str | None:
-    """The URL with its password (and any `password=` query value) replaced by ****."""
+    """The URL with its password (and any `password=` query value) replaced by ****.
+
+    Works on the text itself rather than re-assembling parsed parts, so the URL keeps its exact
+    form (`unix:///path` stays `unix:///path`).
+    """
     if not url:
         return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _QUERY_SECRET.sub(rf"\g<1>{MASK}", url)
+    authority_end = len(rest)
+    for stop in "/?#":
+        index = rest.find(stop)
+        if index != -1:
+            authority_end = min(authority_end, index)
+    authority, tail = rest[:authority_end], rest[authority_end:]
+    if "@" in authority:
+        userinfo, _, hostport = authority.rpartition("@")
         if ":" in userinfo:
-            user, _, _pw = userinfo.partition(":")
-            userinfo = f"{user}:{MASK}"
-        elif parts.scheme.startswith("redis"):
-            # redis://secret@host: a lone userinfo is the password for redis URLs.
-            userinfo = MASK
-        netloc = f"{userinfo}@{hostport}"
-    query = re.sub(r"(?i)((?:password|pass|token|secret)=)[^&]*", rf"\g<1>{MASK}", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+            userinfo = userinfo.partition(":")[0] + ":" + MASK
+        elif scheme.lower().startswith("redis"):
+            userinfo = MASK  # redis://secret@host: a lone userinfo is the password
+        authority = f"{userinfo}@{hostport}"
+    return f"{scheme}://{authority}" + _QUERY_SECRET.sub(rf"\g<1>{MASK}", tail)
+
+
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|pass|token|secret)=)[^&#]*")
 
 
 def mask_urls_in_text(text: str) -> str:

@@ -1,0 +1,89 @@
+"""What every command shares: the root options, the resolved settings, the store, the output.
+
+Settings and the store are built on first use, so `--help` and commands that fail on their own
+arguments never read a config file or touch Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cachectl.render.output import Output
+
+if TYPE_CHECKING:
+    from cachectl.config import Settings
+    from cachectl.store import Store
+
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON on stdout (see README: JSON output).")
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")]
+
+
+@dataclass
+class AppContext:
+    """Root options as given on the command line; None means 'not given'."""
+
+    flags: dict[str, Any] = field(default_factory=dict)
+    config_path: str | None = None
+    profile: str | None = None
+    no_color: bool = False
+    traceback: bool = False
+    output: Output | None = None
+    _settings: Settings | None = None
+    _store: Store | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from cachectl.config import load_settings
+
+            self._settings = load_settings(
+                flags=self.flags, config_path=self.config_path, profile=self.profile
+            )
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from cachectl.store import Store
+
+            self._store = Store(self.settings)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def command_context(ctx: typer.Context, *, json_mode: bool = False) -> AppContext:
+    """Called first by every command: sets up its output (people or --json)."""
+    root = ctx.find_root()
+    app_ctx = root.obj if isinstance(root.obj, AppContext) else AppContext()
+    root.obj = app_ctx
+    name = " ".join(ctx.command_path.split()[1:]) or None
+    app_ctx.output = Output(json_mode=json_mode, no_color=app_ctx.no_color, command=name)
+    return app_ctx
+
+
+def confirm_destructive(app_ctx: AppContext, prompt: str, *, yes: bool) -> None:
+    """Asks on a terminal; refuses (usage error) when there is no terminal and no --yes."""
+    import sys
+
+    from cachectl.errors import ConfirmationRequired, Interrupted
+
+    if yes:
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfirmationRequired(
+            "refusing to delete without confirmation: no terminal to ask on",
+            hint="pass --yes to confirm, or --dry-run to see what would be deleted",
+        )
+    if not typer.confirm(prompt, default=False, err=True):
+        raise Interrupted("nothing deleted: not confirmed")

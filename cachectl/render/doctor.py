@@ -1,0 +1,79 @@
+"""People's view of `cachectl doctor`."""
+
+from __future__ import annotations
+
+from cachectl.ops.doctor import DoctorReport
+from cachectl.render.output import Output
+from cachectl.render.units import human_bytes
+
+
+ALWAYS_SHOWN = {"url", "cluster", "config_file", "profile"}
+
+
+def render_doctor(out: Output, report: DoctorReport) -> None:
+    from rich.table import Table
+
+    settings = Table(title="Settings", title_justify="left", show_edge=False)
+    settings.add_column("setting")
+    settings.add_column("value", overflow="fold")
+    settings.add_column("from", style="dim")
+    # Defaults are noise at 3 a.m.: show what was set somewhere, and the connection itself.
+    defaults = 0
+    for row in report.settings:
+        if row["source"] == "default" and row["setting"] not in ALWAYS_SHOWN:
+            defaults += 1
+            continue
+        settings.add_row(row["setting"], row["value"], row["source"])
+    out.print(settings)
+    if defaults:
+        out.print(f"[dim]{defaults} more settings at their defaults (--json lists every one)[/]")
+    out.print()
+    if not report.reachable:
+        out.print("[bold red]Redis: not reachable[/]")
+        return
+
+    server = Table(title="Server", title_justify="left", show_header=False, show_edge=False)
+    server.add_column("what")
+    server.add_column("value", overflow="fold")
+    server.add_row("version", report.server_version or "?")
+    server.add_row("mode", report.mode or "?")
+    lat = report.latency_ms
+    server.add_row("latency (PING)", f"min {lat['min']:.2f} ms, median {lat['median']:.2f} ms, "
+                   f"max {lat['max']:.2f} ms")
+    server.add_row("keys", f"{report.keys_total:,}")
+    server.add_row("used memory", human_bytes(report.used_memory_bytes))
+    server.add_row("maxmemory", human_bytes(report.maxmemory_bytes) if report.maxmemory_bytes else
+                   "0 (no limit)")
+    server.add_row("maxmemory-policy", report.maxmemory_policy or "?")
+    server.add_row("persistence", f"RDB snapshots {'on' if report.persistence.get('rdb_save_configured') else 'off'}, "
+                   f"AOF {'on' if report.persistence.get('aof_enabled') else 'off'}")
+    server.add_row("ACL user", report.acl_user or "?")
+    out.print(server)
+
+    if len(report.nodes) > 1 or report.mode == "cluster":
+        out.print()
+        nodes = Table(title="Nodes", title_justify="left", show_edge=False)
+        for col in ("node", "role", "version", "keys", "memory"):
+            nodes.add_column(col, justify="right" if col in ("keys", "memory") else "left")
+        for node in report.nodes:
+            nodes.add_row(node.address, node.role, node.version or "?", f"{node.keys or 0:,}",
+                          human_bytes(node.used_memory_bytes))
+        out.print(nodes)
+
+    out.print()
+    perms = Table(title="Permissions of this user", title_justify="left", show_edge=False)
+    perms.add_column("operation")
+    perms.add_column("allowed")
+    perms.add_column("denied")
+    for operation, commands in report.permissions.items():
+        ok = [c for c, allowed in commands.items() if allowed]
+        denied = [c for c, allowed in commands.items() if not allowed]
+        perms.add_row(operation, ", ".join(ok) or "-", f"[red]{', '.join(denied)}[/]" if denied else "-")
+    out.print(perms)
+
+    out.print()
+    if not report.warnings:
+        out.print("[green]No problems found.[/]")
+    for warning in report.warnings:
+        style = "yellow" if warning.level == "warning" else "cyan"
+        out.print(f"[{style}]{warning.level}:[/] {warning.message}")

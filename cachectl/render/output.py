@@ -1,0 +1,211 @@
+"""Where every command's output goes: people on a terminal, machines with --json.
+
+Human output goes to stdout; progress, warnings and errors to stderr. Colour and live widgets
+only when stdout is a terminal and NO_COLOR is unset. rich is imported on first use, so a
+command that fails early, and `cachectl --help`, never pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from cachectl.errors import CachectlError
+
+JSON_SCHEMA_VERSION = 1
+
+
+def to_jsonable(value: Any) -> Any:
+    """Makes result data JSON-safe: bytes as text (undecodable bytes escaped), dataclasses via
+    to_dict(), sets as sorted lists."""
+    if hasattr(value, "to_dict"):
+        return to_jsonable(value.to_dict())
+    if isinstance(value, dict):
+        return {str(to_jsonable(k)): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((to_jsonable(v) for v in value), key=str)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"))
+
+
+class Output:
+    """One per command run. `json_mode` switches stdout to machine output."""
+
+    def __init__(
+        self,
+        *,
+        json_mode: bool = False,
+        no_color: bool = False,
+        command: str | None = None,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+    ):
+        self.json_mode = json_mode
+        self.command = command
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self.is_terminal = _isatty(self.stdout)
+        self.color = self.is_terminal and not no_color and "NO_COLOR" not in os.environ
+        self._console = None
+        self._err_console = None
+
+    @property
+    def live(self) -> bool:
+        """Whether progress bars and live views may be drawn: a terminal, people's output."""
+        return self.is_terminal and not self.json_mode and _isatty(self.stderr)
+
+    @property
+    def console(self):
+        if self._console is None:
+            self._console = _make_console(self.stdout, self.color, self.is_terminal)
+        return self._console
+
+    @property
+    def err_console(self):
+        if self._err_console is None:
+            err_tty = _isatty(self.stderr)
+            self._err_console = _make_console(
+                self.stderr, self.color and err_tty, err_tty
+            )
+        return self._err_console
+
+    # -- machines -------------------------------------------------------------------------
+    def json(self, data: Any, *, ok: bool = True, error: CachectlError | None = None) -> None:
+        envelope: dict[str, Any] = {
+            "ok": ok,
+            "command": self.command,
+            "schema_version": JSON_SCHEMA_VERSION,
+            "data": data,
+        }
+        if error is not None:
+            envelope["error"] = error.to_dict()
+        self.stdout.write(dumps(envelope) + "\n")
+        self.stdout.flush()
+
+    def json_line(self, obj: Any) -> None:
+        """One JSON object on its own line (streaming output, --jsonl, --watch off a terminal)."""
+        self.stdout.write(dumps(obj) + "\n")
+        self.stdout.flush()
+
+    # -- people ---------------------------------------------------------------------------
+    def print(self, *renderables: Any, **kw: Any) -> None:
+        self.console.print(*renderables, **kw)
+
+    def line(self, text: str = "") -> None:
+        """Plain text to stdout, no markup interpretation."""
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    def info(self, text: str) -> None:
+        """A note for people on stderr (never in the way of stdout data)."""
+        if self.json_mode:
+            return
+        self._err_line(text, style="dim")
+
+    def warn(self, text: str) -> None:
+        self._err_line(f"warning: {text}", style="yellow")
+
+    def error(self, err: CachectlError, *, envelope: bool = True) -> None:
+        """One clear line on stderr; with --json also the error envelope on stdout (unless the
+        command already printed its own envelope holding the error)."""
+        line = f"error: {err.message}"
+        if err.hint:
+            line += f" ({err.hint})"
+        self._err_line(line, style="bold red")
+        # A config file or manifest with several problems: every one of them, one a line.
+        for problem in err.details.get("problems", [])[1:] if _first_in_message(err) else err.details.get("problems", []):
+            self._err_line(f"  {problem}", style="red")
+        if self.json_mode and envelope:
+            self.json(None, ok=False, error=err)
+
+    def _err_line(self, text: str, style: str) -> None:
+        if self.color and _isatty(self.stderr):
+            from rich.text import Text
+
+            self.err_console.print(Text(text, style=style), soft_wrap=True)
+        else:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+    @contextmanager
+    def progress(self, description: str, total: int | None = None) -> Iterator[ProgressHandle]:
+        """A progress bar on stderr when live; otherwise a handle that draws nothing."""
+        if not self.live:
+            yield ProgressHandle(None, None)
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = [SpinnerColumn(), TextColumn("[progress.description]{task.description}")]
+        columns += [BarColumn(), MofNCompleteColumn()] if total else [TextColumn("{task.completed:,}")]
+        columns += [TextColumn("{task.fields[extra]}"), TimeElapsedColumn()]
+        if total:
+            columns.append(TimeRemainingColumn())
+        with Progress(*columns, console=self.err_console, transient=True) as progress:
+            task = progress.add_task(description, total=total, extra="")
+            yield ProgressHandle(progress, task)
+
+
+class ProgressHandle:
+    def __init__(self, progress, task):
+        self._progress = progress
+        self._task = task
+
+    def update(self, *, completed: int | None = None, advance: int | None = None,
+               total: int | None = None, extra: str | None = None) -> None:
+        if self._progress is None:
+            return
+        kw: dict[str, Any] = {}
+        if completed is not None:
+            kw["completed"] = completed
+        if advance is not None:
+            kw["advance"] = advance
+        if total is not None:
+            kw["total"] = total
+        if extra is not None:
+            kw["extra"] = extra
+        self._progress.update(self._task, **kw)
+
+
+def _first_in_message(err: CachectlError) -> bool:
+    problems = err.details.get("problems") or []
+    return len(problems) == 1 and str(problems[0]) in err.message
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _make_console(stream: IO[str], color: bool, terminal: bool):
+    from rich.console import Console
+
+    return Console(
+        file=stream,
+        force_terminal=terminal,
+        no_color=not color,
+        color_system="auto" if color else None,
+        highlight=color,
+        soft_wrap=not terminal,
+        width=None if terminal else 160,
+    )

@@ -1,0 +1,137 @@
+"""The command-line frame every command shares: help, version, exit codes, --json, --traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from cachectl import __version__
+from cachectl.cli.app import app
+from cachectl.errors import EXIT_CODE_MEANINGS, ExitCode, RedisUnreachable
+
+runner = CliRunner()
+
+
+def _commands(group, prefix: tuple[str, ...] = ()):
+    ctx = typer.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        path = prefix + (name,)
+        if hasattr(cmd, "list_commands"):
+            yield from _commands(cmd, path)
+        else:
+            yield path, cmd
+
+
+ALL_COMMANDS = list(_commands(get_command(app)))
+
+
+def test_help_loads_no_heavy_module():
+    code = (
+        "import sys\n"
+        "sys.argv = ['cachectl', '--help']\n"
+        "from cachectl.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('redis', 'yaml', 'aiohttp', 'rich', 'fakeredis'))\n"
+        "sys.stderr.write(repr(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stderr.strip().endswith("[]"), proc.stderr
+    assert "Usage" in proc.stdout
+
+
+def test_importing_the_library_loads_no_cli():
+    code = "import sys, cachectl; print(sorted(m for m in sys.modules if m.startswith(('cachectl.cli', 'typer', 'click'))))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"cachectl {__version__}"
+
+
+def test_python_dash_m_runs_the_cli():
+    proc = subprocess.run([sys.executable, "-m", "cachectl", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL_COMMANDS], ids=lambda p: " ".join(p))
+def test_every_command_has_help_and_json(path):
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--json" in result.output
+    cmd = dict(ALL_COMMANDS)[path]
+    assert (cmd.help or "").strip(), f"{' '.join(path)} has no help text"
+
+
+def test_unknown_option_is_a_usage_error():
+    result = runner.invoke(app, ["doctor", "--no-such-flag"])
+    assert result.exit_code == ExitCode.USAGE
+
+
+def test_cachectl_error_is_one_line_with_its_exit_code(monkeypatch):
+    def boom(settings, store):
+        raise RedisUnreachable("cannot connect to Redis at redis://u:****@h:1/0: refused")
+
+    monkeypatch.setattr("cachectl.ops.doctor.run_doctor", boom)
+    result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "doctor"])
+    assert result.exit_code == ExitCode.REDIS
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["error: cannot connect to Redis at redis://u:****@h:1/0: refused"]
+    assert "Traceback" not in result.output
+
+
+def test_json_error_envelope_on_stdout(monkeypatch):
+    def boom(settings, store):
+        raise RedisUnreachable("cannot connect")
+
+    monkeypatch.setattr("cachectl.ops.doctor.run_doctor", boom)
+    result = runner.invoke(app, ["doctor", "--json"])
+    assert result.exit_code == ExitCode.REDIS
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is False
+    assert envelope["command"] == "doctor"
+    assert envelope["error"]["code"] == "redis.unreachable"
+    assert envelope["error"]["exit_code"] == ExitCode.REDIS
+
+
+def test_internal_error_is_one_line_and_traceback_only_on_request(monkeypatch):
+    def bug(settings, store):
+        raise ValueError("something broke")
+
+    monkeypatch.setattr("cachectl.ops.doctor.run_doctor", bug)
+    plain = runner.invoke(app, ["doctor"])
+    assert plain.exit_code == ExitCode.INTERNAL
+    assert "Traceback" not in plain.stderr
+    assert "internal error: ValueError: something broke" in plain.stderr
+
+    # --traceback works wherever it stands on the line.
+    verbose = runner.invoke(app, ["doctor", "--traceback"])
+    assert verbose.exit_code == ExitCode.INTERNAL
+    assert "Traceback (most recent call last)" in verbose.stderr
+
+
+def test_ctrl_c_exits_130(monkeypatch):
+    def interrupted(settings, store):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("cachectl.ops.doctor.run_doctor", interrupted)
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == ExitCode.INTERRUPTED
+
+
+def test_exit_code_table_is_documented_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for code in EXIT_CODE_MEANINGS:
+        assert f"| {int(code)} |" in readme, f"exit code {int(code)} missing from README"
