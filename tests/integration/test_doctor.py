@@ -134,3 +134,10 @@ def test_malformed_url_exits_3():
     result = runner.invoke(app, ["--url", "http://example:1/0", "doctor"])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "scheme" in result.stderr.lower()
+
+
+def test_off_a_terminal_output_has_no_colour_codes(redis_url):
+    result = runner.invoke(app, ["--url", redis_url, "doctor"])
+    assert result.exit_code == 0
+    assert "\x1b[" not in result.stdout
+    assert "Permissions of this user" in result.stdout
