@@ -1,0 +1,592 @@
+"""The Redis service layer: how to connect to Redis and how to send to it in bulk.
+
+What to send is decided in `cachectl.ops`. This module owns the rest: building the client from
+the settings (URL, TLS, ACL user, cluster detection), retries with backoff, pacing, SCAN over
+every primary, pipelined batches grouped by hash slot, and turning every redis-py error into one
+CachectlError line with the URL masked. The CLI imports it only inside commands, so the redis
+import at the top never slows `cachectl --help`.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+import redis
+from redis import exceptions as rx
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import RedisCluster
+from redis.connection import parse_url
+from redis.retry import Retry
+
+from cachectl.errors import (
+    CachectlError,
+    ConfigError,
+    RedisAuthError,
+    RedisClusterDown,
+    RedisError,
+    RedisPermissionError,
+    RedisReadOnly,
+    RedisTimeout,
+    RedisTLSError,
+    RedisUnreachable,
+)
+from cachectl.redact import scrub
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from cachectl.config import Settings
+
+# Full-jitter exponential backoff: the n-th retry waits up to 0.2 * 2**n s, capped at 2 s. With the
+# default 3 retries a server that restarts within a few seconds is ridden out, and one that stays
+# down is reported within seconds rather than minutes.
+BACKOFF_BASE_SECONDS = 0.2
+BACKOFF_CAP_SECONDS = 2.0
+
+# What redis-py and ssl wrap around an error's own words: "Error 111 connecting to h:p. ...",
+# "Error while reading from h:p : (104, '...')", "[SSL: CERTIFICATE_VERIFY_FAILED] ... (_ssl.c:1006)".
+_WRAPPERS = (
+    re.compile(r"^Error -?\d+ connecting to \S+?\. "),
+    re.compile(r"^Error while reading from \S+ ?: \(\d+, '(?P<reason>[^']*)'\)$"),
+    re.compile(r"\[SSL: [A-Z_]+\] "),
+    re.compile(r" \(_ssl\.c:\d+\)"),
+)
+_NOPERM_COMMAND = re.compile(r"run the '(?P<command>[^']+)' command")
+_DNS_FAILURES = (
+    "name or service not known",
+    "nodename nor servname",
+    "temporary failure in name resolution",
+    "no address associated",
+    "getaddrinfo failed",
+)
+
+
+@dataclass(frozen=True)
+class NodeRef:
+    """A server cachectl talks to: the standalone server or one cluster primary."""
+
+    host: str  # the socket path for a unix socket
+    port: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+
+class Pacer:
+    """A token bucket that holds work to `rate_per_s` units a second; None never waits.
+
+    The bucket holds one second's worth and starts full, so a paced job may do that much at once
+    before it settles to the rate. `take(n)` may overdraw: a batch bigger than the bucket waits
+    off its whole debt, which keeps the long-run rate whatever the batch size.
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if rate_per_s is not None and rate_per_s <= 0:
+            raise ConfigError(f"the rate must be a positive number per second, not {rate_per_s}")
+        self.rate = rate_per_s
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = rate_per_s or 0.0
+        self._last = clock()
+
+    def take(self, n: float = 1) -> None:
+        if self.rate is None:
+            return
+        now = self._clock()
+        refilled = min(self.rate, self._tokens + (now - self._last) * self.rate)
+        self._tokens = refilled - n
+        self._last = now
+        if self._tokens < 0:
+            # The debt refills while we sleep; the next take() counts that time from _last.
+            self._sleep(-self._tokens / self.rate)
+
+
+class _Retry(Retry):
+    """redis-py's Retry, except that no retry is wasted on an answer that cannot change.
+
+    redis-py raises a refused password and a failed certificate check as ConnectionErrors, which
+    plain Retry would retry (and a 3 a.m. user would wait for) before saying no.
+    """
+
+    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        def retryable(error: Exception) -> bool:
+            if isinstance(error, (rx.AuthenticationError, rx.AuthorizationError)):
+                return False
+            if isinstance(error.__context__, ssl.SSLCertVerificationError):
+                return False
+            return is_retryable is None or is_retryable(error)
+
+        return super().call_with_retry(do, fail, retryable, with_failure_count)
+
+
+class Store:
+    """One Redis deployment, standalone or cluster, reached lazily on first use.
+
+    `client` may be given (an application's own redis.Redis, or fakeredis in tests); the store
+    then uses it as it is and leaves closing it to its owner.
+    """
+
+    def __init__(self, settings: Settings, client: Any = None):
+        self.settings = settings
+        self._client = client
+        self._owns_client = client is None
+        self._node_clients: dict[str, redis.Redis] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for client in self._node_clients.values():
+            client.close()
+        self._node_clients.clear()
+        if self._client is not None and self._owns_client:
+            self._client.close()
+            self._client = None
+
+    # -- connecting ------------------------------------------------------------------------
+
+    @property
+    def client(self) -> redis.Redis | RedisCluster:
+        if self._client is None:
+            with self.errors():
+                self._client = self._connect()
+        return self._client
+
+    @property
+    def is_cluster(self) -> bool:
+        return isinstance(self.client, RedisCluster)
+
+    def _connect(self) -> redis.Redis | RedisCluster:
+        kwargs = self._connection_kwargs()
+        cluster = self.settings.cluster
+        if "unix_socket_path" in kwargs:
+            if cluster:
+                raise ConfigError("a Redis Cluster cannot be reached over a unix socket")
+            cluster = False
+        if cluster is None:
+            cluster = self._cluster_enabled(kwargs)
+        if not cluster:
+            return redis.Redis(retry=self._retry(), **kwargs)
+        db = kwargs.pop("db")
+        if db:
+            raise ConfigError(
+                f"{self.settings.masked_url()} asks for database {db}, "
+                "but a Redis Cluster has only database 0"
+            )
+        return RedisCluster(retry=self._retry(), **kwargs)
+
+    def _cluster_enabled(self, kwargs: dict[str, Any]) -> bool:
+        # The probe asks for database 0: a cluster node refuses to SELECT any other.
+        with redis.Redis(retry=self._retry(), **{**kwargs, "db": 0}) as probe:
+            try:
+                info = probe.info("cluster")
+            except rx.NoPermissionError:
+                # An ACL user without INFO: assume one server. Should it be a cluster node after
+                # all, its MOVED replies are translated into a hint to set `cluster: true`.
+                return False
+        return str(info.get("cluster_enabled", 0)) == "1"
+
+    def _connection_kwargs(self) -> dict[str, Any]:
+        settings = self.settings
+        parsed = self._parsed_url()
+        kwargs: dict[str, Any] = {
+            "username": settings.username or parsed.get("username"),
+            "password": settings.password or parsed.get("password"),
+            "db": parsed.get("db", 0),
+            "socket_connect_timeout": settings.connect_timeout,
+            "socket_timeout": settings.timeout,
+            "decode_responses": False,
+        }
+        if "path" in parsed:
+            kwargs["unix_socket_path"] = parsed["path"]
+        else:
+            kwargs["host"] = parsed.get("host", "localhost")
+            kwargs["port"] = parsed.get("port", 6379)
+        if settings.url.startswith("rediss://"):
+            tls = settings.tls
+            kwargs.update(
+                ssl=True,
+                ssl_ca_certs=tls.ca_file,
+                ssl_certfile=tls.cert_file,
+                ssl_keyfile=tls.key_file,
+                ssl_cert_reqs="required" if tls.verify else "none",
+                ssl_check_hostname=tls.verify,
+            )
+        return kwargs
+
+    def _parsed_url(self) -> dict[str, Any]:
+        try:
+            return parse_url(self.settings.url)
+        except ValueError as exc:
+            raise ConfigError(f"invalid Redis URL {self.settings.masked_url()}: {exc}") from None
+
+    def _retry(self) -> Retry:
+        backoff = ExponentialWithJitterBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS)
+        return _Retry(backoff, self.settings.retries)
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def primaries(self) -> list[NodeRef]:
+        return [node for node, _ in self.for_each_primary()]
+
+    def for_each_primary(self) -> list[tuple[NodeRef, redis.Redis]]:
+        """Every primary with a plain client for it, for per-node INFO, SCAN and DBSIZE.
+
+        The clients retry like the store's own, which the node clients of redis-py's
+        RedisCluster do not.
+        """
+        with self.errors():
+            if not self.is_cluster:
+                return [(self._standalone_node(), self.client)]
+            nodes = sorted(
+                (NodeRef(n.host, n.port) for n in self.client.get_primaries()),
+                key=lambda n: (n.host, n.port),
+            )
+            return [(node, self._node_client(node)) for node in nodes]
+
+    def _standalone_node(self) -> NodeRef:
+        kwargs = self.client.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return NodeRef(kwargs["path"])
+        return NodeRef(kwargs.get("host", "localhost"), kwargs.get("port", 6379))
+
+    def _node_client(self, node: NodeRef) -> redis.Redis:
+        client = self._node_clients.get(node.name)
+        if client is None:
+            kwargs = {**self._connection_kwargs(), "host": node.host, "port": node.port, "db": 0}
+            client = self._node_clients[node.name] = redis.Redis(retry=self._retry(), **kwargs)
+        return client
+
+    def server_info(self, section: str | None = None) -> dict[str, dict]:
+        """INFO (or one section of it) from every primary, keyed by "host:port"."""
+        with self.errors("INFO"):
+            return {node.name: client.info(section) for node, client in self.for_each_primary()}
+
+    def server_mode(self) -> str:
+        """The deployment's shape: "cluster", "replica" (read-only) or "standalone"."""
+        if self.is_cluster:
+            return "cluster"
+        with self.errors("INFO"):
+            role = self.client.info("replication").get("role")
+        return "replica" if role in ("slave", b"slave") else "standalone"
+
+    def dbsize(self) -> int:
+        with self.errors("DBSIZE"):
+            return sum(client.dbsize() for _, client in self.for_each_primary())
+
+    def ping_latency(self, n: int = 5) -> list[float]:
+        """Seconds each of `n` PINGs took, sent to the first primary."""
+        _, client = self.for_each_primary()[0]
+        latencies = []
+        with self.errors("PING"):
+            for _ in range(n):
+                started = time.perf_counter()
+                client.ping()
+                latencies.append(time.perf_counter() - started)
+        return latencies
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        """One command, routed by redis-py (by key slot in a cluster), errors translated."""
+        with self.errors(str(args[0]).upper()):
+            return self.client.execute_command(*args, **options)
+
+    # -- scanning --------------------------------------------------------------------------
+
+    def scan(
+        self,
+        match: str | bytes | None = None,
+        count: int | None = None,
+        type: str | None = None,
+        pacer: Pacer | None = None,
+    ) -> Iterator[bytes]:
+        """Every key matching, over every primary. See scan_nodes for SCAN's guarantees."""
+        for _, keys in self.scan_nodes(match=match, count=count, type=type, pacer=pacer):
+            yield from keys
+
+    def scan_nodes(
+        self,
+        match: str | bytes | None = None,
+        count: int | None = None,
+        type: str | None = None,
+        pacer: Pacer | None = None,
+    ) -> Iterator[tuple[NodeRef, list[bytes]]]:
+        """Each SCAN reply as (node, keys), node after node, each node with its own cursor.
+
+        SCAN's guarantees, which consumers must live with: a key present for the whole scan is
+        returned at least once but may be returned more than once (dedupe or tolerate it); a
+        key written or deleted during the scan may or may not be returned. A lost connection is
+        retried with backoff from the cursor reached (redis-py resends the same SCAN); when the
+        retries run out the RedisError's message and `details` say how far the scan got.
+        The pacer is charged COUNT per SCAN call: that is the work each call asks of the server,
+        however few keys MATCH keeps.
+        """
+        count = count or self.settings.scan_count
+        nodes = self.for_each_primary()
+        keys_found = 0
+        for nodes_done, (node, client) in enumerate(nodes):
+            cursor = 0
+            while True:
+                if pacer:
+                    pacer.take(count)
+                try:
+                    cursor, keys = client.scan(cursor, match=match, count=count, _type=type)
+                except (rx.RedisError, OSError) as exc:
+                    error = self.translate(exc, "SCAN")
+                    error.message += (
+                        f" (the scan stopped on {node.name} after {nodes_done} of {len(nodes)} "
+                        f"nodes and {keys_found} keys)"
+                    )
+                    error.details.update(
+                        node=node.name,
+                        nodes_done=nodes_done,
+                        nodes_total=len(nodes),
+                        keys_found=keys_found,
+                    )
+                    raise error from exc
+                keys_found += len(keys)
+                yield node, keys
+                if cursor == 0:
+                    break
+
+    def sscan(self, key: str | bytes, count: int | None = None) -> Iterator[bytes]:
+        """The members of one set, a SSCAN page at a time (a set may be too big for SMEMBERS).
+
+        As with SCAN, a member may be returned more than once.
+        """
+        cursor = 0
+        while True:
+            with self.errors("SSCAN"):
+                cursor, members = self.client.sscan(
+                    key, cursor, count=count or self.settings.scan_count
+                )
+            yield from members
+            if cursor == 0:
+                return
+
+    # -- bulk writes and reads -------------------------------------------------------------
+
+    def unlink(
+        self,
+        keys: Iterable[str | bytes],
+        batch_size: int | None = None,
+        pacer: Pacer | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """UNLINK the keys in batches; returns how many existed and were removed.
+
+        In a cluster each UNLINK holds the keys of one hash slot (a multi-key command may not
+        cross slots) and each batch reaches each node in one pipelined round trip.
+        `on_batch(n_sent, n_removed)` is called after every batch.
+        """
+        removed_total = 0
+        for batch in _batched(keys, batch_size or self.settings.batch_size):
+            if pacer:
+                pacer.take(len(batch))
+            with self.errors("UNLINK"):
+                pipe = self.client.pipeline(transaction=False)
+                for group in self._by_slot(batch):
+                    pipe.execute_command("UNLINK", *group)
+                removed = sum(pipe.execute())
+            removed_total += removed
+            if on_batch:
+                on_batch(len(batch), removed)
+        return removed_total
+
+    def _by_slot(self, keys: list) -> list[list]:
+        if not self.is_cluster:
+            return [keys]
+        groups: dict[int, list] = defaultdict(list)
+        for key in keys:
+            groups[self.client.keyslot(key)].append(key)
+        return list(groups.values())
+
+    def pipelined(
+        self, command: str, keys: Iterable[str | bytes], *args: Any, batch_size: int | None = None
+    ) -> list:
+        """`command key *args` for every key, pipelined in batches; the replies in key order.
+
+        In a cluster redis-py's pipeline routes each command by its key's slot, one round trip
+        per node per batch.
+        """
+        replies: list = []
+        for batch in _batched(keys, batch_size or self.settings.batch_size):
+            with self.errors(command):
+                pipe = self.client.pipeline(transaction=False)
+                for key in batch:
+                    pipe.execute_command(command, key, *args)
+                replies.extend(pipe.execute())
+        return replies
+
+    def ttls(self, keys: Iterable[str | bytes], *, ms: bool = False) -> list[int]:
+        """Each key's TTL in seconds (milliseconds with ms=True): -2 missing, -1 no expiry."""
+        return self.pipelined("PTTL" if ms else "TTL", keys)
+
+    def types(self, keys: Iterable[str | bytes]) -> list[str]:
+        """Each key's type ("string", "set"...; "none" when missing)."""
+        return [_text(reply) for reply in self.pipelined("TYPE", keys)]
+
+    def memory_usage(self, keys: Iterable[str | bytes], samples: int = 0) -> list[int | None]:
+        """Bytes each key takes (None when missing); samples=0 measures whole collections."""
+        return self.pipelined("MEMORY USAGE", keys, "SAMPLES", samples)
+
+    def exists_many(self, keys: Iterable[str | bytes]) -> list[bool]:
+        return [bool(reply) for reply in self.pipelined("EXISTS", keys)]
+
+    def smembers_batched(self, keys: Iterable[str | bytes]) -> list[set[bytes]]:
+        """The members of many small sets, pipelined. Use sscan for one big set."""
+        return [set(reply) for reply in self.pipelined("SMEMBERS", keys)]
+
+    # -- errors ----------------------------------------------------------------------------
+
+    @contextmanager
+    def errors(self, command: str | None = None) -> Iterator[None]:
+        """Raise every redis-py or socket error inside as the CachectlError translate() makes."""
+        try:
+            yield
+        except CachectlError:
+            raise
+        except (rx.RedisError, rx.RedisClusterException, OSError) as exc:
+            raise self.translate(exc, command) from exc
+
+    def translate(self, exc: BaseException, command: str | None = None) -> CachectlError:
+        """The CachectlError for a redis-py (or socket) error: one line, URL masked, no secret."""
+        if isinstance(exc, CachectlError):
+            return exc
+        if isinstance(exc, rx.RedisClusterException) and isinstance(
+            exc.__cause__, (rx.RedisError, OSError)
+        ):
+            # "Redis Cluster cannot be connected...": the startup node's own error says why.
+            return self.translate(exc.__cause__, command)
+        url = self.settings.masked_url()
+        # redis-py wraps socket and TLS errors in its own; the original says what happened.
+        root = exc.__context__ if isinstance(exc.__context__, OSError) else exc
+        detail = scrub(_reason(exc), self._secrets())
+        lowered = detail.lower()
+        tls = self.settings.url.startswith("rediss://")
+
+        if isinstance(exc, (rx.AuthenticationError, rx.AuthorizationError)) or lowered.startswith(
+            ("wrongpass", "noauth")
+        ):
+            if not self._secrets():
+                return RedisAuthError(
+                    f"Redis at {url} requires a password and none was given",
+                    hint="put the password in the URL or in the profile's settings",
+                )
+            return RedisAuthError(
+                f"Redis at {url} refused the user name or password: {detail}",
+                hint="check the password, and the ACL user name if there is one",
+            )
+        if isinstance(exc, rx.NoPermissionError):
+            refused = _refused_command(exc, command)
+            what = f"may not run {refused}" if refused else f"was refused: {detail}"
+            return RedisPermissionError(
+                f"the ACL user '{self._user()}' {what}",
+                command=refused,
+                hint="grant it with ACL SETUSER, or connect as a user that may",
+            )
+        if isinstance(exc, rx.ReadOnlyError):
+            return RedisReadOnly(
+                f"Redis at {url} is a read-only replica and refused {command or 'a write'}",
+                hint="connect to the primary",
+            )
+        if isinstance(exc, (rx.ClusterDownError, rx.SlotNotCoveredError)) or lowered.startswith(
+            "clusterdown"
+        ):
+            return RedisClusterDown(f"the Redis Cluster at {url} is down: {detail}")
+        if isinstance(exc, rx.MovedError):
+            return RedisError(
+                f"Redis at {url} is a cluster node (it answered MOVED) but was used as one server",
+                hint="set `cluster: true` in the profile",
+            )
+        if isinstance(exc, (rx.TimeoutError, TimeoutError)):
+            if "connecting" in lowered:
+                attempts = self.settings.retries + 1
+                return RedisTimeout(
+                    f"timed out connecting to Redis at {url} ({attempts} attempt"
+                    f"{'s' if attempts > 1 else ''}, {self.settings.connect_timeout:g}s each)",
+                    hint="a server that does not speak TLS never answers a rediss:// handshake"
+                    if tls
+                    else None,
+                )
+            return RedisTimeout(
+                f"Redis at {url} did not answer {command or 'a command'} "
+                f"within {self.settings.timeout:g}s",
+                hint="the server may be overloaded; raise the timeout or lower the batch size",
+            )
+        if isinstance(exc, (rx.ConnectionError, OSError)):
+            if any(marker in lowered for marker in _DNS_FAILURES):
+                return RedisUnreachable(
+                    f"cannot connect to Redis at {url}: the host name does not resolve"
+                )
+            if isinstance(root, ssl.SSLError) or (tls and isinstance(root, FileNotFoundError)):
+                return RedisTLSError(
+                    f"TLS with Redis at {url} failed: {detail}",
+                    hint="check the TLS files (tls.ca_file, tls.cert_file, tls.key_file) "
+                    "and that the server name matches its certificate",
+                )
+            reset = isinstance(root, ConnectionResetError) or "reset by peer" in lowered
+            return RedisUnreachable(
+                f"cannot connect to Redis at {url}: {detail}",
+                hint="a TLS server drops plain connections: use a rediss:// URL"
+                if reset and not tls
+                else None,
+            )
+        return RedisError(f"Redis refused {command or 'the command'}: {detail}")
+
+    def _secrets(self) -> list[str]:
+        return [s for s in (self.settings.password, self._from_url("password")) if s]
+
+    def _user(self) -> str:
+        return self.settings.username or self._from_url("username") or "default"
+
+    def _from_url(self, part: str) -> str | None:
+        try:
+            return parse_url(self.settings.url).get(part)
+        except ValueError:
+            return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The error's own words, without redis-py's "Error 111 connecting to h:p." wrapping."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for pattern in _WRAPPERS:
+        text = pattern.sub(lambda m: m.groupdict().get("reason", ""), text)
+    text = text.strip().rstrip(".")
+    # "Connection refused" reads better mid-sentence as "connection refused"; "DEBUG ..." stays.
+    if text[1:2].islower():
+        text = text[:1].lower() + text[1:]
+    return text
+
+
+def _refused_command(exc: BaseException, command: str | None) -> str | None:
+    match = _NOPERM_COMMAND.search(str(exc))
+    if match:
+        return match["command"].replace("|", " ").upper()
+    return command
+
+
+def _text(reply: Any) -> str:
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
