@@ -7,12 +7,13 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cachectl.errors import RedisError, RedisPermissionError
+from cachectl.layout import Layout
 
 if TYPE_CHECKING:
     from cachectl.config import Settings
     from cachectl.store import Store
 
-PROBE_SUFFIX = "__cachectl_doctor_probe__"
+PROBE_NAME = "__cachectl_doctor_probe__"
 
 # What each cachectl job sends, and a harmless way to ask whether the ACL user may send it:
 # every probe touches a key that does not exist (so it changes nothing), inside the cache's
@@ -172,10 +173,10 @@ def _whoami(store: Store) -> str | None:
 
 
 def _permissions(settings: Settings, store: Store) -> dict[str, dict[str, bool]]:
-    layout = settings.layout
-    entry = f"{layout.prefix}:{PROBE_SUFFIX}"
-    tag = f"{layout.tag_prefix}:{PROBE_SUFFIX}"
-    log = layout.entries_log
+    layout = Layout(settings.layout)
+    entry = layout.entry(PROBE_NAME)
+    tag = layout.tag(PROBE_NAME)
+    log = layout.entries_log()
     allowed: dict[str, dict[str, bool]] = {}
     for operation, command, build in PERMISSION_PROBES:
         try:
@@ -243,9 +244,9 @@ def _memory_warnings(report: DoctorReport) -> list[Warning_]:
 
 
 def _tag_sets_without_ttl(settings: Settings, store: Store, sample: int = 200) -> int:
-    layout = settings.layout
+    layout = Layout(settings.layout)
     keys: list[bytes] = []
-    for pattern in (f"{layout.tag_prefix}:*", f"{layout.dependency_prefix}:*"):
+    for pattern in (layout.tag_pattern(), layout.dependency_pattern()):
         for key in store.scan(match=pattern, type="set"):
             keys.append(key)
             if len(keys) >= sample:
