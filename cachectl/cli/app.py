@@ -163,9 +163,9 @@ def root(
 
 
 def _register() -> None:
-    from cachectl.cli import demo, doctor
+    from cachectl.cli import check, demo, doctor, stats
 
-    for module in (doctor, demo):
+    for module in (doctor, demo, stats, check):
         module.register(app)
 
 
