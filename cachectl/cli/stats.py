@@ -46,6 +46,20 @@ def stats(
         typer.Option("--window", help="Response-time percentiles cover this much of the log "
                      "(the log keeps the last hour)."),
     ] = "5m",
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="A live dashboard (one line per interval off a "
+                           "terminal; one JSON object per line with --json). Ctrl-C leaves.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", "-i", help="Seconds between two dashboard updates.")
+    ] = 1.0,
+    discover_every: Annotated[
+        int, typer.Option("--discover-every", help="With --watch: look for new endpoints (one SCAN "
+                          "of the metrics prefix) every N ticks.")
+    ] = 60,
+    ticks: Annotated[
+        int | None, typer.Option("--ticks", help="With --watch: stop after N updates.")
+    ] = None,
 ) -> None:
     """The cache's figures: hits, misses and hit rate overall and per endpoint, response-time
     percentiles and the slowest requests, and the server's memory, evictions, operations and
@@ -59,6 +73,18 @@ def stats(
         raise UsageError("--json and --format prometheus cannot be used together")
     sample_seconds = duration_option("--sample", sample, allow_zero=True)
     window_seconds = duration_option("--window", window)
+    if watch:
+        if format_ == "prometheus":
+            raise UsageError("--format prometheus is a one-shot format; drop --watch")
+        if interval <= 0:
+            raise UsageError(f"--interval must be greater than 0, not {interval}")
+        if discover_every < 1:
+            raise UsageError(f"--discover-every must be 1 or more, not {discover_every}")
+        app_ctx = command_context(ctx, json_mode=json_mode)
+        _watch(app_ctx, interval=interval, record=False, discover_every=discover_every,
+               window_seconds=window_seconds, ticks=ticks)
+        return
+
     from cachectl.layout import Layout
     from cachectl.ops.stats import take_stats
     from cachectl.render.stats import prometheus_text, render_stats
@@ -74,6 +100,43 @@ def stats(
         out.stdout.flush()
     else:
         render_stats(out, report)
+
+
+def _watch(app_ctx, *, interval: float, record: bool, discover_every: int,
+           window_seconds: float, ticks: int | None) -> None:
+    """The dashboard loop: rich.live on a terminal, a line (or JSON object) per tick elsewhere.
+    Ctrl-C leaves with exit 0: stopping the watch is how it is meant to end."""
+    import time
+
+    from cachectl.layout import Layout
+    from cachectl.ops.stats import DashboardState, Sampler, watch
+    from cachectl.render.dashboard import dashboard_line, render_dashboard
+
+    out = app_ctx.output
+    layout = Layout(app_ctx.settings.layout)
+    sampler = Sampler(app_ctx.store, layout, discover_every=discover_every,
+                      log_window_seconds=window_seconds)
+    state = DashboardState(started_at=time.time(), interval_seconds=interval, recording=record)
+    frames = watch(sampler, interval, max_ticks=ticks)
+    try:
+        if out.live:
+            from rich.live import Live
+
+            # Drawn once a tick and never in between: the dashboard's CPU stays near zero.
+            with Live(render_dashboard(state), console=out.console, auto_refresh=False,
+                      redirect_stdout=False, redirect_stderr=False) as live:
+                for tick in frames:
+                    state.update(tick)
+                    live.update(render_dashboard(state), refresh=True)
+        else:
+            for tick in frames:
+                state.update(tick)
+                if out.json_mode:
+                    out.json_line(state.to_dict())
+                else:
+                    out.line(dashboard_line(state))
+    except KeyboardInterrupt:
+        pass
 
 
 def register(app: typer.Typer) -> None:

@@ -655,6 +655,17 @@ class SessionTotals:
         return {**asdict(self), "hit_rate": self.hit_rate}
 
 
+@dataclass
+class Tick:
+    """One tick of `watch`: a report (rates from the previous sample), or the error that kept
+    the server from being read."""
+
+    report: StatsReport | None
+    previous: Sample | None
+    current: Sample | None
+    error: RedisError | None = None
+
+
 def watch(
     sampler: Sampler,
     interval: float,
@@ -662,21 +673,19 @@ def watch(
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
     max_ticks: int | None = None,
-) -> Iterator[tuple[StatsReport | None, Sample | None, RedisError | None]]:
-    """Every `interval` seconds: (report, sample, None), or (None, None, error) when the
-    server could not be read; the next tick tries again. Reports carry rates from the tick
-    before (the first one has none)."""
+) -> Iterator[Tick]:
+    """A Tick every `interval` seconds. A tick that cannot read the server carries the error;
+    the next one tries again, and its rates span the gap."""
     previous: Sample | None = None
     ticks = 0
     deadline = monotonic()
-    while max_ticks is None or ticks < max_ticks:
+    while True:
         try:
             current = sampler.sample()
         except RedisError as err:
-            # Rates after a gap are computed over the gap; a reset is detected as usual.
-            yield None, None, err
+            yield Tick(None, previous, None, err)
         else:
-            yield compute_report(previous, current), current, None
+            yield Tick(compute_report(previous, current), previous, current)
             previous = current
         ticks += 1
         if max_ticks is not None and ticks >= max_ticks:
@@ -687,3 +696,87 @@ def watch(
             # A slow tick (a retried connection): start the next interval from now.
             deadline, wait = monotonic(), 0
         sleep(wait)
+
+
+# -- the dashboard's state -------------------------------------------------------------------
+
+SPARK_POINTS = 120
+
+
+@dataclass
+class RecentRun:
+    """One of cachectl's own runs (warm, invalidate, prune...) as recorded in history."""
+
+    at_ms: int
+    job: str
+    duration_seconds: float
+    summary: dict[str, Any]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DashboardState:
+    """Everything the dashboard shows, updated once a tick; the renderer is a pure function
+    of it, so a test can build one from recorded samples and read the screen."""
+
+    started_at: float
+    interval_seconds: float
+    report: StatsReport | None = None
+    session: SessionTotals | None = None
+    hit_rates: list[float] = field(default_factory=list)
+    memory: list[float] = field(default_factory=list)
+    ops: list[float] = field(default_factory=list)
+    stored: dict[str, list[float]] = field(default_factory=dict)  # from history, oldest first
+    runs: list[RecentRun] = field(default_factory=list)
+    error: str | None = None
+    failed_ticks: int = 0
+    ticks: int = 0
+    recording: bool = False
+    recorded_points: int = 0
+
+    def __post_init__(self) -> None:
+        if self.session is None:
+            self.session = SessionTotals(started_at=self.started_at)
+
+    def update(self, tick: Tick) -> None:
+        if tick.error is not None:
+            self.error = tick.error.message
+            self.failed_ticks += 1
+            self.ticks += 1
+            return
+        report, previous, current = tick.report, tick.previous, tick.current
+        self.report = report
+        self.error = None
+        self.failed_ticks = 0
+        self.ticks += 1
+        app, server = report.application, report.server
+        if previous is not None and report.interval_seconds:
+            dh = counter_delta(previous.hits or 0, current.hits)
+            dm = counter_delta(previous.misses or 0, current.misses)
+            self.session.app_hits += dh or 0
+            self.session.app_misses += dm or 0
+        self.session.ticks += 1
+        _push(self.hit_rates, app.interval_hit_rate)
+        _push(self.memory, server.used_memory_bytes)
+        _push(self.ops, server.ops_per_s)
+
+    def to_dict(self) -> dict:
+        """One tick for machines (`stats --watch --json`, one object per line)."""
+        return {
+            "tick": self.ticks,
+            "report": self.report.to_dict() if self.report and not self.error else None,
+            "session": self.session.to_dict(),
+            "error": self.error,
+            "failed_ticks": self.failed_ticks,
+            "runs": [r.to_dict() for r in self.runs],
+            "recorded_points": self.recorded_points if self.recording else None,
+        }
+
+
+def _push(series: list[float], value: float | None) -> None:
+    if value is None:
+        return
+    series.append(float(value))
+    del series[:-SPARK_POINTS]

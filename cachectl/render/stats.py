@@ -24,6 +24,10 @@ def num(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def count(value: float | None) -> str:
+    return "-" if value is None else f"{int(value):,}"
+
+
 def ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f} ms"
 
@@ -44,7 +48,7 @@ def render_stats(out: Output, report: StatsReport) -> None:
     summary.add_column("what")
     summary.add_column("value")
     if app.counters_present:
-        summary.add_row("hits / misses", f"{num(app.hits)} / {num(app.misses)}")
+        summary.add_row("hits / misses", f"{count(app.hits)} / {count(app.misses)}")
         summary.add_row("hit rate", f"{pct(app.hit_rate)} (counters' lifetime), "
                         f"{pct(app.interval_hit_rate)} over the last {_interval(report)}")
         summary.add_row("requests", f"{num(app.requests_per_s)}/s")
@@ -69,14 +73,14 @@ def render_stats(out: Output, report: StatsReport) -> None:
     srv = Table(title="Server", title_justify="left", show_header=False, show_edge=False)
     srv.add_column("what")
     srv.add_column("value")
-    srv.add_row("keyspace hit rate", f"{pct(server.hit_rate)} ({num(server.keyspace_hits)} hits, "
-                f"{num(server.keyspace_misses)} misses)")
+    srv.add_row("keyspace hit rate", f"{pct(server.hit_rate)} ({count(server.keyspace_hits)} hits, "
+                f"{count(server.keyspace_misses)} misses)")
     srv.add_row("memory", f"{memory_text(report)}, peak {human_bytes(server.used_memory_peak_bytes)}")
     srv.add_row("fragmentation", num(server.fragmentation_ratio, 2))
-    srv.add_row("evicted keys", f"{num(server.evicted_keys)} ({num(server.evicted_per_s)}/s)")
-    srv.add_row("expired keys", f"{num(server.expired_keys)} ({num(server.expired_per_s)}/s)")
+    srv.add_row("evicted keys", f"{count(server.evicted_keys)} ({num(server.evicted_per_s)}/s)")
+    srv.add_row("expired keys", f"{count(server.expired_keys)} ({num(server.expired_per_s)}/s)")
     srv.add_row("operations", f"{num(server.ops_per_s)}/s")
-    srv.add_row("clients", num(server.connected_clients))
+    srv.add_row("clients", count(server.connected_clients))
     srv.add_row("uptime", human_duration(server.uptime_seconds))
     out.print(srv)
     if len(server.nodes) > 1:
@@ -105,7 +109,7 @@ def endpoint_table(report: StatsReport, limit: int | None = None):
     endpoints = report.application.endpoints
     for e in endpoints[:limit] if limit else endpoints:
         table.add_row(e.endpoint, num(e.requests_per_s), pct(e.hit_rate), pct(e.interval_hit_rate),
-                      num(e.hits), num(e.misses), ms(e.p95_ms))
+                      count(e.hits), count(e.misses), ms(e.p95_ms))
     if limit and len(endpoints) > limit:
         table.caption = f"{len(endpoints) - limit} more endpoints"
     return table
@@ -135,7 +139,7 @@ def node_table(report: StatsReport):
         table.add_row(
             n.node + (" [yellow](restarted)[/]" if n.restarted else ""),
             human_bytes(n.used_memory_bytes), pct(n.hit_rate), num(n.ops_per_s),
-            num(n.evicted_per_s), num(n.connected_clients), human_duration(n.uptime_seconds),
+            num(n.evicted_per_s), count(n.connected_clients), human_duration(n.uptime_seconds),
         )
     return table
 

@@ -120,3 +120,13 @@ def test_impossible_or_missing_thresholds_are_usage_errors(args):
     result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "check", *args])
     assert result.exit_code == ExitCode.USAGE, result.output
     assert result.stderr.startswith("error: ")
+
+
+def test_ctrl_c_leaves_the_watch_with_exit_0(redis_url, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr("cachectl.ops.stats.watch", interrupted)
+    result = invoke(redis_url, "stats", "--watch")
+    assert result.exit_code == 0, result.output
