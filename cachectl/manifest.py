@@ -1,0 +1,960 @@
+"""Warm manifests: load a YAML manifest, check every part of it, and expand it into requests.
+
+A manifest (`version: 1`) has `defaults` and a list of `endpoints`; each endpoint becomes one
+request per combination of its `matrix` params. Loading reports every problem of every file at
+once (`FILE:LINE:COL: endpoints[2].ttl: ...`) and touches neither the network nor Redis.
+Expansion streams: a matrix of a million combinations is produced one request at a time, and a
+`{file: ...}` source is read again for each outer value rather than held in memory.
+
+Secrets: header values that carry credentials (and secret-looking query values) are collected in
+`Manifest.secrets`, masked in every URL shown (`PlannedRequest.shown_url`), and never enter a key.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from cachectl.durations import parse_duration
+from cachectl.errors import ManifestError, UsageError
+from cachectl.layout import js_string, js_stringify, parse_cli_param
+from cachectl.redact import MASK, is_secret_header, mask_url, scrub
+from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nearest
+
+if TYPE_CHECKING:
+    from cachectl.layout import Layout
+
+MANIFEST_VERSION = 1
+METHODS = ("GET", "POST")
+CACHE_IF_WORDS = ("always", "non_empty")
+FILE_VALUE_KINDS = ("json", "string")
+DEFAULT_TIMEOUT_SECONDS = 10.0
+DEFAULT_RETRIES = 2
+DEFAULT_CONCURRENCY = 10
+MAX_RETRIES = 20
+
+TOP_FIELDS = ("version", "defaults", "endpoints")
+DEFAULT_FIELDS = (
+    "base_url", "headers", "timeout", "ttl", "cache_if", "retries", "concurrency",
+    "concurrency_per_host", "rate",
+)  # fmt: skip
+ENDPOINT_FIELDS = (
+    "name", "url", "method", "headers", "body", "timeout", "params", "matrix", "ttl", "tags",
+    "depends_on", "cache_if", "fallback_url", "concurrency", "rate", "retries",
+)  # fmt: skip
+SOURCE_FIELDS = ("range", "file", "as")
+
+# `{name}` is a param; `{{` and `}}` are literal braces.
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+_UNMATCHED = "an unmatched brace in {text!r} (write {{{{ and }}}} for literal braces)"
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+# ---- templates --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Template:
+    """Text with `{param}` placeholders, read once when the manifest is loaded."""
+
+    text: str
+    parts: tuple[str | tuple[str], ...]  # literal text, or (param name,)
+    names: frozenset[str]
+
+    @classmethod
+    def parse(cls, text: str) -> tuple[Template, list[str]]:
+        """The template and the problems with it (an unclosed or empty placeholder)."""
+        parts: list[str | tuple[str]] = []
+        problems = []
+        pos = 0
+        for m in _PLACEHOLDER.finditer(text):
+            literal = text[pos : m.start()]
+            pos = m.end()
+            if "{" in literal or "}" in literal:
+                problems.append(_UNMATCHED.format(text=text))
+            if m.group(0) in ("{{", "}}"):
+                parts.append(literal + m.group(0)[0])
+                continue
+            parts.append(literal)
+            name = m.group(1).strip()
+            if not name:
+                problems.append("an empty placeholder {} (write {{ and }} for literal braces)")
+                continue
+            parts.append((name,))
+        tail = text[pos:]
+        if "{" in tail or "}" in tail:
+            problems.append(_UNMATCHED.format(text=text))
+        parts.append(tail)
+        merged: list[str | tuple[str]] = []
+        for part in parts:
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            elif part != "":
+                merged.append(part)
+        names = frozenset(p[0] for p in merged if isinstance(p, tuple))
+        return cls(text, tuple(merged), names), problems
+
+    def render(self, params: Mapping[str, Any], encode) -> str:
+        return "".join(p if isinstance(p, str) else encode(params[p[0]]) for p in self.parts)
+
+
+def _url_value(value: Any) -> str:
+    return quote(js_string(value), safe="")
+
+
+def _query_value(value: Any) -> str:
+    # An object has no useful String() form ("[object Object]"); its JSON text is what an API
+    # reading a structured query value expects.
+    text = js_stringify(value) if isinstance(value, Mapping) else js_string(value)
+    return quote(text, safe="")
+
+
+def mask_query_secrets(url: str) -> str:
+    """The URL with its userinfo password and every secret-looking query value as ****."""
+    url = mask_url(url) or url
+    head, sep, query = url.partition("?")
+    if not sep:
+        return url
+    query, hash_sep, fragment = query.partition("#")
+    pairs = []
+    for pair in query.split("&"):
+        name, eq, _ = pair.partition("=")
+        pairs.append(f"{name}={MASK}" if eq and is_secret_header(name) else pair)
+    return head + "?" + "&".join(pairs) + hash_sep + fragment
+
+
+def _query_secrets(url: str) -> list[str]:
+    query = url.partition("?")[2].partition("#")[0]
+    return [
+        value
+        for name, eq, value in (pair.partition("=") for pair in query.split("&"))
+        if eq and value and is_secret_header(name)
+    ]
+
+
+# ---- where param values come from ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListValues:
+    values: tuple
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def describe(self) -> str:
+        return f"{len(self.values)} values"
+
+
+@dataclass(frozen=True)
+class RangeValues:
+    """Every integer from `start` to `end`, both included."""
+
+    start: int
+    end: int
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.end + 1))
+
+    def __len__(self) -> int:
+        return self.end - self.start + 1
+
+    def describe(self) -> str:
+        return f"range {self.start}..{self.end}"
+
+
+@dataclass(frozen=True)
+class FileValues:
+    """One value per line of a file; blank lines and lines starting with `#` are skipped.
+
+    As `json` (the default), a line that reads as JSON is that value (`123` the number, `"123"`
+    the string) and any other line is text, the rule `--param` follows; as `string`, every line
+    is text. The file is read afresh on every iteration, never held in memory.
+    """
+
+    path: str
+    kind: str
+    count: int
+
+    def __iter__(self) -> Iterator[Any]:
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                text = line.strip()
+                if not text or text.startswith("#"):
+                    continue
+                yield text if self.kind == "string" else parse_cli_param("v=" + text)[1]
+
+    def __len__(self) -> int:
+        return self.count
+
+    def describe(self) -> str:
+        return f"{self.count} lines of {os.path.basename(self.path)}"
+
+
+Source = ListValues | RangeValues | FileValues
+
+
+def _product(sources: Sequence[Source]) -> Iterator[tuple]:
+    """The cartesian product, re-iterating inner sources instead of storing them
+    (itertools.product would hold every source, a whole file of ids, in memory)."""
+    if not sources:
+        yield ()
+        return
+    first, rest = sources[0], sources[1:]
+    for value in first:
+        for tail in _product(rest):
+            yield (value, *tail)
+
+
+# ---- the manifest -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per manifest entry
+class Endpoint:
+    file: str
+    index: int  # position in its manifest's `endpoints`
+    line: int
+    name: str
+    url: Template  # absolute: base_url already joined
+    method: str
+    headers: dict[str, str]
+    body: bytes | None
+    timeout_seconds: float
+    params: dict[str, Any]
+    matrix: tuple[tuple[str, Source], ...]
+    ttl_ms: int
+    tags: tuple[Template, ...]
+    depends_on: tuple[Template, ...]
+    cache_if: str | frozenset[int]
+    fallback_url: Template | None
+    concurrency: int | None
+    rate: float | None
+    retries: int
+
+    @property
+    def count(self) -> int:
+        return math.prod(len(source) for _, source in self.matrix)
+
+    @property
+    def param_names(self) -> frozenset[str]:
+        return frozenset(self.params) | {name for name, _ in self.matrix}
+
+    @property
+    def ref(self) -> str:
+        return f"{self.file}:{self.line} endpoints[{self.index}] ({self.name})"
+
+    def requests(self, layout: Layout) -> Iterator[PlannedRequest]:
+        names = [name for name, _ in self.matrix]
+        for combo in _product([source for _, source in self.matrix]):
+            params = dict(self.params)
+            params.update(zip(names, combo))
+            yield self.request_for(params, layout)
+
+    def request_for(self, params: Mapping[str, Any], layout: Layout) -> PlannedRequest:
+        """The request for one combination of params (which must fill every template)."""
+        url = self.url.render(params, _url_value)
+        in_query = [(n, v) for n, v in params.items() if n not in self.url.names]
+        if in_query:
+            query = "&".join(f"{quote(n, safe='')}={_query_value(v)}" for n, v in in_query)
+            url += ("&" if "?" in url else "?") + query
+        return PlannedRequest(
+            endpoint=self,
+            params=params,
+            key=layout.entry(self.name, params, headers=self.headers),
+            url=url,
+            tags=tuple(t.render(params, js_string) for t in self.tags),
+            depends_on=tuple(t.render(params, js_string) for t in self.depends_on),
+            fallback_url=self.fallback_url.render(params, _url_value) if self.fallback_url else None,
+        )
+
+
+@dataclass(slots=True)
+class PlannedRequest:
+    """One request of the plan: what to ask and where the answer goes."""
+
+    endpoint: Endpoint
+    params: Mapping[str, Any]
+    key: str
+    url: str
+    tags: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    fallback_url: str | None
+
+    @property
+    def shown_url(self) -> str:
+        return mask_query_secrets(self.url)
+
+    def to_dict(self) -> dict:
+        return {
+            "endpoint": self.endpoint.name,
+            "method": self.endpoint.method,
+            "url": self.shown_url,
+            "key": self.key,
+            "ttl_seconds": self.endpoint.ttl_ms / 1000,
+            "tags": list(self.tags),
+            "depends_on": list(self.depends_on),
+        }
+
+
+@dataclass(frozen=True)
+class Defaults:
+    concurrency: int | None = None
+    concurrency_per_host: int | None = None
+    rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    file: str
+    defaults: Defaults
+    endpoints: tuple[Endpoint, ...]
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def count(self) -> int:
+        return sum(e.count for e in self.endpoints)
+
+
+# ---- loading ----------------------------------------------------------------------------------
+
+
+def load_manifests(paths: Iterable[str | os.PathLike], env: Mapping[str, str] | None = None) -> list[Manifest]:
+    """Every manifest, or one ManifestError listing every problem of every file."""
+    paths = list(paths)
+    manifests, problems = [], []
+    for path in paths:
+        try:
+            manifest = load_manifest(path, env)
+        except ManifestError as exc:
+            problems.extend(exc.problems or [exc.message])
+        else:
+            manifests.append(manifest)
+    if problems:
+        subject = "the manifests" if len(paths) > 1 else os.fspath(paths[0])
+        message = problems[0] if len(problems) == 1 else (
+            f"{subject}: {len(problems)} problems, the first: {problems[0]}"
+        )
+        raise ManifestError(message, problems=problems)
+    return manifests
+
+
+def load_manifest(path: str | os.PathLike, env: Mapping[str, str] | None = None) -> Manifest:
+    """One manifest, checked whole; a ManifestError lists every problem found."""
+    env = os.environ if env is None else env
+    doc = load_yaml(path, env=env, kind=ManifestError)
+    return _Reader(doc).read()
+
+
+class _Reader:
+    """Reads one loaded document into a Manifest, collecting every problem on the way."""
+
+    def __init__(self, doc: YamlDoc):
+        self.doc = doc
+        self.problems = Problems(doc, kind=ManifestError)
+        self.problems.extend(doc.problems)
+        # Values left empty by an unset ${VAR}: already reported, not reported again.
+        self.unset = {p.path for p in doc.problems if p.env_var}
+        self.here = Path(doc.file).resolve().parent
+        self.secrets: list[str] = []
+        self.defaults_given: set = set()
+
+    def add(self, path: DocPath, message: str, *, key: bool = False) -> None:
+        self.problems.add(path, message, key=key)
+
+    def read(self) -> Manifest:
+        top = self.doc.data
+        if top is None:
+            self.add((), "the manifest is empty: expected version: 1, defaults and endpoints")
+            self.problems.raise_if_any(self.doc.file)
+        if not isinstance(top, dict):
+            self.add((), f"expected a mapping with version, defaults and endpoints, got {kind_of(top)}")
+            self.problems.raise_if_any(self.doc.file)
+        self.problems.unknown_keys((), top, TOP_FIELDS)
+        self._version(top)
+        defaults = self._defaults(top.get("defaults"))
+        endpoints = self._endpoints(top.get("endpoints"), defaults)
+        self.problems.items.sort(key=lambda p: (p.mark.line, p.mark.column) if p.mark else (0, 0))
+        self.problems.raise_if_any(self.doc.file, secrets=self.secrets)
+        return Manifest(
+            file=self.doc.file,
+            defaults=Defaults(
+                concurrency=defaults.get("concurrency"),
+                concurrency_per_host=defaults.get("concurrency_per_host"),
+                rate=defaults.get("rate"),
+            ),
+            endpoints=tuple(endpoints),
+            secrets=tuple(dict.fromkeys(s for s in self.secrets if s)),
+        )
+
+    def _version(self, top: dict) -> None:
+        if "version" not in top:
+            self.add((), f"missing field 'version' (write version: {MANIFEST_VERSION} at the top)")
+        elif top["version"] != MANIFEST_VERSION or isinstance(top["version"], bool):
+            self.add(
+                ("version",),
+                f"unsupported version {kind_of(top['version'])}: "
+                f"this cachectl reads version {MANIFEST_VERSION}",
+            )
+
+    # -- defaults ----------------------------------------------------------------------------
+
+    def _defaults(self, raw: Any) -> dict[str, Any]:
+        path: DocPath = ("defaults",)
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.add(path, f"expected a mapping of default settings, got {kind_of(raw)}")
+            return {}
+        self.problems.unknown_keys(path, raw, DEFAULT_FIELDS)
+        self.defaults_given = set(raw)
+        out: dict[str, Any] = {}
+        if "base_url" in raw:
+            base = self._text(path + ("base_url",), raw["base_url"])
+            if base is not None:
+                parts = urlsplit(base)
+                if parts.scheme not in ("http", "https") or not parts.netloc:
+                    self.add(path + ("base_url",), f"expected an http:// or https:// URL, got {base!r}")
+                else:
+                    if parts.password:
+                        self.secrets.append(parts.password)
+                    self.secrets.extend(_query_secrets(base))
+                    out["base_url"] = base
+        readers = {
+            "headers": self._headers,
+            "timeout": self._timeout,
+            "ttl": self._ttl,
+            "cache_if": self._cache_if,
+            "retries": self._retries,
+            "concurrency": self._positive_int,
+            "concurrency_per_host": self._positive_int,
+            "rate": self._rate,
+        }
+        for name, reader in readers.items():
+            if name in raw and path + (name,) not in self.unset:
+                value = reader(path + (name,), raw[name])
+                if value is not None:
+                    out[name] = value
+        for header, value in out.get("headers", {}).items():
+            if is_secret_header(header):
+                self._secret_header_value(value)
+        return out
+
+    def _secret_header_value(self, value: str) -> None:
+        # `Bearer abc...`: the credential alone can show up in an error, without its scheme.
+        self.secrets.append(value)
+        credential = value.partition(" ")[2]
+        if credential.strip():
+            self.secrets.append(credential.strip())
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def _endpoints(self, raw: Any, defaults: dict[str, Any]) -> list[Endpoint]:
+        path: DocPath = ("endpoints",)
+        if raw is None:
+            self.add(path, "missing field 'endpoints' (a list of endpoints to warm)")
+            return []
+        if not isinstance(raw, list):
+            self.add(path, f"expected a list of endpoints, got {kind_of(raw)}")
+            return []
+        if not raw:
+            self.add(path, "the list of endpoints is empty: nothing to warm")
+        out = []
+        for i, item in enumerate(raw):
+            endpoint = self._endpoint(path + (i,), i, item, defaults)
+            if endpoint is not None:
+                out.append(endpoint)
+        return out
+
+    def _endpoint(self, path: DocPath, index: int, raw: Any, defaults: dict) -> Endpoint | None:
+        if not isinstance(raw, dict):
+            self.add(path, f"expected an endpoint (a mapping with name, url, ttl...), got {kind_of(raw)}")
+            return None
+        before = len(self.problems)
+        self.problems.unknown_keys(path, raw, ENDPOINT_FIELDS)
+
+        def get(name: str, reader, fallback=None):
+            if name in raw:
+                if path + (name,) in self.unset:
+                    return None
+                return reader(path + (name,), raw[name])
+            return defaults.get(name, fallback)
+
+        name = self._required_text(path, raw, "name")
+        method = get("method", self._method, "GET")
+        params = get("params", self._params, {}) or {}
+        matrix = get("matrix", self._matrix, ()) or ()
+        for param, _ in matrix:
+            if param in params:
+                self.add(
+                    path + ("matrix", param),
+                    f"param '{param}' is given both in params and in matrix",
+                    key=True,
+                )
+        # Names given, even with a bad value: a template naming one is not "unknown" as well.
+        known = sorted(
+            {str(n) for section in ("params", "matrix") if isinstance(raw.get(section), dict)
+             for n in raw[section]}
+        )
+
+        url = self._url(path, raw, defaults, known)
+        headers = dict(defaults.get("headers", {}))
+        own_headers = get("headers", self._headers, {}) or {}
+        for header, value in own_headers.items():
+            for existing in [h for h in headers if h.lower() == header.lower()]:
+                del headers[existing]
+            headers[header] = value
+        body = None
+        if "body" in raw:
+            body = self._body(path + ("body",), raw["body"], method, headers)
+        timeout = get("timeout", self._timeout, DEFAULT_TIMEOUT_SECONDS)
+        ttl_ms = get("ttl", self._ttl)
+        if ttl_ms is None and "ttl" not in raw and "ttl" not in self.defaults_given:
+            self.add(path, "missing field 'ttl' (set ttl here or in defaults)")
+        tags = get("tags", lambda p, v: self._templates(p, v, known), ())
+        depends_on = get("depends_on", lambda p, v: self._templates(p, v, known), ())
+        cache_if = get("cache_if", self._cache_if, "always")
+        fallback = None
+        if "fallback_url" in raw and path + ("fallback_url",) not in self.unset:
+            fallback = self._url_template(path + ("fallback_url",), raw["fallback_url"], defaults, known)
+        concurrency = get("concurrency", self._positive_int)
+        rate = get("rate", self._rate)
+        retries = get("retries", self._retries, DEFAULT_RETRIES)
+        for header, value in headers.items():
+            if is_secret_header(header):
+                self._secret_header_value(value)
+
+        if len(self.problems) > before or None in (name, url, ttl_ms):
+            return None
+        return Endpoint(
+            file=self.doc.file,
+            index=index,
+            line=self.doc.mark(path).line,
+            name=name,
+            url=url,
+            method=method or "GET",
+            headers=headers,
+            body=body,
+            timeout_seconds=timeout or DEFAULT_TIMEOUT_SECONDS,
+            params=params,
+            matrix=tuple(matrix),
+            ttl_ms=ttl_ms,
+            tags=tuple(tags or ()),
+            depends_on=tuple(depends_on or ()),
+            cache_if=cache_if or "always",
+            fallback_url=fallback,
+            concurrency=concurrency,
+            rate=rate,
+            retries=DEFAULT_RETRIES if retries is None else retries,
+        )
+
+    def _url(self, path: DocPath, raw: dict, defaults: dict, known: list[str]) -> Template | None:
+        if "url" not in raw:
+            self.add(path, "missing field 'url'")
+            return None
+        if path + ("url",) in self.unset:
+            return None
+        return self._url_template(path + ("url",), raw["url"], defaults, known)
+
+    def _url_template(self, path: DocPath, raw: Any, defaults: dict, known: list[str]) -> Template | None:
+        text = self._text(path, raw)
+        if text is None:
+            return None
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+            base = defaults.get("base_url")
+            if base is None:
+                self.add(path, f"{text!r} is a path and defaults.base_url is not set")
+                return None
+            text = base.rstrip("/") + "/" + text.lstrip("/")
+        template = self._template(path, text, known)
+        if template is None:
+            return None
+        sample = template.render({n: "x" for n in template.names}, str)
+        parts = urlsplit(sample)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.add(path, f"expected an http:// or https:// URL, got {mask_query_secrets(text)!r}")
+            return None
+        self.secrets.extend(_query_secrets(text))
+        if parts.password:
+            self.secrets.append(parts.password)
+        return template
+
+    def _template(self, path: DocPath, text: str, known: list[str]) -> Template | None:
+        template, problems = Template.parse(text)
+        for problem in problems:
+            self.add(path, problem)
+        for name in sorted(template.names - set(known)):
+            guess = nearest(name, known)
+            there = f"params here: {', '.join(known)}" if known else "this endpoint has no params"
+            hint = f" (did you mean '{guess}'?)" if guess else f" ({there})"
+            self.add(path, f"the template names an unknown param '{name}'{hint}")
+        return None if problems or template.names - set(known) else template
+
+    def _templates(self, path: DocPath, raw: Any, known: list[str]) -> tuple[Template, ...] | None:
+        items = [raw] if isinstance(raw, (str, int)) and not isinstance(raw, bool) else raw
+        if not isinstance(items, list):
+            self.add(path, f"expected a list of names, got {kind_of(raw)}")
+            return None
+        out = []
+        for i, item in enumerate(items):
+            if isinstance(item, bool) or not isinstance(item, (str, int)):
+                self.add(path + (i,), f"expected a name, got {kind_of(item)}")
+                continue
+            text = str(item)
+            if not text.strip():
+                self.add(path + (i,), "expected a name, got an empty value")
+                continue
+            template = self._template(path + (i,), text, known)
+            if template is not None:
+                out.append(template)
+        return tuple(out)
+
+    # -- single values -----------------------------------------------------------------------
+
+    def _text(self, path: DocPath, raw: Any) -> str | None:
+        if path in self.unset:
+            return None
+        if not isinstance(raw, str) or not raw.strip():
+            self.add(path, f"expected text, got {kind_of(raw) if raw != '' else 'an empty value'}")
+            return None
+        return raw.strip()
+
+    def _required_text(self, path: DocPath, raw: dict, name: str) -> str | None:
+        if name not in raw:
+            self.add(path, f"missing field '{name}'")
+            return None
+        return self._text(path + (name,), raw[name])
+
+    def _method(self, path: DocPath, raw: Any) -> str | None:
+        method = raw.upper() if isinstance(raw, str) else None
+        if method not in METHODS:
+            self.add(path, f"expected one of {', '.join(METHODS)}, got {kind_of(raw)}")
+            return None
+        return method
+
+    def _headers(self, path: DocPath, raw: Any) -> dict[str, str] | None:
+        if not isinstance(raw, dict):
+            self.add(path, f"expected a mapping of header names to values, got {kind_of(raw)}")
+            return None
+        out = {}
+        for name, value in raw.items():
+            at = path + (name,)
+            if not isinstance(name, str) or not _HEADER_NAME.match(name):
+                self.add(at, f"'{name}' is not a valid header name", key=True)
+                continue
+            if at in self.unset:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                # A secret header's value is never echoed, even when it is the wrong type.
+                shown = "a value" if is_secret_header(name) else kind_of(value)
+                self.add(at, f"expected text, got {shown}")
+                continue
+            text = str(value)
+            if "\n" in text or "\r" in text:
+                self.add(at, "a header value cannot span lines")
+                continue
+            out[name] = text
+        return out
+
+    def _body(self, path: DocPath, raw: Any, method: str | None, headers: dict) -> bytes | None:
+        if method != "POST":
+            self.add(path, "a body is sent only with method: POST")
+            return None
+        if isinstance(raw, str):
+            return raw.encode()
+        problem = _json_problem(raw)
+        if problem:
+            self.add(path, problem)
+            return None
+        if not any(h.lower() == "content-type" for h in headers):
+            headers["Content-Type"] = "application/json"
+        return js_stringify(raw).encode()
+
+    def _timeout(self, path: DocPath, raw: Any) -> float | None:
+        return self._duration(path, raw, "timeout")
+
+    def _ttl(self, path: DocPath, raw: Any) -> int | None:
+        seconds = self._duration(path, raw, "ttl")
+        if seconds is None:
+            return None
+        ms = round(seconds * 1000)
+        if ms < 1:
+            self.add(path, f"the ttl must be at least 1 ms, got {kind_of(raw)}")
+            return None
+        return ms
+
+    def _duration(self, path: DocPath, raw: Any, what: str) -> float | None:
+        try:
+            seconds = parse_duration(raw)
+        except ValueError as exc:
+            self.add(path, str(exc) if isinstance(raw, str) else f"{exc}, got {kind_of(raw)}")
+            return None
+        if seconds <= 0:
+            self.add(path, f"the {what} must be greater than 0, got {kind_of(raw)}")
+            return None
+        return seconds
+
+    def _cache_if(self, path: DocPath, raw: Any) -> str | frozenset[int] | None:
+        if isinstance(raw, str):
+            if raw in CACHE_IF_WORDS:
+                return raw
+            guess = nearest(raw, CACHE_IF_WORDS)
+            hint = f" (did you mean '{guess}'?)" if guess else ""
+            self.add(path, f"expected always, non_empty or a list of 2xx statuses, got '{raw}'{hint}")
+            return None
+        if not isinstance(raw, list) or not raw:
+            self.add(path, f"expected always, non_empty or a list of 2xx statuses, got {kind_of(raw)}")
+            return None
+        statuses = set()
+        for i, status in enumerate(raw):
+            if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 299:
+                self.add(
+                    path + (i,),
+                    f"expected a success status (200 to 299), got {kind_of(status)}: "
+                    "only successful responses are ever cached",
+                )
+            else:
+                statuses.add(status)
+        return frozenset(statuses) if len(statuses) == len(raw) else None
+
+    def _positive_int(self, path: DocPath, raw: Any) -> int | None:
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+            self.add(path, f"expected a whole number, 1 or more, got {kind_of(raw)}")
+            return None
+        return raw
+
+    def _retries(self, path: DocPath, raw: Any) -> int | None:
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_RETRIES:
+            self.add(path, f"expected a whole number from 0 to {MAX_RETRIES}, got {kind_of(raw)}")
+            return None
+        return raw
+
+    def _rate(self, path: DocPath, raw: Any) -> float | None:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not raw > 0 or not math.isfinite(raw):
+            self.add(path, f"expected requests per second greater than 0, got {kind_of(raw)}")
+            return None
+        return float(raw)
+
+    # -- params and matrix -------------------------------------------------------------------
+
+    def _params(self, path: DocPath, raw: Any) -> dict[str, Any] | None:
+        if not isinstance(raw, dict):
+            self.add(path, f"expected a mapping of param names to values, got {kind_of(raw)}")
+            return None
+        out = {}
+        for name, value in raw.items():
+            if not isinstance(name, str):
+                self.add(path + (name,), f"a param name must be text, got {kind_of(name)}", key=True)
+                continue
+            if path + (name,) in self.unset:
+                continue
+            problem = _json_problem(value)
+            if problem:
+                self.add(path + (name,), problem)
+                continue
+            out[name] = value
+        return out
+
+    def _matrix(self, path: DocPath, raw: Any) -> list[tuple[str, Source]] | None:
+        if not isinstance(raw, dict):
+            self.add(path, f"expected a mapping of param names to lists, ranges or files, got {kind_of(raw)}")
+            return None
+        if not raw:
+            self.add(path, "the matrix is empty: remove it, or give it params")
+        out = []
+        for name, spec in raw.items():
+            at = path + (name,)
+            if not isinstance(name, str):
+                self.add(at, f"a param name must be text, got {kind_of(name)}", key=True)
+                continue
+            source = self._source(at, spec)
+            if source is not None:
+                out.append((name, source))
+        return out
+
+    def _source(self, path: DocPath, spec: Any) -> Source | None:
+        if isinstance(spec, list):
+            if not spec:
+                self.add(path, "the list of values is empty")
+                return None
+            ok = True
+            for i, value in enumerate(spec):
+                problem = _json_problem(value)
+                if problem:
+                    self.add(path + (i,), problem)
+                    ok = False
+            return ListValues(tuple(spec)) if ok else None
+        if not isinstance(spec, dict):
+            self.add(path, f"expected a list, {{range: [first, last]}} or {{file: path}}, got {kind_of(spec)}")
+            return None
+        if set(self.problems.unknown_keys(path, spec, SOURCE_FIELDS)):
+            return None
+        if ("range" in spec) == ("file" in spec):
+            self.add(path, "expected exactly one of range: [first, last] or file: path")
+            return None
+        if "range" in spec:
+            if "as" in spec:
+                self.add(path + ("as",), "'as' applies to file: sources only", key=True)
+            return self._range(path + ("range",), spec["range"])
+        return self._file(path, spec)
+
+    def _range(self, path: DocPath, raw: Any) -> RangeValues | None:
+        ints = isinstance(raw, list) and len(raw) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in raw
+        )
+        if not ints:
+            self.add(path, f"expected two whole numbers [first, last], got {_range_kind(raw)}")
+            return None
+        first, last = raw
+        if first > last:
+            self.add(path, f"the range is empty: first ({first}) is greater than last ({last})")
+            return None
+        return RangeValues(first, last)
+
+    def _file(self, path: DocPath, spec: dict) -> FileValues | None:
+        kind = spec.get("as", "json")
+        if kind not in FILE_VALUE_KINDS:
+            self.add(path + ("as",), f"expected json or string, got {kind_of(kind)}")
+            return None
+        name = self._text(path + ("file",), spec["file"])
+        if name is None:
+            return None
+        file = self.here / os.path.expanduser(name)
+        try:
+            count = _count_values(file)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.add(path + ("file",), f"cannot read {file}: {reason}")
+            return None
+        if count == 0:
+            self.add(path + ("file",), f"{file} holds no values (blank and # lines are skipped)")
+            return None
+        return FileValues(str(file), kind, count)
+
+
+def _count_values(file: Path) -> int:
+    count = 0
+    with open(file, encoding="utf-8") as fh:
+        for line in fh:
+            text = line.strip()
+            if text and not text.startswith("#"):
+                count += 1
+    return count
+
+
+def _range_kind(raw: Any) -> str:
+    if isinstance(raw, list):
+        return f"a list of {len(raw)}: " + ", ".join(kind_of(v) for v in raw[:3])
+    return kind_of(raw)
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why `value` cannot be a param or body value (JSON holds it), or None when it can."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value} is not a JSON number"
+    if isinstance(value, list):
+        return next((p for p in map(_json_problem, value) if p), None)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"an object key must be text, got {kind_of(key)}"
+            problem = _json_problem(item)
+            if problem:
+                return problem
+        return None
+    if type(value).__name__ in ("date", "datetime"):
+        return f"{value} reads as a date: put it in quotes to keep it as text"
+    return f"expected a JSON value, got a {type(value).__name__}"
+
+
+# ---- the plan ---------------------------------------------------------------------------------
+
+
+class Plan:
+    """What a warm run asks for: the endpoints of the manifests (those named, or all), expanded
+    lazily against a layout."""
+
+    def __init__(self, manifests: Sequence[Manifest], layout: Layout, only: Sequence[str] = ()):
+        self.manifests = list(manifests)
+        self.layout = layout
+        every = [e for m in self.manifests for e in m.endpoints]
+        names = sorted({e.name for e in every})
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            guess = nearest(unknown[0], names)
+            raise UsageError(
+                f"no endpoint named '{unknown[0]}' in the manifests"
+                + (f" (did you mean '{guess}'?)" if guess else ""),
+                hint=f"endpoints there: {', '.join(names)}",
+            )
+        self.endpoints = [e for e in every if not only or e.name in only]
+
+    @property
+    def files(self) -> list[str]:
+        return [m.file for m in self.manifests]
+
+    @property
+    def total(self) -> int:
+        return sum(e.count for e in self.endpoints)
+
+    @property
+    def secrets(self) -> list[str]:
+        return [s for m in self.manifests for s in m.secrets]
+
+    @property
+    def endpoint_names(self) -> list[str]:
+        return sorted({e.name for e in self.endpoints})
+
+    def requests(self) -> Iterator[PlannedRequest]:
+        for endpoint in self.endpoints:
+            yield from endpoint.requests(self.layout)
+
+    def summary(self) -> dict[str, Any]:
+        """The plan in brief: per endpoint, where it is defined and how many entries it gives."""
+        return {
+            "manifests": self.files,
+            "total": self.total,
+            "endpoints": [
+                {
+                    "name": e.name,
+                    "file": e.file,
+                    "line": e.line,
+                    "method": e.method,
+                    "entries": e.count,
+                    "ttl_seconds": e.ttl_ms / 1000,
+                    "matrix": {name: source.describe() for name, source in e.matrix},
+                }
+                for e in self.endpoints
+            ],
+        }
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret of the manifests masked (for errors from the network)."""
+        return scrub(text, self.secrets)
+
+    def request_for_entry(self, key: str, endpoint: str, params: Mapping[str, Any]) -> tuple[PlannedRequest | None, str | None]:
+        """The request that refreshes an existing entry (read back from its key), or None and
+        why not: the first definition of `endpoint` whose templates the params fill is used,
+        and the key it gives must be the entry's own key."""
+        candidates = [e for e in self.endpoints if e.name == endpoint]
+        if not candidates:
+            return None, "not_in_manifest"
+        for definition in candidates:
+            needed = definition.url.names.union(
+                *(t.names for t in (*definition.tags, *definition.depends_on)),
+                definition.fallback_url.names if definition.fallback_url else (),
+            )
+            if needed <= set(params):
+                request = definition.request_for(dict(params), self.layout)
+                return (request, None) if request.key == key else (None, "key_mismatch")
+        return None, "params_do_not_fit"
