@@ -163,9 +163,9 @@ def root(
 
 
 def _register() -> None:
-    from cachectl.cli import check, demo, doctor, stats
+    from cachectl.cli import check, demo, doctor, history, stats
 
-    for module in (doctor, demo, stats, check):
+    for module in (doctor, demo, stats, check, history):
         module.register(app)
 
 

@@ -57,6 +57,10 @@ def stats(
         int, typer.Option("--discover-every", help="With --watch: look for new endpoints (one SCAN "
                           "of the metrics prefix) every N ticks.")
     ] = 60,
+    record: Annotated[
+        bool, typer.Option("--record", help="With --watch: also store each sample as history "
+                           "(as `cachectl history record` does).")
+    ] = False,
     ticks: Annotated[
         int | None, typer.Option("--ticks", help="With --watch: stop after N updates.")
     ] = None,
@@ -81,9 +85,12 @@ def stats(
         if discover_every < 1:
             raise UsageError(f"--discover-every must be 1 or more, not {discover_every}")
         app_ctx = command_context(ctx, json_mode=json_mode)
-        _watch(app_ctx, interval=interval, record=False, discover_every=discover_every,
+        _watch(app_ctx, interval=interval, record=record, discover_every=discover_every,
                window_seconds=window_seconds, ticks=ticks)
         return
+
+    if record:
+        raise UsageError("--record needs --watch (or use `cachectl history record`)")
 
     from cachectl.layout import Layout
     from cachectl.ops.stats import take_stats
@@ -109,13 +116,17 @@ def _watch(app_ctx, *, interval: float, record: bool, discover_every: int,
     import time
 
     from cachectl.layout import Layout
+    from cachectl.ops.history import Recorder, dashboard_tick
     from cachectl.ops.stats import DashboardState, Sampler, watch
     from cachectl.render.dashboard import dashboard_line, render_dashboard
+    from cachectl.timeseries import DEFAULT_COMPACT_AFTER_SECONDS, TimeSeries
 
     out = app_ctx.output
     layout = Layout(app_ctx.settings.layout)
     sampler = Sampler(app_ctx.store, layout, discover_every=discover_every,
                       log_window_seconds=window_seconds)
+    series = TimeSeries(app_ctx.store, layout, on_lookups=sampler.count_own)
+    recorder = Recorder(series, compact_after=DEFAULT_COMPACT_AFTER_SECONDS) if record else None
     state = DashboardState(started_at=time.time(), interval_seconds=interval, recording=record)
     frames = watch(sampler, interval, max_ticks=ticks)
     try:
@@ -126,11 +137,11 @@ def _watch(app_ctx, *, interval: float, record: bool, discover_every: int,
             with Live(render_dashboard(state), console=out.console, auto_refresh=False,
                       redirect_stdout=False, redirect_stderr=False) as live:
                 for tick in frames:
-                    state.update(tick)
+                    dashboard_tick(state, tick, series, recorder)
                     live.update(render_dashboard(state), refresh=True)
         else:
             for tick in frames:
-                state.update(tick)
+                dashboard_tick(state, tick, series, recorder)
                 if out.json_mode:
                     out.json_line(state.to_dict())
                 else:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from cachectl.analysis import counter_delta, hit_rate, percentile, ratio
 from cachectl.errors import RedisError
+from cachectl.runlog import RecentRun
 
 if TYPE_CHECKING:
     from cachectl.layout import Layout
@@ -701,19 +702,6 @@ def watch(
 # -- the dashboard's state -------------------------------------------------------------------
 
 SPARK_POINTS = 120
-
-
-@dataclass
-class RecentRun:
-    """One of cachectl's own runs (warm, invalidate, prune...) as recorded in history."""
-
-    at_ms: int
-    job: str
-    duration_seconds: float
-    summary: dict[str, Any]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

@@ -1,0 +1,159 @@
+"""`cachectl history ...`: record, show, list, prune, compact (and the analyses)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cachectl.cli.context import JsonOpt, command_context
+from cachectl.cli.stats import duration_option
+
+history_app = typer.Typer(
+    name="history",
+    help="The cache's figures as time series in Redis (metric:, meta:, agg: keys): record them, "
+    "read them back, keep them in bounds, look for anomalies.",
+    no_args_is_help=True,
+)
+
+RetentionOpt = Annotated[
+    list[str] | None,
+    typer.Option("--retention", help="RESOLUTION=DURATION, repeatable: raw=24h, 1m=7d, 5m=30d, "
+                 "1h=90d, 1d=365d by default; `forever` keeps a resolution for good."),
+]
+CompactAfterOpt = Annotated[
+    str, typer.Option("--compact-after", help="Raw points older than this are compacted into "
+                      "chunks (whole hours).")
+]
+
+
+def time_series(app_ctx, retention: list[str] | None = None, on_lookups=None):
+    from cachectl.durations import parse_duration
+    from cachectl.layout import Layout
+    from cachectl.timeseries import TimeSeries, parse_retention
+
+    return TimeSeries(app_ctx.store, Layout(app_ctx.settings.layout),
+                      retention=parse_retention(retention or [], parse_duration),
+                      on_lookups=on_lookups)
+
+
+@history_app.command("record")
+def record(
+    ctx: typer.Context,
+    json_: JsonOpt = False,
+    every: Annotated[str, typer.Option("--every", help="Sample this often (10s, 1m).")] = "10s",
+    ticks: Annotated[int | None, typer.Option("--ticks", help="Stop after N samples.")] = None,
+    retention: RetentionOpt = None,
+    compact_after: CompactAfterOpt = "1h",
+    discover_every: Annotated[
+        int, typer.Option("--discover-every", help="Look for new endpoints every N samples.")
+    ] = 60,
+) -> None:
+    """Sample the cache's and the server's figures until stopped (Ctrl-C: exit 0) and store
+    them as time series with 1m/5m/1h/1d aggregates. Compaction and retention run at the start
+    and every hour. One line per sample (one JSON object per line with --json)."""
+    from cachectl.layout import Layout
+    from cachectl.ops.history import Recorder
+    from cachectl.ops.history import record as run_record
+    from cachectl.ops.stats import Sampler
+    from cachectl.render.history import record_line
+
+    every_seconds = duration_option("--every", every)
+    compact_seconds = duration_option("--compact-after", compact_after)
+    if discover_every < 1:
+        from cachectl.errors import UsageError
+
+        raise UsageError(f"--discover-every must be 1 or more, not {discover_every}")
+    app_ctx = command_context(ctx, json_mode=json_)
+    out = app_ctx.output
+    sampler = Sampler(app_ctx.store, Layout(app_ctx.settings.layout), discover_every=discover_every,
+                      log_window_seconds=every_seconds)
+    series = time_series(app_ctx, retention, on_lookups=sampler.count_own)
+    recorder = Recorder(series, compact_after=compact_seconds)
+
+    def on_tick(tick, progress):
+        error = tick.error.message if tick.error else None
+        if out.json_mode:
+            out.json_line({"tick": progress.ticks, "points": progress.points, "error": error,
+                           "taken_at": tick.report.taken_at if tick.report else None})
+        else:
+            out.line(record_line(progress, error))
+
+    try:
+        run_record(sampler, recorder, every_seconds, ticks=ticks, on_tick=on_tick)
+    except KeyboardInterrupt:
+        pass
+
+
+@history_app.command("show")
+def show(
+    ctx: typer.Context,
+    metric: Annotated[str, typer.Argument(help="The series, e.g. cache.hit_ratio.")],
+    json_: JsonOpt = False,
+    since: Annotated[str, typer.Option("--since", help="How far back (15m, 6h, 7d).")] = "1h",
+    resolution: Annotated[
+        str | None, typer.Option("--resolution", "-r", help="raw, 1m, 5m, 1h or 1d (default: "
+                                 "chosen from --since).")
+    ] = None,
+) -> None:
+    """One series over a time range: a chart and a table (raw points or aggregate buckets)."""
+    from cachectl.ops.history import check_resolution
+    from cachectl.ops.history import show as show_series
+    from cachectl.render.history import render_show
+
+    since_seconds = duration_option("--since", since)
+    check_resolution(resolution)
+    app_ctx = command_context(ctx, json_mode=json_)
+    result = show_series(time_series(app_ctx), metric, since_seconds, resolution)
+    if app_ctx.output.json_mode:
+        app_ctx.output.json(result.to_dict())
+    else:
+        render_show(app_ctx.output, result)
+
+
+@history_app.command("list")
+def list_(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Every stored series: points (raw and compacted), time range, memory."""
+    from cachectl.ops.history import list_series
+    from cachectl.render.history import render_list
+
+    app_ctx = command_context(ctx, json_mode=json_)
+    result = list_series(time_series(app_ctx))
+    if app_ctx.output.json_mode:
+        app_ctx.output.json(result.to_dict())
+    else:
+        render_list(app_ctx.output, result)
+
+
+@history_app.command("prune")
+def prune(ctx: typer.Context, json_: JsonOpt = False, retention: RetentionOpt = None) -> None:
+    """Apply the retention: delete raw points, chunks and aggregate buckets older than their
+    resolution keeps them. Only cachectl's time-series keys are touched."""
+    from cachectl.render.history import render_prune
+
+    app_ctx = command_context(ctx, json_mode=json_)
+    result = time_series(app_ctx, retention).prune()
+    if app_ctx.output.json_mode:
+        app_ctx.output.json(result.to_dict())
+    else:
+        render_prune(app_ctx.output, result)
+
+
+@history_app.command("compact")
+def compact(ctx: typer.Context, json_: JsonOpt = False,
+            older_than: CompactAfterOpt = "1h") -> None:
+    """Compact raw points older than --compact-after into delta-encoded chunks; reads return
+    them as before."""
+    from cachectl.render.history import render_compact
+
+    seconds = duration_option("--compact-after", older_than)
+    app_ctx = command_context(ctx, json_mode=json_)
+    result = time_series(app_ctx).compact(seconds)
+    if app_ctx.output.json_mode:
+        app_ctx.output.json(result.to_dict())
+    else:
+        render_compact(app_ctx.output, result)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(history_app, name="history")

@@ -1,0 +1,838 @@
+"""Time series in Redis, in the layout of LAYOUT.md, so that other tools can read them.
+
+Keys (all named by `Layout`):
+- `metric:{name}`, a sorted set: score = epoch ms, member = JSON
+  `{"value":v,"timestamp":t,"tags":"<JSON text of a tag object>"}` written as JavaScript's
+  JSON.stringify writes it. Raw points, newest `compact_after` of them always here.
+- `meta:{name}`, a hash: `lastUpdate` (epoch ms as text), `updatedAt` (ISO time). cachectl also
+  keeps its compacted chunks here, as fields `chunk:{window_start_ms}` (see below): a tool that
+  reads `lastUpdate` and `updatedAt` never meets them, and no key appears that a tool listing
+  `metric:*` would take for a series.
+- `agg:{name}:{resolution}:{bucket_start_ms}`, a hash per bucket of 1m, 5m, 1h and 1d: `data`
+  (JSON `{"count","sum","min","max","first","last"}`), `timestamp` (the bucket start), and
+  `firstTimestamp`/`lastTimestamp` (epoch ms of the points `first` and `last` came from, so that
+  late or concurrent writers still get `first` and `last` right). Updated by one Lua script per
+  bucket: each bucket is one key, so the script is atomic and cluster-safe under any number of
+  concurrent writers. Each bucket expires (PEXPIREAT) when its resolution's retention has
+  passed; `prune` applies a retention changed since.
+
+Compacted chunks: the raw points of one hour window, older than `compact_after`, as the field
+`chunk:{window_start_ms}` of `meta:{name}` with the value
+`c1:{count}:{first_ms}:{last_ms}:{base64 of the body}`. The body, all integers as LEB128
+varints (signed ones zigzag-encoded):
+  count; the number of distinct tag texts, then each as length + UTF-8;
+  the first timestamp, the first delta, then delta-of-deltas (0 for a regular interval: 1 byte);
+  a value mode byte: 0 = whole numbers as signed deltas from the previous value;
+    1 = doubles XORed with the previous one's bits, each written as one byte
+    (leading zero bytes << 4 | trailing zero bytes; 0xFF for "same as before") and the
+    remaining middle bytes;
+  when there is more than one tag text, each point's tag index.
+Reads merge chunks and raw points transparently and drop duplicates (a compaction that died
+between writing its chunk and removing the raw points leaves both).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from cachectl.errors import UsageError
+from cachectl.layout import AGG_RESOLUTIONS, js_stringify
+
+if TYPE_CHECKING:
+    from cachectl.layout import Layout
+    from cachectl.store import Store
+
+RESOLUTION_MS = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
+assert tuple(RESOLUTION_MS) == AGG_RESOLUTIONS
+DAY = 86_400
+DEFAULT_RETENTION_SECONDS: dict[str, float | None] = {
+    "raw": DAY, "1m": 7 * DAY, "5m": 30 * DAY, "1h": 90 * DAY, "1d": 365 * DAY,
+}  # fmt: skip
+CHUNK_WINDOW_MS = 3_600_000
+CHUNK_FIELD = "chunk:"
+CHUNK_VERSION = "c1"
+DEFAULT_COMPACT_AFTER_SECONDS = 3600.0
+MAX_BUCKETS = 20_000
+BATCH = 500
+
+# KEYS[1] = the bucket's key; ARGV = value, timestamp ms, bucket start ms, expire-at ms (0: never).
+# Returns 0 for a new bucket, 1 for one updated, 2 for one whose data could not be read and
+# was started anew. Numbers are written in their shortest round-trip form, as JSON.stringify.
+AGGREGATE_SCRIPT = r"""
+local v = tonumber(ARGV[1])
+local t = tonumber(ARGV[2])
+local start = tonumber(ARGV[3])
+local r = redis.call('HMGET', KEYS[1], 'data', 'firstTimestamp', 'lastTimestamp')
+local state = 0
+local count, sum, mn, mx, first, last, ft, lt
+if r[1] then
+  state = 2
+  local ok, d = pcall(cjson.decode, r[1])
+  if ok and type(d) == 'table' and tonumber(d.count) and tonumber(d.sum)
+      and tonumber(d.min) and tonumber(d.max) then
+    state = 1
+    count, sum = tonumber(d.count), tonumber(d.sum)
+    mn, mx = tonumber(d.min), tonumber(d.max)
+    first, last = tonumber(d.first) or v, tonumber(d.last) or v
+    ft, lt = tonumber(r[2]) or start, tonumber(r[3]) or start
+  end
+end
+if state ~= 1 then
+  count, sum, mn, mx, first, last, ft, lt = 1, v, v, v, v, v, t, t
+else
+  count = count + 1
+  sum = sum + v
+  if v < mn then mn = v end
+  if v > mx then mx = v end
+  if t < ft then first, ft = v, t end
+  if t >= lt then last, lt = v, t end
+end
+local function num(x)
+  if x ~= x or x == math.huge or x == -math.huge then return 'null' end
+  if x == math.floor(x) and math.abs(x) < 1e15 then return string.format('%d', x) end
+  local s
+  for p = 15, 17 do
+    s = string.format('%.' .. p .. 'g', x)
+    if tonumber(s) == x then break end
+  end
+  return (string.gsub(s, 'e([%+%-])0*(%d)', 'e%1%2'))
+end
+local data = '{"count":' .. num(count) .. ',"sum":' .. num(sum) .. ',"min":' .. num(mn)
+  .. ',"max":' .. num(mx) .. ',"first":' .. num(first) .. ',"last":' .. num(last) .. '}'
+redis.call('HSET', KEYS[1], 'data', data, 'timestamp', ARGV[3],
+  'firstTimestamp', num(ft), 'lastTimestamp', num(lt))
+if tonumber(ARGV[4]) > 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
+return state
+"""
+
+
+def resolution_ms(resolution: str) -> int:
+    try:
+        return RESOLUTION_MS[resolution]
+    except KeyError:
+        raise UsageError(
+            f"unknown resolution {resolution!r}; use raw or one of: {', '.join(RESOLUTION_MS)}"
+        ) from None
+
+
+def parse_retention(items: Iterable[str], parse_duration: Callable[[str], float]
+                    ) -> dict[str, float | None]:
+    """`raw=24h`, `1m=7d`, `1d=forever`... over the defaults."""
+    retention = dict(DEFAULT_RETENTION_SECONDS)
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in retention:
+            raise UsageError(
+                f"--retention {item!r}: write RESOLUTION=DURATION with a resolution among "
+                f"{', '.join(retention)} (for example 1m=14d)"
+            )
+        if value.strip().lower() in ("forever", "none", "off"):
+            retention[name] = None
+            continue
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise UsageError(f"--retention {item!r}: {exc}") from None
+        if seconds <= 0:
+            raise UsageError(f"--retention {item!r}: the duration must be above 0")
+        retention[name] = seconds
+    return retention
+
+
+# -- points ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Point:
+    timestamp_ms: int
+    value: float
+    tags: str = "{}"  # JSON text of a tag object, as stored
+
+    @property
+    def tag_dict(self) -> dict[str, Any]:
+        try:
+            tags = json.loads(self.tags)
+        except ValueError:
+            return {}
+        return tags if isinstance(tags, dict) else {}
+
+    def to_dict(self) -> dict:
+        return {"timestamp_ms": self.timestamp_ms, "value": self.value, "tags": self.tag_dict}
+
+
+def encode_member(point: Point) -> str:
+    value = point.value
+    number: float | int = int(value) if float(value).is_integer() else value
+    return js_stringify({"value": number, "timestamp": point.timestamp_ms, "tags": point.tags})
+
+
+def decode_member(member: bytes | str, score: float) -> Point | None:
+    """A raw member read back; None when it is not a point (it is then skipped and counted)."""
+    try:
+        data = json.loads(member)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    value = data.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    stamp = data.get("timestamp", score)
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+        stamp = score
+    tags = data.get("tags", "{}")
+    if isinstance(tags, dict):
+        tags = js_stringify(tags)
+    elif not isinstance(tags, str):
+        tags = "{}"
+    return Point(int(stamp), float(value), tags)
+
+
+# -- chunks ------------------------------------------------------------------------------------
+
+
+def _varint(n: int, out: bytearray) -> None:
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return
+
+
+def _zigzag(n: int, out: bytearray) -> None:
+    _varint((n << 1) if n >= 0 else ((-n << 1) - 1), out)
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def byte(self) -> int:
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def take(self, n: int) -> bytes:
+        chunk = self.data[self.pos : self.pos + n]
+        if len(chunk) != n:
+            raise ValueError("chunk ends early")
+        self.pos += n
+        return chunk
+
+    def varint(self) -> int:
+        shift = result = 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+
+    def zigzag(self) -> int:
+        n = self.varint()
+        return (n >> 1) if not n & 1 else -((n + 1) >> 1)
+
+
+_INT_LIMIT = 2**53
+
+
+def encode_chunk(points: Sequence[Point]) -> str:
+    """Points (any order) as a chunk field value: `c1:{count}:{first}:{last}:{base64}`."""
+    points = sorted(points, key=lambda p: p.timestamp_ms)
+    body = bytearray()
+    _varint(len(points), body)
+    tags = list(dict.fromkeys(p.tags for p in points))
+    _varint(len(tags), body)
+    for text in tags:
+        raw = text.encode("utf-8")
+        _varint(len(raw), body)
+        body += raw
+    previous_ts = previous_delta = 0
+    for i, p in enumerate(points):
+        if i == 0:
+            _zigzag(p.timestamp_ms, body)
+        else:
+            delta = p.timestamp_ms - previous_ts
+            _zigzag(delta if i == 1 else delta - previous_delta, body)
+            previous_delta = delta
+        previous_ts = p.timestamp_ms
+    whole = all(float(p.value).is_integer() and abs(p.value) < _INT_LIMIT for p in points)
+    body.append(0 if whole else 1)
+    previous_bits = previous_int = 0
+    for p in points:
+        if whole:
+            value = int(p.value)
+            _zigzag(value - previous_int, body)
+            previous_int = value
+            continue
+        bits = struct.unpack(">Q", struct.pack(">d", p.value))[0]
+        xor = bits ^ previous_bits
+        previous_bits = bits
+        if xor == 0:
+            body.append(0xFF)
+            continue
+        raw = xor.to_bytes(8, "big")
+        lead = len(raw) - len(raw.lstrip(b"\0"))
+        trail = len(raw) - len(raw.rstrip(b"\0"))
+        body.append(lead << 4 | trail)
+        body += raw[lead : 8 - trail]
+    if len(tags) > 1:
+        index = {text: i for i, text in enumerate(tags)}
+        for p in points:
+            _varint(index[p.tags], body)
+    first, last = (points[0].timestamp_ms, points[-1].timestamp_ms) if points else (0, 0)
+    encoded = base64.b64encode(bytes(body)).decode("ascii")
+    return f"{CHUNK_VERSION}:{len(points)}:{first}:{last}:{encoded}"
+
+
+@dataclass(frozen=True)
+class ChunkHeader:
+    count: int
+    first_ms: int
+    last_ms: int
+
+
+def chunk_header(value: bytes | str) -> ChunkHeader | None:
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    parts = text.split(":", 4)
+    if len(parts) != 5 or parts[0] != CHUNK_VERSION:
+        return None
+    try:
+        return ChunkHeader(int(parts[1]), int(parts[2]), int(parts[3]))
+    except ValueError:
+        return None
+
+
+def decode_chunk(value: bytes | str) -> list[Point]:
+    """A chunk field value back into its points; ValueError when it does not read."""
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    header = chunk_header(text)
+    if header is None:
+        raise ValueError("not a chunk")
+    try:
+        reader = _Reader(base64.b64decode(text.split(":", 4)[4], validate=True))
+        count = reader.varint()
+        tags = [reader.take(reader.varint()).decode("utf-8") for _ in range(reader.varint())]
+        stamps: list[int] = []
+        delta = 0
+        for i in range(count):
+            if i == 0:
+                stamps.append(reader.zigzag())
+            else:
+                delta = reader.zigzag() if i == 1 else delta + reader.zigzag()
+                stamps.append(stamps[-1] + delta)
+        mode = reader.byte()
+        values: list[float] = []
+        previous = 0
+        for _ in range(count):
+            if mode == 0:
+                previous += reader.zigzag()
+                values.append(float(previous))
+                continue
+            control = reader.byte()
+            if control != 0xFF:
+                lead, trail = control >> 4, control & 0x0F
+                middle = reader.take(8 - lead - trail)
+                previous ^= int.from_bytes(b"\0" * lead + middle + b"\0" * trail, "big")
+            values.append(struct.unpack(">d", previous.to_bytes(8, "big"))[0])
+        indexes = [reader.varint() for _ in range(count)] if len(tags) > 1 else [0] * count
+        if count != header.count or reader.pos != len(reader.data):
+            raise ValueError("its length does not match its header")
+        return [Point(t, v, tags[i]) for t, v, i in zip(stamps, values, indexes)]
+    except (IndexError, UnicodeDecodeError, struct.error, ValueError, OverflowError) as exc:
+        raise ValueError(f"chunk does not read: {exc}") from None
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Aggregate:
+    bucket_start_ms: int
+    count: int
+    sum: float
+    min: float
+    max: float
+    first: float
+    last: float
+
+    @property
+    def avg(self) -> float:
+        return self.sum / self.count if self.count else math.nan
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "avg": self.avg if self.count else None}
+
+
+@dataclass
+class SeriesInfo:
+    name: str
+    raw_points: int = 0
+    compacted_points: int = 0
+    chunks: int = 0
+    first_ms: int | None = None
+    last_ms: int | None = None
+    last_update_ms: int | None = None
+    raw_memory_bytes: int = 0
+    meta_memory_bytes: int = 0
+
+    @property
+    def points(self) -> int:
+        return self.raw_points + self.compacted_points
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "points": self.points}
+
+
+@dataclass
+class PruneResult:
+    now_ms: int
+    retention_seconds: dict[str, float | None]
+    raw_points_removed: int = 0
+    compacted_points_removed: int = 0
+    chunks_removed: int = 0
+    aggregates_removed: int = 0
+    series: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CompactResult:
+    now_ms: int
+    older_than_seconds: float
+    series: int = 0
+    points_compacted: int = 0
+    chunks_written: int = 0
+    raw_bytes_before: int = 0
+    raw_bytes_after: int = 0
+    meta_bytes_before: int = 0
+    meta_bytes_after: int = 0
+    corrupt_members: int = 0
+
+    @property
+    def bytes_saved(self) -> int:
+        return (self.raw_bytes_before + self.meta_bytes_before) - (
+            self.raw_bytes_after + self.meta_bytes_after
+        )
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "bytes_saved": self.bytes_saved}
+
+
+@dataclass
+class Range:
+    name: str
+    start_ms: int
+    end_ms: int
+    resolution: str  # "raw" or one of RESOLUTION_MS
+    points: list[Point] = field(default_factory=list)
+    aggregates: list[Aggregate] = field(default_factory=list)
+    corrupt: int = 0
+
+    def values(self) -> list[tuple[int, float]]:
+        """(timestamp ms, value): raw points, or each bucket's average."""
+        if self.resolution == "raw":
+            return [(p.timestamp_ms, p.value) for p in self.points]
+        return [(a.bucket_start_ms, a.avg) for a in self.aggregates if a.count]
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "start_ms": self.start_ms, "end_ms": self.end_ms,
+               "resolution": self.resolution, "corrupt": self.corrupt}
+        if self.resolution == "raw":
+            out["points"] = [p.to_dict() for p in self.points]
+        else:
+            out["aggregates"] = [a.to_dict() for a in self.aggregates]
+        return out
+
+
+# -- the store ---------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+class TimeSeries:
+    """Writes and reads series in one deployment. `clock` gives epoch seconds (tests pass their
+    own); `on_lookups(hits, misses)` hears of the key lookups the writes made, so the stats
+    sampler can leave cachectl's own traffic out of the server's hit rate."""
+
+    def __init__(
+        self,
+        store: Store,
+        layout: Layout,
+        *,
+        retention: dict[str, float | None] | None = None,
+        clock: Callable[[], float] = time.time,
+        on_lookups: Callable[[int, int], None] | None = None,
+    ):
+        self.store = store
+        self.layout = layout
+        self.retention = dict(DEFAULT_RETENTION_SECONDS if retention is None else retention)
+        self.clock = clock
+        self.on_lookups = on_lookups
+        self._script_sha: str | None = None
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # writing
+
+    def _load_script(self) -> str:
+        with self.store.errors("SCRIPT LOAD"):
+            for _, client in self.store.for_each_primary():
+                self._script_sha = _text(client.script_load(AGGREGATE_SCRIPT))
+        return self._script_sha
+
+    def add(self, name: str, value: float, *, timestamp_ms: int | None = None,
+            tags: dict[str, Any] | None = None) -> int:
+        return self.add_many([(name, value, timestamp_ms, tags)])
+
+    def add_many(self, points: Iterable[tuple[str, float, int | None, dict | None]]) -> int:
+        """Writes points (name, value, timestamp ms or None for now, tags or None) with their
+        aggregates, pipelined. Values that are not finite numbers are left out. Returns how
+        many were written."""
+        now = self.now_ms()
+        batch: list[tuple[str, Point]] = []
+        for name, value, stamp, tags in points:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                continue
+            batch.append((name, Point(now if stamp is None else int(stamp), float(value),
+                                      js_stringify(tags or {}))))
+        for start in range(0, len(batch), BATCH):
+            self._write(batch[start : start + BATCH])
+        return len(batch)
+
+    def _write(self, batch: list[tuple[str, Point]]) -> None:
+        sha = self._script_sha or self._load_script()
+        agg_calls: list[tuple] = []
+        last_by_name: dict[str, int] = {}
+        for name, point in batch:
+            last_by_name[name] = max(point.timestamp_ms, last_by_name.get(name, point.timestamp_ms))
+            for resolution, width in RESOLUTION_MS.items():
+                bucket = point.timestamp_ms - point.timestamp_ms % width
+                keep = self.retention.get(resolution)
+                expire_at = 0 if keep is None else bucket + width + int(keep * 1000)
+                agg_calls.append((self.layout.agg(name, resolution, bucket), point.value,
+                                  point.timestamp_ms, bucket, expire_at))
+        with self.store.errors("ZADD"):
+            pipe = self.store.client.pipeline(transaction=False)
+            for name, point in batch:
+                pipe.zadd(self.layout.metric(name), {encode_member(point): point.timestamp_ms})
+            for name, last in last_by_name.items():
+                pipe.hset(self.layout.meta(name), mapping={
+                    "lastUpdate": str(last),
+                    "updatedAt": _iso(last),
+                })
+            for key, value, stamp, bucket, expire_at in agg_calls:
+                # By name: redis-py's cluster pipeline refuses .evalsha() but routes EVALSHA
+                # by its key like any other command.
+                pipe.execute_command("EVALSHA", sha, 1, key, repr(value), stamp, bucket, expire_at)
+            replies = pipe.execute(raise_on_error=False)
+        agg_replies = replies[len(batch) + len(last_by_name) :]
+        retry = [call for call, reply in zip(agg_calls, agg_replies)
+                 if isinstance(reply, Exception) and "NOSCRIPT" in str(reply)]
+        if retry:
+            # A server restarted or flushed its scripts: load again, resend just those.
+            sha = self._load_script()
+            with self.store.errors("EVALSHA"):
+                pipe = self.store.client.pipeline(transaction=False)
+                for key, value, stamp, bucket, expire_at in retry:
+                    pipe.execute_command("EVALSHA", sha, 1, key, repr(value), stamp, bucket,
+                                         expire_at)
+                agg_replies = [r for r in agg_replies if not isinstance(r, Exception)]
+                agg_replies += pipe.execute(raise_on_error=False)
+        for reply in replies[: len(batch) + len(last_by_name)] + agg_replies:
+            if isinstance(reply, Exception):
+                raise self.store.translate(reply, "history write")
+        if self.on_lookups:
+            existed = sum(1 for r in agg_replies if r)
+            self.on_lookups(existed, len(agg_replies) - existed)
+
+    # reading
+
+    def points(self, name: str, start_ms: int, end_ms: int) -> Range:
+        """Raw points in [start_ms, end_ms], from the sorted set and the compacted chunks."""
+        result = Range(name, start_ms, end_ms, "raw")
+        with self.store.errors("ZRANGEBYSCORE"):
+            members = self.store.client.zrangebyscore(
+                self.layout.metric(name), start_ms, end_ms, withscores=True
+            )
+            fields = self.store.client.hkeys(self.layout.meta(name))
+        seen: set[Point] = set()
+        for member, score in members:
+            point = decode_member(member, score)
+            if point is None:
+                result.corrupt += 1
+            else:
+                seen.add(point)
+        wanted = [f for f in fields if _chunk_overlaps(f, start_ms, end_ms)]
+        if wanted:
+            with self.store.errors("HMGET"):
+                values = self.store.client.hmget(self.layout.meta(name), wanted)
+            for value in values:
+                if value is None:
+                    continue
+                try:
+                    chunk = decode_chunk(value)
+                except ValueError:
+                    result.corrupt += 1
+                    continue
+                seen.update(p for p in chunk if start_ms <= p.timestamp_ms <= end_ms)
+        result.points = sorted(seen, key=lambda p: (p.timestamp_ms, p.value))
+        return result
+
+    def recent(self, name: str, limit: int) -> list[Point]:
+        """The newest `limit` raw points (one command: cheap enough for every dashboard tick)."""
+        with self.store.errors("ZREVRANGEBYSCORE"):
+            members = self.store.client.zrevrangebyscore(
+                self.layout.metric(name), "+inf", "-inf", start=0, num=limit, withscores=True
+            )
+        return [p for p in (decode_member(m, s) for m, s in members) if p is not None]
+
+    def aggregates(self, name: str, resolution: str, start_ms: int, end_ms: int) -> Range:
+        """The buckets of `resolution` from the one holding start_ms to the one holding end_ms."""
+        width = resolution_ms(resolution)
+        first = start_ms - start_ms % width
+        buckets = list(range(first, end_ms + 1, width))
+        if len(buckets) > MAX_BUCKETS:
+            raise UsageError(
+                f"{len(buckets):,} buckets of {resolution} is too many to read",
+                hint="choose a coarser --resolution or a shorter --since",
+            )
+        result = Range(name, start_ms, end_ms, resolution)
+        keys = [self.layout.agg(name, resolution, b) for b in buckets]
+        replies = self.store.pipelined("HGETALL", keys)
+        for bucket, reply in zip(buckets, replies):
+            if not reply:
+                continue
+            aggregate = _decode_aggregate(bucket, reply.get(b"data"))
+            if aggregate is None:
+                result.corrupt += 1
+            else:
+                result.aggregates.append(aggregate)
+        if self.on_lookups:
+            found = sum(1 for r in replies if r)
+            self.on_lookups(found, len(replies) - found)
+        return result
+
+    def read(self, name: str, resolution: str, start_ms: int, end_ms: int) -> Range:
+        if resolution == "raw":
+            return self.points(name, start_ms, end_ms)
+        return self.aggregates(name, resolution, start_ms, end_ms)
+
+    # listing
+
+    def names(self) -> list[str]:
+        """Every series with a sorted set or a meta hash (a fully compacted series has only
+        the latter)."""
+        names: set[str] = set()
+        for pattern, prefix in ((self.layout.metric_pattern(), self.layout.metric("")),
+                                (self.layout.meta_pattern(), self.layout.meta(""))):
+            for key in self.store.scan(match=pattern):
+                names.add(_text(key)[len(prefix) :])
+        return sorted(names)
+
+    def info(self, names: Sequence[str]) -> list[SeriesInfo]:
+        infos = [SeriesInfo(name) for name in names]
+        with self.store.errors("ZCARD"):
+            pipe = self.store.client.pipeline(transaction=False)
+            for name in names:
+                key = self.layout.metric(name)
+                pipe.zcard(key)
+                pipe.zrange(key, 0, 0, withscores=True)
+                pipe.zrange(key, -1, -1, withscores=True)
+                pipe.hgetall(self.layout.meta(name))
+                pipe.memory_usage(key, samples=0)
+                pipe.memory_usage(self.layout.meta(name), samples=0)
+            replies = pipe.execute(raise_on_error=False)
+        for i, info in enumerate(infos):
+            card, first, last, meta, raw_mem, meta_mem = replies[6 * i : 6 * i + 6]
+            info.raw_points = card if isinstance(card, int) else 0
+            stamps = [s for reply in (first, last) if isinstance(reply, list)
+                      for _, s in reply]
+            info.raw_memory_bytes = raw_mem if isinstance(raw_mem, int) else 0
+            info.meta_memory_bytes = meta_mem if isinstance(meta_mem, int) else 0
+            if isinstance(meta, dict):
+                for fieldname, value in meta.items():
+                    if fieldname.startswith(CHUNK_FIELD.encode()):
+                        header = chunk_header(value)
+                        if header:
+                            info.chunks += 1
+                            info.compacted_points += header.count
+                            stamps += [header.first_ms, header.last_ms]
+                last_update = meta.get(b"lastUpdate")
+                if last_update and last_update.isdigit():
+                    info.last_update_ms = int(last_update)
+            if stamps:
+                info.first_ms, info.last_ms = int(min(stamps)), int(max(stamps))
+        return infos
+
+    # retention and compaction
+
+    def prune(self, names: Sequence[str] | None = None, now_ms: int | None = None) -> PruneResult:
+        """Applies the retention: raw points and chunks older than `raw`, aggregate buckets
+        older than their resolution's."""
+        now = self.now_ms() if now_ms is None else now_ms
+        names = self.names() if names is None else names
+        result = PruneResult(now, dict(self.retention), series=len(names))
+        keep_raw = self.retention.get("raw")
+        if keep_raw is not None:
+            cutoff = now - int(keep_raw * 1000)
+            with self.store.errors("ZREMRANGEBYSCORE"):
+                pipe = self.store.client.pipeline(transaction=False)
+                for name in names:
+                    pipe.zremrangebyscore(self.layout.metric(name), "-inf", f"({cutoff}")
+                result.raw_points_removed = sum(pipe.execute())
+            for name in names:
+                self._prune_chunks(name, cutoff, result)
+        expired: list[bytes] = []
+        head = self.layout.agg_pattern()
+        wanted = set(names)
+        for key in self.store.scan(match=head):
+            parsed = self._parse_agg_key(key)
+            if parsed is None or parsed[0] not in wanted:
+                continue
+            _, resolution, bucket = parsed
+            keep = self.retention.get(resolution)
+            if keep is not None and bucket + RESOLUTION_MS[resolution] <= now - keep * 1000:
+                expired.append(key)
+        result.aggregates_removed = self.store.unlink(expired)
+        return result
+
+    def _parse_agg_key(self, key: bytes) -> tuple[str, str, int] | None:
+        # The key's name part may hold ":", so it is read from the right.
+        prefix = self.layout.config.agg_prefix + ":"
+        text = _text(key)
+        if not text.startswith(prefix):
+            return None
+        name, sep, rest = text[len(prefix) :].rpartition(":")
+        name, sep2, resolution = name.rpartition(":")
+        if not sep or not sep2 or resolution not in RESOLUTION_MS or not rest.isdigit():
+            return None
+        return name, resolution, int(rest)
+
+    def _chunks(self, name: str) -> dict[bytes, bytes]:
+        with self.store.errors("HGETALL"):
+            meta = self.store.client.hgetall(self.layout.meta(name))
+        return {f: v for f, v in meta.items() if f.startswith(CHUNK_FIELD.encode())}
+
+    def _prune_chunks(self, name: str, cutoff: int, result: PruneResult) -> None:
+        key = self.layout.meta(name)
+        for fieldname, value in self._chunks(name).items():
+            header = chunk_header(value)
+            if header is None or header.first_ms >= cutoff:
+                continue
+            with self.store.errors("HDEL"):
+                if header.last_ms < cutoff:
+                    self.store.client.hdel(key, fieldname)
+                    result.chunks_removed += 1
+                    result.compacted_points_removed += header.count
+                    continue
+                kept = [p for p in decode_chunk(value) if p.timestamp_ms >= cutoff]
+                self.store.client.hset(key, fieldname, encode_chunk(kept))
+                result.compacted_points_removed += header.count - len(kept)
+
+    def compact(self, older_than_seconds: float = DEFAULT_COMPACT_AFTER_SECONDS,
+                names: Sequence[str] | None = None, now_ms: int | None = None) -> CompactResult:
+        """Moves raw points of whole hour windows older than `older_than_seconds` into chunks.
+
+        The chunk is written before the raw members are removed, and only the members read are
+        removed: a point written meanwhile is never lost, and a crash between the two steps
+        leaves duplicates that reads drop.
+        """
+        now = self.now_ms() if now_ms is None else now_ms
+        names = self.names() if names is None else names
+        result = CompactResult(now, older_than_seconds, series=len(names))
+        cutoff = now - int(older_than_seconds * 1000)
+        cutoff -= cutoff % CHUNK_WINDOW_MS
+        for name in names:
+            self._compact_one(name, cutoff, result)
+        return result
+
+    def _compact_one(self, name: str, cutoff: int, result: CompactResult) -> None:
+        metric, meta = self.layout.metric(name), self.layout.meta(name)
+        with self.store.errors("ZRANGEBYSCORE"):
+            members = self.store.client.zrangebyscore(metric, "-inf", f"({cutoff}", withscores=True)
+        if not members:
+            return
+        raw_before, meta_before = self.store.memory_usage([metric, meta])
+        windows: dict[int, list[Point]] = defaultdict(list)
+        done: list[bytes] = []
+        for member, score in members:
+            point = decode_member(member, score)
+            if point is None:
+                # Unreadable members stay where they are, for a person to look at.
+                result.corrupt_members += 1
+                continue
+            windows[point.timestamp_ms - point.timestamp_ms % CHUNK_WINDOW_MS].append(point)
+            done.append(member)
+        existing = self._chunks(name)
+        with self.store.errors("HSET"):
+            for window, points in windows.items():
+                fieldname = f"{CHUNK_FIELD}{window}".encode()
+                merged = set(points)
+                if fieldname in existing:
+                    try:
+                        merged.update(decode_chunk(existing[fieldname]))
+                    except ValueError:
+                        # An unreadable chunk is kept under another name, never overwritten.
+                        self.store.client.hset(meta, fieldname + b":unreadable", existing[fieldname])
+                self.store.client.hset(meta, fieldname, encode_chunk(list(merged)))
+                result.chunks_written += 1
+        with self.store.errors("ZREM"):
+            for start in range(0, len(done), BATCH):
+                self.store.client.zrem(metric, *done[start : start + BATCH])
+        raw_after, meta_after = self.store.memory_usage([metric, meta])
+        result.points_compacted += len(done)
+        result.raw_bytes_before += raw_before or 0
+        result.meta_bytes_before += meta_before or 0
+        result.raw_bytes_after += raw_after or 0
+        result.meta_bytes_after += meta_after or 0
+
+
+def _chunk_overlaps(fieldname: bytes, start_ms: int, end_ms: int) -> bool:
+    text = _text(fieldname)
+    if not text.startswith(CHUNK_FIELD):
+        return False
+    window = text[len(CHUNK_FIELD) :]
+    if not window.isdigit():
+        return False
+    begin = int(window)
+    return begin <= end_ms and begin + CHUNK_WINDOW_MS > start_ms
+
+
+def _decode_aggregate(bucket: int, data: bytes | None) -> Aggregate | None:
+    try:
+        d = json.loads(data) if data is not None else None
+        if not isinstance(d, dict):
+            return None
+        count = int(d["count"])
+        values = [float(d[k]) for k in ("sum", "min", "max")]
+        first = float(d.get("first", values[1]))
+        last = float(d.get("last", values[2]))
+    except (ValueError, TypeError, KeyError):
+        return None
+    return Aggregate(bucket, count, values[0], values[1], values[2], first, last)
+
+
+def _iso(ms: int) -> str:
+    """As JavaScript's Date.prototype.toISOString writes it."""
+    moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
