@@ -532,6 +532,13 @@ class _Reader:
             if is_secret_header(header):
                 self._secret_header_value(value)
 
+        if url is not None and any(h.lower() == "authorization" for h in headers):
+            if urlsplit(url.render({n: "x" for n in url.names}, str)).username is not None:
+                self.add(
+                    path + ("url",),
+                    "the URL carries credentials (user:password@) and an Authorization header is "
+                    "set too: keep one of them",
+                )
         if len(self.problems) > before or None in (name, url, ttl_ms):
             return None
         return Endpoint(

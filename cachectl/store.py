@@ -13,7 +13,7 @@ import re
 import ssl
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
@@ -453,6 +453,61 @@ class Store:
         """The members of many small sets, pipelined. Use sscan for one big set."""
         return [set(reply) for reply in self.pipelined("SMEMBERS", keys)]
 
+    def send_many(self, commands: Sequence[tuple]) -> list:
+        """Different commands in one pipelined round trip (in a cluster, one per node, each
+        command routed by its key's slot); the replies in order. A command the server refuses
+        (WRONGTYPE, NOPERM...) gets its CachectlError in its place; a lost connection is retried
+        like every call, then raised."""
+        with self.errors(_names(commands)):
+            pipe = self.client.pipeline(transaction=False)
+            for args in commands:
+                pipe.execute_command(*args)
+            replies = pipe.execute(raise_on_error=False)
+        return [
+            self.translate(r, str(args[0])) if isinstance(r, Exception) else r
+            for r, args in zip(replies, commands)
+        ]
+
+    def transactions(self, groups: Sequence[Sequence[tuple]]) -> list:
+        """Each group as its own MULTI/EXEC, every group in one pipelined round trip.
+
+        A group is applied whole or not at all as far as Redis allows: one refused while queued
+        (NOPERM, a bad command) is discarded by EXEC, and a connection lost before EXEC discards
+        it too. Per group: its raw replies (a runtime error such as WRONGTYPE as a CachectlError
+        in its place), or the CachectlError that discarded it. Single server only: in a cluster
+        one transaction cannot span keys of different slots.
+        """
+        if self.is_cluster:
+            raise TypeError("transactions() needs a single server; use send_many() in a cluster")
+        with self.errors("EXEC"):
+            pipe = self.client.pipeline(transaction=False)
+            # redis-py's reply parsers would read a QUEUED as the queued command's own reply.
+            pipe.response_callbacks = {}
+            for group in groups:
+                pipe.execute_command("MULTI")
+                for args in group:
+                    pipe.execute_command(*args)
+                pipe.execute_command("EXEC")
+            replies = pipe.execute(raise_on_error=False)
+        out: list = []
+        at = 0
+        for group in groups:
+            # A refused MULTI comes first: the group then ran outside a transaction, if at all.
+            queued = list(zip(replies[at : at + 1 + len(group)], [("MULTI",), *group]))
+            executed = replies[at + 1 + len(group)]
+            at += len(group) + 2
+            refused = next(((r, args) for r, args in queued if isinstance(r, Exception)), None)
+            if refused is not None:
+                out.append(self.translate(refused[0], str(refused[1][0])))
+            elif isinstance(executed, Exception):
+                out.append(self.translate(executed, "EXEC"))
+            else:
+                out.append([
+                    self.translate(r, str(args[0])) if isinstance(r, Exception) else r
+                    for r, args in zip(executed, group)
+                ])
+        return out
+
     # -- errors ----------------------------------------------------------------------------
 
     @contextmanager
@@ -580,6 +635,11 @@ def _refused_command(exc: BaseException, command: str | None) -> str | None:
     if match:
         return match["command"].replace("|", " ").upper()
     return command
+
+
+def _names(commands: Sequence[tuple]) -> str:
+    """The distinct command names of a pipeline, for an error message: "SET, SADD"."""
+    return ", ".join(dict.fromkeys(str(args[0]).upper() for args in commands)) or "a pipeline"
 
 
 def _text(reply: Any) -> str:

@@ -163,9 +163,9 @@ def root(
 
 
 def _register() -> None:
-    from cachectl.cli import check, demo, doctor, history, stats
+    from cachectl.cli import check, demo, doctor, history, manifest, stats, warm
 
-    for module in (doctor, demo, stats, check, history):
+    for module in (doctor, demo, stats, check, history, warm, manifest):
         module.register(app)
 
 

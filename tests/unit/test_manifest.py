@@ -210,6 +210,7 @@ def test_every_problem_is_reported_at_once_with_file_line_column_and_field(tmp_p
         ("{name: a, url: ftp://x/a, ttl: 60}", "expected an http:// or https:// URL"),
         ("{name: a, url: /a}", "missing field 'ttl' (set ttl here or in defaults)"),
         ("{name: '', url: /a, ttl: 60}", "expected text, got an empty value"),
+        ("{name: a, url: 'http://u:p@h/a', ttl: 60, headers: {Authorization: x}}", "keep one of them"),
     ],
 )
 def test_one_bad_field_is_named_with_what_is_expected(tmp_path, endpoint, message):
@@ -273,7 +274,7 @@ def test_secrets_never_appear_in_problems_or_shown_urls(tmp_path):
         version: 1
         defaults:
           base_url: "https://user:${KEY}@api.example.com"
-          headers: {Authorization: "Bearer ${TOKEN}"}
+          headers: {X-Auth-Token: "Bearer ${TOKEN}"}
         endpoints:
           - {name: a, url: "/a?api_key=${KEY}&page=1", ttl: 60}
         """, env=env)

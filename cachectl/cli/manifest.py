@@ -1,0 +1,68 @@
+"""`cachectl manifest validate|expand`: check warm manifests and see what they would ask for,
+without fetching anything or touching Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cachectl.cli.context import JsonOpt, command_context
+
+manifest_app = typer.Typer(
+    help="Check warm manifests and show the requests they expand to (nothing is fetched).",
+    no_args_is_help=True,
+)
+
+FilesArg = Annotated[list[Path], typer.Argument(help="Warm manifests (YAML, version: 1).", show_default=False)]
+
+
+@manifest_app.command("validate")
+def validate(ctx: typer.Context, files: FilesArg, json_: JsonOpt = False) -> None:
+    """Check manifests: every problem of every file at once, each with file, line, column and
+    field; unknown fields with the nearest valid name; unset environment variables. Exit 3 when
+    anything is wrong. Nothing is fetched."""
+    from cachectl.manifest import load_manifests
+    from cachectl.render.warm import render_validate, validate_data
+
+    out = command_context(ctx, json_mode=json_).output
+    manifests = load_manifests(files)
+    if out.json_mode:
+        out.json(validate_data(manifests))
+    else:
+        render_validate(out, manifests)
+
+
+@manifest_app.command("expand")
+def expand(
+    ctx: typer.Context,
+    files: FilesArg,
+    endpoint: Annotated[
+        Optional[list[str]],
+        typer.Option("--endpoint", metavar="NAME", help="Only this endpoint (repeat for more)."),
+    ] = None,
+    limit: Annotated[
+        Optional[int],
+        typer.Option("--limit", min=0, help="Show at most this many requests (default: 50 in the "
+                     "table, all with --json)."),
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Show the requests a manifest expands to: method, URL, key, TTL, tags and dependencies,
+    with secrets masked. Keys follow the layout of the config in use. Nothing is fetched."""
+    from cachectl.layout import Layout
+    from cachectl.manifest import Plan, load_manifests
+    from cachectl.render.warm import render_expand, write_expand_json
+
+    app_ctx = command_context(ctx, json_mode=json_)
+    out = app_ctx.output
+    plan = Plan(load_manifests(files), Layout(app_ctx.settings.layout), only=endpoint or ())
+    if out.json_mode:
+        write_expand_json(out, plan, limit)
+    else:
+        render_expand(out, plan, 50 if limit is None else limit)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(manifest_app, name="manifest")

@@ -1,0 +1,131 @@
+"""`cachectl warm FILE...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cachectl.cli.context import DryRunOpt, JsonOpt, command_context
+
+
+def warm(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Warm manifests (YAML, version: 1).", show_default=False)],
+    concurrency: Annotated[
+        Optional[int],
+        typer.Option("--concurrency", min=1, help="Requests in flight at once (default: the "
+                     "manifests' defaults.concurrency, else 10)."),
+    ] = None,
+    rate: Annotated[
+        Optional[float],
+        typer.Option("--rate", min=0.001, metavar="REQ_PER_S", help="Cap on requests per second "
+                     "over the whole run (default: the manifests' defaults.rate, else none)."),
+    ] = None,
+    only_missing: Annotated[
+        bool, typer.Option("--only-missing", help="Skip entries that are already cached.")
+    ] = False,
+    refresh_below: Annotated[
+        Optional[str],
+        typer.Option("--refresh-below", metavar="SECONDS", help="Only entries missing or whose TTL "
+                     "is below this (seconds, or 10m, 1h...): refresh ahead of expiry."),
+    ] = None,
+    endpoint: Annotated[
+        Optional[list[str]],
+        typer.Option("--endpoint", metavar="NAME", help="Only this endpoint (repeat for more)."),
+    ] = None,
+    dry_run: DryRunOpt = False,
+    every: Annotated[
+        Optional[str],
+        typer.Option("--every", metavar="DURATION", help="Repeat every DURATION (30s, 10m...) until "
+                     "stopped, with a report per round."),
+    ] = None,
+    from_access_log: Annotated[
+        bool, typer.Option("--from-access-log", help="Warm the most recently hit entries of the "
+                           "manifests' endpoints, read from the access log (see --top).")
+    ] = False,
+    top: Annotated[
+        Optional[int],
+        typer.Option("--top", min=1, metavar="N", help="With --from-access-log: how many entries "
+                     "(default 100)."),
+    ] = None,
+    max_failures: Annotated[
+        str,
+        typer.Option("--max-failures", metavar="N|P%", help="Failed requests tolerated before the "
+                     "exit code says partial failure (6): a count or a percentage."),
+    ] = "0",
+    report: Annotated[
+        Optional[Path],
+        typer.Option("--report", metavar="FILE", help="Write a JSON report: per request the key, "
+                     "status, latency, bytes, attempts and error."),
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Call the endpoints of warm manifests and store each answer as a cache entry, with its TTL,
+    tags and dependencies. Every manifest is checked before anything is fetched. Exit 3 for a bad
+    manifest, 4 when Redis is lost (with a report of what was stored), 6 when more requests
+    failed than --max-failures allows, 130 on Ctrl-C (with the report so far)."""
+    from cachectl.durations import parse_duration
+    from cachectl.errors import UsageError
+    from cachectl.layout import Layout
+    from cachectl.manifest import Plan, load_manifests
+    from cachectl.ops.warm import FailureLimit, WarmOptions, warm, warm_every
+    from cachectl.render.warm import WarmProgressView, render_warm
+
+    app_ctx = command_context(ctx, json_mode=json_)
+    out = app_ctx.output
+
+    def seconds(option: str, text: str | None) -> float | None:
+        if text is None:
+            return None
+        try:
+            value = parse_duration(text)
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+        if value <= 0:
+            raise UsageError(f"{option} must be greater than 0, got {text!r}")
+        return value
+
+    if top is not None and not from_access_log:
+        raise UsageError("--top applies only with --from-access-log")
+    options = WarmOptions(
+        concurrency=concurrency,
+        rate=rate,
+        only_missing=only_missing,
+        refresh_below_seconds=seconds("--refresh-below", refresh_below),
+        dry_run=dry_run,
+        from_access_log_top=(top or 100) if from_access_log else None,
+        max_failures=FailureLimit.parse(max_failures),
+        report_path=str(report) if report else None,
+    )
+    every_seconds = seconds("--every", every)
+
+    plan = Plan(load_manifests(files), Layout(app_ctx.settings.layout), only=endpoint or ())
+    progress = WarmProgressView(out)
+
+    def show(result) -> None:
+        progress.round_done()
+        problem = result.problem()
+        if out.json_mode:
+            out.json(result.to_dict(), ok=problem is None, error=problem)
+        else:
+            render_warm(out, result)
+            if every_seconds and not result.stopped:
+                out.print()
+
+    if every_seconds:
+        result = warm_every(
+            app_ctx.store, plan, options, every_seconds, on_round=show, on_progress=progress.update
+        )
+    else:
+        result = warm(app_ctx.store, plan, options, on_progress=progress.update)
+        show(result)
+    problem = result.problem()
+    if problem is not None:
+        out.error(problem, envelope=False)
+        raise typer.Exit(problem.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("warm")(warm)

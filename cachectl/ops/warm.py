@@ -1,0 +1,757 @@
+"""`cachectl warm`: call the endpoints of a plan, store the answers as cache entries, report.
+
+The run is a stream with bounded queues, so memory stays flat whatever the plan's size:
+plan (expanded lazily) -> [TTL check for --only-missing / --refresh-below, in chunks]
+-> fetch workers (aiohttp, `concurrency` of them) -> one writer (pipelined batches, in a thread).
+
+It stops cleanly: on Ctrl-C (the batch being written lands and is counted, the rest is reported
+as interrupted) and when Redis stays unreachable after retries (the report says what was stored).
+Nothing here prints: progress reaches the caller through `on_progress`, the result is a
+WarmResult, and `--report FILE` is streamed to disk one request at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cachectl.errors import (
+    CachectlError,
+    Interrupted,
+    PartialFailure,
+    RedisAuthError,
+    RedisError,
+    RedisPermissionError,
+    RedisReadOnly,
+    UsageError,
+)
+from cachectl.manifest import DEFAULT_CONCURRENCY
+
+if TYPE_CHECKING:
+    from cachectl.manifest import Plan, PlannedRequest
+    from cachectl.ops.warm_http import FetchOutcome
+    from cachectl.store import Store
+
+FAILURE_SAMPLE_SIZE = 20
+PROGRESS_INTERVAL_SECONDS = 0.25
+TTL_CHECK_CHUNK = 500
+ACCESS_LOG_PAGE = 1000
+# Redis errors that a wait may cure (a restart, a failover); others (ACL, read-only replica,
+# wrong password) stop the run at once.
+_FATAL_AT_ONCE = (RedisAuthError, RedisPermissionError, RedisReadOnly)
+_END = object()
+
+
+# ---- options --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailureLimit:
+    """`--max-failures`: a count (`5`) or a share of the requests made (`2.5%`)."""
+
+    count: int | None = 0
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> FailureLimit:
+        raw = text.strip()
+        try:
+            if raw.endswith("%"):
+                percent = float(raw[:-1])
+                if math.isfinite(percent) and 0 <= percent <= 100:
+                    return cls(count=None, percent=percent)
+            else:
+                count = int(raw)
+                if count >= 0:
+                    return cls(count=count)
+        except ValueError:
+            pass
+        raise UsageError(
+            f"--max-failures {text!r} is neither a count nor a percentage",
+            hint="write a whole number (5) or a percentage from 0 to 100 (2.5%)",
+        )
+
+    def exceeded(self, failed: int, requested: int) -> bool:
+        if self.percent is not None:
+            return requested > 0 and failed * 100 > self.percent * requested
+        return failed > (self.count or 0)
+
+    def __str__(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else str(self.count)
+
+
+@dataclass(frozen=True)
+class WarmOptions:
+    concurrency: int | None = None  # None: the manifests' defaults.concurrency, else 10
+    rate: float | None = None  # requests per second over the whole run; None: the manifests'
+    only_missing: bool = False
+    refresh_below_seconds: float | None = None
+    dry_run: bool = False
+    from_access_log_top: int | None = None
+    max_failures: FailureLimit = FailureLimit()
+    report_path: str | None = None
+
+    @property
+    def checks_ttl(self) -> bool:
+        return self.only_missing or self.refresh_below_seconds is not None
+
+
+# ---- results --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WarmProgress:
+    total: int
+    done: int
+    stored: int
+    skipped: int
+    failed: int
+    elapsed_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        rate = self.rate
+        return (self.total - self.done) / rate if rate > 0 and self.total >= self.done else None
+
+
+class LatencyHistogram:
+    """Percentiles in constant memory: latencies counted in buckets 2% wide."""
+
+    _BASE = math.log(1.02)
+
+    def __init__(self) -> None:
+        self.buckets: Counter[int] = Counter()
+        self.count = 0
+        self.max_ms = 0.0
+
+    def add(self, ms: float) -> None:
+        self.buckets[round(math.log(max(ms, 0.001)) / self._BASE)] += 1
+        self.count += 1
+        self.max_ms = max(self.max_ms, ms)
+
+    def percentile(self, p: float) -> float | None:
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(self.count * p / 100))
+        seen = 0
+        for bucket in sorted(self.buckets):
+            seen += self.buckets[bucket]
+            if seen >= rank:
+                return min(math.exp(bucket * self._BASE), self.max_ms)
+        return self.max_ms
+
+
+@dataclass
+class AccessLogSelection:
+    top: int
+    keys_read: int = 0
+    selected: int = 0
+    ignored: Counter = field(default_factory=Counter)  # why a key read was not warmed
+
+    def to_dict(self) -> dict:
+        return {
+            "top": self.top,
+            "keys_read": self.keys_read,
+            "selected": self.selected,
+            "ignored": dict(self.ignored),
+        }
+
+
+@dataclass
+class EndpointTally:
+    name: str
+    would_request: int = 0
+    requested: int = 0
+    stored: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+@dataclass
+class WarmResult:
+    manifests: list[str]
+    round: int = 1
+    dry_run: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    rate_per_second: float | None = None
+    planned: int = 0
+    requested: int = 0
+    attempts: int = 0
+    stored: int = 0
+    stored_bytes: int = 0
+    response_bytes: int = 0
+    would_request: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+    interrupted: int = 0
+    fallback_answers: int = 0
+    duration_seconds: float = 0.0
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
+    endpoints: dict[str, EndpointTally] = field(default_factory=dict)
+    failures: list[dict] = field(default_factory=list)
+    max_failures: FailureLimit = FailureLimit()
+    stopped: str | None = None  # None, "interrupted" or "redis"
+    error: CachectlError | None = field(default=None, repr=False)
+    access_log: AccessLogSelection | None = None
+    report_file: str | None = None
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def failed_total(self) -> int:
+        return sum(self.failed.values())
+
+    @property
+    def not_attempted(self) -> int:
+        accounted = self.stored + self.skipped_total + self.failed_total + self.interrupted
+        return max(0, self.planned - accounted - self.would_request)
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requested / self.duration_seconds if self.duration_seconds > 0 else 0.0
+
+    @property
+    def failure_limit_exceeded(self) -> bool:
+        return self.max_failures.exceeded(self.failed_total, self.requested)
+
+    def problem(self) -> CachectlError | None:
+        """The error that decides the exit code, or None when the round went as it should:
+        interrupted (130), Redis lost (4), more failures than --max-failures allows (6)."""
+        if self.stopped == "interrupted":
+            return Interrupted(
+                f"interrupted: {self.stored:,} of {self.planned:,} entries stored before stopping"
+            )
+        if self.error is not None:
+            return self.error
+        if self.failure_limit_exceeded:
+            return PartialFailure(
+                f"{self.failed_total:,} of {self.requested:,} requests failed, more than "
+                f"--max-failures {self.max_failures} allows",
+                result=self,
+            )
+        return None
+
+    def to_dict(self) -> dict:
+        def ms(value: float | None) -> float | None:
+            return None if value is None else round(value, 2)
+
+        return {
+            "round": self.round,
+            "manifests": self.manifests,
+            "dry_run": self.dry_run,
+            "concurrency": self.concurrency,
+            "rate_per_second": self.rate_per_second,
+            "planned": self.planned,
+            "would_request": self.would_request,
+            "requested": self.requested,
+            "attempts": self.attempts,
+            "stored": self.stored,
+            "stored_bytes": self.stored_bytes,
+            "response_bytes": self.response_bytes,
+            "skipped": {"total": self.skipped_total, "by_reason": dict(self.skipped)},
+            "failed": {"total": self.failed_total, "by_reason": dict(self.failed)},
+            "interrupted": self.interrupted,
+            "not_attempted": self.not_attempted,
+            "fallback_answers": self.fallback_answers,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "requests_per_second": round(self.requests_per_second, 1),
+            "origin_latency_ms": {
+                "p50": ms(self.latency.percentile(50)),
+                "p95": ms(self.latency.percentile(95)),
+                "max": ms(self.latency.max_ms if self.latency.count else None),
+            },
+            "endpoints": [vars(e).copy() for e in self.endpoints.values()],
+            "failures": self.failures,
+            "max_failures": str(self.max_failures),
+            "failure_limit_exceeded": self.failure_limit_exceeded,
+            "stopped": self.stopped,
+            "error": self.error.to_dict() if self.error else None,
+            "access_log": self.access_log.to_dict() if self.access_log else None,
+            "report_file": self.report_file,
+        }
+
+
+# ---- the report file --------------------------------------------------------------------------
+
+
+class _ReportFile:
+    """`--report FILE`: `{"requests": [...], "summary": {...}}`, one request written at a time
+    to FILE.partial and renamed over FILE at the end, so FILE is always a whole document."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.partial = f"{path}.partial"
+        try:
+            self.fh = open(self.partial, "w", encoding="utf-8")  # noqa: SIM115 -- closed in finish()
+        except OSError as exc:
+            raise UsageError(f"cannot write the report {path}: {exc.strerror or exc}") from None
+        self.fh.write('{"requests": [\n')
+        self.first = True
+
+    def add(self, record: dict) -> None:
+        self.fh.write(("" if self.first else ",\n") + json.dumps(record, ensure_ascii=False))
+        self.first = False
+
+    def finish(self, summary: dict) -> None:
+        self.fh.write('\n],\n"summary": ' + json.dumps(summary, ensure_ascii=False) + "}\n")
+        self.fh.close()
+        os.replace(self.partial, self.path)
+
+
+# ---- tallying ---------------------------------------------------------------------------------
+
+
+class _Tally:
+    """Counts every outcome into the result, writes the report line, keeps a sample of failures."""
+
+    def __init__(self, result: WarmResult, plan: Plan, report: _ReportFile | None):
+        self.result = result
+        self.plan = plan
+        self.report = report
+        self.started = time.perf_counter()
+
+    def endpoint(self, name: str) -> EndpointTally:
+        tally = self.result.endpoints.get(name)
+        if tally is None:
+            tally = self.result.endpoints[name] = EndpointTally(name)
+        return tally
+
+    def record(
+        self,
+        request: PlannedRequest,
+        outcome: str,  # stored | skipped | failed | would_request
+        reason: str | None = None,
+        fetched: FetchOutcome | None = None,
+        error: str | None = None,
+        stored_bytes: int = 0,
+    ) -> None:
+        result = self.result
+        per_endpoint = self.endpoint(request.endpoint.name)
+        if fetched is not None:
+            result.requested += 1
+            result.attempts += fetched.attempts
+            result.response_bytes += fetched.bytes
+            per_endpoint.requested += 1
+            if fetched.fallback and "answer" in fetched.fallback:
+                result.fallback_answers += 1
+        if outcome == "stored":
+            result.stored += 1
+            result.stored_bytes += stored_bytes
+            per_endpoint.stored += 1
+        elif outcome == "skipped":
+            result.skipped[reason] += 1
+            per_endpoint.skipped += 1
+        elif outcome == "failed":
+            result.failed[reason] += 1
+            per_endpoint.failed += 1
+        else:
+            result.would_request += 1
+            per_endpoint.would_request += 1
+        sample = outcome == "failed" and len(result.failures) < FAILURE_SAMPLE_SIZE
+        if self.report is None and not sample:
+            return
+        record = {
+            "endpoint": request.endpoint.name,
+            "key": request.key,
+            "method": request.endpoint.method,
+            "url": request.shown_url,
+            "outcome": outcome,
+            "reason": reason,
+            "status": fetched.status if fetched else None,
+            "latency_ms": round(fetched.latency_ms, 2) if fetched and fetched.latency_ms is not None else None,
+            "bytes": fetched.bytes if fetched else 0,
+            "attempts": fetched.attempts if fetched else 0,
+            "error": self.plan.scrub(error) if error else None,
+        }
+        if fetched is not None and fetched.fallback is not None:
+            record["fallback"] = fetched.fallback
+        if sample:
+            result.failures.append(record)
+        if self.report is not None:
+            self.report.add(record)
+
+    def progress(self) -> WarmProgress:
+        r = self.result
+        done = r.stored + r.skipped_total + r.failed_total + r.would_request
+        return WarmProgress(
+            total=r.planned,
+            done=done,
+            stored=r.stored,
+            skipped=r.skipped_total,
+            failed=r.failed_total,
+            elapsed_seconds=time.perf_counter() - self.started,
+        )
+
+
+# ---- choosing what to warm --------------------------------------------------------------------
+
+
+def select_from_access_log(store: Store, plan: Plan, top: int) -> tuple[list[PlannedRequest], AccessLogSelection]:
+    """The `top` most recently hit entries of the plan's endpoints, newest first.
+
+    The access log (LAYOUT.md: `cache_access`, score = epoch ms of an entry's last hit) holds no
+    hit counts, so "most accessed" is ranked by the latest hit. Each key is read back into its
+    endpoint and params (`Layout.parse_entry`) and rebuilt from the manifest's definition of that
+    endpoint; a key the definition does not give back exactly is left alone (and counted).
+    """
+    layout = plan.layout
+    selection = AccessLogSelection(top=top)
+    selected: list[PlannedRequest] = []
+    names = plan.endpoint_names
+    start = 0
+    while len(selected) < top:
+        keys = store.execute("ZREVRANGE", layout.access_log(), start, start + ACCESS_LOG_PAGE - 1)
+        if not keys:
+            break
+        start += len(keys)
+        for raw in keys:
+            selection.keys_read += 1
+            request, why = _request_for_key(plan, raw, names)
+            if request is None:
+                selection.ignored[why] += 1
+                continue
+            selected.append(request)
+            if len(selected) == top:
+                break
+    selection.selected = len(selected)
+    return selected, selection
+
+
+def _request_for_key(plan: Plan, raw: bytes | str, names: list[str]) -> tuple[PlannedRequest | None, str | None]:
+    try:
+        key = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        return None, "unreadable_key"
+    parsed = plan.layout.parse_entry(key, known_endpoints=names)
+    if parsed is None:
+        return None, "not_an_entry"
+    if parsed.endpoint not in names:
+        return None, "other_endpoint"
+    if parsed.params is None:
+        return None, "unreadable_key"
+    return plan.request_for_entry(key, parsed.endpoint, parsed.params)
+
+
+def _limits(plan: Plan, options: WarmOptions) -> tuple[int, int | None, float | None]:
+    defaults = [m.defaults for m in plan.manifests]
+    concurrency = options.concurrency or max(
+        (d.concurrency for d in defaults if d.concurrency), default=DEFAULT_CONCURRENCY
+    )
+    per_host = max((d.concurrency_per_host for d in defaults if d.concurrency_per_host), default=None)
+    rate = options.rate or min((d.rate for d in defaults if d.rate), default=None)
+    return concurrency, per_host, rate
+
+
+# ---- running ----------------------------------------------------------------------------------
+
+
+def warm(
+    store: Store,
+    plan: Plan,
+    options: WarmOptions,
+    *,
+    on_progress: Callable[[WarmProgress], None] | None = None,
+    round_number: int = 1,
+) -> WarmResult:
+    """One warm round over the plan. Errors found before anything is fetched (Redis unreachable
+    at the start, a report file that cannot be written) raise; once fetching began, the result
+    says how the run ended (`stopped`, `error`) and what it stored."""
+    concurrency, per_host, rate = _limits(plan, options)
+    result = WarmResult(
+        manifests=plan.files,
+        round=round_number,
+        dry_run=options.dry_run,
+        concurrency=concurrency,
+        rate_per_second=rate,
+        max_failures=options.max_failures,
+        report_file=options.report_path,
+    )
+    needs_redis = not options.dry_run or options.checks_ttl or options.from_access_log_top
+    if needs_redis:
+        store.execute("PING")  # before fetching anything: an unreachable Redis fails fast
+    requests: Iterable[PlannedRequest]
+    if options.from_access_log_top:
+        requests, result.access_log = select_from_access_log(store, plan, options.from_access_log_top)
+        result.planned = len(requests)
+    else:
+        requests, result.planned = plan.requests(), plan.total
+    for endpoint in plan.endpoints:
+        result.endpoints.setdefault(endpoint.name, EndpointTally(endpoint.name))
+
+    report = _ReportFile(options.report_path) if options.report_path else None
+    tally = _Tally(result, plan, report)
+    try:
+        if options.dry_run:
+            _dry_run(store, requests, options, tally)
+        else:
+            run = _Run(store, plan, options, tally, on_progress, concurrency, per_host, rate)
+            asyncio.run(run.main(iter(requests)))
+    finally:
+        result.duration_seconds = time.perf_counter() - tally.started
+        if report is not None:
+            report.finish(result.to_dict())
+    if on_progress is not None:
+        on_progress(tally.progress())
+    return result
+
+
+def warm_every(
+    store: Store,
+    plan: Plan,
+    options: WarmOptions,
+    every_seconds: float,
+    *,
+    on_round: Callable[[WarmResult], None],
+    on_progress: Callable[[WarmProgress], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WarmResult:
+    """Rounds `every_seconds` apart (start to start; a round that takes longer is followed at
+    once) until stopped. Ctrl-C between rounds ends it with the last round's result; a round
+    stopped by Ctrl-C or by Redis ends it too."""
+    round_number = 0
+    while True:
+        round_number += 1
+        started = time.monotonic()
+        result = warm(store, plan, options, on_progress=on_progress, round_number=round_number)
+        on_round(result)
+        if result.stopped:
+            return result
+        try:
+            sleep(max(0.0, every_seconds - (time.monotonic() - started)))
+        except KeyboardInterrupt:
+            return result
+
+
+def _kept_by_ttl(options: WarmOptions, pttl_ms: int) -> str | None:
+    """None when the entry should be fetched, else why it is skipped."""
+    if pttl_ms == -2:
+        return None
+    if options.refresh_below_seconds is not None:
+        if 0 <= pttl_ms < options.refresh_below_seconds * 1000:
+            return None
+        return "fresh"
+    return "cached"
+
+
+def _chunks(requests: Iterable[PlannedRequest], size: int) -> Iterator[list[PlannedRequest]]:
+    chunk: list[PlannedRequest] = []
+    for request in requests:
+        chunk.append(request)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _dry_run(store: Store, requests: Iterable[PlannedRequest], options: WarmOptions, tally: _Tally) -> None:
+    for chunk in _chunks(requests, TTL_CHECK_CHUNK):
+        ttls = store.ttls([r.key for r in chunk], ms=True) if options.checks_ttl else [-2] * len(chunk)
+        for request, ttl in zip(chunk, ttls):
+            why = _kept_by_ttl(options, ttl)
+            if why:
+                tally.record(request, "skipped", why)
+            else:
+                tally.record(request, "would_request")
+
+
+class _Run:
+    """One asynchronous warm round: producer, fetch workers, writer, progress ticker."""
+
+    def __init__(self, store, plan, options, tally, on_progress, concurrency, per_host, rate):
+        from cachectl.ops.warm_write import EntryWriter
+
+        self.store = store
+        self.plan = plan
+        self.options = options
+        self.tally = tally
+        self.on_progress = on_progress
+        self.concurrency = concurrency
+        self.per_host = per_host
+        self.rate = rate
+        self.writer = EntryWriter(store, plan.layout)
+        self.batch_size = store.settings.batch_size
+        self.redis_retries = store.settings.retries
+        self.in_flight = 0
+
+    async def main(self, requests: Iterator[PlannedRequest]) -> None:
+        from cachectl.ops.warm_http import Fetcher
+
+        self.abort = asyncio.Event()
+        fetch_q: asyncio.Queue = asyncio.Queue(self.concurrency * 2)
+        write_q: asyncio.Queue = asyncio.Queue(max(64, self.concurrency * 4))
+        fetcher = Fetcher(
+            concurrency=self.concurrency,
+            per_host=self.per_host,
+            rate=self.rate,
+            scrub=self.plan.scrub,
+            on_latency=self.tally.result.latency.add,
+        )
+        async with fetcher:
+            producer = asyncio.create_task(self._produce(requests, fetch_q))
+            workers = [
+                asyncio.create_task(self._work(fetcher, fetch_q, write_q))
+                for _ in range(self.concurrency)
+            ]
+            writer = asyncio.create_task(self._write(write_q))
+            flow = asyncio.create_task(self._flow(producer, workers, fetch_q, write_q, writer))
+            aborted = asyncio.create_task(self.abort.wait())
+            helpers = [aborted]
+            if self.on_progress is not None:
+                helpers.append(asyncio.create_task(self._tick()))
+            try:
+                await asyncio.wait({flow, aborted}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task
+                self.tally.result.stopped = "interrupted"
+            finally:
+                await self._stop([producer, *workers, flow, *helpers], writer, write_q)
+        if flow.done() and not flow.cancelled() and flow.exception() is not None:
+            exc = flow.exception()
+            if not isinstance(exc, CachectlError):
+                raise exc
+            self._fatal(exc)
+
+    async def _flow(self, producer, workers, fetch_q, write_q, writer) -> None:
+        """The orderly end: plan done, then every fetch, then every write."""
+        await producer
+        for _ in workers:
+            await fetch_q.put(None)
+        await asyncio.wait(workers)
+        for worker in workers:
+            if worker.exception() is not None:
+                raise worker.exception()
+        await write_q.put(_END)
+        await writer
+
+    async def _produce(self, requests: Iterator[PlannedRequest], fetch_q: asyncio.Queue) -> None:
+        if not self.options.checks_ttl:
+            for request in requests:
+                await fetch_q.put(request)
+            return
+        for chunk in _chunks(requests, TTL_CHECK_CHUNK):
+            ttls = await asyncio.to_thread(self.store.ttls, [r.key for r in chunk], ms=True)
+            for request, ttl in zip(chunk, ttls):
+                why = _kept_by_ttl(self.options, ttl)
+                if why:
+                    self.tally.record(request, "skipped", why)
+                else:
+                    await fetch_q.put(request)
+
+    async def _work(self, fetcher, fetch_q: asyncio.Queue, write_q: asyncio.Queue) -> None:
+        from cachectl.ops.warm_write import ToWrite
+
+        while True:
+            request = await fetch_q.get()
+            if request is None:
+                return
+            self.in_flight += 1
+            outcome = await fetcher.fetch(request)
+            if outcome.kind == "ok":
+                await write_q.put((ToWrite(request, outcome.value), outcome))
+            else:
+                self.tally.record(request, outcome.kind, outcome.reason, outcome, outcome.error)
+            self.in_flight -= 1
+
+    async def _write(self, write_q: asyncio.Queue) -> None:
+        ended = False
+        while not ended:
+            first = await write_q.get()
+            if first is _END:
+                return
+            batch = [first]
+            while len(batch) < self.batch_size and not write_q.empty():
+                item = write_q.get_nowait()
+                if item is _END:
+                    ended = True
+                    break
+                batch.append(item)
+            if not await self._write_batch(batch):
+                return
+
+    async def _write_batch(self, batch: list) -> bool:
+        """Writes one batch, retrying while Redis is away; False when the run must stop."""
+        items = [item for item, _ in batch]
+        retries = 0
+        while True:
+            future = asyncio.ensure_future(asyncio.to_thread(self.writer.write, items))
+            try:
+                results = await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # Stopping: the thread writes on regardless. Wait for it, so the report says
+                # exactly what was stored.
+                try:
+                    results = await future
+                except CachectlError as exc:
+                    self._record_batch(batch, None, exc)
+                else:
+                    self._record_batch(batch, results)
+                raise
+            except CachectlError as exc:
+                if isinstance(exc, _FATAL_AT_ONCE) or not isinstance(exc, RedisError) or retries >= self.redis_retries:
+                    self._record_batch(batch, None, exc)
+                    self._fatal(exc)
+                    return False
+                retries += 1
+                await asyncio.sleep(min(8.0, 0.5 * 2**retries))
+                continue
+            fatal = next((e for _, e in results if isinstance(e, _FATAL_AT_ONCE)), None)
+            self._record_batch(batch, results)
+            if fatal is not None:
+                self._fatal(fatal)
+                return False
+            return True
+
+    def _record_batch(self, batch: list, results: list | None, error: CachectlError | None = None) -> None:
+        for index, (item, fetched) in enumerate(batch):
+            size, entry_error = results[index] if results is not None else (0, error)
+            if entry_error is None:
+                self.tally.record(item.request, "stored", None, fetched, stored_bytes=size)
+            else:
+                reason = "wrong_type" if entry_error.code == "redis.wrong_type" else "redis"
+                self.tally.record(item.request, "failed", reason, fetched, entry_error.message)
+
+    def _fatal(self, exc: CachectlError) -> None:
+        result = self.tally.result
+        if result.error is None:
+            result.error = exc
+            result.stopped = result.stopped or "redis"
+        self.abort.set()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL_SECONDS)
+            self.on_progress(self.tally.progress())
+
+    async def _stop(self, tasks: list, writer, write_q: asyncio.Queue) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+        writer.cancel()
+        await asyncio.wait([writer])
+        result = self.tally.result
+        # Fetched but never written: Redis went away (failed), or the run was stopped.
+        while not write_q.empty():
+            item = write_q.get_nowait()
+            if item is _END:
+                continue
+            to_write, fetched = item
+            if result.stopped == "redis":
+                self.tally.record(to_write.request, "failed", "redis", fetched, "not written: Redis was lost")
+            else:
+                result.interrupted += 1
+        result.interrupted += self.in_flight
+        self.in_flight = 0
+

@@ -1,0 +1,305 @@
+"""Asking the origin: one aiohttp session with keep-alive, a global and a per-host connection limit,
+per-endpoint concurrency and rate limits, and retries with exponential backoff, jitter and
+Retry-After.
+
+aiohttp is imported when a Fetcher is opened, never at import time: `cachectl --help` and the
+commands that do not fetch never load it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from cachectl import __version__
+
+if TYPE_CHECKING:
+    from cachectl.manifest import Endpoint, PlannedRequest
+
+BACKOFF_BASE_SECONDS = 0.2
+BACKOFF_CAP_SECONDS = 10.0
+# A Retry-After longer than this is cut to it: a warm job should not sleep for an hour on one word
+# from the origin. The wait still holds every request to that host.
+MAX_RETRY_AFTER_SECONDS = 60.0
+FALLBACK_ANSWER_MAX_BYTES = 64 * 1024
+USER_AGENT = f"cachectl/{__version__} (cache warm)"
+
+_RETRIED_STATUSES = {408, 429}
+
+
+@dataclass(slots=True)
+class FetchOutcome:
+    """What came of one entry's request, after its retries (and its fallback, if asked)."""
+
+    kind: str  # "ok" (value holds the parsed JSON), "skipped" or "failed"
+    reason: str | None  # why skipped or failed: "cache_if", "empty", "timeout", "http_500"...
+    status: int | None  # the last HTTP status, None when no answer came
+    latency_ms: float | None  # the last attempt's time to a full answer
+    bytes: int  # the last answer's body size
+    attempts: int
+    value: Any = None
+    error: str | None = None
+    fallback: dict | None = None
+
+
+class AsyncPacer:
+    """Spaces requests evenly at `rate` a second, no burst: each take() reserves the next slot."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate
+        self._next = 0.0
+
+    async def take(self) -> None:
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Full jitter: a random wait up to base * 2**attempt, capped (attempt counts from 0)."""
+    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds to wait (delta-seconds or an HTTP date), capped; None if unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return None
+    return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def parse_json_body(body: bytes) -> tuple[bool, Any]:
+    """(True, value) when the body is one JSON text as JavaScript's JSON.parse reads it (UTF-8,
+    an initial BOM ignored as fetch's .json() does, no NaN), else (False, None)."""
+    try:
+        return True, _JSON.decode(body.decode("utf-8").removeprefix("\ufeff"))
+    except (UnicodeDecodeError, ValueError):
+        return False, None
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
+
+
+class _Attempt:
+    """One HTTP exchange, read whole: status, body, Retry-After, or the error that ended it."""
+
+    __slots__ = ("body", "content_type", "error", "latency_ms", "reason", "reason_phrase", "retry_after", "status")
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.reason_phrase = ""
+        self.body = b""
+        self.retry_after: float | None = None
+        self.error: str | None = None
+        self.reason: str | None = None
+        self.latency_ms: float | None = None
+        self.content_type = ""
+
+
+class Fetcher:
+    """Fetches planned requests; open it with `async with`.
+
+    `on_latency(ms)` is called for every attempt that got a full HTTP answer, so percentiles
+    describe the origin, not the retries. `scrub` masks secrets in error texts.
+    """
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        per_host: int | None = None,
+        rate: float | None = None,
+        scrub: Callable[[str], str] = lambda s: s,
+        on_latency: Callable[[float], None] = lambda ms: None,
+    ):
+        self.concurrency = concurrency
+        self.per_host = per_host
+        self.global_pacer = AsyncPacer(rate) if rate else None
+        self.scrub = scrub
+        self.on_latency = on_latency
+        self._limits: dict[Endpoint, tuple[asyncio.Semaphore | None, AsyncPacer | None, Any]] = {}
+        self._paused_until: dict[str, float] = {}
+        self._session = None
+
+    async def __aenter__(self) -> Fetcher:
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        connector = aiohttp.TCPConnector(
+            limit=self.concurrency, limit_per_host=self.per_host or 0, ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # no answer may change what the next request sends
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._session.close()
+
+    def _limits_of(self, endpoint: Endpoint):
+        limits = self._limits.get(endpoint)
+        if limits is None:
+            limits = self._limits[endpoint] = (
+                asyncio.Semaphore(endpoint.concurrency) if endpoint.concurrency else None,
+                AsyncPacer(endpoint.rate) if endpoint.rate else None,
+                self._aiohttp.ClientTimeout(total=endpoint.timeout_seconds),
+            )
+        return limits
+
+    async def fetch(self, request: PlannedRequest) -> FetchOutcome:
+        endpoint = request.endpoint
+        semaphore, pacer, timeout = self._limits_of(endpoint)
+        if semaphore is None:
+            outcome = await self._fetch(request, pacer, timeout)
+        else:
+            async with semaphore:
+                outcome = await self._fetch(request, pacer, timeout)
+        if outcome.kind == "failed" and request.fallback_url:
+            outcome.fallback = await self._fallback(request, pacer, timeout)
+        return outcome
+
+    async def _fetch(self, request: PlannedRequest, pacer, timeout) -> FetchOutcome:
+        endpoint = request.endpoint
+        attempts = 0
+        while True:
+            attempt = await self._attempt(request.url, endpoint, pacer, timeout)
+            attempts += 1
+            outcome, retry = self._judge(attempt, endpoint, attempts)
+            if not retry or attempts > endpoint.retries:
+                return outcome
+            wait = backoff_seconds(attempts - 1)
+            if attempt.retry_after is not None:
+                wait = max(wait, attempt.retry_after)
+            await asyncio.sleep(wait)
+
+    def _judge(self, attempt: _Attempt, endpoint: Endpoint, attempts: int) -> tuple[FetchOutcome, bool]:
+        """The outcome of an attempt, and whether it is worth another."""
+        def outcome(kind: str, reason: str | None, value: Any = None, error: str | None = None):
+            return FetchOutcome(
+                kind, reason, attempt.status, attempt.latency_ms, len(attempt.body), attempts,
+                value, error,
+            )  # fmt: skip
+
+        if attempt.status is None:
+            retry = attempt.reason not in ("redirects", "invalid_request")
+            return outcome("failed", attempt.reason, error=attempt.error), retry
+        status = attempt.status
+        if not 200 <= status <= 299:
+            error = f"HTTP {status} {attempt.reason_phrase}".rstrip()
+            retry = status in _RETRIED_STATUSES or status >= 500
+            return outcome("failed", f"http_{status}", error=error), retry
+        if isinstance(endpoint.cache_if, frozenset) and status not in endpoint.cache_if:
+            return outcome("skipped", "cache_if"), False
+        ok, value = parse_json_body(attempt.body)
+        if not ok:
+            kind = attempt.content_type or "no content type"
+            error = f"the answer is not JSON ({kind}, {len(attempt.body)} bytes)"
+            return outcome("failed", "not_json", error=error), True
+        if endpoint.cache_if == "non_empty" and _is_empty(value):
+            return outcome("skipped", "empty"), False
+        return outcome("ok", None, value=value), False
+
+    async def _attempt(self, url: str, endpoint: Endpoint, pacer, timeout) -> _Attempt:
+        import yarl
+
+        aiohttp = self._aiohttp
+        attempt = _Attempt()
+        target = yarl.URL(url, encoded=True)  # already percent-encoded by the plan
+        host = target.host or ""
+        paused = self._paused_until.get(host, 0.0) - time.monotonic()
+        if paused > 0:
+            await asyncio.sleep(paused)
+        if self.global_pacer:
+            await self.global_pacer.take()
+        if pacer:
+            await pacer.take()
+        started = time.perf_counter()
+        try:
+            async with self._session.request(
+                endpoint.method, target, headers=endpoint.headers, data=endpoint.body, timeout=timeout
+            ) as response:
+                attempt.body = await response.read()
+                attempt.status = response.status
+                attempt.reason_phrase = response.reason or ""
+                attempt.content_type = response.headers.get("Content-Type", "")
+                attempt.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        except asyncio.TimeoutError:
+            attempt.reason = "timeout"
+            attempt.error = f"no answer within {endpoint.timeout_seconds:g}s"
+        except aiohttp.TooManyRedirects:
+            attempt.reason, attempt.error = "redirects", "too many redirects"
+        except (aiohttp.InvalidURL, ValueError) as exc:
+            # aiohttp refuses to build the request (a bad URL, clashing credentials): no retry
+            # can change that.
+            attempt.reason, attempt.error = "invalid_request", self._text(exc)
+        except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
+            attempt.reason, attempt.error = "connect", self._text(exc)
+        except (aiohttp.ClientError, OSError) as exc:
+            # Dropped mid-answer, or an answer that is not HTTP at all.
+            attempt.reason, attempt.error = "bad_answer", self._text(exc)
+        if attempt.status is not None:
+            attempt.latency_ms = (time.perf_counter() - started) * 1000
+            self.on_latency(attempt.latency_ms)
+            if attempt.retry_after and attempt.status in (429, 503):
+                # Hold every request to this host, not only this one: the origin asked to wait.
+                until = time.monotonic() + attempt.retry_after
+                self._paused_until[host] = max(self._paused_until.get(host, 0.0), until)
+        return attempt
+
+    async def _fallback(self, request: PlannedRequest, pacer, timeout) -> dict:
+        from cachectl.manifest import mask_query_secrets
+
+        attempt = await self._attempt(request.fallback_url, request.endpoint, pacer, timeout)
+        answer: dict[str, Any] = {
+            "url": mask_query_secrets(request.fallback_url),
+            "status": attempt.status,
+            "latency_ms": _round(attempt.latency_ms),
+            "bytes": len(attempt.body),
+            "error": attempt.error,
+        }
+        if attempt.status is not None:
+            ok, value = parse_json_body(attempt.body)
+            if not ok:
+                answer["error"] = "the answer is not JSON"
+            elif len(attempt.body) > FALLBACK_ANSWER_MAX_BYTES:
+                answer["error"] = f"the answer is over {FALLBACK_ANSWER_MAX_BYTES // 1024} KiB: left out"
+            else:
+                answer["answer"] = value
+        return answer
+
+    def _text(self, exc: BaseException) -> str:
+        return self.scrub(" ".join(str(exc).split()) or type(exc).__name__)
+
+
+def _round(ms: float | None) -> float | None:
+    return None if ms is None else round(ms, 2)

@@ -1,0 +1,234 @@
+"""`cachectl warm` and `cachectl manifest validate|expand` end to end: exit codes, --json, stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cachectl.cli.app import app
+from cachectl.errors import ExitCode
+from tests.origin import origin, origin_server  # noqa: F401 -- fixtures
+
+runner = CliRunner()
+SECRET = "s3cret-t0ken-value"
+
+
+def manifest(tmp_path: Path, origin, endpoints: str, name: str = "warm.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(
+        "version: 1\n"
+        f"defaults:\n  base_url: {origin.url}\n  ttl: 10m\n  retries: 0\n"
+        "  headers: {Authorization: \"Bearer ${API_TOKEN}\"}\n"
+        "endpoints:\n" + textwrap.indent(textwrap.dedent(endpoints), "  ")
+    )
+    return path
+
+
+def invoke(url: str, *args: str):
+    return runner.invoke(app, ["--url", url, *args], env={"API_TOKEN": SECRET, "NO_COLOR": "1"})
+
+
+def test_warm_prints_a_summary_for_people_without_colour_codes(tmp_path, origin, redis_url):
+    path = manifest(tmp_path, origin, """\
+        - name: items
+          url: /items/{id}
+          matrix: {id: {range: [1, 5]}}
+        """)
+    result = invoke(redis_url, "warm", str(path))
+    assert result.exit_code == 0, result.output
+    assert "\x1b[" not in result.stdout
+    lines = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines() if line.strip()[:1].isalpha() and len(line.split()) > 1}
+    assert lines["stored"] == "5" and lines["failed"] == "0"
+    assert "origin latency" in result.stdout and "p95" in result.stdout
+    assert result.stderr == ""
+
+
+def test_warm_json_and_the_partial_failure_exit_code(tmp_path, origin, redis_url):
+    path = manifest(tmp_path, origin, """\
+        - {name: fine, url: /items/a}
+        - {name: broken, url: /status/500/a}
+        """)
+    result = invoke(redis_url, "warm", str(path), "--json")
+    assert result.exit_code == ExitCode.PARTIAL
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is False and envelope["command"] == "warm"
+    data = envelope["data"]
+    assert data["stored"] == 1 and data["failed"] == {"total": 1, "by_reason": {"http_500": 1}}
+    assert data["failures"][0]["url"] == f"{origin.url}/status/500/a"
+    assert envelope["error"]["code"] == "partial" and envelope["error"]["exit_code"] == ExitCode.PARTIAL
+    assert result.stderr.strip() == "error: 1 of 2 requests failed, more than --max-failures 0 allows"
+
+    tolerated = invoke(redis_url, "warm", str(path), "--json", "--max-failures", "50%")
+    assert tolerated.exit_code == 0
+    assert json.loads(tolerated.stdout)["ok"] is True
+
+
+def test_a_bad_manifest_stops_everything_before_anything_is_fetched(tmp_path, origin, redis_url):
+    good = manifest(tmp_path, origin, "- {name: a, url: /items/a}\n", "good.yaml")
+    bad = manifest(tmp_path, origin, "- {name: b, url: /items/b, ttl: 0, tgas: [x]}\n", "bad.yaml")
+    result = invoke(redis_url, "warm", str(good), str(bad))
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert origin.requests == []
+    assert f"{bad}:8:38: endpoints[0].tgas: unknown field 'tgas' (did you mean 'tags'?)" in result.stderr
+    assert f"{bad}:8:35: endpoints[0].ttl: the ttl must be greater than 0" in result.stderr
+
+
+def test_validate_lists_every_problem_and_names_a_missing_variable(tmp_path, origin):
+    path = manifest(tmp_path, origin, """\
+        - name: a
+          url: "/a/{idd}"
+          matrix: {id: {range: [1, 2, 3]}}
+        """)
+    result = runner.invoke(app, ["manifest", "validate", str(path)], env={"API_TOKEN": None})
+    assert result.exit_code == ExitCode.BAD_INPUT
+    problems = [line.strip() for line in result.stderr.splitlines()]
+    assert problems[0].startswith(f"error: {path}: 3 problems, the first: {path}:6:28: defaults.headers.Authorization: environment variable API_TOKEN is not set")
+    assert f"{path}:9:10: endpoints[0].url: the template names an unknown param 'idd' (did you mean 'id'?)" in problems
+    assert any(p.startswith(f"{path}:10:26: endpoints[0].matrix.id.range: expected two whole numbers") for p in problems)
+
+    as_json = runner.invoke(app, ["manifest", "validate", str(path), "--json"], env={"API_TOKEN": None})
+    envelope = json.loads(as_json.stdout)
+    assert envelope["ok"] is False and envelope["error"]["code"] == "manifest"
+    assert len(envelope["error"]["details"]["problems"]) == 3
+
+    ok = runner.invoke(app, ["manifest", "validate", str(manifest(tmp_path, origin, "- {name: a, url: /a}\n", "ok.yaml")), "--json"], env={"API_TOKEN": "x"})
+    assert ok.exit_code == 0
+    assert json.loads(ok.stdout)["data"] == {"valid": True, "manifests": [{"file": str(tmp_path / "ok.yaml"), "endpoints": 1, "entries": 1}]}
+
+
+def test_expand_shows_the_plan_with_secrets_masked(tmp_path, origin):
+    path = manifest(tmp_path, origin, """\
+        - name: items
+          url: "/items/{id}?api_key=${API_TOKEN}"
+          matrix: {id: {range: [1, 3]}}
+          tags: ["item_{id}"]
+        """)
+    result = runner.invoke(app, ["manifest", "expand", str(path), "--json"], env={"API_TOKEN": SECRET})
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.stdout
+    data = json.loads(result.stdout)["data"]
+    assert data["total"] == 3
+    first = data["requests"][0]
+    assert first == {
+        "endpoint": "items", "method": "GET", "url": f"{origin.url}/items/1?api_key=****",
+        "key": "api_cache:items:id:1", "ttl_seconds": 600.0, "tags": ["item_1"], "depends_on": [],
+        "headers": {"Authorization": "****"},
+    }  # fmt: skip
+    table = runner.invoke(app, ["manifest", "expand", str(path), "--limit", "2"], env={"API_TOKEN": SECRET})
+    assert table.exit_code == 0 and SECRET not in table.stdout
+    assert "api_cache:items:id:2" in table.stdout and "api_cache:items:id:3" not in table.stdout
+    assert "1 more (3 in all" in table.stdout
+
+
+def test_secrets_reach_the_origin_and_nothing_else(tmp_path, origin, redis_url, redis_server):
+    path = manifest(tmp_path, origin, """\
+        - {name: fails, url: "/status/500/x?token=${API_TOKEN}"}
+        - {name: echo, url: /echo}
+        """)
+    refused = tmp_path / "refused.yaml"
+    refused.write_text(
+        f"version: 1\ndefaults: {{ttl: 60, retries: 0}}\n"
+        'endpoints: [{name: refused, url: "http://user:${API_TOKEN}@127.0.0.1:9/x"}]\n'
+    )
+    report = tmp_path / "report.json"
+    result = invoke(redis_url, "warm", str(path), str(refused), "--json", "--report", str(report))
+    assert result.exit_code == ExitCode.PARTIAL, result.output
+    assert json.loads(result.stdout)["data"]["failed"]["by_reason"] == {"http_500": 1, "connect": 1}
+    assert any(h.get("Authorization") == f"Bearer {SECRET}" for _, _, h, _ in origin.requests)
+    for text in (result.stdout, result.stderr, report.read_text()):
+        assert SECRET not in text
+    with redis_server.client() as conn:
+        assert all(SECRET.encode() not in key for key in conn.keys("*"))
+
+
+def test_usage_errors(tmp_path, origin, redis_url):
+    path = manifest(tmp_path, origin, "- {name: a, url: /items/a}\n")
+    for args, message in [
+        (["--top", "5"], "--top applies only with --from-access-log"),
+        (["--max-failures", "lots"], "--max-failures 'lots' is neither a count nor a percentage"),
+        (["--every", "soon"], "--every: expected a duration"),
+        (["--refresh-below", "0"], "--refresh-below must be greater than 0"),
+        (["--endpoint", "b"], "no endpoint named 'b' in the manifests"),
+    ]:
+        result = invoke(redis_url, "warm", str(path), *args)
+        assert result.exit_code == ExitCode.USAGE, (args, result.output)
+        assert message in result.stderr
+    assert origin.requests == []
+
+
+def test_dry_run_table_and_report(tmp_path, origin, redis_url):
+    path = manifest(tmp_path, origin, """\
+        - name: items
+          url: /items/{id}
+          matrix: {id: {range: [1, 4]}}
+        """)
+    result = invoke(redis_url, "warm", str(path), "--dry-run")
+    assert result.exit_code == 0
+    assert "would request" in result.stdout and "nothing fetched, nothing written" in result.stdout
+    assert origin.requests == []
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "API_TOKEN": SECRET, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cachectl", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw,
+    )  # fmt: skip
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def test_ctrl_c_stops_cleanly_with_the_report_so_far(tmp_path, origin, redis_url, redis_server):
+    path = manifest(tmp_path, origin, """\
+        - name: slow
+          url: "/slow/{id}?delay=0.1"
+          matrix: {id: {range: [1, 400]}}
+        """)
+    report = tmp_path / "report.json"
+    proc = _cli("--url", redis_url, "warm", str(path), "--concurrency", "4", "--json", "--report", str(report))
+    with redis_server.client() as conn:
+        _wait_for(lambda: conn.zcard("cache_entries") >= 20)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == ExitCode.INTERRUPTED, stderr
+        data = json.loads(stdout)["data"]
+        assert data["stopped"] == "interrupted"
+        # The report says exactly what was stored.
+        assert data["stored"] == conn.zcard("cache_entries") == len(conn.keys("api_cache:*"))
+        assert 20 <= data["stored"] < 400
+    assert data["stored"] + data["failed"]["total"] + data["interrupted"] + data["not_attempted"] == 400
+    assert "error: interrupted:" in stderr
+    written = json.loads(report.read_text())
+    assert written["summary"]["stored"] == data["stored"]
+    assert sum(r["outcome"] == "stored" for r in written["requests"]) == data["stored"]
+
+
+@pytest.mark.parametrize("json_mode", [True, False])
+def test_every_gives_a_report_per_round_until_stopped(tmp_path, origin, redis_url, json_mode):
+    path = manifest(tmp_path, origin, "- {name: a, url: /items/a}\n")
+    proc = _cli("--url", redis_url, "warm", str(path), "--every", "200ms", *(["--json"] if json_mode else []))
+    _wait_for(lambda: origin.hits("/items/a") >= 3)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    # Stopping between rounds is how --every ends: the exit code is the last round's.
+    assert proc.returncode == 0, stderr
+    if json_mode:
+        rounds = [json.loads(line)["data"]["round"] for line in stdout.splitlines()]
+        assert rounds[:3] == [1, 2, 3]
+    else:
+        assert "(round 2)" in stdout

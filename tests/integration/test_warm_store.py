@@ -1,0 +1,53 @@
+"""The store's bulk write primitives that warm relies on: transactions() and send_many()."""
+
+from __future__ import annotations
+
+import pytest
+
+from cachectl.config import Settings
+from cachectl.errors import RedisError, RedisPermissionError
+from cachectl.store import Store
+
+
+def test_each_group_is_its_own_transaction_in_one_round_trip(redis_url, redis_server):
+    with redis_server.client() as conn:
+        conn.set("a-string", "x")
+    with Store(Settings(url=redis_url)) as store:
+        results = store.transactions([
+            [("SADD", "tag:t", "k1"), ("SET", "k1", "v1", "PX", 60000)],
+            [("SADD", "a-string", "k2"), ("SET", "k2", "v2")],  # WRONGTYPE at run time
+            [("SET", "k3", "v3"), ("NO-SUCH-COMMAND", "x")],  # refused while queued
+        ])
+    assert results[0] == [1, b"OK"]
+    # A runtime error does not undo the rest of its group: that is why warm checks types first.
+    assert isinstance(results[1][0], RedisError) and "WRONGTYPE" in results[1][0].message
+    assert results[1][1] == b"OK"
+    # A command refused while queued discards its whole group.
+    assert isinstance(results[2], RedisError) and "no-such-command" in results[2].message.lower()
+    with redis_server.client() as conn:
+        assert conn.get("k1") == b"v1" and conn.pttl("k1") > 0
+        assert conn.get("k3") is None
+
+
+def test_a_group_refused_by_the_acl_names_the_command(acl_redis, acl_url):
+    with Store(Settings(url=acl_redis.url_for("reader", "reader-pass"))) as store:
+        results = store.transactions([[("SET", "k", "v")]])
+    assert isinstance(results[0], RedisPermissionError)
+
+
+def test_transactions_need_a_single_server(cluster_url):
+    with Store(Settings(url=cluster_url)) as store, pytest.raises(TypeError):
+        store.transactions([[("SET", "k", "v")]])
+
+
+def test_send_many_routes_each_command_by_slot_and_returns_errors_in_place(cluster_url, redis_cluster):
+    keys = [f"key:{i}" for i in range(50)]
+    with Store(Settings(url=cluster_url)) as store:
+        store.execute("SET", "a-string", "x")
+        replies = store.send_many(
+            [("SET", k, k, "PX", 60000) for k in keys] + [("SADD", "a-string", "m"), ("SADD", "s", "m")]
+        )
+        assert replies[:50] == [True] * 50
+        assert isinstance(replies[50], RedisError) and "WRONGTYPE" in replies[50].message
+        assert replies[51] == 1
+        assert store.pipelined("GET", keys) == [k.encode() for k in keys]
