@@ -32,18 +32,44 @@ def check(
         float | None, typer.Option("--max-p95-ms", help="Fail when the 95th percentile "
                                       "response time is above this many milliseconds.")
     ] = None,
+    no_anomaly: Annotated[
+        bool, typer.Option("--no-anomaly", help="Fail when the latest figures are anomalous "
+                           "against stored history (z-score beyond --sensitivity).")
+    ] = False,
+    sensitivity: Annotated[
+        float, typer.Option("--sensitivity", help="With --no-anomaly: standard deviations from "
+                            "the baseline's mean that count as anomalous.")
+    ] = 3.0,
+    baseline: Annotated[
+        str, typer.Option("--baseline", help="With --no-anomaly and a live sample: how much "
+                          "stored history the sample is held against.")
+    ] = "1h",
     sample: Annotated[
-        str, typer.Option("--sample", help="Measure over a live sample this long (10s, 1m).")
-    ] = "10s",
+        str | None, typer.Option("--sample", help="Measure over a live sample this long "
+                                 "(default 10s).")
+    ] = None,
+    window: Annotated[
+        str | None, typer.Option("--window", help="Measure over the stored history of this "
+                                 "last stretch (15m, 1h) instead of a live sample.")
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option("--every", help="Repeat every DURATION as an alerting loop "
+                                 "(Ctrl-C stops it; the exit code is the last round's).")
+    ] = None,
+    rounds: Annotated[
+        int | None, typer.Option("--rounds", help="With --every: stop after N rounds.")
+    ] = None,
+    webhook: Annotated[
+        str | None, typer.Option("--webhook", help="POST a JSON alert to this URL on each "
+                                 "breach and each recovery.")
+    ] = None,
 ) -> None:
     """Hold the cache to thresholds: print every condition with its measured value and verdict.
     Exit 0 when all hold, 7 when any fails (or cannot be measured), 2 for an impossible
     threshold."""
     from cachectl.cli.stats import duration_option
-    from cachectl.errors import CheckFailed
-    from cachectl.layout import Layout
-    from cachectl.ops.check import MemoryLimit, Thresholds, check_sample
-    from cachectl.render.check import render_check
+    from cachectl.errors import CheckFailed, UsageError
+    from cachectl.ops.check import MemoryLimit, Thresholds, check_webhook_url
 
     thresholds = Thresholds(
         min_hit_rate_pct=min_hit_rate,
@@ -51,21 +77,71 @@ def check(
         max_memory=MemoryLimit.parse(max_memory) if max_memory is not None else None,
         max_evictions_per_s=max_evictions_per_s,
         max_p95_ms=max_p95_ms,
+        no_anomaly=no_anomaly,
+        anomaly_sensitivity=sensitivity,
     )
     thresholds.validate()
-    sample_seconds = duration_option("--sample", sample)
+    if sample is not None and window is not None:
+        raise UsageError("--sample and --window are two ways to measure: give one")
+    window_seconds = duration_option("--window", window)
+    sample_seconds = duration_option("--sample", sample or "10s")
+    baseline_seconds = duration_option("--baseline", baseline)
+    every_seconds = duration_option("--every", every)
+    if rounds is not None and (every is None or rounds < 1):
+        raise UsageError("--rounds needs --every and a number of rounds of 1 or more")
+    if webhook is not None:
+        check_webhook_url(webhook)
+
+    from cachectl.errors import CachectlError
+    from cachectl.layout import Layout
+    from cachectl.ops.check import check_loop, check_once, unreachable_result
+    from cachectl.render.check import check_line, render_check
+
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
-    result = check_sample(app_ctx.store, Layout(app_ctx.settings.layout), thresholds,
-                          sample_seconds=sample_seconds)
+    layout = Layout(app_ctx.settings.layout)
+    source, seconds = ("history", window_seconds) if window_seconds else ("sample", sample_seconds)
+
+    def run_round():
+        try:
+            return check_once(app_ctx.store, layout, thresholds, sample_seconds=sample_seconds,
+                              window_seconds=window_seconds, baseline_seconds=baseline_seconds)
+        except CachectlError as err:
+            if every_seconds is None or err.exit_code != 4:
+                raise
+            # In the alerting loop an unreachable Redis is a breach to report, not the end.
+            return unreachable_result(thresholds, err, source, seconds)
+
+    def on_round(round_):
+        if every_seconds is None:
+            return
+        if out.json_mode:
+            out.json_line({"round": round_.number, "event": round_.event,
+                           "webhook_error": round_.webhook_error, **round_.result.to_dict()})
+        else:
+            out.line(check_line(round_.result) + (f" [{round_.event}]" if round_.event else ""))
+        if round_.webhook_error:
+            out.warn(round_.webhook_error)
+
+    try:
+        last = check_loop(run_round, every_seconds or 0, rounds=1 if every is None else rounds,
+                          webhook=webhook, on_round=on_round)
+    except KeyboardInterrupt:
+        if every_seconds is None:
+            raise
+        last = None  # the loop was stopped: the last round printed is the verdict
+    result = last.result if last else None
     failure = None
-    if not result.ok:
+    if result is not None and not result.ok:
         names = ", ".join(c.description for c in result.failed)
         failure = CheckFailed(f"{len(result.failed)} check condition(s) failed: {names}")
-    if out.json_mode:
-        out.json(result.to_dict(), ok=result.ok, error=failure)
-    else:
-        render_check(out, result)
+    if every_seconds is None:
+        if out.json_mode:
+            out.json(result.to_dict(), ok=result.ok, error=failure)
+        else:
+            render_check(out, result)
+            if last.webhook_error:
+                out.warn(last.webhook_error)
     if failure is not None:
         out.error(failure, envelope=False)
         raise typer.Exit(failure.exit_code)

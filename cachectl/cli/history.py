@@ -155,5 +155,81 @@ def compact(ctx: typer.Context, json_: JsonOpt = False,
         render_compact(app_ctx.output, result)
 
 
+@history_app.command("anomalies")
+def anomalies(
+    ctx: typer.Context,
+    metrics: Annotated[list[str] | None, typer.Argument(help="Series to judge (default: hit "
+                       "ratio, requests, p95, memory, operations, evictions).")] = None,
+    json_: JsonOpt = False,
+    baseline: Annotated[str, typer.Option("--baseline", help="The window before the latest "
+                                          "value it is held against.")] = "1h",
+    resolution: Annotated[str, typer.Option("--resolution", "-r", help="raw, 1m, 5m, 1h, 1d.")
+                          ] = "raw",
+    sensitivity: Annotated[float, typer.Option("--sensitivity", help="Standard deviations from "
+                                               "the baseline's mean that count as anomalous.")
+                           ] = 3.0,
+) -> None:
+    """Each series' latest value against its baseline window by z-score."""
+    from cachectl.ops.history import anomalies as find_anomalies
+    from cachectl.render.history import render_anomalies
+
+    baseline_seconds = duration_option("--baseline", baseline)
+    app_ctx = command_context(ctx, json_mode=json_)
+    report = find_anomalies(time_series(app_ctx), metrics, baseline_seconds=baseline_seconds,
+                            resolution=resolution, sensitivity=sensitivity)
+    if app_ctx.output.json_mode:
+        app_ctx.output.json(report.to_dict())
+    else:
+        render_anomalies(app_ctx.output, report)
+
+
+@history_app.command("outliers")
+def outliers(
+    ctx: typer.Context,
+    metric: Annotated[str, typer.Argument(help="The series.")],
+    json_: JsonOpt = False,
+    since: Annotated[str, typer.Option("--since", help="How far back.")] = "6h",
+    resolution: Annotated[str | None, typer.Option("--resolution", "-r", help="raw, 1m, 5m, 1h, "
+                                                   "1d (default: chosen from --since).")] = None,
+    k: Annotated[float, typer.Option("--k", help="Fences at Q1 - k*IQR and Q3 + k*IQR.")] = 1.5,
+) -> None:
+    """Values outside the interquartile-range fences (Tukey's)."""
+    from cachectl.ops.history import outliers as find_outliers
+    from cachectl.render.history import render_outliers
+
+    since_seconds = duration_option("--since", since)
+    app_ctx = command_context(ctx, json_mode=json_)
+    report = find_outliers(time_series(app_ctx), metric, since_seconds, resolution=resolution, k=k)
+    if app_ctx.output.json_mode:
+        app_ctx.output.json(report.to_dict())
+    else:
+        render_outliers(app_ctx.output, report)
+
+
+@history_app.command("correlate")
+def correlate(
+    ctx: typer.Context,
+    metric_a: Annotated[str, typer.Argument(help="The first series.")],
+    metric_b: Annotated[str, typer.Argument(help="The second series.")],
+    json_: JsonOpt = False,
+    since: Annotated[str, typer.Option("--since", help="How far back.")] = "6h",
+    resolution: Annotated[str, typer.Option("--resolution", "-r", help="The windows the two "
+                                            "series are aligned on: 1m, 5m, 1h, 1d or raw "
+                                            "(1 s).")] = "1m",
+) -> None:
+    """Pearson's correlation of two series over aligned windows."""
+    from cachectl.ops.history import correlate as find_correlation
+    from cachectl.render.history import render_correlation
+
+    since_seconds = duration_option("--since", since)
+    app_ctx = command_context(ctx, json_mode=json_)
+    report = find_correlation(time_series(app_ctx), metric_a, metric_b, since_seconds,
+                              resolution=resolution)
+    if app_ctx.output.json_mode:
+        app_ctx.output.json(report.to_dict())
+    else:
+        render_correlation(app_ctx.output, report)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(history_app, name="history")

@@ -10,13 +10,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from cachectl.errors import UsageError
+from cachectl.errors import CachectlError, UsageError
 
 if TYPE_CHECKING:
     from cachectl.layout import Layout
+    from cachectl.ops.history import AnomalyReport
     from cachectl.ops.stats import StatsReport
     from cachectl.store import Store
+    from cachectl.timeseries import TimeSeries
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
@@ -117,6 +120,7 @@ class CheckResult:
     seconds: float  # the sample's length or the history window
     conditions: list[Condition] = field(default_factory=list)
     checked_at: float = 0.0
+    error: str | None = None  # the round could not reach Redis
 
     @property
     def ok(self) -> bool:
@@ -133,6 +137,7 @@ class CheckResult:
             "seconds": self.seconds,
             "checked_at": self.checked_at,
             "conditions": [c.to_dict() for c in self.conditions],
+            "error": self.error,
         }
 
 
@@ -223,19 +228,230 @@ def _memory_condition(limit: MemoryLimit, used: int | None, maxmemory: int | Non
                      measured <= limit.percent, f"{used:,} of {base:,} bytes ({base_name})")
 
 
-def check_sample(
+# -- anomalies and stored history ------------------------------------------------------------
+
+
+def anomaly_condition(report: AnomalyReport) -> Condition:
+    """Measured: how many of the key series are anomalous (none may be)."""
+    judged = [s for s in report.series if s.anomaly and s.anomaly.enough_history]
+    description = f"no anomaly (|z| <= {report.sensitivity:g})"
+    if not judged:
+        return Condition("no_anomaly", description, 0, None, "series", False,
+                         "not enough stored history to judge against: run `cachectl history "
+                         "record` for a while first")
+    bad = [s for s in judged if s.anomaly.anomalous]
+    if bad:
+        detail = ", ".join(f"{s.name}={s.anomaly.value:.4g} (z={_z(s.anomaly.z_score)})" for s in bad)
+    else:
+        worst = max(judged, key=lambda s: abs(s.anomaly.z_score))
+        detail = f"{len(judged)} series judged; largest |z| {_z(worst.anomaly.z_score)} ({worst.name})"
+    return Condition("no_anomaly", description, 0, float(len(bad)), "series", not bad, detail)
+
+
+def _z(z: float | None) -> str:
+    if z is None:
+        return "?"
+    return "inf" if math.isinf(z) else f"{z:+.2f}"
+
+
+def evaluate_history(thresholds: Thresholds, series: TimeSeries,
+                     window_seconds: float) -> list[Condition]:
+    """The conditions measured from the stored history of the last `window_seconds`: hit rate
+    and p95 as traffic-weighted means, memory at its highest, evictions at their mean rate."""
+    from cachectl.ops import history as h
+
+    now = series.now_ms()
+    start = now - int(window_seconds * 1000)
+
+    def raw(name: str) -> list[tuple[int, float]]:
+        return series.read(name, "raw", start, now).values()
+
+    conditions: list[Condition] = []
+    endpoint = thresholds.endpoint
+    suffix = (lambda name: h.endpoint_series(name, endpoint)) if endpoint else (lambda name: name)
+    nothing = "nothing recorded in the window (is `cachectl history record` running?)"
+    if thresholds.min_hit_rate_pct is not None:
+        limit = thresholds.min_hit_rate_pct
+        ratio = h.weighted_mean(raw(suffix(h.HIT_RATIO)), raw(suffix("cache.requests_per_s")))
+        measured = None if ratio is None else ratio * 100
+        what = f"hit rate of {endpoint}" if endpoint else "hit rate"
+        conditions.append(Condition("min_hit_rate", f"{what} >= {limit:g}%", limit, measured,
+                                    "percent", measured is not None and measured >= limit,
+                                    "traffic-weighted over the window" if measured is not None
+                                    else nothing))
+    if thresholds.max_memory is not None:
+        limit = thresholds.max_memory
+        if limit.bytes is not None:
+            used = [v for _, v in raw(h.MEMORY)]
+            measured = max(used) if used else None
+            conditions.append(Condition("max_memory", f"used memory <= {limit.bytes:,} bytes",
+                                        limit.bytes, measured, "bytes",
+                                        measured is not None and measured <= limit.bytes,
+                                        "highest in the window" if used else nothing))
+        else:
+            ratios = [v for _, v in raw("redis.memory_used_ratio")]
+            measured = max(ratios) * 100 if ratios else None
+            conditions.append(Condition("max_memory", f"used memory <= {limit.percent:g}% of "
+                                        "maxmemory", limit.percent, measured, "percent",
+                                        measured is not None and measured <= limit.percent,
+                                        "highest in the window" if ratios else
+                                        "no share of maxmemory recorded (no maxmemory set, or "
+                                        "nothing recorded)"))
+    if thresholds.max_evictions_per_s is not None:
+        limit = thresholds.max_evictions_per_s
+        rates = [v for _, v in raw(h.EVICTIONS)]
+        measured = sum(rates) / len(rates) if rates else None
+        conditions.append(Condition("max_evictions_per_s", f"evictions <= {limit:g}/s", limit,
+                                    measured, "per_second",
+                                    measured is not None and measured <= limit,
+                                    "mean over the window" if rates else nothing))
+    if thresholds.max_p95_ms is not None:
+        limit = thresholds.max_p95_ms
+        measured = h.weighted_mean(raw(suffix(h.P95)), raw(suffix("cache.requests_per_s")))
+        what = f"p95 of {endpoint}" if endpoint else "p95"
+        conditions.append(Condition("max_p95_ms", f"{what} <= {limit:g} ms", limit, measured,
+                                    "ms", measured is not None and measured <= limit,
+                                    "traffic-weighted mean of the recorded p95s"
+                                    if measured is not None else nothing))
+    if thresholds.no_anomaly:
+        conditions.append(anomaly_condition(
+            h.anomalies(series, baseline_seconds=window_seconds,
+                        sensitivity=thresholds.anomaly_sensitivity)))
+    return conditions
+
+
+def check_once(
     store: Store,
     layout: Layout,
     thresholds: Thresholds,
     *,
-    sample_seconds: float,
+    sample_seconds: float | None = None,
+    window_seconds: float | None = None,
+    baseline_seconds: float = 3600,
     sleep: Callable[[float], None] = time.sleep,
+    series: TimeSeries | None = None,
 ) -> CheckResult:
-    """The conditions measured over a live sample of `sample_seconds`."""
+    """One round: over a live sample of `sample_seconds`, or over the stored history of the
+    last `window_seconds`. --no-anomaly holds a live sample against `baseline_seconds` of
+    history."""
+    from cachectl.timeseries import TimeSeries
+
+    series = series or TimeSeries(store, layout)
+    if window_seconds is not None:
+        result = CheckResult("history", window_seconds, checked_at=series.clock())
+        result.conditions = evaluate_history(thresholds, series, window_seconds)
+        return result
+    from cachectl.ops.history import anomalies, report_points
     from cachectl.ops.stats import take_stats
 
     report = take_stats(store, layout, sample_seconds=sample_seconds, log_window_seconds=0,
                         sleep=sleep)
     result = CheckResult("sample", sample_seconds, checked_at=report.taken_at)
     result.conditions = evaluate_report(thresholds, report, sample_seconds)
+    if thresholds.no_anomaly:
+        latest = dict(report_points(report))
+        result.conditions.append(anomaly_condition(
+            anomalies(series, baseline_seconds=baseline_seconds,
+                      sensitivity=thresholds.anomaly_sensitivity, latest=latest)))
     return result
+
+
+def unreachable_result(thresholds: Thresholds, error: CachectlError, source: str,
+                       seconds: float) -> CheckResult:
+    """A round that could not reach Redis: every condition fails with the reason."""
+    names = [("min_hit_rate", thresholds.min_hit_rate_pct is not None),
+             ("max_memory", thresholds.max_memory is not None),
+             ("max_evictions_per_s", thresholds.max_evictions_per_s is not None),
+             ("max_p95_ms", thresholds.max_p95_ms is not None),
+             ("no_anomaly", thresholds.no_anomaly)]
+    result = CheckResult(source, seconds, checked_at=time.time(), error=error.message)
+    result.conditions = [Condition(name, name.replace("_", " "), None, None, "", False,
+                                   error.message) for name, wanted in names if wanted]
+    return result
+
+
+# -- the alerting loop -----------------------------------------------------------------------
+
+
+def webhook_target(url: str) -> str:
+    """The webhook as it may be shown: scheme and host only (its path often holds a token)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+
+
+def check_webhook_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError("--webhook must be an http:// or https:// URL")
+
+
+def post_webhook(url: str, payload: dict, timeout: float = 5.0) -> str | None:
+    """POSTs the alert as JSON; returns why it failed (never raises: the loop goes on)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "User-Agent": "cachectl"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        return f"the webhook at {webhook_target(url)} answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"the webhook at {webhook_target(url)} could not be reached: {reason}"
+    return None
+
+
+def alert_payload(event: str, result: CheckResult) -> dict:
+    return {"event": event, "source": "cachectl check", **result.to_dict(),
+            "failed": [c.name for c in result.failed]}
+
+
+@dataclass
+class Round:
+    number: int
+    result: CheckResult
+    event: str | None  # "breach", "recovery" or None (no change)
+    webhook_error: str | None = None
+
+
+def check_loop(
+    run_round: Callable[[], CheckResult],
+    every: float,
+    *,
+    rounds: int | None = None,
+    webhook: str | None = None,
+    on_round: Callable[[Round], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    post: Callable[[str, dict], str | None] = post_webhook,
+) -> Round | None:
+    """Runs a check every `every` seconds; posts "breach" when conditions start failing (the
+    first round included) and "recovery" when they all hold again. Returns the last round."""
+    ok: bool | None = None
+    last: Round | None = None
+    number = 0
+    deadline = monotonic()
+    while rounds is None or number < rounds:
+        number += 1
+        result = run_round()
+        event = None
+        if not result.ok and ok is not False:
+            event = "breach"
+        elif result.ok and ok is False:
+            event = "recovery"
+        ok = result.ok
+        last = Round(number, result, event)
+        if event and webhook:
+            last.webhook_error = post(webhook, alert_payload(event, result))
+        if on_round:
+            on_round(last)
+        if rounds is not None and number >= rounds:
+            break
+        deadline += every
+        sleep(max(0.0, deadline - monotonic()))
+    return last

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from cachectl.analysis import Anomaly, Fences, align, iqr_outliers, pearson, zscore_anomaly
 from cachectl.errors import NotFoundError, UsageError
 from cachectl.runlog import recent_runs
 from cachectl.timeseries import RESOLUTION_MS, Range, SeriesInfo
@@ -273,3 +274,150 @@ def dashboard_tick(state: DashboardState, tick: Tick, series: TimeSeries,
             refresh_stored(series, state)
     except RedisError as err:
         state.error = err.message
+
+
+# -- analysis --------------------------------------------------------------------------------
+
+ANOMALY_SERIES = (HIT_RATIO, "cache.requests_per_s", P95, MEMORY, OPS, EVICTIONS)
+
+
+@dataclass
+class SeriesAnomaly:
+    name: str
+    latest_ms: int | None
+    anomaly: Anomaly | None  # None: no points at all
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "latest_ms": self.latest_ms,
+                **(self.anomaly.to_dict() if self.anomaly else {"value": None,
+                                                                "anomalous": False,
+                                                                "enough_history": False})}
+
+
+@dataclass
+class AnomalyReport:
+    baseline_seconds: float
+    resolution: str
+    sensitivity: float
+    series: list[SeriesAnomaly] = field(default_factory=list)
+
+    @property
+    def anomalous(self) -> list[SeriesAnomaly]:
+        return [s for s in self.series if s.anomaly and s.anomaly.anomalous]
+
+    def to_dict(self) -> dict:
+        return {"baseline_seconds": self.baseline_seconds, "resolution": self.resolution,
+                "sensitivity": self.sensitivity, "series": [s.to_dict() for s in self.series],
+                "anomalous": [s.name for s in self.anomalous]}
+
+
+def anomalies(series: TimeSeries, names: Sequence[str] | None = None, *,
+              baseline_seconds: float = 3600, resolution: str = "raw",
+              sensitivity: float = 3.0,
+              latest: dict[str, float] | None = None) -> AnomalyReport:
+    """Each series' latest value against the `baseline_seconds` before it, by z-score.
+
+    `latest` gives values measured live (a check's sample) to hold against the whole stored
+    window instead of the newest stored value.
+    """
+    check_resolution(resolution)
+    if sensitivity <= 0:
+        raise UsageError(f"--sensitivity must be above 0, not {sensitivity:g}")
+    report = AnomalyReport(baseline_seconds, resolution, sensitivity)
+    now = series.now_ms()
+    for name in names or ANOMALY_SERIES:
+        values = series.read(name, resolution, now - int(baseline_seconds * 1000), now).values()
+        if latest is not None:
+            if name not in latest:
+                continue
+            newest_ms, newest, baseline = now, latest[name], [v for _, v in values]
+        elif values:
+            newest_ms, newest = values[-1]
+            baseline = [v for _, v in values[:-1]]
+        else:
+            report.series.append(SeriesAnomaly(name, None, None))
+            continue
+        report.series.append(
+            SeriesAnomaly(name, newest_ms, zscore_anomaly(newest, baseline, sensitivity))
+        )
+    return report
+
+
+@dataclass
+class OutlierReport:
+    name: str
+    since_seconds: float
+    resolution: str
+    k: float
+    points: int
+    fences: Fences | None
+    outliers: list[tuple[int, float]]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "since_seconds": self.since_seconds,
+                "resolution": self.resolution, "k": self.k, "points": self.points,
+                "fences": self.fences.to_dict() if self.fences else None,
+                "outliers": [{"timestamp_ms": t, "value": v} for t, v in self.outliers]}
+
+
+def outliers(series: TimeSeries, name: str, since_seconds: float, *,
+             resolution: str | None = None, k: float = 1.5) -> OutlierReport:
+    check_resolution(resolution)
+    if k <= 0:
+        raise UsageError(f"--k must be above 0, not {k:g}")
+    resolution = resolution or auto_resolution(since_seconds)
+    now = series.now_ms()
+    values = series.read(name, resolution, now - int(since_seconds * 1000), now).values()
+    fences, found = iqr_outliers(values, k)
+    return OutlierReport(name, since_seconds, resolution, k, len(values), fences, found)
+
+
+@dataclass
+class CorrelationReport:
+    a: str
+    b: str
+    since_seconds: float
+    resolution: str
+    pairs: int
+    r: float | None
+
+    @property
+    def strength(self) -> str:
+        if self.r is None:
+            return "unknown"
+        size = abs(self.r)
+        word = "strong" if size >= 0.7 else "moderate" if size >= 0.4 else "weak" if size >= 0.2 \
+            else "none"
+        if word == "none":
+            return "no correlation"
+        return f"{word} {'positive' if self.r > 0 else 'negative'}"
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "since_seconds": self.since_seconds,
+                "resolution": self.resolution, "pairs": self.pairs, "r": self.r,
+                "strength": self.strength}
+
+
+def correlate(series: TimeSeries, a: str, b: str, since_seconds: float, *,
+              resolution: str = "1m") -> CorrelationReport:
+    """Pearson's r of two series over aligned windows of `resolution` (each window's mean)."""
+    check_resolution(resolution)
+    now = series.now_ms()
+    start = now - int(since_seconds * 1000)
+    step = RESOLUTION_MS.get(resolution, 1000)
+    pairs = align(series.read(a, resolution, start, now).values(),
+                  series.read(b, resolution, start, now).values(), step)
+    r = pearson([x for _, x, _ in pairs], [y for _, _, y in pairs])
+    return CorrelationReport(a, b, since_seconds, resolution, len(pairs), r)
+
+
+def weighted_mean(values: Sequence[tuple[int, float]],
+                  weights: Sequence[tuple[int, float]]) -> float | None:
+    """The mean of `values`, each weighted by the weight recorded at the same time (traffic);
+    a plain mean when no weights match."""
+    by_time = dict(weights)
+    pairs = [(v, by_time[t]) for t, v in values if t in by_time]
+    total = sum(w for _, w in pairs)
+    if total > 0:
+        return sum(v * w for v, w in pairs) / total
+    return sum(v for _, v in values) / len(values) if values else None

@@ -10,7 +10,14 @@ from cachectl.render.stats import num
 from cachectl.render.units import human_bytes, human_duration
 
 if TYPE_CHECKING:
-    from cachectl.ops.history import ListResult, RecordProgress, ShowResult
+    from cachectl.ops.history import (
+        AnomalyReport,
+        CorrelationReport,
+        ListResult,
+        OutlierReport,
+        RecordProgress,
+        ShowResult,
+    )
     from cachectl.render.output import Output
     from cachectl.timeseries import CompactResult, PruneResult
 
@@ -145,3 +152,63 @@ def record_line(progress: RecordProgress, error: str | None) -> str:
     if error:
         return f"{now} tick {progress.ticks}: not recorded: {error} (retrying)"
     return f"{now} tick {progress.ticks}: {progress.points:,} points stored so far"
+
+
+def render_anomalies(out: Output, report: AnomalyReport) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Latest value against the {human_duration(report.baseline_seconds)} "
+                  f"before it ({report.resolution}, |z| > {report.sensitivity:g} is anomalous)",
+                  title_justify="left", show_edge=False)
+    for name, justify in (("series", "left"), ("latest", "right"), ("baseline mean", "right"),
+                          ("stdev", "right"), ("z", "right"), ("verdict", "left")):
+        table.add_column(name, justify=justify)
+    for s in report.series:
+        a = s.anomaly
+        if a is None:
+            table.add_row(s.name, "-", "-", "-", "-", "no data")
+            continue
+        if not a.enough_history:
+            verdict = f"too little history ({a.baseline_points} points)"
+        else:
+            verdict = "ANOMALOUS" if a.anomalous else "normal"
+        z = "-" if a.z_score is None else ("inf" if abs(a.z_score) == float("inf")
+                                           else f"{a.z_score:+.2f}")
+        table.add_row(s.name, num(a.value, 3), num(a.baseline_mean, 3), num(a.baseline_stdev, 3),
+                      z, f"[bold red]{verdict}[/]" if a.anomalous and out.color else verdict)
+    out.print(table)
+    found = report.anomalous
+    out.print(f"{len(found)} anomalous series" + (f": {', '.join(s.name for s in found)}"
+                                                  if found else ""))
+
+
+def render_outliers(out: Output, report: OutlierReport) -> None:
+    from rich.table import Table
+
+    out.print(f"{report.name}: {report.points:,} values over the last "
+              f"{human_duration(report.since_seconds)} ({report.resolution})")
+    if report.fences is None:
+        out.print("too few values for quartiles (4 or more are needed)")
+        return
+    f = report.fences
+    out.print(f"Q1 {num(f.q1, 3)}, Q3 {num(f.q3, 3)}, IQR {num(f.iqr, 3)}; values outside "
+              f"[{num(f.low, 3)}, {num(f.high, 3)}] (k={report.k:g}) are outliers")
+    if not report.outliers:
+        out.print("no outliers")
+        return
+    table = Table(show_edge=False)
+    table.add_column("time (UTC)")
+    table.add_column("value", justify="right")
+    table.add_column("side")
+    for t, v in report.outliers:
+        table.add_row(at(t), num(v, 3), "high" if v > f.high else "low")
+    out.print(table)
+
+
+def render_correlation(out: Output, report: CorrelationReport) -> None:
+    out.print(f"{report.a} and {report.b} over the last {human_duration(report.since_seconds)}, "
+              f"aligned on {report.resolution} windows: {report.pairs} pairs")
+    if report.r is None:
+        out.print("no correlation can be computed (fewer than 3 aligned windows, or a flat series)")
+        return
+    out.print(f"r = {report.r:+.3f} ({report.strength})")
