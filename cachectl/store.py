@@ -399,15 +399,28 @@ class Store:
         for batch in _batched(keys, batch_size or self.settings.batch_size):
             if pacer:
                 pacer.take(len(batch))
-            with self.errors("UNLINK"):
-                pipe = self.client.pipeline(transaction=False)
-                for group in self._by_slot(batch):
-                    pipe.execute_command("UNLINK", *group)
-                removed = sum(pipe.execute())
+            removed, _ = self.unlink_batch(batch)
             removed_total += removed
             if on_batch:
                 on_batch(len(batch), removed)
         return removed_total
+
+    def unlink_batch(self, keys: list, *extra: tuple) -> tuple[int, list]:
+        """UNLINK one batch of keys, with `extra` commands (such as ZREM of the keys from an
+        index) in the same pipelined round trip; returns (keys removed, replies to `extra`).
+
+        The extra commands are not ordered against the UNLINKs in a cluster (they may run on
+        other nodes first): send nothing here that must wait for the keys to be gone.
+        """
+        with self.errors("UNLINK"):
+            pipe = self.client.pipeline(transaction=False)
+            groups = self._by_slot(keys) if keys else []
+            for group in groups:
+                pipe.execute_command("UNLINK", *group)
+            for command in extra:
+                pipe.execute_command(*command)
+            replies = pipe.execute()
+        return sum(replies[: len(groups)]), replies[len(groups) :]
 
     def _by_slot(self, keys: list) -> list[list]:
         if not self.is_cluster:

@@ -163,9 +163,9 @@ def root(
 
 
 def _register() -> None:
-    from cachectl.cli import check, demo, doctor, history, manifest, stats, warm
+    from cachectl.cli import check, demo, doctor, history, invalidate, manifest, prune, stats, warm
 
-    for module in (doctor, demo, stats, check, history, warm, manifest):
+    for module in (doctor, demo, stats, check, history, invalidate, prune, warm, manifest):
         module.register(app)
 
 

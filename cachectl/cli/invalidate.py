@@ -1,0 +1,271 @@
+"""`cachectl invalidate`, and the Ctrl-C and --delay handling `cachectl prune` shares."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from cachectl.cli.context import DryRunOpt, JsonOpt, YesOpt, command_context, confirm_destructive
+
+if TYPE_CHECKING:
+    from cachectl.cli.context import AppContext
+    from cachectl.render.output import Output
+
+Many = Optional[list[str]]
+
+CountOpt = Annotated[
+    Optional[int],
+    typer.Option("--count", min=1, metavar="N", help="SCAN COUNT: keys the server looks at per call "
+                 "(default: the scan_count setting, 1000)."),
+]
+BatchOpt = Annotated[
+    Optional[int],
+    typer.Option("--batch-size", min=1, metavar="N", help="Keys per pipelined batch (default: the batch_size "
+                 "setting, 1000)."),
+]
+RateOpt = Annotated[
+    Optional[float],
+    typer.Option("--rate", min=0.001, metavar="KEYS_PER_S", help="At most this many keys a "
+                 "second, scanned and deleted (default: the rate setting, no cap)."),
+]
+
+
+def invalidate(
+    ctx: typer.Context,
+    tag: Annotated[Many, typer.Option("--tag", metavar="TAG",
+                                      help="Entries in the tag's set (repeatable).")] = None,
+    pattern: Annotated[Many, typer.Option(
+        "--pattern", metavar="GLOB", help="Entries whose key matches, by SCAN MATCH (repeatable). "
+        "Must start with the entry prefix and not match every entry, unless --force.")] = None,
+    key: Annotated[Many, typer.Option("--key", metavar="KEY",
+                                      help="An exact entry key (repeatable).")] = None,
+    endpoint: Annotated[Many, typer.Option(
+        "--endpoint", metavar="ENDPOINT", help="Every entry of an endpoint, in either param "
+        "encoding (repeatable); with --param, the one entry of those params.")] = None,
+    param: Annotated[Many, typer.Option(
+        "--param", metavar="NAME=VALUE", help="A param of --endpoint (repeatable); the value is "
+        "read as JSON when it parses (id=123 is a number, id='\"123\"' a string).")] = None,
+    depends_on: Annotated[Many, typer.Option(
+        "--depends-on", metavar="ID",
+        help="Entries that depend on a resource (repeatable); with --graph, on everything it "
+        "reaches.")] = None,
+    graph: Annotated[Optional[str], typer.Option(
+        "--graph", metavar="FILE", help="YAML dependency graph: `user_123: [profile_data, "
+        "preferences]`.")] = None,
+    ttl_below: Annotated[Optional[str], typer.Option(
+        "--ttl-below", metavar="SECONDS", help="Only entries expiring within this (90, 10m, 1h).")] = None,
+    ttl_above: Annotated[Optional[str], typer.Option(
+        "--ttl-above", metavar="SECONDS", help="Only entries with more TTL left than this, or "
+        "none.")] = None,
+    idle_above: Annotated[Optional[str], typer.Option(
+        "--idle-above", metavar="SECONDS", help="Only entries not read for longer than this "
+        "(OBJECT IDLETIME: not under an LFU maxmemory-policy).")] = None,
+    older_than: Annotated[Optional[str], typer.Option(
+        "--older-than", metavar="DURATION", help="Only entries last written longer ago than this "
+        "(by the write log; entries missing from it are kept).")] = None,
+    larger_than: Annotated[Optional[str], typer.Option(
+        "--larger-than", metavar="BYTES", help="Only entries larger than this (2048, 10kb, "
+        "1MiB; MEMORY USAGE).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Allow a pattern that reaches outside the entries or matches all of "
+        "them; still only cache entries are deleted.")] = False,
+    delay: Annotated[Optional[str], typer.Option(
+        "--delay", metavar="DURATION", help="Wait this long first (30s, 5m), counting down on "
+        "a terminal; Ctrl-C while waiting deletes nothing.")] = None,
+    index_cleanup: Annotated[str, typer.Option(
+        "--index-cleanup", metavar="auto|sweep|skip",
+        help="Remove deleted entries from the tag and dependency sets that name them: auto "
+        "(after --pattern, --key, --endpoint), sweep (always), skip (leave it to prune).")] = "auto",
+    show: Annotated[int, typer.Option(
+        "--show", min=0, metavar="N", help="Keys listed by a dry run or a confirmation.")] = 20,
+    count: CountOpt = None,
+    batch_size: BatchOpt = None,
+    rate: RateOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Delete cache entries: by tag, pattern, key, endpoint or dependency (the union of all
+    given), narrowed by filters. Only cache entries are ever deleted. Asks first on a terminal
+    (--yes skips it; with no terminal, --yes is required). Ctrl-C stops after the current batch;
+    rerunning the same command finishes an interrupted run. Exit 0 done, 2 bad flags or not
+    confirmed, 3 bad graph file, 4 Redis error before any change, 6 Redis error after some
+    deletions, 130 interrupted."""
+    from cachectl.errors import UsageError
+    from cachectl.layout import Layout
+    from cachectl.ops.invalidate import InvalidateOptions, InvalidateResult, preview
+    from cachectl.ops.selection import (
+        SelectionSpec,
+        make_filters,
+        parse_seconds,
+        resolve_selection,
+    )
+    from cachectl.render.invalidate import render_preview
+
+    app_ctx = command_context(ctx, json_mode=json_)
+    out = app_ctx.output
+    settings = app_ctx.settings
+    spec = SelectionSpec(
+        tags=tag or (), patterns=pattern or (), keys=key or (), endpoints=endpoint or (),
+        params=param or (), depends_on=depends_on or (), graph_file=graph, force=force,
+    )
+    selection = resolve_selection(Layout(settings.layout), spec)
+    filters = make_filters(ttl_below=ttl_below, ttl_above=ttl_above, idle_above=idle_above,
+                           older_than=older_than, larger_than=larger_than)
+    delay_seconds = parse_seconds(delay, "--delay") if delay else 0.0
+    if index_cleanup not in ("auto", "sweep", "skip"):
+        raise UsageError(f"--index-cleanup must be auto, sweep or skip, not {index_cleanup!r}")
+    options = InvalidateOptions(
+        scan_count=count or settings.scan_count,
+        batch_size=batch_size or settings.batch_size,
+        rate=rate or settings.rate,
+        index_cleanup=index_cleanup,
+    )
+    store = app_ctx.store
+    if dry_run:
+        result = InvalidateResult(notes=list(selection.notes))
+        error = render_preview(out, preview(store, selection, filters, options, result), result,
+                               show=show)
+        if error is not None:
+            out.error(error, envelope=False)
+            raise typer.Exit(error.exit_code)
+        return
+    if not yes and not can_ask():
+        confirm_destructive(app_ctx, "", yes=False)  # refuses: no terminal to ask on
+
+    from cachectl.ops.invalidate import check_permissions
+
+    check_permissions(store, Layout(settings.layout), selection)
+    if not yes and not _confirmed_with_count(app_ctx, selection, filters, options, show):
+        return
+    with stop_on_ctrl_c() as stop:
+        wait_first(out, delay_seconds, stop)
+        _run(app_ctx, selection, filters, options, stop)
+
+
+def _confirmed_with_count(app_ctx: AppContext, selection, filters, options, show: int) -> bool:
+    """Counts what would go (a read-only pass: the count is the question's point), shows it
+    and asks. False when nothing matches, so there is nothing to ask."""
+    from cachectl.ops.invalidate import InvalidateResult, preview
+    from cachectl.render.invalidate import preview_lines
+
+    out = app_ctx.output
+    result = InvalidateResult(notes=list(selection.notes))
+    shown = []
+    with out.progress("counting what would be deleted") as bar:
+        for key in preview(app_ctx.store, selection, filters, options, result):
+            if len(shown) < show:
+                shown.append(key)
+            bar.update(completed=result.matched)
+    result.dry_run = False
+    if result.matched == 0:
+        out.info("nothing matches: nothing to delete")
+        if out.json_mode:
+            out.json(result.to_dict())
+        return False
+    for line in preview_lines(result, shown):
+        out.info(line)
+    noun = "entry" if result.matched == 1 else "entries"
+    confirm_destructive(app_ctx, f"Delete {result.matched:,} {noun}?", yes=False)
+    return True
+
+
+def _run(app_ctx: AppContext, selection, filters, options, stop: threading.Event) -> None:
+    from cachectl.errors import ExitCode, Interrupted, PartialFailure
+    from cachectl.ops.invalidate import invalidate as run_invalidate
+    from cachectl.render.invalidate import invalidate_progress_text, render_invalidate
+
+    out = app_ctx.output
+    with out.progress("deleting") as bar:
+        result = run_invalidate(
+            app_ctx.store, selection, filters, options, stop=stop,
+            on_progress=lambda p: bar.update(completed=p.deleted, extra=invalidate_progress_text(p)),
+        )
+    error = None
+    if result.failure is not None:
+        error = result.failure
+        if result.changed:
+            error = PartialFailure(
+                f"stopped part way: {result.failure.message}; {result.deleted:,} of "
+                f"{result.matched:,} entries found so far were deleted",
+                hint="rerun the same command to finish",
+                result=result,
+                details={"cause": result.failure.to_dict()},
+            )
+    elif result.interrupted:
+        error = Interrupted(
+            f"interrupted after {result.deleted:,} deletions",
+            hint="rerun the same command to finish",
+        )
+    if out.json_mode:
+        out.json(result.to_dict(), ok=error is None, error=error)
+    elif result.matched or result.changed or error is None:
+        render_invalidate(out, result)
+    if error is not None:
+        out.error(error, envelope=False)
+        raise typer.Exit(ExitCode.INTERRUPTED if result.interrupted and not result.failure
+                         else error.exit_code)
+
+
+# --- shared with prune -------------------------------------------------------------------
+
+
+def can_ask() -> bool:
+    """Whether a question can be asked (as confirm_destructive decides)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+@contextmanager
+def stop_on_ctrl_c() -> Iterator[threading.Event]:
+    """The first Ctrl-C sets the event (the job stops after its current batch and reports);
+    a second one interrupts at once."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_sigint(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def wait_first(out: Output, seconds: float, stop: threading.Event) -> None:
+    """--delay: wait, counting down on a terminal; a Ctrl-C meanwhile cancels the whole run."""
+    import time
+
+    from cachectl.errors import Interrupted
+    from cachectl.render.units import human_duration
+
+    if seconds <= 0:
+        return
+    # Polling, not stop.wait(): the SIGINT handler sets the event on this same thread, and
+    # Event.set() would deadlock on the lock a wait() in progress holds.
+    deadline = time.monotonic() + seconds
+    if not out.live:
+        out.info(f"waiting {human_duration(seconds)} before deleting (Ctrl-C cancels)")
+        while not stop.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    else:
+        with out.progress("waiting before deleting (Ctrl-C cancels)", total=seconds) as bar:
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                bar.update(completed=seconds - left, extra=f"{left:,.0f}s left")
+                time.sleep(min(left, 0.05))
+    if stop.is_set():
+        raise Interrupted("cancelled during --delay: nothing was deleted")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("invalidate")(invalidate)

@@ -1,0 +1,71 @@
+"""`cachectl prune`."""
+
+from __future__ import annotations
+
+import typer
+
+from cachectl.cli.context import DryRunOpt, JsonOpt, YesOpt, command_context, confirm_destructive
+from cachectl.cli.invalidate import BatchOpt, CountOpt, RateOpt, can_ask, stop_on_ctrl_c
+
+
+def prune(
+    ctx: typer.Context,
+    count: CountOpt = None,
+    batch_size: BatchOpt = None,
+    rate: RateOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Remove tag and dependency set members whose entry no longer exists (Redis deletes the
+    sets left empty), trim the write and access logs to live entries and the response-time log
+    to its last hour. Asks first on a terminal (--yes skips it; with no terminal, --yes is
+    required). Exit 0 done, 2 not confirmed, 4 Redis error before any change, 6 Redis error
+    after some changes, 130 interrupted."""
+    from cachectl.errors import ExitCode, Interrupted, PartialFailure
+    from cachectl.ops.prune import PruneOptions
+    from cachectl.ops.prune import prune as run_prune
+    from cachectl.render.invalidate import prune_progress_text, render_prune
+    from cachectl.store import Pacer
+
+    app_ctx = command_context(ctx, json_mode=json_)
+    out = app_ctx.output
+    settings = app_ctx.settings
+    if not dry_run and not yes:
+        if can_ask():
+            out.info("prune removes members whose entry is gone from every tag and dependency "
+                     "set, and trims the logs (--dry-run shows how many first)")
+        confirm_destructive(app_ctx, "Prune the cache's indexes and logs?", yes=False)
+    options = PruneOptions(
+        scan_count=count or settings.scan_count,
+        batch_size=batch_size or settings.batch_size,
+        pacer=Pacer(rate or settings.rate),
+        dry_run=dry_run,
+    )
+    with stop_on_ctrl_c() as stop, out.progress("pruning") as bar:
+        result = run_prune(
+            app_ctx.store, options, stop=stop,
+            on_progress=lambda p: bar.update(completed=p.members_checked,
+                                             extra=prune_progress_text(p)),
+        )
+    error = None
+    if result.failure is not None:
+        error = result.failure
+        if result.changed:
+            error = PartialFailure(f"stopped part way: {result.failure.message}",
+                                   hint="rerun to finish", result=result,
+                                   details={"cause": result.failure.to_dict()})
+    elif result.interrupted:
+        error = Interrupted("interrupted", hint="rerun to finish")
+    if out.json_mode:
+        out.json(result.to_dict(), ok=error is None, error=error)
+    else:
+        render_prune(out, result)
+    if error is not None:
+        out.error(error, envelope=False)
+        raise typer.Exit(ExitCode.INTERRUPTED if result.interrupted and not result.failure
+                         else error.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prune")(prune)

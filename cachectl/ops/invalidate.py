@@ -1,0 +1,664 @@
+"""`cachectl invalidate`: delete exactly the selected cache entries, fast and gently.
+
+How a run goes:
+- A producer thread finds the entries (exact keys, then tag and dependency sets, then SCAN
+  MATCH over every primary), keeps only cache entries, drops repeats and applies the filters
+  (pipelined PTTL, OBJECT IDLETIME, ZMSCORE on the write log, MEMORY USAGE). The main thread
+  deletes what it hands over (a bounded queue between them), so scanning and deleting overlap:
+  UNLINK in pipelined batches grouped by slot, with the keys' ZREM from the write and access
+  logs in the same round trip.
+- A whole tag or dependency set is taken atomically: RENAMENX to a pending name in the same hash
+  slot, so a write that lands during the run goes to a fresh set. The pending set is then read
+  a SSCAN page at a time; each page's entries are deleted and only then SREMed from the pending
+  set, so a crash or Ctrl-C leaves exactly the members still to do, and a rerun of the same
+  command finds the pending set (its name is fixed) and finishes it first. Redis deletes the
+  pending set when the last member goes.
+- With filters, a set is not taken whole: its matching entries are deleted and then SREMed
+  from it (only those still gone: see `prune.drop_dangling`).
+- Entries found by pattern, key or endpoint are then swept out of every tag and dependency set
+  that names them (one SCAN TYPE set pass), unless the caller skips it.
+- SCAN's cursor means nothing to a restarted server (its hash seed changes): a scan that saw a
+  node's run_id change is run again, so "done" never hides entries the first pass missed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from typing import TYPE_CHECKING
+
+from cachectl.errors import CachectlError, RedisError, RedisPermissionError, UsageError
+from cachectl.layout import Layout
+from cachectl.ops.prune import (
+    INDEX_KINDS,
+    drop_dangling,
+    raise_refusals,
+    server_time_ms,
+    set_member_pages,
+)
+from cachectl.ops.selection import Filters, KeySource, ScanSource, Selection, SetSource
+
+if TYPE_CHECKING:
+    from cachectl.store import Pacer, Store
+
+PENDING_SUFFIX = b":invalidating"
+PROBE_NAME = "__cachectl_invalidate_probe__"
+QUEUE_BATCHES = 8  # how far scanning may run ahead of deleting
+SCAN_PASSES = 3  # a scan repeated this often because servers restarted gives up
+INDEX_CLEANUP = ("auto", "sweep", "skip")
+
+
+# --- the pending set -------------------------------------------------------------------------
+
+
+def pending_set_name(set_key: bytes, prefix: bytes) -> bytes:
+    """Where a tag or dependency set is moved while it is being invalidated.
+
+    RENAME needs both names in one hash slot in a cluster. `{prefix}:{<set key>}:invalidating`
+    hashes on the whole set key, as the set does; a set key that carries its own `{hashtag}`
+    keeps it with `<set key>:invalidating`; a pathological name (a lone `}`, an empty `{}`)
+    gets the first numbered suffix that lands in its slot. The name depends only on the set
+    key, so a rerun finds what an interrupted run left. A name outside the cluster's slots
+    logic (a single server) is the same, so a rerun against either finds it.
+    """
+    from redis.crc import key_slot
+
+    slot = key_slot(set_key)
+    for candidate in (prefix + b":{" + set_key + b"}" + PENDING_SUFFIX, set_key + PENDING_SUFFIX):
+        if key_slot(candidate) == slot:
+            return candidate
+    n = 1
+    while key_slot(candidate := set_key + PENDING_SUFFIX + b":" + str(n).encode()) != slot:
+        n += 1
+    return candidate
+
+
+def is_pending_set(key: bytes) -> bool:
+    return key.endswith(PENDING_SUFFIX) or PENDING_SUFFIX + b":" in key
+
+
+def _set_prefix(layout: Layout, source: SetSource) -> bytes:
+    prefix = layout.config.tag_prefix if source.kind == "tag" else layout.config.dependency_prefix
+    return prefix.encode()
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class InvalidateProgress:
+    phase: str  # "deleting" | "cleaning indexes"
+    scanned: int  # keys SCAN walked over (estimated from COUNT) plus set members read
+    scan_total: int | None  # keys in the database, for a bar; None without a scan
+    matched: int
+    deleted: int
+    elapsed_seconds: float
+
+
+@dataclass
+class InvalidateResult:
+    """What a run did. `matched` counts distinct selected entries after filters;
+    matched = deleted + already_gone (+ what an interruption or failure left undone)."""
+
+    selection: list[str] = field(default_factory=list)
+    filters: dict = field(default_factory=dict)
+    dry_run: bool = False
+    matched: int = 0
+    deleted: int = 0
+    already_gone: int = 0  # selected, but expired or deleted by someone else first
+    not_entries_skipped: int = 0  # keys a --force pattern or a set named that are not entries
+    sets_deleted: int = 0
+    sets_updated: int = 0
+    log_members_removed: int = 0
+    index_cleanup: str = "not needed"  # "swept" | "skipped" | "not needed" | "not finished"
+    scanned: int = 0
+    pending_sets: list[str] = field(default_factory=list)  # left half done: rerun to finish
+    notes: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    duration_seconds: float = 0.0
+    failure: CachectlError | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the run changed anything (a failure then exits 6, not 4)."""
+        return bool(
+            self.deleted or self.sets_deleted or self.sets_updated or self.pending_sets
+            or self.log_members_removed
+        )
+
+    @property
+    def keys_per_second(self) -> float:
+        return self.deleted / self.duration_seconds if self.duration_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["duration_seconds"] = round(self.duration_seconds, 3)
+        out["keys_per_second"] = round(self.keys_per_second, 1)
+        out["failure"] = self.failure.to_dict() if self.failure else None
+        return out
+
+
+@dataclass
+class InvalidateOptions:
+    scan_count: int = 1000
+    batch_size: int = 1000
+    rate: float | None = None  # keys per second, for SCAN's walk and for deletes alike
+    index_cleanup: str = "auto"  # auto: sweep after pattern/key/endpoint selections
+
+
+# --- what travels from the finder to the deleter -------------------------------------------
+
+
+@dataclass
+class _Batch:
+    keys: list[bytes]  # entries to delete
+    release_from: bytes | None = None  # a pending set: SREM `members` once `keys` are gone
+    members: list[bytes] = field(default_factory=list)
+    forget_in: bytes | None = None  # a set to remove the deleted `keys` from (filtered sets)
+
+
+@dataclass
+class _SetDrained:
+    pending: bytes
+
+
+_DONE = object()
+
+
+class _Finder:
+    """Finds the selected entries, batch by batch (the producer side)."""
+
+    def __init__(
+        self,
+        store: Store,
+        layout: Layout,
+        selection: Selection,
+        filters: Filters,
+        options: InvalidateOptions,
+        result: InvalidateResult,
+        *,
+        take_sets: bool,
+        pacer: Pacer | None,
+        stop: threading.Event,
+    ):
+        self.store = store
+        self.layout = layout
+        self.selection = selection
+        self.filters = filters
+        self.options = options
+        self.result = result
+        self.take_sets = take_sets
+        self.pacer = pacer
+        self.stop = stop
+        self.seen: set[bytes] = set()  # every entry selected so far (also the sweep's list)
+        # _select runs on the finder's thread, and on the deleter's for a pending set's re-pass.
+        self._lock = threading.Lock()
+        self.renamed: list[bytes] = []
+        self.scan_total: int | None = None
+        self._now_ms: int | None = None
+
+    def batches(self) -> Iterator[_Batch | _SetDrained]:
+        for source in self.selection.sources:
+            if self.stop.is_set():
+                return
+            if isinstance(source, KeySource):
+                yield from self._chunked(self._select(list(source.keys)))
+            elif isinstance(source, SetSource):
+                yield from self._set(source)
+            else:
+                yield from self._scan(source)
+
+    # -- selecting ----------------------------------------------------------------------
+
+    def _select(self, keys: list[bytes], endpoint: str | None = None) -> list[bytes]:
+        """The keys that are entries (of `endpoint`), not selected before, and pass the filters."""
+        layout = self.layout
+        entries = []
+        for key in keys:
+            if key in self.seen:
+                continue
+            if endpoint is not None and not layout.is_entry_of(key, endpoint):
+                continue
+            if not layout.is_entry(key):
+                self.result.not_entries_skipped += 1
+                continue
+            entries.append(key)
+        entries = list(dict.fromkeys(entries))
+        if entries and self.filters.active:
+            entries = self._filter(entries)
+        with self._lock:
+            entries = [k for k in entries if k not in self.seen]
+            self.seen.update(entries)
+            self.result.matched += len(entries)
+        return entries
+
+    def _filter(self, keys: list[bytes]) -> list[bytes]:
+        f, store = self.filters, self.store
+        keep = [True] * len(keys)
+
+        def narrow(values: list, test: Callable) -> None:
+            for i, value in enumerate(values):
+                keep[i] = keep[i] and value is not None and test(value)
+
+        if f.ttl_below_seconds is not None or f.ttl_above_seconds is not None:
+            below = None if f.ttl_below_seconds is None else f.ttl_below_seconds * 1000
+            above = None if f.ttl_above_seconds is None else f.ttl_above_seconds * 1000
+
+            def ttl_ok(pttl: int) -> bool:
+                if pttl == -2:
+                    return False  # gone meanwhile
+                if pttl == -1:  # no expiry: longer than any TTL
+                    return below is None
+                return (below is None or pttl < below) and (above is None or pttl > above)
+
+            narrow(store.ttls(keys, ms=True), ttl_ok)
+        if f.idle_above_seconds is not None:
+            narrow(self._idle_times(keys), lambda idle: idle > f.idle_above_seconds)
+        if f.older_than_seconds is not None:
+            if self._now_ms is None:
+                self._now_ms = server_time_ms(store)
+            cutoff = self._now_ms - f.older_than_seconds * 1000
+            # Not in the write log: its age is unknown, so it is not selected.
+            scores = store.execute("ZMSCORE", self.layout.entries_log(), *keys)
+            narrow(scores, lambda score: float(score) < cutoff)
+        if f.larger_than_bytes is not None:
+            narrow(store.memory_usage(keys), lambda size: size > f.larger_than_bytes)
+        return [k for k, ok in zip(keys, keep) if ok]
+
+    def _idle_times(self, keys: list[bytes]) -> list:
+        try:
+            return self.store.pipelined("OBJECT IDLETIME", keys)
+        except RedisPermissionError:
+            raise
+        except RedisError as err:
+            if "lfu" in err.message.lower():
+                raise UsageError(
+                    "--idle-above cannot be used on this server: its maxmemory-policy is an LFU "
+                    "one (allkeys-lfu or volatile-lfu), under which Redis does not track idle "
+                    "time and refuses OBJECT IDLETIME",
+                    hint="select by age of the last write with --older-than instead",
+                ) from err
+            raise
+
+    def _chunked(self, keys: list[bytes]) -> Iterator[_Batch]:
+        size = self.options.batch_size
+        for i in range(0, len(keys), size):
+            yield _Batch(keys[i : i + size])
+
+    # -- sets ---------------------------------------------------------------------------
+
+    def _set(self, source: SetSource) -> Iterator[_Batch | _SetDrained]:
+        store = self.store
+        pending = pending_set_name(source.set_key, _set_prefix(self.layout, source))
+        if not self.take_sets:
+            # A dry run or a filtered run reads without taking; a pending set an earlier
+            # run left still holds entries of this tag.
+            for key in (source.set_key, pending):
+                if self._is_set(key):
+                    yield from self._members(key, None if self.result.dry_run else key)
+            return
+        if self._is_set(pending):
+            self.renamed.append(pending)
+            yield from self._drain(pending)
+        if not self._is_set(source.set_key):
+            return
+        try:
+            store.execute("RENAMENX", source.set_key, pending)
+        except RedisPermissionError:
+            raise
+        except RedisError:
+            # "no such key": another run took the set between EXISTS and RENAMENX; it left
+            # the pending set for us to help finish (or has finished it).
+            if store.execute("EXISTS", source.set_key):
+                raise
+        self.renamed.append(pending)
+        yield from self._drain(pending)
+
+    def _is_set(self, key: bytes) -> bool:
+        """Whether `key` is a set; a key of another type where a set belongs is left alone."""
+        kind = self.store.types([key])[0]
+        if kind not in ("set", "none"):
+            self.result.notes.append(
+                f"{key.decode('utf-8', 'backslashreplace')} is a {kind}, not a set: left alone"
+            )
+        return kind == "set"
+
+    def _drain(self, pending: bytes) -> Iterator[_Batch | _SetDrained]:
+        for members in _chunks(self.store.sscan(pending, self.options.scan_count),
+                               self.options.batch_size):
+            if self.pacer:
+                self.pacer.take(len(members))
+            self.result.scanned += len(members)
+            yield _Batch(self._select(members), release_from=pending, members=members)
+            if self.stop.is_set():
+                return
+        yield _SetDrained(pending)
+
+    def _members(self, set_key: bytes, forget_in: bytes | None) -> Iterator[_Batch]:
+        for members in _chunks(self.store.sscan(set_key, self.options.scan_count),
+                               self.options.batch_size):
+            if self.pacer:
+                self.pacer.take(len(members))
+            self.result.scanned += len(members)
+            keys = self._select(members)
+            if keys:
+                yield _Batch(keys, forget_in=forget_in)
+            if self.stop.is_set():
+                return
+
+    # -- scans --------------------------------------------------------------------------
+
+    def _scan(self, source: ScanSource) -> Iterator[_Batch]:
+        count = self.options.scan_count
+        if self.scan_total is None:
+            self.scan_total = self.store.dbsize()
+        for _ in range(SCAN_PASSES):
+            before = self._run_ids()
+            buffer: list[bytes] = []
+            for _node, keys in self.store.scan_nodes(match=source.pattern, count=count,
+                                                     pacer=self.pacer):
+                self.result.scanned += count
+                buffer += self._select(keys, source.endpoint)
+                if len(buffer) >= self.options.batch_size:
+                    yield _Batch(buffer)
+                    buffer = []
+                if self.stop.is_set():
+                    break
+            if buffer:
+                yield _Batch(buffer)
+            if self.stop.is_set() or before is None or self._run_ids() == before:
+                return
+            self.result.notes.append(
+                f"a server restarted during the scan for {source.label}: scanned again"
+            )
+        raise RedisError(
+            f"servers kept restarting during the scan for {source.label}",
+            hint="rerun the same command once the servers are stable",
+        )
+
+    def _run_ids(self) -> dict | None:
+        """Each primary's run_id, or None when INFO is not allowed (no restart detection)."""
+        try:
+            info = self.store.server_info("server")
+        except RedisPermissionError:
+            return None
+        return {node: section.get("run_id") for node, section in info.items()}
+
+
+def _chunks(items, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+# --- the runs --------------------------------------------------------------------------------
+
+
+def check_permissions(store: Store, layout: Layout, selection: Selection) -> None:
+    """Fails before anything changes if the ACL user may not run what deleting needs.
+
+    Each probe names a key that does not exist, so it changes nothing; a refusal for any other
+    reason (such as "no such key") means the ACL let the command through.
+    """
+    entry = layout.entry(PROBE_NAME)
+    probes = [("UNLINK", entry), ("ZREM", layout.entries_log(), entry)]
+    if any(isinstance(s, SetSource) for s in selection.sources):
+        tag = layout.tag(PROBE_NAME)
+        probes += [("SREM", tag, entry), ("RENAMENX", tag, tag + ":2")]
+    for probe in probes:
+        try:
+            store.execute(*probe)
+        except RedisError as err:
+            # A plain refusal ("no such key") passed the ACL; anything more specific (no
+            # permission, unreachable, timeout) is the answer.
+            if type(err) is not RedisError:
+                raise
+
+
+def preview(
+    store: Store,
+    selection: Selection,
+    filters: Filters,
+    options: InvalidateOptions,
+    result: InvalidateResult | None = None,
+) -> Iterator[bytes]:
+    """The entries a run would delete, as found (deleting nothing, taking no set). Counts go
+    to `result` (pass one in to read them after the iterator is exhausted)."""
+    layout = Layout(store.settings.layout)
+    result = result if result is not None else InvalidateResult()
+    result.dry_run = True
+    result.selection = selection.describe()
+    result.filters = filters.to_dict()
+    started = time.monotonic()
+    finder = _Finder(store, layout, selection, filters, options, result, take_sets=False,
+                     pacer=_pacer(options), stop=threading.Event())
+    for item in finder.batches():
+        if isinstance(item, _Batch):
+            yield from item.keys
+    result.duration_seconds = time.monotonic() - started
+
+
+def invalidate(
+    store: Store,
+    selection: Selection,
+    filters: Filters,
+    options: InvalidateOptions,
+    *,
+    on_progress: Callable[[InvalidateProgress], None] | None = None,
+    stop: threading.Event | None = None,
+) -> InvalidateResult:
+    """Deletes the selected entries; see the module docstring.
+
+    A Redis error that outlasts the retries ends the run: it is returned in `failure` along with
+    what was done. A set `stop` event ends it after the current batch (`interrupted`). Either
+    way a rerun of the same selection finishes the job.
+    """
+    if options.index_cleanup not in INDEX_CLEANUP:
+        raise UsageError(f"--index-cleanup must be one of {', '.join(INDEX_CLEANUP)}")
+    layout = Layout(store.settings.layout)
+    stop = stop or threading.Event()
+    result = InvalidateResult(selection=selection.describe(), filters=filters.to_dict(),
+                              notes=list(selection.notes))
+    started = time.monotonic()
+    halt = threading.Event()  # the finder's own stop: Ctrl-C, or the deleter failing
+    finder = _Finder(store, layout, selection, filters, options, result,
+                     take_sets=not filters.active, pacer=_pacer(options), stop=halt)
+    deleter = _Deleter(store, layout, options, result, finder)
+
+    def report(phase: str) -> None:
+        result.duration_seconds = time.monotonic() - started
+        if on_progress:
+            on_progress(InvalidateProgress(phase, result.scanned, finder.scan_total,
+                                           result.matched, result.deleted,
+                                           result.duration_seconds))
+
+    handoff: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
+
+    def produce() -> None:
+        try:
+            for item in finder.batches():
+                while not halt.is_set():
+                    try:
+                        handoff.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        pass
+                if halt.is_set():
+                    return
+            handoff.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the main thread to raise
+            handoff.put(exc)
+
+    producer = threading.Thread(target=produce, name="cachectl-invalidate-finder", daemon=True)
+    producer.start()
+    try:
+        while True:
+            if stop.is_set():
+                result.interrupted = True
+                break
+            try:
+                item = handoff.get(timeout=0.1)
+            except queue.Empty:
+                report("deleting")
+                continue
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            deleter.handle(item)
+            report("deleting")
+        if not result.interrupted:
+            deleter.sweep_indexes(selection, stop, lambda: report("cleaning indexes"))
+            if stop.is_set():
+                result.interrupted = True
+    except RedisError as err:
+        result.failure = err
+    finally:
+        halt.set()
+        # Whatever the finder has in hand is dropped; it must not block on a full queue.
+        while producer.is_alive():
+            try:
+                handoff.get_nowait()
+            except queue.Empty:
+                producer.join(timeout=0.1)
+    result.pending_sets = [p.decode("utf-8", "backslashreplace") for p in deleter.unfinished()]
+    if (result.interrupted or result.failure) and result.index_cleanup == "not needed" and (
+        deleter.cleanup_wanted(selection)
+    ):
+        result.index_cleanup = "not finished"
+    report("done")
+    return result
+
+
+def _pacer(options: InvalidateOptions) -> Pacer | None:
+    if options.rate is None:
+        return None
+    from cachectl.store import Pacer
+
+    return Pacer(options.rate)
+
+
+class _Deleter:
+    """Deletes what the finder hands over (the main-thread side), and sweeps the indexes."""
+
+    def __init__(self, store: Store, layout: Layout, options: InvalidateOptions,
+                 result: InvalidateResult, finder: _Finder):
+        self.store = store
+        self.layout = layout
+        self.options = options
+        self.result = result
+        self.finder = finder
+        self.pacer = _pacer(options)
+        self.logs = (layout.entries_log(), layout.access_log())
+        self.drained: set[bytes] = set()
+        self.forgot_in: set[bytes] = set()
+
+    def handle(self, item: _Batch | _SetDrained) -> None:
+        if isinstance(item, _SetDrained):
+            self._finish(item.pending)
+            return
+        if item.keys:
+            self._delete(item.keys)
+        if item.release_from is not None and item.members:
+            # Only now that the entries are gone: a crash before this leaves them listed.
+            self.store.execute("SREM", item.release_from, *item.members)
+        if item.forget_in is not None and item.keys:
+            drop_dangling(self.store, [(item.forget_in, k) for k in item.keys])
+            self.forgot_in.add(item.forget_in)
+
+    def _delete(self, keys: list[bytes]) -> None:
+        if self.pacer:
+            self.pacer.take(len(keys))
+        removed, log_replies = self.store.unlink_batch(
+            keys, *[("ZREM", log, *keys) for log in self.logs]
+        )
+        self.result.deleted += removed
+        self.result.already_gone += len(keys) - removed
+        self.result.log_members_removed += sum(int(r) for r in log_replies)
+
+    def _finish(self, pending: bytes) -> None:
+        """A pending set's pass is over: it should be empty. A member a pass missed (SSCAN's
+        cursor across a server restart) is found by passes from the start until none is left."""
+        for passes in range(SCAN_PASSES + 1):
+            if not self.store.execute("SCARD", pending):
+                break
+            if passes == SCAN_PASSES:
+                raise RedisError(
+                    f"{pending.decode('utf-8', 'backslashreplace')} still has members after "
+                    f"{SCAN_PASSES} passes",
+                    hint="rerun the same command to finish it",
+                )
+            for members in _chunks(self.store.sscan(pending, self.options.scan_count),
+                                   self.options.batch_size):
+                self.handle(_Batch(self.finder._select(members), release_from=pending,
+                                   members=members))
+        self.drained.add(pending)
+        self.result.sets_deleted += 1
+
+    def unfinished(self) -> list[bytes]:
+        return [p for p in dict.fromkeys(self.finder.renamed) if p not in self.drained]
+
+    def cleanup_wanted(self, selection: Selection) -> bool:
+        mode = self.options.index_cleanup
+        return mode == "sweep" or (mode == "auto" and not selection.only_sets)
+
+    def sweep_indexes(
+        self, selection: Selection, stop: threading.Event, report: Callable[[], None]
+    ) -> None:
+        """Removes the deleted entries from every tag and dependency set that names them."""
+        result = self.result
+        if self.forgot_in:
+            existing = self.store.exists_many(sorted(self.forgot_in))
+            result.sets_updated += sum(existing)
+            result.sets_deleted += len(existing) - sum(existing)
+        if self.options.index_cleanup == "skip":
+            result.index_cleanup = "skipped"
+            return
+        deleted = self.finder.seen
+        if not self.cleanup_wanted(selection) or not deleted:
+            return
+        touched: set[bytes] = set()
+        pairs: list[tuple[bytes, bytes]] = []
+
+        def flush() -> None:
+            for container, n in drop_dangling(self.store, pairs).items():
+                if n:
+                    touched.add(container)
+            pairs.clear()
+            report()
+
+        count = self.options.scan_count
+        for _, keys in self.store.scan_nodes(type="set", count=count, pacer=self.pacer):
+            sets = [k for k in keys
+                    if self.layout.kind(k) in INDEX_KINDS and k not in self.forgot_in]
+            for set_key, members in set_member_pages(self.store, sets, count, self.pacer):
+                pairs += [(set_key, m) for m in members if m in deleted]
+                if len(pairs) >= self.options.batch_size:
+                    flush()
+            if stop.is_set():
+                result.index_cleanup = "not finished"
+                return
+        flush()
+        if touched:
+            ordered = sorted(touched)
+            existing = self.store.exists_many(ordered)
+            result.sets_updated += sum(existing)
+            result.sets_deleted += len(existing) - sum(existing)
+        result.index_cleanup = "swept"
+
+
+__all__ = [
+    "InvalidateOptions",
+    "InvalidateProgress",
+    "InvalidateResult",
+    "check_permissions",
+    "invalidate",
+    "is_pending_set",
+    "pending_set_name",
+    "preview",
+    "raise_refusals",
+]

@@ -1,0 +1,322 @@
+"""`cachectl prune`: take out what points at entries that no longer exist.
+
+Tag and dependency sets only grow while applications write (LAYOUT.md), and the write and
+access logs keep a member for every entry ever written; once entries expire, those members
+dangle. Prune removes them, lets Redis delete the sets left empty, and trims the response-time
+log to its last hour.
+
+Removing a member races with applications writing: between our EXISTS (gone) and our SREM, an
+application may re-create the entry (SET, then SADD). So after each SREM the removed members
+are checked once more and any whose entry is back is put back: with SET-then-SADD writers no
+live entry ends up missing from its set. Everything runs in pipelined batches, paced, over
+every primary of a cluster, a SCAN or SSCAN page at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from cachectl.errors import CachectlError, RedisError
+from cachectl.layout import Layout
+
+if TYPE_CHECKING:
+    import threading
+
+    from cachectl.store import Pacer, Store
+
+INDEX_KINDS = ("tag", "dependency")
+RESPONSE_TIMES_KEPT_MS = 3_600_000  # LAYOUT.md: the response-time log keeps the last hour
+
+
+# --- shared with invalidate: index upkeep ------------------------------------------------
+
+
+def raise_refusals(replies: list) -> list:
+    """send_many puts a refused command's error in its place; a refusal here stops the job."""
+    for reply in replies:
+        if isinstance(reply, CachectlError):
+            raise reply
+    return replies
+
+
+def set_member_pages(
+    store: Store, set_keys: Sequence[bytes], count: int, pacer: Pacer | None = None
+) -> Iterator[tuple[bytes, list[bytes]]]:
+    """(set, members) a SSCAN page at a time; the first page of every set in one pipelined
+    round trip, since most index sets are small."""
+    if not set_keys:
+        return
+    if pacer:
+        pacer.take(len(set_keys))
+    firsts = store.pipelined("SSCAN", set_keys, 0, "COUNT", count)
+    for key, (cursor, members) in zip(set_keys, firsts):
+        yield key, members
+        while int(cursor) != 0:
+            if pacer:
+                pacer.take(count)
+            cursor, members = store.execute("SSCAN", key, cursor, "COUNT", count)
+            yield key, members
+
+
+def drop_dangling(
+    store: Store,
+    pairs: Sequence[tuple[bytes, bytes]],
+    *,
+    zset_score_ms: int | None = None,
+    dry_run: bool = False,
+) -> dict[bytes, int]:
+    """Removes each (container, member) pair whose member key no longer exists; returns the
+    members removed (or, with dry_run, that would be) per container.
+
+    Containers are sets (SREM) or, given `zset_score_ms`, sorted sets (ZREM). A member whose
+    key is back after the removal is put back (SADD, or ZADD GT at `zset_score_ms`).
+    """
+    if not pairs:
+        return {}
+    live = store.exists_many([m for _, m in pairs])
+    gone: dict[bytes, list[bytes]] = defaultdict(list)
+    for (container, member), exists in zip(pairs, live):
+        if not exists:
+            gone[container].append(member)
+    if dry_run or not gone:
+        return {c: len(ms) for c, ms in gone.items()}
+    remove = "ZREM" if zset_score_ms is not None else "SREM"
+    replies = raise_refusals(store.send_many([(remove, c, *ms) for c, ms in gone.items()]))
+    removed = dict(zip(gone, replies))
+    removed_pairs = [(c, m) for c, ms in gone.items() for m in ms]
+    back: dict[bytes, list[bytes]] = defaultdict(list)
+    for (container, member), exists in zip(
+        removed_pairs, store.exists_many([m for _, m in removed_pairs])
+    ):
+        if exists:
+            back[container].append(member)
+    if back:
+        if zset_score_ms is None:
+            commands = [("SADD", c, *ms) for c, ms in back.items()]
+        else:
+            commands = [
+                ("ZADD", c, "GT", *[x for m in ms for x in (zset_score_ms, m)])
+                for c, ms in back.items()
+            ]
+        for container, added in zip(back, raise_refusals(store.send_many(commands))):
+            removed[container] -= added
+    return removed
+
+
+def server_time_ms(store: Store) -> int:
+    seconds, micros = store.execute("TIME")
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+# --- prune -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PruneProgress:
+    phase: str  # "sets" | "logs" | "response times"
+    sets_scanned: int
+    members_checked: int
+    removed: int
+    elapsed_seconds: float
+
+
+@dataclass
+class PruneResult:
+    dry_run: bool = False
+    sets_scanned: int = 0
+    members_checked: int = 0
+    members_removed: int = 0  # from tag and dependency sets
+    sets_deleted: int = 0  # emptied, so Redis deleted them
+    sets_updated: int = 0
+    entries_log_removed: int = 0
+    access_log_removed: int = 0
+    response_times_removed: int = 0
+    # Sets an interrupted `invalidate` left half done: rerunning that command finishes them.
+    pending_invalidations: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    duration_seconds: float = 0.0
+    failure: CachectlError | None = None
+
+    @property
+    def changed(self) -> bool:
+        return not self.dry_run and bool(
+            self.members_removed
+            or self.entries_log_removed
+            or self.access_log_removed
+            or self.response_times_removed
+        )
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["duration_seconds"] = round(self.duration_seconds, 3)
+        out["failure"] = self.failure.to_dict() if self.failure else None
+        return out
+
+
+@dataclass
+class PruneOptions:
+    scan_count: int = 1000
+    batch_size: int = 1000
+    pacer: Pacer | None = None
+    dry_run: bool = False
+
+
+def prune(
+    store: Store,
+    options: PruneOptions,
+    *,
+    on_progress: Callable[[PruneProgress], None] | None = None,
+    stop: threading.Event | None = None,
+) -> PruneResult:
+    """Removes dangling index members, trims the logs; see the module docstring.
+
+    A Redis error after the retries is returned in `failure` with what was done so far; a set
+    `stop` event ends the run after the current batch (`interrupted`).
+    """
+    from cachectl.ops.invalidate import is_pending_set
+
+    layout = Layout(store.settings.layout)
+    result = PruneResult(dry_run=options.dry_run)
+    started = time.monotonic()
+    phase = "sets"
+
+    def progress() -> None:
+        result.duration_seconds = time.monotonic() - started
+        if on_progress:
+            on_progress(PruneProgress(phase, result.sets_scanned, result.members_checked,
+                                      _removed(result), result.duration_seconds))
+
+    def stopped() -> bool:
+        if stop is not None and stop.is_set():
+            result.interrupted = True
+        return result.interrupted
+
+    try:
+        now_ms = server_time_ms(store)
+        emptied: set[bytes] = set()
+        touched: set[bytes] = set()
+        seen_in_set: dict[bytes, int] = defaultdict(int)
+        gone_in_set: dict[bytes, int] = defaultdict(int)
+
+        def flush(pairs: list[tuple[bytes, bytes]]) -> None:
+            for container, _ in pairs:
+                seen_in_set[container] += 1
+            removed = drop_dangling(store, pairs, dry_run=options.dry_run)
+            for container, n in removed.items():
+                gone_in_set[container] += n
+                result.members_removed += n
+                if n:
+                    touched.add(container)
+            result.members_checked += len(pairs)
+            progress()
+
+        for _, keys in store.scan_nodes(type="set", count=options.scan_count, pacer=options.pacer):
+            sets = [k for k in keys if layout.kind(k) in INDEX_KINDS]
+            result.sets_scanned += len(sets)
+            result.pending_invalidations += [
+                k.decode("utf-8", "backslashreplace") for k in sets if is_pending_set(k)
+            ]
+            for pairs in _pair_batches(
+                set_member_pages(store, sets, options.scan_count, options.pacer),
+                options.batch_size,
+            ):
+                if stopped():
+                    break
+                if options.pacer:
+                    options.pacer.take(len(pairs))
+                flush(pairs)
+            if stopped():
+                break
+        if options.dry_run:
+            emptied = {s for s in touched if gone_in_set[s] >= seen_in_set[s]}
+        elif touched:
+            ordered = sorted(touched)
+            emptied = {s for s, e in zip(ordered, store.exists_many(ordered)) if not e}
+        result.sets_deleted = len(emptied)
+        result.sets_updated = len(touched) - len(emptied)
+
+        phase = "logs"
+        for log, field_name in (
+            (layout.entries_log(), "entries_log_removed"),
+            (layout.access_log(), "access_log_removed"),
+        ):
+            if stopped():
+                break
+            for pairs in _pair_batches(_zset_pages(store, log, options.scan_count),
+                                       options.batch_size):
+                if stopped():
+                    break
+                if options.pacer:
+                    options.pacer.take(len(pairs))
+                removed = drop_dangling(
+                    store, pairs, zset_score_ms=now_ms, dry_run=options.dry_run
+                )
+                setattr(result, field_name, getattr(result, field_name) + sum(removed.values()))
+                result.members_checked += len(pairs)
+                progress()
+
+        phase = "response times"
+        if not stopped():
+            result.response_times_removed = _trim_response_times(
+                store, layout.response_times(), now_ms - RESPONSE_TIMES_KEPT_MS, options, stopped
+            )
+    except RedisError as err:
+        result.failure = err
+    result.duration_seconds = time.monotonic() - started
+    progress()
+    return result
+
+
+def _removed(result: PruneResult) -> int:
+    return (
+        result.members_removed
+        + result.entries_log_removed
+        + result.access_log_removed
+        + result.response_times_removed
+    )
+
+
+def _pair_batches(
+    pages: Iterable[tuple[bytes, list[bytes]]], size: int
+) -> Iterator[list[tuple[bytes, bytes]]]:
+    batch: list[tuple[bytes, bytes]] = []
+    for container, members in pages:
+        batch.extend((container, m) for m in members)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _zset_pages(store: Store, key: str, count: int) -> Iterator[tuple[bytes, list[bytes]]]:
+    cursor = 0
+    while True:
+        cursor, pairs = store.execute("ZSCAN", key, cursor, "COUNT", count)
+        yield key.encode(), [member for member, _ in pairs]
+        if int(cursor) == 0:
+            return
+
+
+def _trim_response_times(
+    store: Store, key: str, cutoff_ms: int, options: PruneOptions, stopped: Callable[[], bool]
+) -> int:
+    """Removes members scored before `cutoff_ms`, a page at a time: one ZREMRANGEBYSCORE
+    over millions of members would stall every client while it runs."""
+    if options.dry_run:
+        return int(store.execute("ZCOUNT", key, "-inf", f"({cutoff_ms}"))
+    removed = 0
+    while not stopped():
+        old = store.execute(
+            "ZRANGE", key, "-inf", f"({cutoff_ms}", "BYSCORE", "LIMIT", 0, options.batch_size
+        )
+        if not old:
+            break
+        if options.pacer:
+            options.pacer.take(len(old))
+        removed += int(store.execute("ZREM", key, *old))
+    return removed

@@ -1,0 +1,177 @@
+"""People's and machines' views of `cachectl invalidate` and `cachectl prune`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps
+from cachectl.render.units import human_duration
+
+if TYPE_CHECKING:
+    from cachectl.errors import CachectlError
+    from cachectl.ops.invalidate import InvalidateProgress, InvalidateResult
+    from cachectl.ops.prune import PruneProgress, PruneResult
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def show_key(key: bytes | str) -> str:
+    """A key as one safe line: undecodable bytes and control characters as escapes, so a key
+    can neither garble a terminal nor pass for two lines."""
+    text = key.decode("utf-8", "backslashreplace") if isinstance(key, bytes) else key
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+# --- dry run -----------------------------------------------------------------------------
+
+
+def render_preview(
+    out: Output, keys: Iterable[bytes], result: InvalidateResult, *, show: int
+) -> CachectlError | None:
+    """Streams a dry run: with --json every key (written as found, so a million keys never
+    sit in memory), else the count and the first `show` keys. A Redis error part way through
+    still ends the JSON document properly; it is returned for the caller to report."""
+    from cachectl.errors import CachectlError
+
+    error: CachectlError | None = None
+    if out.json_mode:
+        out.stdout.write(
+            f'{{"command":{dumps(out.command)},"schema_version":{JSON_SCHEMA_VERSION},'
+            f'"data":{{"keys":['
+        )
+        first = True
+        try:
+            for key in keys:
+                out.stdout.write(("" if first else ",") + dumps(key))
+                first = False
+        except CachectlError as err:
+            error = err
+        data = dumps(result.to_dict())[1:-1]
+        ending = f'],{data}}},"ok":{dumps(error is None)}'
+        if error is not None:
+            ending += f',"error":{dumps(error.to_dict())}'
+        out.stdout.write(ending + "}\n")
+        out.stdout.flush()
+        return error
+    shown = []
+    try:
+        with out.progress("finding entries") as bar:
+            for key in keys:
+                if len(shown) < show:
+                    shown.append(key)
+                bar.update(completed=result.matched, extra=f"{result.scanned:,} looked at")
+    except CachectlError as err:
+        error = err
+    for line in preview_lines(result, shown):
+        out.line(line)
+    return error
+
+
+def preview_lines(result: InvalidateResult, shown: list[bytes]) -> list[str]:
+    verb = "would be deleted" if result.dry_run else "will be deleted"
+    lines = [f"{result.matched:,} entr{'y' if result.matched == 1 else 'ies'} {verb} "
+             f"({'; '.join(result.selection)}{_filters_text(result.filters)})"]
+    lines += [f"  {show_key(k)}" for k in shown]
+    if result.matched > len(shown):
+        lines.append(f"  ... and {result.matched - len(shown):,} more (--json lists every one)")
+    lines += [f"note: {note}" for note in result.notes]
+    return lines
+
+
+def _filters_text(filters: dict) -> str:
+    if not filters:
+        return ""
+    names = {
+        "ttl_below_seconds": "TTL below {}",
+        "ttl_above_seconds": "TTL above {}",
+        "idle_above_seconds": "idle over {}",
+        "older_than_seconds": "written over {} ago",
+    }
+    parts = [text.format(human_duration(filters[k])) for k, text in names.items() if k in filters]
+    if "larger_than_bytes" in filters:
+        parts.append(f"larger than {filters['larger_than_bytes']:,} bytes")
+    return ", only " + ", ".join(parts)
+
+
+# --- a run -------------------------------------------------------------------------------
+
+
+def invalidate_progress_text(p: InvalidateProgress) -> str:
+    rate = p.deleted / p.elapsed_seconds if p.elapsed_seconds > 0 else 0
+    scanned = f"~{p.scanned:,}" + (f" of {p.scan_total:,}" if p.scan_total else "")
+    phase = f"{p.phase}; " if p.phase == "cleaning indexes" else ""
+    return f"{phase}scanned {scanned}, matched {p.matched:,}, {rate:,.0f} keys/s"
+
+
+def render_invalidate(out: Output, result: InvalidateResult) -> None:
+    """The summary: counts first, then what is left to do, if anything."""
+    rows = [
+        ("matched", f"{result.matched:,}"),
+        ("deleted", f"{result.deleted:,}"),
+        ("already gone", f"{result.already_gone:,}"),
+        ("sets deleted", f"{result.sets_deleted:,}"),
+        ("sets updated", f"{result.sets_updated:,}"),
+        ("index cleanup", result.index_cleanup),
+        ("duration", f"{human_duration(result.duration_seconds)} "
+                     f"({result.keys_per_second:,.0f} keys/s)"),
+    ]
+    if result.not_entries_skipped:
+        rows.insert(3, ("not entries, kept", f"{result.not_entries_skipped:,}"))
+    _render_rows(out, "Invalidated" if not (result.failure or result.interrupted) else
+                 "Invalidation stopped", rows)
+    for note in result.notes:
+        out.warn(note)
+    if result.pending_sets:
+        out.warn(
+            f"{len(result.pending_sets)} set(s) half invalidated "
+            f"({', '.join(show_key(s) for s in result.pending_sets[:3])}"
+            f"{', ...' if len(result.pending_sets) > 3 else ''}): rerun the same command to finish"
+        )
+
+
+def prune_progress_text(p: PruneProgress) -> str:
+    return (f"{p.phase}: {p.sets_scanned:,} sets, {p.members_checked:,} members checked, "
+            f"{p.removed:,} removed")
+
+
+def render_prune(out: Output, result: PruneResult) -> None:
+    would = "would be " if result.dry_run else ""
+    rows = [
+        ("sets scanned", f"{result.sets_scanned:,}"),
+        ("members checked", f"{result.members_checked:,}"),
+        (f"dangling members {would}removed", f"{result.members_removed:,}"),
+        (f"sets {would}deleted (emptied)", f"{result.sets_deleted:,}"),
+        (f"sets {would}updated", f"{result.sets_updated:,}"),
+        (f"write log members {would}removed", f"{result.entries_log_removed:,}"),
+        (f"access log members {would}removed", f"{result.access_log_removed:,}"),
+        (f"response times {would}removed (older than 1h)", f"{result.response_times_removed:,}"),
+        ("duration", human_duration(result.duration_seconds)),
+    ]
+    title = "Prune (dry run)" if result.dry_run else "Pruned"
+    if result.failure or result.interrupted:
+        title = "Prune stopped"
+    _render_rows(out, title, rows)
+    if result.pending_invalidations:
+        out.warn(
+            f"{len(result.pending_invalidations)} half-finished invalidation(s) found "
+            f"({', '.join(show_key(s) for s in result.pending_invalidations[:3])}): rerun the "
+            "`cachectl invalidate` that was interrupted to finish it"
+        )
+
+
+def _render_rows(out: Output, title: str, rows: list[tuple[str, str]]) -> None:
+    if not out.is_terminal:
+        out.line(title)
+        for name, value in rows:
+            out.line(f"  {name}: {value}")
+        return
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_header=False, show_edge=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
+    out.print(table)

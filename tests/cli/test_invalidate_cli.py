@@ -1,0 +1,254 @@
+"""`cachectl invalidate` end to end: exit codes, --json parsed, one-line errors, the question on
+a terminal, Ctrl-C during the delay and mid-run, a server lost mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from cachectl.cli.app import app
+from cachectl.errors import ExitCode
+from cachectl.layout import Layout
+
+runner = CliRunner()
+LAYOUT = Layout()
+
+
+def invoke(url, *args):
+    return runner.invoke(app, ["--url", url, "invalidate", *args])
+
+
+def fill(client, n: int, tag: str = "t", endpoint: str = "e") -> list[str]:
+    keys = [LAYOUT.entry(endpoint, {"id": i}) for i in range(n)]
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.set(key, "v")
+        pipe.sadd(LAYOUT.tag(tag), key)
+    pipe.set("session:1", "keep me")
+    pipe.execute()
+    return keys
+
+
+@pytest.fixture
+def client(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def test_yes_json_deletes_and_reports_the_summary(redis_url, client):
+    keys = fill(client, 30)
+    result = invoke(redis_url, "--tag", "t", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is True and envelope["command"] == "invalidate"
+    data = envelope["data"]
+    assert (data["matched"], data["deleted"], data["already_gone"], data["sets_deleted"]) == (
+        30, 30, 0, 1)
+    assert data["failure"] is None and data["duration_seconds"] >= 0
+    assert client.exists(*keys) == 0 and client.exists("session:1")
+
+
+def test_summary_for_people_off_a_terminal_is_plain_lines(redis_url, client):
+    fill(client, 3)
+    result = invoke(redis_url, "--tag", "t", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "  deleted: 3" in result.stdout.splitlines()
+    assert "\x1b[" not in result.output
+
+
+def test_no_terminal_and_no_yes_refuses_and_deletes_nothing(redis_url, client):
+    keys = fill(client, 5)
+    result = invoke(redis_url, "--tag", "t")
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr.strip().splitlines() == [
+        "error: refusing to delete without confirmation: no terminal to ask on "
+        "(pass --yes to confirm, or --dry-run to see what would be deleted)"
+    ]
+    assert client.exists(*keys) == 5
+
+
+def test_dry_run_json_lists_every_key_and_deletes_nothing(redis_url, client):
+    keys = fill(client, 50)
+    result = invoke(redis_url, "--tag", "t", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is True
+    assert sorted(envelope["data"]["keys"]) == sorted(keys)
+    assert envelope["data"]["matched"] == 50 and envelope["data"]["dry_run"] is True
+    assert client.exists(*keys) == 50
+
+
+def test_dry_run_for_people_shows_the_count_and_the_first_keys(redis_url, client):
+    fill(client, 50)
+    result = invoke(redis_url, "--tag", "t", "--dry-run", "--show", "4")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "50 entries would be deleted (tag t)"
+    assert len([line for line in lines if line.startswith("  api_cache:e:")]) == 4
+    assert lines[5] == "  ... and 46 more (--json lists every one)"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pattern", "*"], "reaches outside the cache's entries"),
+        (["--pattern", "api_cache:*"], "matches every entry of the cache"),
+        (["--key", "session:1"], "is not a cache entry"),
+        (["--endpoint", "a", "--endpoint", "b", "--param", "id=1"], "exactly one --endpoint"),
+        (["--tag", "t", "--older-than", "soon"], "--older-than"),
+        (["--tag", "t", "--index-cleanup", "never"], "--index-cleanup"),
+        ([], "nothing selected"),
+    ],
+)
+def test_bad_flags_are_one_line_usage_errors_that_touch_nothing(redis_url, client, args, message):
+    keys = fill(client, 3)
+    result = invoke(redis_url, *args, "--yes")
+    assert result.exit_code == ExitCode.USAGE
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert client.exists(*keys) == 3
+
+
+def test_bad_graph_file_is_bad_input_with_its_line(redis_url, tmp_path):
+    graph = tmp_path / "graph.yaml"
+    graph.write_text("user_1: [a]\nuser_2: {x: 1}\n")
+    result = invoke(redis_url, "--depends-on", "user_1", "--graph", str(graph), "--yes")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"{graph}:2:9: user_2: expected a list of resource ids" in result.stderr
+
+
+def test_acl_user_without_unlink_gets_one_line_and_exit_4(acl_redis, acl_url):
+    admin = acl_redis.server.client()
+    fill(admin, 3)
+    url = acl_redis.url_for("limited", "limited-pass")
+    result = invoke(url, "--tag", "t", "--yes")
+    assert result.exit_code == ExitCode.REDIS
+    assert result.stderr.strip().splitlines() == [
+        "error: the ACL user 'limited' may not run UNLINK "
+        "(grant it with ACL SETUSER, or connect as a user that may)"
+    ]
+    assert "limited-pass" not in result.output
+    assert admin.scard("tag:t") == 3
+
+
+def test_unreachable_redis_is_exit_4_without_a_summary():
+    result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "--connect-timeout", "0.5",
+                                 "invalidate", "--tag", "t", "--yes"],
+                           env={"CACHECTL_RETRIES": "0"})
+    assert result.exit_code == ExitCode.REDIS
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: cannot connect to Redis at redis://127.0.0.1:1/0")
+
+
+# --- real processes: signals, a terminal, a server that dies -------------------------------
+
+
+def cachectl(url, *args, env=None, **kw):
+    return subprocess.Popen(
+        [sys.executable, "-m", "cachectl", "--url", url, "invalidate", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})}, **kw,
+    )
+
+
+def test_ctrl_c_during_the_delay_deletes_nothing(redis_url, client):
+    keys = fill(client, 5)
+    proc = cachectl(redis_url, "--tag", "t", "--yes", "--delay", "30s")
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == ExitCode.INTERRUPTED
+    assert "cancelled during --delay: nothing was deleted" in err
+    assert client.exists(*keys) == 5
+
+
+def test_ctrl_c_mid_run_stops_after_the_batch_reports_and_a_rerun_finishes(redis_url, client):
+    keys = fill(client, 4000)
+    proc = cachectl(redis_url, "--tag", "t", "--yes", "--json", "--rate", "1000",
+                    "--batch-size", "50")
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    envelope = json.loads(out)
+    assert envelope["ok"] is False and envelope["error"]["code"] == "interrupted"
+    data = envelope["data"]
+    assert data["interrupted"] is True and 0 < data["deleted"] < 4000
+    assert 4000 - client.exists(*keys) == data["deleted"]
+    assert data["pending_sets"] == ["tag:{tag:t}:invalidating"]
+
+    rerun = invoke(redis_url, "--tag", "t", "--yes", "--json")
+    assert rerun.exit_code == 0, rerun.output
+    assert json.loads(rerun.stdout)["data"]["deleted"] == 4000 - data["deleted"]
+    assert client.exists(*keys) == 0 and client.keys("tag:*") == []
+
+
+def test_server_lost_mid_run_exits_6_with_what_was_deleted(make_redis):
+    server = make_redis()
+    client = server.client()
+    fill(client, 4000)
+    proc = cachectl(server.url, "--tag", "t", "--yes", "--json", "--rate", "1000",
+                    "--batch-size", "50", env={"CACHECTL_RETRIES": "1"})
+    time.sleep(2.0)
+    server.kill()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.PARTIAL, err
+    envelope = json.loads(out)
+    assert envelope["error"]["code"] == "partial"
+    assert envelope["error"]["details"]["cause"]["code"] == "redis.unreachable"
+    assert 0 < envelope["data"]["deleted"] < 4000
+    assert err.strip().splitlines()[-1].startswith("error: stopped part way: cannot connect")
+
+
+def ask_on_a_terminal(url, answer: bytes, *args) -> tuple[int, str]:
+    """Runs the command with a pseudo-terminal as stdin/stdout/stderr and answers its question."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec, never return
+        os.execv(sys.executable, [sys.executable, "-m", "cachectl", "--url", url, "--no-color",
+                                  "invalidate", *args])
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not answered and b"[y/N]" in seen:
+            os.write(fd, answer + b"\n")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def test_terminal_question_shows_the_count_and_no_keeps_everything(redis_url, client):
+    keys = fill(client, 12)
+    code, screen = ask_on_a_terminal(redis_url, b"n", "--tag", "t", "--show", "2")
+    assert "12 entries will be deleted (tag t)" in screen
+    assert "Delete 12 entries? [y/N]" in screen
+    assert code == ExitCode.INTERRUPTED
+    assert client.exists(*keys) == 12
+
+
+def test_terminal_question_answered_yes_deletes(redis_url, client):
+    keys = fill(client, 12)
+    code, screen = ask_on_a_terminal(redis_url, b"y", "--tag", "t")
+    assert code == 0, screen
+    assert client.exists(*keys) == 0
+    assert "deleted" in screen
