@@ -145,8 +145,8 @@ def _pct(value: float) -> str:
     return f"{value:.4g}%"
 
 
-def evaluate_report(thresholds: Thresholds, report: StatsReport, seconds: float) -> list[Condition]:
-    """The live conditions measured from a stats report taken over `seconds`."""
+def evaluate_report(thresholds: Thresholds, report: StatsReport) -> list[Condition]:
+    """The live conditions measured from a stats report (rates over its sample)."""
     conditions: list[Condition] = []
     app, server = report.application, report.server
     if thresholds.min_hit_rate_pct is not None:
@@ -347,7 +347,7 @@ def check_once(
     report = take_stats(store, layout, sample_seconds=sample_seconds, log_window_seconds=0,
                         sleep=sleep)
     result = CheckResult("sample", sample_seconds, checked_at=report.taken_at)
-    result.conditions = evaluate_report(thresholds, report, sample_seconds)
+    result.conditions = evaluate_report(thresholds, report)
     if thresholds.no_anomaly:
         latest = dict(report_points(report))
         result.conditions.append(anomaly_condition(

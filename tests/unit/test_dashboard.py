@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 
 from cachectl.errors import RedisUnreachable
-from cachectl.ops.stats import DashboardState, RecentRun, Tick, compute_report
+from cachectl.ops.stats import DashboardState, Tick, compute_report
 from cachectl.render.dashboard import dashboard_line, gauge, render_dashboard, sparkline
+from cachectl.runlog import RecentRun
 from tests.unit.test_stats_report import node, sample
 
 
