@@ -16,6 +16,7 @@ import asyncio
 import json
 import math
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -568,6 +569,12 @@ def _dry_run(store: Store, requests: Iterable[PlannedRequest], options: WarmOpti
                 tally.record(request, "would_request")
 
 
+def _outage_wait(retry: int) -> float:
+    """Seconds before the n-th retry of a batch while Redis is away: 1, 2, 4, then 8 at most.
+    On top of the store's own quick retries, this rides out a restart or a failover."""
+    return min(8.0, 0.5 * 2**retry)
+
+
 class _Run:
     """One asynchronous warm round: producer, fetch workers, writer, progress ticker."""
 
@@ -600,6 +607,13 @@ class _Run:
             scrub=self.plan.scrub,
             on_latency=self.tally.result.latency.add,
         )
+        # A CI job being cancelled gets SIGTERM: stop as cleanly as on Ctrl-C.
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+            on_sigterm = True
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            on_sigterm = False
         async with fetcher:
             producer = asyncio.create_task(self._produce(requests, fetch_q))
             workers = [
@@ -618,6 +632,8 @@ class _Run:
                 self.tally.result.stopped = "interrupted"
             finally:
                 await self._stop([producer, *workers, flow, *helpers], writer, write_q)
+                if on_sigterm:
+                    loop.remove_signal_handler(signal.SIGTERM)
         if flow.done() and not flow.cancelled() and flow.exception() is not None:
             exc = flow.exception()
             if not isinstance(exc, CachectlError):
@@ -642,13 +658,25 @@ class _Run:
                 await fetch_q.put(request)
             return
         for chunk in _chunks(requests, TTL_CHECK_CHUNK):
-            ttls = await asyncio.to_thread(self.store.ttls, [r.key for r in chunk], ms=True)
+            ttls = await self._redis(self.store.ttls, [r.key for r in chunk], ms=True)
             for request, ttl in zip(chunk, ttls):
                 why = _kept_by_ttl(self.options, ttl)
                 if why:
                     self.tally.record(request, "skipped", why)
                 else:
                     await fetch_q.put(request)
+
+    async def _redis(self, call, *args, **kw):
+        """A store call in a thread, retried while Redis is away (as the writer's batches are)."""
+        retries = 0
+        while True:
+            try:
+                return await asyncio.to_thread(call, *args, **kw)
+            except RedisError as exc:
+                if isinstance(exc, _FATAL_AT_ONCE) or retries >= self.redis_retries:
+                    raise
+                retries += 1
+                await asyncio.sleep(_outage_wait(retries))
 
     async def _work(self, fetcher, fetch_q: asyncio.Queue, write_q: asyncio.Queue) -> None:
         from cachectl.ops.warm_write import ToWrite
@@ -705,7 +733,7 @@ class _Run:
                     self._fatal(exc)
                     return False
                 retries += 1
-                await asyncio.sleep(min(8.0, 0.5 * 2**retries))
+                await asyncio.sleep(_outage_wait(retries))
                 continue
             fatal = next((e for _, e in results if isinstance(e, _FATAL_AT_ONCE)), None)
             self._record_batch(batch, results)

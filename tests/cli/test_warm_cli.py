@@ -193,7 +193,8 @@ def _wait_for(predicate, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def test_ctrl_c_stops_cleanly_with_the_report_so_far(tmp_path, origin, redis_url, redis_server):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_a_cancelled_job_stops_cleanly_with_the_report_so_far(tmp_path, origin, redis_url, redis_server, stop):
     path = manifest(tmp_path, origin, """\
         - name: slow
           url: "/slow/{id}?delay=0.1"
@@ -203,7 +204,7 @@ def test_ctrl_c_stops_cleanly_with_the_report_so_far(tmp_path, origin, redis_url
     proc = _cli("--url", redis_url, "warm", str(path), "--concurrency", "4", "--json", "--report", str(report))
     with redis_server.client() as conn:
         _wait_for(lambda: conn.zcard("cache_entries") >= 20)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         stdout, stderr = proc.communicate(timeout=30)
         assert proc.returncode == ExitCode.INTERRUPTED, stderr
         data = json.loads(stdout)["data"]
