@@ -604,6 +604,9 @@ class TimeSeries:
             members = self.store.client.zrevrangebyscore(
                 self.layout.metric(name), "+inf", "-inf", start=0, num=limit, withscores=True
             )
+        if self.on_lookups:
+            # Over the whole range, an empty reply means the key does not exist: a miss.
+            self.on_lookups(1 if members else 0, 0 if members else 1)
         return [p for p in (decode_member(m, s) for m, s in members) if p is not None]
 
     def aggregates(self, name: str, resolution: str, start_ms: int, end_ms: int) -> Range:

@@ -130,3 +130,18 @@ def test_ctrl_c_leaves_the_watch_with_exit_0(redis_url, monkeypatch):
     monkeypatch.setattr("cachectl.ops.stats.watch", interrupted)
     result = invoke(redis_url, "stats", "--watch")
     assert result.exit_code == 0, result.output
+
+
+def test_stats_and_check_on_a_cluster(cluster_url):
+    client = redis.RedisCluster.from_url(cluster_url)
+    App(client).traffic({f"ep{i}": (10, 2, 3.0) for i in range(4)})
+    client.close()
+    result = invoke(cluster_url, "stats", "--json", "--sample", "0.2s")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)["data"]
+    assert len(data["server"]["nodes"]) == 3
+    assert (data["application"]["hits"], data["application"]["misses"]) == (32, 8)
+    assert data["server"]["ops_per_s"] > 0
+    checked = invoke(cluster_url, "check", "--sample", "0.2s", "--min-hit-rate", "75",
+                     "--max-memory", "95%")
+    assert checked.exit_code == 0, checked.output
