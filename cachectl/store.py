@@ -462,6 +462,18 @@ class Store:
     def exists_many(self, keys: Iterable[str | bytes]) -> list[bool]:
         return [bool(reply) for reply in self.pipelined("EXISTS", keys)]
 
+    def count_existing(self, keys: Iterable[str | bytes], batch_size: int | None = None) -> int:
+        """How many of the keys exist (a key named twice counts twice): one multi-key EXISTS
+        per batch, or per hash slot of the batch in a cluster, pipelined."""
+        total = 0
+        for batch in _batched(keys, batch_size or self.settings.batch_size):
+            with self.errors("EXISTS"):
+                pipe = self.client.pipeline(transaction=False)
+                for group in self._by_slot(batch):
+                    pipe.execute_command("EXISTS", *group)
+                total += sum(pipe.execute())
+        return total
+
     def smembers_batched(self, keys: Iterable[str | bytes]) -> list[set[bytes]]:
         """The members of many small sets, pipelined. Use sscan for one big set."""
         return [set(reply) for reply in self.pipelined("SMEMBERS", keys)]
