@@ -1,0 +1,373 @@
+"""What the sync and the asyncio cache share, with no I/O: options, calls, values, writes and the
+bookkeeping buffer.
+
+Both caches write LAYOUT.md's keyspace through `cachectl.layout.Layout`; the commands they send
+are built here, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachectl.errors import UsageError
+from cachectl.layout import Layout, js_stringify
+from cachectl.library.stampede import StampedeOptions, lock_key
+from cachectl.library.strategies import EarlyRefresh, RefreshPolicy, StaleWhileRevalidate, Strategy
+
+RESPONSE_TIMES_KEPT_MS = 3_600_000  # LAYOUT.md: the response-time log keeps the last hour
+_ZADD_PAIRS_PER_COMMAND = 500
+_ORIGIN_TIME_WEIGHT = 0.2  # how much a new origin duration moves an endpoint's running average
+
+
+class _Miss:
+    """The value `get(..., default=MISS)` returns on a miss, so a cached `None` can be told apart."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISS"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISS = _Miss()
+
+
+def as_strategy(value: Strategy | str) -> Strategy:
+    try:
+        return Strategy(value)
+    except ValueError:
+        choices = ", ".join(s.value for s in Strategy)
+        raise UsageError(f"unknown cache strategy {value!r}; use one of: {choices}") from None
+
+
+def as_stampede(value: StampedeOptions | bool | None) -> StampedeOptions | None:
+    if value is True:
+        return StampedeOptions()
+    if value is False or value is None:
+        return None
+    if isinstance(value, StampedeOptions):
+        return value
+    raise UsageError(
+        f"stampede must be True, False or StampedeOptions(...), not {type(value).__name__}"
+    )
+
+
+def as_refresh(value: RefreshPolicy | None) -> RefreshPolicy | None:
+    if value is None or isinstance(value, (EarlyRefresh, StaleWhileRevalidate)):
+        return value
+    raise UsageError(
+        "refresh must be EarlyRefresh(...) or StaleWhileRevalidate(...), "
+        f"not {type(value).__name__}"
+    )
+
+
+def as_layout(layout: Any, default: Layout | None = None) -> Layout:
+    from cachectl.config import LayoutConfig
+
+    if layout is None:
+        return default or Layout()
+    if isinstance(layout, Layout):
+        return layout
+    if isinstance(layout, LayoutConfig):
+        return Layout(layout)
+    raise UsageError(f"layout must be a Layout or a LayoutConfig, not {type(layout).__name__}")
+
+
+def ttl_to_ms(ttl: Any) -> int:
+    """A TTL in seconds as whole milliseconds (PX): entries always expire, so it must be > 0."""
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl):
+        raise UsageError(f"ttl must be a number of seconds, not {ttl!r}")
+    if ttl <= 0:
+        raise UsageError(
+            f"ttl must be more than 0 seconds, not {ttl!r}",
+            hint="Cache entries always expire; delete an entry with delete().",
+        )
+    return max(1, round(ttl * 1000))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_MEMO_SIZE = 4096
+
+
+class EntryKeys:
+    """`Layout.entry`, remembered for calls whose params are all strings, numbers, booleans or
+    null (most API calls): their key depends only on the endpoint and each param's name, type
+    and value, so the JSON.stringify encoding runs once per distinct call, not once per hit.
+    The type is part of what is remembered because `True == 1` but `true` is not `1` in a key.
+    """
+
+    def __init__(self, layout: Layout):
+        self._layout = layout
+        self._memo: dict[tuple, str] = {}
+
+    def __call__(
+        self, endpoint: str, params: Any = None, user_id: Any = None, headers: Any = None
+    ) -> str:
+        if user_id is not None or headers is not None or not isinstance(params, (dict, type(None))):
+            return self._layout.entry(endpoint, params, user_id=user_id, headers=headers)
+        items = params.items() if params else ()
+        memo_key = (endpoint, *[
+            (name, value.__class__, value)
+            for name, value in items
+            if name.__class__ is str and value.__class__ in _SCALARS
+        ])  # fmt: skip
+        if len(memo_key) != len(items) + 1:
+            return self._layout.entry(endpoint, params)
+        key = self._memo.get(memo_key)
+        if key is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            key = self._memo[memo_key] = self._layout.entry(endpoint, params)
+        return key
+
+
+def encode_value(key: str, value: Any) -> str:
+    """The value as JavaScript's JSON.stringify writes it, so JavaScript apps read it byte for
+    byte. A value JSON cannot hold is a programming error and says which entry it was for."""
+    try:
+        return js_stringify(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"cannot cache the value for {key}: {exc}") from None
+
+
+def decode_value(raw: bytes | str) -> Any:
+    """The value of an entry's JSON text; raises ValueError when the text is not JSON."""
+    return json.loads(raw)
+
+
+def _as_tuple(items: Any, what: str) -> tuple:
+    if items is None:
+        return ()
+    if isinstance(items, (str, bytes)):
+        # tags="sale" is one tag, not four one-letter tags.
+        return (items,)
+    try:
+        return tuple(items)
+    except TypeError:
+        raise UsageError(f"{what} must be a list, not {type(items).__name__}") from None
+
+
+@dataclass(frozen=True)
+class Write:
+    """One entry to store: SET with PX, then SADD to its tag and dependency sets and ZADD to the
+    write log (PEXPIRE ... GT needs Redis 7.0 or later). `lock` is a stampede lock (key, token) to release once the write is in Redis."""
+
+    key: str
+    text: str
+    ttl_ms: int
+    index_keys: tuple[str, ...] = ()
+    lock: tuple[str, str] | None = None
+
+    def entry_command(self) -> tuple:
+        return ("SET", self.key, self.text, "PX", self.ttl_ms)
+
+    def index_commands(self, layout: Layout, at_ms: int) -> list[tuple]:
+        commands: list[tuple] = []
+        for index in self.index_keys:
+            # A set made with a TTL (cachectl warm gives new sets one) must not expire before
+            # this entry: GT only lengthens, and leaves a set without a TTL without one.
+            commands += [("SADD", index, self.key), ("PEXPIRE", index, self.ttl_ms, "GT")]
+        commands.append(("ZADD", layout.entries_log(), at_ms, self.key))
+        return commands
+
+
+def write_commands(layout: Layout, writes: list[Write], cluster: bool) -> list[list[tuple]]:
+    """The commands for a batch of writes, as the rounds to send one after the other.
+
+    Standalone: one round (one connection runs it in order, in MULTI/EXEC). Cluster: the entry,
+    its sets and the log sit in different slots, so every SET goes in the first round and the
+    SADDs and ZADDs in the second: an entry is in Redis before any set names it, and a concurrent
+    invalidation that reads the set in between cannot leave an entry no set names.
+    """
+    at = now_ms()
+    entries = [w.entry_command() for w in writes]
+    indexes = [command for w in writes for command in w.index_commands(layout, at)]
+    return [entries, indexes] if cluster else [entries + indexes]
+
+
+def delete_commands(layout: Layout, key: str, index_keys: Iterable[str]) -> list[tuple]:
+    return [
+        ("UNLINK", key),
+        ("ZREM", layout.entries_log(), key),
+        ("ZREM", layout.access_log(), key),
+        *(("SREM", index, key) for index in index_keys),
+    ]
+
+
+@dataclass
+class Call:
+    """One cache_api_call, its options resolved."""
+
+    endpoint: str
+    key: str
+    ttl_ms: int
+    index_keys: tuple[str, ...]
+    strategy: Strategy
+    cache_if: Callable[[Any], bool] | None = None
+    fallback: Callable[[BaseException], Any] | None = None
+    refresh: RefreshPolicy | None = None
+
+    def lock_key(self, layout: Layout) -> str:
+        return lock_key(layout, self.key)
+
+    def should_store(self, value: Any) -> bool:
+        return self.cache_if is None or bool(self.cache_if(value))
+
+
+def index_keys(layout: Layout, tags: Any, depends_on: Any) -> tuple[str, ...]:
+    """The tag and dependency set keys an entry goes in, each once."""
+    keys = [layout.tag(t) for t in _as_tuple(tags, "tags")]
+    keys += [layout.dependency(r) for r in _as_tuple(depends_on, "depends_on")]
+    return tuple(dict.fromkeys(keys))
+
+
+@dataclass
+class Outcome:
+    """What filling an entry came to: the value (from the origin or, after waiting, from the
+    cache) or the origin's error. Shared by every caller that waited on the same fill."""
+
+    value: Any = None
+    error: BaseException | None = None
+    from_cache: bool = False
+
+    def resolve(self, fallback: Callable[[BaseException], Any] | None) -> Any:
+        if self.error is None:
+            return self.value
+        if fallback is not None:
+            return fallback(self.error)
+        raise self.error
+
+
+class OriginTimes:
+    """Each endpoint's running average origin duration, for probabilistic early refresh."""
+
+    def __init__(self) -> None:
+        self._ms: dict[str, float] = {}
+
+    def note(self, endpoint: str, elapsed_ms: float) -> None:
+        old = self._ms.get(endpoint)
+        self._ms[endpoint] = (
+            elapsed_ms if old is None else old + _ORIGIN_TIME_WEIGHT * (elapsed_ms - old)
+        )
+
+    def get(self, endpoint: str) -> float | None:
+        return self._ms.get(endpoint)
+
+
+def refresh_due(
+    policy: RefreshPolicy, remaining_ms: int, call: Call, origin_ms: float | None, rand: float
+) -> bool:
+    if isinstance(policy, StaleWhileRevalidate):
+        return remaining_ms <= policy.window * 1000
+    # Before an origin call has been timed here, guess that it takes 1% of the TTL.
+    recompute_ms = origin_ms if origin_ms is not None else call.ttl_ms / 100
+    return policy.due(remaining_ms, recompute_ms, rand)
+
+
+@dataclass
+class _Pending:
+    hits: Counter = field(default_factory=Counter)
+    misses: Counter = field(default_factory=Counter)
+    accessed: dict[str, int] = field(default_factory=dict)
+    times: list[tuple[int, str, str, float, bool]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.hits or self.misses or self.times)
+
+
+class Bookkeeping:
+    """Hit and miss counters, the access log and the response-time log, gathered in memory and
+    written in one pipeline at a time.
+
+    A hit then costs one GET: its bookkeeping rides with the others in the next push (every
+    `metrics_flush_interval` seconds from the background worker, at close and at exit) instead of
+    costing a second round trip per call. Many hits on one endpoint become one HINCRBY.
+    Thread-safe: records are swapped out under a lock.
+    """
+
+    def __init__(self, layout: Layout):
+        self._layout = layout
+        self._lock = threading.Lock()
+        self._pending = _Pending()
+
+    def record(self, endpoint: str, key: str, hit: bool, response_ms: float) -> None:
+        # Only the facts here, on the caller's path; the JSON members are written in take().
+        at = now_ms()
+        with self._lock:
+            pending = self._pending
+            if hit:
+                pending.hits[endpoint] += 1
+                pending.accessed[key] = at
+            else:
+                pending.misses[endpoint] += 1
+            pending.times.append((at, endpoint, key, response_ms, hit))
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def take(self) -> list[tuple]:
+        """The commands that write everything recorded so far; the buffer starts empty again."""
+        with self._lock:
+            pending, self._pending = self._pending, _Pending()
+        if not pending:
+            return []
+        layout = self._layout
+        commands: list[tuple] = []
+        for counts, total, per_endpoint in (
+            (pending.hits, layout.hits_total(), layout.hits_endpoint),
+            (pending.misses, layout.misses_total(), layout.misses_endpoint),
+        ):
+            if counts:
+                commands.append(("HINCRBY", *total, sum(counts.values())))
+                commands.extend(
+                    ("HINCRBY", *per_endpoint(endpoint), n) for endpoint, n in counts.items()
+                )
+        commands.extend(
+            ("ZADD", layout.access_log(), *pairs)
+            for pairs in _zadd_args((at, key) for key, at in pending.accessed.items())
+        )
+        if pending.times:
+            times_key = layout.response_times()
+            members = (
+                (at, _response_time_member(endpoint, key, ms, hit))
+                for at, endpoint, key, ms, hit in pending.times
+            )
+            commands.extend(("ZADD", times_key, *pairs) for pairs in _zadd_args(members))
+            cutoff = now_ms() - RESPONSE_TIMES_KEPT_MS
+            commands.append(("ZREMRANGEBYSCORE", times_key, "-inf", f"({cutoff}"))
+        return commands
+
+
+def _zadd_args(pairs: Iterable[tuple[int, str]]) -> Iterator[list]:
+    args: list = []
+    for score, member in pairs:
+        args += (score, member)
+        if len(args) == 2 * _ZADD_PAIRS_PER_COMMAND:
+            yield args
+            args = []
+    if args:
+        yield args
+
+
+def _response_time_member(endpoint: str, key: str, response_ms: float, hit: bool) -> str:
+    return js_stringify(
+        {"endpoint": endpoint, "cacheKey": key, "responseTime": round(response_ms, 3), "hit": hit}
+    )
