@@ -1,0 +1,262 @@
+"""AsyncAPICache against real servers, single node and cluster: the same keyspace and behaviour
+as APICache, from coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import redis
+import redis.asyncio as aredis
+from redis.cluster import RedisCluster
+
+from cachectl import MISS, AsyncAPICache, StaleWhileRevalidate, cached
+from cachectl.errors import RedisError, UsageError
+
+
+@pytest.fixture(params=["single", "cluster"])
+def any_url(request) -> str:
+    return request.getfixturevalue("redis_url" if request.param == "single" else "cluster_url")
+
+
+def sync_client(url: str, cluster: bool):
+    return RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+class Origin:
+    def __init__(self, value=None, delay: float = 0.0, error: Exception | None = None):
+        self.value, self.delay, self.error = value, delay, error
+        self.calls = 0
+
+    async def __call__(self):
+        self.calls += 1
+        n = self.calls
+        await asyncio.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        return self.value(n) if callable(self.value) else self.value
+
+
+def test_set_get_and_falsy_hits_write_the_layout(any_url, request):
+    cluster = "cluster" in request.node.callspec.id
+
+    async def main():
+        async with AsyncAPICache(any_url) as cache:
+            key = await cache.set("users", {"id": 1}, {"n": 1.0}, ttl=60, tags=["u"])
+            await cache.set("flags", {"id": 1}, 0, ttl=60)
+            assert await cache.get("users", {"id": 1}) == {"n": 1}
+            assert await cache.get("flags", {"id": 1}, default=MISS) == 0
+            assert await cache.get("nothing", default=MISS) is MISS
+            return key
+
+    key = run(main())
+    conn = sync_client(any_url, cluster)
+    assert conn.get(key) == b'{"n":1}' and conn.smembers("tag:u") == {key.encode()}
+    assert conn.hget("cache_metrics:hits", "total") == b"2"
+    assert conn.hget("cache_metrics:misses:nothing", "count") == b"1"
+    assert conn.zcard("cache_entries") == 2 and conn.zcard("cache_access") == 2
+    conn.close()
+
+
+def test_a_hundred_concurrent_misses_make_one_origin_call(any_url):
+    origin = Origin({"price": 42}, delay=0.2)
+
+    async def main():
+        async with AsyncAPICache(any_url) as cache:
+            return await asyncio.gather(
+                *(cache.cache_api_call("quote", {"id": 1}, origin, 60) for _ in range(100))
+            )
+
+    assert run(main()) == [{"price": 42}] * 100
+    assert origin.calls == 1
+
+
+def test_caches_in_separate_loops_meet_at_the_redis_lock(redis_url):
+    # Two event loops in two threads, each with its own cache: only Redis is shared.
+    import threading
+
+    origin_calls = []
+    answers = []
+
+    def loop_in_thread():
+        async def origin():
+            origin_calls.append(1)
+            await asyncio.sleep(0.3)
+            return "v"
+
+        async def main():
+            async with AsyncAPICache(redis_url) as cache:
+                answers.extend(
+                    await asyncio.gather(
+                        *(cache.cache_api_call("q", None, origin, 60) for _ in range(20))
+                    )
+                )
+
+        asyncio.run(main())
+
+    threads = [threading.Thread(target=loop_in_thread) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(origin_calls) == 1 and answers == ["v"] * 100
+
+
+def test_every_strategy(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+
+    async def main():
+        async with AsyncAPICache(redis_url) as aside:
+            origin = Origin(lambda n: n)
+            assert [await aside.cache_api_call("a", None, origin, 60) for _ in range(3)] == [1] * 3
+        async with AsyncAPICache(redis_url, strategy="write_through") as through:
+            origin = Origin(lambda n: n)
+            assert [await through.cache_api_call("t", None, origin, 60) for _ in range(3)] == [
+                1,
+                2,
+                3,
+            ]
+        async with AsyncAPICache(redis_url, strategy="write_behind") as behind:
+            origin = Origin(lambda n: {"n": n})
+            assert await behind.cache_api_call("b", None, origin, 60) == {"n": 1}
+            assert await behind.cache_api_call("b", None, origin, 60) == {"n": 1}
+            assert origin.calls == 1
+
+    run(main())
+    assert conn.get("api_cache:a:no_params") == b"1"
+    assert conn.get("api_cache:t:no_params") == b"3"
+    assert conn.get("api_cache:b:no_params") == b'{"n":1}'
+    conn.close()
+
+
+def test_write_behind_writes_everything_when_asyncio_run_ends_without_close(redis_url):
+    script = f"""
+        import asyncio
+        from cachectl import AsyncAPICache
+
+        async def main():
+            cache = AsyncAPICache({redis_url!r}, strategy="write_behind")
+            for i in range(500):
+                await cache.set("bulk", {{"id": i}}, i, ttl=600)
+            for _ in range(3):
+                await cache.get("bulk", {{"id": 1}})
+
+        asyncio.run(main())
+    """
+    subprocess.run([sys.executable, "-c", textwrap.dedent(script)], check=True, timeout=60)
+    conn = redis.Redis.from_url(redis_url)
+    assert conn.exists(*[f"api_cache:bulk:id:{i}" for i in range(500)]) == 500
+    assert conn.hget("cache_metrics:hits", "total") == b"3"
+    conn.close()
+
+
+def test_cache_if_fallback_and_async_callables(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+
+    async def non_empty(value):
+        return bool(value)
+
+    async def main():
+        async with AsyncAPICache(redis_url) as cache:
+            assert await cache.cache_api_call("e", None, Origin([]), 60, cache_if=non_empty) == []
+            assert (
+                await cache.cache_api_call(
+                    "f", None, Origin(error=TimeoutError()), 60, fallback=lambda err: "fallback"
+                )
+                == "fallback"
+            )
+            with pytest.raises(TimeoutError):
+                await cache.cache_api_call("g", None, Origin(error=TimeoutError()), 60)
+
+    run(main())
+    assert conn.keys("api_cache*") == []
+    conn.close()
+
+
+def test_tags_dependencies_and_delete(any_url, request):
+    cluster = "cluster" in request.node.callspec.id
+
+    async def main():
+        async with AsyncAPICache(any_url) as cache:
+            for i in range(20):
+                await cache.set("p", {"id": i}, i, ttl=60, tags=["sale"], depends_on=[f"u:{i % 2}"])
+            assert await cache.invalidate_dependency("u:0") == 10
+            assert await cache.invalidate_tag("sale") == 10
+            await cache.set("p", {"id": 1}, 1, ttl=60, tags=["x"])
+            assert await cache.delete("p", {"id": 1}, tags=["x"]) is True
+
+    run(main())
+    conn = sync_client(any_url, cluster)
+    assert sum(conn.exists(f"api_cache:p:id:{i}") for i in range(20)) == 0
+    assert not conn.exists("tag:sale") and not conn.exists("tag:x")
+    conn.close()
+
+
+def test_stale_while_revalidate_refreshes_in_a_task(redis_url):
+    origin = Origin(lambda n: n, delay=0.2)
+
+    async def main():
+        async with AsyncAPICache(redis_url, refresh=StaleWhileRevalidate(window=60)) as cache:
+            assert await cache.cache_api_call("e", None, origin, 30) == 1
+            assert await cache.cache_api_call("e", None, origin, 30) == 1  # answered at once
+        # aclose() waited for the refresh
+
+    run(main())
+    assert redis.Redis.from_url(redis_url).get("api_cache:e:no_params") == b"2"
+
+
+def test_cached_coroutine_functions(redis_url):
+    async def main():
+        async with AsyncAPICache(redis_url) as cache:
+            calls = []
+
+            @cached("users", ttl=60, cache=cache)
+            async def get_user(id):
+                calls.append(id)
+                return {"id": id}
+
+            assert await get_user(1) == await get_user(id=1) == {"id": 1}
+            assert calls == [1]
+
+    run(main())
+
+
+def test_a_coroutine_function_needs_an_async_cache():
+    @cached("users", ttl=60)
+    async def get_user(id):
+        return id
+
+    with pytest.raises(UsageError, match="AsyncAPICache"):
+        run(get_user(1))
+
+
+def test_a_down_redis_answers_from_the_origin(make_redis):
+    server = make_redis()
+    server.kill()
+
+    async def main():
+        async with AsyncAPICache(server.url) as cache:
+            assert await cache.cache_api_call("e", None, Origin("origin"), 60) == "origin"
+            with pytest.raises(RedisError):
+                await cache.get("e")
+
+    run(main())
+
+
+def test_an_applications_asyncio_client_is_used_and_left_open(redis_url):
+    async def main():
+        client = aredis.Redis.from_url(redis_url, decode_responses=True)
+        async with AsyncAPICache(client) as cache:
+            assert await cache.cache_api_call("e", None, Origin([1]), 60) == [1]
+            assert await cache.get("e") == [1]
+        assert await client.ping()
+        await client.aclose()
+
+    run(main())
