@@ -366,14 +366,16 @@ class AsyncAPICache:
             outcome = await self._origin(call.endpoint, fn)
             await self._keep(call, outcome)
             return outcome, False
-        outcome = Outcome(error=RuntimeError("the leading call did not finish"))
+        outcome = None
         try:
             outcome = await self._fill_across_processes(call, fn)
             return outcome, outcome.from_cache
-        except BaseException as exc:
+        except Exception as exc:
             outcome = Outcome(error=exc)
             raise
         finally:
+            # No outcome (the leader was cancelled or interrupted) sends each waiter to the
+            # origin itself rather than hand it the leader's KeyboardInterrupt/CancelledError.
             self._flights.land(call.key, flight, outcome)
 
     async def _fill_across_processes(self, call: Call, fn: Callable[[], Any]) -> Outcome:

@@ -117,7 +117,7 @@ class _Flight:
         self.outcome: Any = None
 
     def wait(self, timeout: float) -> Any:
-        """The leader's Outcome, or None when it took longer than `timeout`."""
+        """The leader's Outcome; None when it took longer than `timeout` or gave up."""
         return self.outcome if self.done.wait(timeout) else None
 
 

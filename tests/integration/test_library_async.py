@@ -78,6 +78,24 @@ def test_a_hundred_concurrent_misses_make_one_origin_call(any_url):
     assert origin.calls == 1
 
 
+def test_a_cancelled_leader_leaves_its_followers_an_answer(redis_url):
+    origin = Origin("v", delay=0.3)
+
+    async def main():
+        async with AsyncAPICache(redis_url) as cache:
+            leader = asyncio.ensure_future(cache.cache_api_call("e", None, origin, 60))
+            await asyncio.sleep(0.05)
+            followers = [
+                asyncio.ensure_future(cache.cache_api_call("e", None, origin, 60)) for _ in range(5)
+            ]
+            await asyncio.sleep(0.05)
+            leader.cancel()
+            return await asyncio.gather(*followers)
+
+    assert run(main()) == ["v"] * 5
+    assert redis.Redis.from_url(redis_url).keys("api_cache_lock:*") == []
+
+
 def test_caches_in_separate_loops_meet_at_the_redis_lock(redis_url):
     # Two event loops in two threads, each with its own cache: only Redis is shared.
     import threading
