@@ -10,7 +10,7 @@ Everything is measured in one run, on one machine, side by side, and reported as
 - peak memory (RSS) of warm runs of growing size: a flat line means the plan streams.
 
 Usage:
-  python benchmarks/warm.py [--entries 10000] [--concurrency 50 100]
+  python benchmarks/warm.py [--entries 10000] [--concurrency 50 100] [--rounds 3]
                             [--memory-entries 10000 100000] [--dry-run-memory-entries 1000000]
                             [--json]
 """
@@ -38,15 +38,29 @@ DELAY_MS = 20.0
 # ---- helpers -------------------------------------------------------------------------------------
 
 
-def run_measured(argv: list[str], env: dict | None = None) -> tuple[str, str, int, int]:
-    """Runs a child, returning (stdout, stderr, exit status, peak RSS in KiB)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return out.read(), err.read(), proc.returncode, usage.ru_maxrss
+# Runs `python -m cachectl ...` and writes the process's own peak RSS (VmHWM, which starts afresh
+# at exec) to a file at exit. wait4's ru_maxrss would not do: it also counts the pages of this
+# (large) benchmark process that the child shares between fork and exec.
+_PEAK_WRAPPER = """
+import atexit, runpy, sys
+def peak(path=sys.argv[1]):
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(path, "w").write(line.split()[1])
+atexit.register(peak)
+sys.argv = ["cachectl", *sys.argv[2:]]
+runpy.run_module("cachectl", run_name="__main__")
+"""
+
+
+def run_measured(args: list[str], env: dict | None = None) -> tuple[str, str, int, int]:
+    """Runs `python -m cachectl *args`: (stdout, stderr, exit status, peak RSS in KiB)."""
+    with tempfile.NamedTemporaryFile("r") as peak:
+        proc = subprocess.run(
+            [sys.executable, "-c", _PEAK_WRAPPER, peak.name, *args],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        return proc.stdout, proc.stderr, proc.returncode, int(peak.read() or 0)
 
 
 def write_manifest(directory: Path, origin_url: str, entries: int, tags: bool = True) -> Path:
@@ -73,8 +87,7 @@ def cachectl(redis_url: str, *args: str) -> tuple[dict, int, float]:
     """Runs `cachectl --json ...` in its own process: (data, peak RSS KiB, wall seconds)."""
     started = time.perf_counter()
     out, err, status, rss = run_measured(
-        [sys.executable, "-m", "cachectl", "--url", redis_url, *args, "--json"],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        ["--url", redis_url, *args, "--json"], env={**os.environ, "PYTHONPATH": str(ROOT)}
     )
     wall = time.perf_counter() - started
     if status not in (0, 6):
@@ -213,7 +226,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 100])
-    parser.add_argument("--wrk-seconds", type=int, default=8)
+    parser.add_argument("--wrk-seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sequential-entries", type=int, default=300)
     parser.add_argument("--memory-entries", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--dry-run-memory-entries", type=int, nargs="*", default=[10_000, 1_000_000])
@@ -237,27 +251,32 @@ def main() -> None:
             bare_aiohttp(origin_url, 500, 50)  # warm up the origin
             throughput = []
             for c in args.concurrency:
-                ceiling_wrk = wrk_ceiling(f"{origin_url}/items/1", c, args.wrk_seconds)
                 ceiling_latency = c / (DELAY_MS / 1000)
-                ceiling = min(ceiling_wrk, ceiling_latency)
-                bare = bare_aiohttp(origin_url, args.entries, c)
-                runs = []
-                for _ in range(2):
+                # wrk, the bare loop and warm take turns, so the drift of a shared machine hits
+                # all three alike; medians of the rounds are reported.
+                rounds = []
+                for _ in range(args.rounds):
+                    ceiling_wrk = wrk_ceiling(f"{origin_url}/items/1", c, args.wrk_seconds)
+                    bare = bare_aiohttp(origin_url, args.entries, c)
                     flush(redis_url)
                     data, rss, wall = cachectl(redis_url, "warm", str(manifest), "--concurrency", str(c))
                     assert data["stored"] == args.entries, data
-                    runs.append((data["stored"] / data["duration_seconds"], rss, wall))
-                warm_rps = statistics.median(r[0] for r in runs)
+                    rounds.append((ceiling_wrk, bare, data["stored"] / data["duration_seconds"], rss, wall))
+                ceiling_wrk, bare, warm_rps = (statistics.median(r[i] for r in rounds) for i in range(3))
+                ceiling = min(ceiling_wrk, ceiling_latency)
                 throughput.append({
                     "concurrency": c,
+                    "rounds": args.rounds,
                     "wrk_ceiling_rps": round(ceiling_wrk),
                     "latency_ceiling_rps": round(ceiling_latency),
                     "bare_aiohttp_rps": round(bare),
                     "warm_rps": round(warm_rps),
                     "warm_share_of_ceiling": round(warm_rps / ceiling, 3),
                     "bare_aiohttp_share_of_ceiling": round(bare / ceiling, 3),
-                    "warm_wall_seconds": round(statistics.median(r[2] for r in runs), 2),
-                    "warm_peak_rss_mib": round(max(r[1] for r in runs) / 1024, 1),
+                    "warm_rps_by_round": [round(r[2]) for r in rounds],
+                    "wrk_rps_by_round": [round(r[0]) for r in rounds],
+                    "warm_wall_seconds": round(statistics.median(r[4] for r in rounds), 2),
+                    "warm_peak_rss_mib": round(max(r[3] for r in rounds) / 1024, 1),
                 })
             report["throughput"] = throughput
 

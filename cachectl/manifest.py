@@ -104,14 +104,24 @@ class Template:
         return "".join(p if isinstance(p, str) else encode(params[p[0]]) for p in self.parts)
 
 
+_SAFE_INTEGER = 2**53
+
+
+def _text_of(value: Any) -> str:
+    """JavaScript's String(value); a safe integer (most ids) the quick way, the same text."""
+    if type(value) is int and -_SAFE_INTEGER < value < _SAFE_INTEGER:
+        return str(value)
+    return js_string(value)
+
+
 def _url_value(value: Any) -> str:
-    return quote(js_string(value), safe="")
+    return quote(_text_of(value), safe="")
 
 
 def _query_value(value: Any) -> str:
     # An object has no useful String() form ("[object Object]"); its JSON text is what an API
     # reading a structured query value expects.
-    text = js_stringify(value) if isinstance(value, Mapping) else js_string(value)
+    text = js_stringify(value) if isinstance(value, Mapping) else _text_of(value)
     return quote(text, safe="")
 
 
@@ -271,8 +281,8 @@ class Endpoint:
             params=params,
             key=layout.entry(self.name, params, headers=self.headers),
             url=url,
-            tags=tuple(t.render(params, js_string) for t in self.tags),
-            depends_on=tuple(t.render(params, js_string) for t in self.depends_on),
+            tags=tuple(t.render(params, _text_of) for t in self.tags),
+            depends_on=tuple(t.render(params, _text_of) for t in self.depends_on),
             fallback_url=self.fallback_url.render(params, _url_value) if self.fallback_url else None,
         )
 
@@ -532,8 +542,10 @@ class _Reader:
             if is_secret_header(header):
                 self._secret_header_value(value)
 
-        if url is not None and any(h.lower() == "authorization" for h in headers):
-            if urlsplit(url.render({n: "x" for n in url.names}, str)).username is not None:
+        has_authorization = any(h.lower() == "authorization" for h in headers)
+        if url is not None and has_authorization:
+            userinfo = urlsplit(url.render({n: "x" for n in url.names}, str)).username
+            if userinfo is not None:
                 self.add(
                     path + ("url",),
                     "the URL carries credentials (user:password@) and an Authorization header is "

@@ -339,3 +339,11 @@ def test_an_entry_read_back_from_its_key_gives_the_same_request(tmp_path):
     parsed = layout.parse_entry(key, plan.endpoint_names)
     assert plan.request_for_entry(key, parsed.endpoint, parsed.params) == (None, "params_do_not_fit")
     assert plan.request_for_entry(key, "other", {}) == (None, "not_in_manifest")
+
+
+@pytest.mark.parametrize("value", [0, -1, 123, 2**53 - 1, 2**53, -(2**53), 10**21, True, 2.5, "x", [1, "a"]])
+def test_template_values_are_written_as_javascript_string_writes_them(value):
+    from cachectl.layout import js_string
+    from cachectl.manifest import _text_of
+
+    assert _text_of(value) == js_string(value)
