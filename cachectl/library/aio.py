@@ -109,7 +109,7 @@ class AsyncAPICache:
         self._connecting: asyncio.Lock | None = None
         self._client: Any = client
         self._cluster = isinstance(client, AsyncRedisCluster)
-        self._release: Any = client.register_script(RELEASE_SCRIPT) if client else None
+        self._release: Any = client.register_script(RELEASE_SCRIPT) if client is not None else None
         self._last_warning = 0.0
 
     def __repr__(self) -> str:
@@ -263,8 +263,9 @@ class AsyncAPICache:
                 await asyncio.gather(*self._refreshes, return_exceptions=True)
             await self._background.close(self._close_timeout)
         finally:
-            client, self._client = self._client, None
-            if client is not None and self._owns_client:
+            # The application's own client stays open and in use; ours is made again if needed.
+            if self._owns_client and self._client is not None:
+                client, self._client = self._client, None
                 await client.aclose()
 
     # -- reading ---------------------------------------------------------------------------

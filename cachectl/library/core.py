@@ -27,7 +27,7 @@ _ORIGIN_TIME_WEIGHT = 0.2  # how much a new origin duration moves an endpoint's 
 
 
 class _Miss:
-    """The value `get(..., default=MISS)` returns on a miss, so a cached `None` can be told apart."""
+    """What `get(..., default=MISS)` returns on a miss, so a cached `None` can be told apart."""
 
     _instance = None
 
@@ -167,8 +167,9 @@ def _as_tuple(items: Any, what: str) -> tuple:
 
 @dataclass(frozen=True)
 class Write:
-    """One entry to store: SET with PX, then SADD to its tag and dependency sets and ZADD to the
-    write log (PEXPIRE ... GT needs Redis 7.0 or later). `lock` is a stampede lock (key, token) to release once the write is in Redis."""
+    """One entry to store: SET with PX, then SADD to its tag and dependency sets (with PEXPIRE
+    ... GT, Redis 7.0 or later) and ZADD to the write log. `lock` is a stampede lock
+    (key, token) to release once the write is in Redis."""
 
     key: str
     text: str

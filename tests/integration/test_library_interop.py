@@ -60,7 +60,12 @@ def test_cachectl_stats_shows_the_librarys_traffic(cache, redis_url):
     assert application["response_times"]["count"] == logged >= 4
 
 
-def test_the_library_hits_what_cachectl_warm_stored(tmp_path, origin, cache, redis_url):  # noqa: F811
+def test_the_library_hits_what_cachectl_warm_stored(
+    tmp_path,
+    origin,  # noqa: F811 -- the fixture imported above
+    cache,
+    redis_url,
+):
     path = manifest(
         tmp_path,
         origin,
