@@ -13,6 +13,7 @@ Usage: python benchmarks/library_hit.py [--rounds 30] [--calls 2000] [--json]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
 import re
@@ -22,8 +23,9 @@ import subprocess
 import time
 
 import redis
+import redis.asyncio as aredis
 
-from cachectl import APICache
+from cachectl import APICache, AsyncAPICache
 from cachectl.devserver import RedisServer
 
 PAYLOAD = {
@@ -48,6 +50,52 @@ def per_call_us(fn, calls: int) -> float:
     for _ in range(calls):
         fn()
     return (time.perf_counter() - start) / calls * 1e6
+
+
+async def per_call_us_async(fn, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        await fn()
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+async def measure_async(url: str, rounds: int, calls: int) -> dict:
+    """The asyncio twin: redis.asyncio GET + json.loads against AsyncAPICache, params {"id": 123}."""
+    params = CASES["id"]
+    bare = aredis.Redis.from_url(url)
+    async with AsyncAPICache(url) as cache:
+        key = await cache.set("users", params, PAYLOAD, ttl=3600)
+
+        async def bare_get():
+            return json.loads(await bare.get(key))
+
+        variants = {
+            "redis.asyncio GET + json.loads": bare_get,
+            "AsyncAPICache.get": lambda: cache.get("users", params),
+            "AsyncAPICache.cache_api_call (hit)": lambda: cache.cache_api_call(
+                "users", params, dict, 3600
+            ),
+        }
+        for fn in variants.values():
+            await per_call_us_async(fn, 500)
+        samples: dict[str, list[float]] = {name: [] for name in variants}
+        order = list(variants)
+        for _ in range(rounds):
+            random.shuffle(order)
+            for name in order:
+                samples[name].append(await per_call_us_async(variants[name], calls))
+    await bare.aclose()
+    return _summary(samples, "redis.asyncio GET + json.loads")
+
+
+def _summary(samples: dict[str, list[float]], base: str) -> dict:
+    return {
+        name: {
+            "median_us": round(statistics.median(s), 1),
+            "ratio_to_bare": round(statistics.median(x / b for x, b in zip(s, samples[base])), 2),
+        }
+        for name, s in samples.items()
+    }
 
 
 def redis_benchmark_us(server: RedisServer, calls: int) -> float | None:
@@ -97,6 +145,7 @@ def measure(rounds: int, calls: int) -> dict:
                 }
                 for name, s in samples.items()
             }
+        results["id, asyncio"] = asyncio.run(measure_async(server.url, rounds, calls))
         floor = redis_benchmark_us(server, rounds * calls)
         buffered.close()
         inline.close()
@@ -125,7 +174,7 @@ def main() -> None:
         f"{args.rounds} rounds of {args.calls} calls each; median per call, median ratio per round"
     )
     for case, rows in report["cases"].items():
-        print(f"\nparams: {case} ({CASES[case]})")
+        print(f"\nparams: {case} ({CASES[case.split(',')[0]]})")
         for name, row in rows.items():
             print(f"  {name:<42}{row['median_us']:>8.1f} us{row['ratio_to_bare']:>7.2f}x")
     if report["redis_benchmark_get_us"]:

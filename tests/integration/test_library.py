@@ -17,6 +17,7 @@ from cachectl import MISS, APICache, EarlyRefresh, StaleWhileRevalidate, Stamped
 from cachectl.config import LayoutConfig
 from cachectl.errors import ExitCode, RedisError, UsageError
 from cachectl.layout import Layout
+from cachectl.library import decorator
 from cachectl.library.decorator import set_default_cache
 from cachectl.library.stampede import RELEASE_SCRIPT, lock_key
 from cachectl.ops.stats import parse_log_member
@@ -394,7 +395,8 @@ def test_cached_methods_leave_self_out_of_the_key(make_cache, conn):
     assert conn.exists('api_cache:products:category:"toys"|limit:10')
 
 
-def test_bare_cached_uses_the_default_cache_and_the_function_name(make_cache, conn):
+def test_bare_cached_uses_the_default_cache_and_the_function_name(make_cache, conn, monkeypatch):
+    monkeypatch.setattr(decorator, "_default_cache", None)  # restored after the test
     set_default_cache(make_cache())
 
     @cached
@@ -403,6 +405,25 @@ def test_bare_cached_uses_the_default_cache_and_the_function_name(make_cache, co
 
     assert status() == "ok"
     assert conn.get("api_cache:status:no_params") == b'"ok"'
+
+
+def test_without_a_default_the_cache_comes_from_cachectls_settings(
+    redis_url, conn, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(decorator, "_default_cache", None)
+    monkeypatch.chdir(tmp_path)  # no cachectl.yaml here, nor in this HOME
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("XDG_CONFIG_HOME", "CACHECTL_CONFIG", "CACHECTL_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CACHECTL_URL", redis_url)
+
+    @cached(ttl=60)
+    def inventory(sku):
+        return {"sku": sku}
+
+    assert inventory("A-1") == {"sku": "A-1"}
+    assert conn.get('api_cache:inventory:sku:"A-1"') == b'{"sku":"A-1"}'
+    decorator.default_cache().close()
 
 
 # --- stampede --------------------------------------------------------------------------------
