@@ -127,30 +127,31 @@ def test_caches_in_separate_loops_meet_at_the_redis_lock(redis_url):
     assert len(origin_calls) == 1 and answers == ["v"] * 100
 
 
-def test_every_strategy(redis_url):
-    conn = redis.Redis.from_url(redis_url)
+def test_every_strategy(any_url, request):
+    cluster = "cluster" in request.node.callspec.id
 
     async def main():
-        async with AsyncAPICache(redis_url) as aside:
+        async with AsyncAPICache(any_url) as aside:
             origin = Origin(lambda n: n)
             assert [await aside.cache_api_call("a", None, origin, 60) for _ in range(3)] == [1] * 3
-        async with AsyncAPICache(redis_url, strategy="write_through") as through:
+        async with AsyncAPICache(any_url, strategy="write_through") as through:
             origin = Origin(lambda n: n)
-            assert [await through.cache_api_call("t", None, origin, 60) for _ in range(3)] == [
-                1,
-                2,
-                3,
-            ]
-        async with AsyncAPICache(redis_url, strategy="write_behind") as behind:
+            answers = [await through.cache_api_call("t", None, origin, 60, ["t"]) for _ in range(3)]
+            assert answers == [1, 2, 3]
+        async with AsyncAPICache(any_url, strategy="write_behind") as behind:
             origin = Origin(lambda n: {"n": n})
-            assert await behind.cache_api_call("b", None, origin, 60) == {"n": 1}
+            assert await behind.cache_api_call("b", None, origin, 60, ["b"]) == {"n": 1}
             assert await behind.cache_api_call("b", None, origin, 60) == {"n": 1}
             assert origin.calls == 1
 
     run(main())
+    conn = sync_client(any_url, cluster)
     assert conn.get("api_cache:a:no_params") == b"1"
     assert conn.get("api_cache:t:no_params") == b"3"
     assert conn.get("api_cache:b:no_params") == b'{"n":1}'
+    assert conn.smembers("tag:t") == {b"api_cache:t:no_params"}
+    assert conn.smembers("tag:b") == {b"api_cache:b:no_params"}
+    assert conn.zcard("cache_entries") == 3
     conn.close()
 
 
