@@ -40,8 +40,9 @@ PAYLOAD = {
 CASES = {
     "id": {"id": 123},
     "two params": {"category": "electronics", "limit": 10},
-    # A list param: its key is encoded on every call (only scalar params are remembered).
     "list param": {"q": "café", "fields": ["name", "email"]},
+    # A nested object: the one kind of params whose key is encoded again on every call.
+    "nested param": {"filter": {"price": {"lt": 100}}, "q": "café"},
 }
 
 

@@ -108,10 +108,11 @@ _MEMO_SIZE = 4096
 
 
 class EntryKeys:
-    """`Layout.entry`, remembered for calls whose params are all strings, numbers, booleans or
-    null (most API calls): their key depends only on the endpoint and each param's name, type
-    and value, so the JSON.stringify encoding runs once per distinct call, not once per hit.
-    The type is part of what is remembered because `True == 1` but `true` is not `1` in a key.
+    """`Layout.entry`, remembered for calls whose params are strings, numbers, booleans, null,
+    or flat lists of those (most API calls): such a key depends only on the endpoint and each
+    param's name, type and value, so the JSON.stringify encoding runs once per distinct call,
+    not once per hit. Types are part of what is remembered because `True == 1` in Python but
+    `true` is not `1` in a key.
     """
 
     def __init__(self, layout: Layout):
@@ -121,22 +122,37 @@ class EntryKeys:
     def __call__(
         self, endpoint: str, params: Any = None, user_id: Any = None, headers: Any = None
     ) -> str:
-        if user_id is not None or headers is not None or not isinstance(params, (dict, type(None))):
+        memo_key = self._memo_key(endpoint, params) if user_id is None and headers is None else None
+        if memo_key is None:
             return self._layout.entry(endpoint, params, user_id=user_id, headers=headers)
-        items = params.items() if params else ()
-        memo_key = (endpoint, *[
-            (name, value.__class__, value)
-            for name, value in items
-            if name.__class__ is str and value.__class__ in _SCALARS
-        ])  # fmt: skip
-        if len(memo_key) != len(items) + 1:
-            return self._layout.entry(endpoint, params)
         key = self._memo.get(memo_key)
         if key is None:
             if len(self._memo) >= _MEMO_SIZE:
                 self._memo.clear()
             key = self._memo[memo_key] = self._layout.entry(endpoint, params)
         return key
+
+    @staticmethod
+    def _memo_key(endpoint: str, params: Any) -> tuple | None:
+        if not params:
+            return (endpoint,) if params is None or isinstance(params, dict) else None
+        if not isinstance(params, dict):
+            return None
+        parts: list = [endpoint]
+        for name, value in params.items():
+            kind = value.__class__
+            if name.__class__ is not str:
+                return None
+            if kind in _SCALARS:
+                parts.append((name, kind, value))
+            elif kind is list or kind is tuple:
+                items = tuple((item.__class__, item) for item in value)
+                if not all(item_kind in _SCALARS for item_kind, _ in items):
+                    return None
+                parts.append((name, kind, items))
+            else:
+                return None
+        return tuple(parts)
 
 
 def encode_value(key: str, value: Any) -> str:

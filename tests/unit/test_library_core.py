@@ -139,7 +139,16 @@ scalars = st.one_of(
 )
 
 
-@given(st.lists(st.dictionaries(st.text(max_size=3), scalars, max_size=3), max_size=6))
+param_values = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=3),
+    st.tuples(scalars, scalars),
+    st.dictionaries(st.text(max_size=2), scalars, max_size=2),  # not remembered: encoded fresh
+    st.lists(st.lists(scalars, max_size=2), max_size=2),
+)
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=3), param_values, max_size=3), max_size=6))
 def test_remembered_keys_equal_fresh_keys_whatever_the_call_order(calls):
     keys = EntryKeys(LAYOUT)
     for params in calls:
