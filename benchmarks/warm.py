@@ -225,7 +225,7 @@ def redis_side(redis_url: str, redis_port: int, origin_url: str, entries: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 100])
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[50, 100])
     parser.add_argument("--wrk-seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sequential-entries", type=int, default=300)
@@ -280,15 +280,16 @@ def main() -> None:
                 })
             report["throughput"] = throughput
 
-            flush(redis_url)
-            sequential = sequential_loop(origin_url, redis_url, args.sequential_entries)
-            best = max(t["warm_rps"] for t in throughput)
-            report["sequential"] = {
-                "entries": args.sequential_entries,
-                "rps": round(sequential, 1),
-                "warm_best_over_sequential": round(best / sequential, 1),
-            }
-            report["redis_side"] = redis_side(redis_url, server.port, origin_url, args.entries)
+            if throughput:
+                flush(redis_url)
+                sequential = sequential_loop(origin_url, redis_url, args.sequential_entries)
+                best = max(t["warm_rps"] for t in throughput)
+                report["sequential"] = {
+                    "entries": args.sequential_entries,
+                    "rps": round(sequential, 1),
+                    "warm_best_over_sequential": round(best / sequential, 1),
+                }
+                report["redis_side"] = redis_side(redis_url, server.port, origin_url, args.entries)
 
             memory = []
             for n in args.memory_entries:
@@ -319,12 +320,13 @@ def main() -> None:
         print(f"{t['concurrency']:>5} {t['wrk_ceiling_rps']:>10}/s {t['latency_ceiling_rps']:>8}/s "
               f"{t['bare_aiohttp_rps']:>11}/s {t['warm_rps']:>6}/s {t['warm_share_of_ceiling']:>12.1%} "
               f"{t['bare_aiohttp_share_of_ceiling']:>12.1%} {t['warm_peak_rss_mib']:>6} MiB")
-    s = report["sequential"]
-    print(f"\nsequential fetch-and-store loop: {s['rps']}/s over {s['entries']} entries; "
-          f"warm (best) is {s['warm_best_over_sequential']}x that")
-    r = report["redis_side"]
-    print(f"Redis side, {r['entries']:,} entries: cachectl writer {r['cachectl_writer_entries_per_s']:,}/s, "
-          f"redis-cli --pipe {r['redis_cli_pipe_entries_per_s']:,}/s (writer/redis-cli = {r['ratio']})")
+    if "sequential" in report:
+        s = report["sequential"]
+        print(f"\nsequential fetch-and-store loop: {s['rps']}/s over {s['entries']} entries; "
+              f"warm (best) is {s['warm_best_over_sequential']}x that")
+        r = report["redis_side"]
+        print(f"Redis side, {r['entries']:,} entries: cachectl writer {r['cachectl_writer_entries_per_s']:,}/s, "
+              f"redis-cli --pipe {r['redis_cli_pipe_entries_per_s']:,}/s (writer/redis-cli = {r['ratio']})")
     print("\npeak memory:")
     for m in report["memory"]:
         print(f"  {m['entries']:>9,} entries, {m['mode']:<30} {m['peak_rss_mib']:>7} MiB  ({m['wall_seconds']} s)")
