@@ -8,11 +8,11 @@ How a run goes:
   UNLINK in pipelined batches grouped by slot, with the keys' ZREM from the write and access
   logs in the same round trip.
 - A whole tag or dependency set is taken atomically: RENAMENX to a pending name in the same hash
-  slot, so a write that lands during the run goes to a fresh set. The pending set is then read
-  a SSCAN page at a time; each page's entries are deleted and only then SREMed from the pending
-  set, so a crash or Ctrl-C leaves exactly the members still to do, and a rerun of the same
-  command finds the pending set (its name is fixed) and finishes it first. Redis deletes the
-  pending set when the last member goes.
+  slot, so a write that lands during the run goes to a fresh set. Nobody writes to the pending
+  set; it is read a SSCAN page at a time (no SMEMBERS stall), its entries deleted in batches,
+  and it is UNLINKed only after the last of them. A crash or Ctrl-C leaves it whole, and a rerun
+  of the same command finds it (its name is fixed) and goes through it first; entries already
+  deleted then count as already gone.
 - With filters, a set is not taken whole: its matching entries are deleted and then SREMed
   from it (only those still gone: see `prune.drop_dangling`).
 - Entries found by pattern, key or endpoint are then swept out of every tag and dependency set
@@ -36,7 +36,6 @@ from cachectl.layout import Layout
 from cachectl.ops.prune import (
     INDEX_KINDS,
     drop_dangling,
-    raise_refusals,
     server_time_ms,
     set_member_pages,
 )
@@ -156,8 +155,6 @@ class InvalidateOptions:
 @dataclass
 class _Batch:
     keys: list[bytes]  # entries to delete
-    release_from: bytes | None = None  # a pending set: SREM `members` once `keys` are gone
-    members: list[bytes] = field(default_factory=list)
     forget_in: bytes | None = None  # a set to remove the deleted `keys` from (filtered sets)
 
 
@@ -194,9 +191,8 @@ class _Finder:
         self.take_sets = take_sets
         self.pacer = pacer
         self.stop = stop
-        self.seen: set[bytes] = set()  # every entry selected so far (also the sweep's list)
-        # _select runs on the finder's thread, and on the deleter's for a pending set's re-pass.
-        self._lock = threading.Lock()
+        # Every entry selected so far; the deleter reads it (to sweep) once the finder is done.
+        self.seen: set[bytes] = set()
         self.renamed: list[bytes] = []
         self.scan_total: int | None = None
         self._now_ms: int | None = None
@@ -217,24 +213,20 @@ class _Finder:
     def _select(self, keys: list[bytes], endpoint: str | None = None) -> list[bytes]:
         """The keys that are entries (of `endpoint`), not selected before, and pass the filters."""
         layout = self.layout
-        entries = []
-        for key in keys:
-            if key in self.seen:
-                continue
-            if endpoint is not None and not layout.is_entry_of(key, endpoint):
-                continue
-            if not layout.is_entry(key):
-                self.result.not_entries_skipped += 1
-                continue
-            entries.append(key)
-        entries = list(dict.fromkeys(entries))
+        if endpoint is not None:
+            keys = [k for k in keys if layout.is_entry_of(k, endpoint)]
+        entries = [k for k in keys if layout.is_entry(k)]
+        self.result.not_entries_skipped += len(keys) - len(entries)
         if entries and self.filters.active:
             entries = self._filter(entries)
-        with self._lock:
-            entries = [k for k in entries if k not in self.seen]
-            self.seen.update(entries)
-            self.result.matched += len(entries)
-        return entries
+        fresh = []
+        seen = self.seen
+        for key in entries:
+            if key not in seen:  # repeats: from another source, or SCAN's own
+                seen.add(key)
+                fresh.append(key)
+        self.result.matched += len(fresh)
+        return fresh
 
     def _filter(self, keys: list[bytes]) -> list[bytes]:
         f, store = self.filters, self.store
@@ -328,15 +320,31 @@ class _Finder:
         return kind == "set"
 
     def _drain(self, pending: bytes) -> Iterator[_Batch | _SetDrained]:
-        for members in _chunks(self.store.sscan(pending, self.options.scan_count),
-                               self.options.batch_size):
-            if self.pacer:
-                self.pacer.take(len(members))
-            self.result.scanned += len(members)
-            yield _Batch(self._select(members), release_from=pending, members=members)
-            if self.stop.is_set():
+        """Every member of a pending set, then the word that it may go. Nobody writes to a
+        pending set, so one SSCAN pass sees every member, unless the server restarted under
+        the cursor (its hash seed changes): then the pass is made again."""
+        for _ in range(SCAN_PASSES):
+            before = self._run_ids()
+            for members in _chunks(self.store.sscan(pending, self.options.scan_count),
+                                   self.options.batch_size):
+                if self.pacer:
+                    self.pacer.take(len(members))
+                self.result.scanned += len(members)
+                yield _Batch(self._select(members))
+                if self.stop.is_set():
+                    return
+            if before is None or self._run_ids() == before:
+                yield _SetDrained(pending)
                 return
-        yield _SetDrained(pending)
+            self.result.notes.append(
+                f"a server restarted while {pending.decode('utf-8', 'backslashreplace')} was "
+                "read: read again"
+            )
+        raise RedisError(
+            f"servers kept restarting while {pending.decode('utf-8', 'backslashreplace')} "
+            "was read",
+            hint="rerun the same command once the servers are stable",
+        )
 
     def _members(self, set_key: bytes, forget_in: bytes | None) -> Iterator[_Batch]:
         for members in _chunks(self.store.sscan(set_key, self.options.scan_count),
@@ -512,6 +520,7 @@ def invalidate(
             deleter.handle(item)
             report("deleting")
         if not result.interrupted:
+            deleter.catch_up_logs()
             deleter.sweep_indexes(selection, stop, lambda: report("cleaning indexes"))
             if stop.is_set():
                 result.interrupted = True
@@ -553,7 +562,8 @@ class _Deleter:
         self.result = result
         self.finder = finder
         self.pacer = _pacer(options)
-        self.logs = (layout.entries_log(), layout.access_log())
+        self.all_logs = (layout.entries_log(), layout.access_log())
+        self.logs: list[str] | None = None  # the logs that exist, known at the first delete
         self.drained: set[bytes] = set()
         self.forgot_in: set[bytes] = set()
 
@@ -563,9 +573,6 @@ class _Deleter:
             return
         if item.keys:
             self._delete(item.keys)
-        if item.release_from is not None and item.members:
-            # Only now that the entries are gone: a crash before this leaves them listed.
-            self.store.execute("SREM", item.release_from, *item.members)
         if item.forget_in is not None and item.keys:
             drop_dangling(self.store, [(item.forget_in, k) for k in item.keys])
             self.forgot_in.add(item.forget_in)
@@ -573,6 +580,11 @@ class _Deleter:
     def _delete(self, keys: list[bytes]) -> None:
         if self.pacer:
             self.pacer.take(len(keys))
+        if self.logs is None:
+            # A ZREM per log per batch doubles or triples what is sent; a log that does not
+            # exist needs none (catch_up_logs covers one created during the run).
+            exists = self.store.exists_many(self.all_logs)
+            self.logs = [log for log, e in zip(self.all_logs, exists) if e]
         removed, log_replies = self.store.unlink_batch(
             keys, *[("ZREM", log, *keys) for log in self.logs]
         )
@@ -580,22 +592,21 @@ class _Deleter:
         self.result.already_gone += len(keys) - removed
         self.result.log_members_removed += sum(int(r) for r in log_replies)
 
+    def catch_up_logs(self) -> None:
+        """Removes the deleted entries from a log that appeared after the first delete."""
+        if self.logs is None:
+            return
+        late = [log for log in self.all_logs if log not in self.logs]
+        for log, exists in zip(late, self.store.exists_many(late)):
+            if exists:
+                for keys in _chunks(self.finder.seen, self.options.batch_size):
+                    self.result.log_members_removed += int(self.store.execute("ZREM", log, *keys))
+
     def _finish(self, pending: bytes) -> None:
-        """A pending set's pass is over: it should be empty. A member a pass missed (SSCAN's
-        cursor across a server restart) is found by passes from the start until none is left."""
-        for passes in range(SCAN_PASSES + 1):
-            if not self.store.execute("SCARD", pending):
-                break
-            if passes == SCAN_PASSES:
-                raise RedisError(
-                    f"{pending.decode('utf-8', 'backslashreplace')} still has members after "
-                    f"{SCAN_PASSES} passes",
-                    hint="rerun the same command to finish it",
-                )
-            for members in _chunks(self.store.sscan(pending, self.options.scan_count),
-                                   self.options.batch_size):
-                self.handle(_Batch(self.finder._select(members), release_from=pending,
-                                   members=members))
+        """Every member of the pending set has been dealt with (the finder read it whole, and
+        batches are handled in order): the set itself can go. A big set is freed by Redis in
+        the background (UNLINK), so this never stalls the server."""
+        self.store.execute("UNLINK", pending)
         self.drained.add(pending)
         self.result.sets_deleted += 1
 
@@ -660,5 +671,4 @@ __all__ = [
     "is_pending_set",
     "pending_set_name",
     "preview",
-    "raise_refusals",
 ]

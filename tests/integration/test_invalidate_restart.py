@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from cachectl.config import Settings
 from cachectl.layout import Layout
 from cachectl.ops.invalidate import InvalidateOptions, invalidate, pending_set_name
@@ -38,14 +40,17 @@ def run_in_thread(store, selection, options):
     return thread, box
 
 
-def test_restart_mid_scan_is_ridden_out_and_nothing_is_missed(make_redis):
+@pytest.mark.parametrize(
+    "spec", [{"patterns": ["api_cache:k:*"]}, {"tags": ["t"]}], ids=["pattern", "tag"]
+)
+def test_restart_mid_run_is_ridden_out_and_nothing_is_missed(make_redis, spec):
     server = make_redis(extra_args=DURABLE)
     client = server.client()
-    load(client, 6000, 2000)
-    selection = resolve_selection(LAYOUT, SelectionSpec(patterns=["api_cache:k:*"]))
+    load(client, 6000, 2000, tag="t")
+    selection = resolve_selection(LAYOUT, SelectionSpec(**spec))
     with Store(Settings(url=server.url, retries=12)) as store:
         thread, box = run_in_thread(
-            store, selection, InvalidateOptions(batch_size=100, scan_count=100, rate=4000)
+            store, selection, InvalidateOptions(batch_size=100, scan_count=100, rate=2000)
         )
         time.sleep(0.8)
         server.kill()
@@ -54,10 +59,12 @@ def test_restart_mid_scan_is_ridden_out_and_nothing_is_missed(make_redis):
         thread.join(timeout=60)
     result = box["result"]
     assert result.failure is None, result.failure
-    assert any("restarted" in note for note in result.notes)
     client = server.client()
     assert list(client.scan_iter("api_cache:k:*", count=1000)) == []
     assert len(list(client.scan_iter("api_cache:other:*", count=1000))) == 2000
+    if "tags" in spec:
+        assert list(client.scan_iter("tag:*")) == []
+    assert any("restarted" in note for note in result.notes)
 
 
 def test_server_that_stays_down_is_reported_and_a_rerun_finishes(make_redis):
