@@ -41,7 +41,6 @@ CASES = {
     "id": {"id": 123},
     "two params": {"category": "electronics", "limit": 10},
     "list param": {"q": "café", "fields": ["name", "email"]},
-    # A nested object: the one kind of params whose key is encoded again on every call.
     "nested param": {"filter": {"price": {"lt": 100}}, "q": "café"},
 }
 

@@ -107,12 +107,29 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 _MEMO_SIZE = 4096
 
 
+class _NotRemembered(Exception):
+    """A param value whose key is not remembered (not JSON-like): it is encoded each time."""
+
+
+def _frozen(value: Any) -> tuple:
+    """A hashable stand-in for a JSON-like value that two values share only when
+    JSON.stringify writes them alike: each part carries its type, and objects keep their
+    property order."""
+    kind = value.__class__
+    if kind in _SCALARS:
+        return (kind, value)
+    if kind is list or kind is tuple:
+        return (list, tuple(_frozen(item) for item in value))
+    if kind is dict:
+        return (dict, tuple((k.__class__, k, _frozen(v)) for k, v in value.items()))
+    raise _NotRemembered
+
+
 class EntryKeys:
-    """`Layout.entry`, remembered for calls whose params are strings, numbers, booleans, null,
-    or flat lists of those (most API calls): such a key depends only on the endpoint and each
-    param's name, type and value, so the JSON.stringify encoding runs once per distinct call,
-    not once per hit. Types are part of what is remembered because `True == 1` in Python but
-    `true` is not `1` in a key.
+    """`Layout.entry`, remembered: a key depends only on the endpoint and each param's name,
+    type and value, so the JSON.stringify encoding runs once per distinct call, not once per
+    hit. Types are part of what is remembered because `True == 1` in Python but `true` is not
+    `1` in a key. Versioned calls with a user or headers are encoded each time.
     """
 
     def __init__(self, layout: Layout):
@@ -122,37 +139,18 @@ class EntryKeys:
     def __call__(
         self, endpoint: str, params: Any = None, user_id: Any = None, headers: Any = None
     ) -> str:
-        memo_key = self._memo_key(endpoint, params) if user_id is None and headers is None else None
-        if memo_key is None:
+        if user_id is not None or headers is not None or not isinstance(params, (dict, type(None))):
             return self._layout.entry(endpoint, params, user_id=user_id, headers=headers)
+        try:
+            memo_key = (endpoint, _frozen(params or {}))
+        except (_NotRemembered, RecursionError):
+            return self._layout.entry(endpoint, params)
         key = self._memo.get(memo_key)
         if key is None:
             if len(self._memo) >= _MEMO_SIZE:
                 self._memo.clear()
             key = self._memo[memo_key] = self._layout.entry(endpoint, params)
         return key
-
-    @staticmethod
-    def _memo_key(endpoint: str, params: Any) -> tuple | None:
-        if not params:
-            return (endpoint,) if params is None or isinstance(params, dict) else None
-        if not isinstance(params, dict):
-            return None
-        parts: list = [endpoint]
-        for name, value in params.items():
-            kind = value.__class__
-            if name.__class__ is not str:
-                return None
-            if kind in _SCALARS:
-                parts.append((name, kind, value))
-            elif kind is list or kind is tuple:
-                items = tuple((item.__class__, item) for item in value)
-                if not all(item_kind in _SCALARS for item_kind, _ in items):
-                    return None
-                parts.append((name, kind, items))
-            else:
-                return None
-        return tuple(parts)
 
 
 def encode_value(key: str, value: Any) -> str:

@@ -143,7 +143,9 @@ param_values = st.one_of(
     scalars,
     st.lists(scalars, max_size=3),
     st.tuples(scalars, scalars),
-    st.dictionaries(st.text(max_size=2), scalars, max_size=2),  # not remembered: encoded fresh
+    st.dictionaries(
+        st.one_of(st.text(max_size=2), st.integers(0, 3), st.booleans()), scalars, max_size=2
+    ),
     st.lists(st.lists(scalars, max_size=2), max_size=2),
 )
 
@@ -164,6 +166,10 @@ def test_equal_but_different_values_get_their_own_keys():
     assert keys("e", {True: "x"}) == 'api_cache:e:true:"x"'
     assert keys("e", {"ids": [1]}) == "api_cache:e:ids:[1]"
     assert keys("e", {"ids": [True]}) == "api_cache:e:ids:[true]"
+    assert keys("e", {"o": {"a": 1, "b": 2}}) == 'api_cache:e:o:{"a":1,"b":2}'
+    assert keys("e", {"o": {"b": 2, "a": 1}}) == 'api_cache:e:o:{"b":2,"a":1}'
+    assert keys("e", {"o": {1: "x"}}) == 'api_cache:e:o:{"1":"x"}'
+    assert keys("e", {"o": {True: "x"}}) == 'api_cache:e:o:{"true":"x"}'
 
 
 # --- writes ----------------------------------------------------------------------------------
