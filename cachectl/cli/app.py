@@ -164,8 +164,10 @@ def root(
 
 def _register() -> None:
     from cachectl.cli import check, demo, doctor, history, invalidate, manifest, prune, stats, warm
+    from cachectl.cli import inspect, keys, memory, tags
 
-    for module in (doctor, demo, stats, check, history, invalidate, prune, warm, manifest):
+    for module in (doctor, demo, stats, check, history, invalidate, prune, warm, manifest,
+                   keys, inspect, tags, memory):
         module.register(app)
 
 

@@ -1,0 +1,65 @@
+"""`cachectl keys`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from cachectl.cli.context import JsonOpt, command_context
+
+JsonlOpt = Annotated[
+    bool, typer.Option("--jsonl", help="One JSON object per line, written as rows arrive.")
+]
+
+
+def keys(
+    ctx: typer.Context,
+    pattern: Annotated[
+        Optional[str],
+        typer.Argument(help="SCAN MATCH glob over whole keys (default: every entry, api_cache:*)."),
+    ] = None,
+    endpoint: Annotated[
+        Optional[str],
+        typer.Option("--endpoint", "-e", help="Only entries of this endpoint (glob characters in it "
+                     "are taken literally)."),
+    ] = None,
+    tag: Annotated[Optional[str], typer.Option("--tag", "-t", help="Only entries the tag set names.")] = None,
+    depends_on: Annotated[
+        Optional[str], typer.Option("--depends-on", help="Only entries that depend on this resource id.")
+    ] = None,
+    type_: Annotated[
+        Optional[str],
+        typer.Option("--type", help="Only keys of this type: string, hash, list, set, zset, stream."),
+    ] = None,
+    no_ttl: Annotated[bool, typer.Option("--no-ttl", help="Only entries without an expiry.")] = False,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", "-n", min=1, help="Stop after this many entries.")
+    ] = None,
+    json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
+) -> None:
+    """List cache entries with type, TTL, size (MEMORY USAGE) and the endpoint and params read
+    from the key, streamed as they are found: a table on a terminal, --json, or --jsonl.
+    SCAN never KEYS; every primary of a cluster. Exit 5 when --tag/--depends-on names no set."""
+    from cachectl.layout import Layout
+    from cachectl.ops.keys import KeyQuery, list_keys
+    from cachectl.render.keys import key_listing, stream_listing
+    from cachectl.store import Pacer
+
+    app_ctx = command_context(ctx, json_mode=json_ or jsonl)
+    out = app_ctx.output
+    settings = app_ctx.settings
+    query = KeyQuery(pattern, endpoint, tag, depends_on, type_, no_ttl, limit)
+    listing, rows = list_keys(app_ctx.store, Layout(settings.layout), query, Pacer(settings.rate))
+    if listing.pattern_outside_entries:
+        out.warn(f"the pattern {pattern} reaches beyond the cache's entries: only entries are listed")
+    view = key_listing(out, jsonl=jsonl)
+    error = stream_listing(out, view, rows, listing.to_dict, "entries", listing.notes)
+    if error is not None:
+        out.error(error, envelope=False)
+        raise typer.Exit(error.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("keys")(keys)

@@ -1,0 +1,756 @@
+"""`cachectl keys`: the cache's entries, streamed, each with its type, TTL, size, endpoint and params.
+
+Also the read primitives `inspect`, `tags` and `memory` share:
+- `scan_sized`: SCAN over every primary with each kept key's TYPE, PTTL and MEMORY USAGE, sized
+  by a server-side script a whole page per call (one round trip per page instead of one command
+  per key), or by pipelining when scripts are not allowed;
+- `EntryParser`: entry keys read back into endpoint and params, fast for the common case;
+- `show_bytes` / `unshow_bytes`: keys and values shown safely whatever bytes they hold.
+
+Nothing here holds the whole keyspace: every result is a generator of pages or rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cachectl.errors import CachectlError, RedisError, RedisPermissionError, UsageError
+from cachectl.layout import NO_PARAMS, Layout, js_sort_key
+
+if TYPE_CHECKING:
+    from cachectl.store import NodeRef, Pacer, Store
+
+KEY_TYPES = ("string", "list", "set", "zset", "hash", "stream")
+
+# --- showing bytes ---------------------------------------------------------------------------
+
+# C0 and C1 controls and DEL would move a terminal's cursor or worse. A key holding a backslash
+# is shown escaped too (the backslash doubled): then a shown key with no backslash is the key
+# itself, and one with a backslash reads back to exactly one key.
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NEEDS_ESCAPES = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPE_SEQUENCE = re.compile(rb"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[nrt\\])")
+_UNESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"\\": b"\\"}
+
+
+def show_bytes(raw: bytes | str) -> str:
+    """Text for a key or value: as it is when it is UTF-8 without control characters or
+    backslashes, else with backslash escapes (`\\xff`, `\\n`, `\\\\`) that `unshow_bytes` reads
+    back to the same bytes."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return _escaped(raw)
+    return _escaped(raw) if _NEEDS_ESCAPES.search(text) else text
+
+
+def _escaped(raw: bytes) -> str:
+    text = raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+    return _UNSAFE_CHARS.sub(_escape_char, text)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    # A C1 control is two bytes of UTF-8: \u0085 reads back to them, \x85 would not.
+    return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
+
+
+def unshow_bytes(text: str) -> bytes:
+    """The bytes an escaped form from `show_bytes` stands for."""
+    raw = text.encode("utf-8", "surrogateescape")
+
+    def unescape(match: re.Match[bytes]) -> bytes:
+        code = match.group(1)
+        if code[:1] == b"x":
+            return bytes([int(code[1:], 16)])
+        if code[:1] == b"u":
+            return chr(int(code[1:], 16)).encode("utf-8", "surrogatepass")
+        return _UNESCAPES[code]
+
+    return _ESCAPE_SEQUENCE.sub(unescape, raw)
+
+
+# --- parsing entry keys ----------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_read_json_value = json.JSONDecoder(parse_constant=_reject_constant).raw_decode
+
+
+class EntryParser:
+    """Entry keys read back into endpoint and params, as `Layout.parse_entry` reads them.
+
+    `parse_entry` tries every split of a key and both encodings; listing a million keys through
+    it costs seconds. Most keys are read by its first attempt (endpoint up to the first `:`, the
+    params in the configured `json` encoding), which this reads directly with the same strict
+    JSON reader, value by value; anything else goes to `parse_entry` itself. Tests hold that both
+    give the same answer.
+    """
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self._root_length = len(layout.entry_root)
+        self._fast = not layout.versioned and layout.config.param_encoding == "json"
+
+    def parse(self, key: bytes, text: str | None = None) -> Parsed:
+        """(endpoint, params, params as JSON text or None) of an entry key; params is None when
+        unreadable, and everything None when `key` is not an entry. `text` is the key decoded
+        as UTF-8, when it decodes."""
+        if self._fast and text is not None:
+            parsed = _parse_json_params(text[self._root_length :])
+            if parsed is not None:
+                return parsed
+        slow = self.layout.parse_entry(key)
+        return (None, None, None) if slow is None else (slow.endpoint, slow.params, None)
+
+    def endpoint(self, key: bytes, text: str | None = None) -> str | None:
+        """The endpoint alone, as `parse` reads it, a little faster."""
+        if self._fast and text is not None:
+            endpoint = _parse_json_params(text[self._root_length :], build=False)
+            if endpoint is not None:
+                return endpoint[0]
+        slow = self.layout.parse_entry(key)
+        return None if slow is None else slow.endpoint
+
+
+Parsed = tuple[str | None, dict | None, str | None]
+_json_str = json.encoder.encode_basestring  # C; json.dumps(s, ensure_ascii=False) without the rest
+
+
+def _parse_json_params(rest: str, build: bool = True) -> Parsed | None:
+    endpoint, sep, raw = rest.partition(":")
+    if not sep:
+        return None
+    if raw == NO_PARAMS:
+        return endpoint, {}, "{}"
+    params: dict[str, Any] = {}
+    members = []
+    last = None
+    ascii_names = raw.isascii()
+    for piece in raw.split("|"):
+        # A "|" inside a string value cuts it short: the piece then fails to read as one whole
+        # JSON value and the key goes to parse_entry.
+        name, sep, value = piece.partition(":")
+        if not sep:
+            return None
+        try:
+            parsed, end = _read_json_value(value)
+        except ValueError:
+            return None
+        if end != len(value):
+            return None
+        if last is not None:
+            # ASCII names sort by UTF-16 code units exactly as Python compares them.
+            ordered = name > last if ascii_names else js_sort_key(name) > js_sort_key(last)
+            if not ordered:
+                return None
+        if build:
+            params[name] = parsed
+            # The value's text is JSON already (JSON.stringify wrote it): not written again.
+            members.append(_json_str(name) + ":" + value)
+        last = name
+    return endpoint, params, ("{" + ",".join(members) + "}") if build else None
+
+
+def owned_prefixes(layout: Layout) -> tuple[bytes, ...]:
+    """The literal start of every key the cache owns (the logs' whole names among them), read
+    from the layout's own SCAN patterns: enough for a server-side script to tell the cache's
+    keys from the rest; `Layout.kind` still says which is which."""
+    prefixes = []
+    for pattern in layout.owned_patterns():
+        trailing_backslashes = len(pattern[:-1]) - len(pattern[:-1].rstrip("\\"))
+        if pattern.endswith("*") and trailing_backslashes % 2 == 0:
+            pattern = pattern[:-1]
+        prefixes.append(re.sub(r"\\(.)", r"\1", pattern, flags=re.S).encode())
+    return tuple(prefixes)
+
+
+def entry_prefix_is_shared(layout: Layout) -> bool:
+    """Whether a key that is not an entry can start with the entry prefix (a layout whose tag or
+    metrics prefix nests inside it); if not, the prefix alone says a key is an entry."""
+    root = layout.entry_root.encode()
+    return any(p != root and p.startswith(root) for p in owned_prefixes(layout))
+
+
+# --- Redis globs -----------------------------------------------------------------------------
+
+
+def glob_to_regex(glob: bytes) -> re.Pattern[bytes]:
+    """A compiled regex matching what Redis's stringmatchlen matches for `glob` (`*`, `?`,
+    `[abc]`, `[^a-z]`, `\\x`), for keys that come from a set rather than a SCAN MATCH."""
+    out = []
+    i = 0
+    while i < len(glob):
+        c = glob[i : i + 1]
+        if c == b"*":
+            out.append(b".*")
+        elif c == b"?":
+            out.append(b".")
+        elif c == b"\\" and i + 1 < len(glob):
+            i += 1
+            out.append(re.escape(glob[i : i + 1]))
+        elif c == b"[":
+            end, body = _glob_class(glob, i + 1)
+            out.append(body)
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile(b"(?s:" + b"".join(out) + b")\\Z")
+
+
+def _glob_class(glob: bytes, i: int) -> tuple[int, bytes]:
+    """Reads a `[...]` class from `i` (just after `[`); returns where it ends and its regex.
+    Like Redis, an unclosed class runs to the end of the pattern."""
+    negate = glob[i : i + 1] == b"^"
+    if negate:
+        i += 1
+    parts = []
+    while i < len(glob) and glob[i : i + 1] != b"]":
+        c = glob[i : i + 1]
+        if c == b"\\" and i + 1 < len(glob):
+            i += 1
+            c = glob[i : i + 1]
+        if glob[i + 1 : i + 2] == b"-" and i + 2 < len(glob) and glob[i + 2 : i + 3] != b"]":
+            end = glob[i + 2 : i + 3]
+            if end == b"\\" and i + 3 < len(glob):
+                i += 1
+                end = glob[i + 2 : i + 3]
+            low, high = sorted((c, end))
+            parts.append(re.escape(low) + b"-" + re.escape(high))
+            i += 3
+            continue
+        parts.append(re.escape(c))
+        i += 1
+    body = b"".join(parts)
+    if not body:
+        # "[]" matches nothing in Redis; "[^]" anything.
+        return i, b"." if negate else b"(?!)"
+    return i, b"[" + (b"^" if negate else b"") + body + b"]"
+
+
+# --- sized SCAN pages ------------------------------------------------------------------------
+
+# One SCAN page of this node, with TYPE, PTTL and MEMORY USAGE of every key kept. Run per node
+# with no KEYS: every key it touches came from this node's own SCAN, so it is local even in a
+# cluster (a script may only touch keys the node serves; declaring them in KEYS is impossible
+# before the SCAN has run). Without a shebang Redis 7 lets such a script touch keys of several
+# slots. It writes nothing, and each call handles COUNT keys, so it never holds the server long.
+# ARGV: cursor, count, match ('' = all), type ('' = any), n, then n prefixes a key must start
+# with to be sized (none = every key). Reply: cursor, keys scanned, then key, type, pttl, bytes
+# for each key kept (bytes -1 if the key vanished).
+SCAN_SIZED_LUA = """
+local args = {'SCAN', ARGV[1], 'COUNT', ARGV[2]}
+if ARGV[3] ~= '' then args[#args + 1] = 'MATCH'; args[#args + 1] = ARGV[3] end
+if ARGV[4] ~= '' then args[#args + 1] = 'TYPE'; args[#args + 1] = ARGV[4] end
+local page = redis.call(unpack(args))
+local keys = page[2]
+local out = {page[1], #keys}
+local n = 2
+local last = 5 + tonumber(ARGV[5])
+-- Most keys of other applications are told apart by their first byte alone.
+local first = {}
+for j = 6, last do first[string.byte(ARGV[j], 1)] = true end
+local keep = last == 5
+for i = 1, #keys do
+  local key = keys[i]
+  if not keep and first[string.byte(key, 1)] then
+    for j = 6, last do
+      local prefix = ARGV[j]
+      if string.sub(key, 1, #prefix) == prefix then
+        keep = true
+        break
+      end
+    end
+  end
+  if keep then
+    out[n + 1] = key
+    out[n + 2] = redis.call('TYPE', key)['ok']
+    out[n + 3] = redis.call('PTTL', key)
+    out[n + 4] = redis.call('MEMORY', 'USAGE', key) or -1
+    n = n + 4
+  end
+  keep = last == 5
+end
+return out
+"""
+
+_TYPE_NAMES = {name.encode(): name for name in (*KEY_TYPES, "none")}
+
+
+def type_name(reply: bytes | str) -> str:
+    if isinstance(reply, str):
+        return reply
+    return _TYPE_NAMES.get(reply) or reply.decode("utf-8", "replace")
+
+
+@dataclass
+class SizedPage:
+    """One SCAN reply of one node: how many keys it held, and the kept ones with their figures.
+
+    `pttls` as PTTL gives them (-1 no expiry, -2 gone); `sizes` MEMORY USAGE in bytes (-1 gone).
+    """
+
+    node: NodeRef
+    scanned: int
+    keys: list[bytes]
+    types: list[str]
+    pttls: list[int]
+    sizes: list[int]
+
+
+@dataclass
+class ScanPlan:
+    """What `scan_sized` walks: the MATCH and TYPE given to SCAN, the prefixes a key must start
+    with to be sized, and for a sample, how many keys to read from each node at most."""
+
+    match: str | bytes | None = None
+    type: str | None = None
+    prefixes: tuple[bytes, ...] = ()
+    per_node_limit: dict[str, int] | None = None
+    count: int | None = None
+
+
+@dataclass
+class ScanState:
+    """How far a scan got, for a report that covers only part of the keyspace."""
+
+    nodes_total: int = 0
+    nodes_done: int = 0
+    keys_scanned: int = 0
+    method: str = "script"  # "script" | "pipeline"
+    scanned_by_node: dict[str, int] = field(default_factory=dict)
+
+
+def scan_sized(
+    store: Store,
+    plan: ScanPlan,
+    state: ScanState | None = None,
+    pacer: Pacer | None = None,
+) -> Iterator[SizedPage]:
+    """Every primary's keys, a SCAN page at a time, with the figures of the kept ones.
+
+    The request for the next page goes out as soon as a reply brings its cursor, before the
+    caller works on the page just read, so Redis sizes one page while this process handles the
+    last one. SCAN's guarantees hold: a key present throughout is seen at least once (maybe
+    twice); keys written or removed meanwhile may or may not be. A lost connection is retried
+    with the store's backoff from the cursor reached; if the scan cannot go on, the RedisError
+    says how far it got (and `state` holds it).
+    """
+    state = state if state is not None else ScanState()
+    count = plan.count or store.settings.scan_count
+    nodes = store.for_each_primary()
+    state.nodes_total = len(nodes)
+    for node, client in nodes:
+        limit = None if plan.per_node_limit is None else plan.per_node_limit.get(node.name, 0)
+        if limit == 0:
+            state.nodes_done += 1
+            continue
+        reader = _NodeReader(store, client, plan, count, state)
+        scanned = 0
+        try:
+            for page in reader.pages(pacer):
+                page.node = node
+                scanned += page.scanned
+                state.keys_scanned += page.scanned
+                state.scanned_by_node[node.name] = scanned
+                yield page
+                if limit is not None and scanned >= limit:
+                    break
+        except CachectlError as error:
+            error.message += (
+                f" (the scan stopped on {node.name} after {state.nodes_done} of "
+                f"{state.nodes_total} nodes and {state.keys_scanned} keys)"
+            )
+            error.details.update(
+                node=node.name,
+                nodes_done=state.nodes_done,
+                nodes_total=state.nodes_total,
+                keys_scanned=state.keys_scanned,
+            )
+            raise
+        finally:
+            reader.close()
+        state.nodes_done += 1
+
+
+class _NodeReader:
+    """One node's pages: by the script with the next request sent ahead on one connection, or,
+    when scripts are refused (an ACL without EVAL, a managed Redis without scripting), by SCAN
+    and a pipeline of TYPE, PTTL and MEMORY USAGE per page: the same figures, more slowly."""
+
+    def __init__(self, store: Store, client: Any, plan: ScanPlan, count: int, state: ScanState):
+        self.store = store
+        self.client = client
+        self.plan = plan
+        self.count = count
+        self.state = state
+        self._conn = None
+        self._sent = False
+
+    def pages(self, pacer: Pacer | None) -> Iterator[SizedPage]:
+        if self.state.method == "script":
+            try:
+                first = self._scripted_call(0)
+            except CachectlError as error:
+                if not _scripts_refused(error):
+                    raise
+                self.state.method = "pipeline"
+            else:
+                yield from self._scripted_pages(first, pacer)
+                return
+        yield from self._pipelined_pages(pacer)
+
+    # -- by script ---------------------------------------------------------------------------
+
+    def _request(self, cursor: bytes | int) -> tuple:
+        plan = self.plan
+        # EVAL rather than EVALSHA: Redis caches the compiled script either way, and a server
+        # that restarts mid-scan (and forgot it) needs no NOSCRIPT dance.
+        return (
+            "EVAL", SCAN_SIZED_LUA, 0, cursor, self.count, plan.match or "", plan.type or "",
+            len(plan.prefixes), *plan.prefixes,
+        )  # fmt: skip
+
+    def _scripted_call(self, cursor: bytes | int) -> list:
+        with self.store.errors("EVAL"):
+            self._conn = self.client.connection_pool.get_connection()
+            return self._receive(self._request(cursor))
+
+    def _scripted_pages(self, reply: list, pacer: Pacer | None) -> Iterator[SizedPage]:
+        if pacer:
+            pacer.take(self.count)
+        while True:
+            cursor = reply[0]
+            request = None
+            if int(cursor) != 0:
+                if pacer:
+                    pacer.take(self.count)
+                request = self._request(cursor)
+                self._send(request)
+            yield SizedPage(
+                None,
+                int(reply[1]),
+                reply[2::4],
+                [type_name(t) for t in reply[3::4]],
+                reply[4::4],
+                reply[5::4],
+            )
+            if request is None:
+                return
+            with self.store.errors("EVAL"):
+                reply = self._receive(request)
+
+    def _send(self, request: tuple) -> None:
+        try:
+            self._conn.send_command(*request)
+            self._sent = True
+        except Exception:  # noqa: BLE001 -- _receive resends it, and reports what keeps failing
+            self._conn.disconnect()
+            self._sent = False
+
+    def _receive(self, request: tuple) -> list:
+        """The reply to `request` (sent ahead or not), resending it on a new connection after a
+        connection error, with the store's retries and backoff."""
+        conn = self._conn
+
+        def attempt() -> list:
+            if not self._sent:
+                conn.send_command(*request)
+                self._sent = True
+            reply = conn.read_response()
+            self._sent = False
+            return reply
+
+        def failed(_error: Exception) -> None:
+            self._sent = False
+            conn.disconnect()
+
+        return conn.retry.call_with_retry(attempt, failed)
+
+    def close(self) -> None:
+        if self._conn is None:
+            return
+        if self._sent:
+            # A request sent ahead is still unanswered: the connection cannot be reused as is.
+            self._conn.disconnect()
+        self.client.connection_pool.release(self._conn)
+        self._conn = None
+
+    # -- by pipeline -------------------------------------------------------------------------
+
+    def _pipelined_pages(self, pacer: Pacer | None) -> Iterator[SizedPage]:
+        plan = self.plan
+        prefixes = tuple(plan.prefixes)
+        cursor = 0
+        while True:
+            if pacer:
+                pacer.take(self.count)
+            with self.store.errors("SCAN"):
+                cursor, keys = self.client.scan(
+                    cursor, match=plan.match, count=self.count, _type=plan.type
+                )
+            kept = [k for k in keys if k.startswith(prefixes)] if prefixes else keys
+            types: list[str] = []
+            pttls: list[int] = []
+            sizes: list[int] = []
+            if kept:
+                with self.store.errors("MEMORY USAGE"):
+                    pipe = self.client.pipeline(transaction=False)
+                    for key in kept:
+                        pipe.type(key)
+                        pipe.pttl(key)
+                        pipe.execute_command("MEMORY USAGE", key)
+                    replies = pipe.execute()
+                types = [type_name(t) for t in replies[0::3]]
+                pttls = replies[1::3]
+                sizes = [-1 if s is None else s for s in replies[2::3]]
+            yield SizedPage(None, len(keys), kept, types, pttls, sizes)
+            if int(cursor) == 0:
+                return
+
+
+def _scripts_refused(error: CachectlError) -> bool:
+    if isinstance(error, RedisPermissionError):
+        return (error.details.get("command") or "").startswith(("EVAL", "SCRIPT"))
+    text = error.message.lower()
+    return isinstance(error, RedisError) and "unknown command" in text and (
+        "eval" in text or "script" in text
+    )
+
+
+# --- describing keys named elsewhere (set members) -------------------------------------------
+
+
+def describe_keys(store: Store, keys: list[bytes]) -> tuple[list[str], list[int], list[int]]:
+    """TYPE, PTTL and MEMORY USAGE of each key, pipelined (routed by slot in a cluster)."""
+    if not keys:
+        return [], [], []
+    types = store.types(keys)
+    pttls = store.ttls(keys, ms=True)
+    sizes = [-1 if s is None else s for s in store.memory_usage(keys, samples=5)]
+    return types, pttls, sizes
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class KeyRow:
+    """One cache entry. `shown` is the key as `show_bytes` shows it; `pttl_ms` -1 means no
+    expiry; `size_bytes` is MEMORY USAGE; `params_json` the params as JSON text when the key
+    already held them so (else None: encode `params`)."""
+
+    key: bytes
+    shown: str
+    type: str
+    pttl_ms: int
+    size_bytes: int | None
+    endpoint: str | None
+    params: dict | None
+    params_json: str | None = None
+
+    @property
+    def ttl_seconds(self) -> float | None:
+        return None if self.pttl_ms < 0 else self.pttl_ms / 1000
+
+    def to_dict(self) -> dict:
+        return {
+            "key": self.shown,
+            "type": self.type,
+            "ttl_seconds": self.ttl_seconds,
+            "size_bytes": self.size_bytes,
+            "endpoint": self.endpoint,
+            "params": self.params,
+        }
+
+
+@dataclass
+class KeyQuery:
+    """What `cachectl keys` lists. `pattern` is a SCAN MATCH glob over whole keys."""
+
+    pattern: str | None = None
+    endpoint: str | None = None
+    tag: str | None = None
+    depends_on: str | None = None
+    type: str | None = None
+    no_ttl: bool = False
+    limit: int | None = None
+
+    def check(self) -> None:
+        if self.type is not None and self.type not in KEY_TYPES:
+            raise UsageError(f"unknown type {self.type!r}; use one of: {', '.join(KEY_TYPES)}")
+        if self.limit is not None and self.limit < 1:
+            raise UsageError("--limit must be 1 or more")
+
+
+@dataclass
+class KeyListing:
+    """How a listing went, filled in as its rows stream; read it after the rows are consumed."""
+
+    query: KeyQuery
+    source: str = ""  # what was read: "scan MATCH api_cache:*" or "members of tag:x"
+    rows: int = 0
+    limit_reached: bool = False
+    pattern_outside_entries: bool = False
+    skipped_not_entries: int = 0
+    state: ScanState = field(default_factory=ScanState)
+
+    def notes(self) -> list[str]:
+        """What people should know about how the listing went."""
+        notes = []
+        if self.limit_reached:
+            notes.append(f"stopped at --limit {self.query.limit}")
+        if self.skipped_not_entries:
+            notes.append(f"{self.skipped_not_entries:,} keys that are not entries left out")
+        if self.state.method == "pipeline":
+            notes.append("scripts not allowed here: read by pipelining, which is slower")
+        return notes
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "rows": self.rows,
+            "limit_reached": self.limit_reached,
+            "not_entries_left_out": self.skipped_not_entries,
+            "keys_read": self.state.keys_scanned,
+            "read_by": self.state.method,
+            "nodes_scanned": self.state.nodes_done,
+            "nodes_total": self.state.nodes_total,
+        }
+
+
+def list_keys(store: Store, layout: Layout, query: KeyQuery, pacer: Pacer | None = None
+              ) -> tuple[KeyListing, Iterator[KeyRow]]:
+    """The listing's summary (filled in as it goes) and its rows, as a generator."""
+    query.check()
+    listing = KeyListing(query)
+    return listing, _rows(store, layout, query, listing, pacer)
+
+
+def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
+          pacer: Pacer | None) -> Iterator[KeyRow]:
+    parser = EntryParser(layout)
+    root = layout.entry_root.encode()
+    nested = entry_prefix_is_shared(layout)
+    endpoint = query.endpoint
+    if query.pattern is not None:
+        listing.pattern_outside_entries = not layout.pattern_within_entries(query.pattern)
+    if query.tag is not None or query.depends_on is not None:
+        pages = _member_pages(store, layout, query, listing)
+    else:
+        match = query.pattern or (
+            layout.endpoint_pattern(endpoint) if endpoint is not None else layout.entry_pattern()
+        )
+        listing.source = f"SCAN MATCH {match}"
+        plan = ScanPlan(match=match, type=query.type, prefixes=(root,))
+        pages = scan_sized(store, plan, listing.state, pacer)
+    from_sets = query.tag is not None or query.depends_on is not None
+    # A SCAN MATCH applies the pattern itself unless the keys come from somewhere else.
+    pattern = (
+        glob_to_regex(query.pattern.encode())
+        if query.pattern is not None and (endpoint is not None or from_sets)
+        else None
+    )
+
+    def wanted(key: bytes, type_: str, pttl: int) -> bool:
+        if query.no_ttl and pttl != -1:
+            return False
+        if query.type is not None and type_ != query.type:
+            return False
+        if not key.startswith(root) or (nested and not layout.is_entry(key)):
+            listing.skipped_not_entries += 1
+            return False
+        if endpoint is not None and not layout.is_entry_of(key, endpoint):
+            return False
+        return pattern is None or pattern.match(key) is not None
+
+    # Without filters every key of an entry SCAN is an entry: the test per key is skipped.
+    filtered = bool(
+        query.no_ttl or query.type or nested or endpoint is not None or pattern is not None
+        or from_sets or query.pattern is not None
+    )
+    limit = query.limit
+    rows = 0
+    unsafe = _NEEDS_ESCAPES.search
+    try:
+        for page in pages:
+            for key, type_, pttl, size in zip(page.keys, page.types, page.pttls, page.sizes):
+                if pttl == -2 or type_ == "none":
+                    continue  # gone between the SCAN and the reading
+                if filtered and not wanted(key, type_, pttl):
+                    continue
+                try:
+                    text = key.decode()
+                except UnicodeDecodeError:
+                    text = None
+                shown = text if text is not None and not unsafe(text) else show_bytes(key)
+                name, params, params_json = parser.parse(key, text)
+                rows += 1
+                yield KeyRow(
+                    key, shown, type_, pttl, None if size < 0 else size, name, params, params_json
+                )
+                if limit is not None and rows >= limit:
+                    listing.limit_reached = True
+                    return
+    finally:
+        listing.rows = rows
+        close = getattr(pages, "close", None)
+        if close:
+            close()
+
+
+def _member_pages(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing
+                  ) -> Iterator[SizedPage]:
+    """The members of the tag (or dependency) set, a page at a time, with their figures; with
+    both --tag and --depends-on, the members of the tag set that the dependency set holds too."""
+    from cachectl.errors import NotFoundError
+
+    sets = []
+    if query.tag is not None:
+        sets.append(("tag", query.tag, layout.tag(query.tag)))
+    if query.depends_on is not None:
+        sets.append(("dependency", query.depends_on, layout.dependency(query.depends_on)))
+    for kind, name, key in sets:
+        type_ = store.types([key])[0]
+        if type_ == "none":
+            raise NotFoundError(f"no {kind} set {show_bytes(key.encode())} ({kind} {name!r})")
+        if type_ != "set":
+            raise CachectlError(
+                f"{show_bytes(key.encode())} is a {type_}, not a set: it is not a {kind} index"
+            )
+    (_, _, source), *others = sets
+    listing.source = f"members of {source}"
+    node = store.primaries()[0]
+    batch: list[bytes] = []
+
+    def page_of(members: list[bytes]) -> SizedPage:
+        for _, _, other in others:
+            members = [m for m, k in zip(members, _sismember_each(store, other, members)) if k]
+        types, pttls, sizes = describe_keys(store, members)
+        listing.state.keys_scanned += len(members)
+        return SizedPage(node, len(members), members, types, pttls, sizes)
+
+    for member in store.sscan(source):
+        batch.append(member)
+        if len(batch) >= store.settings.batch_size:
+            yield page_of(batch)
+            batch = []
+    if batch:
+        yield page_of(batch)
+
+
+def _sismember_each(store: Store, key: str, members: list[bytes]) -> list[bool]:
+    reply = store.execute("SMISMEMBER", key, *members) if members else []
+    return [bool(r) for r in reply]

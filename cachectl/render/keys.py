@@ -1,0 +1,194 @@
+"""`cachectl keys` (and any streamed listing) for people and machines, row by row as rows arrive.
+
+A listing never sits in memory whole: a terminal gets a table printed a page of rows at a time
+with fixed column widths, `--jsonl` one JSON object a line, and `--json` the usual envelope with
+its `data` array written as it goes (its `ok` comes last, once the listing knows how it ended).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from cachectl.errors import CachectlError
+from cachectl.ops.keys import KeyRow
+from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps
+from cachectl.render.units import human_bytes, human_duration
+
+ROWS_PER_FLUSH = 500
+
+_json_str = json.encoder.encode_basestring  # the C encoder behind json.dumps(ensure_ascii=False)
+_json_obj = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def key_row_json(row: KeyRow) -> str:
+    """`row.to_dict()` as one JSON line, built directly: a million rows through dict + dumps
+    would double the time `keys --jsonl` takes."""
+    ttl = "null" if row.pttl_ms < 0 else repr(row.pttl_ms / 1000)
+    size = "null" if row.size_bytes is None else str(row.size_bytes)
+    endpoint = "null" if row.endpoint is None else _json_str(row.endpoint)
+    params = row.params_json or ("null" if row.params is None else _json_obj(row.params))
+    return (
+        f'{{"key":{_json_str(row.shown)},"type":"{row.type}",'
+        f'"ttl_seconds":{ttl},"size_bytes":{size},"endpoint":{endpoint},"params":{params}}}'
+    )
+
+
+class StreamedListing:
+    """Writes rows as they come, in the mode the output asks for; `finish` closes the listing.
+
+    `to_json` turns a row into a JSON text; `table_row` into the cells of a people's table whose
+    columns are `columns` (name, width or None for the flexible one, justify).
+    """
+
+    def __init__(
+        self,
+        out: Output,
+        *,
+        jsonl: bool,
+        to_json: Callable[[Any], str],
+        columns: list[tuple[str, int | None, str]],
+        table_row: Callable[[Any], list[Any]],
+    ):
+        self.out = out
+        self.jsonl = jsonl
+        self.to_json = to_json
+        self.columns = columns
+        self.table_row = table_row
+        self.count = 0
+        self._buffer: list[Any] = []
+        self._header_done = False
+
+    def write_all(self, rows: Iterable[Any]) -> None:
+        """Writes the rows (`--jsonl` and `--json` need an Output in json mode)."""
+        if self.jsonl:
+            self._write_lines(rows, sep="\n", end="\n")
+        elif self.out.json_mode:
+            self._write_json_start()
+            self._write_lines(rows, sep=",", end="")
+        else:
+            for row in rows:
+                self._buffer.append(row)
+                self.count += 1
+                if len(self._buffer) >= self._table_page():
+                    self._flush_table()
+            self._flush_table()
+
+    def _write_lines(self, rows: Iterable[Any], sep: str, end: str) -> None:
+        stream = self.out.stdout
+        to_json = self.to_json
+        chunk: list[str] = []
+        try:
+            for row in rows:
+                chunk.append(to_json(row))
+                if len(chunk) >= ROWS_PER_FLUSH:
+                    self._write_chunk(stream, chunk, sep, end)
+                    chunk = []
+        finally:
+            # Rows already read are written even when the listing is cut short.
+            if chunk:
+                self._write_chunk(stream, chunk, sep, end)
+
+    def _write_chunk(self, stream, chunk: list[str], sep: str, end: str) -> None:
+        lead = sep if self.count and sep != "\n" else ""
+        stream.write(lead + sep.join(chunk) + end)
+        stream.flush()
+        self.count += len(chunk)
+
+    def _write_json_start(self) -> None:
+        head = {"command": self.out.command, "schema_version": JSON_SCHEMA_VERSION}
+        self.out.stdout.write(dumps(head)[:-1] + ',"data":[')
+
+    def finish(self, summary: dict | None = None, error: CachectlError | None = None) -> None:
+        """Closes the listing: the `--json` envelope gets `ok`, the summary and any error."""
+        if self.jsonl or not self.out.json_mode:
+            self._flush_table()
+            return
+        tail = {"ok": error is None, "summary": summary}
+        if error is not None:
+            tail["error"] = error.to_dict()
+        self.out.stdout.write("]," + dumps(tail)[1:] + "\n")
+        self.out.stdout.flush()
+
+    def _table_page(self) -> int:
+        # A first screenful quickly on a terminal; bigger pages after that keep it cheap.
+        return 50 if not self._header_done else ROWS_PER_FLUSH
+
+    def _flush_table(self) -> None:
+        if self.jsonl or self.out.json_mode or (not self._buffer and self._header_done):
+            return
+        from rich import box
+        from rich.table import Table
+
+        table = Table(
+            box=box.SIMPLE_HEAD if not self._header_done else None,
+            show_header=not self._header_done,
+            show_edge=False,
+            pad_edge=False,
+            expand=True,
+        )
+        for name, width, justify in self.columns:
+            table.add_column(
+                name, width=width, min_width=width, justify=justify, no_wrap=width is not None,
+                overflow="fold" if width is None else "ellipsis", ratio=1 if width is None else None,
+            )
+        for row in self._buffer:
+            table.add_row(*self.table_row(row))
+        self.out.print(table)
+        self._buffer = []
+        self._header_done = True
+
+
+def key_table_row(row: KeyRow) -> list[Any]:
+    from rich.text import Text
+
+    ttl = "no expiry" if row.pttl_ms < 0 else human_duration(row.pttl_ms / 1000)
+    return [
+        Text(row.shown),
+        Text(row.type, style="" if row.type == "string" else "yellow"),
+        Text(ttl, style="yellow" if row.pttl_ms < 0 else ""),
+        human_bytes(row.size_bytes),
+        Text(row.endpoint if row.endpoint is not None else "?", style="cyan"),
+    ]
+
+
+KEY_COLUMNS = [
+    ("key", None, "left"),
+    ("type", 6, "left"),
+    ("ttl", 10, "right"),
+    ("size", 10, "right"),
+    ("endpoint", 18, "left"),
+]
+
+
+def key_listing(out: Output, *, jsonl: bool) -> StreamedListing:
+    return StreamedListing(
+        out, jsonl=jsonl, to_json=key_row_json, columns=KEY_COLUMNS, table_row=key_table_row
+    )
+
+
+def stream_listing(
+    out: Output,
+    view: StreamedListing,
+    rows: Iterable[Any],
+    summary: Callable[[], dict],
+    what: str,
+    notes: Callable[[], list[str]] = lambda: [],
+) -> CachectlError | None:
+    """Writes every row and closes the listing however it ends. Returns the error that cut it
+    short (Ctrl-C included) after closing the output around it, for the caller to exit with."""
+    from cachectl.errors import Interrupted
+
+    error: CachectlError | None = None
+    try:
+        view.write_all(rows)
+    except CachectlError as exc:
+        error = exc
+    except KeyboardInterrupt:
+        error = Interrupted("interrupted: the listing above is incomplete")
+    view.finish(summary(), error)
+    if not out.json_mode:
+        extra = notes()
+        out.info(f"{view.count:,} {what}" + (f" ({'; '.join(extra)})" if extra else ""))
+    return error
