@@ -728,12 +728,17 @@ class _Run:
                     self._record_batch(batch, results)
                 raise
             except CachectlError as exc:
-                if isinstance(exc, _FATAL_AT_ONCE) or not isinstance(exc, RedisError) or retries >= self.redis_retries:
+                lasting = isinstance(exc, _FATAL_AT_ONCE) or not isinstance(exc, RedisError)
+                if lasting or retries >= self.redis_retries:
                     self._record_batch(batch, None, exc)
                     self._fatal(exc)
                     return False
                 retries += 1
-                await asyncio.sleep(_outage_wait(retries))
+                try:
+                    await asyncio.sleep(_outage_wait(retries))
+                except asyncio.CancelledError:
+                    self.tally.result.interrupted += len(batch)  # fetched, never stored
+                    raise
                 continue
             fatal = next((e for _, e in results if isinstance(e, _FATAL_AT_ONCE)), None)
             self._record_batch(batch, results)
