@@ -319,7 +319,9 @@ def _sets_naming(
     return sorted(names)
 
 
-def _pairs(flat: list) -> list[tuple]:
+def _pairs(flat: list | dict) -> list[tuple]:
+    if isinstance(flat, dict):  # redis-py's HSCAN reply
+        return list(flat.items())
     if flat and isinstance(flat[0], (list, tuple)):
         return [tuple(p) for p in flat]  # RESP3 pairs
     return list(zip(flat[0::2], flat[1::2]))

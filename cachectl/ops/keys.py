@@ -636,19 +636,20 @@ def list_keys(store: Store, layout: Layout, query: KeyQuery, pacer: Pacer | None
     """The listing's summary (filled in as it goes) and its rows, as a generator."""
     query.check()
     listing = KeyListing(query)
-    return listing, _rows(store, layout, query, listing, pacer)
+    sets = _index_sets(store, layout, query)  # a missing set is an error before any row
+    return listing, _rows(store, layout, query, listing, sets, pacer)
 
 
 def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
-          pacer: Pacer | None) -> Iterator[KeyRow]:
+          sets: list[str], pacer: Pacer | None) -> Iterator[KeyRow]:
     parser = EntryParser(layout)
     root = layout.entry_root.encode()
     nested = entry_prefix_is_shared(layout)
     endpoint = query.endpoint
     if query.pattern is not None:
         listing.pattern_outside_entries = not layout.pattern_within_entries(query.pattern)
-    if query.tag is not None or query.depends_on is not None:
-        pages = _member_pages(store, layout, query, listing)
+    if sets:
+        pages = _member_pages(store, sets, listing)
     else:
         match = query.pattern or (
             layout.endpoint_pattern(endpoint) if endpoint is not None else layout.entry_pattern()
@@ -711,10 +712,8 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
             close()
 
 
-def _member_pages(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing
-                  ) -> Iterator[SizedPage]:
-    """The members of the tag (or dependency) set, a page at a time, with their figures; with
-    both --tag and --depends-on, the members of the tag set that the dependency set holds too."""
+def _index_sets(store: Store, layout: Layout, query: KeyQuery) -> list[str]:
+    """The tag and dependency sets a query reads, each checked to exist and be a set."""
     from cachectl.errors import NotFoundError
 
     sets = []
@@ -727,21 +726,27 @@ def _member_pages(store: Store, layout: Layout, query: KeyQuery, listing: KeyLis
         if type_ == "none":
             raise NotFoundError(f"no {kind} set {show_bytes(key.encode())} ({kind} {name!r})")
         if type_ != "set":
-            raise CachectlError(
-                f"{show_bytes(key.encode())} is a {type_}, not a set: it is not a {kind} index"
+            raise NotFoundError(
+                f"{show_bytes(key.encode())} is a {type_}, not a set: it is not a {kind} set"
             )
-    (_, _, source), *others = sets
+    return [key for _, _, key in sets]
+
+
+def _member_pages(store: Store, sets: list[str], listing: KeyListing) -> Iterator[SizedPage]:
+    """The members of the first set, a page at a time, with their figures; with a second set,
+    only the members it holds too."""
+    source, *others = sets
     listing.source = f"members of {source}"
     node = store.primaries()[0]
-    batch: list[bytes] = []
 
     def page_of(members: list[bytes]) -> SizedPage:
-        for _, _, other in others:
+        for other in others:
             members = [m for m, k in zip(members, _sismember_each(store, other, members)) if k]
         types, pttls, sizes = describe_keys(store, members)
         listing.state.keys_scanned += len(members)
         return SizedPage(node, len(members), members, types, pttls, sizes)
 
+    batch: list[bytes] = []
     for member in store.sscan(source):
         batch.append(member)
         if len(batch) >= store.settings.batch_size:

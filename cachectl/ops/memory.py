@@ -250,6 +250,8 @@ def analyze_memory(
         report.complete = False
         report.stopped = "interrupted (Ctrl-C)"
     except RedisError as err:
+        if not state.keys_scanned:
+            raise  # nothing read: the error is the whole story
         report.complete = False
         report.stopped = err.message
     report.keys_scanned = state.keys_scanned

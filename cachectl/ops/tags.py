@@ -114,6 +114,8 @@ def list_tag_sets(
         listing.complete = False
         listing.stopped = "interrupted (Ctrl-C)"
     except CachectlError as err:
+        if not listing.rows:
+            raise  # nothing read: the error is the whole story
         listing.complete = False
         listing.stopped = err.message
     listing.rows.sort(key=lambda r: r.name)

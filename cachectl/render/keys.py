@@ -188,7 +188,7 @@ def stream_listing(
     except KeyboardInterrupt:
         error = Interrupted("interrupted: the listing above is incomplete")
     view.finish(summary(), error)
-    if not out.json_mode:
-        extra = notes()
+    if not out.json_mode and (error is None or view.count):
+        extra = notes() + ([] if error is None else ["cut short"])
         out.info(f"{view.count:,} {what}" + (f" ({'; '.join(extra)})" if extra else ""))
     return error

@@ -1,0 +1,174 @@
+"""`cachectl keys`, `inspect`, `tags` and `memory` end to end: exit codes, JSON that parses (also
+when a listing is cut short), people's output without colour codes off a terminal, one-line
+errors on stderr."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from cachectl.cli.app import app
+from cachectl.errors import ExitCode, RedisUnreachable
+from cachectl.layout import Layout
+
+LAYOUT = Layout()
+runner = CliRunner()
+
+
+@pytest.fixture
+def url(redis_url):
+    with redis.Redis.from_url(redis_url) as client:
+        pipe = client.pipeline(transaction=False)
+        for i in range(25):
+            key = LAYOUT.entry("users" if i % 2 else "orders", {"id": i})
+            pipe.set(key, json.dumps({"id": i, "name": f"user {i}"}), ex=None if i == 0 else 900)
+            pipe.sadd(LAYOUT.tag("all"), key)
+        pipe.sadd(LAYOUT.tag("all"), LAYOUT.entry("users", {"id": -1}))
+        pipe.set(b"api_cache:odd:\x1b[31m", "{}")  # a terminal escape inside a key
+        pipe.execute()
+    return redis_url
+
+
+def run(url: str, *args: str):
+    return runner.invoke(app, ["--url", url, *args])
+
+
+def test_keys_jsonl_is_one_entry_per_line(url):
+    result = run(url, "keys", "--jsonl")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 26
+    row = next(r for r in rows if r["key"] == LAYOUT.entry("users", {"id": 1}))
+    assert row["endpoint"] == "users" and row["params"] == {"id": 1} and row["type"] == "string"
+    assert 0 < row["ttl_seconds"] <= 900 and row["size_bytes"] > 0
+    assert any(r["key"] == "api_cache:odd:\\x1b[31m" for r in rows)
+
+
+def test_keys_json_is_one_envelope_with_the_rows_and_a_summary(url):
+    result = run(url, "keys", "--json", "--endpoint", "orders")
+    assert result.exit_code == 0
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is True and envelope["command"] == "keys"
+    assert {r["endpoint"] for r in envelope["data"]} == {"orders"} and len(envelope["data"]) == 13
+    assert envelope["summary"]["rows"] == 13
+
+
+def test_keys_for_people_off_a_terminal_has_no_escape_codes(url):
+    result = run(url, "keys", "--tag", "all", "--limit", "5")
+    assert result.exit_code == 0
+    assert "\x1b" not in result.stdout
+    assert "api_cache:" in result.stdout and "endpoint" in result.stdout
+    assert "5 entries (stopped at --limit 5)" in result.stderr
+
+
+def test_keys_of_a_tag_that_does_not_exist_is_not_found(url):
+    result = run(url, "keys", "--tag", "nope")
+    assert result.exit_code == ExitCode.NOT_FOUND
+    assert result.stderr.strip().splitlines() == ["error: no tag set tag:nope (tag 'nope')"]
+
+
+def test_keys_with_an_unknown_type_is_a_usage_error(url):
+    assert run(url, "keys", "--type", "blob").exit_code == ExitCode.USAGE
+
+
+def test_a_listing_cut_short_still_closes_its_json(url, monkeypatch):
+    from cachectl.ops import keys as keys_ops
+
+    real = keys_ops.scan_sized
+
+    def dies_after_one_page(*args, **kwargs):
+        pages = real(*args, **kwargs)
+        yield next(pages)
+        raise RedisUnreachable("cannot connect to Redis at redis://h:1/0: connection refused")
+
+    monkeypatch.setattr(keys_ops, "scan_sized", dies_after_one_page)
+    result = runner.invoke(app, ["--url", url, "keys", "--json"], env={"CACHECTL_SCAN_COUNT": "5"})
+    assert result.exit_code == ExitCode.REDIS
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is False and envelope["error"]["code"] == "redis.unreachable"
+    assert len(envelope["data"]) > 0
+    assert result.stderr.startswith("error: cannot connect")
+
+
+def test_inspect_shows_an_entry_for_people_and_machines(url):
+    people = run(url, "inspect", "--endpoint", "users", "--param", "id=1")
+    assert people.exit_code == 0
+    assert "users" in people.stdout and '"name": "user 1"' in people.stdout
+    machines = json.loads(run(url, "inspect", LAYOUT.entry("users", {"id": 1}), "--json", "--tags").stdout)
+    data = machines["data"]
+    assert data["value"]["json"] == {"id": 1, "name": "user 1"} and data["tags"] == ["all"]
+
+
+def test_inspect_shows_a_terminal_escape_in_a_key_escaped(url):
+    result = run(url, "inspect", "api_cache:odd:\\x1b[31m")
+    assert result.exit_code == 0
+    assert "\x1b" not in result.stdout and "\\x1b[31m" in result.stdout
+
+
+def test_inspect_of_a_missing_key_exits_not_found(url):
+    result = run(url, "inspect", "api_cache:nope:no_params", "--json")
+    assert result.exit_code == ExitCode.NOT_FOUND
+    assert json.loads(result.stdout)["error"]["code"] == "not_found"
+    assert result.stderr.strip() == "error: no key api_cache:nope:no_params"
+
+
+def test_tags_list_and_show(url):
+    listing = json.loads(run(url, "tags", "a*", "--json").stdout)
+    assert listing["data"]["sets"][0]["name"] == "all"
+    assert (listing["data"]["totals"]["existing"], listing["data"]["totals"]["dangling"]) == (25, 1)
+    people = run(url, "tags")
+    assert people.exit_code == 0 and "all" in people.stdout and "1 dangling" in people.stdout
+    members = run(url, "tags", "show", "all", "--jsonl")
+    assert members.exit_code == 0
+    rows = [json.loads(line) for line in members.stdout.splitlines()]
+    assert len(rows) == 26 and sum(not r["exists"] for r in rows) == 1
+    parent_json = json.loads(run(url, "tags", "--json", "show", "all").stdout)
+    assert parent_json["ok"] is True and len(parent_json["data"]) == 26
+
+
+def test_tags_show_of_a_missing_tag_exits_not_found(url):
+    result = run(url, "tags", "show", "nope")
+    assert result.exit_code == ExitCode.NOT_FOUND
+    assert "no tag set tag:nope" in result.stderr
+
+
+def test_memory_for_machines_and_people(url):
+    machines = run(url, "memory", "--json", "--top", "2")
+    assert machines.exit_code == 0
+    data = json.loads(machines.stdout)["data"]
+    assert data["entries"]["keys"] == 26 and len(data["largest"]) == 2
+    assert data["entries_without_ttl"]["keys"] == 2
+    people = run(url, "memory", "--depth", "2")
+    assert people.exit_code == 0 and "\x1b" not in people.stdout
+    assert "api_cache:users" in people.stdout and "Recommendations" in people.stdout
+
+
+def test_memory_interrupted_shows_what_it_gathered_and_exits_130(url, monkeypatch):
+    from cachectl.ops import memory as memory_ops
+
+    calls = []
+    real = memory_ops._Tally.add_page
+
+    def interrupted(self, page):
+        calls.append(page)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        real(self, page)
+
+    monkeypatch.setattr(memory_ops._Tally, "add_page", interrupted)
+    result = runner.invoke(app, ["--url", url, "memory", "--json"], env={"CACHECTL_SCAN_COUNT": "5"})
+    assert result.exit_code == ExitCode.INTERRUPTED
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is False and envelope["data"]["complete"] is False
+    assert envelope["data"]["keys_scanned"] > 0
+
+
+def test_an_unreachable_redis_is_exit_4_for_every_command():
+    url = "redis://127.0.0.1:1/0"
+    for args in (["keys"], ["inspect", "k"], ["tags"], ["tags", "show", "t"], ["memory"]):
+        result = runner.invoke(app, ["--url", url, "--connect-timeout", "0.2", *args])
+        assert result.exit_code == ExitCode.REDIS, (args, result.output)
+        assert result.stderr.count("\n") == 1, result.stderr
