@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,14 +12,14 @@ from cachectl.cli.context import JsonOpt, command_context
 def inspect(
     ctx: typer.Context,
     key: Annotated[
-        Optional[str],
+        str | None,
         typer.Argument(help="The key, exactly (or as `cachectl keys` shows it, escapes and all)."),
     ] = None,
     endpoint: Annotated[
-        Optional[str], typer.Option("--endpoint", "-e", help="Build the entry key from an endpoint...")
+        str | None, typer.Option("--endpoint", "-e", help="Build the entry key from an endpoint...")
     ] = None,
     param: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--param", help="...and its params, name=value, repeated; the value is read "
                      "as JSON when it parses as JSON (id=123 a number, id='\"123\"' a string)."),
     ] = None,

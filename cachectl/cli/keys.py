@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,25 +16,25 @@ JsonlOpt = Annotated[
 def keys(
     ctx: typer.Context,
     pattern: Annotated[
-        Optional[str],
+        str | None,
         typer.Argument(help="SCAN MATCH glob over whole keys (default: every entry, api_cache:*)."),
     ] = None,
     endpoint: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--endpoint", "-e", help="Only entries of this endpoint (glob characters in it "
                      "are taken literally)."),
     ] = None,
-    tag: Annotated[Optional[str], typer.Option("--tag", "-t", help="Only entries the tag set names.")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only entries the tag set names.")] = None,
     depends_on: Annotated[
-        Optional[str], typer.Option("--depends-on", help="Only entries that depend on this resource id.")
+        str | None, typer.Option("--depends-on", help="Only entries that depend on this resource id.")
     ] = None,
     type_: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--type", help="Only keys of this type: string, hash, list, set, zset, stream."),
     ] = None,
     no_ttl: Annotated[bool, typer.Option("--no-ttl", help="Only entries without an expiry.")] = False,
     limit: Annotated[
-        Optional[int], typer.Option("--limit", "-n", min=1, help="Stop after this many entries.")
+        int | None, typer.Option("--limit", "-n", min=1, help="Stop after this many entries.")
     ] = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,

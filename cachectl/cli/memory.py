@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,13 +12,13 @@ from cachectl.cli.context import JsonOpt, command_context
 def memory(
     ctx: typer.Context,
     depth: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--depth", min=1, help="Group entries by their first N ':'-separated key "
                      "segments instead of by endpoint."),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=0, help="How many of the largest entries to list.")] = 10,
     sample: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--sample", min=1, help="Read about N keys (spread over the primaries) and "
                      "scale the figures up, saying so."),
     ] = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -42,13 +42,13 @@ tags_app = typer.Typer(
 def tags(
     ctx: typer.Context,
     pattern: Annotated[
-        Optional[str], typer.Argument(help="Glob over tag names (default *): 'user:*'.")
+        str | None, typer.Argument(help="Glob over tag names (default *): 'user:*'.")
     ] = None,
     dependencies: Annotated[
         bool, typer.Option("--dependencies", "-d", help="Dependency sets instead of tag sets.")
     ] = False,
     sample: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--sample", min=1, help="Estimate existing/dangling from N random members "
                      "per set instead of checking every member."),
     ] = None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -172,7 +172,7 @@ def owned_prefixes(layout: Layout) -> tuple[bytes, ...]:
         trailing_backslashes = len(pattern[:-1]) - len(pattern[:-1].rstrip("\\"))
         if pattern.endswith("*") and trailing_backslashes % 2 == 0:
             pattern = pattern[:-1]
-        prefixes.append(re.sub(r"\\(.)", r"\1", pattern, flags=re.S).encode())
+        prefixes.append(re.sub(r"\\(.)", r"\1", pattern, flags=re.DOTALL).encode())
     return tuple(prefixes)
 
 

@@ -80,8 +80,7 @@ class Group:
     def add(self, size: int) -> None:
         self.keys += 1
         self.total_bytes += size
-        if size > self.max_bytes:
-            self.max_bytes = size
+        self.max_bytes = max(self.max_bytes, size)
 
 
 @dataclass
@@ -329,8 +328,7 @@ class _Tally:
                 group = groups[name] = Group(name)
             group.keys += 1
             group.total_bytes += size
-            if size > group.max_bytes:
-                group.max_bytes = size
+            group.max_bytes = max(group.max_bytes, size)
             if pttl < 0:
                 bucket = 0
                 if len(report.no_ttl_examples) < EXAMPLES:

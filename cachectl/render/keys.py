@@ -8,7 +8,7 @@ its `data` array written as it goes (its `ok` comes last, once the listing knows
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from cachectl.errors import CachectlError
@@ -174,7 +174,7 @@ def stream_listing(
     rows: Iterable[Any],
     summary: Callable[[], dict],
     what: str,
-    notes: Callable[[], list[str]] = lambda: [],
+    notes: Callable[[], list[str]] = list,
 ) -> CachectlError | None:
     """Writes every row and closes the listing however it ends. Returns the error that cut it
     short (Ctrl-C included) after closing the output around it, for the caller to exit with."""

@@ -90,10 +90,12 @@ def _summary(out: Output, report: MemoryReport) -> None:
     n = "~" if report.sampled else ""
     overhead = sum(g.total_bytes for g in report.overhead.values())
     lines = [
-        f"[bold]{n}{human_bytes(report.cache_bytes)}[/] in the cache: "
-        f"{n}{report.entries.keys:,} entries ({n}{human_bytes(report.entries.total_bytes)}, "
-        f"average {human_bytes(report.entries.avg_bytes)}) and {n}{human_bytes(overhead)} "
-        "of bookkeeping",
+        (
+            f"[bold]{n}{human_bytes(report.cache_bytes)}[/] in the cache: "
+            f"{n}{report.entries.keys:,} entries ({n}{human_bytes(report.entries.total_bytes)}, "
+            f"average {human_bytes(report.entries.avg_bytes)}) and {n}{human_bytes(overhead)} "
+            "of bookkeeping"
+        ),
         f"{n}{report.other_keys:,} other keys outside the cache's prefixes (not sized)",
     ]
     server = []

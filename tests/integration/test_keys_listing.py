@@ -24,7 +24,7 @@ def load(client, n: int = 30) -> dict[bytes, dict]:
         endpoint = ("users", "orders", "prices[eu]")[i % 3]
         key = LAYOUT.entry(endpoint, {"id": i})
         ttl = None if i % 5 == 0 else 600 + i
-        pipe.set(key, '{"n":%d}' % i, ex=ttl)
+        pipe.set(key, f'{{"n":{i}}}', ex=ttl)
         pipe.sadd(LAYOUT.tag(f"t{i % 2}"), key)
         if endpoint == "orders":
             pipe.sadd(LAYOUT.dependency("order"), key)
@@ -157,7 +157,7 @@ def test_a_server_lost_mid_scan_is_reported_with_how_far_the_scan_got(make_redis
         load(client, n=300)
     settings = Settings(url=server.url, retries=1, scan_count=10, connect_timeout=0.5, timeout=1)
     with Store(settings) as store:
-        listing, rows = list_keys(store, LAYOUT, KeyQuery())
+        _, rows = list_keys(store, LAYOUT, KeyQuery())
         next(rows)
         server.kill()
         with pytest.raises(RedisError) as failure:
