@@ -255,9 +255,9 @@ def analyze_memory(
         report.stopped = err.message
     report.keys_scanned = state.keys_scanned
     report.read_by = state.method
+    tally.finish()
     if report.sampled and report.complete and report.keys_scanned:
         _scale(report, report.dbsize / report.keys_scanned)
-    tally.finish()
     _server_figures(store, report)
     if report.complete:
         report.dangling_probe = _probe_dangling(store, tally.largest_sets)

@@ -69,8 +69,11 @@ def test_a_sample_reads_part_of_the_keyspace_and_scales_up(redis_url):
     assert report.sampled and report.complete
     assert 100 <= report.keys_scanned < report.dbsize
     assert report.scale == pytest.approx(report.dbsize / report.keys_scanned)
-    # Scaled counts land near the truth (300 entries) for a sample of a third.
+    # Scaled counts land near the truth (300 entries) for a sample of a third...
     assert 150 < report.entries.keys < 450
+    # ...and every figure is scaled alike.
+    assert sum(b.keys for b in report.ttl_buckets.values()) == pytest.approx(report.entries.keys, abs=6)
+    assert sum(g.keys for g in report.groups.values()) == pytest.approx(report.entries.keys, abs=3)
 
 
 def test_every_primary_of_a_cluster_is_analysed(cluster_url):
