@@ -15,6 +15,18 @@ class TagsGroup(TyperGroup):
     """`tags [PATTERN]` lists, `tags show TAG` shows: a first word naming a subcommand is that
     subcommand, not a PATTERN; without one, options may follow the PATTERN."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.name == "pattern":
+                # Click puts a group's arguments into its subcommands' paths: `tags show`, not
+                # `tags [pattern] show` (the JSON envelope names the command by that path).
+                param.get_usage_pieces = lambda ctx: []
+
+    def collect_usage_pieces(self, ctx):
+        pieces = super().collect_usage_pieces(ctx)
+        return [*pieces[:-1], "[PATTERN]", pieces[-1]] if pieces else ["[PATTERN]"]
+
     def parse_args(self, ctx, args):
         first = next((a for a in args if not a.startswith("-")), None)
         if first is not None and first in self.commands:

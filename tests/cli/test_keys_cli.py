@@ -127,6 +127,11 @@ def test_tags_list_and_show(url):
     assert len(rows) == 26 and sum(not r["exists"] for r in rows) == 1
     parent_json = json.loads(run(url, "tags", "--json", "show", "all").stdout)
     assert parent_json["ok"] is True and len(parent_json["data"]) == 26
+    assert parent_json["command"] == "tags show"
+    assert parent_json["summary"] == {
+        "name": "all", "key": "tag:all", "kind": "tag", "members": 26, "ttl_seconds": None,
+        "members_listed": 26, "existing": 25, "dangling": 1,
+    }
 
 
 def test_tags_show_of_a_missing_tag_exits_not_found(url):
