@@ -7,7 +7,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,22 +15,25 @@ from cachectl.cli.context import DryRunOpt, JsonOpt, YesOpt, command_context, co
 
 if TYPE_CHECKING:
     from cachectl.cli.context import AppContext
+    from cachectl.layout import Layout
+    from cachectl.ops.invalidate import InvalidateOptions
+    from cachectl.ops.selection import Filters, Selection
     from cachectl.render.output import Output
 
-Many = Optional[list[str]]
+Many = list[str] | None
 
 CountOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option("--count", min=1, metavar="N", help="SCAN COUNT: keys the server looks at per call "
                  "(default: the scan_count setting, 1000)."),
 ]
 BatchOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option("--batch-size", min=1, metavar="N", help="Keys per pipelined batch (default: the batch_size "
                  "setting, 1000)."),
 ]
 RateOpt = Annotated[
-    Optional[float],
+    float | None,
     typer.Option("--rate", min=0.001, metavar="KEYS_PER_S", help="At most this many keys a "
                  "second, scanned and deleted (default: the rate setting, no cap)."),
 ]
@@ -55,27 +58,27 @@ def invalidate(
         "--depends-on", metavar="ID",
         help="Entries that depend on a resource (repeatable); with --graph, on everything it "
         "reaches.")] = None,
-    graph: Annotated[Optional[str], typer.Option(
+    graph: Annotated[str | None, typer.Option(
         "--graph", metavar="FILE", help="YAML dependency graph: `user_123: [profile_data, "
         "preferences]`.")] = None,
-    ttl_below: Annotated[Optional[str], typer.Option(
+    ttl_below: Annotated[str | None, typer.Option(
         "--ttl-below", metavar="SECONDS", help="Only entries expiring within this (90, 10m, 1h).")] = None,
-    ttl_above: Annotated[Optional[str], typer.Option(
+    ttl_above: Annotated[str | None, typer.Option(
         "--ttl-above", metavar="SECONDS", help="Only entries with more TTL left than this, or "
         "none.")] = None,
-    idle_above: Annotated[Optional[str], typer.Option(
+    idle_above: Annotated[str | None, typer.Option(
         "--idle-above", metavar="SECONDS", help="Only entries not read for longer than this "
         "(OBJECT IDLETIME: not under an LFU maxmemory-policy).")] = None,
-    older_than: Annotated[Optional[str], typer.Option(
+    older_than: Annotated[str | None, typer.Option(
         "--older-than", metavar="DURATION", help="Only entries last written longer ago than this "
         "(by the write log; entries missing from it are kept).")] = None,
-    larger_than: Annotated[Optional[str], typer.Option(
+    larger_than: Annotated[str | None, typer.Option(
         "--larger-than", metavar="BYTES", help="Only entries larger than this (2048, 10kb, "
         "1MiB; MEMORY USAGE).")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Allow a pattern that reaches outside the entries or matches all of "
         "them; still only cache entries are deleted.")] = False,
-    delay: Annotated[Optional[str], typer.Option(
+    delay: Annotated[str | None, typer.Option(
         "--delay", metavar="DURATION", help="Wait this long first (30s, 5m), counting down on "
         "a terminal; Ctrl-C while waiting deletes nothing.")] = None,
     index_cleanup: Annotated[str, typer.Option(
@@ -111,11 +114,12 @@ def invalidate(
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
     settings = app_ctx.settings
+    layout = Layout(settings.layout)
     spec = SelectionSpec(
         tags=tag or (), patterns=pattern or (), keys=key or (), endpoints=endpoint or (),
         params=param or (), depends_on=depends_on or (), graph_file=graph, force=force,
     )
-    selection = resolve_selection(Layout(settings.layout), spec)
+    selection = resolve_selection(layout, spec)
     filters = make_filters(ttl_below=ttl_below, ttl_above=ttl_above, idle_above=idle_above,
                            older_than=older_than, larger_than=larger_than)
     delay_seconds = parse_seconds(delay, "--delay") if delay else 0.0
@@ -141,15 +145,21 @@ def invalidate(
 
     from cachectl.ops.invalidate import check_permissions
 
-    check_permissions(store, Layout(settings.layout), selection)
+    check_permissions(store, layout, selection)
     if not yes and not _confirmed_with_count(app_ctx, selection, filters, options, show):
         return
     with stop_on_ctrl_c() as stop:
         wait_first(out, delay_seconds, stop)
-        _run(app_ctx, selection, filters, options, stop)
+        _run(app_ctx, layout, selection, filters, options, stop)
 
 
-def _confirmed_with_count(app_ctx: AppContext, selection, filters, options, show: int) -> bool:
+def _confirmed_with_count(
+    app_ctx: AppContext,
+    selection: Selection,
+    filters: Filters,
+    options: InvalidateOptions,
+    show: int,
+) -> bool:
     """Counts what would go (a read-only pass: the count is the question's point), shows it
     and asks. False when nothing matches, so there is nothing to ask."""
     from cachectl.ops.invalidate import InvalidateResult, preview
@@ -176,10 +186,18 @@ def _confirmed_with_count(app_ctx: AppContext, selection, filters, options, show
     return True
 
 
-def _run(app_ctx: AppContext, selection, filters, options, stop: threading.Event) -> None:
-    from cachectl.errors import ExitCode, Interrupted, PartialFailure
+def _run(
+    app_ctx: AppContext,
+    layout: Layout,
+    selection: Selection,
+    filters: Filters,
+    options: InvalidateOptions,
+    stop: threading.Event,
+) -> None:
+    from cachectl.errors import Interrupted, PartialFailure
     from cachectl.ops.invalidate import invalidate as run_invalidate
     from cachectl.render.invalidate import invalidate_progress_text, render_invalidate
+    from cachectl.runlog import record_run
 
     out = app_ctx.output
     with out.progress("deleting") as bar:
@@ -187,6 +205,8 @@ def _run(app_ctx: AppContext, selection, filters, options, stop: threading.Event
             app_ctx.store, selection, filters, options, stop=stop,
             on_progress=lambda p: bar.update(completed=p.deleted, extra=invalidate_progress_text(p)),
         )
+    if result.failure is None:  # after a failure Redis is likely unreachable: do not wait on it
+        record_run(app_ctx.store, layout, "invalidate", result.to_dict(), result.duration_seconds)
     error = None
     if result.failure is not None:
         error = result.failure
@@ -209,8 +229,7 @@ def _run(app_ctx: AppContext, selection, filters, options, stop: threading.Event
         render_invalidate(out, result)
     if error is not None:
         out.error(error, envelope=False)
-        raise typer.Exit(ExitCode.INTERRUPTED if result.interrupted and not result.failure
-                         else error.exit_code)
+        raise typer.Exit(error.exit_code)
 
 
 # --- shared with prune -------------------------------------------------------------------

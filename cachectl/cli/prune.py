@@ -22,11 +22,10 @@ def prune(
     to its last hour. Asks first on a terminal (--yes skips it; with no terminal, --yes is
     required). Exit 0 done, 2 not confirmed, 4 Redis error before any change, 6 Redis error
     after some changes, 130 interrupted."""
-    from cachectl.errors import ExitCode, Interrupted, PartialFailure
+    from cachectl.errors import Interrupted, PartialFailure
     from cachectl.ops.prune import PruneOptions
     from cachectl.ops.prune import prune as run_prune
     from cachectl.render.invalidate import prune_progress_text, render_prune
-    from cachectl.store import Pacer
 
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
@@ -39,7 +38,7 @@ def prune(
     options = PruneOptions(
         scan_count=count or settings.scan_count,
         batch_size=batch_size or settings.batch_size,
-        pacer=Pacer(rate or settings.rate),
+        rate=rate or settings.rate,
         dry_run=dry_run,
     )
     with stop_on_ctrl_c() as stop, out.progress("pruning") as bar:
@@ -48,6 +47,12 @@ def prune(
             on_progress=lambda p: bar.update(completed=p.members_checked,
                                              extra=prune_progress_text(p)),
         )
+    if result.failure is None and not dry_run:
+        from cachectl.layout import Layout
+        from cachectl.runlog import record_run
+
+        record_run(app_ctx.store, Layout(settings.layout), "prune", result.to_dict(),
+                   result.duration_seconds)
     error = None
     if result.failure is not None:
         error = result.failure
@@ -63,8 +68,7 @@ def prune(
         render_prune(out, result)
     if error is not None:
         out.error(error, envelope=False)
-        raise typer.Exit(ExitCode.INTERRUPTED if result.interrupted and not result.failure
-                         else error.exit_code)
+        raise typer.Exit(error.exit_code)
 
 
 def register(app: typer.Typer) -> None:

@@ -47,18 +47,18 @@ def set_member_pages(
     store: Store, set_keys: Sequence[bytes], count: int, pacer: Pacer | None = None
 ) -> Iterator[tuple[bytes, list[bytes]]]:
     """(set, members) a SSCAN page at a time; the first page of every set in one pipelined
-    round trip, since most index sets are small."""
+    round trip, since most index sets are small. The pacer is charged the members read."""
     if not set_keys:
         return
-    if pacer:
-        pacer.take(len(set_keys))
     firsts = store.pipelined("SSCAN", set_keys, 0, "COUNT", count)
+    if pacer:
+        pacer.take(sum(len(members) for _, members in firsts))
     for key, (cursor, members) in zip(set_keys, firsts):
         yield key, members
         while int(cursor) != 0:
-            if pacer:
-                pacer.take(count)
             cursor, members = store.execute("SSCAN", key, cursor, "COUNT", count)
+            if pacer:
+                pacer.take(len(members))
             yield key, members
 
 
@@ -161,7 +161,7 @@ class PruneResult:
 class PruneOptions:
     scan_count: int = 1000
     batch_size: int = 1000
-    pacer: Pacer | None = None
+    rate: float | None = None  # members (and SCAN's keys) looked at per second
     dry_run: bool = False
 
 
@@ -178,8 +178,10 @@ def prune(
     `stop` event ends the run after the current batch (`interrupted`).
     """
     from cachectl.ops.invalidate import is_pending_set
+    from cachectl.store import Pacer
 
     layout = Layout(store.settings.layout)
+    pacer = Pacer(options.rate) if options.rate else None
     result = PruneResult(dry_run=options.dry_run)
     started = time.monotonic()
     phase = "sets"
@@ -214,20 +216,18 @@ def prune(
             result.members_checked += len(pairs)
             progress()
 
-        for _, keys in store.scan_nodes(type="set", count=options.scan_count, pacer=options.pacer):
+        for _, keys in store.scan_nodes(type="set", count=options.scan_count, pacer=pacer):
             sets = [k for k in keys if layout.kind(k) in INDEX_KINDS]
             result.sets_scanned += len(sets)
             result.pending_invalidations += [
                 k.decode("utf-8", "backslashreplace") for k in sets if is_pending_set(k)
             ]
             for pairs in _pair_batches(
-                set_member_pages(store, sets, options.scan_count, options.pacer),
+                set_member_pages(store, sets, options.scan_count, pacer),
                 options.batch_size,
             ):
                 if stopped():
                     break
-                if options.pacer:
-                    options.pacer.take(len(pairs))
                 flush(pairs)
             if stopped():
                 break
@@ -250,8 +250,8 @@ def prune(
                                        options.batch_size):
                 if stopped():
                     break
-                if options.pacer:
-                    options.pacer.take(len(pairs))
+                if pacer:
+                    pacer.take(len(pairs))
                 removed = drop_dangling(
                     store, pairs, zset_score_ms=now_ms, dry_run=options.dry_run
                 )
@@ -262,7 +262,8 @@ def prune(
         phase = "response times"
         if not stopped():
             result.response_times_removed = _trim_response_times(
-                store, layout.response_times(), now_ms - RESPONSE_TIMES_KEPT_MS, options, stopped
+                store, layout.response_times(), now_ms - RESPONSE_TIMES_KEPT_MS, options, pacer,
+                stopped,
             )
     except RedisError as err:
         result.failure = err
@@ -303,7 +304,12 @@ def _zset_pages(store: Store, key: str, count: int) -> Iterator[tuple[bytes, lis
 
 
 def _trim_response_times(
-    store: Store, key: str, cutoff_ms: int, options: PruneOptions, stopped: Callable[[], bool]
+    store: Store,
+    key: str,
+    cutoff_ms: int,
+    options: PruneOptions,
+    pacer: Pacer | None,
+    stopped: Callable[[], bool],
 ) -> int:
     """Removes members scored before `cutoff_ms`, a page at a time: one ZREMRANGEBYSCORE
     over millions of members would stall every client while it runs."""
@@ -316,7 +322,7 @@ def _trim_response_times(
         )
         if not old:
             break
-        if options.pacer:
-            options.pacer.take(len(old))
+        if pacer:
+            pacer.take(len(old))
         removed += int(store.execute("ZREM", key, *old))
     return removed

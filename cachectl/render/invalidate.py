@@ -71,8 +71,9 @@ def render_preview(
 
 def preview_lines(result: InvalidateResult, shown: list[bytes]) -> list[str]:
     verb = "would be deleted" if result.dry_run else "will be deleted"
-    lines = [f"{result.matched:,} entr{'y' if result.matched == 1 else 'ies'} {verb} "
-             f"({'; '.join(result.selection)}{_filters_text(result.filters)})"]
+    noun = "entry" if result.matched == 1 else "entries"
+    what = "; ".join(result.selection) + _filters_text(result.filters)
+    lines = [f"{result.matched:,} {noun} {verb} ({what})"]
     lines += [f"  {show_key(k)}" for k in shown]
     if result.matched > len(shown):
         lines.append(f"  ... and {result.matched - len(shown):,} more (--json lists every one)")
@@ -114,8 +115,8 @@ def render_invalidate(out: Output, result: InvalidateResult) -> None:
         ("sets deleted", f"{result.sets_deleted:,}"),
         ("sets updated", f"{result.sets_updated:,}"),
         ("index cleanup", result.index_cleanup),
-        ("duration", f"{human_duration(result.duration_seconds)} "
-                     f"({result.keys_per_second:,.0f} keys/s)"),
+        ("duration",
+         f"{human_duration(result.duration_seconds)} ({result.keys_per_second:,.0f} keys/s)"),
     ]
     if result.not_entries_skipped:
         rows.insert(3, ("not entries, kept", f"{result.not_entries_skipped:,}"))

@@ -59,6 +59,22 @@ def test_yes_json_deletes_and_reports_the_summary(redis_url, client):
     assert client.exists(*keys) == 0 and client.exists("session:1")
 
 
+def test_a_run_is_recorded_in_cachectls_own_history(redis_url, client):
+    from cachectl.config import Settings
+    from cachectl.runlog import recent_runs
+    from cachectl.store import Store
+    from cachectl.timeseries import TimeSeries
+
+    fill(client, 7)
+    assert invoke(redis_url, "--tag", "t", "--dry-run").exit_code == 0
+    assert invoke(redis_url, "--tag", "t", "--yes").exit_code == 0
+    with Store(Settings(url=redis_url)) as store:
+        runs = recent_runs(TimeSeries(store, LAYOUT))
+    assert [(r.job, r.summary["deleted"], r.summary["dry_run"]) for r in runs] == [
+        ("invalidate", 7, False)
+    ]
+
+
 def test_summary_for_people_off_a_terminal_is_plain_lines(redis_url, client):
     fill(client, 3)
     result = invoke(redis_url, "--tag", "t", "--yes")
@@ -72,8 +88,8 @@ def test_no_terminal_and_no_yes_refuses_and_deletes_nothing(redis_url, client):
     result = invoke(redis_url, "--tag", "t")
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr.strip().splitlines() == [
-        "error: refusing to delete without confirmation: no terminal to ask on "
-        "(pass --yes to confirm, or --dry-run to see what would be deleted)"
+        ("error: refusing to delete without confirmation: no terminal to ask on "
+         "(pass --yes to confirm, or --dry-run to see what would be deleted)")
     ]
     assert client.exists(*keys) == 5
 
@@ -135,8 +151,8 @@ def test_acl_user_without_unlink_gets_one_line_and_exit_4(acl_redis, acl_url):
     result = invoke(url, "--tag", "t", "--yes")
     assert result.exit_code == ExitCode.REDIS
     assert result.stderr.strip().splitlines() == [
-        "error: the ACL user 'limited' may not run UNLINK "
-        "(grant it with ACL SETUSER, or connect as a user that may)"
+        ("error: the ACL user 'limited' may not run UNLINK "
+         "(grant it with ACL SETUSER, or connect as a user that may)")
     ]
     assert "limited-pass" not in result.output
     assert admin.scard("tag:t") == 3
@@ -167,7 +183,7 @@ def test_ctrl_c_during_the_delay_deletes_nothing(redis_url, client):
     proc = cachectl(redis_url, "--tag", "t", "--yes", "--delay", "30s")
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
+    _, err = proc.communicate(timeout=20)
     assert proc.returncode == ExitCode.INTERRUPTED
     assert "cancelled during --delay: nothing was deleted" in err
     assert client.exists(*keys) == 5

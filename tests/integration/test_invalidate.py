@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 import pytest
 
@@ -26,28 +25,10 @@ from tests.integration.test_invalidate_keyspace import (
     assert_exactly_deleted,
     build_keyspace,
     snapshot,
+    target_fixture,
 )
 
-
-@dataclass
-class Target:
-    url: str
-    client: object
-    store: Store
-
-
-@pytest.fixture(params=["single", "cluster"])
-def target(request):
-    if request.param == "single":
-        url = request.getfixturevalue("redis_url")
-        client = request.getfixturevalue("redis_server").client()
-    else:
-        url = request.getfixturevalue("cluster_url")
-        client = request.getfixturevalue("redis_cluster").client()
-    store = Store(Settings(url=url))
-    yield Target(url, client, store)
-    store.close()
-    client.close()
+target = pytest.fixture(params=["single", "cluster"])(target_fixture)
 
 
 @pytest.fixture
@@ -55,31 +36,31 @@ def space(target):
     return build_keyspace(target.client)
 
 
-def run(store, filters=Filters(), options=None, **spec):
+def run(store, filters=None, options=None, **spec):
     selection = resolve_selection(LAYOUT, SelectionSpec(**spec))
-    return invalidate(store, selection, filters, options or InvalidateOptions(batch_size=7,
-                                                                              scan_count=10))
+    return invalidate(store, selection, filters or Filters(),
+                      options or InvalidateOptions(batch_size=7, scan_count=10))
 
 
 SELECTIONS = {
-    "tag": (dict(tags=["user_1"]), lambda s: s.tagged("user_1"), False),
-    "two tags": (dict(tags=["cat_0", "glob"]), lambda s: s.tagged("cat_0") | s.tagged("glob"), False),
-    "depends on": (dict(depends_on=["product_2"]), lambda s: s.depending_on("product_2"), False),
-    "pattern": (dict(patterns=["api_cache:user_profile:id:1*"]),
+    "tag": ({"tags": ["user_1"]}, lambda s: s.tagged("user_1"), False),
+    "two tags": ({"tags": ["cat_0", "glob"]}, lambda s: s.tagged("cat_0") | s.tagged("glob"), False),
+    "depends on": ({"depends_on": ["product_2"]}, lambda s: s.depending_on("product_2"), False),
+    "pattern": ({"patterns": ["api_cache:user_profile:id:1*"]},
                 lambda s: {k for k in s.of_endpoint("user_profile") if k.startswith(
                     b"api_cache:user_profile:id:1")}, True),
-    "endpoint": (dict(endpoints=["products"]), lambda s: s.of_endpoint("products"), True),
-    "endpoint with glob characters": (dict(endpoints=["we[ir]d*"]),
+    "endpoint": ({"endpoints": ["products"]}, lambda s: s.of_endpoint("products"), True),
+    "endpoint with glob characters": ({"endpoints": ["we[ir]d*"]},
                                       lambda s: s.of_endpoint("we[ir]d*"), True),
     "endpoint with params, both encodings": (
-        dict(endpoints=["products"], params=["category=electronics", "limit=10"]),
+        {"endpoints": ["products"], "params": ["category=electronics", "limit=10"]},
         lambda s: {k for k in s.of_endpoint("products") if b"electronics" in k}, True),
-    "unicode endpoint": (dict(endpoints=["café ☕"]), lambda s: s.of_endpoint("café ☕"), True),
-    "exact keys": (dict(keys=["api_cache:status:no_params", "api_cache:star*:q:\"a*b?c[d]\\\\\"",
-                              "api_cache:never:no_params"]),
+    "unicode endpoint": ({"endpoints": ["café ☕"]}, lambda s: s.of_endpoint("café ☕"), True),
+    "exact keys": ({"keys": ["api_cache:status:no_params", "api_cache:star*:q:\"a*b?c[d]\\\\\"",
+                              "api_cache:never:no_params"]},
                    lambda s: {b"api_cache:status:no_params", b'api_cache:star*:q:"a*b?c[d]\\\\"'},
                    True),
-    "union": (dict(tags=["user_2"], endpoints=["status"], patterns=["api_cache:dash*"]),
+    "union": ({"tags": ["user_2"], "endpoints": ["status"], "patterns": ["api_cache:dash*"]},
               lambda s: s.tagged("user_2") | s.of_endpoint("status") | s.of_endpoint("dashboard"),
               True),
 }

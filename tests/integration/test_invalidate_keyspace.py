@@ -8,13 +8,36 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from cachectl.config import LayoutConfig
+from cachectl.config import LayoutConfig, Settings
 from cachectl.layout import Layout
+from cachectl.store import Store
 
 LAYOUT = Layout()
 PLAIN = Layout(LayoutConfig(param_encoding="plain"))
 LONG_TTL_S = 3600
 INDEX_KEYS_KINDS = ("tag", "dependency", "entries_log", "access_log")
+
+
+@dataclass
+class Target:
+    url: str
+    client: object
+    store: Store
+
+
+def target_fixture(request):
+    """The body of the `target` fixture both test modules declare: a flushed single server or
+    a flushed three-primary cluster, with a raw client and a Store on it."""
+    if request.param == "single":
+        url = request.getfixturevalue("redis_url")
+        client = request.getfixturevalue("redis_server").client()
+    else:
+        url = request.getfixturevalue("cluster_url")
+        client = request.getfixturevalue("redis_cluster").client()
+    store = Store(Settings(url=url))
+    yield Target(url, client, store)
+    store.close()
+    client.close()
 
 
 @dataclass

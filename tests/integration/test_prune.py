@@ -11,13 +11,15 @@ import pytest
 from cachectl.config import Settings
 from cachectl.ops.prune import PruneOptions, drop_dangling, prune
 from cachectl.store import Store
-from tests.integration.test_invalidate import target  # noqa: F401 -- the single/cluster fixture
 from tests.integration.test_invalidate_keyspace import (
     INDEX_KEYS_KINDS,
     LAYOUT,
     build_keyspace,
     snapshot,
+    target_fixture,
 )
+
+target = pytest.fixture(params=["single", "cluster"])(target_fixture)
 
 
 def expire_some(client, space, n: int) -> set[bytes]:
