@@ -575,3 +575,34 @@ def test_an_applications_own_client_is_used_and_left_open(redis_url, conn):
     assert client.ping()
     assert conn.keys("api_cache_lock:*") == []
     client.close()
+
+
+# --- TLS and ACL users -----------------------------------------------------------------------
+
+
+def test_tls_settings_reach_the_library_sync_and_asyncio(tls_redis):
+    import asyncio
+
+    from cachectl import AsyncAPICache
+    from cachectl.config import Settings, TLSConfig
+
+    settings = Settings(url=tls_redis.url, tls=TLSConfig(ca_file=tls_redis.files.ca_file))
+    with APICache(settings) as cache:
+        cache.set("e", {"id": 1}, {"tls": True}, ttl=60)
+
+    async def read():
+        async with AsyncAPICache(settings) as cache:
+            return await cache.get("e", {"id": 1})
+
+    assert asyncio.run(read()) == {"tls": True}
+
+
+def test_an_acl_user_that_may_not_write_is_told_which_command(acl_redis, acl_url):
+    reader = acl_redis.url_for("reader", "reader-pass")
+    with APICache(reader) as cache:
+        with pytest.raises(RedisError, match="reader") as err:
+            cache.set("e", None, 1, ttl=60)
+        assert err.value.exit_code == ExitCode.REDIS
+        assert "reader-pass" not in str(err.value)
+        # cache_api_call still answers, from the origin.
+        assert cache.cache_api_call("e", None, lambda: "origin", 60) == "origin"
