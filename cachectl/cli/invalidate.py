@@ -83,8 +83,9 @@ def invalidate(
         "a terminal; Ctrl-C while waiting deletes nothing.")] = None,
     index_cleanup: Annotated[str, typer.Option(
         "--index-cleanup", metavar="auto|sweep|skip",
-        help="Remove deleted entries from the tag and dependency sets that name them: auto "
-        "(after --pattern, --key, --endpoint), sweep (always), skip (leave it to prune).")] = "auto",
+        help="Remove deleted entries from the other tag and dependency sets that name them (a "
+        "pass over the keyspace): auto (after --pattern or --endpoint, which walk it anyway), "
+        "sweep (always), skip (leave it to prune).")] = "auto",
     show: Annotated[int, typer.Option(
         "--show", min=0, metavar="N", help="Keys listed by a dry run or a confirmation.")] = 20,
     count: CountOpt = None,

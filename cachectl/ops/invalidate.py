@@ -15,8 +15,9 @@ How a run goes:
   deleted then count as already gone.
 - With filters, a set is not taken whole: its matching entries are deleted and then SREMed
   from it (only those still gone: see `prune.drop_dangling`).
-- Entries found by pattern, key or endpoint are then swept out of every tag and dependency set
-  that names them (one SCAN TYPE set pass), unless the caller skips it.
+- Entries found by a pattern or an endpoint scan are then swept out of every tag and dependency
+  set that names them (one SCAN TYPE set pass), unless the caller skips it; after exact keys or
+  sets only when asked (`index_cleanup="sweep"`).
 - SCAN's cursor means nothing to a restarted server (its hash seed changes): a scan that saw a
   node's run_id change is run again, so "done" never hides entries the first pass missed.
 """
@@ -146,7 +147,7 @@ class InvalidateOptions:
     scan_count: int = 1000
     batch_size: int = 1000
     rate: float | None = None  # keys per second, for SCAN's walk and for deletes alike
-    index_cleanup: str = "auto"  # auto: sweep after pattern/key/endpoint selections
+    index_cleanup: str = "auto"  # auto | sweep | skip: see _Deleter.cleanup_wanted
 
 
 # --- what travels from the finder to the deleter -------------------------------------------
@@ -415,8 +416,9 @@ def check_permissions(store: Store, layout: Layout, selection: Selection) -> Non
     entry = layout.entry(PROBE_NAME)
     probes = [("UNLINK", entry), ("ZREM", layout.entries_log(), entry)]
     if any(isinstance(s, SetSource) for s in selection.sources):
-        tag = layout.tag(PROBE_NAME)
-        probes += [("SREM", tag, entry), ("RENAMENX", tag, tag + ":2")]
+        tag = layout.tag(PROBE_NAME).encode()
+        pending = pending_set_name(tag, layout.config.tag_prefix.encode())
+        probes += [("SREM", tag, entry), ("RENAMENX", tag, pending)]
     for probe in probes:
         try:
             store.execute(*probe)
@@ -614,8 +616,11 @@ class _Deleter:
         return [p for p in dict.fromkeys(self.finder.renamed) if p not in self.drained]
 
     def cleanup_wanted(self, selection: Selection) -> bool:
+        """`auto` sweeps after a selection that itself walked the keyspace (a pattern, an
+        endpoint), which the sweep's own walk at most doubles; never after exact keys or sets,
+        where a walk of the whole keyspace would dwarf the job."""
         mode = self.options.index_cleanup
-        return mode == "sweep" or (mode == "auto" and not selection.only_sets)
+        return mode == "sweep" or (mode == "auto" and selection.has_scans)
 
     def sweep_indexes(
         self, selection: Selection, stop: threading.Event, report: Callable[[], None]

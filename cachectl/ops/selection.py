@@ -163,10 +163,6 @@ class Selection:
     def has_scans(self) -> bool:
         return any(isinstance(s, ScanSource) for s in self.sources)
 
-    @property
-    def only_sets(self) -> bool:
-        return all(isinstance(s, SetSource) for s in self.sources)
-
     def describe(self) -> list[str]:
         return [s.label for s in self.sources]
 
