@@ -304,7 +304,7 @@ class _Finder:
         except RedisPermissionError:
             raise
         except RedisError:
-            # "no such key": another run took the set between EXISTS and RENAMENX; it left
+            # "no such key": another run took the set between TYPE and RENAMENX; it left
             # the pending set for us to help finish (or has finished it).
             if store.execute("EXISTS", source.set_key):
                 raise

@@ -64,8 +64,12 @@ def render_preview(
                 bar.update(completed=result.matched, extra=f"{result.scanned:,} looked at")
     except CachectlError as err:
         error = err
-    for line in preview_lines(result, shown):
-        out.line(line)
+    if error is None:
+        for line in preview_lines(result, shown):
+            out.line(line)
+    elif result.matched:
+        out.line(f"{result.matched:,} entries found before the error (the selection is not "
+                 "complete)")
     return error
 
 

@@ -167,6 +167,16 @@ def test_unreachable_redis_is_exit_4_without_a_summary():
     assert result.stderr.startswith("error: cannot connect to Redis at redis://127.0.0.1:1/0")
 
 
+def test_dry_run_json_stays_one_valid_document_when_redis_fails():
+    result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "--connect-timeout", "0.5",
+                                 "invalidate", "--tag", "t", "--dry-run", "--json"],
+                           env={"CACHECTL_RETRIES": "0"})
+    assert result.exit_code == ExitCode.REDIS
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is False and envelope["error"]["code"] == "redis.unreachable"
+    assert envelope["data"]["keys"] == []
+
+
 # --- real processes: signals, a terminal, a server that dies -------------------------------
 
 
