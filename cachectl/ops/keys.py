@@ -534,13 +534,20 @@ def _scripts_refused(error: CachectlError) -> bool:
 
 
 def describe_keys(store: Store, keys: list[bytes]) -> tuple[list[str], list[int], list[int]]:
-    """TYPE, PTTL and MEMORY USAGE of each key, pipelined (routed by slot in a cluster)."""
+    """TYPE, PTTL and MEMORY USAGE of each key in one pipelined round trip (routed by slot in a
+    cluster); a key gone meanwhile reads as type "none", PTTL -2, size -1."""
     if not keys:
         return [], [], []
-    types = store.types(keys)
-    pttls = store.ttls(keys, ms=True)
-    sizes = [-1 if s is None else s for s in store.memory_usage(keys, samples=5)]
-    return types, pttls, sizes
+    commands = []
+    for key in keys:
+        commands += [("TYPE", key), ("PTTL", key), ("MEMORY", "USAGE", key)]
+    replies = store.send_many(commands)
+    for reply in replies:
+        if isinstance(reply, CachectlError):
+            raise reply
+    types = [type_name(t) for t in replies[0::3]]
+    sizes = [-1 if s is None else s for s in replies[2::3]]
+    return types, replies[1::3], sizes
 
 
 # --- keys ------------------------------------------------------------------------------------

@@ -64,6 +64,23 @@ def test_keys_for_people_off_a_terminal_has_no_escape_codes(url):
     assert "5 entries (stopped at --limit 5)" in result.stderr
 
 
+def test_a_reader_that_stops_early_ends_the_listing_quietly(url):
+    import subprocess
+    import sys
+
+    with redis.Redis.from_url(url) as client:  # more than a pipe's buffer holds
+        client.mset({LAYOUT.entry("many", {"id": i}): "{}" for i in range(5000)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cachectl", "--url", url, "keys", "--jsonl"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert json.loads(proc.stdout.readline())["type"] == "string"
+    proc.stdout.close()  # as `| head -1` does
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=30) == 1
+    assert stderr == b""
+
+
 def test_keys_of_a_tag_that_does_not_exist_is_not_found(url):
     result = run(url, "keys", "--tag", "nope")
     assert result.exit_code == ExitCode.NOT_FOUND

@@ -1,0 +1,175 @@
+"""`cachectl memory` and `cachectl keys --jsonl` side by side with redis-cli, on one real server.
+
+Loads N cache entries and N other keys (benchmarks/inspect_data.py) into a throwaway
+redis-server, then runs each contender in turn, interleaved, `--runs` times:
+
+  memory:  redis-cli --memkeys                  vs  cachectl memory --json
+  keys:    redis-cli --scan --pattern 'api_cache:*'
+           a bare SCAN loop, COUNT 1000, in redis-py (names only: the floor for a listing)
+                                                vs  cachectl keys 'api_cache:*' --jsonl
+
+and, in this process, the two ways of sizing a SCAN page that `memory` chooses between: one
+server-side script per page, and a pipeline of TYPE/PTTL/MEMORY USAGE per key.
+
+For each run it records the wall time, the CPU the client process used, and the CPU the server
+used (INFO used_cpu_*): which of the two a command waits on says what bounds it. Reported as
+medians and as ratios to the redis-cli commands. Usage:
+
+  python benchmarks/memory_keys.py [--entries 1000000] [--runs 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from inspect_data import load  # noqa: E402
+
+from cachectl.config import Settings  # noqa: E402
+from cachectl.devserver import RedisServer  # noqa: E402
+from cachectl.layout import Layout  # noqa: E402
+from cachectl.ops.keys import ScanPlan, ScanState, owned_prefixes, scan_sized  # noqa: E402
+from cachectl.store import Store  # noqa: E402
+
+
+def server_cpu(client) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_command(argv: list[str], client) -> dict:
+    cpu0, server0 = child_cpu(), server_cpu(client)
+    started = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    wall = time.perf_counter() - started
+    return {"wall": wall, "client_cpu": child_cpu() - cpu0, "server_cpu": server_cpu(client) - server0}
+
+
+def run_inprocess(fn, client) -> dict:
+    cpu0 = time.process_time()
+    server0 = server_cpu(client)
+    started = time.perf_counter()
+    fn()
+    return {
+        "wall": time.perf_counter() - started,
+        "client_cpu": time.process_time() - cpu0,
+        "server_cpu": server_cpu(client) - server0,
+    }
+
+
+def bare_scan(client) -> None:
+    cursor = 0
+    while True:
+        cursor, _ = client.scan(cursor, match="api_cache:*", count=1000)
+        if cursor == 0:
+            return
+
+
+def sized_pages(url: str, method: str) -> None:
+    layout = Layout()
+    with Store(Settings(url=url)) as store:
+        plan = ScanPlan(prefixes=owned_prefixes(layout))
+        for _ in scan_sized(store, plan, ScanState(method=method)):
+            pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--others", type=int, default=None, help="default: as many as entries")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--skip-pipeline", action="store_true",
+                        help="leave out the pipelined sizing (slow on a big keyspace)")
+    args = parser.parse_args()
+    redis_cli = shutil.which("redis-cli")
+    if redis_cli is None:
+        raise SystemExit("redis-cli not found: apt-get install redis-tools")
+    cli_version = subprocess.run([redis_cli, "--version"], capture_output=True, text=True).stdout.strip()
+    others = args.entries if args.others is None else args.others
+    cachectl = [sys.executable, "-m", "cachectl"]
+    with RedisServer() as server:
+        url = server.url
+        host, port = server.host, str(server.port)
+        with server.client() as client:
+            load_seconds = load(url, args.entries, others)
+            contenders = {
+                "redis-cli --memkeys": lambda: run_command(
+                    [redis_cli, "-h", host, "-p", port, "--memkeys"], client),
+                "cachectl memory": lambda: run_command(
+                    [*cachectl, "--url", url, "memory", "--json"], client),
+                "redis-cli --scan --pattern": lambda: run_command(
+                    [redis_cli, "-h", host, "-p", port, "--scan", "--pattern", "api_cache:*"], client),
+                "SCAN COUNT 1000 (redis-py)": lambda: run_inprocess(lambda: bare_scan(client), client),
+                "cachectl keys --jsonl": lambda: run_command(
+                    [*cachectl, "--url", url, "keys", "api_cache:*", "--jsonl"], client),
+                "sized pages: script": lambda: run_inprocess(lambda: sized_pages(url, "script"), client),
+            }
+            if not args.skip_pipeline:
+                contenders["sized pages: pipeline"] = lambda: run_inprocess(
+                    lambda: sized_pages(url, "pipeline"), client)
+            samples: dict[str, list[dict]] = {name: [] for name in contenders}
+            for _ in range(args.runs):
+                for name, run in contenders.items():  # interleaved: drift hits all alike
+                    samples[name].append(run())
+            dbsize = client.dbsize()
+    results = {}
+    for name, runs in samples.items():
+        results[name] = {
+            field: round(statistics.median(r[field] for r in runs), 2)
+            for field in ("wall", "client_cpu", "server_cpu")
+        }
+        results[name]["walls"] = [round(r["wall"], 2) for r in runs]
+    ratios = {
+        "memory / redis-cli --memkeys":
+            results["cachectl memory"]["wall"] / results["redis-cli --memkeys"]["wall"],
+        "keys --jsonl / redis-cli --scan":
+            results["cachectl keys --jsonl"]["wall"] / results["redis-cli --scan --pattern"]["wall"],
+        "keys --jsonl / bare SCAN COUNT 1000":
+            results["cachectl keys --jsonl"]["wall"] / results["SCAN COUNT 1000 (redis-py)"]["wall"],
+    }
+    if "sized pages: pipeline" in results:
+        ratios["sized pages: script / pipeline"] = (
+            results["sized pages: script"]["wall"] / results["sized pages: pipeline"]["wall"]
+        )
+    report = {
+        "entries": args.entries,
+        "other_keys": others,
+        "dbsize": dbsize,
+        "load_seconds": round(load_seconds, 1),
+        "runs": args.runs,
+        "redis_cli": cli_version,
+        "cpus": os.cpu_count(),
+        "results": results,
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{dbsize:,} keys ({args.entries:,} entries), {args.runs} runs each, {cli_version}, "
+          f"{os.cpu_count()} CPUs; medians in seconds")
+    print(f"{'':34}{'wall':>8}{'client CPU':>12}{'server CPU':>12}   all walls")
+    for name, r in results.items():
+        print(f"{name:34}{r['wall']:>8.2f}{r['client_cpu']:>12.2f}{r['server_cpu']:>12.2f}   {r['walls']}")
+    print()
+    for name, ratio in report["ratios"].items():
+        print(f"{name:40}{ratio:>8.3f}")
+
+
+if __name__ == "__main__":
+    main()
