@@ -33,13 +33,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inspect_data import load  # noqa: E402
+from inspect_data import load
 
-from cachectl.config import Settings  # noqa: E402
-from cachectl.devserver import RedisServer  # noqa: E402
-from cachectl.layout import Layout  # noqa: E402
-from cachectl.ops.keys import ScanPlan, ScanState, owned_prefixes, scan_sized  # noqa: E402
-from cachectl.store import Store  # noqa: E402
+from cachectl.config import Settings
+from cachectl.devserver import RedisServer
+from cachectl.layout import Layout
+from cachectl.ops.keys import ScanPlan, ScanState, owned_prefixes, scan_sized
+from cachectl.store import Store
 
 
 def server_cpu(client) -> float:
@@ -100,7 +100,9 @@ def main() -> None:
     redis_cli = shutil.which("redis-cli")
     if redis_cli is None:
         raise SystemExit("redis-cli not found: apt-get install redis-tools")
-    cli_version = subprocess.run([redis_cli, "--version"], capture_output=True, text=True).stdout.strip()
+    cli_version = subprocess.run(
+        [redis_cli, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     others = args.entries if args.others is None else args.others
     cachectl = [sys.executable, "-m", "cachectl"]
     with RedisServer() as server:
@@ -128,6 +130,7 @@ def main() -> None:
                 for name, run in contenders.items():  # interleaved: drift hits all alike
                     samples[name].append(run())
             dbsize = client.dbsize()
+    wall = {name: statistics.median(r["wall"] for r in runs) for name, runs in samples.items()}
     results = {}
     for name, runs in samples.items():
         results[name] = {
@@ -136,16 +139,15 @@ def main() -> None:
         }
         results[name]["walls"] = [round(r["wall"], 2) for r in runs]
     ratios = {
-        "memory / redis-cli --memkeys":
-            results["cachectl memory"]["wall"] / results["redis-cli --memkeys"]["wall"],
+        "memory / redis-cli --memkeys": wall["cachectl memory"] / wall["redis-cli --memkeys"],
         "keys --jsonl / redis-cli --scan":
-            results["cachectl keys --jsonl"]["wall"] / results["redis-cli --scan --pattern"]["wall"],
+            wall["cachectl keys --jsonl"] / wall["redis-cli --scan --pattern"],
         "keys --jsonl / bare SCAN COUNT 1000":
-            results["cachectl keys --jsonl"]["wall"] / results["SCAN COUNT 1000 (redis-py)"]["wall"],
+            wall["cachectl keys --jsonl"] / wall["SCAN COUNT 1000 (redis-py)"],
     }
-    if "sized pages: pipeline" in results:
+    if "sized pages: pipeline" in wall:
         ratios["sized pages: script / pipeline"] = (
-            results["sized pages: script"]["wall"] / results["sized pages: pipeline"]["wall"]
+            wall["sized pages: script"] / wall["sized pages: pipeline"]
         )
     report = {
         "entries": args.entries,
