@@ -211,12 +211,15 @@ class _Finder:
 
     # -- selecting ----------------------------------------------------------------------
 
-    def _select(self, keys: list[bytes], endpoint: str | None = None) -> list[bytes]:
-        """The keys that are entries (of `endpoint`), not selected before, and pass the filters."""
+    def _select(
+        self, keys: list[bytes], endpoint: str | None = None, *, all_entries: bool = False
+    ) -> list[bytes]:
+        """The keys that are entries (of `endpoint`), not selected before, and pass the filters.
+        `all_entries`: the caller knows every key is an entry (see _only_entries_match)."""
         layout = self.layout
         if endpoint is not None:
             keys = [k for k in keys if layout.is_entry_of(k, endpoint)]
-        entries = [k for k in keys if layout.is_entry(k)]
+        entries = keys if all_entries else [k for k in keys if layout.is_entry(k)]
         self.result.not_entries_skipped += len(keys) - len(entries)
         if entries and self.filters.active:
             entries = self._filter(entries)
@@ -363,6 +366,7 @@ class _Finder:
 
     def _scan(self, source: ScanSource) -> Iterator[_Batch]:
         count = self.options.scan_count
+        all_entries = _only_entries_match(self.layout, source.pattern)
         if self.scan_total is None:
             self.scan_total = self.store.dbsize()
         for _ in range(SCAN_PASSES):
@@ -371,7 +375,7 @@ class _Finder:
             for _node, keys in self.store.scan_nodes(match=source.pattern, count=count,
                                                      pacer=self.pacer):
                 self.result.scanned += count
-                buffer += self._select(keys, source.endpoint)
+                buffer += self._select(keys, source.endpoint, all_entries=all_entries)
                 if len(buffer) >= self.options.batch_size:
                     yield _Batch(buffer)
                     buffer = []
@@ -396,6 +400,17 @@ class _Finder:
         except RedisPermissionError:
             return None
         return {node: section.get("run_id") for node, section in info.items()}
+
+
+def _only_entries_match(layout: Layout, pattern: bytes) -> bool:
+    """Whether every key SCAN MATCH `pattern` can return is an entry, so the per-key check
+    (a third of the finder's time on a million keys) can be skipped: the pattern stays within
+    the entry prefix, and no other kind of key lives under that prefix (a layout may nest one,
+    such as entries under `shop:` and tags under `shop:tags:`)."""
+    others = [p for p in layout.owned_patterns() if p != layout.entry_pattern()]
+    return layout.pattern_within_entries(pattern) and not any(
+        layout.pattern_within_entries(p) for p in others
+    )
 
 
 def _chunks(items, size: int) -> Iterator[list]:

@@ -300,3 +300,21 @@ def test_write_log_created_during_the_run_loses_the_deleted_entries(target):
                         on_progress=application_writes_the_log)
     assert result.deleted == 100
     assert client.zrange(log, 0, -1) == [b"api_cache:other:no_params"]
+
+
+def test_pattern_within_entries_never_deletes_a_nested_kind_of_key(redis_server, redis_url):
+    """With entries under `shop:` and tags under `shop:tags:`, a pattern inside the entry
+    prefix also matches tag sets: they must be skipped, not deleted."""
+    from cachectl.config import LayoutConfig
+
+    layout = Layout(LayoutConfig(prefix="shop", tag_prefix="shop:tags"))
+    client = redis_server.client()
+    entry = layout.entry("t_products", {"id": 1})
+    client.set(entry, "v")
+    client.sadd(layout.tag("sale"), entry)
+    selection = resolve_selection(layout, SelectionSpec(patterns=["shop:t*"]))
+    with Store(Settings(url=redis_url, layout=layout.config)) as store:
+        result = invalidate(store, selection, Filters(),
+                            InvalidateOptions(index_cleanup="skip"))
+    assert (result.deleted, result.not_entries_skipped) == (1, 1)
+    assert client.smembers(layout.tag("sale")) == {entry.encode()}
