@@ -33,7 +33,7 @@ class Filters:
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in dataclasses.astuple(self))
+        return any(getattr(self, f.name) is not None for f in dataclasses.fields(self))
 
     def to_dict(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
