@@ -17,8 +17,7 @@ How a run goes:
   from it (only those still gone: see `prune.drop_dangling`).
 - Entries found by a pattern or an endpoint scan are then swept out of every tag and dependency
   set that names them, unless the caller skips it; after exact keys or sets only when asked
-  (`index_cleanup="sweep"`). The sets are found by a `SCAN ... TYPE set` walk on a third thread
-  while the run deletes.
+  (`index_cleanup="sweep"`). The sets are found by a `SCAN ... TYPE set` walk afterwards.
 - SCAN's cursor means nothing to a restarted server (its hash seed changes): a scan that saw a
   node's run_id change is run again, so "done" never hides entries the first pass missed.
 """
@@ -501,10 +500,8 @@ def invalidate(
     finder = _Finder(store, layout, selection, filters, options, result,
                      take_sets=not filters.active, pacer=_pacer(options), stop=halt)
     deleter = _Deleter(store, layout, options, result, finder)
-    # Connects, and makes the per-node clients, before threads share the store.
+    # Connects, and makes the per-node clients, before two threads share the store.
     store.for_each_primary()
-    index_sets = (_IndexSets(store, layout, options, halt)
-                  if deleter.cleanup_wanted(selection) else None)
 
     def report(phase: str) -> None:
         result.duration_seconds = time.monotonic() - started
@@ -550,8 +547,7 @@ def invalidate(
             report("deleting")
         if not result.interrupted:
             deleter.catch_up_logs()
-            deleter.sweep_indexes(selection, index_sets, stop,
-                                  lambda: report("cleaning indexes"))
+            deleter.sweep_indexes(selection, stop, lambda: report("cleaning indexes"))
             if stop.is_set():
                 result.interrupted = True
     except RedisError as err:
@@ -564,8 +560,6 @@ def invalidate(
                 handoff.get_nowait()
             except queue.Empty:
                 producer.join(timeout=0.1)
-        if index_sets is not None:
-            index_sets.join()
     result.pending_sets = [p.decode("utf-8", "backslashreplace") for p in deleter.unfinished()]
     if (result.interrupted or result.failure) and result.index_cleanup == "not needed" and (
         deleter.cleanup_wanted(selection)
@@ -653,13 +647,13 @@ class _Deleter:
         return mode == "sweep" or (mode == "auto" and selection.has_scans)
 
     def sweep_indexes(
-        self,
-        selection: Selection,
-        index_sets: _IndexSets | None,
-        stop: threading.Event,
-        report: Callable[[], None],
+        self, selection: Selection, stop: threading.Event, report: Callable[[], None]
     ) -> None:
-        """Removes the deleted entries from every tag and dependency set that names them."""
+        """Removes the deleted entries from every tag and dependency set that names them.
+
+        The sets are found by a `SCAN ... TYPE set` walk after the run, when the deleted keys
+        are no longer there to walk over: run alongside it, the same walk cost the server
+        about twice as much (it walked the keys being deleted too) and made the run slower."""
         result = self.result
         if self.forgot_in:
             existing = self.store.exists_many(sorted(self.forgot_in))
@@ -668,11 +662,8 @@ class _Deleter:
         if self.options.index_cleanup == "skip":
             result.index_cleanup = "skipped"
             return
-        if index_sets is None:
-            return
-        sets = [k for k in index_sets.found() if k not in self.forgot_in]
         deleted = self.finder.seen
-        if not deleted:
+        if not self.cleanup_wanted(selection) or not deleted:
             return
         touched: set[bytes] = set()
         pairs: list[tuple[bytes, bytes]] = []
@@ -685,8 +676,10 @@ class _Deleter:
             report()
 
         count = self.options.scan_count
-        for page in _chunks(sets, count):
-            for set_key, members in set_member_pages(self.store, page, count, self.pacer):
+        for _, keys in self.store.scan_nodes(type="set", count=count, pacer=self.pacer):
+            sets = [k for k in keys if self.layout.kind(k) in INDEX_KINDS
+                    and k not in self.forgot_in and not is_pending_set(k)]
+            for set_key, members in set_member_pages(self.store, sets, count, self.pacer):
                 pairs += [(set_key, m) for m in members if m in deleted]
                 if len(pairs) >= self.options.batch_size:
                     flush()
@@ -700,41 +693,6 @@ class _Deleter:
             result.sets_updated += sum(existing)
             result.sets_deleted += len(existing) - sum(existing)
         result.index_cleanup = "swept"
-
-
-class _IndexSets:
-    """Every tag and dependency set, found by one `SCAN ... TYPE set` walk on a thread of its
-    own while the run deletes: the sweep then needs no walk after the run, and the two walks
-    share the time. A set created after the walk passed its place is missed (prune covers it);
-    pending sets are left out (they are deleted whole)."""
-
-    def __init__(self, store: Store, layout: Layout, options: InvalidateOptions,
-                 halt: threading.Event):
-        self._keys: list[bytes] = []
-        self._error: BaseException | None = None
-
-        def walk() -> None:
-            try:
-                for _, keys in store.scan_nodes(type="set", count=options.scan_count,
-                                                pacer=_pacer(options)):
-                    self._keys += [k for k in keys
-                                   if layout.kind(k) in INDEX_KINDS and not is_pending_set(k)]
-                    if halt.is_set():
-                        return
-            except BaseException as exc:  # noqa: BLE001 -- raised again by found()
-                self._error = exc
-
-        self._thread = threading.Thread(target=walk, name="cachectl-index-sets", daemon=True)
-        self._thread.start()
-
-    def found(self) -> list[bytes]:
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return self._keys
-
-    def join(self) -> None:
-        self._thread.join()
 
 
 __all__ = [
