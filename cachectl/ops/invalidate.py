@@ -62,8 +62,8 @@ def pending_set_name(set_key: bytes, prefix: bytes) -> bytes:
     hashes on the whole set key, as the set does; a set key that carries its own `{hashtag}`
     keeps it with `<set key>:invalidating`; a pathological name (a lone `}`, an empty `{}`)
     gets the first numbered suffix that lands in its slot. The name depends only on the set
-    key, so a rerun finds what an interrupted run left. A name outside the cluster's slots
-    logic (a single server) is the same, so a rerun against either finds it.
+    key (a single server gets the same one), so a rerun finds what an interrupted run left.
+    It stays under the set's own prefix, where ACL key patterns already let cachectl write.
     """
     from redis.crc import key_slot
 

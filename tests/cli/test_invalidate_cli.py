@@ -278,3 +278,18 @@ def test_terminal_question_answered_yes_deletes(redis_url, client):
     assert code == 0, screen
     assert client.exists(*keys) == 0
     assert "deleted" in screen
+
+
+def test_dry_run_into_a_closed_pipe_ends_quietly(redis_url, client):
+    client.set("api_cache:big:no_params", "v")
+    pipe = client.pipeline(transaction=False)
+    for i in range(50_000):  # more than a pipe's buffer holds
+        pipe.sadd("tag:t", f"api_cache:e:id:{i}")
+    pipe.execute()
+    proc = subprocess.run(
+        f"{sys.executable} -m cachectl --url {redis_url} invalidate --tag t --dry-run --json"
+        " | head -c 100 > /dev/null; echo ${PIPESTATUS[0]}",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60,
+    )
+    assert proc.stdout.strip() == "1"
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
