@@ -174,7 +174,7 @@ class Store:
         return isinstance(self.client, RedisCluster)
 
     def _connect(self) -> redis.Redis | RedisCluster:
-        kwargs = self._connection_kwargs()
+        kwargs = self.connection_kwargs()
         cluster = self.settings.cluster
         if "unix_socket_path" in kwargs:
             if cluster:
@@ -203,7 +203,12 @@ class Store:
                 return False
         return str(info.get("cluster_enabled", 0)) == "1"
 
-    def _connection_kwargs(self) -> dict[str, Any]:
+    def connection_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments redis-py's clients take for these settings (host and port or
+        unix socket, database, ACL user and password, timeouts, TLS files), without `retry`.
+
+        A fresh dict each call, safe to change. It holds the password: never print it.
+        """
         settings = self.settings
         parsed = self._parsed_url()
         kwargs: dict[str, Any] = {
@@ -270,7 +275,7 @@ class Store:
     def _node_client(self, node: NodeRef) -> redis.Redis:
         client = self._node_clients.get(node.name)
         if client is None:
-            kwargs = {**self._connection_kwargs(), "host": node.host, "port": node.port, "db": 0}
+            kwargs = {**self.connection_kwargs(), "host": node.host, "port": node.port, "db": 0}
             client = self._node_clients[node.name] = redis.Redis(retry=self._retry(), **kwargs)
         return client
 

@@ -89,7 +89,7 @@ async def connect_async(store: Store) -> aredis.Redis | AsyncRedisCluster:
     node: the asyncio twin of `Store.client`, with the same connection options."""
     settings = store.settings
     # Store builds the options; redis-py's asyncio clients take the same ones.
-    kwargs = store._connection_kwargs()
+    kwargs = store.connection_kwargs()
     retry = AsyncRetry(
         ExponentialWithJitterBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS),
         settings.retries,

@@ -180,6 +180,27 @@ def test_unix_socket_url_connects_by_path():
     assert (kwargs["path"], kwargs["db"]) == ("/run/redis/redis.sock", 2)
 
 
+def test_connection_kwargs_are_public_and_fresh_each_call():
+    """The library builds its asyncio clients from them: same options as the store's client."""
+    tls = TLSConfig(ca_file="/etc/ca.pem", verify=False)
+    store = Store(Settings(url="rediss://ops:pw@h:7000/2", tls=tls, timeout=3.0, cluster=False))
+    kwargs = store.connection_kwargs()
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("h", 7000, 2)
+    assert (kwargs["username"], kwargs["password"]) == ("ops", "pw")
+    assert kwargs["ssl"] is True and kwargs["ssl_ca_certs"] == "/etc/ca.pem"
+    assert kwargs["ssl_cert_reqs"] == "none" and kwargs["socket_timeout"] == 3.0
+    assert "retry" not in kwargs
+    kwargs["host"] = "changed"
+    assert store.connection_kwargs()["host"] == "h"
+    assert store._client is None  # building the options never connects
+
+
+def test_connection_kwargs_of_a_unix_socket():
+    kwargs = Store(Settings(url="unix:///run/redis.sock?db=1")).connection_kwargs()
+    assert (kwargs["unix_socket_path"], kwargs["db"]) == ("/run/redis.sock", 1)
+    assert "host" not in kwargs
+
+
 def test_a_cluster_cannot_be_forced_over_a_unix_socket():
     with pytest.raises(ConfigError, match="unix socket"):
         _ = Store(Settings(url="unix:///run/redis.sock", cluster=True)).client
