@@ -73,7 +73,12 @@ def command_context(ctx: typer.Context, *, json_mode: bool = False) -> AppContex
 
 
 def confirm_destructive(app_ctx: AppContext, prompt: str, *, yes: bool) -> None:
-    """Asks on a terminal; refuses (usage error) when there is no terminal and no --yes."""
+    """Asks on a terminal; refuses (usage error) when there is no terminal and no --yes.
+
+    Anything but a yes deletes nothing and exits 130 (Interrupted) with one line: a no, Ctrl-C
+    or Ctrl-D at the prompt. (click's own answer to Ctrl-C at a prompt, "Aborted!" and exit 1,
+    would read like a failure.)
+    """
     import sys
 
     from cachectl.errors import ConfirmationRequired, Interrupted
@@ -85,5 +90,15 @@ def confirm_destructive(app_ctx: AppContext, prompt: str, *, yes: bool) -> None:
             "refusing to delete without confirmation: no terminal to ask on",
             hint="pass --yes to confirm, or --dry-run to see what would be deleted",
         )
-    if not typer.confirm(prompt, default=False, err=True):
+    try:
+        confirmed = typer.confirm(prompt, default=False, err=True)
+    except (typer.Abort, KeyboardInterrupt, EOFError) as exc:
+        # click turns Ctrl-C and Ctrl-D into Abort (the key pressed is the Abort's context) and
+        # leaves the cursor after the question: end that line first, so ours is a line of its own.
+        sys.stderr.write("\n")
+        cause = exc.__context__ if isinstance(exc, typer.Abort) else exc
+        if isinstance(cause, EOFError):
+            raise Interrupted("nothing deleted: not confirmed") from None
+        raise Interrupted("interrupted: nothing deleted") from None
+    if not confirmed:
         raise Interrupted("nothing deleted: not confirmed")

@@ -135,3 +135,72 @@ def test_exit_code_table_is_documented_in_the_readme():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for code in EXIT_CODE_MEANINGS:
         assert f"| {int(code)} |" in readme, f"exit code {int(code)} missing from README"
+
+
+# --- Ctrl-C at a confirmation prompt ---------------------------------------------------------
+
+
+def _run_in_pty(argv: list[str], answer: bytes, wait_for: bytes = b"[y/N]") -> tuple[int, str]:
+    """Runs argv on a pseudo-terminal (its controlling terminal, so ^C is a real SIGINT from the
+    line discipline), types `answer` once `wait_for` shows, and returns (exit status, screen)."""
+    import os
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+        try:
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    screen = b""
+    sent = False
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 60)
+            if not ready:
+                raise AssertionError(f"no output for 60 s; screen so far: {screen!r}")
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child has closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+            if not sent and wait_for in screen:
+                os.write(fd, answer)
+                sent = True
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert sent, f"the question never showed: {screen!r}"
+    return os.waitstatus_to_exitcode(status), screen.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(
+    ("answer", "line"),
+    [
+        (b"\x03", "error: interrupted: nothing deleted"),  # Ctrl-C
+        (b"\x04", "error: nothing deleted: not confirmed"),  # Ctrl-D
+        (b"n\r", "error: nothing deleted: not confirmed"),
+    ],
+    ids=["ctrl-c", "ctrl-d", "no"],
+)
+def test_anything_but_yes_at_the_prompt_deletes_nothing_and_exits_130(redis_url, answer, line):
+    import redis
+
+    keys = [f"api_cache:user_profile:id:{i}" for i in range(3)]
+    with redis.Redis.from_url(redis_url) as r:
+        for key in keys:
+            r.set(key, "{}")
+    argv = [sys.executable, "-m", "cachectl", "--url", redis_url, "--no-color",
+            "invalidate", "--pattern", "api_cache:user_profile:*"]
+    status, screen = _run_in_pty(argv, answer)
+    assert status == ExitCode.INTERRUPTED, screen
+    lines = [x.strip() for x in screen.replace("\r", "").split("\n") if x.strip()]
+    # The question, then exactly one line of ours (the terminal may echo ^C or ^D after it).
+    assert lines[-1] == line, screen
+    assert lines[-2].startswith("Delete 3 entries? [y/N]"), screen
+    assert "Aborted" not in screen and "Traceback" not in screen
+    with redis.Redis.from_url(redis_url) as r:
+        assert r.exists(*keys) == 3
