@@ -279,7 +279,13 @@ _LAYOUT_PARSERS: dict[str, Callable[[Any], Any]] = {
     "scheme": _choice("standard", "versioned"),
     "header_allowlist": _headers,
 }
-_LAYOUT_ENV = {"prefix": ("CACHECTL_PREFIX",), "param_encoding": ("CACHECTL_PARAM_ENCODING",)}
+_LAYOUT_ENV = {
+    "prefix": ("CACHECTL_PREFIX",),
+    "param_encoding": ("CACHECTL_PARAM_ENCODING",),
+    # One command run against another generation of versioned keys (to retire api:v1:*).
+    "scheme": ("CACHECTL_SCHEME",),
+    "version": ("CACHECTL_LAYOUT_VERSION",),
+}
 
 _SETTINGS: dict[str, _Setting] = {
     s.name: s

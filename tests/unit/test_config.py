@@ -92,6 +92,15 @@ def test_the_environment_overrides_the_config_file(load, work):
     assert settings.sources["layout.prefix"] == "env CACHECTL_PREFIX"
 
 
+def test_the_environment_picks_the_scheme_and_version_of_versioned_keys(load, work):
+    write(work / "cachectl.yaml", "layout: {scheme: versioned, version: v2}\n")
+    settings = load(env={"CACHECTL_LAYOUT_VERSION": "v1"})
+    assert (settings.layout.scheme, settings.layout.version) == ("versioned", "v1")
+    assert settings.sources["layout.version"] == "env CACHECTL_LAYOUT_VERSION"
+    settings = load(env={"CACHECTL_SCHEME": "standard"})
+    assert settings.layout.scheme == "standard"
+
+
 def test_a_flag_overrides_the_environment(load):
     settings = load(
         flags={"timeout": 1.5, "tls_verify": False, "url": None},
