@@ -1,7 +1,7 @@
 """Every error cachectl reports, each with its exit status and a stable machine code.
 
 The exit-code table lives here and nowhere else; the CLI applies it in one place
-(`cachectl.cli.app.main`) and the README documents it.
+(`cachectl.cli.app.CachectlGroup`) and the README documents it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     PARTIAL = 6  # the job ran but some of it failed (warm failures, a scan cut short)
     CHECK_FAILED = 7  # `cachectl check`: a threshold was breached
     INTERRUPTED = 130  # Ctrl-C
+    CLOSED_PIPE = 141  # stdout's reader went away (`| head`): 128 + SIGPIPE, as a shell reports it
 
 
 EXIT_CODE_MEANINGS: dict[int, str] = {
@@ -33,6 +34,8 @@ EXIT_CODE_MEANINGS: dict[int, str] = {
     ExitCode.PARTIAL: "partial failure: the job ran but part of it failed",
     ExitCode.CHECK_FAILED: "a `cachectl check` condition failed",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitCode.CLOSED_PIPE: "the output's reader went away (`| head`): cachectl stopped there, "
+    "quietly, as a tool killed by SIGPIPE does",
 }
 
 

@@ -37,6 +37,15 @@ class CachectlGroup(TyperGroup):
             args.insert(0, "--traceback")
         return super().main(args, *a, **kw)
 
+    def make_context(self, *args, **kwargs):
+        # The root's own output (--help, --version) meeting a closed pipe.
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            if not _output_closed():
+                raise
+            raise typer.Exit(ExitCode.CLOSED_PIPE) from None
+
     def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
@@ -48,7 +57,12 @@ class CachectlGroup(TyperGroup):
         except CachectlError as err:
             _report(ctx, err)
             ctx.exit(err.exit_code)
-        except Exception as exc:  # a bug: one line unless --traceback
+        except Exception as exc:
+            if isinstance(exc, BrokenPipeError) and _output_closed():
+                # The reader has gone (`cachectl keys | head`): stop there, quietly, as a tool
+                # killed by SIGPIPE does. Nothing more is written, not even an error line.
+                ctx.exit(ExitCode.CLOSED_PIPE)
+            # A bug: one line unless --traceback.
             err = CachectlError(
                 f"internal error: {type(exc).__name__}: {exc}",
                 hint="rerun with --traceback and report it",
@@ -58,6 +72,12 @@ class CachectlGroup(TyperGroup):
         finally:
             if isinstance(ctx.obj, AppContext):
                 ctx.obj.close()
+
+
+def _output_closed() -> bool:
+    from cachectl.render.output import stop_writing_to_closed_pipes
+
+    return stop_writing_to_closed_pipes()
 
 
 def _report(ctx: typer.Context, err: CachectlError, exc: BaseException | None = None) -> None:
@@ -70,12 +90,17 @@ def _report(ctx: typer.Context, err: CachectlError, exc: BaseException | None = 
     if app_ctx._settings is not None:
         secrets.append(app_ctx._settings.password)
     err.message = scrub(err.message, secrets)
-    if app_ctx.traceback:
-        import traceback
+    try:
+        if app_ctx.traceback:
+            import traceback
 
-        text = "".join(traceback.format_exception(exc or err))
-        sys.stderr.write(scrub(text, secrets))
-    out.error(err)
+            text = "".join(traceback.format_exception(exc or err))
+            sys.stderr.write(scrub(text, secrets))
+        out.error(err)
+    except BrokenPipeError:
+        if not _output_closed():
+            raise
+        raise typer.Exit(ExitCode.CLOSED_PIPE) from None
 
 
 app = typer.Typer(

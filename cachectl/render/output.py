@@ -7,6 +7,7 @@ command that fails early, and `cachectl --help`, never pay for it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -200,7 +201,7 @@ def _isatty(stream: IO[str]) -> bool:
 def _make_console(stream: IO[str], color: bool, terminal: bool):
     from rich.console import Console
 
-    return Console(
+    console = Console(
         file=stream,
         force_terminal=terminal,
         no_color=not color,
@@ -209,3 +210,54 @@ def _make_console(stream: IO[str], color: bool, terminal: bool):
         soft_wrap=not terminal,
         width=None if terminal else 160,
     )
+    # rich's own answer to a closed pipe is `SystemExit(1)`; cachectl's frame decides instead.
+    console.on_broken_pipe = _broken_pipe
+    return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError(errno.EPIPE, "the reader of the output has gone")
+
+
+# -- a closed pipe (`cachectl keys | head`) -----------------------------------------------------
+
+
+def stop_writing_to_closed_pipes() -> bool:
+    """After a BrokenPipeError: whether stdout or stderr is a pipe whose reader has gone.
+
+    Each that is gets pointed at /dev/null, as Python's documentation on SIGPIPE advises, so
+    that nothing (not even the flush at interpreter exit, which would print "Exception
+    ignored ... BrokenPipeError") writes to it again. False means the broken pipe was something
+    else's, such as a socket: an error to report, not the end of the output.
+    """
+    closed = False
+    for stream in (sys.stdout, sys.stderr):
+        fd = _closed_pipe_fd(stream)
+        if fd is None:
+            continue
+        closed = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+    return closed
+
+
+def _closed_pipe_fd(stream: IO[str] | None) -> int | None:
+    """The stream's file descriptor when it is a pipe (or socket) nobody reads any more."""
+    try:
+        fd = stream.fileno()  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return None  # not a real file (a test's buffer)
+    import select
+
+    if not hasattr(select, "poll"):  # pragma: no cover - Windows: trust the BrokenPipeError
+        return fd
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    # A pipe whose read end is closed polls as POLLERR (Linux) or POLLHUP (BSD, macOS).
+    events = 0
+    for _, mask in poller.poll(0):
+        events |= mask
+    return fd if events & (select.POLLERR | select.POLLHUP) else None

@@ -204,3 +204,86 @@ def test_anything_but_yes_at_the_prompt_deletes_nothing_and_exits_130(redis_url,
     assert "Aborted" not in screen and "Traceback" not in screen
     with redis.Redis.from_url(redis_url) as r:
         assert r.exists(*keys) == 3
+
+
+# --- a closed pipe (`cachectl ... | head`) ---------------------------------------------------
+
+
+def _read_a_little_then_close(argv: list[str], nbytes: int) -> tuple[int, bytes, bytes]:
+    """Runs argv with stdout into a pipe we read `nbytes` of and then close, as `| head -c`
+    does; returns (exit status, what was read, all of stderr)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = proc.stdout.read(nbytes)
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    return proc.wait(timeout=60), head, stderr
+
+
+@pytest.fixture
+def many_entries(redis_url):
+    """More entries than a pipe's buffer holds as --jsonl or --json, all in one tag set."""
+    import redis
+
+    keys = [f"api_cache:many:id:{i}" for i in range(5000)]
+    with redis.Redis.from_url(redis_url) as r:
+        pipe = r.pipeline(transaction=False)
+        pipe.mset({k: "{}" for k in keys})
+        pipe.sadd("tag:many", *keys)
+        pipe.execute()
+    return keys
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["keys", "--jsonl"],
+        ["keys"],  # the table for people, drawn by rich
+        ["keys", "--json"],
+        ["invalidate", "--tag", "many", "--dry-run", "--json"],
+        ["invalidate", "--pattern", "api_cache:many:*", "--dry-run", "--show", "5000"],
+    ],
+    ids=" ".join,
+)
+def test_a_reader_that_closes_early_ends_the_command_quietly_with_141(
+    redis_url, many_entries, command
+):
+    argv = [sys.executable, "-m", "cachectl", "--url", redis_url, *command]
+    status, head, stderr = _read_a_little_then_close(argv, 200)
+    assert len(head) == 200
+    assert status == ExitCode.CLOSED_PIPE, stderr
+    # Nothing at all on stderr: no traceback, no "Exception ignored ... BrokenPipeError" from
+    # the flush at interpreter exit, no error line.
+    assert stderr == b""
+    if command[0] == "invalidate":
+        import redis
+
+        with redis.Redis.from_url(redis_url) as r:
+            assert r.exists(*many_entries) == len(many_entries)
+
+
+@pytest.mark.parametrize("command", [["--help"], ["doctor", "--help"], ["--version"]], ids=" ".join)
+def test_help_into_a_closed_pipe_ends_quietly(command):
+    import os
+
+    # A pipe whose reader is gone before cachectl starts: its first write meets EPIPE.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "cachectl", *command], stdout=write_end,
+                              stderr=subprocess.PIPE, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == ExitCode.CLOSED_PIPE, proc.stderr
+    assert proc.stderr == b""
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_an_error_not_silence(monkeypatch):
+    """A BrokenPipeError from a socket (stdout still open) is reported, never swallowed."""
+
+    def socket_broke(settings, store):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("cachectl.ops.doctor.run_doctor", socket_broke)
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == ExitCode.INTERNAL
+    assert "internal error: BrokenPipeError" in result.stderr

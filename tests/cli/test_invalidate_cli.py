@@ -292,5 +292,5 @@ def test_dry_run_into_a_closed_pipe_ends_quietly(redis_url, client):
         shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60,
         check=False,
     )
-    assert proc.stdout.strip() == "1"
+    assert proc.stdout.strip() == "141"  # ExitCode.CLOSED_PIPE
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr

@@ -77,7 +77,7 @@ def test_a_reader_that_stops_early_ends_the_listing_quietly(url):
     assert json.loads(proc.stdout.readline())["type"] == "string"
     proc.stdout.close()  # as `| head -1` does
     stderr = proc.stderr.read()
-    assert proc.wait(timeout=30) == 1
+    assert proc.wait(timeout=30) == 141  # ExitCode.CLOSED_PIPE, as a shell reports SIGPIPE
     assert stderr == b""
 
 
