@@ -6,7 +6,7 @@ Everything is measured in one run, on one machine, side by side, and reported as
 - a bare aiohttp loop (fetch only, nothing parsed or stored) at the same concurrency;
 - a plain sequential fetch-and-store loop (http.client + redis-py, one entry at a time);
 - the Redis side alone: cachectl's entry writer against redis-cli --pipe sending the same
-  commands (MULTI, SADD, PEXPIRE, ZADD, SET PX, EXEC per entry) for the same entries;
+  commands (MULTI, SET PX, SADD, PEXPIRE, ZADD, EXEC per entry) for the same entries;
 - peak memory (RSS) of warm runs of growing size: a flat line means the plan streams.
 
 Usage:
@@ -198,11 +198,12 @@ def redis_side(redis_url: str, redis_port: int, origin_url: str, entries: int) -
     now_ms = int(time.time() * 1000)
     chunks = []
     for r in requests:
-        commands = [("MULTI",)]
+        # The writer's order: the entry first, then its index writes (ops/warm_write.py).
+        commands = [("MULTI",), ("SET", r.key, body, "PX", "3600000")]
         for tag in r.tags:
             key = plan.layout.tag(tag)
             commands += [("SADD", key, r.key), ("PEXPIRE", key, "3601000", "NX"), ("PEXPIRE", key, "3601000", "GT")]
-        commands += [("ZADD", "cache_entries", str(now_ms), r.key), ("SET", r.key, body, "PX", "3600000"), ("EXEC",)]
+        commands += [("ZADD", "cache_entries", str(now_ms), r.key), ("EXEC",)]
         for command in commands:
             parts = [p.encode() for p in command]
             chunks.append(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
