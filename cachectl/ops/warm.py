@@ -520,20 +520,26 @@ def warm_every(
     sleep: Callable[[float], None] = time.sleep,
 ) -> WarmResult:
     """Rounds `every_seconds` apart (start to start; a round that takes longer is followed at
-    once) until stopped. Ctrl-C between rounds ends it with the last round's result; a round
-    stopped by Ctrl-C or by Redis ends it too."""
+    once) until stopped. Ctrl-C or SIGTERM between rounds ends it with the last round's result
+    (a clean end: stopping is how a loop ends); a round stopped by Ctrl-C, SIGTERM or by Redis
+    ends it too, with that round's result."""
+    from cachectl.signals import sigterm_as_interrupt
+
     round_number = 0
-    while True:
-        round_number += 1
-        started = time.monotonic()
-        result = warm(store, plan, options, on_progress=on_progress, round_number=round_number)
-        on_round(result)
-        if result.stopped:
-            return result
-        try:
-            sleep(max(0.0, every_seconds - (time.monotonic() - started)))
-        except KeyboardInterrupt:
-            return result
+    # SIGTERM (a cancelled job, systemd) between rounds ends the loop as Ctrl-C does; during a
+    # round the round's own handler stops it cleanly with its report.
+    with sigterm_as_interrupt():
+        while True:
+            round_number += 1
+            started = time.monotonic()
+            result = warm(store, plan, options, on_progress=on_progress, round_number=round_number)
+            on_round(result)
+            if result.stopped:
+                return result
+            try:
+                sleep(max(0.0, every_seconds - (time.monotonic() - started)))
+            except KeyboardInterrupt:
+                return result
 
 
 def _kept_by_ttl(options: WarmOptions, pttl_ms: int) -> str | None:
@@ -609,6 +615,7 @@ class _Run:
         )
         # A CI job being cancelled gets SIGTERM: stop as cleanly as on Ctrl-C.
         loop = asyncio.get_running_loop()
+        previous_sigterm = signal.getsignal(signal.SIGTERM)
         try:
             loop.add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
             on_sigterm = True
@@ -633,7 +640,9 @@ class _Run:
             finally:
                 await self._stop([producer, *workers, flow, *helpers], writer, write_q)
                 if on_sigterm:
-                    loop.remove_signal_handler(signal.SIGTERM)
+                    loop.remove_signal_handler(signal.SIGTERM)  # leaves SIG_DFL behind
+                    if previous_sigterm is not None:
+                        signal.signal(signal.SIGTERM, previous_sigterm)  # warm_every's, say
         if flow.done() and not flow.cancelled() and flow.exception() is not None:
             exc = flow.exception()
             if not isinstance(exc, CachectlError):
