@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Annotated
 
 import typer
@@ -54,7 +55,7 @@ def check(
     ] = None,
     every: Annotated[
         str | None, typer.Option("--every", help="Repeat every DURATION as an alerting loop "
-                                 "(Ctrl-C stops it; the exit code is the last round's).")
+                                 "(Ctrl-C or SIGTERM stops it; the exit code is the last round's).")
     ] = None,
     rounds: Annotated[
         int | None, typer.Option("--rounds", help="With --every: stop after N rounds.")
@@ -112,7 +113,10 @@ def check(
             # In the alerting loop an unreachable Redis is a breach to report, not the end.
             return unreachable_result(thresholds, err, source, seconds)
 
+    seen: list = []  # the rounds so far: an interrupted loop's verdict is its last round's
+
     def on_round(round_):
+        seen[:] = [round_]
         if every_seconds is None:
             return
         if out.json_mode:
@@ -123,14 +127,20 @@ def check(
         if round_.webhook_error:
             out.warn(round_.webhook_error)
 
+    from cachectl.signals import sigterm_as_interrupt
+
     try:
-        last = check_loop(run_round, every_seconds or 0, rounds=1 if every is None else rounds,
-                          webhook=webhook, on_round=on_round)
+        # A stopped alerting loop (Ctrl-C, or SIGTERM from systemd or a cancelled job) ends
+        # with its last round's verdict.
+        with sigterm_as_interrupt() if every_seconds else nullcontext():
+            last = check_loop(run_round, every_seconds or 0,
+                              rounds=1 if every is None else rounds, webhook=webhook,
+                              on_round=on_round)
     except KeyboardInterrupt:
-        if every_seconds is None:
-            raise
-        last = None  # the loop was stopped: the last round printed is the verdict
-    result = last.result if last else None
+        if every_seconds is None or not seen:
+            raise  # nothing was judged: exit 130
+        last = seen[-1]
+    result = last.result
     failure = None
     if result is not None and not result.ok:
         names = ", ".join(c.description for c in result.failed)

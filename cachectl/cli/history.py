@@ -49,14 +49,15 @@ def record(
         int, typer.Option("--discover-every", help="Look for new endpoints every N samples.")
     ] = 60,
 ) -> None:
-    """Sample the cache's and the server's figures until stopped (Ctrl-C: exit 0) and store
-    them as time series with 1m/5m/1h/1d aggregates. Compaction and retention run at the start
-    and every hour. One line per sample (one JSON object per line with --json)."""
+    """Sample the cache's and the server's figures until stopped (Ctrl-C or SIGTERM: exit 0)
+    and store them as time series with 1m/5m/1h/1d aggregates. Compaction and retention run at
+    the start and every hour. One line per sample (one JSON object per line with --json)."""
     from cachectl.layout import Layout
     from cachectl.ops.history import Recorder
     from cachectl.ops.history import record as run_record
     from cachectl.ops.stats import Sampler
     from cachectl.render.history import record_line
+    from cachectl.signals import sigterm_as_interrupt
 
     every_seconds = duration_option("--every", every)
     compact_seconds = duration_option("--compact-after", compact_after)
@@ -80,7 +81,8 @@ def record(
             out.line(record_line(progress, error))
 
     try:
-        run_record(sampler, recorder, every_seconds, ticks=ticks, on_tick=on_tick)
+        with sigterm_as_interrupt():  # SIGTERM (systemd, a cancelled job) stops it like Ctrl-C
+            run_record(sampler, recorder, every_seconds, ticks=ticks, on_tick=on_tick)
     except KeyboardInterrupt:
         pass
 

@@ -48,7 +48,8 @@ def stats(
     ] = "5m",
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="A live dashboard (one line per interval off a "
-                           "terminal; one JSON object per line with --json). Ctrl-C leaves.")
+                           "terminal; one JSON object per line with --json). Ctrl-C or SIGTERM "
+                           "leaves (exit 0).")
     ] = False,
     interval: Annotated[
         float, typer.Option("--interval", "-i", help="Seconds between two dashboard updates.")
@@ -119,6 +120,7 @@ def _watch(app_ctx, *, interval: float, record: bool, discover_every: int,
     from cachectl.ops.history import Recorder, dashboard_tick
     from cachectl.ops.stats import DashboardState, Sampler, watch
     from cachectl.render.dashboard import dashboard_line, render_dashboard
+    from cachectl.signals import sigterm_as_interrupt
     from cachectl.timeseries import DEFAULT_COMPACT_AFTER_SECONDS, TimeSeries
 
     out = app_ctx.output
@@ -130,22 +132,23 @@ def _watch(app_ctx, *, interval: float, record: bool, discover_every: int,
     state = DashboardState(started_at=time.time(), interval_seconds=interval, recording=record)
     frames = watch(sampler, interval, max_ticks=ticks)
     try:
-        if out.live:
-            from rich.live import Live
+        with sigterm_as_interrupt():  # SIGTERM (a cancelled job) leaves like Ctrl-C: exit 0
+            if out.live:
+                from rich.live import Live
 
-            # Drawn once a tick and never in between: the dashboard's CPU stays near zero.
-            with Live(render_dashboard(state), console=out.console, auto_refresh=False,
-                      redirect_stdout=False, redirect_stderr=False) as live:
+                # Drawn once a tick and never in between: the dashboard's CPU stays near zero.
+                with Live(render_dashboard(state), console=out.console, auto_refresh=False,
+                          redirect_stdout=False, redirect_stderr=False) as live:
+                    for tick in frames:
+                        dashboard_tick(state, tick, series, recorder)
+                        live.update(render_dashboard(state), refresh=True)
+            else:
                 for tick in frames:
                     dashboard_tick(state, tick, series, recorder)
-                    live.update(render_dashboard(state), refresh=True)
-        else:
-            for tick in frames:
-                dashboard_tick(state, tick, series, recorder)
-                if out.json_mode:
-                    out.json_line(state.to_dict())
-                else:
-                    out.line(dashboard_line(state))
+                    if out.json_mode:
+                        out.json_line(state.to_dict())
+                    else:
+                        out.line(dashboard_line(state))
     except KeyboardInterrupt:
         pass
 
