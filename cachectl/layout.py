@@ -8,6 +8,7 @@ Pure Python and stdlib only: the CLI imports this module without loading Redis o
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import itertools
 import json
@@ -29,6 +30,10 @@ NO_PARAMS = "no_params"
 PARAM_ENCODINGS = ("json", "plain")
 SCHEMES = ("standard", "versioned")
 AGG_RESOLUTIONS = ("1m", "5m", "1h", "1d")
+# cachectl's own bookkeeping, beyond LAYOUT.md (see Layout.pending_set and Layout.lock).
+PENDING_SUFFIX = b":invalidating"
+LOCK_SUFFIX = "_lock:"
+CLUSTER_SLOTS = 16384
 
 # Valid surrogate pairs are matched first so only lone surrogates reach the single-unit branch.
 _SURROGATE_PAIR = r"[\ud800-\udbff][\udc00-\udfff]"
@@ -292,6 +297,39 @@ def _as_text(key: Key) -> str:
     return key.decode("utf-8", "replace") if isinstance(key, bytes) else key
 
 
+def key_slot(key: bytes) -> int:
+    """The Redis Cluster hash slot of `key` (CRC16 of its `{hashtag}` if it has a non-empty
+    one, else of the whole key), as the server computes it."""
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return binascii.crc_hqx(key, 0) % CLUSTER_SLOTS
+
+
+def _pending_name(set_key: bytes, prefix: bytes) -> bytes:
+    """See Layout.pending_set."""
+    slot = key_slot(set_key)
+    for candidate in (prefix + b":{" + set_key + b"}" + PENDING_SUFFIX, set_key + PENDING_SUFFIX):
+        if key_slot(candidate) == slot:
+            return candidate
+    # Neither shares the slot: the set key has no usable hashtag, so the whole name is hashed
+    # and a suffix without braces keeps it that way; the CRC of the common head is computed
+    # once (16,384 tries on average, a few milliseconds).
+    head = set_key + PENDING_SUFFIX + b":"
+    crc = binascii.crc_hqx(head, 0)
+    n = 1
+    while binascii.crc_hqx(b"%d" % n, crc) % CLUSTER_SLOTS != slot:
+        n += 1
+    candidate = head + b"%d" % n
+    assert key_slot(candidate) == slot
+    return candidate
+
+
+_NUMBERED_PENDING = re.compile(rb"(.*)" + re.escape(PENDING_SUFFIX) + rb":[1-9][0-9]*", re.DOTALL)
+
+
 # --- parsing keys back -----------------------------------------------------------------------
 
 
@@ -434,8 +472,9 @@ class Layout:
             f"{config.metric_prefix}:": "timeseries",
             f"{config.meta_prefix}:": "timeseries",
             f"{config.agg_prefix}:": "timeseries",
+            self._lock_root(): "lock",
         }
-        if len(roots) < 7 or config.entries_log == config.access_log:
+        if len(roots) < 8 or config.entries_log == config.access_log:
             raise ConfigError("two kinds of keys in the layout share one prefix or name")
         # Longest first, so a prefix nested in another (shop:api_cache in shop) still wins.
         self._roots = sorted(
@@ -444,6 +483,10 @@ class Layout:
         self._logs = {
             _as_bytes(config.entries_log): "entries_log",
             _as_bytes(config.access_log): "access_log",
+        }
+        self._set_prefixes = {
+            "tag": _as_bytes(config.tag_prefix),
+            "dependency": _as_bytes(config.dependency_prefix),
         }
 
     def for_version(self, version: str) -> Layout:
@@ -516,6 +559,38 @@ class Layout:
     def access_log(self) -> str:
         return self.config.access_log
 
+    # cachectl's own bookkeeping (not in LAYOUT.md): both are told apart by `kind`, so no
+    # listing counts them as entries or tags and no invalidation or prune deletes them.
+
+    def pending_set(self, set_key: Key) -> Key:
+        """Where `invalidate` moves a tag or dependency set while it deletes its entries
+        (RENAMENX: a write that lands meanwhile goes to a fresh set). Returned as the type given.
+
+        RENAME needs both names in one hash slot in a cluster: `{prefix}:{<set key>}:invalidating`
+        (`tag:{tag:user_1}:invalidating`) hashes on the whole set key, as the set does; a set key
+        with its own `{hashtag}` keeps it with `<set key>:invalidating`; a set key that hashes
+        whole but cannot be wrapped (a lone `}`, an empty `{}`) gets the first
+        `<set key>:invalidating:<n>` in its slot. The name depends only on the set key (a single
+        server gets the same one), so a rerun finds what an interrupted run left; it stays under
+        the set's own prefix, where ACL key patterns already let cachectl write.
+        """
+        raw = _as_bytes(set_key)
+        kind = self._root_kind(raw)
+        if kind not in self._set_prefixes:
+            raise UsageError(f"{_as_text(set_key)!r} is not a tag or dependency set key")
+        pending = _pending_name(raw, self._set_prefixes[kind])
+        return pending if isinstance(set_key, bytes) else pending.decode("utf-8", "surrogatepass")
+
+    def lock(self, entry_key: Key) -> str:
+        """The stampede lock the library takes while one caller fills `entry_key`:
+        `{prefix}_lock:{entry key}` (`api_cache_lock:api_cache:users:id:1`; in the versioned
+        scheme `{versioned_prefix}_lock:...`). Beside the cache's prefixes, never under them."""
+        return f"{self._lock_root()}{_as_text(entry_key)}"
+
+    def _lock_root(self) -> str:
+        config = self.config
+        return f"{config.versioned_prefix if self.versioned else config.prefix}{LOCK_SUFFIX}"
+
     def metric(self, name: str) -> str:
         return _well_formed(f"{self.config.metric_prefix}:{name}")
 
@@ -561,6 +636,9 @@ class Layout:
         head = f"{self.config.agg_prefix}:" + ("" if name is None else f"{name}:")
         return escape_glob(_well_formed(head)) + "*"
 
+    def lock_pattern(self) -> str:
+        return escape_glob(self._lock_root()) + "*"
+
     def owned_patterns(self) -> tuple[str, ...]:
         """Patterns that together match every key the cache owns."""
         return (
@@ -571,6 +649,7 @@ class Layout:
             self.metric_pattern(),
             self.meta_pattern(),
             self.agg_pattern(),
+            self.lock_pattern(),
             escape_glob(self.config.entries_log),
             escape_glob(self.config.access_log),
         )
@@ -579,14 +658,49 @@ class Layout:
 
     def kind(self, key: Key) -> str | None:
         """What `key` is: "entry", "tag", "dependency", "metrics", "entries_log", "access_log"
-        or "timeseries"; None for a key outside the cache's prefixes."""
+        or "timeseries" (LAYOUT.md's keys); "pending_set" (a tag or dependency set an
+        `invalidate` is draining, see `pending_set`) or "lock" (the library's stampede lock,
+        see `lock`); None for a key outside the cache's prefixes."""
         raw = _as_bytes(key)
         if raw in self._logs:
             return self._logs[raw]
+        kind = self._root_kind(raw)
+        if kind in self._set_prefixes and PENDING_SUFFIX in raw and self._pending_origin(raw, kind):
+            return "pending_set"
+        return kind
+
+    def _root_kind(self, raw: bytes) -> str | None:
         for root, kind in self._roots:
             if raw.startswith(root):
                 return kind
         return None
+
+    def _pending_origin(self, raw: bytes, kind: str) -> bytes | None:
+        """The set whose pending name `raw` is, if any: the set key is read back from each form
+        `pending_set` writes and the name made again from it, so a tag that merely has
+        `:invalidating` in its name stays a tag."""
+        prefix = self._set_prefixes[kind]
+        origins = []
+        head, tail = prefix + b":{", b"}" + PENDING_SUFFIX
+        if raw.startswith(head) and raw.endswith(tail) and len(raw) > len(head) + len(tail):
+            origins.append(raw[len(head) : -len(tail)])
+        if raw.endswith(PENDING_SUFFIX):
+            origins.append(raw[: -len(PENDING_SUFFIX)])
+        elif numbered := _NUMBERED_PENDING.fullmatch(raw):
+            origins.append(numbered.group(1))
+        for origin in origins:
+            if self._root_kind(origin) == kind and _pending_name(origin, prefix) == raw:
+                return origin
+        return None
+
+    def pending_origin(self, key: Key) -> bytes | None:
+        """The tag or dependency set key whose pending name `key` is; None if it is none."""
+        raw = _as_bytes(key)
+        kind = self._root_kind(raw)
+        return self._pending_origin(raw, kind) if kind in self._set_prefixes else None
+
+    def is_pending_set(self, key: Key) -> bool:
+        return self.kind(key) == "pending_set"
 
     def owns(self, key: Key) -> bool:
         return self.kind(key) is not None

@@ -8,9 +8,10 @@ read it. The lock expires by itself, so a holder that crashed blocks nobody past
 expired never deletes the next holder's lock. Waiting is bounded by `wait_timeout`: then a
 waiter calls the origin itself.
 
-The lock key is `{prefix}_lock:{entry key}` (`api_cache_lock:api_cache:users:id:1`): in the
-cache's namespace, but outside every prefix of LAYOUT.md, so cachectl's tools never take a lock
-for an entry (nor delete one as an entry: it expires within `lock_timeout`).
+The lock key is `Layout.lock(entry key)`, `{prefix}_lock:{entry key}`
+(`api_cache_lock:api_cache:users:id:1`): in the cache's namespace, but outside every prefix of
+LAYOUT.md; `Layout.kind` calls it a "lock", so cachectl's tools never take it for an entry (nor
+delete one as an entry: it expires within `lock_timeout`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from cachectl.errors import UsageError
 
 if TYPE_CHECKING:
     from cachectl.layout import Layout
-
-LOCK_SUFFIX = "_lock:"
 
 # Deletes the lock only while it still holds our token: after a holder's lock expired and
 # another caller took it, the first holder's release must leave the new lock alone.
@@ -76,9 +75,7 @@ class StampedeOptions:
 
 
 def lock_key(layout: Layout, entry_key: str) -> str:
-    config = layout.config
-    base = config.versioned_prefix if layout.versioned else config.prefix
-    return f"{base}{LOCK_SUFFIX}{entry_key}"
+    return layout.lock(entry_key)
 
 
 def new_token() -> str:

@@ -17,7 +17,9 @@ How a run goes:
   from it (only those still gone: see `prune.drop_dangling`).
 - Entries found by a pattern or an endpoint scan are then swept out of every tag and dependency
   set that names them, unless the caller skips it; after exact keys or sets only when asked
-  (`index_cleanup="sweep"`). The sets are found by a `SCAN ... TYPE set` walk afterwards.
+  (`index_cleanup="sweep"`). The sets are found by a `SCAN ... TYPE set` walk afterwards;
+  members that the scans select and whose entry is gone go too, so the rerun of an interrupted
+  run also finishes the cleanup its first run did not get to.
 - SCAN's cursor means nothing to a restarted server (its hash seed changes): a scan that saw a
   node's run_id change is run again, so "done" never hides entries the first pass missed.
 """
@@ -45,45 +47,10 @@ from cachectl.ops.selection import Filters, KeySource, ScanSource, Selection, Se
 if TYPE_CHECKING:
     from cachectl.store import Pacer, Store
 
-PENDING_SUFFIX = b":invalidating"
 PROBE_NAME = "__cachectl_invalidate_probe__"
 QUEUE_BATCHES = 8  # how far scanning may run ahead of deleting
 SCAN_PASSES = 3  # a scan repeated this often because servers restarted gives up
 INDEX_CLEANUP = ("auto", "sweep", "skip")
-
-
-# --- the pending set -------------------------------------------------------------------------
-
-
-def pending_set_name(set_key: bytes, prefix: bytes) -> bytes:
-    """Where a tag or dependency set is moved while it is being invalidated.
-
-    RENAME needs both names in one hash slot in a cluster. `{prefix}:{<set key>}:invalidating`
-    hashes on the whole set key, as the set does; a set key that carries its own `{hashtag}`
-    keeps it with `<set key>:invalidating`; a pathological name (a lone `}`, an empty `{}`)
-    gets the first numbered suffix that lands in its slot. The name depends only on the set
-    key (a single server gets the same one), so a rerun finds what an interrupted run left.
-    It stays under the set's own prefix, where ACL key patterns already let cachectl write.
-    """
-    from redis.crc import key_slot
-
-    slot = key_slot(set_key)
-    for candidate in (prefix + b":{" + set_key + b"}" + PENDING_SUFFIX, set_key + PENDING_SUFFIX):
-        if key_slot(candidate) == slot:
-            return candidate
-    n = 1
-    while key_slot(candidate := set_key + PENDING_SUFFIX + b":" + str(n).encode()) != slot:
-        n += 1
-    return candidate
-
-
-def is_pending_set(key: bytes) -> bool:
-    return key.endswith(PENDING_SUFFIX) or PENDING_SUFFIX + b":" in key
-
-
-def _set_prefix(layout: Layout, source: SetSource) -> bytes:
-    prefix = layout.config.tag_prefix if source.kind == "tag" else layout.config.dependency_prefix
-    return prefix.encode()
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -296,7 +263,7 @@ class _Finder:
 
     def _set(self, source: SetSource) -> Iterator[_Batch | _SetDrained]:
         store = self.store
-        pending = pending_set_name(source.set_key, _set_prefix(self.layout, source))
+        pending = self.layout.pending_set(source.set_key)
         if not self.take_sets:
             # A dry run or a filtered run reads without taking; a pending set an earlier
             # run left still holds entries of this tag.
@@ -420,6 +387,26 @@ def _only_entries_match(layout: Layout, pattern: bytes) -> bool:
     )
 
 
+def _scan_selects(layout: Layout, selection: Selection) -> Callable[[bytes], bool] | None:
+    """Whether a key is an entry one of the selection's scans would select (the filters
+    aside); None without scans."""
+    from cachectl.ops.keys import glob_to_regex
+
+    tests = [(glob_to_regex(s.pattern).match, s.endpoint) for s in selection.sources
+             if isinstance(s, ScanSource)]
+    if not tests:
+        return None
+
+    def selects(key: bytes) -> bool:
+        return any(
+            match(key) is not None
+            and (layout.is_entry(key) if endpoint is None else layout.is_entry_of(key, endpoint))
+            for match, endpoint in tests
+        )
+
+    return selects
+
+
 def _chunks(items, size: int) -> Iterator[list]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -439,7 +426,7 @@ def check_permissions(store: Store, layout: Layout, selection: Selection) -> Non
     probes = [("UNLINK", entry), ("ZREM", layout.entries_log(), entry)]
     if any(isinstance(s, SetSource) for s in selection.sources):
         tag = layout.tag(PROBE_NAME).encode()
-        pending = pending_set_name(tag, layout.config.tag_prefix.encode())
+        pending = layout.pending_set(tag)
         probes += [("SREM", tag, entry), ("RENAMENX", tag, pending)]
     for probe in probes:
         try:
@@ -663,7 +650,11 @@ class _Deleter:
             result.index_cleanup = "skipped"
             return
         deleted = self.finder.seen
-        if not self.cleanup_wanted(selection) or not deleted:
+        # Entries an earlier, interrupted run of the same scan deleted are no longer found, so
+        # not in `deleted`: members its scans select are looked at too (drop_dangling removes
+        # only those whose entry is gone), so that a rerun finishes the index cleanup as well.
+        earlier = _scan_selects(self.layout, selection)
+        if not self.cleanup_wanted(selection) or not (deleted or earlier):
             return
         touched: set[bytes] = set()
         pairs: list[tuple[bytes, bytes]] = []
@@ -678,9 +669,10 @@ class _Deleter:
         count = self.options.scan_count
         for _, keys in self.store.scan_nodes(type="set", count=count, pacer=self.pacer):
             sets = [k for k in keys if self.layout.kind(k) in INDEX_KINDS
-                    and k not in self.forgot_in and not is_pending_set(k)]
+                    and k not in self.forgot_in]
             for set_key, members in set_member_pages(self.store, sets, count, self.pacer):
-                pairs += [(set_key, m) for m in members if m in deleted]
+                pairs += [(set_key, m) for m in members
+                          if m in deleted or (earlier is not None and earlier(m))]
                 if len(pairs) >= self.options.batch_size:
                     flush()
             if stop.is_set():
@@ -701,7 +693,5 @@ __all__ = [
     "InvalidateResult",
     "check_permissions",
     "invalidate",
-    "is_pending_set",
-    "pending_set_name",
     "preview",
 ]

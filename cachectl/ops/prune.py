@@ -177,7 +177,6 @@ def prune(
     A Redis error after the retries is returned in `failure` with what was done so far; a set
     `stop` event ends the run after the current batch (`interrupted`).
     """
-    from cachectl.ops.invalidate import is_pending_set
     from cachectl.store import Pacer
 
     layout = Layout(store.settings.layout)
@@ -217,10 +216,13 @@ def prune(
             progress()
 
         for _, keys in store.scan_nodes(type="set", count=options.scan_count, pacer=pacer):
-            sets = [k for k in keys if layout.kind(k) in INDEX_KINDS]
+            kinds = [layout.kind(k) for k in keys]
+            # A pending set is left whole for the rerun of its `invalidate` to finish.
+            sets = [k for k, kind in zip(keys, kinds) if kind in INDEX_KINDS]
             result.sets_scanned += len(sets)
             result.pending_invalidations += [
-                k.decode("utf-8", "backslashreplace") for k in sets if is_pending_set(k)
+                k.decode("utf-8", "backslashreplace")
+                for k, kind in zip(keys, kinds) if kind == "pending_set"
             ]
             for pairs in _pair_batches(
                 set_member_pages(store, sets, options.scan_count, pacer),

@@ -191,11 +191,12 @@ def resolve_selection(layout: Layout, spec: SelectionSpec) -> Selection:
     if spec.params:
         selection.sources.append(_endpoint_keys(layout, spec.endpoints[0], spec.params))
     for tag in _unique(spec.tags):
-        selection.sources.append(SetSource(f"tag {tag}", layout.tag(tag).encode(), "tag"))
+        set_key = _set_key(layout, layout.tag(tag), "--tag", tag, layout.config.tag_prefix)
+        selection.sources.append(SetSource(f"tag {tag}", set_key, "tag"))
     for resource in _dependencies(spec):
-        selection.sources.append(
-            SetSource(f"depends on {resource}", layout.dependency(resource).encode(), "dependency")
-        )
+        set_key = _set_key(layout, layout.dependency(resource), "--depends-on", resource,
+                           layout.config.dependency_prefix)
+        selection.sources.append(SetSource(f"depends on {resource}", set_key, "dependency"))
     for pattern in _unique(spec.patterns):
         selection.sources.append(_pattern_source(layout, pattern, spec.force, selection.notes))
     if not spec.params:
@@ -210,6 +211,21 @@ def resolve_selection(layout: Layout, spec: SelectionSpec) -> Selection:
 
 def _unique(items: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def _set_key(layout: Layout, set_key: str, option: str, name: str, prefix: str) -> bytes:
+    """A tag or dependency set key; one that is the pending name of another set (where a
+    half-done invalidation left that set's entries) is refused: its rerun finishes it."""
+    raw = set_key.encode()
+    origin = layout.pending_origin(raw)
+    if origin is not None:
+        own = origin[len(prefix) + 1 :].decode("utf-8", "backslashreplace")
+        raise UsageError(
+            f"{option} {name!r} names the set a half-finished `invalidate {option} {own}` "
+            "left to finish",
+            hint=f"rerun `cachectl invalidate {option} {own}`: it finishes that set first",
+        )
+    return raw
 
 
 def _entry_key(layout: Layout, key: str) -> bytes:

@@ -15,7 +15,6 @@ from cachectl.ops.invalidate import (
     InvalidateOptions,
     InvalidateResult,
     invalidate,
-    pending_set_name,
     preview,
 )
 from cachectl.ops.selection import Filters, SelectionSpec, make_filters, resolve_selection
@@ -109,7 +108,7 @@ def test_invalidated_tag_set_is_deleted_and_rerun_is_a_no_op(target, space):
     first = run(target.store, tags=["cat_1"])
     assert first.sets_deleted == 1 and first.pending_sets == []
     assert not target.client.exists(tag_key)
-    assert not target.client.exists(pending_set_name(tag_key.encode(), b"tag"))
+    assert not target.client.exists(LAYOUT.pending_set(tag_key.encode()))
     again = run(target.store, tags=["cat_1"])
     assert (again.matched, again.deleted, again.sets_deleted) == (0, 0, 0)
 
@@ -225,7 +224,7 @@ def test_stopped_run_leaves_a_pending_set_that_a_rerun_finishes(target):
                        InvalidateOptions(batch_size=20, scan_count=20),
                        on_progress=stop_after_first_batch, stop=stop)
     assert first.interrupted and 0 < first.deleted < 500
-    pending = pending_set_name(tag_key.encode(), b"tag")
+    pending = LAYOUT.pending_set(tag_key.encode())
     assert first.pending_sets == [pending.decode()]
     assert client.smembers(pending) == {k.encode() for k in keys}  # left whole
     assert not client.exists(tag_key)
@@ -233,6 +232,30 @@ def test_stopped_run_leaves_a_pending_set_that_a_rerun_finishes(target):
     assert second.deleted == 500 - first.deleted and second.pending_sets == []
     assert second.already_gone == first.deleted
     assert client.exists(*keys) == 0 and not client.exists(pending)
+
+
+def test_rerun_of_an_interrupted_pattern_run_finishes_the_index_cleanup(target, space):
+    """The first run stops before its sweep: the entries it deleted are still named by their
+    tags. The rerun no longer finds those entries, yet its sweep takes them out as well."""
+    expected = space.of_endpoint("products")
+    before = snapshot(target.client, space.all_keys)
+    selection = resolve_selection(LAYOUT, SelectionSpec(endpoints=["products"]))
+    stop = threading.Event()
+
+    def stop_after_first_batch(progress):
+        if progress.deleted:
+            stop.set()
+
+    first = invalidate(target.store, selection, Filters(),
+                       InvalidateOptions(batch_size=5, scan_count=10),
+                       on_progress=stop_after_first_batch, stop=stop)
+    assert first.interrupted and 0 < first.deleted < len(expected)
+    assert first.index_cleanup == "not finished"
+    assert target.client.smembers(LAYOUT.tag("cat_0")) & expected  # not swept yet
+    second = invalidate(target.store, selection, Filters(), InvalidateOptions())
+    assert second.failure is None and second.index_cleanup == "swept"
+    assert first.deleted + second.deleted == len(expected)
+    assert_exactly_deleted(target.client, space, before, expected, swept=True)
 
 
 def test_lfu_policy_refuses_idle_filter_with_a_clear_error(make_redis):

@@ -121,7 +121,14 @@ def build_keyspace(client) -> Keyspace:
     for key, (kind, value) in bookkeeping.items():
         (client.hset(key, mapping=value) if kind == "hash" else client.zadd(key, value))
     space.bookkeeping = [k.encode() for k in bookkeeping]
+    # cachectl's own: a set a half-done `invalidate --tag halfdone` left (one member dangles),
+    # and a stampede lock the library holds. No selection, sweep or prune may touch either.
+    pending = LAYOUT.pending_set(LAYOUT.tag("halfdone"))
+    client.sadd(pending, LAYOUT.entry("products", {"id": 3}), LAYOUT.entry("halfdone", {"id": 1}))
+    lock = LAYOUT.lock(LAYOUT.entry("products", {"id": 5}))
+    client.set(lock, "token", ex=LONG_TTL_S)
     space.bookkeeping += [
+        pending.encode(), lock.encode(),
         LAYOUT.entries_log().encode(), LAYOUT.access_log().encode(),
         *{LAYOUT.tag(t).encode() for e in space.entries.values() for t in e.tags},
         *{LAYOUT.dependency(d).encode() for e in space.entries.values() for d in e.depends_on},

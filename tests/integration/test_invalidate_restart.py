@@ -11,7 +11,7 @@ import pytest
 
 from cachectl.config import Settings
 from cachectl.layout import Layout
-from cachectl.ops.invalidate import InvalidateOptions, invalidate, pending_set_name
+from cachectl.ops.invalidate import InvalidateOptions, invalidate
 from cachectl.ops.selection import Filters, SelectionSpec, resolve_selection
 from cachectl.store import Store
 
@@ -82,7 +82,7 @@ def test_server_that_stays_down_is_reported_and_a_rerun_finishes(make_redis):
     first = box["result"]
     assert first.failure is not None and first.failure.exit_code == 4
     assert first.changed and 0 < first.deleted < 3000
-    assert first.pending_sets == [pending_set_name(tag_key, b"tag").decode()]
+    assert first.pending_sets == [LAYOUT.pending_set(tag_key).decode()]
 
     server.restart()
     client = server.client()

@@ -501,7 +501,7 @@ def test_the_lock_is_invisible_to_cachectls_layout(make_cache, conn):
     cache = make_cache()
     conn.set(lock_key(cache.layout, cache.key("e", None)), "t", px=60_000)
     (lock,) = conn.keys("*")
-    assert layout.kind(lock) is None
+    assert layout.kind(lock) == "lock"  # bookkeeping, never an entry
 
 
 # --- early refresh ---------------------------------------------------------------------------

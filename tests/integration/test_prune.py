@@ -102,11 +102,21 @@ def test_stop_event_ends_prune_early(target):
         300 - result.members_removed
 
 
-def test_pending_invalidations_are_reported(target):
-    target.client.sadd("tag:{tag:x}:invalidating", "api_cache:a:no_params")
+def test_pending_invalidations_are_reported_and_left_whole(target):
+    """A half-done invalidation's set is its rerun's to finish: prune neither trims it (nor,
+    by emptying it, deletes it) nor counts it among the sets it scanned."""
+    pending = LAYOUT.pending_set("tag:x")
+    assert pending == "tag:{tag:x}:invalidating"
+    target.client.sadd(pending, "api_cache:a:no_params", "api_cache:gone:no_params")
+    target.client.sadd("depends_on:{depends_on:y}:invalidating", "api_cache:gone:no_params")
     target.client.set("api_cache:a:no_params", "v")
     result = prune(target.store, PruneOptions())
-    assert result.pending_invalidations == ["tag:{tag:x}:invalidating"]
+    assert sorted(result.pending_invalidations) == [
+        "depends_on:{depends_on:y}:invalidating", pending]
+    assert (result.sets_scanned, result.members_removed) == (0, 0)
+    assert target.client.smembers(pending) == {b"api_cache:a:no_params",
+                                               b"api_cache:gone:no_params"}
+    assert target.client.exists("depends_on:{depends_on:y}:invalidating")
 
 
 class RacingStore:

@@ -1,18 +1,14 @@
-"""What `invalidate` accepts and refuses before it touches Redis, the dependency graph, and the
-pending-set names that must share their set's hash slot."""
+"""What `invalidate` accepts and refuses before it touches Redis, and the dependency graph.
+(The pending-set names are the layout's: tests/unit/test_layout_bookkeeping.py.)"""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from redis.crc import key_slot
 
 from cachectl.config import LayoutConfig
 from cachectl.errors import BadInputError, UsageError
 from cachectl.graph import DependencyGraph, load_graph
 from cachectl.layout import Layout
-from cachectl.ops.invalidate import is_pending_set, pending_set_name
 from cachectl.ops.selection import (
     KeySource,
     ScanSource,
@@ -223,40 +219,7 @@ def test_ttl_window_that_selects_nothing_is_refused():
         make_filters(ttl_below="60", ttl_above="120")
 
 
-# --- pending sets ------------------------------------------------------------------------
-
-set_keys = st.one_of(
-    st.binary(max_size=30).map(lambda b: b"tag:" + b),
-    st.text(alphabet="{}ab:", max_size=12).map(lambda t: ("tag:" + t).encode()),
-)
-
-
-@given(set_keys)
-def test_pending_name_shares_the_slot_of_its_set(set_key):
-    pending = pending_set_name(set_key, b"tag")
-    assert key_slot(pending) == key_slot(set_key)
-    assert pending != set_key
-    assert pending.startswith(b"tag")
-    assert is_pending_set(pending)
-    assert pending_set_name(set_key, b"tag") == pending  # a rerun finds it
-
-
-@pytest.mark.parametrize(
-    ("set_key", "pending"),
-    [
-        (b"tag:user_1", b"tag:{tag:user_1}:invalidating"),
-        (b"tag:{shop}user_1", b"tag:{shop}user_1:invalidating"),
-    ],
-)
-def test_pending_name_is_readable_when_it_can_be(set_key, pending):
-    assert pending_set_name(set_key, b"tag") == pending
-
-
-def test_pending_name_of_a_pathological_key_is_found_by_suffix():
-    for set_key in (b"tag:a}b", b"tag:{}x"):
-        pending = pending_set_name(set_key, b"tag")
-        assert pending.startswith(set_key + b":invalidating:")
-        assert key_slot(pending) == key_slot(set_key)
+# --- display ------------------------------------------------------------------------------
 
 
 def test_shown_keys_cannot_garble_a_terminal():
