@@ -119,7 +119,12 @@ def test_compaction_keeps_every_point_readable_in_less_memory(ts, redis_url):
     assert result.points_compacted == 720 and result.chunks_written == 2
     after = ts.read("hits", "raw", start, start + 4 * HOUR).points
     assert after == before
-    assert result.raw_bytes_after + result.meta_bytes_after < (result.raw_bytes_before) / 10
+    # The chunks cost a tenth of the raw points they replace. (The raw sorted set's own size
+    # afterwards is not compared: Redis 7.0 shrinks a sorted set's hash table only when a removal
+    # finds it not mid-rehash, so one point left can still sit on a 1024-bucket table; that made
+    # this test fail about one run in two. The benchmark measures the chunks the same way.)
+    chunk_bytes = result.meta_bytes_after - result.meta_bytes_before
+    assert 0 < chunk_bytes < result.raw_bytes_before / 10
     client = redis.Redis.from_url(redis_url)
     assert client.zcard("metric:hits") == 1
     # The meta hash still has its two fields as the layout says.
