@@ -1,59 +1,221 @@
-"""`cachectl demo`: the whole tool against a throwaway Redis, each step shown as typed."""
+"""`cachectl demo`: the whole tool against a throwaway Redis and a sample API, each step shown
+as typed."""
 
 from __future__ import annotations
 
-import shlex
-import subprocess
-import sys
-from typing import Annotated
+import signal
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
-from cachectl.errors import ExitCode, RedisError
+
+if TYPE_CHECKING:
+    from cachectl.demo.run import DemoResult, Step
+    from cachectl.render.output import Output
 
 
 def demo(
     ctx: typer.Context,
     json_: JsonOpt = False,
-    keep: Annotated[bool, typer.Option("--keep", help="Leave the Redis running at the end.")] = False,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="After the steps, leave the Redis and the sample API running "
+                     "for you to try commands against, until Ctrl-C."),
+    ] = False,
+    redis_choice: Annotated[
+        str,
+        typer.Option("--redis", metavar="auto|redis-server|in-process",
+                     help="Which throwaway Redis: a redis-server from PATH, an in-process "
+                     "fakeredis (needs pip install 'cachectl[demo]'), or auto: redis-server if "
+                     "there is one."),
+    ] = "auto",
+    manifest: Annotated[
+        str | None,
+        typer.Option("--manifest", metavar="FILE", help="Warm this manifest instead of "
+                     "sample_configs/demo_manifest.yaml (${DEMO_API_URL} is the sample API)."),
+    ] = None,
 ) -> None:
-    """Start a throwaway redis-server on a free port and run the real commands against it, each
-    printed as you would type it; everything is stopped and removed at the end."""
-    from cachectl.devserver import RedisServer, find_redis_server
+    """Start a throwaway Redis (redis-server on a free port, else an in-process one) and a sample
+    HTTP API, then run the real commands against them one after another, each printed as you
+    would type it: warm, application traffic through the Python library, stats, keys, tags,
+    invalidate, the traffic and stats again. Everything is stopped and removed at the end.
+    Exit 0; a failed step's own exit status; 130 on Ctrl-C (after cleaning up)."""
+    from cachectl.demo import run as demo_run
+    from cachectl.demo.api import DemoAPI
+    from cachectl.errors import ExitCode, Interrupted
 
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
-    if find_redis_server() is None:
-        raise RedisError(
-            "redis-server not found on PATH", hint="install it: apt-get install redis-server"
-        )
-    steps = [["doctor"]]
-    results = []
-    server = RedisServer().start()
+    result = demo_run.DemoResult()
+    manifest_path = demo_run.find_manifest(manifest)
+    result.manifest = demo_run.shown_path(manifest_path)
+    steps = demo_run.plan_steps(result.manifest)
+    failure = None
+    workspace = redis = api = None
+    previous_term = _sigterm_as_interrupt()
     try:
-        out.info(f"started a throwaway Redis at {server.url}")
-        for step in steps:
-            argv = ["cachectl", "--url", server.url, *step]
-            if not out.json_mode:
-                out.line(f"$ {shlex.join(argv)}")
-            proc = subprocess.run(
-                [sys.executable, "-m", "cachectl", *argv[1:], *(["--json"] if out.json_mode else [])],
-                capture_output=out.json_mode,
-                text=True,
+        try:
+            workspace = demo_run.Workspace()
+            redis = demo_run.start_redis(redis_choice)
+            result.redis_url, result.redis_kind, result.redis_note = redis.url, redis.kind, redis.note
+            api = DemoAPI().start()
+            result.api_url = api.url
+            result.environment = demo_run.exported(redis.url, api.url)
+            env = demo_run.child_environment(
+                result.environment, workspace.config_file, no_color=app_ctx.no_color
             )
-            results.append({"command": shlex.join(argv), "exit_code": proc.returncode})
-            if proc.returncode != 0:
-                break
+            _show_intro(out, result)
+            for number, step in enumerate(steps, 1):
+                _show_step(out, number, len(steps), step)
+                done = demo_run.run_step(step, env, json_mode=out.json_mode)
+                result.steps.append(done)
+                if done.exit_code != 0:
+                    result.failed_step = step.name
+                    failure = demo_run.StepFailed(
+                        f"step {number}/{len(steps)} ({step.name}) failed: `{step.shown}` "
+                        f"exited with status {done.exit_code}; the demo stopped there",
+                        exit_code=demo_run.failed_exit_code(done),
+                        details={"step": step.name, "step_exit_code": done.exit_code},
+                    )
+                    break
+            if keep and failure is None:
+                result.kept = True
+                if out.json_mode:
+                    out.json(result.to_dict())
+                else:
+                    _show_kept(out, result)
+                _wait_for_interrupt()
+        except KeyboardInterrupt:
+            if not result.kept:
+                result.interrupted = True
+                running = result.steps[-1].name if result.steps else None
+                failure = Interrupted(
+                    "interrupted" + (f" after step {running}" if running else "")
+                    + "; everything the demo started is stopped"
+                )
     finally:
-        if keep:
-            out.info(f"left running: {server.url}")
-        else:
-            server.stop()
+        problems = _clean_up(api, redis, workspace)
+        _restore_sigterm(previous_term)
+    for problem in problems:
+        out.warn(problem)
+    result.cleaned_up = not problems
+    if result.kept and failure is None:
+        out.info("stopped the sample API and the Redis; nothing the demo started is left running")
+        return
     if out.json_mode:
-        out.json({"redis_url": server.url, "steps": results}, ok=all(r["exit_code"] == 0 for r in results))
-    if any(r["exit_code"] != 0 for r in results):
-        raise typer.Exit(ExitCode.PARTIAL)
+        out.json(result.to_dict(), ok=failure is None, error=failure)
+    if failure is not None:
+        out.error(failure, envelope=False)
+        raise typer.Exit(failure.exit_code)
+    if not out.json_mode:
+        out.line()
+        out.line(
+            f"demo done: {len(result.steps)} steps ran; the sample API and the Redis are stopped "
+            "and their files removed."
+        )
+    raise typer.Exit(ExitCode.OK)
+
+
+def _show_intro(out: Output, result: DemoResult) -> None:
+    if result.redis_note:
+        out.warn(result.redis_note)
+    if out.json_mode:
+        return
+    where = (
+        "a redis-server of its own, removed at the end"
+        if result.redis_kind == "redis-server"
+        else "in this process (fakeredis), gone at the end"
+    )
+    out.line("cachectl demo: a throwaway Redis and a sample API on free ports, then the real "
+             "commands against them.")
+    out.line(f"  Redis       {result.redis_url}  ({where})")
+    out.line(f"  sample API  {result.api_url}  (a shop: categories, products, users, search; "
+             "each answer takes ~50 ms)")
+    out.line()
+    exports = " ".join(f"{name}={value}" for name, value in result.environment.items())
+    _command_line(out, f"$ export {exports}")
+
+
+def _show_step(out: Output, number: int, total: int, step: Step) -> None:
+    if out.json_mode:
+        return
+    out.line()
+    if out.color:
+        from rich.text import Text
+
+        out.print(Text(f"# {number}/{total} {step.title}", style="dim"), soft_wrap=True)
+    else:
+        out.line(f"# {number}/{total} {step.title}")
+    _command_line(out, f"$ {step.shown}")
+
+
+def _command_line(out: Output, text: str) -> None:
+    if out.color:
+        from rich.text import Text
+
+        out.print(Text(text, style="bold cyan"), soft_wrap=True)
+    else:
+        out.line(text)
+
+
+def _show_kept(out: Output, result: DemoResult) -> None:
+    exports = " ".join(f"{name}={value}" for name, value in result.environment.items())
+    out.line()
+    out.line("Left running until Ctrl-C: the Redis and the sample API. In another terminal, try:")
+    out.line(f"  export {exports}")
+    out.line("  cachectl stats --watch")
+    out.line("  python -m cachectl.demo.traffic")
+    out.line("  cachectl invalidate --tag catalog --dry-run")
+
+
+def _wait_for_interrupt() -> None:
+    import threading
+
+    threading.Event().wait()  # until Ctrl-C (KeyboardInterrupt) or SIGTERM
+
+
+def _clean_up(api, redis, workspace) -> list[str]:
+    """Stops what the demo started, whatever happened; a second Ctrl-C does not cut it short.
+    Returns what could not be stopped."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        previous = None
+    problems = []
+    try:
+        for what, stop in (
+            ("the sample API", api and api.stop),
+            ("the Redis", redis and redis.stop),
+            ("the demo's temp dir", workspace and workspace.remove),
+        ):
+            if stop is None:
+                continue
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 -- the others must still be stopped
+                problems.append(f"could not stop {what}: {exc}")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return problems
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM (a CI job's timeout, `kill`) cleans up as Ctrl-C does."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def register(app: typer.Typer) -> None:
