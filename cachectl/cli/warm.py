@@ -72,6 +72,7 @@ def warm(
     from cachectl.manifest import Plan, load_manifests
     from cachectl.ops.warm import FailureLimit, WarmOptions, warm, warm_every
     from cachectl.render.warm import WarmProgressView, render_warm
+    from cachectl.runlog import record_run
 
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
@@ -101,7 +102,8 @@ def warm(
     )
     every_seconds = seconds("--every", every)
 
-    plan = Plan(load_manifests(files), Layout(app_ctx.settings.layout), only=endpoint or ())
+    layout = Layout(app_ctx.settings.layout)
+    plan = Plan(load_manifests(files), layout, only=endpoint or ())
     progress = WarmProgressView(out)
 
     def show(result) -> None:
@@ -113,6 +115,10 @@ def warm(
             render_warm(out, result)
             if every_seconds and not result.stopped:
                 out.print()
+        # A point of `cachectl.runs` for the dashboard and `history`, unless nothing was written
+        # or Redis is gone (no point waiting on it again). Never fails the run.
+        if not result.dry_run and result.stopped != "redis":
+            record_run(app_ctx.store, layout, "warm", result.run_summary(), result.duration_seconds)
 
     if every_seconds:
         result = warm_every(

@@ -245,6 +245,20 @@ class WarmResult:
             )
         return None
 
+    def run_summary(self) -> dict:
+        """What `cachectl.runs` keeps of this round (the dashboard's recent runs)."""
+        return {
+            "round": self.round,
+            "planned": self.planned,
+            "requested": self.requested,
+            "stored": self.stored,
+            "skipped": self.skipped_total,
+            "failed": self.failed_total,
+            "interrupted": self.interrupted,
+            "stored_bytes": self.stored_bytes,
+            "stopped": self.stopped,
+        }
+
     def to_dict(self) -> dict:
         def ms(value: float | None) -> float | None:
             return None if value is None else round(value, 2)

@@ -52,6 +52,29 @@ def test_warm_prints_a_summary_for_people_without_colour_codes(tmp_path, origin,
     assert result.stderr == ""
 
 
+def test_each_round_is_recorded_for_the_dashboard_and_a_dry_run_is_not(tmp_path, origin, redis_url, redis_server):
+    from cachectl.config import Settings
+    from cachectl.layout import Layout
+    from cachectl.runlog import RUNS_SERIES, recent_runs
+    from cachectl.store import Store
+    from cachectl.timeseries import TimeSeries
+
+    path = manifest(tmp_path, origin, """\
+        - name: items
+          url: /items/{id}
+          matrix: {id: {range: [1, 3]}}
+        - {name: broken, url: /status/500/a}
+        """)
+    assert invoke(redis_url, "warm", str(path), "--dry-run").exit_code == 0
+    with redis_server.client() as conn:
+        assert not conn.exists(f"metric:{RUNS_SERIES}")
+    assert invoke(redis_url, "warm", str(path), "--max-failures", "1").exit_code == 0
+    with Store(Settings(url=redis_url)) as store:
+        (run,) = recent_runs(TimeSeries(store, Layout()))
+    assert run.job == "warm" and run.duration_seconds > 0
+    assert (run.summary["stored"], run.summary["failed"], run.summary["planned"]) == (3, 1, 4)
+
+
 def test_warm_json_and_the_partial_failure_exit_code(tmp_path, origin, redis_url):
     path = manifest(tmp_path, origin, """\
         - {name: fine, url: /items/a}
