@@ -98,9 +98,9 @@ def invalidate(
     """Delete cache entries: by tag, pattern, key, endpoint or dependency (the union of all
     given), narrowed by filters. Only cache entries are ever deleted. Asks first on a terminal
     (--yes skips it; with no terminal, --yes is required). Ctrl-C stops after the current batch;
-    rerunning the same command finishes an interrupted run. Exit 0 done, 2 bad flags or not
-    confirmed, 3 bad graph file, 4 Redis error before any change, 6 Redis error after some
-    deletions, 130 interrupted."""
+    rerunning the same command finishes an interrupted run. Exit 0 done, 2 bad flags (or no
+    terminal to ask on and no --yes), 3 bad graph file, 4 Redis error before any change, 6
+    Redis error after some deletions, 130 interrupted (or the question answered no)."""
     from cachectl.errors import UsageError
     from cachectl.layout import Layout
     from cachectl.ops.invalidate import InvalidateOptions, InvalidateResult, preview

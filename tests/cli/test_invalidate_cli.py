@@ -188,10 +188,23 @@ def cachectl(url, *args, env=None, **kw):
     )
 
 
+def wait_until(condition, what: str, timeout: float = 30) -> None:
+    """Polls an observable state (a line printed, keys gone) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def deleting_started(client, keys):
+    return lambda: client.exists(*keys) < len(keys)
+
+
 def test_ctrl_c_during_the_delay_deletes_nothing(redis_url, client):
     keys = fill(client, 5)
     proc = cachectl(redis_url, "--tag", "t", "--yes", "--delay", "30s")
-    time.sleep(1.5)
+    first_line = proc.stderr.readline()  # printed once the wait has begun
+    assert "before deleting (Ctrl-C cancels)" in first_line
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == ExitCode.INTERRUPTED
@@ -203,7 +216,7 @@ def test_ctrl_c_mid_run_stops_after_the_batch_reports_and_a_rerun_finishes(redis
     keys = fill(client, 4000)
     proc = cachectl(redis_url, "--tag", "t", "--yes", "--json", "--rate", "1000",
                     "--batch-size", "50")
-    time.sleep(2.0)
+    wait_until(deleting_started(client, keys), "the first deletions")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == ExitCode.INTERRUPTED, err
@@ -223,10 +236,10 @@ def test_ctrl_c_mid_run_stops_after_the_batch_reports_and_a_rerun_finishes(redis
 def test_server_lost_mid_run_exits_6_with_what_was_deleted(make_redis):
     server = make_redis()
     client = server.client()
-    fill(client, 4000)
+    keys = fill(client, 4000)
     proc = cachectl(server.url, "--tag", "t", "--yes", "--json", "--rate", "1000",
                     "--batch-size", "50", env={"CACHECTL_RETRIES": "1"})
-    time.sleep(2.0)
+    wait_until(deleting_started(client, keys), "the first deletions")
     server.kill()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == ExitCode.PARTIAL, err

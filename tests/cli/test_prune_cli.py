@@ -1,8 +1,14 @@
-"""`cachectl prune` end to end: --json parsed, dry run changes nothing, no terminal needs --yes."""
+"""`cachectl prune` end to end: --json parsed, dry run changes nothing, no terminal needs --yes,
+Ctrl-C stops with a summary (exit 130), a server lost mid-run is exit 6 with what was done."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import redis
@@ -48,3 +54,65 @@ def test_no_terminal_and_no_yes_refuses(redis_url, client):
     assert result.exit_code == ExitCode.USAGE
     assert "no terminal to ask on" in result.stderr
     assert client.scard("tag:t") == 2
+
+
+# --- real processes: a signal, a server that dies ----------------------------------------------
+
+
+def many_dangling_tags(client, n: int) -> None:
+    pipe = client.pipeline(transaction=False)
+    for i in range(n):
+        pipe.sadd(f"tag:t{i}", f"api_cache:gone:id:{i}")
+    pipe.execute()
+
+
+def start_prune(url, *args, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-m", "cachectl", "--url", url, "prune", "--yes", "--json", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def tag_sets(client) -> int:
+    return sum(1 for _ in client.scan_iter(match="tag:*", count=1000))
+
+
+def wait_until_pruning(client, n: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while client.exists(*[f"tag:t{i}" for i in range(n)]) == n:  # a set goes with its member
+        assert time.monotonic() < deadline, "prune never started removing"
+        time.sleep(0.02)
+
+
+def test_ctrl_c_stops_prune_with_its_summary_and_exit_130(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    many_dangling_tags(client, 4000)
+    proc = start_prune(redis_url, "--rate", "1000", "--batch-size", "50", "--count", "50")
+    wait_until_pruning(client, 4000)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    envelope = json.loads(out)
+    assert envelope["error"]["code"] == "interrupted"
+    data = envelope["data"]
+    assert data["interrupted"] is True
+    assert 0 < data["members_removed"] < 4000
+    assert tag_sets(client) == 4000 - data["members_removed"]
+
+
+def test_server_lost_mid_prune_exits_6_with_what_was_done(make_redis):
+    server = make_redis()
+    client = server.client()
+    many_dangling_tags(client, 4000)
+    proc = start_prune(server.url, "--rate", "1000", "--batch-size", "50", "--count", "50",
+                       env={"CACHECTL_RETRIES": "1"})
+    wait_until_pruning(client, 4000)
+    server.kill()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.PARTIAL, err
+    envelope = json.loads(out)
+    assert envelope["error"]["code"] == "partial"
+    assert envelope["error"]["details"]["cause"]["code"] == "redis.unreachable"
+    assert 0 < envelope["data"]["members_removed"] < 4000
+    assert err.strip().splitlines()[-1].startswith("error: stopped part way")

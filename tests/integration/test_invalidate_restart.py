@@ -31,6 +31,15 @@ def load(client, n_matching: int, n_other: int, tag: str | None = None) -> None:
     pipe.execute()
 
 
+def wait_for_deletions(client, n_matching: int, timeout: float = 30) -> None:
+    """Until the run has deleted something: the kill then lands mid-run, not before it."""
+    keys = [LAYOUT.entry("k", {"id": i}) for i in range(n_matching)]
+    deadline = time.monotonic() + timeout
+    while client.exists(*keys) == n_matching:
+        assert time.monotonic() < deadline, "the run never started deleting"
+        time.sleep(0.02)
+
+
 def run_in_thread(store, selection, options):
     box = {}
     thread = threading.Thread(
@@ -52,9 +61,9 @@ def test_restart_mid_run_is_ridden_out_and_nothing_is_missed(make_redis, spec):
         thread, box = run_in_thread(
             store, selection, InvalidateOptions(batch_size=100, scan_count=100, rate=2000)
         )
-        time.sleep(0.8)
+        wait_for_deletions(client, 6000)
         server.kill()
-        time.sleep(0.3)
+        time.sleep(0.3)  # down for a moment, as a restart is
         server.restart()
         thread.join(timeout=60)
     result = box["result"]
@@ -69,14 +78,15 @@ def test_restart_mid_run_is_ridden_out_and_nothing_is_missed(make_redis, spec):
 
 def test_server_that_stays_down_is_reported_and_a_rerun_finishes(make_redis):
     server = make_redis(extra_args=DURABLE)
-    load(server.client(), 3000, 500, tag="t")
+    watcher = server.client()
+    load(watcher, 3000, 500, tag="t")
     tag_key = LAYOUT.tag("t").encode()
     selection = resolve_selection(LAYOUT, SelectionSpec(tags=["t"]))
     with Store(Settings(url=server.url, retries=1, connect_timeout=1)) as store:
         thread, box = run_in_thread(
             store, selection, InvalidateOptions(batch_size=50, scan_count=50, rate=1000)
         )
-        time.sleep(0.5)
+        wait_for_deletions(watcher, 3000)
         server.kill()
         thread.join(timeout=60)
     first = box["result"]

@@ -119,6 +119,24 @@ def test_pending_invalidations_are_reported_and_left_whole(target):
     assert target.client.exists("depends_on:{depends_on:y}:invalidating")
 
 
+def test_prune_is_paced_by_what_it_reads(target, monkeypatch):
+    """--rate charges the pacer every set member and log member prune looks at."""
+    import cachectl.store
+
+    taken = []
+
+    class Recording(cachectl.store.Pacer):
+        def take(self, n=1):
+            taken.append(n)
+
+    monkeypatch.setattr(cachectl.store, "Pacer", Recording)
+    space = build_keyspace(target.client)
+    expire_some(target.client, space, 4)
+    result = prune(target.store, PruneOptions(batch_size=13, scan_count=10, rate=1_000_000))
+    assert result.members_checked > 0
+    assert sum(taken) >= result.members_checked
+
+
 class RacingStore:
     """A store whose first EXISTS round finds the entries gone, after which an application
     re-creates one (SET, then SADD), as can happen between prune's EXISTS and its SREM."""
