@@ -4,7 +4,7 @@ without fetching anything or touching Redis."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -39,11 +39,11 @@ def expand(
     ctx: typer.Context,
     files: FilesArg,
     endpoint: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--endpoint", metavar="NAME", help="Only this endpoint (repeat for more)."),
     ] = None,
     limit: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--limit", min=0, help="Show at most this many requests (default: 50 in the "
                      "table, all with --json)."),
     ] = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,12 +14,12 @@ def warm(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Warm manifests (YAML, version: 1).", show_default=False)],
     concurrency: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--concurrency", min=1, help="Requests in flight at once (default: the "
                      "manifests' defaults.concurrency, else 10)."),
     ] = None,
     rate: Annotated[
-        Optional[float],
+        float | None,
         typer.Option("--rate", min=0.001, metavar="REQ_PER_S", help="Cap on requests per second "
                      "over the whole run (default: the manifests' defaults.rate, else none)."),
     ] = None,
@@ -27,17 +27,17 @@ def warm(
         bool, typer.Option("--only-missing", help="Skip entries that are already cached.")
     ] = False,
     refresh_below: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--refresh-below", metavar="SECONDS", help="Only entries missing or whose TTL "
                      "is below this (seconds, or 10m, 1h...): refresh ahead of expiry."),
     ] = None,
     endpoint: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--endpoint", metavar="NAME", help="Only this endpoint (repeat for more)."),
     ] = None,
     dry_run: DryRunOpt = False,
     every: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--every", metavar="DURATION", help="Repeat every DURATION (30s, 10m...) until "
                      "stopped, with a report per round."),
     ] = None,
@@ -46,7 +46,7 @@ def warm(
                            "manifests' endpoints, read from the access log (see --top).")
     ] = False,
     top: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--top", min=1, metavar="N", help="With --from-access-log: how many entries "
                      "(default 100)."),
     ] = None,
@@ -56,7 +56,7 @@ def warm(
                      "exit code says partial failure (6): a count or a percentage."),
     ] = "0",
     report: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--report", metavar="FILE", help="Write a JSON report: per request the key, "
                      "status, latency, bytes, attempts and error."),
     ] = None,
