@@ -125,7 +125,7 @@ def _show_intro(out: Output, result: DemoResult) -> None:
     where = (
         "a redis-server of its own, removed at the end"
         if result.redis_kind == "redis-server"
-        else "in this process (fakeredis), gone at the end"
+        else "in-process fakeredis, gone at the end"
     )
     out.line("cachectl demo: a throwaway Redis and a sample API on free ports, then the real "
              "commands against them.")
