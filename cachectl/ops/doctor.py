@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,27 +15,182 @@ if TYPE_CHECKING:
     from cachectl.store import Store
 
 PROBE_NAME = "__cachectl_doctor_probe__"
+# A SHA1 no script has: EVALSHA of it is refused with NOSCRIPT once the ACL lets it through.
+NO_SUCH_SCRIPT = "0" * 40
 
-# What each cachectl job sends, and a harmless way to ask whether the ACL user may send it:
-# every probe touches a key that does not exist (so it changes nothing), inside the cache's
-# own prefixes (so key-pattern ACL rules are checked against the real namespace).
-# (operation, command, probe-args builder from (entry_key, tag_key, log_key))
-PERMISSION_PROBES: list[tuple[str, str, Any]] = [
-    ("read", "SCAN", lambda e, t, z: ("SCAN", 0, "MATCH", e, "COUNT", 1)),
-    ("read", "TYPE", lambda e, t, z: ("TYPE", e)),
-    ("read", "PTTL", lambda e, t, z: ("PTTL", e)),
-    ("read", "GET", lambda e, t, z: ("GET", e)),
-    ("read", "MEMORY USAGE", lambda e, t, z: ("MEMORY", "USAGE", e)),
-    ("read", "SSCAN", lambda e, t, z: ("SSCAN", t, 0, "COUNT", 1)),
-    ("read", "INFO", lambda e, t, z: ("INFO", "server")),
-    ("warm", "SET", lambda e, t, z: ("SET", e, "x", "XX", "PX", 1)),
-    ("warm", "SADD", lambda e, t, z: ("SMOVE", t, t + ":2", "x")),
-    ("warm", "EXPIRE", lambda e, t, z: ("PEXPIRE", t, 1)),
-    ("warm", "ZADD", lambda e, t, z: ("ZADD", z, "XX", 0, "x")),
-    ("invalidate", "UNLINK", lambda e, t, z: ("UNLINK", e)),
-    ("invalidate", "SREM", lambda e, t, z: ("SREM", t, "x")),
-    ("invalidate", "ZREM", lambda e, t, z: ("ZREM", z, "x")),
-    ("invalidate", "RENAME", lambda e, t, z: ("RENAMENX", t, t + ":2")),
+
+@dataclass(frozen=True)
+class ProbeKeys:
+    """Names inside the cache's own prefixes (so key-pattern ACL rules are checked against the
+    real namespace) of keys that do not exist."""
+
+    entry: str
+    tag: str
+    pending: str
+    log: str
+    access: str
+    metric: str
+    meta: str
+    agg: str
+    counters: str
+    response_times: str
+
+    @classmethod
+    def of(cls, layout: Layout) -> ProbeKeys:
+        tag = layout.tag(PROBE_NAME)
+        return cls(
+            entry=layout.entry(PROBE_NAME),
+            tag=tag,
+            pending=layout.pending_set(tag),
+            log=layout.entries_log(),
+            access=layout.access_log(),
+            metric=layout.metric(PROBE_NAME),
+            meta=layout.meta(PROBE_NAME),
+            agg=layout.agg(PROBE_NAME, "1m", 0),
+            counters=layout.hits_endpoint(PROBE_NAME)[0],
+            response_times=layout.response_times(),
+        )
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One command a job sends, asked about with the arguments it is sent with.
+
+    `args` builds the command from ProbeKeys. `harmless`: the same command may also be sent for
+    real, changing nothing (read-only, or a write to a key that does not exist); used only when
+    the user may not run MULTI (see _permissions). `note`: when the job needs it, for a command
+    it can do without (None: always needed).
+    """
+
+    operation: str
+    command: str
+    args: Callable[[ProbeKeys], tuple]
+    harmless: bool = True
+    note: str | None = None
+
+
+_RECORDING = "recording the run for `history` (skipped quietly without it)"
+_RECORDING_COMMANDS = [
+    ("ZADD", lambda k: ("ZADD", k.metric, "XX", 0, "x")),
+    ("HSET", lambda k: ("HSET", k.meta, "lastUpdate", "0")),
+    ("SCRIPT LOAD", lambda k: ("SCRIPT", "LOAD", "return 0")),
+    ("EVALSHA", lambda k: ("EVALSHA", NO_SUCH_SCRIPT, 1, k.agg, "0", 0, 0, 0)),
+]
+
+
+def _recording(operation: str) -> list[Probe]:
+    harmless = {"ZADD", "EVALSHA"}
+    return [
+        Probe(operation, command, args, command in harmless, _RECORDING)
+        for command, args in _RECORDING_COMMANDS
+    ]
+
+
+# What each cachectl job sends (grep the ops modules for the commands when one changes), and how
+# to ask whether the ACL user may send it. Commands of the key-listing family are under "read".
+PERMISSION_PROBES: list[Probe] = [
+    # keys, inspect, tags, memory
+    Probe("read", "SCAN", lambda k: ("SCAN", 0, "MATCH", k.entry, "COUNT", 1)),
+    Probe("read", "EVAL", lambda k: ("EVAL", "return 0", 0),
+          note="the sized SCAN of keys and memory (slower pipelines without it)"),
+    Probe("read", "TYPE", lambda k: ("TYPE", k.entry)),
+    Probe("read", "PTTL", lambda k: ("PTTL", k.entry)),
+    Probe("read", "MEMORY USAGE", lambda k: ("MEMORY", "USAGE", k.entry)),
+    Probe("read", "EXISTS", lambda k: ("EXISTS", k.entry)),
+    Probe("read", "DBSIZE", lambda k: ("DBSIZE",)),
+    Probe("read", "INFO", lambda k: ("INFO", "server")),
+    Probe("read", "SSCAN", lambda k: ("SSCAN", k.tag, 0, "COUNT", 1)),
+    Probe("read", "SCARD", lambda k: ("SCARD", k.tag)),
+    Probe("read", "SMEMBERS", lambda k: ("SMEMBERS", k.tag)),
+    Probe("read", "SRANDMEMBER", lambda k: ("SRANDMEMBER", k.tag, 1)),
+    Probe("read", "SISMEMBER", lambda k: ("SISMEMBER", k.tag, k.entry)),
+    Probe("read", "SMISMEMBER", lambda k: ("SMISMEMBER", k.tag, k.entry)),
+    Probe("read", "GET", lambda k: ("GET", k.entry), note="inspect"),
+    Probe("read", "GETRANGE", lambda k: ("GETRANGE", k.entry, 0, 0), note="inspect"),
+    Probe("read", "STRLEN", lambda k: ("STRLEN", k.entry), note="inspect"),
+    Probe("read", "OBJECT", lambda k: ("OBJECT", "ENCODING", k.entry), note="inspect"),
+    Probe("read", "ZSCORE", lambda k: ("ZSCORE", k.log, k.entry), note="inspect"),
+    Probe("read", "HSCAN", lambda k: ("HSCAN", k.entry, 0), note="inspect of a hash"),
+    Probe("read", "LRANGE", lambda k: ("LRANGE", k.entry, 0, 0), note="inspect of a list"),
+    Probe("read", "ZRANGE", lambda k: ("ZRANGE", k.entry, 0, 0), note="inspect of a sorted set"),
+    Probe("read", "XRANGE", lambda k: ("XRANGE", k.entry, "-", "+", "COUNT", 1),
+          note="inspect of a stream"),
+    # warm (MULTI/EXEC on a single server; in a cluster the same writes, pipelined)
+    Probe("warm", "PING", lambda k: ("PING",)),
+    Probe("warm", "TYPE", lambda k: ("TYPE", k.tag)),
+    Probe("warm", "PTTL", lambda k: ("PTTL", k.entry)),
+    Probe("warm", "SET", lambda k: ("SET", k.entry, "x", "XX", "PX", 1)),
+    Probe("warm", "SADD", lambda k: ("SADD", k.tag, k.entry), harmless=False),
+    Probe("warm", "PEXPIRE", lambda k: ("PEXPIRE", k.tag, 1, "GT")),
+    Probe("warm", "ZADD", lambda k: ("ZADD", k.log, "XX", 0, k.entry)),
+    Probe("warm", "MULTI", lambda k: ("MULTI",), harmless=False),  # see _permissions
+    Probe("warm", "EXEC", lambda k: ("EXEC",)),  # outside MULTI: refused, after the ACL check
+    Probe("warm", "UNLINK", lambda k: ("UNLINK", k.entry)),  # an entry whose index write failed
+    Probe("warm", "ZREM", lambda k: ("ZREM", k.log, k.entry)),
+    Probe("warm", "ZREVRANGE", lambda k: ("ZREVRANGE", k.access, 0, 0),
+          note="--from-access-log"),
+    *_recording("warm"),
+    # invalidate
+    Probe("invalidate", "SCAN", lambda k: ("SCAN", 0, "MATCH", k.entry, "COUNT", 1)),
+    Probe("invalidate", "DBSIZE", lambda k: ("DBSIZE",)),
+    Probe("invalidate", "SSCAN", lambda k: ("SSCAN", k.tag, 0, "COUNT", 1)),
+    Probe("invalidate", "TYPE", lambda k: ("TYPE", k.tag)),
+    Probe("invalidate", "EXISTS", lambda k: ("EXISTS", k.tag)),
+    Probe("invalidate", "RENAMENX", lambda k: ("RENAMENX", k.tag, k.pending)),
+    Probe("invalidate", "UNLINK", lambda k: ("UNLINK", k.entry)),
+    Probe("invalidate", "ZREM", lambda k: ("ZREM", k.log, k.entry)),
+    Probe("invalidate", "SREM", lambda k: ("SREM", k.tag, k.entry)),
+    Probe("invalidate", "INFO", lambda k: ("INFO", "server"),
+          note="noticing a server restart during a scan"),
+    Probe("invalidate", "PTTL", lambda k: ("PTTL", k.entry), note="--ttl-below/--ttl-above"),
+    Probe("invalidate", "ZMSCORE", lambda k: ("ZMSCORE", k.log, k.entry), note="--older-than"),
+    Probe("invalidate", "MEMORY USAGE", lambda k: ("MEMORY", "USAGE", k.entry),
+          note="--larger-than"),
+    Probe("invalidate", "OBJECT", lambda k: ("OBJECT", "IDLETIME", k.entry),
+          note="--idle-above"),
+    *_recording("invalidate"),
+    # prune
+    Probe("prune", "SCAN", lambda k: ("SCAN", 0, "TYPE", "set", "COUNT", 1)),
+    Probe("prune", "SSCAN", lambda k: ("SSCAN", k.tag, 0, "COUNT", 1)),
+    Probe("prune", "EXISTS", lambda k: ("EXISTS", k.entry)),
+    Probe("prune", "SREM", lambda k: ("SREM", k.tag, k.entry)),
+    Probe("prune", "SADD", lambda k: ("SADD", k.tag, k.entry), harmless=False),
+    Probe("prune", "TIME", lambda k: ("TIME",)),
+    Probe("prune", "ZSCAN", lambda k: ("ZSCAN", k.log, 0, "COUNT", 1)),
+    Probe("prune", "ZCOUNT", lambda k: ("ZCOUNT", k.log, "-inf", "(0")),
+    Probe("prune", "ZRANGE", lambda k: ("ZRANGE", k.log, "-inf", "(0", "BYSCORE", "LIMIT", 0, 1)),
+    Probe("prune", "ZREM", lambda k: ("ZREM", k.log, k.entry)),
+    Probe("prune", "ZADD", lambda k: ("ZADD", k.log, "XX", "GT", 0, k.entry)),
+    *_recording("prune"),
+    # stats (also `check`, which reads the same)
+    Probe("stats", "INFO", lambda k: ("INFO", "stats")),
+    Probe("stats", "HGETALL", lambda k: ("HGETALL", k.counters)),
+    Probe("stats", "ZREVRANGEBYSCORE", lambda k: ("ZREVRANGEBYSCORE", k.response_times, 1, 0,
+                                                  "LIMIT", 0, 1)),
+    Probe("stats", "SCAN", lambda k: ("SCAN", 0, "MATCH", k.counters, "COUNT", 1)),
+    # history (record, show, list, anomalies...; `stats --record` and `check` too)
+    Probe("history", "SCAN", lambda k: ("SCAN", 0, "MATCH", k.metric, "COUNT", 1)),
+    Probe("history", "ZRANGEBYSCORE", lambda k: ("ZRANGEBYSCORE", k.metric, 0, 1)),
+    Probe("history", "ZREVRANGEBYSCORE", lambda k: ("ZREVRANGEBYSCORE", k.metric, 1, 0)),
+    Probe("history", "HKEYS", lambda k: ("HKEYS", k.meta)),
+    Probe("history", "HMGET", lambda k: ("HMGET", k.meta, "x")),
+    Probe("history", "HGETALL", lambda k: ("HGETALL", k.agg)),
+    Probe("history", "ZCARD", lambda k: ("ZCARD", k.metric), note="history list"),
+    Probe("history", "ZRANGE", lambda k: ("ZRANGE", k.metric, 0, 0), note="history list"),
+    Probe("history", "MEMORY USAGE", lambda k: ("MEMORY", "USAGE", k.metric),
+          note="history list, compact"),
+    Probe("history", "ZADD", lambda k: ("ZADD", k.metric, "XX", 0, "x"), note="recording"),
+    Probe("history", "HSET", lambda k: ("HSET", k.meta, "lastUpdate", "0"), harmless=False,
+          note="recording, compact"),
+    Probe("history", "SCRIPT LOAD", lambda k: ("SCRIPT", "LOAD", "return 0"), harmless=False,
+          note="recording"),
+    Probe("history", "EVALSHA", lambda k: ("EVALSHA", NO_SUCH_SCRIPT, 1, k.agg, "0", 0, 0, 0),
+          note="recording"),
+    Probe("history", "ZREMRANGEBYSCORE", lambda k: ("ZREMRANGEBYSCORE", k.metric, "-inf", "(0"),
+          note="history prune"),
+    Probe("history", "UNLINK", lambda k: ("UNLINK", k.agg), note="history prune"),
+    Probe("history", "HDEL", lambda k: ("HDEL", k.meta, "x"), note="history compact"),
+    Probe("history", "ZREM", lambda k: ("ZREM", k.metric, "x"), note="history compact"),
 ]
 
 
@@ -68,7 +224,7 @@ class DoctorReport:
     maxmemory_policy: str | None = None
     persistence: dict[str, Any] = field(default_factory=dict)
     acl_user: str | None = None
-    permissions: dict[str, dict[str, bool]] = field(default_factory=dict)
+    permissions: dict[str, dict[str, bool | None]] = field(default_factory=dict)
     warnings: list[Warning_] = field(default_factory=list)
     failure: RedisError | None = field(default=None, repr=False)
 
@@ -172,22 +328,109 @@ def _whoami(store: Store) -> str | None:
     return name.decode() if isinstance(name, bytes) else name
 
 
-def _permissions(settings: Settings, store: Store) -> dict[str, dict[str, bool]]:
-    layout = Layout(settings.layout)
-    entry = layout.entry(PROBE_NAME)
-    tag = layout.tag(PROBE_NAME)
-    log = layout.entries_log()
-    allowed: dict[str, dict[str, bool]] = {}
-    for operation, command, build in PERMISSION_PROBES:
-        try:
-            store.execute(*build(entry, tag, log))
-            ok = True
-        except RedisPermissionError:
-            ok = False
-        except RedisError:
-            ok = True  # refused for another reason (e.g. WRONGTYPE): the ACL let it through
-        allowed.setdefault(operation, {})[command] = ok
+def _permissions(settings: Settings, store: Store) -> dict[str, dict[str, bool | None]]:
+    """operation -> command -> may the ACL user run it (None: not found out).
+
+    Every probe is queued inside MULTI and thrown away with DISCARD, so none of them runs: Redis
+    checks the ACL (command and keys) when it queues a command, and answers NOPERM then. MULTI
+    is confirmed alone first, since after a refused MULTI the commands would run for real. A
+    user who may not run MULTI is asked with the harmless probes only, sent for real (reads, and
+    writes to keys that do not exist); the others stay None.
+    """
+    keys = ProbeKeys.of(Layout(settings.layout))
+    commands = [probe.args(keys) for probe in PERMISSION_PROBES]
+    # Never queued: MULTI is what queues, and EXEC would run everything queued before it.
+    to_queue = [c for c, p in zip(commands, PERMISSION_PROBES) if p.command not in _NOT_QUEUED]
+    _, client = store.for_each_primary()[0]
+    with store.errors("MULTI"):
+        queued = _queued(client, to_queue)
+    allowed: dict[str, dict[str, bool | None]] = {}
+    answers = iter(queued or ())
+    for probe, command in zip(PERMISSION_PROBES, commands):
+        if probe.command == "MULTI":
+            ok: bool | None = queued is not None
+        elif probe.command == "EXEC":
+            ok = _sent(store, command)  # outside MULTI: "EXEC without MULTI", after the ACL
+        elif queued is not None:
+            ok = next(answers)
+        elif probe.harmless:
+            ok = _sent(store, command)
+        else:
+            ok = None
+        allowed.setdefault(probe.operation, {})[probe.command] = ok
     return allowed
+
+
+_NOT_QUEUED = ("MULTI", "EXEC")
+
+
+def _queued(client: Any, commands: list[tuple]) -> list[bool] | None:
+    """Queues each command in one MULTI, then DISCARDs it; per command whether the ACL let it
+    be queued. None when MULTI itself is refused (nothing else was sent)."""
+    from redis import exceptions as rx
+
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    in_multi = False
+    try:
+        conn.send_command("MULTI")
+        try:
+            conn.read_response()
+        except rx.NoPermissionError:
+            return None
+        in_multi = True
+        conn.send_packed_command(conn.pack_commands([*commands, ("DISCARD",)]))
+        answers = []
+        for _ in commands:
+            try:
+                conn.read_response()  # QUEUED
+                answers.append(True)
+            except rx.NoPermissionError:
+                answers.append(False)
+            except rx.ResponseError:
+                answers.append(True)  # refused after the ACL check (MOVED in a cluster...)
+        conn.read_response()  # DISCARD's OK
+        in_multi = False
+        return answers
+    finally:
+        if in_multi:
+            conn.disconnect()  # a half-read reply or an open MULTI: never reuse this connection
+        pool.release(conn)
+
+
+def _sent(store: Store, command: tuple) -> bool:
+    try:
+        store.execute(*command)
+    except RedisPermissionError:
+        return False
+    except RedisError as err:
+        # Refused for another reason (WRONGTYPE, NOSCRIPT...): the ACL let it through. EXEC
+        # says its NOPERM inside an EXECABORT.
+        return "NOPERM" not in err.message
+    return True
+
+
+def denied_commands(report: DoctorReport) -> tuple[list[str], list[str]]:
+    """("SCAN (read, invalidate)"-style names of commands a job always needs that the user may
+    not run, the same for commands needed only by some options or with a fallback)."""
+    notes: dict[tuple[str, str], str | None] = {}
+    for p in PERMISSION_PROBES:  # a command listed twice for a job is needed if either says so
+        key = (p.operation, p.command)
+        notes[key] = None if key in notes and notes[key] is None else p.note
+    needed: dict[str, list[str]] = {}
+    optional: dict[str, list[str]] = {}
+    for operation, commands in report.permissions.items():
+        for command, ok in commands.items():
+            if ok is False:
+                note = notes.get((operation, command))
+                where = optional if note else needed
+                where.setdefault(command, []).append(
+                    f"{operation}: {note}" if note else operation
+                )
+    return (
+        [f"{c} ({', '.join(ops)})" for c, ops in sorted(needed.items())],
+        [f"{c} ({'; '.join(ops)})" for c, ops in sorted(optional.items())],
+    )
 
 
 def _warnings(settings: Settings, store: Store, report: DoctorReport) -> list[Warning_]:
@@ -210,11 +453,26 @@ def _warnings(settings: Settings, store: Store, report: DoctorReport) -> list[Wa
         out.append(Warning_(
             "replica", "connected to a replica: writes (warm, invalidate, prune) will be refused"
         ))
-    denied = [c for cmds in report.permissions.values() for c, ok in cmds.items() if not ok]
-    if denied:
-        user = report.acl_user or "this user"
+    needed, optional = denied_commands(report)
+    user = report.acl_user or "this user"
+    if needed:
         out.append(Warning_(
-            "acl_denied", f"the ACL user {user!r} may not run: {', '.join(sorted(set(denied)))}"
+            "acl_denied", f"the ACL user {user!r} may not run: {', '.join(needed)}"
+        ))
+    if optional:
+        out.append(Warning_(
+            "acl_denied_optional",
+            f"the ACL user {user!r} may not run what some options or steps use: "
+            f"{', '.join(optional)}",
+            level="info",
+        ))
+    unknown = sorted({c for cmds in report.permissions.values() for c, ok in cmds.items()
+                      if ok is None})
+    if unknown:
+        out.append(Warning_(
+            "acl_unknown",
+            f"without MULTI these could not be checked without running them: {', '.join(unknown)}",
+            level="info",
         ))
     return out
 

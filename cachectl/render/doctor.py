@@ -6,7 +6,6 @@ from cachectl.ops.doctor import DoctorReport
 from cachectl.render.output import Output
 from cachectl.render.units import human_bytes
 
-
 ALWAYS_SHOWN = {"url", "cluster", "config_file", "profile"}
 
 
@@ -62,13 +61,19 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
 
     out.print()
     perms = Table(title="Permissions of this user", title_justify="left", show_edge=False)
+    unchecked = any(ok is None for cmds in report.permissions.values() for ok in cmds.values())
     perms.add_column("operation")
     perms.add_column("allowed")
     perms.add_column("denied")
+    if unchecked:
+        perms.add_column("not checked (no MULTI)")
     for operation, commands in report.permissions.items():
-        ok = [c for c, allowed in commands.items() if allowed]
-        denied = [c for c, allowed in commands.items() if not allowed]
-        perms.add_row(operation, ", ".join(ok) or "-", f"[red]{', '.join(denied)}[/]" if denied else "-")
+        ok = [c for c, allowed in commands.items() if allowed is True]
+        denied = [c for c, allowed in commands.items() if allowed is False]
+        row = [operation, ", ".join(ok) or "-", f"[red]{', '.join(denied)}[/]" if denied else "-"]
+        if unchecked:
+            row.append(", ".join(c for c, allowed in commands.items() if allowed is None) or "-")
+        perms.add_row(*row)
     out.print(perms)
 
     out.print()

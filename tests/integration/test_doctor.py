@@ -141,3 +141,148 @@ def test_off_a_terminal_output_has_no_colour_codes(redis_url):
     assert result.exit_code == 0
     assert "\x1b[" not in result.stdout
     assert "Permissions of this user" in result.stdout
+
+
+# --- the permission table: every command each job sends, asked about without running it -------
+
+
+def _acl_name(command: str) -> str:
+    """The ACL's name of a probed command: "SCRIPT LOAD" -> "script|load"."""
+    return command.lower().replace(" ", "|")
+
+
+@pytest.fixture
+def acl_user(acl_redis, acl_url):
+    """Makes ACL users on `acl_redis` for one test (deleted afterwards); returns their URL."""
+    made: list[str] = []
+    admin = acl_redis.server.client()
+
+    def make(name: str, *rules: str) -> str:
+        admin.acl_setuser(name, reset=True)
+        admin.execute_command("ACL", "SETUSER", name, "on", ">pw", *rules)
+        made.append(name)
+        return acl_redis.url_for(name, "pw")
+
+    yield make
+    for name in made:
+        admin.execute_command("ACL", "DELUSER", name)
+    admin.close()
+
+
+def _permissions_of(url: str) -> dict:
+    from cachectl.config import Settings
+    from cachectl.ops.doctor import _permissions
+    from cachectl.store import Store
+
+    settings = Settings(url=url, cluster=False)
+    with Store(settings) as store:
+        return _permissions(settings, store)
+
+
+def test_the_probes_change_nothing(acl_redis, acl_url):
+    admin = acl_redis.server.client()
+    admin.set("api_cache:kept:no_params", "{}")
+    before = sorted(admin.scan_iter("*"))
+    result, envelope = doctor_json("--url", acl_url)
+    assert result.exit_code == 0, result.output
+    permissions = envelope["data"]["permissions"]
+    assert all(ok is True for cmds in permissions.values() for ok in cmds.values()), permissions
+    # SADD, HSET, SCRIPT LOAD... were queued in a MULTI and discarded: nothing ran.
+    assert sorted(admin.scan_iter("*")) == before
+    assert admin.script_exists("0" * 40, admin.script_load("return 1")) == [False, True]
+    import hashlib
+
+    probe_script = hashlib.sha1(b"return 0").hexdigest()  # what SCRIPT LOAD and EVAL probe with
+    assert admin.script_exists(probe_script) == [False]
+
+
+def test_every_job_lists_what_its_code_sends():
+    from cachectl.ops.doctor import PERMISSION_PROBES
+
+    by_job: dict[str, set[str]] = {}
+    for probe in PERMISSION_PROBES:
+        by_job.setdefault(probe.operation, set()).add(probe.command)
+    assert {"SCAN", "EVAL", "TYPE", "PTTL", "MEMORY USAGE", "SSCAN", "SMISMEMBER"} <= by_job["read"]
+    assert {"SET", "SADD", "PEXPIRE", "ZADD", "MULTI", "EXEC", "UNLINK", "ZREM", "EVALSHA",
+            "SCRIPT LOAD"} <= by_job["warm"]
+    assert {"RENAMENX", "SSCAN", "UNLINK", "ZREM", "SREM", "EXISTS", "ZMSCORE"} <= by_job["invalidate"]
+    assert {"SREM", "ZREM", "SADD", "ZADD", "TIME", "ZSCAN"} <= by_job["prune"]
+    assert {"INFO", "HGETALL", "ZREVRANGEBYSCORE"} <= by_job["stats"]
+    assert {"ZRANGEBYSCORE", "HMGET", "EVALSHA", "HSET", "HDEL", "ZREMRANGEBYSCORE"} <= by_job["history"]
+
+
+def test_each_probe_asks_about_its_own_command(acl_user):
+    """Denying one command makes exactly the probes of that command say no: a probe that sent
+    something else (say SMOVE for SADD) would still say yes."""
+    from cachectl.ops.doctor import PERMISSION_PROBES
+
+    for command in sorted({p.command for p in PERMISSION_PROBES}):
+        url = acl_user("one_denied", "~*", "&*", "+@all", f"-{_acl_name(command)}")
+        permissions = _permissions_of(url)
+        for probe in PERMISSION_PROBES:
+            got = permissions[probe.operation][probe.command]
+            if probe.command == command:
+                assert got is False, (command, probe.operation)
+            elif command == "MULTI" and not probe.harmless:
+                assert got is None, (command, probe.operation, probe.command)
+            elif command == "MULTI":
+                # Without MULTI the harmless probes are sent for real: still each its own answer.
+                assert got is True, (command, probe.operation, probe.command)
+            else:
+                assert got is True, (command, probe.operation, probe.command)
+
+
+def test_key_patterns_of_the_acl_are_checked_against_the_cache_namespace(acl_user):
+    url = acl_user("entries_only", "~api_cache:*", "+@all")
+    permissions = _permissions_of(url)
+    assert permissions["read"]["TYPE"] is True  # an entry key
+    assert permissions["read"]["SSCAN"] is False  # a tag set
+    assert permissions["invalidate"]["RENAMENX"] is False
+    assert permissions["warm"]["ZADD"] is False  # the entries log
+
+
+def test_a_user_without_multi_gets_real_but_harmless_probes(acl_redis, acl_url):
+    admin = acl_redis.server.client()
+    before = sorted(admin.scan_iter("*"))
+    result, envelope = doctor_json("--url", acl_redis.url_for("reader", "reader-pass"))
+    assert result.exit_code == 0, result.output
+    data = envelope["data"]
+    assert data["permissions"]["warm"]["MULTI"] is False
+    assert data["permissions"]["read"]["SCAN"] is True
+    assert data["permissions"]["warm"]["SET"] is False  # asked for real: SET XX on no key
+    assert data["permissions"]["warm"]["SADD"] is None  # no harmless way to ask
+    codes = {w["code"] for w in data["warnings"]}
+    assert {"acl_denied", "acl_unknown"} <= codes
+    assert sorted(admin.scan_iter("*")) == before
+
+
+def test_a_command_with_a_fallback_is_a_note_not_a_warning(acl_user):
+    url = acl_user("no_scripts", "~*", "&*", "+@all", "-eval")
+    result, envelope = doctor_json("--url", url)
+    assert result.exit_code == 0, result.output
+    data = envelope["data"]
+    assert data["permissions"]["read"]["EVAL"] is False
+    warnings = {w["code"]: w for w in data["warnings"]}
+    assert "acl_denied" not in warnings
+    note = warnings["acl_denied_optional"]
+    assert note["level"] == "info" and "EVAL (read: the sized SCAN" in note["message"]
+
+
+def test_a_denied_command_names_the_jobs_that_need_it(acl_redis, acl_url):
+    _, envelope = doctor_json("--url", acl_redis.url_for("limited", "limited-pass"))
+    warning = next(w for w in envelope["data"]["warnings"] if w["code"] == "acl_denied")
+    assert "UNLINK (warm, invalidate)" in warning["message"]
+
+
+def test_a_job_needs_a_command_it_also_records_with(acl_user):
+    # warm writes the entries log with ZADD (needed) and records its run with ZADD (optional).
+    url = acl_user("no_zadd", "~*", "&*", "+@all", "-zadd")
+    _, envelope = doctor_json("--url", url)
+    warning = next(w for w in envelope["data"]["warnings"] if w["code"] == "acl_denied")
+    assert "ZADD (warm, prune" in warning["message"]
+
+
+def test_people_see_what_could_not_be_checked(acl_redis, acl_url):
+    result = runner.invoke(app, ["--url", acl_redis.url_for("reader", "reader-pass"), "doctor"])
+    assert result.exit_code == 0, result.output
+    assert "not checked (no MULTI)" in result.stdout
