@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Annotated
 
 import typer
@@ -39,7 +40,16 @@ def memory(
     out = app_ctx.output
     settings = app_ctx.settings
     layout = Layout(settings.layout)
-    with out.progress("Scanning keys") as bar:
+    with ExitStack() as stack:
+        bar = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:
+                # Opened once DBSIZE is known: a bar of keys scanned against it, not a count.
+                bar = stack.enter_context(out.progress("Scanning keys", total=max(total, 1)))
+            bar.update(completed=done, total=total)
+
         report = analyze_memory(
             app_ctx.store,
             layout,
@@ -47,7 +57,7 @@ def memory(
             top=top,
             sample=sample,
             pacer=Pacer(settings.rate),
-            on_progress=lambda done, total: bar.update(completed=done, total=total),
+            on_progress=progress,
         )
     try:
         raise_if_incomplete(report)

@@ -1,9 +1,10 @@
 """`cachectl keys`: the cache's entries, streamed, each with its type, TTL, size, endpoint and params.
 
 Also the read primitives `inspect`, `tags` and `memory` share:
-- `scan_sized`: SCAN over every primary with each kept key's TYPE, PTTL and MEMORY USAGE, sized
-  by a server-side script a whole page per call (one round trip per page instead of one command
-  per key), or by pipelining when scripts are not allowed;
+- `scan_sized`: SCAN over every primary with each kept key's TYPE, PTTL and MEMORY USAGE (or
+  only those asked for), read by a server-side script a whole page per call (one round trip per
+  page instead of one command per key), or by pipelining when scripts are not allowed; with
+  nothing to read per key, plain SCAN pages;
 - `EntryParser`: entry keys read back into endpoint and params, fast for the common case;
 - `show_bytes` / `unshow_bytes`: keys and values shown safely whatever bytes they hold.
 
@@ -16,9 +17,16 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
-from cachectl.errors import CachectlError, RedisError, RedisPermissionError, UsageError
+from cachectl.errors import (
+    CachectlError,
+    PartialFailure,
+    RedisError,
+    RedisPermissionError,
+    UsageError,
+)
 from cachectl.layout import NO_PARAMS, Layout, js_sort_key
 
 if TYPE_CHECKING:
@@ -61,6 +69,12 @@ def _escape_char(match: re.Match[str]) -> str:
     code = ord(char)
     # A C1 control is two bytes of UTF-8: \u0085 reads back to them, \x85 would not.
     return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
+
+
+def safe_text(text: str) -> str:
+    """`text` for a terminal: control characters escaped (`\\x1b`), the rest as it is. For
+    names read out of a key (an endpoint, a param) that are shown apart from the key."""
+    return _UNSAFE_CHARS.sub(_escape_char, text) if _UNSAFE_CHARS.search(text) else text
 
 
 def unshow_bytes(text: str) -> bytes:
@@ -111,6 +125,8 @@ class EntryParser:
             parsed = _parse_json_params(text[self._root_length :])
             if parsed is not None:
                 return parsed
+        if text is None:
+            return self._parse_undecodable(key)
         slow = self.layout.parse_entry(key)
         return (None, None, None) if slow is None else (slow.endpoint, slow.params, None)
 
@@ -120,11 +136,32 @@ class EntryParser:
             endpoint = _parse_json_params(text[self._root_length :], build=False)
             if endpoint is not None:
                 return endpoint[0]
+        if text is None:
+            return self._parse_undecodable(key)[0]
         slow = self.layout.parse_entry(key)
         return None if slow is None else slow.endpoint
 
+    def _parse_undecodable(self, key: bytes) -> Parsed:
+        """A key that is not UTF-8, read with its stray bytes kept (not replaced by U+FFFD, which
+        would make two endpoints one): every name and text in the answer is escaped as
+        `show_bytes` escapes the key itself, so `\\xff` in an endpoint is the byte 0xff."""
+        slow = self.layout.parse_entry(key.decode("utf-8", "surrogateescape"))
+        if slow is None:
+            return None, None, None
+        return show_bytes(slow.endpoint), _escaped_texts(slow.params), None
+
 
 Parsed = tuple[str | None, dict | None, str | None]
+
+
+def _escaped_texts(value: Any) -> Any:
+    if isinstance(value, str):
+        return show_bytes(value)
+    if isinstance(value, dict):
+        return {show_bytes(k): _escaped_texts(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped_texts(v) for v in value]
+    return value
 _json_str = json.encoder.encode_basestring  # C; json.dumps(s, ensure_ascii=False) without the rest
 
 
@@ -242,14 +279,21 @@ def _glob_class(glob: bytes, i: int) -> tuple[int, bytes]:
 
 # --- sized SCAN pages ------------------------------------------------------------------------
 
-# One SCAN page of this node, with TYPE, PTTL and MEMORY USAGE of every key kept. Run per node
-# with no KEYS: every key it touches came from this node's own SCAN, so it is local even in a
-# cluster (a script may only touch keys the node serves; declaring them in KEYS is impossible
-# before the SCAN has run). Without a shebang Redis 7 lets such a script touch keys of several
-# slots. It writes nothing, and each call handles COUNT keys, so it never holds the server long.
-# ARGV: cursor, count, match ('' = all), type ('' = any), n, then n prefixes a key must start
-# with to be sized (none = every key). Reply: cursor, keys scanned, then key, type, pttl, bytes
-# for each key kept (bytes -1 if the key vanished).
+# What can be read of each key kept: its TYPE, PTTL and MEMORY USAGE. Each costs the server
+# one command per key (a redis.call in the script, about 1.5 to 2 us each): reading all three
+# takes two to three times the SCAN itself, so a listing reads only what it shows.
+READ_TYPE, READ_TTL, READ_SIZE = "t", "p", "m"
+ALL_READS = READ_TYPE + READ_TTL + READ_SIZE
+
+# One SCAN page of this node, with the asked figures of every key kept. Run per node with no
+# KEYS: every key it touches came from this node's own SCAN, so it is local even in a cluster (a
+# script may only touch keys the node serves; declaring them in KEYS is impossible before the
+# SCAN has run). Without a shebang Redis 7 lets such a script touch keys of several slots. It
+# writes nothing, and each call handles COUNT keys, so it never holds the server long.
+# ARGV: cursor, count, match ('' = all), type ('' = any), reads (letters of ALL_READS), n, then
+# n prefixes a key must start with to be kept (none = every key). Reply: cursor, keys scanned,
+# then for each key kept: the key, then its type, pttl, bytes as `reads` asks, in that order
+# (bytes -1 if the key vanished).
 SCAN_SIZED_LUA = """
 local args = {'SCAN', ARGV[1], 'COUNT', ARGV[2]}
 if ARGV[3] ~= '' then args[#args + 1] = 'MATCH'; args[#args + 1] = ARGV[3] end
@@ -258,15 +302,19 @@ local page = redis.call(unpack(args))
 local keys = page[2]
 local out = {page[1], #keys}
 local n = 2
-local last = 5 + tonumber(ARGV[5])
+local reads = ARGV[5]
+local read_type = string.find(reads, 't', 1, true) ~= nil
+local read_ttl = string.find(reads, 'p', 1, true) ~= nil
+local read_size = string.find(reads, 'm', 1, true) ~= nil
+local last = 6 + tonumber(ARGV[6])
 -- Most keys of other applications are told apart by their first byte alone.
 local first = {}
-for j = 6, last do first[string.byte(ARGV[j], 1)] = true end
-local keep = last == 5
+for j = 7, last do first[string.byte(ARGV[j], 1)] = true end
+local keep = last == 6
 for i = 1, #keys do
   local key = keys[i]
   if not keep and first[string.byte(key, 1)] then
-    for j = 6, last do
+    for j = 7, last do
       local prefix = ARGV[j]
       if string.sub(key, 1, #prefix) == prefix then
         keep = true
@@ -275,13 +323,13 @@ for i = 1, #keys do
     end
   end
   if keep then
-    out[n + 1] = key
-    out[n + 2] = redis.call('TYPE', key)['ok']
-    out[n + 3] = redis.call('PTTL', key)
-    out[n + 4] = redis.call('MEMORY', 'USAGE', key) or -1
-    n = n + 4
+    n = n + 1
+    out[n] = key
+    if read_type then n = n + 1; out[n] = redis.call('TYPE', key)['ok'] end
+    if read_ttl then n = n + 1; out[n] = redis.call('PTTL', key) end
+    if read_size then n = n + 1; out[n] = redis.call('MEMORY', 'USAGE', key) or -1 end
   end
-  keep = last == 5
+  keep = last == 6
 end
 return out
 """
@@ -300,26 +348,29 @@ class SizedPage:
     """One SCAN reply of one node: how many keys it held, and the kept ones with their figures.
 
     `pttls` as PTTL gives them (-1 no expiry, -2 gone); `sizes` MEMORY USAGE in bytes (-1 gone).
+    A figure the scan was not asked to read is None (the whole list).
     """
 
     node: NodeRef
     scanned: int
     keys: list[bytes]
-    types: list[str]
-    pttls: list[int]
-    sizes: list[int]
+    types: list[str] | None
+    pttls: list[int] | None
+    sizes: list[int] | None
 
 
 @dataclass
 class ScanPlan:
     """What `scan_sized` walks: the MATCH and TYPE given to SCAN, the prefixes a key must start
-    with to be sized, and for a sample, how many keys to read from each node at most."""
+    with to be kept, which figures to read of each kept key (letters of ALL_READS), and for a
+    sample, how many keys to read from each node at most."""
 
     match: str | bytes | None = None
     type: str | None = None
     prefixes: tuple[bytes, ...] = ()
     per_node_limit: dict[str, int] | None = None
     count: int | None = None
+    reads: str = ALL_READS
 
 
 @dataclass
@@ -329,7 +380,9 @@ class ScanState:
     nodes_total: int = 0
     nodes_done: int = 0
     keys_scanned: int = 0
-    method: str = "script"  # "script" | "pipeline"
+    # "script", "pipeline" (scripts refused), "scan" (nothing read per key), "members" (keys
+    # named by a set, read by pipelining)
+    method: str = "script"
     scanned_by_node: dict[str, int] = field(default_factory=dict)
 
 
@@ -339,16 +392,18 @@ def scan_sized(
     state: ScanState | None = None,
     pacer: Pacer | None = None,
 ) -> Iterator[SizedPage]:
-    """Every primary's keys, a SCAN page at a time, with the figures of the kept ones.
+    """Every primary's keys, a SCAN page at a time, with the asked figures of the kept ones.
 
     The request for the next page goes out as soon as a reply brings its cursor, before the
-    caller works on the page just read, so Redis sizes one page while this process handles the
+    caller works on the page just read, so Redis reads one page while this process handles the
     last one. SCAN's guarantees hold: a key present throughout is seen at least once (maybe
     twice); keys written or removed meanwhile may or may not be. A lost connection is retried
     with the store's backoff from the cursor reached; if the scan cannot go on, the RedisError
     says how far it got (and `state` holds it).
     """
     state = state if state is not None else ScanState()
+    if not plan.reads:
+        state.method = "scan"
     count = plan.count or store.settings.scan_count
     nodes = store.for_each_primary()
     state.nodes_total = len(nodes)
@@ -386,9 +441,10 @@ def scan_sized(
 
 
 class _NodeReader:
-    """One node's pages: by the script with the next request sent ahead on one connection, or,
-    when scripts are refused (an ACL without EVAL, a managed Redis without scripting), by SCAN
-    and a pipeline of TYPE, PTTL and MEMORY USAGE per page: the same figures, more slowly."""
+    """One node's pages, each next request sent ahead on one connection: by the script, or with
+    nothing to read per key by plain SCAN; when scripts are refused (an ACL without EVAL, a
+    managed Redis without scripting), by SCAN and a pipeline of TYPE, PTTL and MEMORY USAGE per
+    page: the same figures, more slowly."""
 
     def __init__(self, store: Store, client: Any, plan: ScanPlan, count: int, state: ScanState):
         self.store = store
@@ -396,61 +452,86 @@ class _NodeReader:
         self.plan = plan
         self.count = count
         self.state = state
+        self.reads = "".join(r for r in ALL_READS if r in plan.reads)
         self._conn = None
         self._sent = False
 
     def pages(self, pacer: Pacer | None) -> Iterator[SizedPage]:
+        if self.state.method == "scan":
+            yield from self._sent_ahead_pages(self._call(0, "SCAN"), pacer, "SCAN")
+            return
         if self.state.method == "script":
             try:
-                first = self._scripted_call(0)
+                first = self._call(0, "EVAL")
             except CachectlError as error:
                 if not _scripts_refused(error):
                     raise
                 self.state.method = "pipeline"
             else:
-                yield from self._scripted_pages(first, pacer)
+                yield from self._sent_ahead_pages(first, pacer, "EVAL")
                 return
         yield from self._pipelined_pages(pacer)
 
-    # -- by script ---------------------------------------------------------------------------
+    # -- by script, or plain SCAN, the next request sent ahead ------------------------------
 
-    def _request(self, cursor: bytes | int) -> tuple:
+    def _request(self, cursor: bytes | int, command: str) -> tuple:
         plan = self.plan
+        if command == "SCAN":
+            return (
+                "SCAN", cursor, "COUNT", self.count,
+                *(("MATCH", plan.match) if plan.match else ()),
+                *(("TYPE", plan.type) if plan.type else ()),
+            )  # fmt: skip
         # EVAL rather than EVALSHA: Redis caches the compiled script either way, and a server
         # that restarts mid-scan (and forgot it) needs no NOSCRIPT dance.
         return (
             "EVAL", SCAN_SIZED_LUA, 0, cursor, self.count, plan.match or "", plan.type or "",
-            len(plan.prefixes), *plan.prefixes,
+            self.reads, len(plan.prefixes), *plan.prefixes,
         )  # fmt: skip
 
-    def _scripted_call(self, cursor: bytes | int) -> list:
-        with self.store.errors("EVAL"):
+    def _call(self, cursor: bytes | int, command: str) -> list:
+        with self.store.errors(command):
             self._conn = self.client.connection_pool.get_connection()
-            return self._receive(self._request(cursor))
+            return self._receive(self._request(cursor, command))
 
-    def _scripted_pages(self, reply: list, pacer: Pacer | None) -> Iterator[SizedPage]:
+    def _sent_ahead_pages(self, reply: list, pacer: Pacer | None, command: str
+                          ) -> Iterator[SizedPage]:
         if pacer:
             pacer.take(self.count)
+        page_of = self._scan_page if command == "SCAN" else self._script_page
         while True:
             cursor = reply[0]
             request = None
             if int(cursor) != 0:
                 if pacer:
                     pacer.take(self.count)
-                request = self._request(cursor)
+                request = self._request(cursor, command)
                 self._send(request)
-            yield SizedPage(
-                None,
-                int(reply[1]),
-                reply[2::4],
-                [type_name(t) for t in reply[3::4]],
-                reply[4::4],
-                reply[5::4],
-            )
+            yield page_of(reply)
             if request is None:
                 return
-            with self.store.errors("EVAL"):
+            with self.store.errors(command):
                 reply = self._receive(request)
+
+    def _scan_page(self, reply: list) -> SizedPage:
+        keys = reply[1]
+        prefixes = self.plan.prefixes
+        kept = [k for k in keys if k.startswith(prefixes)] if prefixes else keys
+        return SizedPage(None, len(keys), kept, None, None, None)
+
+    def _script_page(self, reply: list) -> SizedPage:
+        reads = self.reads
+        stride = 1 + len(reads)
+        columns = {r: reply[3 + i :: stride] for i, r in enumerate(reads)}
+        types = columns.get(READ_TYPE)
+        return SizedPage(
+            None,
+            int(reply[1]),
+            reply[2::stride],
+            None if types is None else [type_name(t) for t in types],
+            columns.get(READ_TTL),
+            columns.get(READ_SIZE),
+        )
 
     def _send(self, request: tuple) -> None:
         try:
@@ -492,6 +573,7 @@ class _NodeReader:
 
     def _pipelined_pages(self, pacer: Pacer | None) -> Iterator[SizedPage]:
         plan = self.plan
+        reads = self.reads
         prefixes = tuple(plan.prefixes)
         cursor = 0
         while True:
@@ -502,21 +584,29 @@ class _NodeReader:
                     cursor, match=plan.match, count=self.count, _type=plan.type
                 )
             kept = [k for k in keys if k.startswith(prefixes)] if prefixes else keys
-            types: list[str] = []
-            pttls: list[int] = []
-            sizes: list[int] = []
+            columns: dict[str, list] = {r: [] for r in reads}
             if kept:
-                with self.store.errors("MEMORY USAGE"):
+                with self.store.errors("MEMORY USAGE" if READ_SIZE in reads else "PTTL"):
                     pipe = self.client.pipeline(transaction=False)
                     for key in kept:
-                        pipe.type(key)
-                        pipe.pttl(key)
-                        pipe.execute_command("MEMORY USAGE", key)
+                        if READ_TYPE in reads:
+                            pipe.type(key)
+                        if READ_TTL in reads:
+                            pipe.pttl(key)
+                        if READ_SIZE in reads:
+                            pipe.execute_command("MEMORY USAGE", key)
                     replies = pipe.execute()
-                types = [type_name(t) for t in replies[0::3]]
-                pttls = replies[1::3]
-                sizes = [-1 if s is None else s for s in replies[2::3]]
-            yield SizedPage(None, len(keys), kept, types, pttls, sizes)
+                columns = {r: replies[i :: len(reads)] for i, r in enumerate(reads)}
+            types = columns.get(READ_TYPE)
+            sizes = columns.get(READ_SIZE)
+            yield SizedPage(
+                None,
+                len(keys),
+                kept,
+                None if types is None else [type_name(t) for t in types],
+                columns.get(READ_TTL),
+                None if sizes is None else [-1 if s is None else s for s in sizes],
+            )
             if int(cursor) == 0:
                 return
 
@@ -533,36 +623,45 @@ def _scripts_refused(error: CachectlError) -> bool:
 # --- describing keys named elsewhere (set members) -------------------------------------------
 
 
-def describe_keys(store: Store, keys: list[bytes]) -> tuple[list[str], list[int], list[int]]:
-    """TYPE, PTTL and MEMORY USAGE of each key in one pipelined round trip (routed by slot in a
-    cluster); a key gone meanwhile reads as type "none", PTTL -2, size -1."""
+def describe_keys(store: Store, keys: list[bytes], sizes: bool = True
+                  ) -> tuple[list[str], list[int], list[int] | None]:
+    """TYPE, PTTL and (with `sizes`) MEMORY USAGE of each key in one pipelined round trip (routed
+    by slot in a cluster); a key gone meanwhile reads as type "none", PTTL -2, size -1."""
     if not keys:
-        return [], [], []
+        return [], [], [] if sizes else None
     commands = []
     for key in keys:
-        commands += [("TYPE", key), ("PTTL", key), ("MEMORY", "USAGE", key)]
+        commands += [("TYPE", key), ("PTTL", key)]
+        if sizes:
+            commands.append(("MEMORY", "USAGE", key))
     replies = store.send_many(commands)
     for reply in replies:
         if isinstance(reply, CachectlError):
             raise reply
-    types = [type_name(t) for t in replies[0::3]]
-    sizes = [-1 if s is None else s for s in replies[2::3]]
-    return types, replies[1::3], sizes
+    stride = 3 if sizes else 2
+    types = [type_name(t) for t in replies[0::stride]]
+    sized = [-1 if s is None else s for s in replies[2::3]] if sizes else None
+    return types, replies[1::stride], sized
 
 
 # --- keys ------------------------------------------------------------------------------------
+
+# What a listing row can show, as `--fields` names them; the key is always shown.
+FIELDS = ("type", "ttl", "size", "endpoint", "params")
+_JSON_NAMES = {"type": "type", "ttl": "ttl_seconds", "size": "size_bytes",
+               "endpoint": "endpoint", "params": "params"}
 
 
 @dataclass(slots=True)
 class KeyRow:
     """One cache entry. `shown` is the key as `show_bytes` shows it; `pttl_ms` -1 means no
     expiry; `size_bytes` is MEMORY USAGE; `params_json` the params as JSON text when the key
-    already held them so (else None: encode `params`)."""
+    already held them so (else None: encode `params`). A figure not read is None."""
 
     key: bytes
     shown: str
-    type: str
-    pttl_ms: int
+    type: str | None
+    pttl_ms: int | None
     size_bytes: int | None
     endpoint: str | None
     params: dict | None
@@ -570,22 +669,39 @@ class KeyRow:
 
     @property
     def ttl_seconds(self) -> float | None:
-        return None if self.pttl_ms < 0 else self.pttl_ms / 1000
+        return None if self.pttl_ms is None or self.pttl_ms < 0 else self.pttl_ms / 1000
 
-    def to_dict(self) -> dict:
-        return {
-            "key": self.shown,
+    def to_dict(self, fields: tuple[str, ...] = FIELDS) -> dict:
+        values = {
             "type": self.type,
-            "ttl_seconds": self.ttl_seconds,
-            "size_bytes": self.size_bytes,
+            "ttl": self.ttl_seconds,
+            "size": self.size_bytes,
             "endpoint": self.endpoint,
             "params": self.params,
         }
+        return {"key": self.shown, **{_JSON_NAMES[f]: values[f] for f in FIELDS if f in fields}}
+
+
+def parse_fields(text: str | None) -> tuple[str, ...]:
+    """`--fields type,ttl`: the row fields asked for, in FIELDS order (`key` may be named; it is
+    always shown)."""
+    if text is None:
+        return FIELDS
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    aliases = {v: k for k, v in _JSON_NAMES.items()}
+    unknown = [n for n in names if n != "key" and n not in FIELDS and n not in aliases]
+    if unknown:
+        raise UsageError(
+            f"unknown field {unknown[0]!r} in --fields; use any of: key, {', '.join(FIELDS)}"
+        )
+    asked = {aliases.get(n, n) for n in names}
+    return tuple(f for f in FIELDS if f in asked)
 
 
 @dataclass
 class KeyQuery:
-    """What `cachectl keys` lists. `pattern` is a SCAN MATCH glob over whole keys."""
+    """What `cachectl keys` lists. `pattern` is a SCAN MATCH glob over whole keys; `fields` the
+    row fields to show (figures not shown are not read, unless a filter needs them)."""
 
     pattern: str | None = None
     endpoint: str | None = None
@@ -594,12 +710,28 @@ class KeyQuery:
     type: str | None = None
     no_ttl: bool = False
     limit: int | None = None
+    fields: tuple[str, ...] = FIELDS
 
     def check(self) -> None:
         if self.type is not None and self.type not in KEY_TYPES:
             raise UsageError(f"unknown type {self.type!r}; use one of: {', '.join(KEY_TYPES)}")
         if self.limit is not None and self.limit < 1:
             raise UsageError("--limit must be 1 or more")
+        unknown = [f for f in self.fields if f not in FIELDS]
+        if unknown:
+            raise UsageError(f"unknown field {unknown[0]!r}; use any of: {', '.join(FIELDS)}")
+
+    def reads(self) -> str:
+        """The figures a SCAN listing reads per key: TYPE unless SCAN's TYPE filter already
+        says it, PTTL for the ttl field or --no-ttl, MEMORY USAGE for the size field."""
+        reads = ""
+        if "type" in self.fields and self.type is None:
+            reads += READ_TYPE
+        if "ttl" in self.fields or self.no_ttl:
+            reads += READ_TTL
+        if "size" in self.fields:
+            reads += READ_SIZE
+        return reads
 
 
 @dataclass
@@ -628,6 +760,7 @@ class KeyListing:
     def to_dict(self) -> dict:
         return {
             "source": self.source,
+            "fields": ["key", *self.query.fields],
             "rows": self.rows,
             "limit_reached": self.limit_reached,
             "not_entries_left_out": self.skipped_not_entries,
@@ -640,9 +773,15 @@ class KeyListing:
 
 def list_keys(store: Store, layout: Layout, query: KeyQuery, pacer: Pacer | None = None
               ) -> tuple[KeyListing, Iterator[KeyRow]]:
-    """The listing's summary (filled in as it goes) and its rows, as a generator."""
+    """The listing's summary (filled in as it goes) and its rows, as a generator.
+
+    A scan that fails after it has read something raises PartialFailure (exit 6) saying how far
+    it got, with the Redis error's code in its details under `cause`; one that fails before
+    reading anything raises the Redis error itself."""
     query.check()
     listing = KeyListing(query)
+    if query.pattern is not None:
+        listing.pattern_outside_entries = not layout.pattern_within_entries(query.pattern)
     sets = _index_sets(store, layout, query)  # a missing set is an error before any row
     return listing, _rows(store, layout, query, listing, sets, pacer)
 
@@ -653,16 +792,17 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
     root = layout.entry_root.encode()
     nested = entry_prefix_is_shared(layout)
     endpoint = query.endpoint
-    if query.pattern is not None:
-        listing.pattern_outside_entries = not layout.pattern_within_entries(query.pattern)
+    want_params = "params" in query.fields
+    want_endpoint = "endpoint" in query.fields
+    known_type = query.type  # SCAN TYPE filtered by it: every key kept is of that type
     if sets:
-        pages = _member_pages(store, sets, listing)
+        pages = _member_pages(store, sets, listing, sizes="size" in query.fields)
     else:
         match = query.pattern or (
             layout.endpoint_pattern(endpoint) if endpoint is not None else layout.entry_pattern()
         )
         listing.source = f"SCAN MATCH {match}"
-        plan = ScanPlan(match=match, type=query.type, prefixes=(root,))
+        plan = ScanPlan(match=match, type=query.type, prefixes=(root,), reads=query.reads())
         pages = scan_sized(store, plan, listing.state, pacer)
     from_sets = query.tag is not None or query.depends_on is not None
     # A SCAN MATCH applies the pattern itself unless the keys come from somewhere else.
@@ -672,7 +812,7 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
         else None
     )
 
-    def wanted(key: bytes, type_: str, pttl: int) -> bool:
+    def wanted(key: bytes, type_: str | None, pttl: int | None) -> bool:
         if query.no_ttl and pttl != -1:
             return False
         if query.type is not None and type_ != query.type:
@@ -694,7 +834,11 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
     unsafe = _NEEDS_ESCAPES.search
     try:
         for page in pages:
-            for key, type_, pttl, size in zip(page.keys, page.types, page.pttls, page.sizes):
+            count = len(page.keys)
+            types = page.types if page.types is not None else repeat(known_type, count)
+            pttls = page.pttls if page.pttls is not None else repeat(None, count)
+            sizes = page.sizes if page.sizes is not None else repeat(None, count)
+            for key, type_, pttl, size in zip(page.keys, types, pttls, sizes):
                 if pttl == -2 or type_ == "none":
                     continue  # gone between the SCAN and the reading
                 if filtered and not wanted(key, type_, pttl):
@@ -704,14 +848,28 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
                 except UnicodeDecodeError:
                     text = None
                 shown = text if text is not None and not unsafe(text) else show_bytes(key)
-                name, params, params_json = parser.parse(key, text)
+                if want_params:
+                    name, params, params_json = parser.parse(key, text)
+                elif want_endpoint:
+                    name, params, params_json = parser.endpoint(key, text), None, None
+                else:
+                    name = params = params_json = None
                 rows += 1
                 yield KeyRow(
-                    key, shown, type_, pttl, None if size < 0 else size, name, params, params_json
+                    key, shown, type_, pttl, None if size is None or size < 0 else size,
+                    name, params, params_json,
                 )
                 if limit is not None and rows >= limit:
                     listing.limit_reached = True
                     return
+    except CachectlError as error:
+        if not rows and not listing.state.keys_scanned:
+            raise  # nothing read: the error is the whole story
+        raise PartialFailure(
+            f"the listing is incomplete: {error.message}",
+            hint=error.hint,
+            details={**error.details, "cause": error.code},
+        ) from error
     finally:
         listing.rows = rows
         close = getattr(pages, "close", None)
@@ -739,19 +897,22 @@ def _index_sets(store: Store, layout: Layout, query: KeyQuery) -> list[str]:
     return [key for _, _, key in sets]
 
 
-def _member_pages(store: Store, sets: list[str], listing: KeyListing) -> Iterator[SizedPage]:
-    """The members of the first set, a page at a time, with their figures; with a second set,
-    only the members it holds too."""
+def _member_pages(store: Store, sets: list[str], listing: KeyListing, sizes: bool = True
+                  ) -> Iterator[SizedPage]:
+    """The members of the first set, a page at a time, with their figures (TYPE and PTTL
+    always: they say whether the member still exists); with a second set, only the members it
+    holds too."""
     source, *others = sets
     listing.source = f"members of {source}"
+    listing.state.method = "members"  # named by a set, not scanned: read by pipelining
     node = store.primaries()[0]
 
     def page_of(members: list[bytes]) -> SizedPage:
         for other in others:
             members = [m for m, k in zip(members, _sismember_each(store, other, members)) if k]
-        types, pttls, sizes = describe_keys(store, members)
+        types, pttls, sized = describe_keys(store, members, sizes=sizes)
         listing.state.keys_scanned += len(members)
-        return SizedPage(node, len(members), members, types, pttls, sizes)
+        return SizedPage(node, len(members), members, types, pttls, sized)
 
     batch: list[bytes] = []
     for member in store.sscan(source):

@@ -132,6 +132,7 @@ class MemoryReport:
     used_memory_bytes: int | None = None
     maxmemory_bytes: int | None = None
     maxmemory_policy: str | None = None
+    maxmemory_policy_by_node: dict[str, str] = field(default_factory=dict)
     dangling_probe: list[dict] = field(default_factory=list)
     recommendations: list[Recommendation] = field(default_factory=list)
 
@@ -191,6 +192,7 @@ class MemoryReport:
                 "used_memory_bytes": self.used_memory_bytes,
                 "maxmemory_bytes": self.maxmemory_bytes,
                 "maxmemory_policy": self.maxmemory_policy,
+                "maxmemory_policy_by_node": self.maxmemory_policy_by_node,
             },
             "dangling_probe": self.dangling_probe,
             "recommendations": [vars(r) for r in self.recommendations],
@@ -241,6 +243,8 @@ def analyze_memory(
     state = ScanState()
     tally = _Tally(report, layout, depth, top)
     try:
+        if on_progress:
+            on_progress(0, to_scan)  # the total is known before the first page: a bar, not a count
         for page in scan_sized(store, plan, state, pacer):
             tally.add_page(page)
             if on_progress:
@@ -258,9 +262,14 @@ def analyze_memory(
     tally.finish()
     if report.sampled and report.complete and report.keys_scanned:
         _scale(report, report.dbsize / report.keys_scanned)
-    _server_figures(store, report)
-    if report.complete:
-        report.dangling_probe = _probe_dangling(store, tally.largest_sets)
+    try:
+        _server_figures(store, report)
+        if report.complete:
+            report.dangling_probe = _probe_dangling(store, tally.largest_sets)
+    except KeyboardInterrupt:
+        # After the scan: its figures stand; the probe of dangling members is what is missing.
+        report.complete = False
+        report.stopped = report.stopped or "interrupted (Ctrl-C)"
     report.recommendations = recommend(report)
     return report
 
@@ -445,8 +454,22 @@ def _server_figures(store: Store, report: MemoryReport) -> None:
     report.used_memory_bytes = sum(int(i.get("used_memory", 0)) for i in firsts)
     maxmemory = [int(i.get("maxmemory", 0)) for i in firsts]
     report.maxmemory_bytes = sum(maxmemory) if all(maxmemory) else 0
-    policy = firsts[0].get("maxmemory_policy")
-    report.maxmemory_policy = policy.decode() if isinstance(policy, bytes) else policy
+    policies = {}
+    for node, info in infos.items():
+        policy = info.get("maxmemory_policy")
+        if policy is not None:
+            policies[node] = policy.decode() if isinstance(policy, bytes) else str(policy)
+    report.maxmemory_policy_by_node = policies
+    if policies:
+        # The primaries of a cluster should agree; when they do not, the worst one is judged.
+        worst = sorted(set(policies.values()), key=_policy_rank)
+        report.maxmemory_policy = worst[0]
+
+
+def _policy_rank(policy: str) -> int:
+    if policy == "noeviction":
+        return 0
+    return 1 if policy.startswith("volatile-") else 2
 
 
 def _probe_dangling(store: Store, largest_sets: list[tuple[int, bytes]]) -> list[dict]:
@@ -523,6 +546,18 @@ def _policy_recommendations(report: MemoryReport, no_ttl: Bucket) -> list[Recomm
     policy = report.maxmemory_policy
     if policy is None:
         return []
+    out = []
+    if len(set(report.maxmemory_policy_by_node.values())) > 1:
+        named = ", ".join(f"{n} {p}" for n, p in sorted(report.maxmemory_policy_by_node.items()))
+        out.append(Recommendation(
+            "policy_differs_between_primaries",
+            f"the primaries do not agree on maxmemory-policy ({named}): give them all the same",
+        ))
+    return out + _policy_recommendation(report, policy, no_ttl)
+
+
+def _policy_recommendation(report: MemoryReport, policy: str, no_ttl: Bucket
+                           ) -> list[Recommendation]:
     if policy == "noeviction":
         return [Recommendation(
             "policy_noeviction",

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cachectl.errors import CachectlError, NotFoundError, UsageError
+from cachectl.errors import CachectlError, NotFoundError, PartialFailure, UsageError
 from cachectl.layout import Layout
 from cachectl.ops.keys import show_bytes
 
@@ -222,7 +222,8 @@ def show_tag_set(
     store: Store, layout: Layout, name: str, *, dependency: bool = False
 ) -> tuple[TagSet, Iterator[MemberRow]]:
     """The set of tag `name` (or of resource `name`) and its members, streamed a SSCAN page at a
-    time with one pipelined PTTL each (which says both whether the entry exists and its TTL)."""
+    time with one pipelined PTTL each (which says both whether the entry exists and its TTL).
+    Redis failing once members were listed raises PartialFailure (exit 6)."""
     kind = "dependency" if dependency else "tag"
     key = layout.dependency(name) if dependency else layout.tag(name)
     type_, pttl, cardinality = store.send_many([("TYPE", key), ("PTTL", key), ("SCARD", key)])
@@ -252,10 +253,21 @@ def _members(store: Store, key: str, info: TagSet) -> Iterator[MemberRow]:
         info.shown += len(members)
         return out
 
-    for member in store.sscan(key):
-        page.append(member)
-        if len(page) >= store.settings.batch_size:
+    try:
+        for member in store.sscan(key):
+            page.append(member)
+            if len(page) >= store.settings.batch_size:
+                yield from rows(page)
+                page = []
+        if page:
             yield from rows(page)
-            page = []
-    if page:
-        yield from rows(page)
+    except CachectlError as error:
+        if not info.shown:
+            raise  # nothing listed: the error is the whole story
+        # As `keys`: the members listed stand, the exit status says the list is not whole.
+        raise PartialFailure(
+            f"the listing is incomplete after {info.shown:,} of {info.members:,} members: "
+            f"{error.message}",
+            hint=error.hint,
+            details={**error.details, "cause": error.code},
+        ) from error

@@ -7,11 +7,13 @@ import re
 import time
 
 from cachectl.ops.inspect import PREVIEW_LINE_CHARS, PREVIEW_LINES, Inspection, Value
+from cachectl.ops.keys import safe_text
 from cachectl.render.output import Output
 from cachectl.render.units import human_bytes, human_duration
 
 # Control characters other than newline and tab would drive the terminal; shown escaped.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_C1 = re.compile(r"[\x7f-\x9f]")
 
 
 def render_inspection(out: Output, found: Inspection, *, full: bool) -> None:
@@ -32,9 +34,9 @@ def render_inspection(out: Output, found: Inspection, *, full: bool) -> None:
     elif found.idle_seconds is not None:
         facts.add_row("idle", human_duration(found.idle_seconds) if found.idle_seconds else "0 s")
     if found.is_entry:
-        facts.add_row("endpoint", Text(found.endpoint or "?"))
+        facts.add_row("endpoint", Text(safe_text(found.endpoint or "?")))
         facts.add_row("params", Text("?" if found.params is None else
-                                     json.dumps(found.params, ensure_ascii=False)))
+                                     _json_text(json.dumps(found.params, ensure_ascii=False))))
         facts.add_row("last write", _when(found.last_write_ms))
         facts.add_row("last access", _when(found.last_access_ms))
     if found.tags is not None:
@@ -76,7 +78,7 @@ def _value(out: Output, value: Value, *, full: bool) -> None:
         return
     out.print(Text(f"value: {value.format}, {human_bytes(value.length)}", style="bold"))
     if value.format == "json" and value.json is not None:
-        text = json.dumps(value.json, indent=2, ensure_ascii=False)
+        text = _json_text(json.dumps(value.json, indent=2, ensure_ascii=False))
         lexer = "json"
     else:
         text = value.text if value.format == "binary" else _safe(value.text or "")
@@ -104,6 +106,12 @@ def _value(out: Output, value: Value, *, full: bool) -> None:
         if not value.whole:
             more.append(f"{human_bytes(value.length)} in all, only the start was read")
         out.print(Text(f"... {', '.join(more)} (--full shows all)", style="dim"))
+
+
+def _json_text(text: str) -> str:
+    """JSON text for a terminal: json.dumps leaves DEL and the C1 controls (U+0080 to U+009F)
+    as they are, and some terminals act on them; written as \\u escapes, it is the same JSON."""
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _safe(text: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cachectl.errors import CachectlError
-from cachectl.ops.keys import KeyRow
+from cachectl.ops.keys import FIELDS, KeyRow, safe_text
 from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps
 from cachectl.render.units import human_bytes, human_duration
 
@@ -25,13 +25,51 @@ _json_obj = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 def key_row_json(row: KeyRow) -> str:
     """`row.to_dict()` as one JSON line, built directly: a million rows through dict + dumps
     would double the time `keys --jsonl` takes."""
-    ttl = "null" if row.pttl_ms < 0 else repr(row.pttl_ms / 1000)
+    ttl = "null" if row.pttl_ms is None or row.pttl_ms < 0 else repr(row.pttl_ms / 1000)
     size = "null" if row.size_bytes is None else str(row.size_bytes)
     endpoint = "null" if row.endpoint is None else _json_str(row.endpoint)
     params = row.params_json or ("null" if row.params is None else _json_obj(row.params))
     return (
-        f'{{"key":{_json_str(row.shown)},"type":"{row.type}",'
+        f'{{"key":{_json_str(row.shown)},"type":{_json_type(row.type)},'
         f'"ttl_seconds":{ttl},"size_bytes":{size},"endpoint":{endpoint},"params":{params}}}'
+    )
+
+
+def _json_type(type_: str | None) -> str:
+    return "null" if type_ is None else _json_str(type_)
+
+
+def _json_ttl(row: KeyRow) -> str:
+    return "null" if row.pttl_ms is None or row.pttl_ms < 0 else repr(row.pttl_ms / 1000)
+
+
+def _json_params(row: KeyRow) -> str:
+    return row.params_json or ("null" if row.params is None else _json_obj(row.params))
+
+
+_FIELD_JSON: dict[str, Callable[[KeyRow], str]] = {
+    "type": lambda row: '"type":' + _json_type(row.type),
+    "ttl": lambda row: '"ttl_seconds":' + _json_ttl(row),
+    "size": lambda row: '"size_bytes":' + ("null" if row.size_bytes is None else str(row.size_bytes)),
+    "endpoint": lambda row: '"endpoint":' + (
+        "null" if row.endpoint is None else _json_str(row.endpoint)
+    ),
+    "params": lambda row: '"params":' + _json_params(row),
+}
+
+
+def key_row_serializer(fields: tuple[str, ...] = FIELDS) -> Callable[[KeyRow], str]:
+    """A row as one JSON line holding the key and `fields` (what `row.to_dict(fields)` says)."""
+    if tuple(fields) == FIELDS:
+        return key_row_json
+    parts = [_FIELD_JSON[f] for f in FIELDS if f in fields]
+    if not parts:
+        return lambda row: '{"key":' + _json_str(row.shown) + "}"
+    if len(parts) == 1:
+        (only,) = parts
+        return lambda row: '{"key":' + _json_str(row.shown) + "," + only(row) + "}"
+    return lambda row: (
+        '{"key":' + _json_str(row.shown) + "," + ",".join([p(row) for p in parts]) + "}"
     )
 
 
@@ -140,17 +178,26 @@ class StreamedListing:
         self._header_done = True
 
 
-def key_table_row(row: KeyRow) -> list[Any]:
+def _key_cells(row: KeyRow) -> dict[str, Any]:
     from rich.text import Text
 
-    ttl = "no expiry" if row.pttl_ms < 0 else human_duration(row.pttl_ms / 1000)
-    return [
-        Text(row.shown),
-        Text(row.type, style="" if row.type == "string" else "yellow"),
-        Text(ttl, style="yellow" if row.pttl_ms < 0 else ""),
-        human_bytes(row.size_bytes),
-        Text(row.endpoint if row.endpoint is not None else "?", style="cyan"),
-    ]
+    ttl = "no expiry" if row.pttl_ms is None or row.pttl_ms < 0 else human_duration(row.pttl_ms / 1000)
+    # An endpoint read out of a key may hold control characters: shown escaped, never as markup.
+    endpoint = "?" if row.endpoint is None else safe_text(row.endpoint)
+    return {
+        "key": Text(row.shown),
+        "type": Text(row.type or "?", style="" if row.type == "string" else "yellow"),
+        "ttl": Text(ttl, style="yellow" if row.pttl_ms is not None and row.pttl_ms < 0 else ""),
+        "size": human_bytes(row.size_bytes),
+        "endpoint": Text(endpoint, style="cyan"),
+        "params": Text("?" if row.params is None and row.params_json is None
+                       else safe_text(_json_params(row))),
+    }
+
+
+def key_table_row(row: KeyRow, fields: tuple[str, ...] = FIELDS) -> list[Any]:
+    cells = _key_cells(row)
+    return [cells[name] for name, _, _ in key_columns(fields)]
 
 
 KEY_COLUMNS = [
@@ -162,9 +209,23 @@ KEY_COLUMNS = [
 ]
 
 
-def key_listing(out: Output, *, jsonl: bool) -> StreamedListing:
+def key_columns(fields: tuple[str, ...] = FIELDS) -> list[tuple[str, int | None, str]]:
+    """The table's columns: the key and each field asked for. The params are read off the key
+    column itself, so they get a column of their own only when `--fields` names them."""
+    columns = [c for c in KEY_COLUMNS if c[0] == "key" or c[0] in fields]
+    if "params" in fields and tuple(fields) != FIELDS:
+        columns.append(("params", 30, "left"))
+    return columns
+
+
+def key_listing(out: Output, *, jsonl: bool, fields: tuple[str, ...] = FIELDS) -> StreamedListing:
+    fields = tuple(fields)
     return StreamedListing(
-        out, jsonl=jsonl, to_json=key_row_json, columns=KEY_COLUMNS, table_row=key_table_row
+        out,
+        jsonl=jsonl,
+        to_json=key_row_serializer(fields),
+        columns=key_columns(fields),
+        table_row=lambda row: key_table_row(row, fields),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cachectl.ops.keys import safe_text
 from cachectl.ops.memory import MemoryReport, sorted_groups
 from cachectl.render.output import Output
 from cachectl.render.units import human_bytes, human_duration
@@ -27,7 +28,7 @@ def render_memory(out: Output, report: MemoryReport) -> None:
                    ("keys", "right"), ("memory", "right"), ("average", "right"),
                    ("largest", "right"), ("share", "right"))
     for group in groups[:GROUPS_SHOWN]:
-        table.add_row(group.name, f"{n}{group.keys:,}", n + human_bytes(group.total_bytes),
+        table.add_row(_text(safe_text(group.name)), f"{n}{group.keys:,}", n + human_bytes(group.total_bytes),
                       human_bytes(group.avg_bytes), human_bytes(group.max_bytes),
                       f"{report.share(group.total_bytes):.1%}")
     if len(groups) > GROUPS_SHOWN:
@@ -52,7 +53,7 @@ def render_memory(out: Output, report: MemoryReport) -> None:
         for entry in report.largest:
             ttl_text = "no expiry" if entry.ttl_seconds is None else human_duration(entry.ttl_seconds)
             largest.add_row(_text(entry.key), human_bytes(entry.size_bytes), ttl_text,
-                            entry.endpoint or "?")
+                            _text(safe_text(entry.endpoint or "?")))
         out.print(largest)
 
     if report.overhead:
@@ -114,9 +115,12 @@ def _summary(out: Output, report: MemoryReport) -> None:
             f"and sums scaled by {report.scale:.1f} (marked ~), largest entries are the sample's"
         )
     if not report.complete:
+        from rich.markup import escape
+
+        # The reason may quote a key or a server's words: text, never markup.
         lines.append(
             f"[bold yellow]incomplete:[/] {report.keys_scanned:,} of {report.dbsize:,} keys "
-            f"read before the scan stopped ({report.stopped})"
+            f"read before the scan stopped ({escape(safe_text(report.stopped or ''))})"
         )
     if report.read_by == "pipeline":
         lines.append("[dim]scripts not allowed here: sized by pipelining, which is slower[/]")

@@ -103,11 +103,79 @@ def test_a_listing_cut_short_still_closes_its_json(url, monkeypatch):
 
     monkeypatch.setattr(keys_ops, "scan_sized", dies_after_one_page)
     result = runner.invoke(app, ["--url", url, "keys", "--json"], env={"CACHECTL_SCAN_COUNT": "5"})
-    assert result.exit_code == ExitCode.REDIS
+    # Rows were listed: a partial result (exit 6, as memory and tags), the cause kept.
+    assert result.exit_code == ExitCode.PARTIAL
     envelope = json.loads(result.stdout)
-    assert envelope["ok"] is False and envelope["error"]["code"] == "redis.unreachable"
+    assert envelope["ok"] is False and envelope["error"]["code"] == "partial"
+    assert envelope["error"]["details"]["cause"] == "redis.unreachable"
     assert len(envelope["data"]) > 0
-    assert result.stderr.startswith("error: cannot connect")
+    assert result.stderr.startswith("error: the listing is incomplete: cannot connect")
+
+
+def test_a_listing_that_fails_before_reading_anything_is_the_redis_error(url, monkeypatch):
+    from cachectl.ops import keys as keys_ops
+
+    def dies_at_once(*args, **kwargs):
+        raise RedisUnreachable("cannot connect to Redis at redis://h:1/0: connection refused")
+        yield  # a generator, as scan_sized is
+
+    monkeypatch.setattr(keys_ops, "scan_sized", dies_at_once)
+    result = run(url, "keys", "--jsonl")
+    assert result.exit_code == ExitCode.REDIS
+    assert result.stdout == "" and result.stderr.startswith("error: cannot connect")
+
+
+def test_keys_fields_list_only_what_is_asked_for(url):
+    result = run(url, "keys", "--jsonl", "--fields", "endpoint,params")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 26 and all(set(r) == {"key", "endpoint", "params"} for r in rows)
+    assert {"key": LAYOUT.entry("users", {"id": 3}), "endpoint": "users", "params": {"id": 3}} in rows
+    ttl_only = [json.loads(line) for line in run(url, "keys", "--jsonl", "-f", "ttl").stdout.splitlines()]
+    assert all(set(r) == {"key", "ttl_seconds"} for r in ttl_only)
+    assert sum(r["ttl_seconds"] is None for r in ttl_only) == 2  # id 0 and the odd key
+    envelope = json.loads(run(url, "keys", "--json", "--fields", "size,type").stdout)
+    assert envelope["summary"]["fields"] == ["key", "type", "size"]
+    assert all(set(r) == {"key", "type", "size_bytes"} and r["size_bytes"] > 0 for r in envelope["data"])
+    people = run(url, "keys", "--fields", "params", "--endpoint", "users")
+    assert people.exit_code == 0 and "params" in people.stdout and '{"id":1}' in people.stdout
+    assert "size" not in people.stdout
+
+
+def test_keys_fields_with_an_unknown_name_is_a_usage_error(url):
+    result = run(url, "keys", "--fields", "ttl,colour")
+    assert result.exit_code == ExitCode.USAGE
+    assert "colour" in result.stderr and result.stdout == ""
+
+
+def test_a_pattern_beyond_the_entries_is_warned_about(url):
+    result = run(url, "keys", "*", "--jsonl")
+    assert result.exit_code == 0
+    assert "warning: the pattern * reaches beyond the cache's entries" in result.stderr
+    assert len(result.stdout.splitlines()) == 26
+    assert "warning" not in run(url, "keys", "api_cache:users:*").stderr
+
+
+def test_an_endpoint_holding_control_characters_or_markup_is_shown_safely(url):
+    with redis.Redis.from_url(url) as client:
+        client.set(b"api_cache:\x1b[31mred:id:1", "{}")
+        client.set(b"api_cache:[bold]x:id:1", "{}")
+        client.set(b"api_cache:\xff\xfe:no_params", "{}")
+    table = run(url, "keys", "--fields", "endpoint")
+    assert table.exit_code == 0 and "\x1b" not in table.stdout
+    endpoint_cells = {line.split()[-1] for line in table.stdout.splitlines() if line.strip()}
+    assert {"\\x1b[31mred", "[bold]x", "\\xff\\xfe"} <= endpoint_cells
+    rows = {r["key"]: r for r in map(json.loads, run(url, "keys", "--jsonl").stdout.splitlines())}
+    # Not UTF-8: the endpoint is escaped as the key is, not turned into U+FFFD.
+    assert rows["api_cache:\\xff\\xfe:no_params"]["endpoint"] == "\\xff\\xfe"
+    assert rows["api_cache:\\x1b[31mred:id:1"]["endpoint"] == "\x1b[31mred"  # JSON escapes it
+    memory = run(url, "memory", "--top", "0")
+    assert memory.exit_code == 0 and "\x1b" not in memory.stdout
+    first_cells = {line.split("\u2502")[0].strip() for line in memory.stdout.splitlines()}
+    assert {"\\x1b[31mred", "[bold]x", "\\xff\\xfe", "users"} <= first_cells
+    inspected = run(url, "inspect", "api_cache:\\x1b[31mred:id:1")
+    assert inspected.exit_code == 0 and "\x1b" not in inspected.stdout
+    assert "endpoint     \\x1b[31mred" in inspected.stdout
 
 
 def test_inspect_shows_an_entry_for_people_and_machines(url):
@@ -194,3 +262,48 @@ def test_an_unreachable_redis_is_exit_4_for_every_command():
         result = runner.invoke(app, ["--url", url, "--connect-timeout", "0.2", *args])
         assert result.exit_code == ExitCode.REDIS, (args, result.output)
         assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_memory_progress_is_a_bar_of_keys_scanned_against_dbsize(url, monkeypatch):
+    from contextlib import contextmanager
+
+    from cachectl.render.output import Output
+
+    opened, updates = [], []
+
+    class Handle:
+        def update(self, **kw):
+            updates.append(kw)
+
+    @contextmanager
+    def progress(self, description, total=None):
+        opened.append(total)
+        yield Handle()
+
+    monkeypatch.setattr(Output, "progress", progress)
+    result = runner.invoke(app, ["--url", url, "memory", "--json"], env={"CACHECTL_SCAN_COUNT": "5"})
+    assert result.exit_code == 0
+    dbsize = json.loads(result.stdout)["data"]["dbsize"]
+    assert opened == [dbsize]  # opened with the total, so the bar is drawn against it
+    assert updates[-1] == {"completed": dbsize, "total": dbsize}
+    assert len(updates) > 2
+
+
+def test_tags_show_cut_short_exits_6_with_the_members_listed(url, monkeypatch):
+    from cachectl.store import Store
+
+    real = Store.ttls
+
+    def fails_on_the_second_page(self, keys, *, ms=False):
+        if fails_on_the_second_page.calls:
+            raise RedisUnreachable("cannot connect to Redis at redis://h:1/0: connection refused")
+        fails_on_the_second_page.calls += 1
+        return real(self, keys, ms=ms)
+
+    fails_on_the_second_page.calls = 0
+    monkeypatch.setattr(Store, "ttls", fails_on_the_second_page)
+    result = runner.invoke(app, ["--url", url, "tags", "show", "all", "--jsonl"],
+                           env={"CACHECTL_BATCH_SIZE": "10"})
+    assert result.exit_code == ExitCode.PARTIAL
+    assert len(result.stdout.splitlines()) == 10
+    assert result.stderr.startswith("error: the listing is incomplete after 10 of 26 members")

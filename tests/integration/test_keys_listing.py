@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from cachectl.config import Settings
-from cachectl.errors import NotFoundError, RedisError, UsageError
+from cachectl.errors import NotFoundError, PartialFailure, RedisError, UsageError
 from cachectl.layout import Layout
 from cachectl.ops.keys import KeyQuery, ScanPlan, ScanState, glob_to_regex, list_keys, scan_sized
 from cachectl.store import Store
@@ -160,10 +160,24 @@ def test_a_server_lost_mid_scan_is_reported_with_how_far_the_scan_got(make_redis
         _, rows = list_keys(store, LAYOUT, KeyQuery())
         next(rows)
         server.kill()
-        with pytest.raises(RedisError) as failure:
+        with pytest.raises(PartialFailure) as failure:
             list(rows)
+    assert "the listing is incomplete" in failure.value.message
     assert "the scan stopped" in failure.value.message
     assert failure.value.details["keys_scanned"] > 0
+    assert failure.value.details["cause"].startswith("redis")
+
+
+def test_a_server_gone_before_the_scan_is_the_redis_error_itself(make_redis):
+    server = make_redis()
+    settings = Settings(url=server.url, retries=0, connect_timeout=0.5, timeout=1)
+    with Store(settings) as store:
+        store.client.ping()
+        _, rows = list_keys(store, LAYOUT, KeyQuery())
+        server.kill()
+        with pytest.raises(RedisError) as failure:
+            list(rows)
+    assert not isinstance(failure.value, PartialFailure)
 
 
 def test_a_server_restarted_mid_scan_is_ridden_out(make_redis):
@@ -188,3 +202,66 @@ def test_glob_matching_agrees_with_redis(store, glob):
     everything = set(store.scan())
     regex = glob_to_regex(glob.encode())
     assert {k for k in everything if regex.match(k)} == server_side
+
+
+def test_fields_not_asked_for_are_not_read_and_the_rest_agree(store):
+    load(store.client)
+    full = {r.key: r for r in rows_of(store, KeyQuery())}
+    listing, rows = list_keys(store, LAYOUT, KeyQuery(fields=("endpoint", "params")))
+    names_only = {r.key: r for r in rows}
+    assert listing.state.method == "scan"  # plain SCAN pages: nothing read per key
+    assert set(names_only) == set(full)
+    for key, row in names_only.items():
+        assert (row.endpoint, row.params) == (full[key].endpoint, full[key].params)
+        assert row.type is None and row.pttl_ms is None and row.size_bytes is None
+    ttl_only = {r.key: r for r in rows_of(store, KeyQuery(fields=("ttl",)))}
+    assert set(ttl_only) == set(full)
+    assert all(r.type is None and r.size_bytes is None and r.endpoint is None for r in ttl_only.values())
+    assert {k for k, r in ttl_only.items() if r.pttl_ms == -1} == {
+        k for k, r in full.items() if r.pttl_ms == -1
+    }
+
+
+def test_a_type_filter_says_the_type_without_reading_it(store):
+    load(store.client)
+    listing, rows = list_keys(store, LAYOUT, KeyQuery(type="hash", fields=("type", "endpoint")))
+    rows = list(rows)
+    assert listing.query.reads() == ""  # SCAN TYPE did the filtering: nothing to read per key
+    assert [(r.key, r.type) for r in rows] == [(LAYOUT.entry("users", {"id": 999}).encode(), "hash")]
+
+
+def test_no_ttl_reads_the_ttl_even_when_it_is_not_shown(store):
+    entries = load(store.client)
+    rows = rows_of(store, KeyQuery(no_ttl=True, fields=("endpoint",)))
+    assert {r.key for r in rows} == {k for k, w in entries.items() if w["ttl"] is None} | {
+        LAYOUT.entry("users", {"id": 999}).encode(), b"api_cache:bin:\xff\x00"
+    }
+
+
+def test_a_tag_listing_with_few_fields_still_skips_dangling_members(store):
+    entries = load(store.client)
+    rows = rows_of(store, KeyQuery(tag="t0", fields=("endpoint",)))
+    assert {r.key for r in rows} == {k for k, w in entries.items() if w["id"] % 2 == 0}
+    assert all(r.size_bytes is None for r in rows)
+
+
+def test_scripts_refused_read_only_the_asked_figures_by_pipelining(acl_redis, acl_url):
+    with redis.Redis.from_url(acl_url) as admin:
+        entries = load(admin)
+    reader = acl_redis.url_for("reader", "reader-pass")
+    with Store(Settings(url=reader, retries=0, scan_count=10)) as store:
+        listing, rows = list_keys(store, LAYOUT, KeyQuery(fields=("ttl", "size")))
+        rows = {r.key: r for r in rows}
+    assert listing.state.method == "pipeline"
+    assert set(entries) <= set(rows)
+    assert all(r.type is None and r.size_bytes > 0 for r in rows.values())
+    assert {k for k in entries if rows[k].pttl_ms == -1} == {k for k, w in entries.items() if w["ttl"] is None}
+
+
+def test_every_primary_of_a_cluster_is_listed_by_names_alone(cluster_url):
+    with Store(Settings(url=cluster_url, scan_count=5)) as store:
+        entries = load(store.client, n=60)
+        listing, rows = list_keys(store, LAYOUT, KeyQuery(fields=("endpoint",)))
+        keys = {r.key for r in rows}
+    assert listing.state.method == "scan" and listing.state.nodes_done == 3
+    assert keys >= set(entries)

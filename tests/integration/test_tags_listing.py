@@ -98,3 +98,22 @@ def test_members_on_other_nodes_of_a_cluster_are_counted(cluster_url):
         live = sum(r.exists for r in members)
     assert (users.existing, users.dangling) == (30, 10)
     assert live == 30
+
+
+def test_show_cut_short_by_a_lost_server_is_a_partial_listing(make_redis):
+    from cachectl.errors import PartialFailure
+
+    server = make_redis()
+    with server.client() as client:
+        load(client)
+    settings = Settings(url=server.url, retries=0, scan_count=3, batch_size=5, connect_timeout=0.5,
+                        timeout=1)
+    with Store(settings) as store:
+        info, members = show_tag_set(store, LAYOUT, "users")
+        first = next(members)
+        server.kill()
+        with pytest.raises(PartialFailure) as failure:
+            list(members)
+    assert first.key.startswith("api_cache:users:")
+    assert 0 < info.shown < info.members == 40
+    assert failure.value.details["cause"].startswith("redis")

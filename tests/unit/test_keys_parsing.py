@@ -18,6 +18,7 @@ from cachectl.ops.keys import (
     entry_prefix_is_shared,
     glob_to_regex,
     owned_prefixes,
+    safe_text,
     show_bytes,
     unshow_bytes,
 )
@@ -96,12 +97,27 @@ def test_keys_off_the_fast_path_get_parse_entrys_answer(key):
 def test_non_utf8_and_versioned_keys_go_to_parse_entry():
     layout = Layout()
     raw = b"api_cache:ep:id:\xff"
-    assert EntryParser(layout).parse(raw, None)[:2] == (
-        layout.parse_entry(raw).endpoint, layout.parse_entry(raw).params
-    )
+    # Read as parse_entry reads it, the stray byte escaped as show_bytes escapes the key.
+    assert EntryParser(layout).parse(raw, None)[:2] == ("ep", {"id": "\\xff"})
+    assert layout.parse_entry(raw).params == {"id": "\ufffd"}
     versioned = Layout(LayoutConfig(scheme="versioned", version="v2"))
     key = versioned.entry("products", {"limit": 10}, user_id="u1")
     assert EntryParser(versioned).parse(key.encode(), key)[:2] == ("products", {"limit": 10})
+
+
+def test_endpoints_that_are_not_utf8_stay_apart_and_read_back():
+    parser = EntryParser(Layout())
+    one, two = b"api_cache:\xff:no_params", b"api_cache:\xfe:no_params"
+    assert parser.endpoint(one, None) == "\\xff" != parser.endpoint(two, None)
+    assert unshow_bytes(parser.parse(one, None)[0]) == b"\xff"
+    assert parser.parse(b'api_cache:e\\:q:"\xff\\\\"', None)[:2] == (
+        "e\\\\", {"q": "\\xff\\\\"}
+    )
+
+
+def test_safe_text_escapes_control_characters_only():
+    assert safe_text("a\x1b[31m\x9bb\\c é") == "a\\x1b[31m\\u009bb\\c é"
+    assert safe_text("plain") == "plain"
 
 
 @given(st.binary(max_size=40))

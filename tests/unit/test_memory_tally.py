@@ -3,6 +3,9 @@ bookkeeping, unexpected types, sampling, and what it recommends."""
 
 from __future__ import annotations
 
+import pytest
+
+from cachectl.errors import Interrupted
 from cachectl.layout import Layout
 from cachectl.ops.keys import SizedPage
 from cachectl.ops.memory import MemoryReport, _scale, _Tally, recommend
@@ -146,3 +149,53 @@ def test_people_see_sampled_figures_marked_and_no_colour_off_a_terminal():
     text = stream.getvalue()
     assert "sampled" in text and "~" in text and "\x1b[" not in text
     assert "users" in text and "no expiry" in text
+
+
+def test_primaries_that_disagree_on_the_policy_are_named_and_the_worst_is_judged():
+    from cachectl.ops.memory import _server_figures
+
+    class Store:
+        def server_info(self, section):
+            return {
+                "n1:1": {"used_memory": 10, "maxmemory": 100, "maxmemory_policy": "allkeys-lru"},
+                "n2:2": {"used_memory": 20, "maxmemory": 100, "maxmemory_policy": "noeviction"},
+            }
+
+    report = _tally(PAGES)
+    _server_figures(Store(), report)
+    assert report.maxmemory_policy == "noeviction" and report.maxmemory_bytes == 200
+    assert report.to_dict()["server"]["maxmemory_policy_by_node"] == {
+        "n1:1": "allkeys-lru", "n2:2": "noeviction",
+    }
+    recs = {r.code: r.message for r in recommend(report)}
+    assert "policy_noeviction" in recs
+    assert "n1:1 allkeys-lru, n2:2 noeviction" in recs["policy_differs_between_primaries"]
+
+
+def test_a_volatile_policy_with_entries_that_never_expire_is_recommended_against():
+    report = _tally(PAGES)
+    report.maxmemory_policy, report.maxmemory_bytes = "volatile-lru", 10**9
+    assert "policy_volatile_with_no_ttl" in {r.code for r in recommend(report)}
+    report.maxmemory_policy, report.maxmemory_bytes = "allkeys-lru", 0
+    assert "no_maxmemory" in {r.code for r in recommend(report)}
+
+
+def test_ctrl_c_after_the_scan_keeps_its_figures_and_says_it_was_interrupted(monkeypatch):
+    from cachectl.ops import memory as memory_ops
+
+    class Store:
+        settings = type("S", (), {"scan_count": 10})()
+
+        def for_each_primary(self):
+            return [(NODE, None)]
+
+        def server_info(self, section):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(memory_ops, "_node_sizes", lambda store: {NODE.name: 14})
+    monkeypatch.setattr(memory_ops, "scan_sized", lambda *a, **k: iter(PAGES))
+    report = memory_ops.analyze_memory(Store(), LAYOUT)
+    assert not report.complete and report.stopped == "interrupted (Ctrl-C)"
+    assert report.entries.keys == 5
+    with pytest.raises(Interrupted):
+        memory_ops.raise_if_incomplete(report)
