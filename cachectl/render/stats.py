@@ -182,22 +182,28 @@ def _prom_value(value: float) -> str:
 
 
 class _Exposition:
+    """Samples grouped by metric family: the exposition format wants every sample of a family
+    right after its one HELP and TYPE, whatever order they were added in (per endpoint, per
+    node)."""
+
     def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._declared: set[str] = set()
+        self._families: dict[str, list[str]] = {}
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for family in self._families.values() for line in family]
 
     def add(self, name: str, kind: str, help_text: str, value: float | None,
             labels: dict[str, str] | None = None) -> None:
         if value is None:
             return
-        if name not in self._declared:
-            self._declared.add(name)
-            self.lines.append(f"# HELP {name} {help_text}")
-            self.lines.append(f"# TYPE {name} {kind}")
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         label_text = ""
         if labels:
             label_text = "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items()) + "}"
-        self.lines.append(f"{name}{label_text} {_prom_value(value)}")
+        family.append(f"{name}{label_text} {_prom_value(value)}")
 
 
 def prometheus_text(report: StatsReport) -> str:

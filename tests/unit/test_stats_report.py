@@ -102,6 +102,22 @@ def test_prometheus_escapes_labels_and_declares_each_metric_once():
     assert text.endswith("\n")
 
 
+def test_prometheus_keeps_each_family_in_one_group():
+    """Every sample of a metric right after its HELP and TYPE, even across nodes and endpoints
+    (the exposition format asks for it; promtool and OpenMetrics parsers reject the rest)."""
+    s = sample(0, [node("a:1"), node("b:2"), node("c:3")], 9, 3,
+               endpoints={"products": (5, 1), "users": (4, 2)})
+    lines = prometheus_text(compute_report(None, s)).splitlines()
+    order: list[str] = []
+    for line in lines:
+        name = line.split()[2] if line.startswith("#") else line.split("{")[0].split()[0]
+        if not order or order[-1] != name:
+            assert name not in order, f"{name} comes back after another family"
+            order.append(name)
+    hits = [line for line in lines if line.startswith("cachectl_redis_keyspace_hits_total{")]
+    assert [h.split('"')[1] for h in hits] == ["a:1", "b:2", "c:3"]
+
+
 def test_stats_line_says_when_counters_are_missing():
     line = stats_line(compute_report(None, sample(0, [node()])))
     assert "app_counters=missing" in line and "memory=1000 B of 3.9 KiB (25.0%)" in line
