@@ -10,7 +10,8 @@ endpoint, N/2 application keys). Compared:
   commands of 1,000 names (protocol file prepared before the clock starts);
 - `cachectl invalidate --pattern P --yes` as a process (start-up included), with its default
   index cleanup (a second pass over the keyspace for tag and dependency sets) and with
-  `--index-cleanup skip`; cachectl's own run time (without start-up) is reported too;
+  `--index-cleanup skip`, at the default SCAN COUNT (1000) and larger ones; cachectl's own run
+  time (without start-up) and the server CPU it cost are reported too;
 - `KEYS P` then UNLINK, for its stall only.
 Tag: a tag set of M entries among 2M keys: `redis-cli smembers tag:T | xargs ... unlink` against
 `cachectl invalidate --tag T --yes`.
@@ -192,6 +193,10 @@ def run(args) -> dict:
             "cachectl": lambda: cachectl(url, "--pattern", PATTERN),
             "cachectl --index-cleanup skip": lambda: cachectl(url, "--pattern", PATTERN,
                                                               "--index-cleanup", "skip"),
+            "cachectl --count 2000": lambda: cachectl(url, "--pattern", PATTERN,
+                                                      "--count", "2000"),
+            "cachectl --count 4000": lambda: cachectl(url, "--pattern", PATTERN,
+                                                      "--count", "4000"),
             "cachectl --index-cleanup skip --count 4000": lambda: cachectl(
                 url, "--pattern", PATTERN, "--index-cleanup", "skip", "--count", "4000"),
             "KEYS then UNLINK": lambda: shell(
@@ -260,14 +265,15 @@ def summarize(results: dict, args) -> dict:
     p, t = summary["pattern"], summary["tag"]
     xargs, floor = p["redis-cli --scan | xargs unlink"], p["floor: redis-cli --pipe UNLINK"]
     ratios = {}
-    for name in ("cachectl", "cachectl --index-cleanup skip",
-                 "cachectl --index-cleanup skip --count 4000"):
+    for name in (n for n in p if n.startswith("cachectl")):
         ratios[f"pattern: {name} / xargs pipeline (aim <= 0.25)"] = round(
             p[name]["wall_s_median"] / xargs["wall_s_median"], 3)
         ratios[f"pattern: {name} / floor (aim <= 5)"] = round(
             p[name]["wall_s_median"] / floor["wall_s_median"], 2)
         ratios[f"pattern: {name} run without start-up / floor"] = round(
             p[name]["own_duration_s_median"] / floor["wall_s_median"], 2)
+        ratios[f"pattern: {name} server CPU / floor"] = round(
+            p[name]["server_cpu_s_median"] / floor["wall_s_median"], 2)
     tag_x = t["redis-cli smembers | xargs unlink"]["wall_s_median"]
     ratios["tag: cachectl / smembers pipeline (aim <= 0.5)"] = round(
         t["cachectl --tag"]["wall_s_median"] / tag_x, 3)
