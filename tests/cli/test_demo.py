@@ -1,28 +1,272 @@
-"""The README's first command: `cachectl demo` runs end to end against a throwaway Redis."""
+"""The README's first command: `cachectl demo` runs end to end against a throwaway Redis and the
+sample API, each step a real command, and leaves nothing running behind it."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from cachectl.devserver import find_redis_server
+
+REPO = Path(__file__).resolve().parents[2]
+STEPS = ["warm", "traffic", "stats", "keys", "tags", "invalidate", "traffic_again", "stats_again"]
+DEMO_TIMEOUT_SECONDS = 240
+SAMPLE_ENTRIES = 21  # sample_configs/demo_manifest.yaml: 1 + 4 x 2 + 12
+ANSI = re.compile(r"\x1b\[")
+EXPORT_LINE = re.compile(r"^\$ export CACHECTL_URL=(\S+) DEMO_API_URL=(\S+)$", re.MULTILINE)
+
+
+def run_demo(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cachectl", "demo", *args],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_SECONDS,
+    )
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def processes_serving(port: int) -> list[str]:
+    """Command lines of live processes started with this port (a redis-server: --port N)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--port" in argv and str(port).encode() in argv:
+            found.append(b" ".join(argv).decode("utf-8", "replace"))
+    return found
+
+
+def assert_nothing_left(redis_url: str, api_url: str) -> None:
+    redis_port, api_port = port_of(redis_url), port_of(api_url)
+    assert redis_port != 6379 and api_port != 6379
+    assert not listening(redis_port), f"the demo's Redis still listens on {redis_port}"
+    assert not listening(api_port), f"the demo's API still listens on {api_port}"
+    assert processes_serving(redis_port) == []
+
+
+def envelope_of(proc: subprocess.CompletedProcess) -> dict:
+    lines = proc.stdout.splitlines()
+    # The children's output never reaches stdout with --json: the envelope is all there is.
+    assert len(lines) == 1, proc.stdout[:2000]
+    return json.loads(lines[0])
+
+
+def steps_by_name(envelope: dict) -> dict[str, dict]:
+    return {step["name"]: step for step in envelope["data"]["steps"]}
+
+
+def assert_the_steps_did_their_work(envelope: dict) -> None:
+    steps = steps_by_name(envelope)
+    assert [s["name"] for s in envelope["data"]["steps"]] == STEPS
+    assert all(s["exit_code"] == 0 and s["ok"] is True for s in steps.values())
+    assert steps["warm"]["command"] == "cachectl warm sample_configs/demo_manifest.yaml --json"
+
+    warm = steps["warm"]["data"]
+    assert warm["planned"] == warm["stored"] == SAMPLE_ENTRIES
+    assert warm["failed"]["total"] == 0
+
+    traffic = steps["traffic"]["data"]
+    assert traffic["failed"] == 0
+    assert traffic["hits"] > 0 and traffic["misses"] > 0
+    assert traffic["hits"] + traffic["misses"] == traffic["requests"]
+    # Every miss was one API call; warmed entries never were.
+    assert traffic["api_calls"] == traffic["misses"]
+    assert traffic["endpoints"]["products"]["api_calls"] == 0
+    assert traffic["endpoints"]["categories"]["api_calls"] == 0
+    # 25 callers of one uncached entry at once: one of them called the API.
+    assert traffic["stampede"] == {
+        "callers": 25, "api_calls": 1, "endpoint": "search", "params": {"q": "lamp"}
+    }  # fmt: skip
+
+    # `cachectl stats` reads what the library wrote: every call counted once.
+    stats = steps["stats"]["data"]["application"]
+    stampede = traffic["stampede"]
+    assert stats["counters_present"] is True
+    assert stats["hits"] + stats["misses"] == traffic["requests"] + stampede["callers"]
+    assert stats["misses"] == traffic["misses"] + stampede["api_calls"]
+
+    keys = steps["keys"]["data"]
+    assert len(keys) == 8 and all(row["key"].startswith("api_cache:") for row in keys)
+
+    tagged = {s["name"]: s["members"] for s in steps["tags"]["data"]["sets"]}
+    invalidated = steps["invalidate"]["data"]
+    assert invalidated["deleted"] == invalidated["matched"] == tagged["products"] > 0
+    assert invalidated["sets_deleted"] == 1
+
+    # The invalidated entries are misses again; the others are still hits.
+    again = steps["traffic_again"]["data"]
+    assert again["requests"] == traffic["requests"]
+    assert again["endpoints"]["user_profile"]["api_calls"] == 0
+    assert again["endpoints"]["categories"]["api_calls"] == 0
+    assert again["stampede"]["api_calls"] == 0
+    assert again["misses"] == (
+        again["endpoints"]["product_detail"]["api_calls"] + again["endpoints"]["products"]["api_calls"]
+    ) > 0  # fmt: skip
+
+    stats_again = steps["stats_again"]["data"]["application"]
+    assert stats_again["misses"] == stats["misses"] + again["misses"]
+    assert stats_again["hits"] + stats_again["misses"] == 2 * (
+        traffic["requests"] + stampede["callers"]
+    )
 
 
 def test_demo_runs_end_to_end_and_cleans_up():
     assert find_redis_server(), "redis-server not found on PATH: install it (apt-get install redis-server)"
-    proc = subprocess.run(
-        [sys.executable, "-m", "cachectl", "demo", "--json"],
-        capture_output=True, text=True, timeout=240,
-    )
+    proc = run_demo("--json")
     assert proc.returncode == 0, proc.stderr
-    envelope = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert envelope["ok"] is True
-    steps = envelope["data"]["steps"]
-    assert steps and all(step["exit_code"] == 0 for step in steps)
-    port = int(envelope["data"]["redis_url"].rsplit(":", 1)[1].split("/")[0])
-    # The throwaway server is gone.
-    import socket
+    envelope = envelope_of(proc)
+    assert envelope["ok"] is True and envelope["command"] == "demo"
+    data = envelope["data"]
+    assert data["redis"]["kind"] == "redis-server" and data["redis"]["note"] is None
+    assert data["environment"] == {"CACHECTL_URL": data["redis_url"], "DEMO_API_URL": data["api_url"]}
+    assert data["cleaned_up"] is True and data["interrupted"] is False
+    assert_the_steps_did_their_work(envelope)
+    assert_nothing_left(data["redis_url"], data["api_url"])
 
-    with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+def test_demo_off_a_terminal_shows_each_command_as_typed_without_colour():
+    proc = run_demo()
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert not ANSI.search(out) and not ANSI.search(proc.stderr)
+    exported = EXPORT_LINE.search(out)
+    assert exported, out[:2000]
+    typed = [line for line in out.splitlines() if line.startswith("$ ")]
+    assert typed == [
+        exported.group(0),
+        "$ cachectl warm sample_configs/demo_manifest.yaml",
+        "$ python -m cachectl.demo.traffic",
+        "$ cachectl stats",
+        "$ cachectl keys --limit 8",
+        "$ cachectl tags",
+        "$ cachectl invalidate --tag products --yes",
+        "$ python -m cachectl.demo.traffic",
+        "$ cachectl stats",
+    ]
+    # The children's own output is there, between the commands.
+    assert "stored" in out and "Invalidated" in out and "1 API call" in out
+    assert out.rstrip().endswith("their files removed.")
+    assert_nothing_left(exported.group(1), exported.group(2))
+
+
+def test_ctrl_c_stops_the_step_cleans_up_and_exits_130():
+    # As a terminal's Ctrl-C does: SIGINT to the whole process group (the demo, its step, Redis).
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "cachectl", "demo"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    try:
+        for line in demo.stdout:
+            seen.append(line)
+            if line.startswith("$ python -m cachectl.demo.traffic"):
+                os.killpg(demo.pid, signal.SIGINT)
+                break
+        else:
+            pytest.fail("the demo ended before its traffic step: " + "".join(seen)[-2000:])
+        rest, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert demo.returncode == 130, err
+    assert "interrupted" in err
+    out = "".join(seen) + rest
+    assert "$ cachectl stats" not in out  # stopped there: no later step ran
+    exported = EXPORT_LINE.search(out)
+    assert_nothing_left(exported.group(1), exported.group(2))
+    with pytest.raises(ProcessLookupError):  # nothing of its process group is left
+        os.killpg(demo.pid, 0)
+
+
+def test_a_failing_step_stops_the_demo_with_its_status_naming_it(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nendpoints:\n  - name: products\n    url: /products\n    ttl: soon\n")
+    proc = run_demo("--json", "--manifest", str(bad))
+    assert proc.returncode == 3, proc.stderr  # warm's own status: a bad manifest
+    assert "step 1/8 (warm) failed" in proc.stderr
+    envelope = envelope_of(proc)
+    assert envelope["ok"] is False
+    assert envelope["error"]["code"] == "demo.step_failed"
+    assert envelope["error"]["details"] == {"step": "warm", "step_exit_code": 3}
+    data = envelope["data"]
+    assert data["failed_step"] == "warm" and [s["name"] for s in data["steps"]] == ["warm"]
+    assert data["steps"][0]["error"]["code"] == "manifest"
+    assert data["cleaned_up"] is True
+    assert_nothing_left(data["redis_url"], data["api_url"])
+
+
+def _path_without_redis_server(tmp_path) -> dict:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    return {**os.environ, "PATH": str(empty)}
+
+
+def test_without_redis_server_the_demo_runs_on_the_in_process_redis(tmp_path):
+    proc = run_demo("--json", env=_path_without_redis_server(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "no redis-server on PATH: using an in-process Redis" in proc.stderr
+    envelope = envelope_of(proc)
+    data = envelope["data"]
+    assert data["redis"]["kind"] == "in-process"
+    assert "no redis-server on PATH" in data["redis"]["note"]
+    assert_the_steps_did_their_work(envelope)
+    port = port_of(data["redis_url"])
+    assert not listening(port) and not listening(port_of(data["api_url"]))
+
+
+def test_asking_for_redis_server_without_one_fails_before_starting_anything(tmp_path):
+    proc = run_demo("--redis", "redis-server", env=_path_without_redis_server(tmp_path))
+    assert proc.returncode == 4
+    assert proc.stderr.startswith("error: redis-server not found on PATH")
+    assert "--redis in-process" in proc.stderr
+    assert "$ " not in proc.stdout
+
+
+def test_the_in_process_redis_answers_what_cachectl_asks_a_server():
+    from cachectl.demo.fakeserver import InProcessRedis
+
+    with InProcessRedis() as server:
+        import redis
+
+        with redis.Redis(host="127.0.0.1", port=server.port) as client:
+            client.set("api_cache:a:no_params", "x" * 100, px=60_000)
+            client.sadd("tag:t", "api_cache:a:no_params")
+            info = client.info()
+            assert info["cluster_enabled"] == 0 and info["role"] == "master"
+            assert info["db0"] == {"keys": 2, "expires": 1, "avg_ttl": 0}
+            assert set(client.info("memory")) >= {"used_memory", "maxmemory", "maxmemory_policy"}
+            assert client.memory_usage("api_cache:a:no_params") >= 100
+            assert client.memory_usage("missing") is None
+            assert client.object("idletime", "tag:t") == 0
+            with pytest.raises(redis.ResponseError, match="LFU"):
+                client.object("freq", "tag:t")
+    assert not listening(server.port)
