@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -32,19 +33,42 @@ def _commands(group, prefix: tuple[str, ...] = ()):
 ALL_COMMANDS = list(_commands(get_command(app)))
 
 
-def test_help_loads_no_heavy_module():
+HEAVY = ("redis", "yaml", "aiohttp", "rich", "fakeredis", "pydantic")
+
+
+def _modules_loaded_by(argv: list[str]) -> tuple[list[str], subprocess.CompletedProcess]:
+    """Runs `cachectl *argv` in a fresh interpreter; the heavy modules it had loaded at exit."""
     code = (
         "import sys\n"
-        "sys.argv = ['cachectl', '--help']\n"
+        f"sys.argv = ['cachectl', *{argv!r}]\n"
         "from cachectl.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('redis', 'yaml', 'aiohttp', 'rich', 'fakeredis'))\n"
-        "sys.stderr.write(repr(heavy))\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "sys.stderr.write('\\nHEAVY=' + repr(heavy))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stderr.strip().endswith("[]"), proc.stderr
+    return ast.literal_eval(proc.stderr.rsplit("HEAVY=", 1)[1]), proc
+
+
+def test_help_loads_no_heavy_module():
+    heavy, proc = _modules_loaded_by(["--help"])
+    assert heavy == [], proc.stderr
     assert "Usage" in proc.stdout
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL_COMMANDS], ids=lambda p: " ".join(p))
+def test_a_commands_help_loads_no_heavy_module(path):
+    """typer 0.29 built a pydantic validator for every option (pydantic's import, ~60 ms and
+    more, before any command ran): typer is pinned below it, and this holds the line."""
+    heavy, proc = _modules_loaded_by([*path, "--help"])
+    assert heavy == [], proc.stderr
+    assert "Usage" in proc.stdout
+
+
+def test_a_command_off_a_terminal_with_json_draws_nothing_with_rich(redis_url):
+    heavy, proc = _modules_loaded_by(["--url", redis_url, "doctor", "--json"])
+    assert json.loads(proc.stdout)["ok"] is True
+    assert "redis" in heavy and not [m for m in heavy if m.startswith(("rich", "pydantic"))]
 
 
 def test_importing_the_library_loads_no_cli():
@@ -60,7 +84,8 @@ def test_version():
 
 
 def test_python_dash_m_runs_the_cli():
-    proc = subprocess.run([sys.executable, "-m", "cachectl", "--version"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "cachectl", "--version"], capture_output=True,
+                          text=True, check=False)
     assert proc.returncode == 0 and __version__ in proc.stdout
 
 
