@@ -51,15 +51,19 @@ def demo(
     manifest_path = demo_run.find_manifest(manifest)
     result.manifest = demo_run.shown_path(manifest_path)
     steps = demo_run.plan_steps(result.manifest)
-    failure = None
+    failure = current = None
     workspace = redis = api = None
     previous_term = _sigterm_as_interrupt()
     try:
         try:
-            workspace = demo_run.Workspace()
-            redis = demo_run.start_redis(redis_choice)
+            # Each is known to _clean_up the moment it runs, whenever Ctrl-C comes.
+            with demo_run.interrupts_deferred():
+                workspace = demo_run.Workspace()
+            with demo_run.interrupts_deferred():
+                redis = demo_run.start_redis(redis_choice)
             result.redis_url, result.redis_kind, result.redis_note = redis.url, redis.kind, redis.note
-            api = DemoAPI().start()
+            with demo_run.interrupts_deferred():
+                api = DemoAPI().start()
             result.api_url = api.url
             result.environment = demo_run.exported(redis.url, api.url)
             env = demo_run.child_environment(
@@ -67,6 +71,7 @@ def demo(
             )
             _show_intro(out, result)
             for number, step in enumerate(steps, 1):
+                current = (f"step {number}/{len(steps)} ({step.name})", step.name)
                 _show_step(out, number, len(steps), step)
                 done = demo_run.run_step(step, env, json_mode=out.json_mode)
                 result.steps.append(done)
@@ -79,6 +84,7 @@ def demo(
                         details={"step": step.name, "step_exit_code": done.exit_code},
                     )
                     break
+            current = None
             if keep and failure is None:
                 result.kept = True
                 if out.json_mode:
@@ -89,10 +95,10 @@ def demo(
         except KeyboardInterrupt:
             if not result.kept:
                 result.interrupted = True
-                running = result.steps[-1].name if result.steps else None
                 failure = Interrupted(
-                    "interrupted" + (f" after step {running}" if running else "")
-                    + "; everything the demo started is stopped"
+                    f"interrupted during {current[0]}" if current else "interrupted",
+                    hint="everything the demo started is stopped",
+                    details={"step": current[1]} if current else None,
                 )
     finally:
         problems = _clean_up(api, redis, workspace)

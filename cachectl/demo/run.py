@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,6 +234,30 @@ def child_environment(exports: dict[str, str], config_file: Path, *, no_color: b
     return env
 
 
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C (and SIGTERM) arriving inside the block are raised as KeyboardInterrupt when it
+    ends, not in its middle: a process started in it is then always known to whoever must stop
+    it (an interrupt inside Popen, after the fork, would leave a child nobody knows of)."""
+    pending: list[int] = []
+
+    def defer(signum, frame) -> None:
+        pending.append(signum)
+
+    try:
+        previous = {s: signal.signal(s, defer) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: the signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending:
+            raise KeyboardInterrupt
+
+
 def run_step(step: Step, env: dict, *, json_mode: bool) -> StepResult:
     """Runs one step to its end. Without --json the child writes to the demo's own stdout and
     stderr (a terminal stays a terminal); with --json its stdout is read and parsed, so that
@@ -245,13 +271,19 @@ def run_step(step: Step, env: dict, *, json_mode: bool) -> StepResult:
     started = time.perf_counter()
     sys.stdout.flush()
     sys.stderr.flush()
-    child = subprocess.Popen(
-        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if json_mode else None
-    )
+    child = None
     try:
+        with interrupts_deferred():
+            child = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if json_mode else None,
+            )
         stdout, _ = child.communicate()
     except BaseException:
-        stop_child(child)
+        if child is not None:
+            stop_child(child)
         raise
     result = StepResult(
         name=step.name,

@@ -198,7 +198,7 @@ def test_ctrl_c_stops_the_step_cleans_up_and_exits_130():
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
     assert demo.returncode == 130, err
-    assert "interrupted" in err
+    assert "error: interrupted during step 2/8 (traffic)" in err
     out = "".join(seen) + rest
     assert "$ cachectl stats" not in out  # stopped there: no later step ran
     exported = EXPORT_LINE.search(out)
