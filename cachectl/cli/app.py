@@ -7,7 +7,7 @@ aiohttp and rich's heavy parts inside its own body, so `cachectl --help` stays f
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -57,7 +57,7 @@ class CachectlGroup(TyperGroup):
         except CachectlError as err:
             _report(ctx, err)
             ctx.exit(err.exit_code)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- the one place a bug becomes one line
             if isinstance(exc, BrokenPipeError) and _output_closed():
                 # The reader has gone (`cachectl keys | head`): stop there, quietly, as a tool
                 # killed by SIGPIPE does. Nothing more is written, not even an error line.
@@ -125,45 +125,45 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     url: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--url", "-u", help="Redis URL: redis://, rediss:// (TLS) or unix://. "
                      "Default: $CACHECTL_URL, $REDIS_URL, the config file, redis://localhost:6379/0."),
     ] = None,
     profile: Annotated[
-        Optional[str], typer.Option("--profile", "-p", help="Config profile to use ($CACHECTL_PROFILE).")
+        str | None, typer.Option("--profile", "-p", help="Config profile to use ($CACHECTL_PROFILE).")
     ] = None,
     config: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--config", "-c", help="Config file ($CACHECTL_CONFIG; default ./cachectl.yaml, "
                      "then ~/.config/cachectl/config.yaml)."),
     ] = None,
     cluster: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--cluster/--no-cluster", help="Force Redis Cluster mode on or off (default: detect)."),
     ] = None,
     username: Annotated[
-        Optional[str], typer.Option("--username", help="ACL username (password: $CACHECTL_PASSWORD).")
+        str | None, typer.Option("--username", help="ACL username (password: $CACHECTL_PASSWORD).")
     ] = None,
-    tls_ca_file: Annotated[Optional[str], typer.Option("--tls-ca-file", help="CA bundle for rediss://.")] = None,
+    tls_ca_file: Annotated[str | None, typer.Option("--tls-ca-file", help="CA bundle for rediss://.")] = None,
     tls_cert_file: Annotated[
-        Optional[str], typer.Option("--tls-cert-file", help="Client certificate for rediss://.")
+        str | None, typer.Option("--tls-cert-file", help="Client certificate for rediss://.")
     ] = None,
     tls_key_file: Annotated[
-        Optional[str], typer.Option("--tls-key-file", help="Client private key for rediss://.")
+        str | None, typer.Option("--tls-key-file", help="Client private key for rediss://.")
     ] = None,
     tls_insecure: Annotated[
         bool, typer.Option("--tls-insecure", help="Do not verify the server certificate (testing only).")
     ] = False,
     connect_timeout: Annotated[
-        Optional[float], typer.Option("--connect-timeout", help="Seconds to wait for a connection.")
+        float | None, typer.Option("--connect-timeout", help="Seconds to wait for a connection.")
     ] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds to wait for a command.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait for a command.")] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="No colour (also: NO_COLOR=1).")] = False,
     traceback: Annotated[
         bool, typer.Option("--traceback", help="Show the full traceback of an error.")
     ] = False,
     version: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = None,
 ) -> None:
@@ -188,8 +188,21 @@ def root(
 
 
 def _register() -> None:
-    from cachectl.cli import check, demo, doctor, history, invalidate, manifest, prune, stats, warm
-    from cachectl.cli import inspect, keys, memory, tags
+    from cachectl.cli import (
+        check,
+        demo,
+        doctor,
+        history,
+        inspect,
+        invalidate,
+        keys,
+        manifest,
+        memory,
+        prune,
+        stats,
+        tags,
+        warm,
+    )
 
     for module in (doctor, demo, stats, check, history, invalidate, prune, warm, manifest,
                    keys, inspect, tags, memory):
