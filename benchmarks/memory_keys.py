@@ -7,6 +7,9 @@ redis-server, then runs each contender in turn, interleaved, `--runs` times:
   keys:    redis-cli --scan --pattern 'api_cache:*'
            a bare SCAN loop, COUNT 1000, in redis-py (names only: the floor for a listing)
                                                 vs  cachectl keys 'api_cache:*' --jsonl
+                                                    and the same with each --fields of
+                                                    --keys-fields (figures not asked for are
+                                                    not read)
 
 and, in this process, the two ways of sizing a SCAN page that `memory` chooses between: one
 server-side script per page, and a pipeline of TYPE/PTTL/MEMORY USAGE per key.
@@ -16,6 +19,10 @@ used (INFO used_cpu_*): which of the two a command waits on says what bounds it.
 medians and as ratios to the redis-cli commands. Usage:
 
   python benchmarks/memory_keys.py [--entries 1000000] [--runs 3] [--json]
+      [--keys-fields endpoint,params --keys-fields ttl,endpoint,params] [--skip-memkeys]
+
+The load average of the machine before and after is part of the report: on a shared machine
+the walls are only comparable within one run.
 """
 
 from __future__ import annotations
@@ -96,6 +103,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--skip-pipeline", action="store_true",
                         help="leave out the pipelined sizing (slow on a big keyspace)")
+    parser.add_argument("--skip-memkeys", action="store_true",
+                        help="leave out redis-cli --memkeys and cachectl memory")
+    parser.add_argument("--keys-fields", action="append", default=None, metavar="FIELDS",
+                        help="a `keys --fields` value to time too (repeatable; default "
+                        "endpoint,params and ttl,endpoint,params)")
     args = parser.parse_args()
     redis_cli = shutil.which("redis-cli")
     if redis_cli is None:
@@ -104,7 +116,9 @@ def main() -> None:
         [redis_cli, "--version"], capture_output=True, text=True, check=True
     ).stdout.strip()
     others = args.entries if args.others is None else args.others
+    keys_fields = args.keys_fields or ["endpoint,params", "ttl,endpoint,params"]
     cachectl = [sys.executable, "-m", "cachectl"]
+    load_before = os.getloadavg()
     with RedisServer() as server:
         url = server.url
         host, port = server.host, str(server.port)
@@ -120,8 +134,18 @@ def main() -> None:
                 "SCAN COUNT 1000 (redis-py)": lambda: run_inprocess(lambda: bare_scan(client), client),
                 "cachectl keys --jsonl": lambda: run_command(
                     [*cachectl, "--url", url, "keys", "api_cache:*", "--jsonl"], client),
-                "sized pages: script": lambda: run_inprocess(lambda: sized_pages(url, "script"), client),
             }
+            if args.skip_memkeys:
+                del contenders["redis-cli --memkeys"], contenders["cachectl memory"]
+            for fields in keys_fields:
+                contenders[f"cachectl keys --jsonl --fields {fields}"] = (
+                    lambda fields=fields: run_command(
+                        [*cachectl, "--url", url, "keys", "api_cache:*", "--jsonl",
+                         "--fields", fields], client)
+                )
+            contenders["sized pages: script"] = (
+                lambda: run_inprocess(lambda: sized_pages(url, "script"), client)
+            )
             if not args.skip_pipeline:
                 contenders["sized pages: pipeline"] = lambda: run_inprocess(
                     lambda: sized_pages(url, "pipeline"), client)
@@ -138,13 +162,18 @@ def main() -> None:
             for field in ("wall", "client_cpu", "server_cpu")
         }
         results[name]["walls"] = [round(r["wall"], 2) for r in runs]
-    ratios = {
-        "memory / redis-cli --memkeys": wall["cachectl memory"] / wall["redis-cli --memkeys"],
-        "keys --jsonl / redis-cli --scan":
-            wall["cachectl keys --jsonl"] / wall["redis-cli --scan --pattern"],
-        "keys --jsonl / bare SCAN COUNT 1000":
-            wall["cachectl keys --jsonl"] / wall["SCAN COUNT 1000 (redis-py)"],
-    }
+    bare = wall["SCAN COUNT 1000 (redis-py)"]
+    ratios = {}
+    if "cachectl memory" in wall:
+        ratios["memory / redis-cli --memkeys"] = wall["cachectl memory"] / wall["redis-cli --memkeys"]
+    ratios["keys --jsonl / redis-cli --scan"] = (
+        wall["cachectl keys --jsonl"] / wall["redis-cli --scan --pattern"]
+    )
+    ratios["keys --jsonl / bare SCAN COUNT 1000"] = wall["cachectl keys --jsonl"] / bare
+    for fields in keys_fields:
+        ratios[f"keys --jsonl --fields {fields} / bare SCAN COUNT 1000"] = (
+            wall[f"cachectl keys --jsonl --fields {fields}"] / bare
+        )
     if "sized pages: pipeline" in wall:
         ratios["sized pages: script / pipeline"] = (
             wall["sized pages: script"] / wall["sized pages: pipeline"]
@@ -157,6 +186,8 @@ def main() -> None:
         "runs": args.runs,
         "redis_cli": cli_version,
         "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "results": results,
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
     }
@@ -164,13 +195,14 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     print(f"{dbsize:,} keys ({args.entries:,} entries), {args.runs} runs each, {cli_version}, "
-          f"{os.cpu_count()} CPUs; medians in seconds")
-    print(f"{'':34}{'wall':>8}{'client CPU':>12}{'server CPU':>12}   all walls")
+          f"{os.cpu_count()} CPUs; medians in seconds; load average before "
+          f"{report['load_average_before']}, after {report['load_average_after']}")
+    print(f"{'':58}{'wall':>8}{'client CPU':>12}{'server CPU':>12}   all walls")
     for name, r in results.items():
-        print(f"{name:34}{r['wall']:>8.2f}{r['client_cpu']:>12.2f}{r['server_cpu']:>12.2f}   {r['walls']}")
+        print(f"{name:58}{r['wall']:>8.2f}{r['client_cpu']:>12.2f}{r['server_cpu']:>12.2f}   {r['walls']}")
     print()
     for name, ratio in report["ratios"].items():
-        print(f"{name:40}{ratio:>8.3f}")
+        print(f"{name:64}{ratio:>8.3f}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Nothing here holds the whole keyspace: every result is a generator of pages or r
 from __future__ import annotations
 
 import json
+import json.scanner
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -99,7 +100,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_read_json_value = json.JSONDecoder(parse_constant=_reject_constant).raw_decode
+# The strict reader's scanner itself, as raw_decode calls it (one Python frame less per value: a
+# million keys pass through here): (value, end) from a position, StopIteration when no value
+# starts there, ValueError for a bad one.
+_scan_json_value = json.scanner.make_scanner(json.JSONDecoder(parse_constant=_reject_constant))
 
 
 class EntryParser:
@@ -166,11 +170,28 @@ _json_str = json.encoder.encode_basestring  # C; json.dumps(s, ensure_ascii=Fals
 
 
 def _parse_json_params(rest: str, build: bool = True) -> Parsed | None:
+    """(endpoint, params, params as JSON text) of `rest` split at its first `:`, the params in
+    the `json` encoding, or None when they do not read so (`parse_entry` then decides)."""
     endpoint, sep, raw = rest.partition(":")
     if not sep:
         return None
     if raw == NO_PARAMS:
         return endpoint, {}, "{}"
+    scan = _scan_json_value
+    if "|" not in raw:
+        # One param, the most common shape: no order to check.
+        name, sep, value = raw.partition(":")
+        if not sep:
+            return None
+        try:
+            parsed, end = scan(value, 0)
+        except (StopIteration, ValueError):
+            return None
+        if end != len(value):
+            return None
+        if not build:
+            return endpoint, None, None
+        return endpoint, {name: parsed}, "{" + _json_str(name) + ":" + value + "}"
     params: dict[str, Any] = {}
     members = []
     last = None
@@ -182,8 +203,8 @@ def _parse_json_params(rest: str, build: bool = True) -> Parsed | None:
         if not sep:
             return None
         try:
-            parsed, end = _read_json_value(value)
-        except ValueError:
+            parsed, end = scan(value, 0)
+        except (StopIteration, ValueError):
             return None
         if end != len(value):
             return None
@@ -824,10 +845,11 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
             return False
         return pattern is None or pattern.match(key) is not None
 
-    # Without filters every key of an entry SCAN is an entry: the test per key is skipped.
+    # Without filters every key of an entry SCAN is an entry: the test per key is skipped. SCAN
+    # applies --type itself, and a pattern within the entry prefix keeps only entries.
     filtered = bool(
-        query.no_ttl or query.type or nested or endpoint is not None or pattern is not None
-        or from_sets or query.pattern is not None
+        query.no_ttl or nested or endpoint is not None or pattern is not None or from_sets
+        or listing.pattern_outside_entries
     )
     limit = query.limit
     rows = 0
@@ -838,16 +860,20 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
             types = page.types if page.types is not None else repeat(known_type, count)
             pttls = page.pttls if page.pttls is not None else repeat(None, count)
             sizes = page.sizes if page.sizes is not None else repeat(None, count)
-            for key, type_, pttl, size in zip(page.keys, types, pttls, sizes):
+            texts = _shown_as_they_are(page.keys)
+            for key, type_, pttl, size, text in zip(page.keys, types, pttls, sizes, texts):
                 if pttl == -2 or type_ == "none":
                     continue  # gone between the SCAN and the reading
                 if filtered and not wanted(key, type_, pttl):
                     continue
-                try:
-                    text = key.decode()
-                except UnicodeDecodeError:
-                    text = None
-                shown = text if text is not None and not unsafe(text) else show_bytes(key)
+                if text is not None:
+                    shown = text
+                else:
+                    try:
+                        text = key.decode()
+                    except UnicodeDecodeError:
+                        text = None
+                    shown = text if text is not None and not unsafe(text) else show_bytes(key)
                 if want_params:
                     name, params, params_json = parser.parse(key, text)
                 elif want_endpoint:
@@ -875,6 +901,25 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
         close = getattr(pages, "close", None)
         if close:
             close()
+
+
+_NEEDS_ESCAPES_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\\]")
+
+
+def _shown_as_they_are(keys: list[bytes]) -> list[str] | repeat:
+    """Each key as text when every key of the page is UTF-8 that `show_bytes` shows as it is
+    (found by one decode and one search for the whole page, not one per key); else Nones, and
+    each key is looked at on its own."""
+    if keys:
+        try:
+            joined = b"\n".join(keys).decode()
+        except UnicodeDecodeError:
+            return repeat(None)
+        if not _NEEDS_ESCAPES_BUT_NEWLINE.search(joined):
+            texts = joined.split("\n")
+            if len(texts) == len(keys):  # no key held a newline of its own
+                return texts
+    return repeat(None)
 
 
 def _index_sets(store: Store, layout: Layout, query: KeyQuery) -> list[str]:

@@ -47,30 +47,27 @@ def _json_params(row: KeyRow) -> str:
     return row.params_json or ("null" if row.params is None else _json_obj(row.params))
 
 
-_FIELD_JSON: dict[str, Callable[[KeyRow], str]] = {
-    "type": lambda row: '"type":' + _json_type(row.type),
-    "ttl": lambda row: '"ttl_seconds":' + _json_ttl(row),
-    "size": lambda row: '"size_bytes":' + ("null" if row.size_bytes is None else str(row.size_bytes)),
-    "endpoint": lambda row: '"endpoint":' + (
-        "null" if row.endpoint is None else _json_str(row.endpoint)
-    ),
-    "params": lambda row: '"params":' + _json_params(row),
-}
-
-
 def key_row_serializer(fields: tuple[str, ...] = FIELDS) -> Callable[[KeyRow], str]:
     """A row as one JSON line holding the key and `fields` (what `row.to_dict(fields)` says)."""
     if tuple(fields) == FIELDS:
         return key_row_json
-    parts = [_FIELD_JSON[f] for f in FIELDS if f in fields]
-    if not parts:
-        return lambda row: '{"key":' + _json_str(row.shown) + "}"
-    if len(parts) == 1:
-        (only,) = parts
-        return lambda row: '{"key":' + _json_str(row.shown) + "," + only(row) + "}"
-    return lambda row: (
-        '{"key":' + _json_str(row.shown) + "," + ",".join([p(row) for p in parts]) + "}"
-    )
+    type_, ttl, size, endpoint, params = (f in fields for f in FIELDS)
+
+    def row_json(row: KeyRow) -> str:
+        line = '{"key":' + _json_str(row.shown)
+        if type_:
+            line += ',"type":' + _json_type(row.type)
+        if ttl:
+            line += ',"ttl_seconds":' + _json_ttl(row)
+        if size:
+            line += ',"size_bytes":' + ("null" if row.size_bytes is None else str(row.size_bytes))
+        if endpoint:
+            line += ',"endpoint":' + ("null" if row.endpoint is None else _json_str(row.endpoint))
+        if params:
+            line += ',"params":' + _json_params(row)
+        return line + "}"
+
+    return row_json
 
 
 class StreamedListing:
