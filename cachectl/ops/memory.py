@@ -505,10 +505,11 @@ def recommend(report: MemoryReport) -> list[Recommendation]:
     out: list[Recommendation] = []
     entries = report.entries
     no_ttl = report.ttl_buckets["no_expiry"]
+    about = "about " if report.sampled else ""  # a sample's counts are estimates
     if no_ttl.keys:
         out.append(Recommendation(
             "entries_without_ttl",
-            f"{no_ttl.keys:,} entries ({_size_text(no_ttl.total_bytes)}, "
+            f"{about}{no_ttl.keys:,} entries ({_size_text(no_ttl.total_bytes)}, "
             f"{report.share(no_ttl.total_bytes):.0%} of the cache) have no TTL: they stay until "
             "evicted or invalidated; give them a TTL where they are written",
         ))

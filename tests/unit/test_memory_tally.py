@@ -148,6 +148,7 @@ def test_people_see_sampled_figures_marked_and_no_colour_off_a_terminal():
     render_memory(Output(stdout=stream, stderr=io.StringIO()), report)
     text = stream.getvalue()
     assert "sampled" in text and "~" in text and "\x1b[" not in text
+    assert "about 10 entries" in text  # the recommendation says its count is an estimate
     assert "users" in text and "no expiry" in text
 
 
