@@ -11,18 +11,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cachectl.config import LayoutConfig
+from cachectl.errors import UsageError
 from cachectl.layout import Layout
 from cachectl.ops.keys import (
+    FIELDS,
     EntryParser,
     KeyRow,
     entry_prefix_is_shared,
     glob_to_regex,
     owned_prefixes,
+    parse_fields,
     safe_text,
     show_bytes,
     unshow_bytes,
 )
-from cachectl.render.keys import key_row_json
+from cachectl.render.keys import key_row_json, key_row_serializer
 from tests.unit.test_layout_vectors import VECTORS
 
 PROPERTY = settings(deadline=None, max_examples=400)
@@ -177,3 +180,32 @@ def test_a_prefix_nested_in_the_entry_prefix_is_noticed():
 )
 def test_a_json_line_says_what_to_dict_says(row):
     assert json.loads(key_row_json(row)) == json.loads(json.dumps(row.to_dict()))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [(), ("type",), ("ttl",), ("size",), ("endpoint", "params"), ("type", "ttl", "size"),
+     ("ttl", "endpoint", "params"), ("type", "ttl", "size", "endpoint", "params")],
+)
+@pytest.mark.parametrize(
+    "row",
+    [
+        KeyRow(b"api_cache:ep:id:1", "api_cache:ep:id:1", "string", 1500, 72, "ep", {"id": 1},
+               '{"id":1}'),
+        KeyRow(b"api_cache:ep:\xff", "api_cache:ep:\\xff", None, None, None, "ep", None),
+        KeyRow(b'api_cache:q:q:"\xc3\xa9"', 'api_cache:q:q:"é"', "hash", -1, 10, "q", {"q": "é"}),
+    ],
+)
+def test_a_json_line_of_some_fields_says_what_to_dict_says(row, fields):
+    line = key_row_serializer(fields)(row)
+    assert list(json.loads(line)) == list(row.to_dict(fields))
+    assert json.loads(line) == json.loads(json.dumps(row.to_dict(fields)))
+
+
+def test_fields_are_read_in_their_order_and_checked():
+    assert parse_fields(None) == FIELDS
+    assert parse_fields("params, TTL,key") == ("ttl", "params")
+    assert parse_fields("key") == ()
+    assert parse_fields("size_bytes,ttl_seconds") == ("ttl", "size")
+    with pytest.raises(UsageError, match="colour"):
+        parse_fields("ttl,colour")
