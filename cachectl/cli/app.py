@@ -7,6 +7,7 @@ aiohttp and rich's heavy parts inside its own body, so `cachectl --help` stays f
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -103,16 +104,21 @@ def _report(ctx: typer.Context, err: CachectlError, exc: BaseException | None = 
         raise typer.Exit(ExitCode.CLOSED_PIPE) from None
 
 
-app = typer.Typer(
-    name="cachectl",
-    cls=CachectlGroup,
-    help="Run an API-response cache that lives in Redis: warm it, invalidate it, inspect it, watch it.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+def _new_app() -> typer.Typer:
+    return typer.Typer(
+        name="cachectl",
+        cls=CachectlGroup,
+        help="Run an API-response cache that lives in Redis: warm it, invalidate it, inspect it, "
+        "watch it.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
+app = _new_app()
 
 
 def _version(value: bool) -> None:
@@ -187,30 +193,61 @@ def root(
     )
 
 
-def _register() -> None:
-    from cachectl.cli import (
-        check,
-        demo,
-        doctor,
-        history,
-        inspect,
-        invalidate,
-        keys,
-        manifest,
-        memory,
-        prune,
-        stats,
-        tags,
-        warm,
-    )
+# Each command and the cli module that registers it. main() builds only the one on the command
+# line: typer reads every command's signature to build the whole tree (a third of `cachectl
+# <cmd>`'s start-up before a command's own imports), and one command needs only its own.
+COMMAND_MODULES = {
+    "doctor": "doctor",
+    "demo": "demo",
+    "stats": "stats",
+    "check": "check",
+    "history": "history",
+    "invalidate": "invalidate",
+    "prune": "prune",
+    "warm": "warm",
+    "manifest": "manifest",
+    "keys": "keys",
+    "inspect": "inspect",
+    "tags": "tags",
+    "memory": "memory",
+}
+# The root options that take a value, to find the command's name after them.
+ROOT_VALUE_OPTIONS = frozenset({
+    "--url", "-u", "--profile", "-p", "--config", "-c", "--username", "--tls-ca-file",
+    "--tls-cert-file", "--tls-key-file", "--connect-timeout", "--timeout",
+})
 
-    for module in (doctor, demo, stats, check, history, invalidate, prune, warm, manifest,
-                   keys, inspect, tags, memory):
-        module.register(app)
+
+def _register(target: typer.Typer, names: Iterable[str] = COMMAND_MODULES) -> None:
+    import importlib
+
+    for module in dict.fromkeys(COMMAND_MODULES[name] for name in names):
+        importlib.import_module(f"cachectl.cli.{module}").register(target)
 
 
-_register()
+_register(app)
+
+
+def command_name(args: list[str]) -> str | None:
+    """The command a command line runs (`cachectl --url U keys -n 1` -> "keys"); None for the
+    root alone (`--help`, `--version`) or a name that is no command (typer then says so)."""
+    at = 0
+    while at < len(args):
+        arg = args[at]
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg if arg in COMMAND_MODULES else None
+        at += 2 if arg in ROOT_VALUE_OPTIONS else 1
+    return None
 
 
 def main() -> None:
-    app(prog_name="cachectl")
+    name = command_name(sys.argv[1:])
+    if name is None:
+        target = app
+    else:
+        target = _new_app()
+        target.callback()(root)
+        _register(target, [name])
+    target(prog_name="cachectl")

@@ -312,3 +312,60 @@ def test_a_broken_pipe_that_is_not_stdout_is_an_error_not_silence(monkeypatch):
     result = runner.invoke(app, ["doctor"])
     assert result.exit_code == ExitCode.INTERNAL
     assert "internal error: BrokenPipeError" in result.stderr
+
+
+# --- main() builds only the command on the line -------------------------------------------------
+
+
+def test_every_command_is_mapped_to_the_module_that_registers_it():
+    from cachectl.cli.app import COMMAND_MODULES, _new_app, _register
+
+    group = get_command(app)
+    assert set(COMMAND_MODULES) == set(group.list_commands(typer.Context(group)))
+    for name in COMMAND_MODULES:
+        alone = _new_app()
+        alone.callback()(lambda: None)
+        _register(alone, [name])
+        one = get_command(alone)
+        assert name in one.list_commands(typer.Context(one))
+
+
+def test_the_root_options_that_take_a_value_are_known():
+    from cachectl.cli.app import ROOT_VALUE_OPTIONS
+
+    root = get_command(app)
+    takes_value = {opt for p in root.params if not getattr(p, "is_flag", False)
+                   and not p.count for opt in p.opts}
+    assert takes_value == ROOT_VALUE_OPTIONS
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["keys", "-n", "1"], "keys"),
+        (["--url", "redis://h:1/0", "--no-color", "invalidate", "--tag", "t"], "invalidate"),
+        (["-u", "doctor", "keys"], "keys"),  # "doctor" is the URL here
+        (["-uredis://h:1/0", "doctor"], "doctor"),
+        (["--url=redis://h:1/0", "history", "list"], "history"),
+        (["--timeout", "3", "--cluster", "stats"], "stats"),
+        (["--help"], None),
+        (["--version"], None),
+        ([], None),
+        (["docter"], None),  # no such command: the whole tree, so typer can suggest "doctor"
+        (["--", "keys"], None),
+    ],
+)
+def test_the_command_named_on_the_line(args, name):
+    from cachectl.cli.app import command_name
+
+    assert command_name(args) == name
+
+
+def test_a_command_alone_runs_as_in_the_whole_tree(redis_url):
+    proc = subprocess.run([sys.executable, "-m", "cachectl", "--url", redis_url, "--no-color",
+                           "doctor", "--json"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["command"] == "doctor"
+    typo = subprocess.run([sys.executable, "-m", "cachectl", "docter"], capture_output=True,
+                          text=True, check=False)
+    assert typo.returncode == ExitCode.USAGE and "Did you mean 'doctor'" in typo.stderr
