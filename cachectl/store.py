@@ -181,7 +181,19 @@ class Store:
                 raise ConfigError("a Redis Cluster cannot be reached over a unix socket")
             cluster = False
         if cluster is None:
-            cluster = self._cluster_enabled(kwargs)
+            if kwargs["db"] == 0:
+                # Ask the client we would keep: one connection (and TLS handshake), not two.
+                client = redis.Redis(retry=self._retry(), **kwargs)
+                try:
+                    if not _cluster_enabled(client):
+                        return client
+                except BaseException:
+                    client.close()
+                    raise
+                client.close()
+                cluster = True
+            else:
+                cluster = self._cluster_enabled(kwargs)
         if not cluster:
             return redis.Redis(retry=self._retry(), **kwargs)
         db = kwargs.pop("db")
@@ -195,13 +207,7 @@ class Store:
     def _cluster_enabled(self, kwargs: dict[str, Any]) -> bool:
         # The probe asks for database 0: a cluster node refuses to SELECT any other.
         with redis.Redis(retry=self._retry(), **{**kwargs, "db": 0}) as probe:
-            try:
-                info = probe.info("cluster")
-            except rx.NoPermissionError:
-                # An ACL user without INFO: assume one server. Should it be a cluster node after
-                # all, its MOVED replies are translated into a hint to set `cluster: true`.
-                return False
-        return str(info.get("cluster_enabled", 0)) == "1"
+            return _cluster_enabled(probe)
 
     def connection_kwargs(self) -> dict[str, Any]:
         """The keyword arguments redis-py's clients take for these settings (host and port or
@@ -646,6 +652,16 @@ class Store:
             return parse_url(self.settings.url).get(part)
         except ValueError:
             return None
+
+
+def _cluster_enabled(client: redis.Redis) -> bool:
+    try:
+        info = client.info("cluster")
+    except rx.NoPermissionError:
+        # An ACL user without INFO: assume one server. Should it be a cluster node after all,
+        # its MOVED replies are translated into a hint to set `cluster: true`.
+        return False
+    return str(info.get("cluster_enabled", 0)) == "1"
 
 
 def _reason(exc: BaseException) -> str:

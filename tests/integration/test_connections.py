@@ -210,3 +210,29 @@ def test_replica_is_named_and_refuses_writes(make_redis):
         assert store.server_mode() == "replica"
         with pytest.raises(RedisReadOnly, match="read-only replica and refused UNLINK"):
             store.unlink([b"api_cache:a"])
+
+
+def _connections_received(server) -> int:
+    with server.client() as admin:
+        return int(admin.info("stats")["total_connections_received"])
+
+
+def test_detecting_a_single_server_costs_no_second_connection(redis_server, redis_url):
+    before = _connections_received(redis_server)
+    with Store(Settings(url=redis_url)) as store:  # cluster: detect
+        assert not store.is_cluster
+        store.execute("PING")
+        store.dbsize()
+    # One for the store, one for our own INFO: the cluster probe reused the store's.
+    assert _connections_received(redis_server) - before == 2
+
+
+def test_detection_for_another_database_still_asks_database_0(redis_server, redis_url):
+    url = redis_url.rsplit("/", 1)[0] + "/3"
+    with Store(Settings(url=url)) as store:
+        assert not store.is_cluster
+        store.execute("SET", "k", "v")
+    with redis_server.client() as admin:
+        admin.select(3)
+        assert admin.get("k") == b"v"
+        admin.flushdb()
