@@ -17,7 +17,8 @@ cached in a temporary PYTHONPYCACHEPREFIX, filled by an untimed first run of eac
 row, marked "(no .pyc)", shows the same command compiling cachectl each time.
 
 `--compare PYTHON` repeats the cachectl rows under another interpreter (a venv with another
-typer, say) in the same run; both import this checkout's cachectl (PYTHONPATH).
+typer, say) in the same run, importing this checkout's cachectl, or with `--compare-root DIR`
+another checkout's (an older commit, from `git archive`).
 
 Usage: python benchmarks/startup.py [--runs 30] [--json] [--compare /tmp/venv/bin/python]
 """
@@ -40,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def commands(python: str, url: str, label: str = "") -> dict[str, list[str]]:
+    """The cachectl rows, run as `python -m cachectl` (the root on PYTHONPATH decides which)."""
     cachectl = [python, "-m", "cachectl"]
     rows = {
         "cachectl --version": [*cachectl, "--version"],
@@ -77,6 +79,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--compare", metavar="PYTHON",
                         help="another interpreter to run the cachectl rows with too")
+    parser.add_argument("--compare-root", metavar="DIR", default=str(ROOT),
+                        help="the checkout --compare imports cachectl from (default: this one)")
     args = parser.parse_args()
     pycache = tempfile.mkdtemp(prefix="cachectl-startup-pyc-")
     plain = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -94,7 +98,8 @@ def main() -> None:
             slow = "cachectl invalidate --key K --yes"
             table[f"{slow} (no .pyc)"] = (commands(sys.executable, server.url)[slow], no_pyc)
             if args.compare:
-                table.update({n: (a, env) for n, a in
+                other = {**env, "PYTHONPATH": args.compare_root}
+                table.update({n: (a, other) for n, a in
                               commands(args.compare, server.url, label=" [compare]").items()})
             redis_cli = shutil.which("redis-cli")
             if redis_cli:
@@ -119,7 +124,7 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     if args.json:
         print(json.dumps({"runs": args.runs, "load_1min": load, "compare": args.compare,
-                          "results": rows}, indent=2))
+                          "compare_root": args.compare_root, "results": rows}, indent=2))
         return
     print(f"{'command':<52}{'median':>9}{'over bare':>11}{'x bare':>8}{'x redis-cli':>13}"
           f"   ({args.runs} runs each, load {load:.2f})")
@@ -128,7 +133,7 @@ def main() -> None:
         print(f"{row['command']:<52}{row['median_ms']:>7.1f}ms{row['over_bare_start_ms']:>9.1f}ms"
               f"{row['ratio_to_bare_start']:>8.2f}{vs_cli}")
     if args.compare:
-        print(f"[compare]: {args.compare}")
+        print(f"[compare]: {args.compare}, cachectl from {args.compare_root}")
 
 
 if __name__ == "__main__":
