@@ -33,7 +33,7 @@ EXIT_CODE_MEANINGS: dict[int, str] = {
     ExitCode.NOT_FOUND: "not found: the key, tag, profile or file asked for does not exist",
     ExitCode.PARTIAL: "partial failure: the job ran but part of it failed",
     ExitCode.CHECK_FAILED: "a `cachectl check` condition failed",
-    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C), or a confirmation question not answered yes",
     ExitCode.CLOSED_PIPE: "the output's reader went away (`| head`): cachectl stopped there, "
     "quietly, as a tool killed by SIGPIPE does",
 }
