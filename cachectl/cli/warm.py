@@ -108,6 +108,12 @@ def warm(
 
     def show(result) -> None:
         progress.round_done()
+        # A point of `cachectl.runs` for the dashboard and `history`, unless nothing was written
+        # or Redis is gone (no point waiting on it again). Never fails the run. Recorded before
+        # the report is printed, so a round whose report is out is finished: a Ctrl-C after it
+        # lands between rounds (a clean end of --every), not in this round trip.
+        if not result.dry_run and result.stopped != "redis":
+            record_run(app_ctx.store, layout, "warm", result.run_summary(), result.duration_seconds)
         problem = result.problem()
         if out.json_mode:
             out.json(result.to_dict(), ok=problem is None, error=problem)
@@ -115,10 +121,6 @@ def warm(
             render_warm(out, result)
             if every_seconds and not result.stopped:
                 out.print()
-        # A point of `cachectl.runs` for the dashboard and `history`, unless nothing was written
-        # or Redis is gone (no point waiting on it again). Never fails the run.
-        if not result.dry_run and result.stopped != "redis":
-            record_run(app_ctx.store, layout, "warm", result.run_summary(), result.duration_seconds)
 
     if every_seconds:
         result = warm_every(
