@@ -40,8 +40,9 @@ def keys(
         str | None,
         typer.Option("--fields", "-f", help="Only these row fields, comma-separated, of: type, "
                      "ttl, size, endpoint, params (default all; the key is always shown). A "
-                     "figure not asked for is not read: '--fields endpoint,params' lists at "
-                     "about the speed of a bare SCAN."),
+                     "figure not asked for is not read from Redis: '--fields endpoint,params' "
+                     "costs the server no more than a bare SCAN, '--fields key' lists at about "
+                     "its speed."),
     ] = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
