@@ -178,6 +178,7 @@ def run(args) -> dict:
     from cachectl.devserver import RedisServer
 
     n, m = args.entries, args.tag_entries
+    load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="cachectl-bench-invalidate-"))
     protocol = workdir / "unlink.resp"
     unlink_protocol(protocol, n)
@@ -228,6 +229,8 @@ def run(args) -> dict:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    results["load_average"] = {"before": round(load_before, 2),
+                               "after": round(os.getloadavg()[0], 2)}
     return summarize(results, args)
 
 
@@ -286,7 +289,9 @@ def summarize(results: dict, args) -> dict:
         "runs": args.runs,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "redis_cli": subprocess.run(["redis-cli", "--version"], capture_output=True,
-                                                text=True, check=False).stdout.strip()},
+                                                text=True, check=False).stdout.strip(),
+                    # 1-minute load average: the machine is shared, so ratios move with it.
+                    "load_average": results.get("load_average")},
         "probe_idle": results["probe_idle"],
         "ratios": ratios,
         "summary": summary,
