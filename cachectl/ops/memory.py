@@ -49,6 +49,8 @@ KIND_NAMES = {
     "access_log": "access log",
     "metrics": "hit/miss metrics",
     "timeseries": "time series",
+    "pending_set": "half-finished invalidations",
+    "lock": "stampede locks",
 }
 EXPECTED_TYPES = {
     "entry": "string",
@@ -56,6 +58,8 @@ EXPECTED_TYPES = {
     "dependency": "set",
     "entries_log": "zset",
     "access_log": "zset",
+    "pending_set": "set",
+    "lock": "string",
 }
 OUTSIZED_MIN_BYTES = 64 * 1024  # below this no entry is "outsized", whatever the average
 OUTSIZED_TIMES_AVERAGE = 50

@@ -106,6 +106,8 @@ def list_tag_sets(
     listing = TagListing(kind, pattern, sample)
     try:
         for _, keys in store.scan_nodes(match=match, pacer=pacer):
+            # A half-finished invalidation's pending set shares the tag prefix: not a tag.
+            keys = [key for key in keys if layout.kind(key) == kind]
             if keys:
                 listing.rows += _describe_sets(store, keys, kind, prefix, sample)
                 if on_progress:

@@ -496,7 +496,7 @@ def test_releasing_a_lock_never_deletes_another_holders_lock(conn):
     assert release(keys=["api_cache_lock:x"], args=["token-b"]) == 1
 
 
-def test_the_lock_is_invisible_to_cachectls_layout(make_cache, conn):
+def test_the_lock_is_bookkeeping_in_cachectls_layout(make_cache, conn):
     layout = Layout()
     cache = make_cache()
     conn.set(lock_key(cache.layout, cache.key("e", None)), "t", px=60_000)

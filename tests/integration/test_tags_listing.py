@@ -117,3 +117,12 @@ def test_show_cut_short_by_a_lost_server_is_a_partial_listing(make_redis):
     assert first.key.startswith("api_cache:users:")
     assert 0 < info.shown < info.members == 40
     assert failure.value.details["cause"].startswith("redis")
+
+
+def test_a_half_finished_invalidations_pending_set_is_not_listed_as_a_tag(store):
+    pending = LAYOUT.pending_set(LAYOUT.tag("users"))
+    assert pending.startswith(LAYOUT.tag(""))  # it shares the tag prefix, so SCAN finds it
+    store.client.sadd(pending, LAYOUT.entry("users", {"id": 1}))
+    names = [r.name for r in list_tag_sets(store, LAYOUT).rows]
+    assert "users" in names
+    assert not any("invalidating" in name for name in names)
