@@ -118,16 +118,12 @@ def _new_app() -> typer.Typer:
     )
 
 
-app = _new_app()
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"cachectl {__version__}")
         raise typer.Exit(0)
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     url: Annotated[
@@ -193,24 +189,108 @@ def root(
     )
 
 
-# Each command and the cli module that registers it. main() builds only the one on the command
-# line: typer reads every command's signature to build the whole tree (a third of `cachectl
-# <cmd>`'s start-up before a command's own imports), and one command needs only its own.
-COMMAND_MODULES = {
-    "doctor": "doctor",
-    "demo": "demo",
-    "stats": "stats",
-    "check": "check",
-    "history": "history",
-    "invalidate": "invalidate",
-    "prune": "prune",
-    "warm": "warm",
-    "manifest": "manifest",
-    "keys": "keys",
-    "inspect": "inspect",
-    "tags": "tags",
-    "memory": "memory",
+# Each command: the cli module that registers it, and the first paragraph of its help, which
+# `cachectl --help` lists. main() builds only what a command line needs: typer reads every
+# command's signature to build a tree (a third of a command's start-up before its own imports),
+# so a command gets only its own, and the root's --help and --version get stand-ins made from
+# this table without importing a command module. tests/cli/test_app.py holds the table to the
+# commands' own help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    # commands first, then the groups (typer lists them in that order)
+    "doctor": (
+        "doctor",
+        ("Check the connection and the server: settings and where each came from, server mode "
+        "and version, latency, memory policy, persistence, ACL permissions. Exit 4 when Redis "
+        "cannot be reached."),
+    ),
+    "demo": (
+        "demo",
+        ("Start a throwaway Redis (redis-server on a free port, else an in-process one) and a "
+        "sample HTTP API, then run the real commands against them one after another, each "
+        "printed as you would type it: warm, application traffic through the Python library, "
+        "stats, keys, tags, invalidate, the traffic and stats again. Everything is stopped "
+        "and removed at the end. Exit 0; a failed step's own exit status; 130 on Ctrl-C "
+        "(after cleaning up)."),
+    ),
+    "stats": (
+        "stats",
+        ("The cache's figures: hits, misses and hit rate overall and per endpoint, "
+        "response-time percentiles and the slowest requests, and the server's memory, "
+        "evictions, operations and keyspace hit rate (summed over a cluster's primaries, with "
+        "per-node detail)."),
+    ),
+    "check": (
+        "check",
+        ("Hold the cache to thresholds: print every condition with its measured value and "
+        "verdict. Exit 0 when all hold, 7 when any fails (or cannot be measured), 2 for an "
+        "impossible threshold."),
+    ),
+    "invalidate": (
+        "invalidate",
+        ("Delete cache entries: by tag, pattern, key, endpoint or dependency (the union of all "
+        "given), narrowed by filters. Only cache entries are ever deleted. Asks first on a "
+        "terminal (--yes skips it; with no terminal, --yes is required). Ctrl-C stops after "
+        "the current batch; rerunning the same command finishes an interrupted run. Exit 0 "
+        "done, 2 bad flags (or no terminal to ask on and no --yes), 3 bad graph file, 4 Redis "
+        "error before any change, 6 Redis error after some deletions, 130 interrupted (or the "
+        "question answered no)."),
+    ),
+    "prune": (
+        "prune",
+        ("Remove tag and dependency set members whose entry no longer exists (Redis deletes "
+        "the sets left empty), trim the write and access logs to live entries and the "
+        "response-time log to its last hour. Asks first on a terminal (--yes skips it; with "
+        "no terminal, --yes is required). Exit 0 done, 2 no terminal to ask on and no --yes, "
+        "4 Redis error before any change, 6 Redis error after some changes, 130 interrupted "
+        "(or the question answered no)."),
+    ),
+    "warm": (
+        "warm",
+        ("Call the endpoints of warm manifests and store each answer as a cache entry, with "
+        "its TTL, tags and dependencies. Every manifest is checked before anything is "
+        "fetched. Exit 3 for a bad manifest, 4 when Redis is lost (with a report of what was "
+        "stored), 6 when more requests failed than --max-failures allows, 130 on Ctrl-C (with "
+        "the report so far)."),
+    ),
+    "keys": (
+        "keys",
+        ("List cache entries with type, TTL, size (MEMORY USAGE) and the endpoint and params "
+        "read from the key, streamed as they are found: a table on a terminal, --json, or "
+        "--jsonl. SCAN never KEYS; every primary of a cluster. Exit 5 when --tag/--depends-on "
+        "names no set; exit 6 when Redis fails part way (the rows listed stand; the error "
+        "says how far it got)."),
+    ),
+    "inspect": (
+        "inspect",
+        ("Show one key: its value (JSON pretty-printed, shortened unless --full), type, "
+        "encoding, TTL, memory, idle time, the endpoint and params read from it, its last "
+        "write and last access from the logs, and with --tags the sets naming it. Exit 5 when "
+        "the key does not exist."),
+    ),
+    "memory": (
+        "memory",
+        ("Analyse the cache's memory: per endpoint (or key prefix) keys, total, average, "
+        "largest and share; entries by TTL bucket; the largest entries; tag/dependency sets, "
+        "logs and metrics apart; entries without TTL; recommendations. One SCAN of every "
+        "primary; the cache's keys are sized server-side a page per call. Ctrl-C shows what "
+        "was gathered (exit 130); a scan cut short by Redis shows what it covered (exit 6)."),
+    ),
+    "history": (
+        "history",
+        ("The cache's figures as time series in Redis (metric:, meta:, agg: keys): record "
+        "them, read them back, keep them in bounds, look for anomalies."),
+    ),
+    "manifest": (
+        "manifest",
+        "Check warm manifests and show the requests they expand to (nothing is fetched).",
+    ),
+    "tags": (
+        "tags",
+        ("List tag sets (or dependency sets) with member counts; `tags show TAG` lists "
+        "members."),
+    ),
 }
+COMMAND_MODULES = {name: module for name, (module, _) in COMMANDS.items()}
 # The root options that take a value, to find the command's name after them.
 ROOT_VALUE_OPTIONS = frozenset({
     "--url", "-u", "--profile", "-p", "--config", "-c", "--username", "--tls-ca-file",
@@ -225,7 +305,33 @@ def _register(target: typer.Typer, names: Iterable[str] = COMMAND_MODULES) -> No
         importlib.import_module(f"cachectl.cli.{module}").register(target)
 
 
-_register(app)
+def _full_app() -> typer.Typer:
+    target = _new_app()
+    target.callback()(root)
+    _register(target)
+    return target
+
+
+def _root_app() -> typer.Typer:
+    """The root with a stand-in per command, its help from COMMANDS: enough for `--help`,
+    `--version`, no arguments, and a misspelt name (typer suggests from the names)."""
+    target = _new_app()
+    target.callback()(root)
+    for name, (_, help_text) in COMMANDS.items():
+        target.command(name, help=help_text, add_help_option=False)(_stand_in)
+    return target
+
+
+def _stand_in() -> None:  # pragma: no cover -- main() never routes a command line here
+    raise CachectlError("internal error: a command's stand-in was run")
+
+
+def __getattr__(name: str):
+    # `from cachectl.cli.app import app` (tests, embedding): the whole tree, built on first use.
+    if name == "app":
+        globals()["app"] = full = _full_app()
+        return full
+    raise AttributeError(name)
 
 
 def command_name(args: list[str]) -> str | None:
@@ -243,11 +349,14 @@ def command_name(args: list[str]) -> str | None:
 
 
 def main() -> None:
-    name = command_name(sys.argv[1:])
-    if name is None:
-        target = app
-    else:
+    args = sys.argv[1:]
+    name = command_name(args)
+    if name is not None:
         target = _new_app()
         target.callback()(root)
         _register(target, [name])
+    elif any(arg in COMMANDS for arg in args):
+        target = _full_app()  # a name after `--`, or one that is an option's value: typer decides
+    else:
+        target = _root_app()
     target(prog_name="cachectl")

@@ -369,3 +369,30 @@ def test_a_command_alone_runs_as_in_the_whole_tree(redis_url):
     typo = subprocess.run([sys.executable, "-m", "cachectl", "docter"], capture_output=True,
                           text=True, check=False)
     assert typo.returncode == ExitCode.USAGE and "Did you mean 'doctor'" in typo.stderr
+
+
+def test_the_roots_help_from_stand_ins_is_the_whole_trees_help():
+    """`cachectl --help` lists the commands from COMMANDS without importing them: the listing
+    must be exactly what the real commands would give."""
+    from cachectl.cli.app import _full_app, _root_app
+
+    for args in (["--help"], []):
+        stand_ins = runner.invoke(_root_app(), args, prog_name="cachectl", terminal_width=200)
+        whole = runner.invoke(_full_app(), args, prog_name="cachectl", terminal_width=200)
+        assert stand_ins.output == whole.output
+        assert stand_ins.exit_code == whole.exit_code
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["docter"]])
+def test_the_root_alone_imports_no_command_module(argv):
+    code = (
+        "import sys\n"
+        f"sys.argv = ['cachectl', *{argv!r}]\n"
+        "from cachectl.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "from cachectl.cli.app import COMMAND_MODULES\n"
+        "loaded = sorted(m for m in COMMAND_MODULES.values() if 'cachectl.cli.' + m in sys.modules)\n"
+        "sys.stderr.write('\\nLOADED=' + repr(loaded))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ast.literal_eval(proc.stderr.rsplit("LOADED=", 1)[1]) == []
