@@ -17,7 +17,7 @@ def parse_duration(value: object) -> float:
     duration"); range checks are the caller's. Raises ValueError naming what is expected.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected a duration such as {EXAMPLES}")
+        raise ValueError(f"expected a duration such as {EXAMPLES}")  # noqa: TRY004 -- callers report ValueError as bad input
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def human_bytes(n: int | float | None) -> str:
+def human_bytes(n: float | None) -> str:
     if n is None:
         return "?"
     value = float(n)
