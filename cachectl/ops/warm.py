@@ -711,7 +711,7 @@ class _Run:
             self.in_flight += 1
             outcome = await fetcher.fetch(request)
             if outcome.kind == "ok":
-                await write_q.put((ToWrite(request, outcome.value), outcome))
+                await write_q.put((ToWrite(request, outcome.value, outcome.text), outcome))
             else:
                 self.tally.record(request, outcome.kind, outcome.reason, outcome, outcome.error)
             self.in_flight -= 1

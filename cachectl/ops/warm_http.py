@@ -12,6 +12,7 @@ import asyncio
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from cachectl import __version__
+from cachectl.layout import js_stringify
 
 if TYPE_CHECKING:
     from cachectl.manifest import Endpoint, PlannedRequest
@@ -38,7 +40,7 @@ _RETRIED_STATUSES = {408, 429}
 class FetchOutcome:
     """What came of one entry's request, after its retries (and its fallback, if asked)."""
 
-    kind: str  # "ok" (value holds the parsed JSON), "skipped" or "failed"
+    kind: str  # "ok" (value holds the parsed JSON, text what the entry stores), "skipped" or "failed"
     reason: str | None  # why skipped or failed: "cache_if", "empty", "timeout", "http_500"...
     status: int | None  # the last HTTP status, None when no answer came
     latency_ms: float | None  # the last attempt's time to a full answer
@@ -47,6 +49,7 @@ class FetchOutcome:
     value: Any = None
     error: str | None = None
     fallback: dict | None = None
+    text: bytes | None = None  # JSON.stringify(value) as UTF-8, for "ok"
 
 
 class AsyncPacer:
@@ -102,6 +105,73 @@ def parse_json_body(body: bytes) -> tuple[bool, Any]:
         return True, _JSON.decode(body.decode("utf-8").removeprefix("\ufeff"))
     except (UnicodeDecodeError, ValueError):
         return False, None
+
+
+# ---- the text stored for an answer ---------------------------------------------------------------
+#
+# An entry holds JSON.stringify(JSON.parse(body)) (LAYOUT.md), which js_stringify writes in pure
+# Python. Python's C encoder, compact and with ensure_ascii off, writes the very same text for
+# most answers: strings are escaped alike (the short escapes, \u00XX for other control
+# characters, nothing else), and so are true, false, null, arrays and the order of object keys as
+# JSON.parse leaves them. It differs only on
+# - numbers: an integer beyond 2**53 (JavaScript rounds it to a double), a float that is integral
+#   (2.0 is "2") or outside 1e-4 <= |x| < 1e16 (where repr and Number::toString pick different
+#   notations);
+# - object keys that are array indexes ("10"), which JavaScript puts first, in ascending order;
+# - lone surrogates (from \ud800 escapes), which JSON.stringify escapes.
+# The quick path spots each of these and leaves such answers to js_stringify.
+
+_SAFE_INTEGER = 2**53
+
+
+class _NeedsJsForm(Exception):
+    """A number that JSON.stringify writes otherwise than Python's json module."""
+
+
+def _plain_int(text: str) -> int:
+    value = int(text)
+    if -_SAFE_INTEGER <= value <= _SAFE_INTEGER:
+        return value
+    raise _NeedsJsForm
+
+
+def _plain_float(text: str) -> float:
+    value = float(text)
+    if 1e-4 <= abs(value) < 1e16 and not value.is_integer():
+        return value  # repr and Number::toString both write the shortest digits, in fixed notation
+    raise _NeedsJsForm
+
+
+_QUICK_JSON = json.JSONDecoder(
+    parse_int=_plain_int, parse_float=_plain_float, parse_constant=_reject_constant
+)
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
+# An array-index key as the compact text writes it (larger numbers match too: they only take the
+# slow path). Inside a string every quote is escaped, so a digit followed by `":` ends a key.
+_INDEX_KEY = re.compile(r'"(?:0|[1-9][0-9]*)":')
+
+
+def stored_json(body: bytes) -> tuple[bool, Any, bytes]:
+    """(True, value, text) when the body is JSON (as parse_json_body reads it): `text` is what
+    the entry holds, JSON.stringify(value) as UTF-8 (LAYOUT.md). (False, None, b"") otherwise."""
+    try:
+        text = body.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return False, None, b""
+    try:
+        value = _QUICK_JSON.decode(text)
+    except _NeedsJsForm:
+        ok, value = parse_json_body(body)
+        return (True, value, js_stringify(value).encode()) if ok else (False, None, b"")
+    except ValueError:
+        return False, None, b""
+    compact = _COMPACT.encode(value)
+    if _INDEX_KEY.search(compact) is None:
+        try:
+            return True, value, compact.encode()
+        except UnicodeEncodeError:  # a lone surrogate
+            pass
+    return True, value, js_stringify(value).encode()
 
 
 def _is_empty(value: Any) -> bool:
@@ -220,14 +290,16 @@ class Fetcher:
             return outcome("failed", f"http_{status}", error=error), retry
         if isinstance(endpoint.cache_if, frozenset) and status not in endpoint.cache_if:
             return outcome("skipped", "cache_if"), False
-        ok, value = parse_json_body(attempt.body)
+        ok, value, text = stored_json(attempt.body)
         if not ok:
             kind = attempt.content_type or "no content type"
             error = f"the answer is not JSON ({kind}, {len(attempt.body)} bytes)"
             return outcome("failed", "not_json", error=error), True
         if endpoint.cache_if == "non_empty" and _is_empty(value):
             return outcome("skipped", "empty"), False
-        return outcome("ok", None, value=value), False
+        ok_outcome = outcome("ok", None, value=value)
+        ok_outcome.text = text
+        return ok_outcome, False
 
     async def _attempt(self, url: str, endpoint: Endpoint, pacer, timeout) -> _Attempt:
         import yarl

@@ -69,6 +69,7 @@ INDEX_TTL_MARGIN_MS = 1000
 class ToWrite:
     request: PlannedRequest
     value: Any  # the parsed JSON answer
+    text: bytes | None = None  # js_stringify(value) as UTF-8 when already known (the fetch path's)
 
 
 class WrongType(RedisError):
@@ -90,7 +91,9 @@ class EntryWriter:
         A lost connection (after the store's own retries) raises: nothing of the batch may be
         counted as stored then, though some of it may be (writing it again is harmless).
         """
-        values = [js_stringify(item.value).encode() for item in items]
+        values = [
+            item.text if item.text is not None else js_stringify(item.value).encode() for item in items
+        ]
         sets = [self._sets_of(item.request) for item in items]
         kinds = self._types({key for keys in sets for key in keys} | {self.log_key})
         now_ms = int(time.time() * 1000)
