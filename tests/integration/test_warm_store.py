@@ -51,3 +51,24 @@ def test_send_many_routes_each_command_by_slot_and_returns_errors_in_place(clust
         assert isinstance(replies[50], RedisError) and "WRONGTYPE" in replies[50].message
         assert replies[51] == 1
         assert store.pipelined("GET", keys) == [k.encode() for k in keys]
+
+
+def test_a_connection_killed_between_batches_is_reconnected_and_replies_stay_in_step(redis_url, redis_server):
+    with Store(Settings(url=redis_url)) as store:
+        first = store.transactions([[("SET", "a", "1")], [("SADD", "a", "x")]])
+        assert first[0] == [b"OK"] and isinstance(first[1][0], RedisError)
+        with redis_server.client() as admin:
+            admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        # The pooled connection is dead: the batch is sent again on a fresh one, and every
+        # reply lands with its own group (nothing left over from the batch before).
+        groups = [[("SET", f"k{i}", i), ("INCR", f"k{i}")] for i in range(300)]
+        replies = store.transactions(groups)
+        assert replies == [[b"OK", i + 1] for i in range(300)]
+        assert store.types(["a", "k1", "missing"]) == ["string", "string", "none"]
+
+
+def test_arguments_hiredis_does_not_pack_are_packed_by_redis_py(redis_url):
+    with Store(Settings(url=redis_url)) as store:
+        assert store.transactions([[("SET", "m", bytearray(b"view"))]]) == [[b"OK"]]
+        assert store.execute("GET", "m") == b"view"
+
