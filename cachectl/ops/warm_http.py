@@ -221,8 +221,10 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         import aiohttp
+        import yarl
 
         self._aiohttp = aiohttp
+        self._url = yarl.URL
         connector = aiohttp.TCPConnector(
             limit=self.concurrency, limit_per_host=self.per_host or 0, ttl_dns_cache=300
         )
@@ -302,11 +304,9 @@ class Fetcher:
         return ok_outcome, False
 
     async def _attempt(self, url: str, endpoint: Endpoint, pacer, timeout) -> _Attempt:
-        import yarl
-
         aiohttp = self._aiohttp
         attempt = _Attempt()
-        target = yarl.URL(url, encoded=True)  # already percent-encoded by the plan
+        target = self._url(url, encoded=True)  # already percent-encoded by the plan
         host = target.host or ""
         paused = self._paused_until.get(host, 0.0) - time.monotonic()
         if paused > 0:
