@@ -51,6 +51,7 @@ _SHORT_ESCAPES = {
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 _GLOB_SPECIAL_BYTES = re.compile(rb"([*?\[\]\\])")
 _MAX_ARRAY_INDEX = 2**32 - 2
+_SAFE_INTEGER = 2**53
 
 
 # --- JavaScript's JSON.stringify and String() ------------------------------------------------
@@ -67,6 +68,8 @@ def js_stringify(value: Any) -> str:
 
 
 def _stringify(value: Any, path: set[int]) -> str:
+    if type(value) is int and -_SAFE_INTEGER < value < _SAFE_INTEGER:
+        return str(value)  # an exact double: Number::toString writes the same digits (most ids)
     if value is None:
         return "null"
     if value is True:

@@ -146,6 +146,19 @@ _QUICK_JSON = json.JSONDecoder(
     parse_int=_plain_int, parse_float=_plain_float, parse_constant=_reject_constant
 )
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
+try:  # the C encoder JSONEncoder.encode builds afresh on every call, built once
+    from json.encoder import c_make_encoder as _c_make_encoder
+    from json.encoder import encode_basestring as _encode_basestring
+
+    _compact_chunks = _c_make_encoder(
+        None, _COMPACT.default, _encode_basestring, None, ":", ",", False, False, False
+    )
+
+    def _compact_text(value: Any) -> str:
+        return "".join(_compact_chunks(value, 0))
+
+except (ImportError, TypeError):  # no C accelerator
+    _compact_text = _COMPACT.encode
 # An array-index key as the compact text writes it (larger numbers match too: they only take the
 # slow path). Inside a string every quote is escaped, so a digit followed by `":` ends a key.
 _INDEX_KEY = re.compile(r'"(?:0|[1-9][0-9]*)":')
@@ -165,7 +178,7 @@ def stored_json(body: bytes) -> tuple[bool, Any, bytes]:
         return (True, value, js_stringify(value).encode()) if ok else (False, None, b"")
     except ValueError:
         return False, None, b""
-    compact = _COMPACT.encode(value)
+    compact = _compact_text(value)
     if _INDEX_KEY.search(compact) is None:
         try:
             return True, value, compact.encode()
@@ -219,7 +232,7 @@ class Fetcher:
         self._paused_until: dict[str, float] = {}
         self._session = None
 
-    async def __aenter__(self) -> Fetcher:
+    async def __aenter__(self) -> Fetcher:  # noqa: PYI034 -- py310 has no typing.Self
         import aiohttp
         import yarl
 
