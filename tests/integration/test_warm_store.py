@@ -72,3 +72,15 @@ def test_arguments_hiredis_does_not_pack_are_packed_by_redis_py(redis_url):
         assert store.transactions([[("SET", "m", bytearray(b"view"))]]) == [[b"OK"]]
         assert store.execute("GET", "m") == b"view"
 
+
+
+def test_replies_bigger_than_one_socket_read_over_tls(tls_redis):
+    from cachectl.config import TLSConfig
+
+    settings = Settings(url=tls_redis.url, tls=TLSConfig(ca_file=tls_redis.files.ca_file))
+    value = b"v" * 5000
+    with Store(settings) as store:
+        groups = [[("SET", f"big{i}", value), ("GET", f"big{i}")] for i in range(100)]
+        # ~500 KB of replies: many socket reads, every reply with its own group.
+        assert store.transactions(groups) == [[b"OK", value]] * 100
+        assert store.types([f"big{i}" for i in range(100)] + ["none"]) == ["string"] * 100 + ["none"]
