@@ -320,10 +320,10 @@ class Fetcher:
         aiohttp = self._aiohttp
         attempt = _Attempt()
         target = self._url(url, encoded=True)  # already percent-encoded by the plan
-        host = target.host or ""
-        paused = self._paused_until.get(host, 0.0) - time.monotonic()
-        if paused > 0:
-            await asyncio.sleep(paused)
+        if self._paused_until:  # some host asked to wait (Retry-After)
+            paused = self._paused_until.get(target.host or "", 0.0) - time.monotonic()
+            if paused > 0:
+                await asyncio.sleep(paused)
         if self.global_pacer:
             await self.global_pacer.take()
         if pacer:
@@ -357,7 +357,7 @@ class Fetcher:
             self.on_latency(attempt.latency_ms)
             if attempt.retry_after and attempt.status in (429, 503):
                 # Hold every request to this host, not only this one: the origin asked to wait.
-                until = time.monotonic() + attempt.retry_after
+                host, until = target.host or "", time.monotonic() + attempt.retry_after
                 self._paused_until[host] = max(self._paused_until.get(host, 0.0), until)
         return attempt
 
