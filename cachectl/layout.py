@@ -171,6 +171,8 @@ def _join_surrogates(pair: str) -> str:
 def _well_formed(s: str) -> str:
     """The string as it reaches Redis from JavaScript: surrogate pairs joined, and lone
     surrogates as U+FFFD (Node's UTF-8 encoder replaces them), so a key always encodes."""
+    if s.isascii():
+        return s  # no surrogate to mend (most keys)
     return _SURROGATES.sub(
         lambda m: _join_surrogates(m.group()) if len(m.group()) == 2 else "\ufffd", s
     )
@@ -219,6 +221,8 @@ def _sorted_params(params: Mapping | None) -> list[tuple[str, Any]]:
     named: dict[str, Any] = {}
     for key, value in (params or {}).items():
         named[_property_name(key)] = value
+    if len(named) < 2:
+        return list(named.items())  # nothing to sort (most matrices have one param)
     return sorted(named.items(), key=lambda item: js_sort_key(item[0]))
 
 
