@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from cachectl.config import Settings
@@ -84,3 +86,25 @@ def test_replies_bigger_than_one_socket_read_over_tls(tls_redis):
         # ~500 KB of replies: many socket reads, every reply with its own group.
         assert store.transactions(groups) == [[b"OK", value]] * 100
         assert store.types([f"big{i}" for i in range(100)] + ["none"]) == ["string"] * 100 + ["none"]
+
+
+def test_a_connection_lost_in_the_middle_of_a_round_trip_is_retried_whole(redis_url, monkeypatch):
+    import redis.connection
+
+    real_send = redis.connection.AbstractConnection.send_packed_command
+    lost = []
+
+    def send_then_lose_the_socket(self, command, check_health=True):
+        real_send(self, command, check_health)
+        if not lost:  # the commands are out; the replies will never be read on this socket
+            lost.append(True)
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    with Store(Settings(url=redis_url)) as store:
+        store.execute("PING")
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send_then_lose_the_socket)
+        replies = store.transactions([[("SET", "k", "v"), ("GET", "k")], [("SADD", "k", "m")]])
+        types = store.types(["k", "nothing"])
+    assert lost == [True]
+    assert replies[0] == [b"OK", b"v"] and "WRONGTYPE" in replies[1][0].message
+    assert types == ["string", "none"]
