@@ -81,11 +81,15 @@ def test_replies_bigger_than_one_socket_read_over_tls(tls_redis):
 
     settings = Settings(url=tls_redis.url, tls=TLSConfig(ca_file=tls_redis.files.ca_file))
     value = b"v" * 5000
+    keys = [f"big{i}" for i in range(100)]
     with Store(settings) as store:
-        groups = [[("SET", f"big{i}", value), ("GET", f"big{i}")] for i in range(100)]
-        # ~500 KB of replies: many socket reads, every reply with its own group.
-        assert store.transactions(groups) == [[b"OK", value]] * 100
-        assert store.types([f"big{i}" for i in range(100)] + ["none"]) == ["string"] * 100 + ["none"]
+        try:
+            groups = [[("SET", key, value), ("GET", key)] for key in keys]
+            # ~500 KB of replies: many socket reads, every reply with its own group.
+            assert store.transactions(groups) == [[b"OK", value]] * 100
+            assert store.types([*keys, "none"]) == ["string"] * 100 + ["none"]
+        finally:
+            store.execute("UNLINK", *keys)  # the TLS server is shared by the session's tests
 
 
 def test_a_connection_lost_in_the_middle_of_a_round_trip_is_retried_whole(redis_url, monkeypatch):
