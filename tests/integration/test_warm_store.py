@@ -59,8 +59,9 @@ def test_a_connection_killed_between_batches_is_reconnected_and_replies_stay_in_
     with Store(Settings(url=redis_url)) as store:
         first = store.transactions([[("SET", "a", "1")], [("SADD", "a", "x")]])
         assert first[0] == [b"OK"] and isinstance(first[1][0], RedisError)
+        own_id = store.execute("CLIENT", "ID")  # the pool's one connection
         with redis_server.client() as admin:
-            admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            assert admin.execute_command("CLIENT", "KILL", "ID", own_id) == 1
         # The pooled connection is dead: the batch is sent again on a fresh one, and every
         # reply lands with its own group (nothing left over from the batch before).
         groups = [[("SET", f"k{i}", i), ("INCR", f"k{i}")] for i in range(300)]
