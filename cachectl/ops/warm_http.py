@@ -166,7 +166,16 @@ _INDEX_KEY = re.compile(r'"(?:0|[1-9][0-9]*)":')
 
 def stored_json(body: bytes) -> tuple[bool, Any, bytes]:
     """(True, value, text) when the body is JSON (as parse_json_body reads it): `text` is what
-    the entry holds, JSON.stringify(value) as UTF-8 (LAYOUT.md). (False, None, b"") otherwise."""
+    the entry holds, JSON.stringify(value) as UTF-8 (LAYOUT.md). (False, None, b"") otherwise,
+    and for an answer nested too deeply for Python to read or write (hundreds of levels): it is
+    failed as not JSON instead of stopping the run."""
+    try:
+        return _stored_json(body)
+    except RecursionError:
+        return False, None, b""
+
+
+def _stored_json(body: bytes) -> tuple[bool, Any, bytes]:
     try:
         text = body.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:

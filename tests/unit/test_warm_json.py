@@ -67,6 +67,12 @@ def test_a_body_that_is_not_json_is_refused_like_parse_json_body(body):
     assert parse_json_body(body) == (False, None)
 
 
+@pytest.mark.parametrize("depth", [600, 5000])
+def test_an_answer_nested_too_deeply_is_refused_not_raised(depth):
+    # 600 levels parse, but js_stringify (for the float) cannot write them; 5000 do not parse.
+    assert stored_json(b"[" * depth + b"1.0" + b"]" * depth) == (False, None, b"")
+
+
 def test_the_quick_path_really_is_taken(monkeypatch):
     calls = []
     monkeypatch.setattr(warm_http, "js_stringify", lambda v: calls.append(v) or json.dumps(v))
