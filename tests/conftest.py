@@ -20,6 +20,7 @@ from cachectl.devserver import (
     find_redis_server,
     make_tls_files,
 )
+from tests.origin import origin, origin_server  # noqa: F401 -- the local HTTP origin fixtures
 
 ACL_ADMIN_PASSWORD = "s3cret-pass"
 ACL_USERS = {

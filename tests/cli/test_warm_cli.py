@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from cachectl.cli.app import app
 from cachectl.errors import ExitCode
-from tests.origin import origin, origin_server  # noqa: F401 -- fixtures
 
 runner = CliRunner()
 SECRET = "s3cret-t0ken-value"

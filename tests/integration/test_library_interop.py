@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from cachectl import MISS, APICache
 from cachectl.cli.app import app
 from tests.integration.test_warm import manifest
-from tests.origin import origin, origin_server  # noqa: F401 -- fixtures
 
 runner = CliRunner()
 
@@ -62,7 +61,7 @@ def test_cachectl_stats_shows_the_librarys_traffic(cache, redis_url):
 
 def test_the_library_hits_what_cachectl_warm_stored(
     tmp_path,
-    origin,  # noqa: F811 -- the fixture imported above
+    origin,
     cache,
     redis_url,
 ):

@@ -20,7 +20,6 @@ from cachectl.manifest import Plan, load_manifests
 from cachectl.ops.warm import FailureLimit, WarmOptions, warm, warm_every
 from cachectl.ops.warm_write import INDEX_TTL_MARGIN_MS
 from cachectl.store import Store
-from tests.origin import origin, origin_server  # noqa: F401 -- fixtures
 
 TTL_MS = 600_000
 
