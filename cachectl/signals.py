@@ -4,7 +4,7 @@
 are stopped. A cancelled CI job, `docker stop` and systemd stop them with SIGTERM, whose default
 action kills the process at once: no last report, exit status 143. Inside
 `sigterm_as_interrupt()` SIGTERM raises KeyboardInterrupt instead, so they end the way Ctrl-C
-ends them.
+ends them; later SIGTERMs are then ignored while the process finishes its clean stop.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from contextlib import contextmanager
 
 
 def _raise_interrupt(signum, frame) -> None:
+    # Stopping from now on: a second SIGTERM (a process group signalled and a parent forwarding
+    # it) is ignored, so it cannot cut the clean stop and its report short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -30,4 +33,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # Left ignored once a SIGTERM came (the process is on its way out); else as it was.
+        if signal.getsignal(signal.SIGTERM) is _raise_interrupt:
+            signal.signal(signal.SIGTERM, previous)

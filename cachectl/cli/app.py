@@ -58,6 +58,12 @@ class CachectlGroup(TyperGroup):
         except CachectlError as err:
             _report(ctx, err)
             ctx.exit(err.exit_code)
+        except asyncio_cancelled() as exc:
+            # A stop signal that cancelled an asyncio run while it was already stopping: an
+            # interruption, not a bug.
+            del exc
+            _report(ctx, Interrupted("interrupted"))
+            ctx.exit(ExitCode.INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 -- the one place a bug becomes one line
             if isinstance(exc, BrokenPipeError) and _output_closed():
                 # The reader has gone (`cachectl keys | head`): stop there, quietly, as a tool
@@ -73,6 +79,17 @@ class CachectlGroup(TyperGroup):
         finally:
             if isinstance(ctx.obj, AppContext):
                 ctx.obj.close()
+
+
+def asyncio_cancelled() -> type[BaseException]:
+    """asyncio's CancelledError when asyncio is loaded (it is whenever a run could raise it),
+    else an exception nothing raises: importing asyncio here would cost every command."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio.CancelledError if asyncio is not None else _NeverRaised
+
+
+class _NeverRaised(BaseException):
+    pass
 
 
 def _output_closed() -> bool:

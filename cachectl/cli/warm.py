@@ -127,8 +127,13 @@ def warm(
             app_ctx.store, plan, options, every_seconds, on_round=show, on_progress=progress.update
         )
     else:
-        result = warm(app_ctx.store, plan, options, on_progress=progress.update)
-        show(result)
+        from cachectl.signals import sigterm_as_interrupt
+
+        # The round handles SIGTERM itself; around it (the report being printed), SIGTERM ends
+        # the command as Ctrl-C does rather than killing it silently.
+        with sigterm_as_interrupt():
+            result = warm(app_ctx.store, plan, options, on_progress=progress.update)
+            show(result)
     problem = result.problem()
     if problem is not None:
         out.error(problem, envelope=False)

@@ -637,8 +637,19 @@ class _Run:
         # A CI job being cancelled gets SIGTERM: stop as cleanly as on Ctrl-C.
         loop = asyncio.get_running_loop()
         previous_sigterm = signal.getsignal(signal.SIGTERM)
+        task = asyncio.current_task()
+        stopping = terminated = False
+
+        def on_term() -> None:
+            nonlocal terminated
+            terminated = True
+            # Once: a second SIGTERM (a process group signalled and a parent forwarding it)
+            # must not cancel the clean stop itself.
+            if not stopping:
+                task.cancel()
+
         try:
-            loop.add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+            loop.add_signal_handler(signal.SIGTERM, on_term)
             on_sigterm = True
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             on_sigterm = False
@@ -663,10 +674,14 @@ class _Run:
             except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task
                 self.tally.result.stopped = "interrupted"
             finally:
+                stopping = True
                 await self._stop([producer, *workers, flow, *helpers], writer, write_q)
                 if on_sigterm:
                     loop.remove_signal_handler(signal.SIGTERM)  # leaves SIG_DFL behind
-                    if previous_sigterm is not None:
+                    if terminated:
+                        # On the way out: a later SIGTERM must not kill the report.
+                        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                    elif previous_sigterm is not None:
                         signal.signal(signal.SIGTERM, previous_sigterm)  # warm_every's, say
         if flow.done() and not flow.cancelled() and flow.exception() is not None:
             exc = flow.exception()

@@ -396,3 +396,17 @@ def test_the_root_alone_imports_no_command_module(argv):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert ast.literal_eval(proc.stderr.rsplit("LOADED=", 1)[1]) == []
+
+
+def test_an_asyncio_cancellation_escaping_a_command_is_an_interruption(monkeypatch):
+    """A stop signal that cancels an asyncio run while it is already stopping: exit 130 and one
+    line, never a CancelledError traceback."""
+    import asyncio
+
+    def cancelled(settings, store):
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr("cachectl.ops.doctor.run_doctor", cancelled)
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == ExitCode.INTERRUPTED
+    assert result.stderr.strip() == "error: interrupted"

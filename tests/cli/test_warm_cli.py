@@ -241,6 +241,29 @@ def test_ctrl_c_or_a_cancelled_job_stops_cleanly_with_the_report_so_far(tmp_path
     assert sum(r["outcome"] == "stored" for r in written["requests"]) == data["stored"]
 
 
+@pytest.mark.parametrize("gap", [0.0, 0.0005, 0.005, 0.05])
+def test_a_second_sigterm_does_not_cut_the_clean_stop_short(tmp_path, origin, redis_url, redis_server, gap):
+    """A process group signalled and a parent forwarding the signal: two SIGTERMs close together.
+    The run still stops once, cleanly, with its report (it used to die with a CancelledError
+    traceback or be killed silently)."""
+    path = manifest(tmp_path, origin, """\
+        - name: slow
+          url: "/slow/{id}?delay=0.1"
+          matrix: {id: {range: [1, 400]}}
+        """)
+    proc = _cli("--url", redis_url, "warm", str(path), "--concurrency", "2", "--json")
+    with redis_server.client() as conn:
+        _wait_for(lambda: conn.zcard("cache_entries") >= 4)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(gap)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: interrupted")
+    assert json.loads(stdout)["data"]["stopped"] == "interrupted"  # the report, whole
+
+
 def _lines_of(stream) -> list[str]:
     """The lines a child writes to `stream`, collected by a thread as they come."""
     import threading
