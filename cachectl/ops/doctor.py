@@ -258,7 +258,7 @@ def _inspect_server(settings: Settings, store: Store, report: DoctorReport) -> N
         "median": round(statistics.median(pings) * 1000, 3),
         "max": round(max(pings) * 1000, 3),
     }
-    report.acl_user = _whoami(store)
+    report.acl_user = _whoami(store) or _configured_user(settings)
     report.permissions = _permissions(settings, store)
     try:
         report.mode = store.server_mode()
@@ -318,6 +318,19 @@ def _config_get(store: Store, name: str) -> str | None:
     else:
         value = None
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _configured_user(settings: Settings) -> str:
+    """The user cachectl logs in as, when the server will not say (ACL WHOAMI refused)."""
+    if settings.username:
+        return settings.username
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        user = urlsplit(settings.url).username
+    except ValueError:
+        user = None
+    return unquote(user) if user else "default"
 
 
 def _whoami(store: Store) -> str | None:

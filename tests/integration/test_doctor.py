@@ -253,6 +253,9 @@ def test_a_user_without_multi_gets_real_but_harmless_probes(acl_redis, acl_url):
     assert data["permissions"]["warm"]["SADD"] is None  # no harmless way to ask
     codes = {w["code"] for w in data["warnings"]}
     assert {"acl_denied", "acl_unknown"} <= codes
+    # ACL WHOAMI is refused to this user: its name comes from the URL instead.
+    assert data["acl_user"] == "reader"
+    assert any("'reader' may not run" in w["message"] for w in data["warnings"])
     assert sorted(admin.scan_iter("*")) == before
 
 
