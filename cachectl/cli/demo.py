@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
+from cachectl.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from cachectl.demo.run import DemoResult, Step
@@ -53,56 +54,56 @@ def demo(
     steps = demo_run.plan_steps(result.manifest)
     failure = current = None
     workspace = redis = api = None
-    previous_term = _sigterm_as_interrupt()
-    try:
+    # SIGTERM (a CI job's timeout, `kill`) cleans up as Ctrl-C does.
+    with sigterm_as_interrupt():
         try:
-            # Each is known to _clean_up the moment it runs, whenever Ctrl-C comes.
-            with demo_run.interrupts_deferred():
-                workspace = demo_run.Workspace()
-            with demo_run.interrupts_deferred():
-                redis = demo_run.start_redis(redis_choice)
-            result.redis_url, result.redis_kind, result.redis_note = redis.url, redis.kind, redis.note
-            with demo_run.interrupts_deferred():
-                api = DemoAPI().start()
-            result.api_url = api.url
-            result.environment = demo_run.exported(redis.url, api.url)
-            env = demo_run.child_environment(
-                result.environment, workspace.config_file, no_color=app_ctx.no_color
-            )
-            _show_intro(out, result)
-            for number, step in enumerate(steps, 1):
-                current = (f"step {number}/{len(steps)} ({step.name})", step.name)
-                _show_step(out, number, len(steps), step)
-                done = demo_run.run_step(step, env, json_mode=out.json_mode)
-                result.steps.append(done)
-                if done.exit_code != 0:
-                    result.failed_step = step.name
-                    failure = demo_run.StepFailed(
-                        f"step {number}/{len(steps)} ({step.name}) failed: `{step.shown}` "
-                        f"exited with status {done.exit_code}; the demo stopped there",
-                        exit_code=demo_run.failed_exit_code(done),
-                        details={"step": step.name, "step_exit_code": done.exit_code},
-                    )
-                    break
-            current = None
-            if keep and failure is None:
-                result.kept = True
-                if out.json_mode:
-                    out.json(result.to_dict())
-                else:
-                    _show_kept(out, result)
-                _wait_for_interrupt()
-        except KeyboardInterrupt:
-            if not result.kept:
-                result.interrupted = True
-                failure = Interrupted(
-                    f"interrupted during {current[0]}" if current else "interrupted",
-                    hint="everything the demo started is stopped",
-                    details={"step": current[1]} if current else None,
+            try:
+                # Each is known to _clean_up the moment it runs, whenever Ctrl-C comes.
+                with demo_run.interrupts_deferred():
+                    workspace = demo_run.Workspace()
+                with demo_run.interrupts_deferred():
+                    redis = demo_run.start_redis(redis_choice)
+                result.redis_url, result.redis_kind, result.redis_note = redis.url, redis.kind, redis.note
+                with demo_run.interrupts_deferred():
+                    api = DemoAPI().start()
+                result.api_url = api.url
+                result.environment = demo_run.exported(redis.url, api.url)
+                env = demo_run.child_environment(
+                    result.environment, workspace.config_file, no_color=app_ctx.no_color
                 )
-    finally:
-        problems = _clean_up(api, redis, workspace)
-        _restore_sigterm(previous_term)
+                _show_intro(out, result)
+                for number, step in enumerate(steps, 1):
+                    current = (f"step {number}/{len(steps)} ({step.name})", step.name)
+                    _show_step(out, number, len(steps), step)
+                    done = demo_run.run_step(step, env, json_mode=out.json_mode)
+                    result.steps.append(done)
+                    if done.exit_code != 0:
+                        result.failed_step = step.name
+                        failure = demo_run.StepFailed(
+                            f"step {number}/{len(steps)} ({step.name}) failed: `{step.shown}` "
+                            f"exited with status {done.exit_code}; the demo stopped there",
+                            exit_code=demo_run.failed_exit_code(done),
+                            details={"step": step.name, "step_exit_code": done.exit_code},
+                        )
+                        break
+                current = None
+                if keep and failure is None:
+                    result.kept = True
+                    if out.json_mode:
+                        out.json(result.to_dict())
+                    else:
+                        _show_kept(out, result)
+                    _wait_for_interrupt()
+            except KeyboardInterrupt:
+                if not result.kept:
+                    result.interrupted = True
+                    failure = Interrupted(
+                        f"interrupted during {current[0]}" if current else "interrupted",
+                        hint="everything the demo started is stopped",
+                        details={"step": current[1]} if current else None,
+                    )
+        finally:
+            problems = _clean_up(api, redis, workspace)
     for problem in problems:
         out.warn(problem)
     result.cleaned_up = not problems
@@ -182,12 +183,14 @@ def _wait_for_interrupt() -> None:
 
 
 def _clean_up(api, redis, workspace) -> list[str]:
-    """Stops what the demo started, whatever happened; a second Ctrl-C does not cut it short.
+    """Stops what the demo started, whatever happened; a second Ctrl-C or SIGTERM does not cut it
+    short.
     Returns what could not be stopped."""
     try:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except ValueError:  # not the main thread
-        previous = None
+        previous = previous_term = None
     problems = []
     try:
         for what, stop in (
@@ -204,24 +207,8 @@ def _clean_up(api, redis, workspace) -> list[str]:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
     return problems
-
-
-def _sigterm_as_interrupt():
-    """SIGTERM (a CI job's timeout, `kill`) cleans up as Ctrl-C does."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        return signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:
-        return None
-
-
-def _restore_sigterm(previous) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def register(app: typer.Typer) -> None:
