@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 from cachectl.durations import parse_duration
 from cachectl.errors import ManifestError, UsageError
-from cachectl.layout import js_string, js_stringify, parse_cli_param
+from cachectl.layout import js_sort_key, js_string, js_stringify, parse_cli_param
 from cachectl.redact import MASK, is_secret_header, mask_url, scrub
 from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nearest
 
@@ -263,11 +264,27 @@ class Endpoint:
         return f"{self.file}:{self.line} endpoints[{self.index}] ({self.name})"
 
     def requests(self, layout: Layout) -> Iterator[PlannedRequest]:
+        """Every request of the matrix, in order. What is constant across the matrix (static
+        params, literal text, the key's head, the headers that enter a versioned key) is worked
+        out once here; each request then encodes only its own matrix values. The result is the
+        same as `request_for` on each combination (tests/unit/test_manifest_fastpath.py)."""
         names = [name for name, _ in self.matrix]
-        for combo in _product([source for _, source in self.matrix]):
-            params = dict(self.params)
-            params.update(zip(names, combo))
-            yield self.request_for(params, layout)
+        combos = _product([source for _, source in self.matrix])
+        cached = self.__dict__.get("_compiled")
+        if cached is not None and cached[0] is layout:
+            make = cached[1]
+        else:
+            make = _compile(self, layout)
+            # Not a field: a frozen Endpoint keeps its compiled expansion for the last layout.
+            object.__setattr__(self, "_compiled", (layout, make))
+        if make is None:
+            for combo in combos:
+                params = dict(self.params)
+                params.update(zip(names, combo))
+                yield self.request_for(params, layout)
+            return
+        for combo in combos:
+            yield make(combo)
 
     def request_for(self, params: Mapping[str, Any], layout: Layout) -> PlannedRequest:
         """The request for one combination of params (which must fill every template)."""
@@ -285,6 +302,173 @@ class Endpoint:
             depends_on=tuple(t.render(params, _text_of) for t in self.depends_on),
             fallback_url=self.fallback_url.render(params, _url_value) if self.fallback_url else None,
         )
+
+
+# ---- the fast path of expansion ----------------------------------------------------------------
+#
+# `Endpoint.request_for` is the reference: it renders every template and builds the key from the
+# whole params dict, for each request. `_compile` does the same work once per endpoint for what the
+# matrix does not change, and leaves str.format templates with one slot per encoded matrix value.
+
+
+def _url_value_fast(value: Any) -> str:
+    # A safe integer's text is digits and "-", which quote() leaves as they are.
+    if type(value) is int and -_SAFE_INTEGER < value < _SAFE_INTEGER:
+        return str(value)
+    if type(value) is str:
+        return quote(value, safe="")
+    return _url_value(value)
+
+
+def _query_value_fast(value: Any) -> str:
+    if type(value) is int and -_SAFE_INTEGER < value < _SAFE_INTEGER:
+        return str(value)
+    if type(value) is str:
+        return quote(value, safe="")
+    return _query_value(value)
+
+
+def _json_value_fast(value: Any) -> str:
+    if type(value) is int and -_SAFE_INTEGER < value < _SAFE_INTEGER:
+        return str(value)
+    return js_stringify(value)
+
+
+def _plain_value_fast(value: Any) -> str:
+    if type(value) is str:
+        return value
+    return _text_of(value)
+
+
+def _literal(text: str) -> str:
+    """`text` as literal text of a str.format template."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _compile(endpoint: Endpoint, layout: Layout):
+    """A function from one matrix combination (a tuple in matrix order) to its PlannedRequest,
+    equal to `endpoint.request_for(params, layout)`; None when this endpoint is not one the fast
+    path handles (the caller then takes the reference path)."""
+    from cachectl.layout import NO_PARAMS, _sorted_params, _well_formed
+
+    static = endpoint.params
+    names = [name for name, _ in endpoint.matrix]
+    position = {name: i for i, name in enumerate(names)}
+    if (
+        len(position) != len(names)
+        or any(name in static for name in names)
+        or not all(isinstance(name, str) for name in (*static, *names))
+        or getattr(type(layout), "entry", None) is not _layout_entry()
+    ):
+        return None  # not what a loaded manifest and a plain Layout give: the reference path
+    config = layout.config
+
+    # Every encoded matrix value a template needs gets one positional slot: (matrix index, encoder).
+    slots: list[tuple[int, Any]] = []
+    slot_of: dict[tuple[int, Any], int] = {}
+
+    def slot(name: str, encode) -> str:
+        key = (position[name], encode)
+        if key not in slot_of:
+            slot_of[key] = len(slots)
+            slots.append(key)
+        return "{" + str(slot_of[key]) + "}"
+
+    def template(t: Template, encode, static_encode) -> str:
+        out = []
+        for part in t.parts:
+            if isinstance(part, str):
+                out.append(_literal(part))
+            elif part[0] in position:
+                out.append(slot(part[0], encode))
+            else:
+                out.append(_literal(static_encode(static[part[0]])))
+        return "".join(out)
+
+    # The URL: the template, then every param it does not name in the query, in params order
+    # (static params first, as dict(self.params).update(matrix) orders them).
+    url = template(endpoint.url, _url_value_fast, _url_value)
+    query = [
+        _literal(f"{quote(n, safe='')}={_query_value(v)}")
+        for n, v in static.items()
+        if n not in endpoint.url.names
+    ]
+    query += [
+        _literal(f"{quote(n, safe='')}=") + slot(n, _query_value_fast)
+        for n in names
+        if n not in endpoint.url.names
+    ]
+    if query:
+        # Rendered values are quoted with safe="": a "?" in the URL comes from its literal text.
+        has_question = any(isinstance(p, str) and "?" in p for p in endpoint.url.parts)
+        url += ("&" if has_question else "?") + "&".join(query)
+
+    # The key, as Layout.entry writes it: params sorted by name, which the matrix does not change.
+    order = [name for name, _ in _sorted_params(dict.fromkeys((*static, *names)))]
+    if not layout.versioned:
+        encode = _json_value_fast if config.param_encoding == "json" else _plain_value_fast
+        static_encode = js_stringify if config.param_encoding == "json" else js_string
+        pieces = [
+            _literal(f"{n}:") + (slot(n, encode) if n in position else _literal(static_encode(static[n])))
+            for n in order
+        ]
+        key = _literal(f"{layout.entry_root}{endpoint.name}:") + ("|".join(pieces) if pieces else NO_PARAMS)
+    else:
+        key = _literal(f"{layout.entry_root}{endpoint.name}")
+        pieces = [
+            _literal(f"{n}=") + (slot(n, _json_value_fast) if n in position else _literal(js_stringify(static[n])))
+            for n in order
+        ]
+        if pieces:
+            key += "?" + "&".join(pieces)
+        kept = sorted(layout.key_headers(endpoint.headers).items(), key=lambda item: js_sort_key(item[0]))
+        if kept:
+            key += _literal("#" + "&".join(f"{name}={value}" for name, value in kept))
+
+    tags = [template(t, _plain_value_fast, _text_of) for t in endpoint.tags]
+    depends_on = [template(t, _plain_value_fast, _text_of) for t in endpoint.depends_on]
+    fallback = (
+        template(endpoint.fallback_url, _url_value_fast, _url_value) if endpoint.fallback_url else None
+    )
+
+    # str.format of a template without a slot gives its text (the escaping undone) each time.
+    url_f, key_f = url.format, key.format
+    fallback_f = fallback.format if fallback is not None else None
+    tag_fs = [t.format for t in tags]
+    dep_fs = [t.format for t in depends_on]
+    const_tags = None if any(_has_slot(t) for t in tags) else tuple(t.format() for t in tags)
+    const_deps = None if any(_has_slot(t) for t in depends_on) else tuple(t.format() for t in depends_on)
+    slot_plan = tuple(slots)
+    make_request = PlannedRequest
+
+    def make(combo: tuple) -> PlannedRequest:
+        args = [encode(combo[i]) for i, encode in slot_plan]
+        params = dict(static)
+        params.update(zip(names, combo))
+        return make_request(
+            endpoint,
+            params,
+            _well_formed(key_f(*args)),
+            url_f(*args),
+            const_tags if const_tags is not None else tuple([f(*args) for f in tag_fs]),
+            const_deps if const_deps is not None else tuple([f(*args) for f in dep_fs]),
+            None if fallback_f is None else fallback_f(*args),
+        )
+
+    return make
+
+
+_FORMATTER = string.Formatter()
+
+
+def _has_slot(fmt: str) -> bool:
+    return any(field is not None for _, field, _, _ in _FORMATTER.parse(fmt))
+
+
+def _layout_entry():
+    from cachectl.layout import Layout
+
+    return Layout.entry
 
 
 @dataclass(slots=True)

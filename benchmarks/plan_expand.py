@@ -1,0 +1,112 @@
+"""Plan expansion alone (no network, no Redis): the time to expand N requests with the
+per-endpoint fast path (`Endpoint.requests`) against the reference path (`Endpoint.request_for`
+on each combination, what `requests` did before), for benchmarks/warm.py's manifest shapes and
+sample_configs/manifest.yaml, in the same run, interleaved, reported as ratios.
+
+Usage:
+  python benchmarks/plan_expand.py [--entries 200000] [--rounds 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cachectl.config import LayoutConfig
+from cachectl.layout import Layout
+from cachectl.manifest import Plan, _product, load_manifests
+
+
+def warm_manifest(directory: Path, entries: int, sharded: bool) -> Path:
+    """The manifests benchmarks/warm.py writes (with tags)."""
+    path = directory / f"warm-{entries}{'-sharded' if sharded else ''}.yaml"
+    if sharded:
+        matrix = f"{{shard: {{range: [1, {max(1, entries // 1000)}]}}, id: {{range: [1, 1000]}}}}"
+        url, tags = "/items/{shard}/{id}", '[items, "item_{shard}_{id}"]'
+    else:
+        matrix, url, tags = f"{{id: {{range: [1, {entries}]}}}}", "/items/{id}", '[items, "item_{id}"]'
+    path.write_text(
+        "version: 1\n"
+        'defaults: {base_url: "http://127.0.0.1:8080", ttl: 1h, retries: 2, timeout: 10s}\n'
+        "endpoints:\n"
+        f'  - name: items\n    url: "{url}"\n    matrix: {matrix}\n    tags: {tags}\n'
+    )
+    return path
+
+
+def reference(plan: Plan):
+    for endpoint in plan.endpoints:
+        names = [name for name, _ in endpoint.matrix]
+        for combo in _product([source for _, source in endpoint.matrix]):
+            params = dict(endpoint.params)
+            params.update(zip(names, combo))
+            yield endpoint.request_for(params, plan.layout)
+
+
+def fast(plan: Plan):
+    return plan.requests()
+
+
+def timed(expand, plan: Plan, n: int) -> float:
+    """Seconds to expand n requests, cycling the plan when it holds fewer."""
+    start = time.perf_counter()
+    left = n
+    while left:
+        before = left
+        for _ in itertools.islice(expand(plan), left):
+            left -= 1
+        assert left < before
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--entries", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    env = {"API_TOKEN": "t0ken", "API_BASE_URL": "https://api.example.com/v2"}
+    report = {"entries": args.entries, "rounds": args.rounds, "loadavg": os.getloadavg(), "cases": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = {
+            "warm.py shape (range)": warm_manifest(Path(tmp), args.entries, sharded=False),
+            "warm.py shape (shard x id)": warm_manifest(Path(tmp), args.entries, sharded=True),
+            "sample_configs/manifest.yaml": ROOT / "sample_configs" / "manifest.yaml",
+        }
+        layouts = {"standard": Layout(), "versioned": Layout(LayoutConfig(scheme="versioned", header_allowlist=("Accept-Language",)))}
+        for label, path in cases.items():
+            for scheme, layout in layouts.items():
+                plan = Plan(load_manifests([path], env=env), layout)
+                ref_s, fast_s = [], []
+                for _ in range(args.rounds):
+                    ref_s.append(timed(reference, plan, args.entries))
+                    fast_s.append(timed(fast, plan, args.entries))
+                ref, new = statistics.median(ref_s), statistics.median(fast_s)
+                report["cases"][f"{label}, {scheme}"] = {
+                    "reference_us_per_entry": round(ref / args.entries * 1e6, 2),
+                    "fast_us_per_entry": round(new / args.entries * 1e6, 2),
+                    "fast_over_reference": round(new / ref, 3),
+                }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{args.entries} requests, median of {args.rounds}; load average {report['loadavg']}")
+    for label, row in report["cases"].items():
+        print(
+            f"  {label:48} reference {row['reference_us_per_entry']:6.2f} us  "
+            f"fast {row['fast_us_per_entry']:6.2f} us  ratio {row['fast_over_reference']:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
