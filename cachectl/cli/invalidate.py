@@ -244,22 +244,32 @@ def can_ask() -> bool:
 @contextmanager
 def stop_on_ctrl_c() -> Iterator[threading.Event]:
     """The first Ctrl-C sets the event (the job stops after its current batch and reports);
-    a second one interrupts at once."""
+    a second one interrupts at once. SIGTERM (a cancelled CI job, `docker stop`) sets it too;
+    once it has, later SIGTERMs are ignored until the process exits, so a forwarded second one
+    cannot kill the summary."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
+    terminated = False
 
     def on_sigint(signum, frame) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
 
+    def on_sigterm(signum, frame) -> None:
+        nonlocal terminated
+        terminated = True
+        stop.set()
+
     previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield stop
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if terminated else previous_term)
 
 
 def wait_first(out: Output, seconds: float, stop: threading.Event) -> None:

@@ -85,12 +85,13 @@ def wait_until_pruning(client, n: int, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
-def test_ctrl_c_stops_prune_with_its_summary_and_exit_130(redis_url):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_prune_with_its_summary_and_exit_130(redis_url, stop):
     client = redis.Redis.from_url(redis_url)
     many_dangling_tags(client, 4000)
     proc = start_prune(redis_url, "--rate", "1000", "--batch-size", "50", "--count", "50")
     wait_until_pruning(client, 4000)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == ExitCode.INTERRUPTED, err
     envelope = json.loads(out)
