@@ -226,6 +226,16 @@ def _sorted_params(params: Mapping | None) -> list[tuple[str, Any]]:
     return sorted(named.items(), key=lambda item: js_sort_key(item[0]))
 
 
+def param_order(names: Iterable[str]) -> list[str]:
+    """Param names in the order an entry key lists them (JavaScript's default sort)."""
+    return [name for name, _ in _sorted_params(dict.fromkeys(names))]
+
+
+def well_formed(key: str) -> str:
+    """`key` as it reaches Redis from JavaScript (see `Layout.entry`): lone surrogates as U+FFFD."""
+    return _well_formed(key)
+
+
 def encode_params(params: Mapping | None, encoding: str = "json") -> str:
     """The params part of a standard entry key: `no_params`, or `name:value` pairs sorted by
     name and joined with `|`, each value as JSON.stringify (`json`) or String() (`plain`)."""

@@ -19,17 +19,23 @@ import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from cachectl.durations import parse_duration
 from cachectl.errors import ManifestError, UsageError
-from cachectl.layout import js_sort_key, js_string, js_stringify, parse_cli_param
+from cachectl.layout import (
+    NO_PARAMS,
+    Layout,
+    js_sort_key,
+    js_string,
+    js_stringify,
+    param_order,
+    parse_cli_param,
+    well_formed,
+)
 from cachectl.redact import MASK, is_secret_header, mask_url, scrub
 from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nearest
-
-if TYPE_CHECKING:
-    from cachectl.layout import Layout
 
 MANIFEST_VERSION = 1
 METHODS = ("GET", "POST")
@@ -349,8 +355,6 @@ def _compile(endpoint: Endpoint, layout: Layout):
     """A function from one matrix combination (a tuple in matrix order) to its PlannedRequest,
     equal to `endpoint.request_for(params, layout)`; None when this endpoint is not one the fast
     path handles (the caller then takes the reference path)."""
-    from cachectl.layout import NO_PARAMS, _sorted_params, _well_formed
-
     static = endpoint.params
     names = [name for name, _ in endpoint.matrix]
     position = {name: i for i, name in enumerate(names)}
@@ -358,7 +362,7 @@ def _compile(endpoint: Endpoint, layout: Layout):
         len(position) != len(names)
         or any(name in static for name in names)
         or not all(isinstance(name, str) for name in (*static, *names))
-        or getattr(type(layout), "entry", None) is not _layout_entry()
+        or getattr(type(layout), "entry", None) is not Layout.entry
     ):
         return None  # not what a loaded manifest and a plain Layout give: the reference path
     config = layout.config
@@ -404,7 +408,7 @@ def _compile(endpoint: Endpoint, layout: Layout):
         url += ("&" if has_question else "?") + "&".join(query)
 
     # The key, as Layout.entry writes it: params sorted by name, which the matrix does not change.
-    order = [name for name, _ in _sorted_params(dict.fromkeys((*static, *names)))]
+    order = param_order((*static, *names))
     if not layout.versioned:
         encode = _json_value_fast if config.param_encoding == "json" else _plain_value_fast
         static_encode = js_stringify if config.param_encoding == "json" else js_string
@@ -448,7 +452,7 @@ def _compile(endpoint: Endpoint, layout: Layout):
         return make_request(
             endpoint,
             params,
-            _well_formed(key_f(*args)),
+            well_formed(key_f(*args)),
             url_f(*args),
             const_tags if const_tags is not None else tuple([f(*args) for f in tag_fs]),
             const_deps if const_deps is not None else tuple([f(*args) for f in dep_fs]),
@@ -463,12 +467,6 @@ _FORMATTER = string.Formatter()
 
 def _has_slot(fmt: str) -> bool:
     return any(field is not None for _, field, _, _ in _FORMATTER.parse(fmt))
-
-
-def _layout_entry():
-    from cachectl.layout import Layout
-
-    return Layout.entry
 
 
 @dataclass(slots=True)
