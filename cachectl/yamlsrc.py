@@ -217,7 +217,18 @@ def parse_yaml(
     """
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # checks every character at once
+    except yaml.reader.ReaderError as exc:
+        # The reader counts characters of the decoded text.
+        chars = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        line = chars.count("\n", 0, exc.position) + 1
+        column = exc.position - (chars.rfind("\n", 0, exc.position) + 1) + 1
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise kind(
+            f"{file}:{line}:{column}: character U+{character:04X} is not allowed in YAML "
+            "(a control character: write it as an escape in a double-quoted string)"
+        ) from None
     try:
         node = loader.get_single_node()
         doc = YamlDoc(file, None)
@@ -263,6 +274,28 @@ def interpolate(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
     return _VARIABLE.sub(fill, text), missing
 
 
+LONE_SURROGATE = (
+    "a \\ud800-\\udfff escape that is not half of a surrogate pair is not text: write the "
+    "character itself, or both halves of its pair"
+)
+
+
+def _joined_surrogates(text: str) -> str | None:
+    """`text` with escaped surrogate pairs ("\\ud83d\\ude00", which YAML reads as two halves)
+    made one character, as JavaScript reads them; None when a lone half remains."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return joined
+
+
 class _Walker:
     """Turns composed nodes into plain data, recording marks and problems on the way."""
 
@@ -303,6 +336,10 @@ class _Walker:
             return None
         if not isinstance(value, str):
             return value
+        value = _joined_surrogates(value)
+        if value is None:
+            self.problem(node, path, LONE_SURROGATE)
+            return None
         value, missing = interpolate(value, self.env)
         for name in missing:
             if name.startswith("${"):
@@ -320,6 +357,11 @@ class _Walker:
                 self.problem(key_node, path, "a key must be a plain value, not a list or mapping")
                 continue
             key = self.loader.construct_object(key_node)
+            if isinstance(key, str):
+                key = _joined_surrogates(key)
+                if key is None:
+                    self.problem(key_node, path, LONE_SURROGATE)
+                    continue
             sub = path + (key,)
             if key in out:
                 if not merged:  # a key given here overrides one merged in with `<<`

@@ -43,6 +43,23 @@ def test_malformed_yaml_is_one_line_with_file_line_and_column():
     assert "\n" not in err.value.message
 
 
+def test_a_raw_control_character_is_one_line_with_file_line_and_column():
+    with pytest.raises(ManifestError) as err:
+        parse('version: 1\nendpoints: "ab\x7f"\n', kind=ManifestError)
+    assert err.value.message.startswith("f.yaml:2:15: character U+007F is not allowed in YAML")
+    assert "\n" not in err.value.message
+    with pytest.raises(ManifestError) as err:  # read from a file: bytes
+        parse_yaml(b'version: 1\nendpoints: "ab\x7f"\n', "f.yaml", env={}, kind=ManifestError)
+    assert err.value.message.startswith("f.yaml:2:15: character U+007F")
+
+
+def test_escaped_surrogate_pairs_are_one_character_and_a_lone_half_is_a_problem():
+    doc = parse('a: "\\ud83d\\ude00"\n')
+    assert doc.data == {"a": "\U0001F600"} and not doc.problems
+    doc = parse('a: "x\\ud800"\n"\\udc00": 1\n')
+    assert [(p.mark.line, "surrogate" in p.message) for p in doc.problems] == [(1, True), (2, True)]
+
+
 def test_an_unclosed_bracket_names_the_line_it_opened_on():
     with pytest.raises(ConfigError) as err:
         parse("a: [1,\nb: 2\n")
