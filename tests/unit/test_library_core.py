@@ -372,7 +372,7 @@ def test_the_wrong_kind_of_client_names_the_right_cache():
     with pytest.raises(UsageError, match="use APICache"):
         resolve(redis.Redis(port=1), want_async=True)
     with pytest.raises(UsageError, match="not a int"):
-        resolve(6379, want_async=False)
+        resolve(42, want_async=False)  # an int is not a client
 
 
 def test_an_applications_client_is_named_without_its_password():
