@@ -138,7 +138,8 @@ class StreamedListing:
     def finish(self, summary: dict | None = None, error: CachectlError | None = None) -> None:
         """Closes the listing: the `--json` envelope gets `ok`, the summary and any error."""
         if self.jsonl or not self.out.json_mode:
-            self._flush_table()
+            if error is None or self._buffer or self._header_done:
+                self._flush_table()  # not a header over no rows when the listing failed
             return
         tail = {"ok": error is None, "summary": summary}
         if error is not None:

@@ -262,6 +262,7 @@ def test_an_unreachable_redis_is_exit_4_for_every_command():
         result = runner.invoke(app, ["--url", url, "--connect-timeout", "0.2", *args])
         assert result.exit_code == ExitCode.REDIS, (args, result.output)
         assert result.stderr.count("\n") == 1, result.stderr
+        assert result.stdout == "", (args, result.stdout)  # not a table header over no rows
 
 
 def test_memory_progress_is_a_bar_of_keys_scanned_against_dbsize(url, monkeypatch):
