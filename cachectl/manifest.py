@@ -16,7 +16,7 @@ import math
 import os
 import re
 import string
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,21 +317,22 @@ class Endpoint:
 # matrix does not change, and leaves str.format templates with one slot per encoded matrix value.
 
 
-def _url_value_fast(value: Any) -> str:
-    # A safe integer's text is digits and "-", which quote() leaves as they are.
-    if type(value) is int and -_SAFE_INTEGER < value < _SAFE_INTEGER:
-        return str(value)
-    if type(value) is str:
-        return quote(value, safe="")
-    return _url_value(value)
+def _with_fast_cases(encode: Callable[[Any], str]) -> Callable[[Any], str]:
+    """`encode` with the common matrix values taken first: a safe integer's text (digits and
+    "-", which quote() leaves as they are) and a string, quoted whole."""
+
+    def fast(value: Any) -> str:
+        if type(value) is int and -_SAFE_INTEGER < value < _SAFE_INTEGER:
+            return str(value)
+        if type(value) is str:
+            return quote(value, safe="")
+        return encode(value)
+
+    return fast
 
 
-def _query_value_fast(value: Any) -> str:
-    if type(value) is int and -_SAFE_INTEGER < value < _SAFE_INTEGER:
-        return str(value)
-    if type(value) is str:
-        return quote(value, safe="")
-    return _query_value(value)
+_url_value_fast = _with_fast_cases(_url_value)
+_query_value_fast = _with_fast_cases(_query_value)
 
 
 def _json_value_fast(value: Any) -> str:
