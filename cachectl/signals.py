@@ -15,6 +15,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+class StopFlag:
+    """A stop request that a signal handler sets and a loop polls.
+
+    Not `threading.Event`: its set() takes a lock, and a second signal landing while the first
+    handler is inside set() runs the handler again on the same thread, whose set() then waits
+    forever on the lock its own thread holds (two SIGTERMs back to back, as a process group
+    signalled and a parent forwarding it send them, hung `invalidate`). Writing and reading one
+    attribute needs no lock, so the handler can be re-entered at any point."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 def _raise_interrupt(signum, frame) -> None:
     # Stopping from now on: a second SIGTERM (a process group signalled and a parent forwarding
     # it) is ignored, so it cannot cut the clean stop and its report short.

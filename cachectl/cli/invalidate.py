@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cachectl.ops.invalidate import InvalidateOptions
     from cachectl.ops.selection import Filters, Selection
     from cachectl.render.output import Output
+    from cachectl.signals import StopFlag
 
 Many = list[str] | None
 
@@ -193,7 +194,7 @@ def _run(
     selection: Selection,
     filters: Filters,
     options: InvalidateOptions,
-    stop: threading.Event,
+    stop: StopFlag,
 ) -> None:
     from cachectl.errors import Interrupted, PartialFailure
     from cachectl.ops.invalidate import invalidate as run_invalidate
@@ -242,12 +243,15 @@ def can_ask() -> bool:
 
 
 @contextmanager
-def stop_on_ctrl_c() -> Iterator[threading.Event]:
+def stop_on_ctrl_c() -> Iterator[StopFlag]:
     """The first Ctrl-C sets the event (the job stops after its current batch and reports);
     a second one interrupts at once. SIGTERM (a cancelled CI job, `docker stop`) sets it too;
     once it has, later SIGTERMs are ignored until the process exits, so a forwarded second one
-    cannot kill the summary."""
-    stop = threading.Event()
+    cannot kill the summary. The flag is a StopFlag, not a threading.Event: the handlers may be
+    re-entered by a signal that lands while they run, and Event.set() would deadlock there."""
+    from cachectl.signals import StopFlag
+
+    stop = StopFlag()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
@@ -272,7 +276,7 @@ def stop_on_ctrl_c() -> Iterator[threading.Event]:
         signal.signal(signal.SIGTERM, signal.SIG_IGN if terminated else previous_term)
 
 
-def wait_first(out: Output, seconds: float, stop: threading.Event) -> None:
+def wait_first(out: Output, seconds: float, stop: StopFlag) -> None:
     """--delay: wait, counting down on a terminal; a Ctrl-C meanwhile cancels the whole run."""
     import time
 

@@ -45,6 +45,7 @@ from cachectl.ops.prune import (
 from cachectl.ops.selection import Filters, KeySource, ScanSource, Selection, SetSource
 
 if TYPE_CHECKING:
+    from cachectl.signals import StopFlag
     from cachectl.store import Pacer, Store
 
 PROBE_NAME = "__cachectl_invalidate_probe__"
@@ -468,7 +469,7 @@ def invalidate(
     options: InvalidateOptions,
     *,
     on_progress: Callable[[InvalidateProgress], None] | None = None,
-    stop: threading.Event | None = None,
+    stop: StopFlag | threading.Event | None = None,
 ) -> InvalidateResult:
     """Deletes the selected entries; see the module docstring.
 
@@ -634,7 +635,7 @@ class _Deleter:
         return mode == "sweep" or (mode == "auto" and selection.has_scans)
 
     def sweep_indexes(
-        self, selection: Selection, stop: threading.Event, report: Callable[[], None]
+        self, selection: Selection, stop: StopFlag | threading.Event, report: Callable[[], None]
     ) -> None:
         """Removes the deleted entries from every tag and dependency set that names them.
 

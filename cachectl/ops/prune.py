@@ -26,6 +26,7 @@ from cachectl.layout import Layout
 if TYPE_CHECKING:
     import threading
 
+    from cachectl.signals import StopFlag
     from cachectl.store import Pacer, Store
 
 INDEX_KINDS = ("tag", "dependency")
@@ -170,7 +171,7 @@ def prune(
     options: PruneOptions,
     *,
     on_progress: Callable[[PruneProgress], None] | None = None,
-    stop: threading.Event | None = None,
+    stop: StopFlag | threading.Event | None = None,
 ) -> PruneResult:
     """Removes dangling index members, trims the logs; see the module docstring.
 
