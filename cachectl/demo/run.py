@@ -147,7 +147,8 @@ def start_redis(choice: str = "auto") -> DemoRedis:
 
 def find_manifest(explicit: str | None = None) -> Path:
     """The demo manifest: the one given, else sample_configs/demo_manifest.yaml of this checkout
-    (or of the working directory)."""
+    or of the working directory (shown as the path a reader can open), else the copy installed
+    with the package (`pip install cachectl` has no sample_configs/)."""
     from cachectl.errors import BadInputError
 
     if explicit:
@@ -160,18 +161,22 @@ def find_manifest(explicit: str | None = None) -> Path:
         path = base / "sample_configs" / MANIFEST_NAME
         if path.is_file():
             return path
+    packaged = Path(__file__).resolve().with_name(MANIFEST_NAME)
+    if packaged.is_file():
+        return packaged
     raise BadInputError(
-        f"sample_configs/{MANIFEST_NAME} not found next to the cachectl package or here",
-        hint="run the demo from a checkout of cachectl (./scripts/demo.sh), or pass --manifest",
+        f"{MANIFEST_NAME} is missing from this installation of cachectl",
+        hint="reinstall cachectl, or pass --manifest",
     )
 
 
 def shown_path(path: Path) -> str:
-    """The path as a user in the working directory would type it."""
+    """The path as a user in the working directory would type it (symlinks kept as given)."""
+    absolute = Path(os.path.abspath(path))
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(absolute.relative_to(Path(os.path.abspath(Path.cwd()))))
     except ValueError:
-        return str(path)
+        return str(absolute)
 
 
 def plan_steps(manifest: str) -> list[Step]:

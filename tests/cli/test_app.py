@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -410,3 +412,20 @@ def test_an_asyncio_cancellation_escaping_a_command_is_an_interruption(monkeypat
     result = runner.invoke(app, ["doctor"])
     assert result.exit_code == ExitCode.INTERRUPTED
     assert result.stderr.strip() == "error: interrupted"
+
+
+# --- the README's two opening commands and CI ------------------------------------------------
+
+
+def test_the_readme_opens_with_the_demo_and_the_test_command_that_ci_runs():
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    block = readme.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands == ["./scripts/demo.sh", "./scripts/test.sh"]
+    for command in commands:
+        script = root / command
+        assert script.is_file() and os.access(script, os.X_OK), command
+    ci = (root / ".ci" / "run").read_text()
+    ran = [line.strip() for line in ci.splitlines() if line.strip().startswith("./scripts/")]
+    assert ran == ["./scripts/test.sh"], "CI must run the README's test command"

@@ -270,3 +270,39 @@ def test_the_in_process_redis_answers_what_cachectl_asks_a_server():
             with pytest.raises(redis.ResponseError, match="LFU"):
                 client.object("freq", "tag:t")
     assert not listening(server.port)
+
+
+# --- where the demo finds its manifest ------------------------------------------------------
+
+
+def test_the_demo_manifest_of_a_checkout_is_shown_by_its_sample_configs_path(monkeypatch):
+    from cachectl.demo.run import find_manifest, shown_path
+
+    monkeypatch.chdir(REPO)
+    assert shown_path(find_manifest()) == "sample_configs/demo_manifest.yaml"
+
+
+def test_an_installed_package_without_sample_configs_uses_its_own_copy(monkeypatch, tmp_path):
+    """`pip install cachectl` has no sample_configs/: the demo uses the manifest packaged with
+    cachectl.demo (pyproject's package-data), the same file the checkout links to."""
+    from cachectl.demo import run as demo_run
+
+    fake_package = tmp_path / "site-packages" / "cachectl" / "demo"
+    fake_package.mkdir(parents=True)
+    packaged = fake_package / "demo_manifest.yaml"
+    packaged.write_bytes((REPO / "cachectl" / "demo" / "demo_manifest.yaml").read_bytes())
+    monkeypatch.setattr(demo_run, "__file__", str(fake_package / "run.py"))
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert demo_run.find_manifest() == packaged
+    packaged.unlink()
+    with pytest.raises(Exception, match="missing from this installation"):
+        demo_run.find_manifest()
+
+
+def test_the_sample_configs_manifest_is_the_packaged_one():
+    assert (REPO / "sample_configs" / "demo_manifest.yaml").resolve() == (
+        REPO / "cachectl" / "demo" / "demo_manifest.yaml")
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert '"cachectl.demo" = ["demo_manifest.yaml"]' in pyproject
