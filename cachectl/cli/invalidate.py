@@ -147,7 +147,7 @@ def invalidate(
 
     from cachectl.ops.invalidate import check_permissions
 
-    check_permissions(store, layout, selection)
+    check_permissions(store, layout, selection, filters, options)
     if not yes and not _confirmed_with_count(app_ctx, selection, filters, options, show):
         return
     with stop_on_ctrl_c() as stop:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 PROBE_NAME = "__cachectl_invalidate_probe__"
 QUEUE_BATCHES = 8  # how far scanning may run ahead of deleting
 SCAN_PASSES = 3  # a scan repeated this often because servers restarted gives up
+TAKE_ATTEMPTS = 3  # a tag set that other runs keep taking first: give up after this many tries
 INDEX_CLEANUP = ("auto", "sweep", "skip")
 
 
@@ -130,6 +131,8 @@ class _Batch:
 @dataclass
 class _SetDrained:
     pending: bytes
+    # Set by the deleter once the pending set is gone: only then can the live set take its name.
+    gone: threading.Event = field(default_factory=threading.Event)
 
 
 _DONE = object()
@@ -272,22 +275,50 @@ class _Finder:
                 if self._is_set(key):
                     yield from self._members(key, None if self.result.dry_run else key)
             return
-        if self._is_set(pending):
-            self.renamed.append(pending)
-            yield from self._drain(pending)
-        if not self._is_set(source.set_key):
-            return
-        try:
-            store.execute("RENAMENX", source.set_key, pending)
-        except RedisPermissionError:
-            raise
-        except RedisError:
-            # "no such key": another run took the set between TYPE and RENAMENX; it left
-            # the pending set for us to help finish (or has finished it).
-            if store.execute("EXISTS", source.set_key):
+        for _ in range(TAKE_ATTEMPTS):
+            # A pending set an earlier run left (stopped part way), or another run's: finish it
+            # first, and wait until it is gone, since RENAMENX cannot take its name before then.
+            if self._is_set(pending):
+                self.renamed.append(pending)
+                if not (yield from self._drain_until_gone(pending)):
+                    return  # stopped
+            if not self._is_set(source.set_key):
+                return
+            try:
+                taken = store.execute("RENAMENX", source.set_key, pending)
+            except RedisPermissionError:
                 raise
-        self.renamed.append(pending)
-        yield from self._drain(pending)
+            except RedisError:
+                # "no such key": another run took the set between TYPE and RENAMENX; it left
+                # the pending set for us to help finish (or has finished it).
+                if store.execute("EXISTS", source.set_key):
+                    raise
+                taken = 0
+            if taken:
+                self.renamed.append(pending)
+                yield from self._drain(pending)
+                return
+            # 0: a pending set stands again (another run took the set meanwhile): go round.
+        raise RedisError(
+            f"{source.set_key.decode('utf-8', 'backslashreplace')} could not be taken: other "
+            "invalidations of it kept running alongside this one",
+            hint="rerun the same command once they are done",
+        )
+
+    def _drain_until_gone(self, pending: bytes) -> Generator[_Batch | _SetDrained, None, bool]:
+        """Drains `pending`, then waits for the deleter to have deleted it. False if the run
+        was stopped first."""
+        drained = None
+        for item in self._drain(pending):
+            yield item
+            if isinstance(item, _SetDrained):
+                drained = item
+        if drained is None:
+            return False
+        while not drained.gone.wait(0.05):
+            if self.stop.is_set():
+                return False
+        return True
 
     def _is_set(self, key: bytes) -> bool:
         """Whether `key` is a set; a key of another type where a set belongs is left alone."""
@@ -417,26 +448,85 @@ def _chunks(items, size: int) -> Iterator[list]:
 # --- the runs --------------------------------------------------------------------------------
 
 
-def check_permissions(store: Store, layout: Layout, selection: Selection) -> None:
-    """Fails before anything changes if the ACL user may not run what deleting needs.
+def check_permissions(
+    store: Store,
+    layout: Layout,
+    selection: Selection,
+    filters: Filters | None = None,
+    options: InvalidateOptions | None = None,
+) -> None:
+    """Fails before anything changes if the ACL user may not run a command the run sends, on
+    the kinds of key it sends it to (an ACL can allow a command on some key patterns only).
 
-    Each probe names a key that does not exist, so it changes nothing; a refusal for any other
-    reason (such as "no such key") means the ACL let the command through.
+    Each probe names keys that do not exist in the run's own prefixes (or the logs, with a
+    member that does not exist), so it changes nothing; a refusal for any other reason (such
+    as "no such key") means the ACL let the command through.
     """
-    entry = layout.entry(PROBE_NAME)
-    probes = [("UNLINK", entry), ("ZREM", layout.entries_log(), entry)]
-    if any(isinstance(s, SetSource) for s in selection.sources):
-        tag = layout.tag(PROBE_NAME).encode()
-        pending = layout.pending_set(tag)
-        probes += [("SREM", tag, entry), ("RENAMENX", tag, pending)]
-    for probe in probes:
+    for command in permission_probes(layout, selection, filters, options):
         try:
-            store.execute(*probe)
+            store.execute(*command)
+        except RedisPermissionError as err:
+            cause = str(err.__cause__ or "").lower()
+            if "key" in cause and command[0] not in _KEYLESS:  # a key the user may not touch
+                key = command[1] if command[0] not in ("OBJECT", "MEMORY") else command[2]
+                shown = key.decode("utf-8", "backslashreplace") if isinstance(key, bytes) else key
+                raise RedisPermissionError(
+                    f"{err.message} on {shown} (the ACL's key patterns exclude it)",
+                    command=err.command, hint=err.hint,
+                ) from err
+            raise
         except RedisError as err:
             # A plain refusal ("no such key") passed the ACL; anything more specific (no
             # permission, unreachable, timeout) is the answer.
             if type(err) is not RedisError:
                 raise
+
+
+_KEYLESS = ("SCAN", "DBSIZE", "TIME")
+
+
+def permission_probes(
+    layout: Layout,
+    selection: Selection,
+    filters: Filters | None = None,
+    options: InvalidateOptions | None = None,
+) -> list[tuple]:
+    """Every command a run of `selection` sends, aimed at keys that do not exist. (INFO and
+    the run's record in `history` are left out: the run goes on without them.)"""
+    entry = layout.entry(PROBE_NAME)
+    logs = [layout.entries_log(), layout.access_log()]
+    probes: list[tuple] = [("UNLINK", entry)]
+    for log in logs:  # _Deleter._delete: EXISTS once, then ZREM with every batch
+        probes += [("EXISTS", log), ("ZREM", log, entry)]
+    take_sets = filters is None or not filters.active
+    kinds = {s.kind for s in selection.sources if isinstance(s, SetSource)}
+    cleanup = options.index_cleanup if options is not None else "auto"
+    if cleanup == "sweep" or (cleanup == "auto" and selection.has_scans):
+        # The sweep: SCAN TYPE set, then SSCAN, EXISTS and SREM on every tag and dependency set.
+        kinds |= {"tag", "dependency"}
+        probes.append(("SCAN", 0, "TYPE", "set", "COUNT", 1))
+    for kind in sorted(kinds):
+        container = (layout.tag if kind == "tag" else layout.dependency)(PROBE_NAME).encode()
+        pending = layout.pending_set(container)
+        probes += [("TYPE", container), ("SSCAN", container, 0, "COUNT", 1),
+                   ("SREM", container, entry), ("EXISTS", container)]
+        if take_sets:
+            probes += [("TYPE", pending), ("SSCAN", pending, 0, "COUNT", 1),
+                       ("RENAMENX", container, pending), ("UNLINK", pending)]
+    for source in selection.sources:
+        if isinstance(source, ScanSource):
+            probes += [("DBSIZE",), ("SCAN", 0, "MATCH", source.pattern, "COUNT", 1)]
+            break
+    if filters is not None:
+        if filters.ttl_below_seconds is not None or filters.ttl_above_seconds is not None:
+            probes.append(("PTTL", entry))
+        if filters.idle_above_seconds is not None:
+            probes.append(("OBJECT", "IDLETIME", entry))
+        if filters.older_than_seconds is not None:
+            probes += [("TIME",), ("ZMSCORE", logs[0], entry)]
+        if filters.larger_than_bytes is not None:
+            probes.append(("MEMORY", "USAGE", entry))
+    return probes
 
 
 def preview(
@@ -583,7 +673,7 @@ class _Deleter:
 
     def handle(self, item: _Batch | _SetDrained) -> None:
         if isinstance(item, _SetDrained):
-            self._finish(item.pending)
+            self._finish(item)
             return
         if item.keys:
             self._delete(item.keys)
@@ -616,13 +706,14 @@ class _Deleter:
                 for keys in _chunks(self.finder.seen, self.options.batch_size):
                     self.result.log_members_removed += int(self.store.execute("ZREM", log, *keys))
 
-    def _finish(self, pending: bytes) -> None:
+    def _finish(self, drained: _SetDrained) -> None:
         """Every member of the pending set has been dealt with (the finder read it whole, and
         batches are handled in order): the set itself can go. A big set is freed by Redis in
         the background (UNLINK), so this never stalls the server."""
-        self.store.execute("UNLINK", pending)
-        self.drained.add(pending)
+        self.store.execute("UNLINK", drained.pending)
+        self.drained.add(drained.pending)
         self.result.sets_deleted += 1
+        drained.gone.set()
 
     def unfinished(self) -> list[bytes]:
         return [p for p in dict.fromkeys(self.finder.renamed) if p not in self.drained]
@@ -693,6 +784,7 @@ __all__ = [
     "InvalidateProgress",
     "InvalidateResult",
     "check_permissions",
+    "permission_probes",
     "invalidate",
     "preview",
 ]

@@ -158,6 +158,37 @@ def test_acl_user_without_unlink_gets_one_line_and_exit_4(acl_redis, acl_url):
     assert admin.scard("tag:t") == 3
 
 
+@pytest.mark.parametrize(
+    ("rules", "args", "refused"),
+    [
+        # May touch entries, tags and the write log, not the access log: ZREM on it was
+        # refused mid-run, after the tag had been taken.
+        ("~api_cache:* ~tag:* ~cache_entries", ["--tag", "t"], "EXISTS on cache_access"),
+        # May not touch dependency sets: the tag went first, then the run failed part way.
+        ("~api_cache:* ~tag:* ~cache_entries ~cache_access", ["--tag", "t", "--depends-on", "r"],
+         "TYPE on depends_on:"),
+    ],
+    ids=["no-access-log", "no-dependency-sets"],
+)
+def test_acl_key_patterns_that_exclude_a_key_the_run_needs_fail_before_any_change(
+    acl_redis, acl_url, rules, args, refused
+):
+    admin = acl_redis.server.client()
+    keys = fill(admin, 3)
+    admin.sadd(LAYOUT.dependency("r"), keys[0])
+    admin.zadd("cache_access", {keys[1]: 1})
+    admin.execute_command("ACL", "SETUSER", "narrow", "reset", "on", ">narrow-pass", "+@all",
+                          *rules.split())
+    result = invoke(acl_redis.url_for("narrow", "narrow-pass"), *args, "--yes")
+    assert result.exit_code == ExitCode.REDIS, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: the ACL user 'narrow' may not run {refused}"), line
+    assert "narrow-pass" not in result.output
+    assert admin.exists(*keys) == 3 and admin.scard("tag:t") == 3  # not even taken
+    assert not admin.exists(LAYOUT.pending_set(b"tag:t"))
+    assert admin.scard(LAYOUT.dependency("r")) == 1
+
+
 def test_unreachable_redis_is_exit_4_without_a_summary():
     result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "--connect-timeout", "0.5",
                                  "invalidate", "--tag", "t", "--yes"],

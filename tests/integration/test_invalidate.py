@@ -234,6 +234,41 @@ def test_stopped_run_leaves_a_pending_set_that_a_rerun_finishes(target):
     assert client.exists(*keys) == 0 and not client.exists(pending)
 
 
+def test_a_rerun_finishes_the_pending_set_and_takes_the_tag_writers_recreated(target):
+    """Production's case: after a stopped run, applications keep tagging new entries, so the
+    rerun finds both the pending set and a fresh tag set. It must delete the members of both
+    (it once drained the pending set twice and left the fresh set whole, exit 0)."""
+    client, tag_key = target.client, LAYOUT.tag("big")
+    old = [LAYOUT.entry("big", {"id": i}) for i in range(300)]
+    for key in old:
+        client.set(key, "v")
+        client.sadd(tag_key, key)
+    stop = threading.Event()
+    selection = resolve_selection(LAYOUT, SelectionSpec(tags=["big"]))
+
+    def stop_after_first_batch(progress):
+        if progress.deleted:
+            stop.set()
+
+    first = invalidate(target.store, selection, Filters(),
+                       InvalidateOptions(batch_size=20, scan_count=20),
+                       on_progress=stop_after_first_batch, stop=stop)
+    assert first.interrupted and first.pending_sets
+    new = [LAYOUT.entry("big", {"id": i}) for i in range(1000, 1050)]
+    for key in new:  # the applications write on
+        client.set(key, "v")
+        client.sadd(tag_key, key)
+    unrelated = LAYOUT.entry("other", {"id": 1})
+    client.set(unrelated, "v")
+    second = invalidate(target.store, selection, Filters(), InvalidateOptions(batch_size=20))
+    assert second.failure is None and not second.interrupted
+    assert second.deleted == len(old) - first.deleted + len(new)
+    assert second.sets_deleted == 2 and second.pending_sets == []
+    assert client.exists(*old, *new) == 0
+    assert not client.exists(tag_key) and not client.exists(LAYOUT.pending_set(tag_key.encode()))
+    assert client.exists(unrelated)
+
+
 def test_rerun_of_an_interrupted_pattern_run_finishes_the_index_cleanup(target, space):
     """The first run stops before its sweep: the entries it deleted are still named by their
     tags. The rerun no longer finds those entries, yet its sweep takes them out as well."""
