@@ -239,7 +239,18 @@ def _entry_key(layout: Layout, key: str) -> bytes:
 
 
 def _endpoint_keys(layout: Layout, endpoint: str, raw_params: Sequence[str]) -> KeySource:
-    params = dict(parse_cli_param(p) for p in raw_params)
+    params: dict = {}
+    for raw in raw_params:
+        name, value = parse_cli_param(raw)
+        if name in params:
+            # An entry has each param once: a second value would silently replace the first
+            # and leave that entry in place.
+            raise UsageError(
+                f"--param {name} is given twice: one --endpoint with --param selects one entry",
+                hint="to delete entries of several values, run once per value, or give each "
+                "entry with --key",
+            )
+        params[name] = value
     # LAYOUT.md: two param encodings exist in the wild; the same call may be cached under both.
     layouts = [layout]
     if not layout.versioned:
@@ -284,8 +295,10 @@ def _pattern_source(layout: Layout, pattern: str, force: bool, notes: list[str])
 
 
 def matches_every_entry(layout: Layout, pattern: str) -> bool:
-    """Whether a glob within the entry prefix is, after that prefix, only `*` and `?`: it
-    then matches (nearly) every entry. Redis glob escapes are read as Redis reads them."""
+    """Whether a glob within the entry prefix has, after that prefix, nothing that narrows it:
+    only `*`, `?`, negated classes `[^...]` and `:` (which every entry key has after its
+    endpoint), as in `api_cache:*`, `api_cache:*:*` or `api_cache:*[^x]`. It then matches
+    (nearly) every entry. Redis glob escapes are read as Redis reads them."""
     root = layout.entry_root
     i = matched = 0
     while matched < len(root) and i < len(pattern):
@@ -296,4 +309,26 @@ def matches_every_entry(layout: Layout, pattern: str) -> bool:
         i += 1
         matched += 1
     rest = pattern[i:]
-    return matched == len(root) and bool(rest) and set(rest) <= {"*", "?"}
+    return matched == len(root) and bool(rest) and not _narrows(rest)
+
+
+def _narrows(glob: str) -> bool:
+    """Whether a glob has a literal character other than `:` (an escaped one counts) or a
+    character class that is not negated."""
+    i = 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "\\" and i + 1 < len(glob):
+            if glob[i + 1] != ":":
+                return True
+            i += 2
+        elif c == "[":  # a class narrows, unless negated ([^x] matches nearly anything)
+            if glob[i + 1 : i + 2] != "^":
+                return True
+            close = glob.find("]", i + 2)
+            i = len(glob) if close == -1 else close + 1
+        elif c in "*?:":
+            i += 1
+        else:
+            return True
+    return False

@@ -40,7 +40,11 @@ def test_pattern_outside_the_entry_prefix_is_refused(pattern):
         resolve(patterns=[pattern])
 
 
-@pytest.mark.parametrize("pattern", ["api_cache:*", "api_cache:**", "api_cache:?*", "api\\_cache:*"])
+@pytest.mark.parametrize("pattern", [
+    "api_cache:*", "api_cache:**", "api_cache:?*", "api\\_cache:*",
+    # nothing after the prefix narrows these either: every entry has a ':' after its endpoint
+    "api_cache:*:*", "api_cache:**:**", "api_cache:*\\:*", "api_cache:*[^]", "api_cache:[^x]*:?*",
+])
 def test_pattern_matching_every_entry_is_refused(pattern):
     with pytest.raises(UsageError, match="every entry"):
         resolve(patterns=[pattern])
@@ -54,7 +58,8 @@ def test_force_lets_a_wide_pattern_through_with_a_note(pattern):
 
 
 @pytest.mark.parametrize(
-    "pattern", ["api_cache:products:*", "api_cache:p*", "api_cache:?roducts:*", "api_cache:[pu]*"]
+    "pattern", ["api_cache:products:*", "api_cache:p*", "api_cache:?roducts:*", "api_cache:[pu]*",
+                "api_cache:*:id*", "api_cache:*|*", "api_cache:*\\**"]
 )
 def test_narrow_pattern_is_accepted(pattern):
     assert not matches_every_entry(LAYOUT, pattern)
@@ -112,6 +117,11 @@ def test_param_needs_exactly_one_endpoint():
         resolve(endpoints=["a", "b"], params=["id=1"])
     with pytest.raises(UsageError, match="exactly one --endpoint"):
         resolve(tags=["t"], params=["id=1"])
+
+
+def test_a_param_given_twice_is_refused_not_reduced_to_its_last_value():
+    with pytest.raises(UsageError, match="--param id is given twice"):
+        resolve(endpoints=["users"], params=["id=1", "id=2"])
 
 
 def test_endpoint_without_params_scans_its_escaped_pattern():
