@@ -13,9 +13,9 @@ class ExitCode(IntEnum):
     OK = 0
     INTERNAL = 1  # a bug in cachectl: the traceback is worth reporting
     USAGE = 2  # wrong flags or arguments; a destructive command with no terminal and no --yes
-    BAD_INPUT = 3  # config file or manifest invalid, missing environment variable
+    BAD_INPUT = 3  # config file missing or invalid (or no such profile), manifest invalid, env var unset
     REDIS = 4  # Redis unreachable, auth refused, ACL denied, timeout, cluster down...
-    NOT_FOUND = 5  # the key, tag or profile asked for does not exist
+    NOT_FOUND = 5  # the key, tag or set asked for does not exist
     PARTIAL = 6  # the job ran but some of it failed (warm failures, a scan cut short)
     CHECK_FAILED = 7  # `cachectl check`: a threshold was breached
     INTERRUPTED = 130  # Ctrl-C
@@ -27,10 +27,11 @@ EXIT_CODE_MEANINGS: dict[int, str] = {
     ExitCode.INTERNAL: "internal error (a bug: rerun with --traceback and report it)",
     ExitCode.USAGE: "usage error: bad flags or arguments, or a destructive command "
     "run without a terminal and without --yes",
-    ExitCode.BAD_INPUT: "bad input: config file, manifest or environment variable",
+    ExitCode.BAD_INPUT: "bad input: a config file that is missing or invalid or has no such "
+    "profile, an invalid manifest or graph file, an unset environment variable",
     ExitCode.REDIS: "Redis error: unreachable, authentication, ACL permission, timeout, "
     "read-only replica, cluster down",
-    ExitCode.NOT_FOUND: "not found: the key, tag, profile or file asked for does not exist",
+    ExitCode.NOT_FOUND: "not found: the key, tag or set asked for does not exist",
     ExitCode.PARTIAL: "partial failure: the job ran but part of it failed",
     ExitCode.CHECK_FAILED: "a `cachectl check` condition failed",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C), or a confirmation question not answered yes",

@@ -8,6 +8,7 @@ looks green and proves nothing.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -34,6 +35,33 @@ _MARKERS_BY_FIXTURE = {
     "cluster_url": "cluster",
     "tls_redis": "tls",
 }
+
+
+# What a developer's shell or a CI job may set that would change what cachectl connects to or
+# reads: the tests name their servers and files themselves, so none of it may leak in.
+_OUTSIDE_SETTINGS = ("REDIS_URL", "NO_COLOR", "FORCE_COLOR", "DEMO_API_URL")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shielded_from_the_environment(tmp_path_factory):
+    """No CACHECTL_* or REDIS_URL from the environment, and an empty user config folder (no
+    ~/.config/cachectl/config.yaml). A cachectl.yaml in the working directory would be read
+    too: the session refuses to start with one there."""
+    from pathlib import Path
+
+    if Path("cachectl.yaml").is_file():
+        pytest.exit("a cachectl.yaml in the working directory would be read by the tests' "
+                    "commands: run pytest from elsewhere or move it", returncode=4)
+    saved = {k: v for k, v in os.environ.items()
+             if k.startswith("CACHECTL_") or k in _OUTSIDE_SETTINGS or k == "XDG_CONFIG_HOME"}
+    for name in saved:
+        del os.environ[name]
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
+    try:
+        yield
+    finally:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+        os.environ.update(saved)
 
 
 def pytest_configure(config):
