@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cachectl.render.output import plain
 from cachectl.render.units import human_bytes, human_duration
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def render_check(out: Output, result: CheckResult) -> None:
     for c in result.conditions:
         verdict = c.verdict
         shown = f"[{styles[verdict]}]{verdict.upper()}[/]" if out.color else verdict.upper()
-        table.add_row(c.description, measured_text(c), shown, c.detail)
+        table.add_row(plain(c.description), measured_text(c), shown, plain(c.detail))
     out.print(table)
     failed = len(result.failed)
     if failed:

@@ -19,6 +19,7 @@ from cachectl.render.stats import (
     slowest_table,
     stats_line,
 )
+from cachectl.render.output import plain
 from cachectl.render.units import human_duration
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def render_dashboard(state: DashboardState):
         history.add_column(justify="right")
         for name, values in state.stored.items():
             last = values[-1] if values else None
-            history.add_row(name, sparkline(values, width=60), num(last, 3))
+            history.add_row(plain(name), sparkline(values, width=60), num(last, 3))
         parts.append(Panel(history, title="stored history (1m averages)", title_align="left"))
 
     if app.endpoints:
@@ -132,8 +133,8 @@ def render_dashboard(state: DashboardState):
         now_ms = report.taken_at * 1000
         for run in state.runs:
             what = ", ".join(f"{k}={v}" for k, v in run.summary.items())
-            runs.add_row(f"{human_duration((now_ms - run.at_ms) / 1000)} ago", run.job,
-                         human_duration(run.duration_seconds), what)
+            runs.add_row(f"{human_duration((now_ms - run.at_ms) / 1000)} ago", plain(run.job),
+                         human_duration(run.duration_seconds), plain(what))
         parts.append(runs)
     for warning in report.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from cachectl.ops.doctor import DoctorReport
-from cachectl.render.output import Output
+from cachectl.render.output import Output, plain
 from cachectl.render.units import human_bytes
 
 ALWAYS_SHOWN = {"url", "cluster", "config_file", "profile"}
 
 
 def render_doctor(out: Output, report: DoctorReport) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     settings = Table(title="Settings", title_justify="left", show_edge=False)
@@ -22,7 +23,7 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
         if row["source"] == "default" and row["setting"] not in ALWAYS_SHOWN:
             defaults += 1
             continue
-        settings.add_row(row["setting"], row["value"], row["source"])
+        settings.add_row(plain(row["setting"]), plain(row["value"]), plain(row["source"]))
     out.print(settings)
     if defaults:
         out.print(f"[dim]{defaults} more settings at their defaults (--json lists every one)[/]")
@@ -34,8 +35,8 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
     server = Table(title="Server", title_justify="left", show_header=False, show_edge=False)
     server.add_column("what")
     server.add_column("value", overflow="fold")
-    server.add_row("version", report.server_version or "?")
-    server.add_row("mode", report.mode or "?")
+    server.add_row("version", plain(report.server_version or "?"))
+    server.add_row("mode", plain(report.mode or "?"))
     lat = report.latency_ms
     server.add_row("latency (PING)", f"min {lat['min']:.2f} ms, median {lat['median']:.2f} ms, "
                    f"max {lat['max']:.2f} ms")
@@ -43,10 +44,10 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
     server.add_row("used memory", human_bytes(report.used_memory_bytes))
     server.add_row("maxmemory", human_bytes(report.maxmemory_bytes) if report.maxmemory_bytes else
                    "0 (no limit)")
-    server.add_row("maxmemory-policy", report.maxmemory_policy or "?")
+    server.add_row("maxmemory-policy", plain(report.maxmemory_policy or "?"))
     server.add_row("persistence", f"RDB snapshots {'on' if report.persistence.get('rdb_save_configured') else 'off'}, "
                    f"AOF {'on' if report.persistence.get('aof_enabled') else 'off'}")
-    server.add_row("ACL user", report.acl_user or "?")
+    server.add_row("ACL user", plain(report.acl_user or "?"))
     out.print(server)
 
     if len(report.nodes) > 1 or report.mode == "cluster":
@@ -55,7 +56,8 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
         for col in ("node", "role", "version", "keys", "memory"):
             nodes.add_column(col, justify="right" if col in ("keys", "memory") else "left")
         for node in report.nodes:
-            nodes.add_row(node.address, node.role, node.version or "?", f"{node.keys or 0:,}",
+            nodes.add_row(plain(node.address), plain(node.role), plain(node.version or "?"),
+                          f"{node.keys or 0:,}",
                           human_bytes(node.used_memory_bytes))
         out.print(nodes)
 
@@ -70,7 +72,8 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
     for operation, commands in report.permissions.items():
         ok = [c for c, allowed in commands.items() if allowed is True]
         denied = [c for c, allowed in commands.items() if allowed is False]
-        row = [operation, ", ".join(ok) or "-", f"[red]{', '.join(denied)}[/]" if denied else "-"]
+        row = [operation, ", ".join(ok) or "-",
+               plain(", ".join(denied), style="red") if denied else "-"]
         if unchecked:
             row.append(", ".join(c for c, allowed in commands.items() if allowed is None) or "-")
         perms.add_row(*row)
@@ -81,4 +84,4 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
         out.print("[green]No problems found.[/]")
     for warning in report.warnings:
         style = "yellow" if warning.level == "warning" else "cyan"
-        out.print(f"[{style}]{warning.level}:[/] {warning.message}")
+        out.print(f"[{style}]{warning.level}:[/] {escape(warning.message)}")

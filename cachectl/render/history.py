@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from cachectl.render.output import plain
 from cachectl.render.stats import num
 from cachectl.render.units import human_bytes, human_duration
 
@@ -66,7 +67,7 @@ def render_show(out: Output, result: ShowResult) -> None:
     r = result.range
     title = (f"{r.name}: the last {human_duration(result.since_seconds)}, "
              f"{'raw points' if r.resolution == 'raw' else r.resolution + ' buckets'}")
-    out.print(f"[bold]{title}[/]" if out.color else title)
+    out.print(plain(title, style="bold"))
     pairs = r.values()
     if not pairs:
         out.print("no data in this range")
@@ -88,7 +89,8 @@ def render_show(out: Output, result: ShowResult) -> None:
         table.add_column("tags", overflow="fold")
         shown = r.points[-TABLE_ROWS:]
         for p in shown:
-            table.add_row(at(p.timestamp_ms), num(p.value, 3), "" if p.tags == "{}" else p.tags)
+            table.add_row(at(p.timestamp_ms), num(p.value, 3),
+                          plain("" if p.tags == "{}" else p.tags))
         hidden = len(r.points) - len(shown)
     else:
         for name in ("count", "avg", "min", "max", "first", "last"):
@@ -117,7 +119,7 @@ def render_list(out: Output, result: ListResult) -> None:
                           ("from (UTC)", "left"), ("to (UTC)", "left"), ("memory", "right")):
         table.add_column(name, justify=justify, overflow="fold" if name == "series" else None)
     for s in result.series:
-        table.add_row(s.name, f"{s.points:,}", f"{s.compacted_points:,}", at(s.first_ms),
+        table.add_row(plain(s.name), f"{s.points:,}", f"{s.compacted_points:,}", at(s.first_ms),
                       at(s.last_ms), human_bytes(s.raw_memory_bytes + s.meta_memory_bytes))
     out.print(table)
     data = result.to_dict()
@@ -155,6 +157,7 @@ def record_line(progress: RecordProgress, error: str | None) -> str:
 
 
 def render_anomalies(out: Output, report: AnomalyReport) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"Latest value against the {human_duration(report.baseline_seconds)} "
@@ -166,7 +169,7 @@ def render_anomalies(out: Output, report: AnomalyReport) -> None:
     for s in report.series:
         a = s.anomaly
         if a is None:
-            table.add_row(s.name, "-", "-", "-", "-", "no data")
+            table.add_row(plain(s.name), "-", "-", "-", "-", "no data")
             continue
         if not a.enough_history:
             verdict = f"too little history ({a.baseline_points} points)"
@@ -174,25 +177,27 @@ def render_anomalies(out: Output, report: AnomalyReport) -> None:
             verdict = "ANOMALOUS" if a.anomalous else "normal"
         z = "-" if a.z_score is None else ("inf" if abs(a.z_score) == float("inf")
                                            else f"{a.z_score:+.2f}")
-        table.add_row(s.name, num(a.value, 3), num(a.baseline_mean, 3), num(a.baseline_stdev, 3),
-                      z, f"[bold red]{verdict}[/]" if a.anomalous and out.color else verdict)
+        table.add_row(plain(s.name), num(a.value, 3), num(a.baseline_mean, 3),
+                      num(a.baseline_stdev, 3), z,
+                      f"[bold red]{verdict}[/]" if a.anomalous and out.color else verdict)
     out.print(table)
     found = report.anomalous
-    out.print(f"{len(found)} anomalous series" + (f": {', '.join(s.name for s in found)}"
+    out.print(f"{len(found)} anomalous series" + (f": {escape(', '.join(s.name for s in found))}"
                                                   if found else ""))
 
 
 def render_outliers(out: Output, report: OutlierReport) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    out.print(f"{report.name}: {report.points:,} values over the last "
+    out.print(f"{escape(report.name)}: {report.points:,} values over the last "
               f"{human_duration(report.since_seconds)} ({report.resolution})")
     if report.fences is None:
         out.print("too few values for quartiles (4 or more are needed)")
         return
     f = report.fences
-    out.print(f"Q1 {num(f.q1, 3)}, Q3 {num(f.q3, 3)}, IQR {num(f.iqr, 3)}; values outside "
-              f"[{num(f.low, 3)}, {num(f.high, 3)}] (k={report.k:g}) are outliers")
+    out.print(escape(f"Q1 {num(f.q1, 3)}, Q3 {num(f.q3, 3)}, IQR {num(f.iqr, 3)}; values outside "
+                     f"[{num(f.low, 3)}, {num(f.high, 3)}] (k={report.k:g}) are outliers"))
     if not report.outliers:
         out.print("no outliers")
         return
@@ -206,8 +211,11 @@ def render_outliers(out: Output, report: OutlierReport) -> None:
 
 
 def render_correlation(out: Output, report: CorrelationReport) -> None:
-    out.print(f"{report.a} and {report.b} over the last {human_duration(report.since_seconds)}, "
-              f"aligned on {report.resolution} windows: {report.pairs} pairs")
+    from rich.markup import escape
+
+    out.print(f"{escape(report.a)} and {escape(report.b)} over the last "
+              f"{human_duration(report.since_seconds)}, aligned on {report.resolution} windows: "
+              f"{report.pairs} pairs")
     if report.r is None:
         out.print("no correlation can be computed (fewer than 3 aligned windows, or a flat series)")
         return

@@ -8,7 +8,7 @@ import time
 
 from cachectl.ops.inspect import PREVIEW_LINE_CHARS, PREVIEW_LINES, Inspection, Value
 from cachectl.ops.keys import safe_text
-from cachectl.render.output import Output
+from cachectl.render.output import Output, plain
 from cachectl.render.units import human_bytes, human_duration
 
 # Control characters other than newline and tab would drive the terminal; shown escaped.
@@ -24,7 +24,8 @@ def render_inspection(out: Output, found: Inspection, *, full: bool) -> None:
     facts.add_column("what", style="bold")
     facts.add_column("value", overflow="fold")
     facts.add_row("key", Text(found.key))
-    facts.add_row("type", f"{found.type}" + (f" ({found.encoding})" if found.encoding else ""))
+    encoding = f" ({found.encoding})" if found.encoding else ""
+    facts.add_row("type", plain(f"{found.type}{encoding}"))
     facts.add_row("ttl", "no expiry" if found.ttl_seconds is None else
                   f"{human_duration(found.ttl_seconds)} ({_seconds(found.ttl_seconds)} s)")
     facts.add_row("memory", "?" if found.size_bytes is None else

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps
+from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps, plain
 from cachectl.render.units import human_duration
 
 if TYPE_CHECKING:
@@ -179,5 +179,5 @@ def _render_rows(out: Output, title: str, rows: list[tuple[str, str]]) -> None:
     table.add_column("what")
     table.add_column("value", justify="right")
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, plain(value))
     out.print(table)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cachectl.ops.keys import safe_text
 from cachectl.ops.memory import MemoryReport, sorted_groups
-from cachectl.render.output import Output
+from cachectl.render.output import Output, plain
 from cachectl.render.units import human_bytes, human_duration
 
 GROUPS_SHOWN = 25
@@ -23,13 +23,16 @@ def render_memory(out: Output, report: MemoryReport) -> None:
     n = "~" if report.sampled else ""
 
     groups = sorted_groups(report.groups)
-    title = "By endpoint" if report.group_by == "endpoint" else f"By key prefix ({report.group_by})"
+    # A Text title keeps its own style (the table's title_style is for str titles).
+    title = plain("By endpoint" if report.group_by == "endpoint" else
+                  f"By key prefix ({report.group_by})", style="bold")
     table = _table(title, ("endpoint" if report.group_by == "endpoint" else "prefix", "left"),
                    ("keys", "right"), ("memory", "right"), ("average", "right"),
                    ("largest", "right"), ("share", "right"))
     for group in groups[:GROUPS_SHOWN]:
-        table.add_row(_text(safe_text(group.name)), f"{n}{group.keys:,}", n + human_bytes(group.total_bytes),
-                      human_bytes(group.avg_bytes), human_bytes(group.max_bytes),
+        table.add_row(plain(safe_text(group.name)), f"{n}{group.keys:,}",
+                      n + human_bytes(group.total_bytes), human_bytes(group.avg_bytes),
+                      human_bytes(group.max_bytes),
                       f"{report.share(group.total_bytes):.1%}")
     if len(groups) > GROUPS_SHOWN:
         rest = groups[GROUPS_SHOWN:]
@@ -52,42 +55,45 @@ def render_memory(out: Output, report: MemoryReport) -> None:
                          ("endpoint", "left"))
         for entry in report.largest:
             ttl_text = "no expiry" if entry.ttl_seconds is None else human_duration(entry.ttl_seconds)
-            largest.add_row(_text(entry.key), human_bytes(entry.size_bytes), ttl_text,
-                            _text(safe_text(entry.endpoint or "?")))
+            largest.add_row(plain(entry.key), human_bytes(entry.size_bytes), ttl_text,
+                            plain(safe_text(entry.endpoint or "?")))
         out.print(largest)
 
     if report.overhead:
         overhead = _table("Bookkeeping", ("what", "left"), ("keys", "right"),
                           ("memory", "right"), ("largest", "right"), ("share", "right"))
         for group in sorted_groups(report.overhead):
-            overhead.add_row(group.name, f"{n}{group.keys:,}", n + human_bytes(group.total_bytes),
-                             human_bytes(group.max_bytes), f"{report.share(group.total_bytes):.1%}")
+            overhead.add_row(plain(group.name), f"{n}{group.keys:,}",
+                             n + human_bytes(group.total_bytes), human_bytes(group.max_bytes),
+                             f"{report.share(group.total_bytes):.1%}")
         out.print(overhead)
 
     if report.no_ttl_examples:
         out.print("[bold]Entries without a TTL[/], for example:")
         for key in report.no_ttl_examples:
-            out.print(_text(f"  {key}"))
+            out.print(plain(f"  {key}"))
         out.print()
     if report.unexpected_types:
         out.print("[bold yellow]Keys of an unexpected type[/] (entries are strings, tag and "
                   "dependency sets are sets, the logs sorted sets):")
         for name, count in sorted(report.unexpected_types.items()):
             kind, _, type_ = name.partition(":")
-            out.print(f"  {n}{count:,} {kind} key(s) of type {type_}")
+            out.print(plain(f"  {n}{count:,} {kind} key(s) of type {type_}"))
         for example in report.unexpected_examples:
-            out.print(_text(f"  e.g. {example}"))
+            out.print(plain(f"  e.g. {example}"))
         out.print()
 
     if report.recommendations:
         out.print("[bold]Recommendations[/]")
         for rec in report.recommendations:
-            out.print(_text(f"  - {rec.message}"))
+            out.print(plain(f"  - {rec.message}"))
     elif report.complete:
         out.print("[green]Nothing to recommend.[/]")
 
 
 def _summary(out: Output, report: MemoryReport) -> None:
+    from rich.markup import escape
+
     n = "~" if report.sampled else ""
     overhead = sum(g.total_bytes for g in report.overhead.values())
     lines = [
@@ -105,7 +111,7 @@ def _summary(out: Output, report: MemoryReport) -> None:
         server.append("maxmemory " + (human_bytes(report.maxmemory_bytes)
                                       if report.maxmemory_bytes else "0 (no limit)"))
     if report.maxmemory_policy:
-        server.append(f"policy {report.maxmemory_policy}")
+        server.append(f"policy {escape(report.maxmemory_policy)}")
     if server:
         nodes = f" over {len(report.nodes)} primaries" if len(report.nodes) > 1 else ""
         lines.append("server" + nodes + ": " + ", ".join(server))
@@ -115,8 +121,6 @@ def _summary(out: Output, report: MemoryReport) -> None:
             f"and sums scaled by {report.scale:.1f} (marked ~), largest entries are the sample's"
         )
     if not report.complete:
-        from rich.markup import escape
-
         # The reason may quote a key or a server's words: text, never markup.
         lines.append(
             f"[bold yellow]incomplete:[/] {report.keys_scanned:,} of {report.dbsize:,} keys "
@@ -129,16 +133,10 @@ def _summary(out: Output, report: MemoryReport) -> None:
     out.print()
 
 
-def _table(title: str, *columns: tuple[str, str]):
+def _table(title, *columns: tuple[str, str]):
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", show_edge=False, title_style="bold")
     for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")
     return table
-
-
-def _text(text: str):
-    from rich.text import Text
-
-    return Text(text)

@@ -40,6 +40,17 @@ def dumps(value: Any) -> str:
     return json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"))
 
 
+def plain(value: Any, style: str = ""):
+    """`value` for rich exactly as it is: a `Text`, which rich never reads as markup. Every
+    table cell, title and line that carries data (a key, an endpoint, a tag, a URL, a host, a
+    message) goes through this, or through `rich.markup.escape` inside a string that holds
+    markup of cachectl's own: a key such as `api_cache:ok:q:"[b]x"` must show as it is, to be
+    copied into redis-cli."""
+    from rich.text import Text
+
+    return Text(str(value), style=style)
+
+
 class Output:
     """One per command run. `json_mode` switches stdout to machine output."""
 
@@ -155,9 +166,11 @@ class Output:
             TimeRemainingColumn,
         )
 
-        columns = [SpinnerColumn(), TextColumn("[progress.description]{task.description}")]
+        # The description and the extra are cachectl's words around data: drawn as text.
+        columns = [SpinnerColumn(), TextColumn("{task.description}", style="progress.description",
+                                               markup=False)]
         columns += [BarColumn(), MofNCompleteColumn()] if total else [TextColumn("{task.completed:,}")]
-        columns += [TextColumn("{task.fields[extra]}"), TimeElapsedColumn()]
+        columns += [TextColumn("{task.fields[extra]}", markup=False), TimeElapsedColumn()]
         if total:
             columns.append(TimeRemainingColumn())
         with Progress(*columns, console=self.err_console, transient=True) as progress:
@@ -201,8 +214,11 @@ def _isatty(stream: IO[str]) -> bool:
 def _make_console(stream: IO[str], color: bool, terminal: bool):
     from rich.console import Console
 
+    # No `:name:` emoji codes: cachectl never writes one, and data is full of them (an entry
+    # key of the endpoint `books` holds `:books:`, which rich would draw as a book).
     console = Console(
         file=stream,
+        emoji=False,
         force_terminal=terminal,
         no_color=not color,
         color_system="auto" if color else None,

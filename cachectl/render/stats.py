@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from cachectl.render.output import plain
 from cachectl.render.units import human_bytes, human_duration
 
 if TYPE_CHECKING:
@@ -108,8 +109,8 @@ def endpoint_table(report: StatsReport, limit: int | None = None):
         table.add_column(name, justify=justify, overflow="fold" if name == "endpoint" else None)
     endpoints = report.application.endpoints
     for e in endpoints[:limit] if limit else endpoints:
-        table.add_row(e.endpoint, num(e.requests_per_s), pct(e.hit_rate), pct(e.interval_hit_rate),
-                      count(e.hits), count(e.misses), ms(e.p95_ms))
+        table.add_row(plain(e.endpoint), num(e.requests_per_s), pct(e.hit_rate),
+                      pct(e.interval_hit_rate), count(e.hits), count(e.misses), ms(e.p95_ms))
     if limit and len(endpoints) > limit:
         table.caption = f"{len(endpoints) - limit} more endpoints"
     return table
@@ -125,7 +126,7 @@ def slowest_table(report: StatsReport):
     table.add_column("key", overflow="ellipsis", no_wrap=True, max_width=60)
     for r in report.application.response_times.slowest:
         hit = "-" if r.hit is None else ("hit" if r.hit else "miss")
-        table.add_row(ms(r.response_time_ms), r.endpoint, hit, r.key or "")
+        table.add_row(ms(r.response_time_ms), plain(r.endpoint), hit, plain(r.key or ""))
     return table
 
 
@@ -136,8 +137,11 @@ def node_table(report: StatsReport):
     for name in ("node", "memory", "hit rate", "ops/s", "evicted/s", "clients", "uptime"):
         table.add_column(name, justify="left" if name == "node" else "right")
     for n in report.server.nodes:
+        node = plain(n.node)
+        if n.restarted:
+            node.append(" (restarted)", style="yellow")
         table.add_row(
-            n.node + (" [yellow](restarted)[/]" if n.restarted else ""),
+            node,
             human_bytes(n.used_memory_bytes), pct(n.hit_rate), num(n.ops_per_s),
             num(n.evicted_per_s), count(n.connected_clients), human_duration(n.uptime_seconds),
         )

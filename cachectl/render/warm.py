@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from cachectl.redact import mask_headers
-from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps
+from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps, plain
 from cachectl.render.units import human_bytes, human_duration
 
 if TYPE_CHECKING:
@@ -68,15 +68,16 @@ class WarmProgressView:
 
 
 def render_warm(out: Output, result: WarmResult) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     what = "Dry run" if result.dry_run else "Warm"
-    files = ", ".join(result.manifests)
+    files = escape(", ".join(result.manifests))
     round_note = f" (round {result.round})" if result.round > 1 else ""
     out.print(f"[bold]{what} of {files}{round_note}[/]", highlight=False)
     if result.access_log is not None:
         a = result.access_log
-        ignored = f"; left alone: {_reasons(a.ignored)}" if a.ignored else ""
+        ignored = f"; left alone: {escape(_reasons(a.ignored))}" if a.ignored else ""
         out.print(
             f"From the access log: the {a.selected:,} most recently hit entries of these endpoints "
             f"(top {a.top:,}, {a.keys_read:,} keys read{ignored})",
@@ -96,9 +97,10 @@ def render_warm(out: Output, result: WarmResult) -> None:
             f"{result.attempts:,} attempts, {human_bytes(result.response_bytes)} received",
         )  # fmt: skip
         summary.add_row("stored", f"[green]{result.stored:,}[/]", human_bytes(result.stored_bytes))
-    summary.add_row("skipped", f"{result.skipped_total:,}", _reasons(result.skipped))
+    summary.add_row("skipped", f"{result.skipped_total:,}", plain(_reasons(result.skipped)))
     failed_style = "red" if result.failed_total else "green"
-    summary.add_row("failed", f"[{failed_style}]{result.failed_total:,}[/]", _reasons(result.failed))
+    summary.add_row("failed", f"[{failed_style}]{result.failed_total:,}[/]",
+                    plain(_reasons(result.failed)))
     if result.fallback_answers:
         summary.add_row("fallback answers", f"{result.fallback_answers:,}", "in the report, never cached")
     if result.interrupted:
@@ -128,7 +130,7 @@ def render_warm(out: Output, result: WarmResult) -> None:
         for column in columns:
             table.add_column(column.replace("_", " "), justify="right")
         for e in busy:
-            table.add_row(e.name, *(f"{getattr(e, c):,}" for c in columns))
+            table.add_row(plain(e.name), *(f"{getattr(e, c):,}" for c in columns))
         out.print(table)
 
     if result.failures:
@@ -143,20 +145,23 @@ def render_warm(out: Output, result: WarmResult) -> None:
             if f.get("fallback") is not None:
                 fb = f["fallback"]
                 error += f" (fallback: {fb['status'] or fb['error']})"
-            table.add_row(f["endpoint"], f["url"], f["reason"] or "", str(f["attempts"]), error)
+            table.add_row(plain(f["endpoint"]), plain(f["url"]), plain(f["reason"] or ""),
+                          str(f["attempts"]), plain(error))
         out.print(table)
 
     if result.report_file:
-        out.print(f"[dim]Per-request report: {result.report_file}[/]", highlight=False)
+        out.print(plain(f"Per-request report: {result.report_file}", style="dim"), highlight=False)
 
 
 # ---- manifests ------------------------------------------------------------------------------------
 
 
 def render_validate(out: Output, manifests: list[Manifest]) -> None:
+    from rich.markup import escape
+
     for manifest in manifests:
         out.print(
-            f"[green]ok[/] {manifest.file}: {len(manifest.endpoints)} endpoints, "
+            f"[green]ok[/] {escape(str(manifest.file))}: {len(manifest.endpoints)} endpoints, "
             f"{manifest.count:,} entries",
             highlight=False,
         )
@@ -182,12 +187,13 @@ def render_expand(out: Output, plan: Plan, limit: int) -> None:
         if shown == limit:
             break
         tags = [f"tag:{t}" for t in request.tags] + [f"depends_on:{d}" for d in request.depends_on]
+        # A key is shown to be copied into redis-cli: exactly as it is, never as markup.
         table.add_row(
-            request.endpoint.method,
-            request.shown_url,
-            request.key,
+            plain(request.endpoint.method),
+            plain(request.shown_url),
+            plain(request.key),
             human_duration(request.endpoint.ttl_ms / 1000),
-            ", ".join(tags),
+            plain(", ".join(tags)),
         )
         shown += 1
     out.print(table)
