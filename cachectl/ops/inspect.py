@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cachectl.errors import CachectlError, NotFoundError, UsageError
+from cachectl.errors import CachectlError, NotFoundError, RedisPermissionError, UsageError
 from cachectl.layout import Layout, parse_cli_param
 from cachectl.ops.keys import EntryParser, show_bytes, unshow_bytes
 
@@ -82,9 +82,12 @@ class Inspection:
     last_write_ms: int | None = None
     last_access_ms: int | None = None
     value: Value | None = None
-    tags: list[str] | None = None  # tag names; None when not asked for
+    tags: list[str] | None = None  # tag names; None when not asked for (or refused)
     dependencies: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    # The figures the ACL user could not read, each with the command refused: such a figure is
+    # None because it is unknown, not because it is absent (a note says so too).
+    refused: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -104,6 +107,7 @@ class Inspection:
             "tags": self.tags,
             "dependencies": self.dependencies,
             "notes": self.notes,
+            "refused": self.refused,
         }
 
 
@@ -150,10 +154,18 @@ def inspect_key(
     _logs(store, layout, raw, inspection)
     inspection.value = _value(store, raw, inspection.type, full)
     if with_tags:
-        inspection.tags = _sets_naming(store, layout.tag_pattern(), layout.tag(""), raw, pacer)
-        inspection.dependencies = _sets_naming(
-            store, layout.dependency_pattern(), layout.dependency(""), raw, pacer
-        )
+        for figure, pattern, prefix, kind in (
+            ("tags", layout.tag_pattern(), layout.tag(""), "tag"),
+            ("dependencies", layout.dependency_pattern(), layout.dependency(""), "dependency"),
+        ):
+            try:
+                names = _sets_naming(store, pattern, prefix, raw, pacer)
+            except RedisPermissionError as error:
+                # The other kind of set may still be readable: shown, with this one unknown.
+                _unknown(inspection, [figure], error, f"the {kind} sets could not be read",
+                         on=pattern)
+            else:
+                setattr(inspection, figure, names)
     return inspection
 
 
@@ -195,6 +207,14 @@ def _figures(store: Store, raw: bytes) -> Inspection | None:
         encoding=_text(_ok(replies[3])) if _ok(replies[3]) is not None else None,
         idle_seconds=_ok(replies[4]),
     )
+    # These figures are extras: one the ACL refuses is left unknown, and said to be.
+    for figure, what, reply in (
+        ("size_bytes", "memory unknown", replies[2]),
+        ("encoding", "encoding unknown", replies[3]),
+        ("idle_seconds", "idle time unknown", replies[4]),
+    ):
+        if isinstance(reply, RedisPermissionError):
+            _unknown(inspection, [figure], reply, what)
     if isinstance(replies[4], CachectlError) and "lfu" in replies[4].message.lower():
         # An LFU policy tracks access frequency instead of idle time.
         inspection.lfu_frequency = _ok(store.send_many([("OBJECT", "FREQ", raw)])[0])
@@ -224,12 +244,22 @@ def _describe_entry(layout: Layout, raw: bytes, inspection: Inspection) -> None:
 def _logs(store: Store, layout: Layout, raw: bytes, inspection: Inspection) -> None:
     if not inspection.is_entry:
         return
-    written, accessed = store.send_many([
-        ("ZSCORE", layout.entries_log(), raw),
-        ("ZSCORE", layout.access_log(), raw),
-    ])
+    logs = [layout.entries_log(), layout.access_log()]
+    written, accessed = store.send_many([("ZSCORE", log, raw) for log in logs])
     inspection.last_write_ms = _score(written)
     inspection.last_access_ms = _score(accessed)
+    # A refused ZSCORE is not "not in the log": the time is unknown, and said to be.
+    refused = [(f, r, log) for f, r, log in zip(("last_write_ms", "last_access_ms"),
+                                                (written, accessed), logs)
+               if isinstance(r, RedisPermissionError)]
+    if len(refused) == 2 and refused[0][1].message == refused[1][1].message:
+        # One refusal of the command for both logs: said once.
+        _unknown(inspection, [f for f, _, _ in refused], refused[0][1],
+                 "last write and last access unknown", on=" and ".join(logs))
+    else:
+        for figure, error, log in refused:
+            what = "last write" if figure == "last_write_ms" else "last access"
+            _unknown(inspection, [figure], error, f"{what} unknown", on=log)
 
 
 def _value(store: Store, raw: bytes, type_: str, full: bool) -> Value:
@@ -317,6 +347,16 @@ def _sets_naming(
             if held:
                 names.add(show_bytes(key[len(prefix.encode()) :]))
     return sorted(names)
+
+
+def _unknown(inspection: Inspection, figures: list[str], error: RedisPermissionError, what: str,
+             on: str | None = None) -> None:
+    """Figures the ACL refused: marked refused, with a note saying why they are missing.
+    `on` names the keys the command was sent to (an ACL may refuse a command on some keys
+    only: the note is true whichever it was)."""
+    for figure in figures:
+        inspection.refused[figure] = error.command or "?"
+    inspection.notes.append(f"{what}: {error.message}" + (f" on {on}" if on else ""))
 
 
 def _pairs(flat: list | dict) -> list[tuple]:

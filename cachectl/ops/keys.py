@@ -17,6 +17,7 @@ import json
 import json.scanner
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -305,6 +306,7 @@ def _glob_class(glob: bytes, i: int) -> tuple[int, bytes]:
 # takes two to three times the SCAN itself, so a listing reads only what it shows.
 READ_TYPE, READ_TTL, READ_SIZE = "t", "p", "m"
 ALL_READS = READ_TYPE + READ_TTL + READ_SIZE
+_READ_COMMANDS = {READ_TYPE: "TYPE", READ_TTL: "PTTL", READ_SIZE: "MEMORY USAGE"}
 
 # One SCAN page of this node, with the asked figures of every key kept. Run per node with no
 # KEYS: every key it touches came from this node's own SCAN, so it is local even in a cluster (a
@@ -356,6 +358,16 @@ return out
 """
 
 _TYPE_NAMES = {name.encode(): name for name in (*KEY_TYPES, "none")}
+
+# The command on each line of the script that sends one: Redis names the line of a command it
+# refused a script (`... on @user_script:33`), not the command.
+_SCRIPT_COMMANDS = {
+    number: "SCAN" if "unpack(args)" in line else " ".join(re.findall(r"'([A-Z]+)'", line))
+    for number, line in enumerate(SCAN_SIZED_LUA.split("\n"), 1)
+    if "redis.call(" in line
+}
+_SCRIPT_LINE = re.compile(r"@user_script:\s*(\d+)")
+_SCRIPT_REFUSED = "the user executing the script can't"
 
 
 def type_name(reply: bytes | str) -> str:
@@ -511,9 +523,22 @@ class _NodeReader:
         )  # fmt: skip
 
     def _call(self, cursor: bytes | int, command: str) -> list:
-        with self.store.errors(command):
+        with self._errors(command):
             self._conn = self.client.connection_pool.get_connection()
             return self._receive(self._request(cursor, command))
+
+    @contextmanager
+    def _errors(self, command: str) -> Iterator[None]:
+        """The store's error translation, and for the script a refusal of a command it runs
+        named as that command's own refusal is (Redis says only "can't run this command")."""
+        try:
+            with self.store.errors(command):
+                yield
+        except RedisError as error:
+            refused = _script_refusal(self.store, error, self.reads) if command == "EVAL" else None
+            if refused is None:
+                raise
+            raise refused from error
 
     def _sent_ahead_pages(self, reply: list, pacer: Pacer | None, command: str
                           ) -> Iterator[SizedPage]:
@@ -531,7 +556,7 @@ class _NodeReader:
             yield page_of(reply)
             if request is None:
                 return
-            with self.store.errors(command):
+            with self._errors(command):
                 reply = self._receive(request)
 
     def _scan_page(self, reply: list) -> SizedPage:
@@ -607,7 +632,7 @@ class _NodeReader:
             kept = [k for k in keys if k.startswith(prefixes)] if prefixes else keys
             columns: dict[str, list] = {r: [] for r in reads}
             if kept:
-                with self.store.errors("MEMORY USAGE" if READ_SIZE in reads else "PTTL"):
+                with self.store.errors(_READ_COMMANDS[reads[-1]]):
                     pipe = self.client.pipeline(transaction=False)
                     for key in kept:
                         if READ_TYPE in reads:
@@ -616,7 +641,12 @@ class _NodeReader:
                             pipe.pttl(key)
                         if READ_SIZE in reads:
                             pipe.execute_command("MEMORY USAGE", key)
-                    replies = pipe.execute()
+                    replies = pipe.execute(raise_on_error=False)
+                for i, reply in enumerate(replies):
+                    if isinstance(reply, Exception):
+                        # The refused command and key named, whichever of the page's it was.
+                        command = _READ_COMMANDS[reads[i % len(reads)]]
+                        raise refusal(self.store, reply, command, kept[i // len(reads)])
                 columns = {r: replies[i :: len(reads)] for i, r in enumerate(reads)}
             types = columns.get(READ_TYPE)
             sizes = columns.get(READ_SIZE)
@@ -630,6 +660,45 @@ class _NodeReader:
             )
             if int(cursor) == 0:
                 return
+
+
+def refusal(store: Store, exc: Exception, command: str, key: bytes | str) -> CachectlError:
+    """A command's error reply as the store words it; an ACL refusal that comes from its key
+    patterns, not the command, also names the key (the user may run the command elsewhere)."""
+    error = store.translate(exc, command)
+    if isinstance(error, RedisPermissionError) and "key" in str(exc).lower():
+        error.message += f" on {show_bytes(key)} (the ACL's key patterns exclude it)"
+    return error
+
+
+def _script_refusal(store: Store, error: RedisError, reads: str) -> RedisPermissionError | None:
+    """The refusal of the command the ACL kept the script from running, as the store words one
+    sent on its own ("the ACL user 'u' may not run PTTL"), or None when `error` is not that.
+
+    Redis (6.2 to 8 at least) does not name the command, only the script line, which names one
+    here; without a line, the commands this script runs are listed. Naming it from the line
+    rather than falling back to pipelining: no second round trip, no change of read method
+    mid-scan, and the same words for a refusal met on any page.
+    """
+    if _SCRIPT_REFUSED not in error.message.lower():
+        return None
+    import redis.exceptions as rx
+
+    line = _SCRIPT_LINE.search(error.message)
+    command = _SCRIPT_COMMANDS.get(int(line[1])) if line else None
+    if command is not None:
+        refused = store.translate(rx.NoPermissionError("refused inside a script"), command)
+    else:
+        sent = ["SCAN", *(_READ_COMMANDS[r] for r in reads)]
+        refused = store.translate(rx.NoPermissionError(
+            f"it may run EVAL but not one of the commands the scan's script runs: {', '.join(sent)}"
+        ))
+    if "access at least one of the keys" in error.message.lower():
+        # A key pattern of the ACL, not the command: the key is one the scan found.
+        refused.message += (
+            " on some of the keys the scan found (the ACL's key patterns exclude them)"
+        )
+    return refused
 
 
 def _scripts_refused(error: CachectlError) -> bool:
@@ -889,6 +958,7 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
                     listing.limit_reached = True
                     return
     except CachectlError as error:
+        _hint_leaving_out(error, query, from_sets)
         if not rows and not listing.state.keys_scanned:
             raise  # nothing read: the error is the whole story
         raise PartialFailure(
@@ -901,6 +971,20 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
         close = getattr(pages, "close", None)
         if close:
             close()
+
+
+def _hint_leaving_out(error: CachectlError, query: KeyQuery, from_sets: bool) -> None:
+    """A figure the ACL refuses is read only because it is shown: the hint says how to list
+    without it (members of a set are always read with TYPE and PTTL, which say they exist)."""
+    if not isinstance(error, RedisPermissionError):
+        return
+    name = {"TYPE": "type", "PTTL": "ttl", "MEMORY USAGE": "size"}.get(error.command or "")
+    if name not in query.fields or (from_sets and name != "size"):
+        return
+    if name == "ttl" and query.no_ttl:
+        return  # --no-ttl needs the TTL too
+    rest = ",".join(f for f in query.fields if f != name) or "key"
+    error.hint = f"{error.hint + '; ' if error.hint else ''}or leave the {name} out: --fields {rest}"
 
 
 _NEEDS_ESCAPES_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\\]")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from cachectl.errors import CachectlError, NotFoundError, PartialFailure, UsageError
 from cachectl.layout import Layout
 from cachectl.ops.keys import show_bytes
+from cachectl.ops.prune import raise_refusals
 
 if TYPE_CHECKING:
     from cachectl.store import Pacer, Store
@@ -134,10 +135,8 @@ def _describe_sets(
     replies = store.send_many(commands)
     rows = []
     for i, key in enumerate(keys):
-        type_, pttl, cardinality = replies[3 * i : 3 * i + 3]
-        for reply in (type_, pttl):
-            if isinstance(reply, CachectlError):
-                raise reply
+        type_, pttl = raise_refusals(replies[3 * i : 3 * i + 2])
+        cardinality = replies[3 * i + 2]
         type_ = type_.decode() if isinstance(type_, bytes) else str(type_)
         if type_ == "none":
             continue  # gone since the SCAN
@@ -148,8 +147,9 @@ def _describe_sets(
             type=type_,
             ttl_seconds=None if pttl < 0 else pttl / 1000,
         )
-        if type_ == "set" and not isinstance(cardinality, CachectlError):
-            row.members = cardinality
+        if type_ == "set":
+            # SCARD of a key that is not a set is WRONGTYPE, no surprise; of a set, a refusal.
+            [row.members] = raise_refusals([cardinality])
             _count_existing(store, key, row, sample)
         rows.append(row)
     return rows
@@ -228,7 +228,9 @@ def show_tag_set(
     Redis failing once members were listed raises PartialFailure (exit 6)."""
     kind = "dependency" if dependency else "tag"
     key = layout.dependency(name) if dependency else layout.tag(name)
-    type_, pttl, cardinality = store.send_many([("TYPE", key), ("PTTL", key), ("SCARD", key)])
+    replies = store.send_many([("TYPE", key), ("PTTL", key), ("SCARD", key)])
+    # A refused TYPE or PTTL ends the command with its refusal (not read as a type or a TTL).
+    type_, pttl = raise_refusals(replies[:2])
     type_ = type_.decode() if isinstance(type_, bytes) else str(type_)
     if type_ == "none":
         raise NotFoundError(
@@ -239,6 +241,7 @@ def show_tag_set(
         raise NotFoundError(
             f"{show_bytes(key.encode())} is a {type_}, not a set: it is not a {kind} set"
         )
+    [cardinality] = raise_refusals(replies[2:])  # a set: an error here is a refusal
     info = TagSet(name, show_bytes(key.encode()), kind, cardinality, None if pttl < 0 else pttl / 1000)
     return info, _members(store, key, info)
 

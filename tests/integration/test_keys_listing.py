@@ -168,6 +168,44 @@ def test_a_server_lost_mid_scan_is_reported_with_how_far_the_scan_got(make_redis
     assert failure.value.details["cause"].startswith("redis")
 
 
+def test_a_command_refused_to_the_script_mid_scan_is_named_in_the_partial_listing(
+    acl_redis, acl_url
+):
+    # Redis names only the script's line ("... can't run this command ... @user_script:33"):
+    # the listing names the command on it, on a page read ahead as on the first.
+    with redis.Redis.from_url(acl_url) as admin:
+        load(admin, n=150)
+        admin.execute_command("ACL", "SETUSER", "turned", "reset", "on", ">turned-pass", "+@all",
+                              "~*")
+        url = acl_redis.url_for("turned", "turned-pass")
+        with Store(Settings(url=url, retries=0, scan_count=10)) as store:
+            listing, rows = list_keys(store, LAYOUT, KeyQuery())
+            next(rows)
+            # The page after the next is asked for after this: refused PTTL.
+            admin.execute_command("ACL", "SETUSER", "turned", "-pttl")
+            with pytest.raises(PartialFailure) as failure:
+                list(rows)
+    assert listing.state.method == "script"
+    assert failure.value.message.startswith(
+        "the listing is incomplete: the ACL user 'turned' may not run PTTL (the scan stopped"
+    ), failure.value.message
+    assert failure.value.details["cause"] == "redis.permission"
+    assert failure.value.details["command"] == "PTTL"
+
+
+def test_a_script_refusal_without_a_line_lists_the_commands_the_script_runs(store):
+    from cachectl.ops.keys import _script_refusal
+
+    said = RedisError("Redis refused EVAL: the user executing the script can't run this command "
+                      "or subcommand")
+    refused = _script_refusal(store, said, "tp")
+    assert refused.message == (
+        "the ACL user 'default' was refused: it may run EVAL but not one of the commands the "
+        "scan's script runs: SCAN, TYPE, PTTL"
+    )
+    assert _script_refusal(store, RedisError("Redis refused EVAL: out of memory"), "tp") is None
+
+
 def test_a_server_gone_before_the_scan_is_the_redis_error_itself(make_redis):
     server = make_redis()
     settings = Settings(url=server.url, retries=0, connect_timeout=0.5, timeout=1)
