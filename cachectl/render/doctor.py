@@ -38,9 +38,13 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
     server.add_row("version", plain(report.server_version or "?"))
     server.add_row("mode", plain(report.mode or "?"))
     lat = report.latency_ms
-    server.add_row("latency (PING)", f"min {lat['min']:.2f} ms, median {lat['median']:.2f} ms, "
-                   f"max {lat['max']:.2f} ms")
-    server.add_row("keys", f"{report.keys_total:,}")
+    if all(lat.get(k) is not None for k in ("min", "median", "max")):
+        server.add_row("latency (PING)", f"min {lat['min']:.2f} ms, median {lat['median']:.2f} "
+                       f"ms, max {lat['max']:.2f} ms")
+    else:
+        server.add_row("latency (PING)", "?")
+    # A figure is None when INFO was refused or a node could not be read: shown as "?".
+    server.add_row("keys", _count(report.keys_total))
     server.add_row("used memory", human_bytes(report.used_memory_bytes))
     server.add_row("maxmemory", human_bytes(report.maxmemory_bytes) if report.maxmemory_bytes else
                    "0 (no limit)")
@@ -57,7 +61,7 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
             nodes.add_column(col, justify="right" if col in ("keys", "memory") else "left")
         for node in report.nodes:
             nodes.add_row(plain(node.address), plain(node.role), plain(node.version or "?"),
-                          f"{node.keys or 0:,}",
+                          _count(node.keys),
                           human_bytes(node.used_memory_bytes))
         out.print(nodes)
 
@@ -85,3 +89,7 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
     for warning in report.warnings:
         style = "yellow" if warning.level == "warning" else "cyan"
         out.print(f"[{style}]{warning.level}:[/] {escape(warning.message)}")
+
+
+def _count(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}"
