@@ -186,7 +186,9 @@ def render_expand(out: Output, plan: Plan, limit: int) -> None:
     for request in plan.requests():
         if shown == limit:
             break
-        tags = [f"tag:{t}" for t in request.tags] + [f"depends_on:{d}" for d in request.depends_on]
+        # The sets' names in the layout in use (a profile may set other prefixes).
+        tags = ([plan.layout.tag(t) for t in request.tags]
+                + [plan.layout.dependency(d) for d in request.depends_on])
         # A key is shown to be copied into redis-cli: exactly as it is, never as markup.
         table.add_row(
             plain(request.endpoint.method),

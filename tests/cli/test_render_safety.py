@@ -248,3 +248,18 @@ def test_the_live_dashboard_shows_endpoints_runs_and_series_exactly():
     assert "[bold]news" in text
     assert f"tag={TAG}" in text
     assert "hits:email:[bold]x" in text
+
+
+def test_manifest_expand_names_the_sets_with_the_layouts_prefixes(tmp_path):
+    config = tmp_path / "cachectl.yaml"
+    config.write_text("layout:\n  tag_prefix: 'shop:tag'\n  dependency_prefix: 'shop:dep'\n")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "version: 1\n"
+        "defaults: {base_url: 'http://127.0.0.1:9', ttl: 10m}\n"
+        "endpoints:\n"
+        "  - {name: books, url: /books, tags: [catalog], depends_on: [book_1]}\n"
+    )
+    result = invoke("--config", str(config), "manifest", "expand", str(manifest))
+    assert result.exit_code == 0, result.output
+    assert "shop:tag:catalog, shop:dep:book_1" in result.stdout
