@@ -28,7 +28,7 @@ def render_inspection(out: Output, found: Inspection, *, full: bool) -> None:
     facts.add_row("type", plain(f"{found.type}{encoding}"))
     facts.add_row("ttl", "no expiry" if found.ttl_seconds is None else
                   f"{human_duration(found.ttl_seconds)} ({_seconds(found.ttl_seconds)} s)")
-    facts.add_row("memory", "?" if found.size_bytes is None else
+    facts.add_row("memory", _refused(found, "size_bytes") or "?" if found.size_bytes is None else
                   f"{human_bytes(found.size_bytes)} ({found.size_bytes:,} bytes)")
     if found.lfu_frequency is not None:
         facts.add_row("access frequency", f"{found.lfu_frequency} (LFU counter)")
@@ -38,11 +38,17 @@ def render_inspection(out: Output, found: Inspection, *, full: bool) -> None:
         facts.add_row("endpoint", Text(safe_text(found.endpoint or "?")))
         facts.add_row("params", Text("?" if found.params is None else
                                      _json_text(json.dumps(found.params, ensure_ascii=False))))
-        facts.add_row("last write", _when(found.last_write_ms))
-        facts.add_row("last access", _when(found.last_access_ms))
-    if found.tags is not None:
-        facts.add_row("tags", Text(", ".join(found.tags) or "(none)"))
-        facts.add_row("dependencies", Text(", ".join(found.dependencies or []) or "(none)"))
+        facts.add_row("last write", _refused(found, "last_write_ms")
+                      or _when(found.last_write_ms))
+        facts.add_row("last access", _refused(found, "last_access_ms")
+                      or _when(found.last_access_ms))
+    # Asked for with --tags: each kind is listed, or said to be unknown when its read was refused.
+    if found.tags is not None or found.dependencies is not None or (
+            {"tags", "dependencies"} & found.refused.keys()):
+        for figure in ("tags", "dependencies"):
+            names = getattr(found, figure)
+            facts.add_row(figure, _refused(found, figure)
+                          or Text(", ".join(names or []) or "(none)"))
     out.print(facts)
     for note in found.notes:
         out.print(Text(f"note: {note}", style="yellow"))
@@ -53,6 +59,12 @@ def render_inspection(out: Output, found: Inspection, *, full: bool) -> None:
 
 def _seconds(value: float) -> str:
     return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+
+def _refused(found, figure: str) -> str | None:
+    """"unknown (ZSCORE refused)" for a figure the ACL user could not read, else None."""
+    command = found.refused.get(figure)
+    return None if command is None else f"unknown ({command} refused)"
 
 
 def _when(ms: int | None) -> str:

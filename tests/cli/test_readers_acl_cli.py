@@ -132,6 +132,10 @@ def test_inspect_says_the_log_times_are_unknown_when_zscore_is_refused(acl_redis
     ]
     people = run(url, "inspect", ENTRY)
     assert "last write and last access unknown" in people.stdout
+    rows = {line.split("  ")[0].strip(): line for line in people.stdout.splitlines()}
+    assert "not in the log" not in people.stdout  # it may well be: unknown, not absent
+    assert rows["last write"].endswith("unknown (ZSCORE refused)")
+    assert rows["last access"].endswith("unknown (ZSCORE refused)")
 
 
 def test_inspect_reads_the_log_it_may_and_says_which_it_may_not(acl_redis, admin):
@@ -156,6 +160,10 @@ def test_inspect_tags_shows_the_tags_when_the_dependency_sets_are_refused(acl_re
         "the dependency sets could not be read: the ACL user 'inspect-no-deps' may not run "
         "SISMEMBER on depends_on:*"
     ]
+    people = run(url, "inspect", ENTRY, "--tags").stdout
+    rows = {line.split("  ")[0].strip(): line for line in people.splitlines()}
+    assert rows["tags"].rstrip().endswith("users")
+    assert rows["dependencies"].rstrip().endswith("unknown (SISMEMBER refused)")
     # An admin reads both: the note is about the ACL, not the key.
     both = json.loads(run(acl_redis.admin_url, "inspect", ENTRY, "--tags", "--json").stdout)
     assert both["data"]["dependencies"] == ["user:1"] and both["data"]["refused"] == {}
