@@ -53,8 +53,13 @@ class AppContext:
         if self._store is None:
             from cachectl.store import Store
 
-            self._store = Store(self.settings)
+            self._store = Store(self.settings, on_warning=self._warn)
         return self._store
+
+    def _warn(self, code: str, message: str) -> None:
+        """A warning from the store (a cluster node used as one server): one line on stderr."""
+        del code  # people read the message; doctor keeps the code in its report
+        (self.output or Output(no_color=self.no_color)).warn(message)
 
     def close(self) -> None:
         if self._store is not None:
@@ -62,13 +67,17 @@ class AppContext:
             self._store = None
 
 
-def command_context(ctx: typer.Context, *, json_mode: bool = False) -> AppContext:
-    """Called first by every command: sets up its output (people or --json)."""
+def command_context(
+    ctx: typer.Context, *, json_mode: bool = False, jsonl: bool = False
+) -> AppContext:
+    """Called first by every command: sets up its output (people, --json, or --jsonl: rows on
+    stdout and errors on stderr only)."""
     root = ctx.find_root()
     app_ctx = root.obj if isinstance(root.obj, AppContext) else AppContext()
     root.obj = app_ctx
     name = " ".join(ctx.command_path.split()[1:]) or None
-    app_ctx.output = Output(json_mode=json_mode, no_color=app_ctx.no_color, command=name)
+    app_ctx.output = Output(json_mode=json_mode or jsonl, jsonl=jsonl, no_color=app_ctx.no_color,
+                            command=name)
     return app_ctx
 
 

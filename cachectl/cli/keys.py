@@ -56,7 +56,7 @@ def keys(
     from cachectl.render.keys import key_listing, stream_listing
     from cachectl.store import Pacer
 
-    app_ctx = command_context(ctx, json_mode=json_ or jsonl)
+    app_ctx = command_context(ctx, json_mode=json_, jsonl=jsonl)
     out = app_ctx.output
     settings = app_ctx.settings
     shown = parse_fields(fields)

@@ -123,7 +123,7 @@ def show(
 
     # `tags --json show x` means the same as `tags show x --json`.
     json_ = json_ or bool(ctx.parent and ctx.parent.params.get("json_"))
-    app_ctx = command_context(ctx, json_mode=json_ or jsonl)
+    app_ctx = command_context(ctx, json_mode=json_, jsonl=jsonl)
     out = app_ctx.output
     info, members = show_tag_set(
         app_ctx.store, Layout(app_ctx.settings.layout), tag, dependency=dependency

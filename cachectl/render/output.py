@@ -58,12 +58,15 @@ class Output:
         self,
         *,
         json_mode: bool = False,
+        jsonl: bool = False,
         no_color: bool = False,
         command: str | None = None,
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
     ):
         self.json_mode = json_mode
+        # --jsonl: stdout holds data rows only, so an error is its line on stderr, no envelope.
+        self.jsonl = jsonl
         self.command = command
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
@@ -138,7 +141,7 @@ class Output:
         # A config file or manifest with several problems: every one of them, one a line.
         for problem in err.details.get("problems", [])[1:] if _first_in_message(err) else err.details.get("problems", []):
             self._err_line(f"  {problem}", style="red")
-        if self.json_mode and envelope:
+        if self.json_mode and envelope and not self.jsonl:
             self.json(None, ok=False, error=err)
 
     def _err_line(self, text: str, style: str) -> None:

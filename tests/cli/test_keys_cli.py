@@ -308,3 +308,23 @@ def test_tags_show_cut_short_exits_6_with_the_members_listed(url, monkeypatch):
     assert result.exit_code == ExitCode.PARTIAL
     assert len(result.stdout.splitlines()) == 10
     assert result.stderr.startswith("error: the listing is incomplete after 10 of 26 members")
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("keys", "--jsonl", "--type", "blob"), ExitCode.USAGE),
+        (("keys", "--jsonl", "--tag", "nope"), ExitCode.NOT_FOUND),
+        (("tags", "show", "nope", "--jsonl"), ExitCode.NOT_FOUND),
+        (("--profile", "nope", "keys", "--jsonl"), ExitCode.BAD_INPUT),
+    ],
+    ids=["usage", "no-tag", "no-set", "no-profile"],
+)
+def test_jsonl_errors_are_one_line_on_stderr_and_nothing_on_stdout(url, args, code):
+    """--jsonl's stdout holds rows only: an error is never written there as a row-shaped
+    envelope (a Redis error never was), whatever kind it is."""
+    result = run(url, *args)
+    assert result.exit_code == code, result.output
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("error: ")
