@@ -7,20 +7,27 @@ Expansion streams: a matrix of a million combinations is produced one request at
 `{file: ...}` source is read again for each outer value rather than held in memory.
 
 Secrets: header values that carry credentials (and secret-looking query values) are collected in
-`Manifest.secrets`, masked in every URL shown (`PlannedRequest.shown_url`), and never enter a key.
+`Manifest.secrets`, masked in every URL shown (`PlannedRequest.shown_url`), and never enter a key:
+a param named like a credential (`api_key`), or a param, tag or dependency holding one of those
+values, is a problem, since every param is part of the entry key (LAYOUT.md).
+
+URLs: the manifest's own URL text is sent as written, so what cannot be sent that way (a space, a
+non-ASCII character, a stray `%`, a bad host or port) is a problem too; values filled in from
+params are percent-encoded.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
 import string
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 from cachectl.durations import parse_duration
 from cachectl.errors import ManifestError, UsageError
@@ -155,6 +162,129 @@ def _query_secrets(url: str) -> list[str]:
     ]
 
 
+# A param's name is a credential's when redact's test for header and query names says so AND one
+# of these is a whole word of it (`api_key`, `apiKey`, `accessToken`, `password`), not a part of
+# a word: `keyword`, `author` or `monkey` are masked in a shown URL (harmless), but refusing them
+# would refuse ordinary APIs.
+_SECRET_PARAM_WORDS = frozenset({
+    "token", "tokens", "secret", "secrets", "password", "passwords", "passwd", "auth",
+    "authorization", "credential", "credentials", "key", "session", "sessionid", "apikey",
+    "accesskey", "secretkey", "privatekey", "authkey", "appkey", "clientkey", "licensekey",
+    "sessionkey", "subscriptionkey",
+})  # fmt: skip
+_SECRET_PARAM_ENDINGS = ("token", "tokens", "secret", "password", "passwd", "credentials")
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def is_secret_param(name: str) -> bool:
+    """Whether a param named `name` carries a credential (and so may not be a param: every
+    param is part of the entry key)."""
+    if not is_secret_header(name):
+        return False
+    words = re.split(r"[^a-z0-9]+", _CAMEL_BOUNDARY.sub("_", name).lower())
+    return any(w in _SECRET_PARAM_WORDS or w.endswith(_SECRET_PARAM_ENDINGS) for w in words if w)
+
+
+def _texts_in(value: Any) -> Iterator[str]:
+    """Every string inside a JSON value (a key holds them all)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts_in(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _texts_in(item)
+
+
+# ---- URLs that can be sent --------------------------------------------------------------------
+#
+# A manifest's URL text is sent as written (`yarl.URL(url, encoded=True)`): it counts as already
+# percent-encoded, and only the values filled in from params are encoded by the plan. So a space,
+# a control or non-ASCII character or a stray `%` in the text itself reaches the origin as it
+# is, which answers 400 to every request; a bad host or port fails every request too.
+
+_HOST_CHARS = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_WORD_STOPS = "/?&=#"
+
+
+def _unsent_char(c: str) -> bool:
+    return c <= " " or c == "\x7f" or c > "\x7f"
+
+
+def _describe_char(c: str) -> str:
+    names = {" ": "a space", "\t": "a tab"}
+    if c in names:
+        return names[c]
+    return f"'{c}'" if c.isprintable() else f"the character U+{ord(c):04X}"
+
+
+def _url_problem(url: str, secrets: Sequence[str] = ()) -> str | None:
+    """Why the absolute `url` (placeholders filled) cannot be sent as written, or None."""
+    _, _, rest = url.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
+    return _authority_problem(rest[:end]) or _tail_problem(rest[end:], secrets)
+
+
+def _authority_problem(authority: str) -> str | None:
+    # The userinfo is left alone: aiohttp sends it as an Authorization header, encoded.
+    hostport = authority.rpartition("@")[2]
+    if hostport.startswith("["):
+        host, bracket, port = hostport[1:].partition("]")
+        port = port[1:] if port.startswith(":") else port
+        try:
+            ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            return "the host in brackets is not an IPv6 address (write it as [::1])"
+        if not bracket:
+            return "the host's '[' is not closed (write an IPv6 address as [::1])"
+    else:
+        host, _, port = hostport.partition(":")
+        if not host:
+            return "the URL has no host"
+        if not _HOST_CHARS.fullmatch(host):
+            bad = next(c for c in host if not _HOST_CHARS.fullmatch(c))
+            if bad > "\x7f":
+                try:
+                    ascii_host = host.encode("idna").decode("ascii")
+                except UnicodeError:
+                    return f"the host holds {_describe_char(bad)}: a host is sent in ASCII"
+                return (
+                    f"the host holds {_describe_char(bad)}: a host is sent in ASCII, "
+                    f"write it as {ascii_host}"
+                )
+            return f"the host cannot hold {_describe_char(bad)}"
+    if port and (not port.isdigit() or not 1 <= int(port) <= 65535):
+        return f"the port {port!r} is not a port number (1 to 65535)"
+    return None
+
+
+def _tail_problem(tail: str, secrets: Sequence[str] = ()) -> str | None:
+    """The path and query (the fragment is never sent)."""
+    tail = tail.partition("#")[0]
+    at = next((i for i, c in enumerate(tail) if _unsent_char(c)), None)
+    if at is not None:
+        start = max(tail.rfind(s, 0, at) for s in _WORD_STOPS) + 1
+        ends = [i for i in (tail.find(s, at) for s in _WORD_STOPS) if i != -1]
+        end = min(ends, default=len(tail))
+        word = tail[start:end]
+        example = "".join(quote(c, safe="") if _unsent_char(c) else c for c in word)
+        # The example shows the text around the character, unless that text is a credential.
+        query_name = tail[:start].rpartition("&")[2].rpartition("?")[2].rstrip("=")
+        shown = not any(s in word or word in s for s in secrets if len(s) >= 4) and not (
+            "?" in tail[:start] and is_secret_header(query_name)
+        )
+        char = _describe_char(tail[at])
+        what = f"{word} -> {example}" if shown else f"{char} is {quote(tail[at], safe='')}"
+        return f"the URL holds {char}, which cannot be sent as it is: percent-encode it ({what})"
+    bad = _BAD_ESCAPE.search(tail)
+    if bad:
+        return "a '%' in the URL does not start an escape like %2F: write %25 for a literal %"
+    return None
+
+
 # ---- where param values come from ------------------------------------------------------------
 
 
@@ -256,6 +386,9 @@ class Endpoint:
     concurrency: int | None
     rate: float | None
     retries: int
+    # The secrets of its manifest that `scrub` masks (4 characters or more), longest first: a
+    # shown URL is scrubbed of them, under whatever name the URL holds them.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def count(self) -> int:
@@ -484,7 +617,13 @@ class PlannedRequest:
 
     @property
     def shown_url(self) -> str:
-        return mask_query_secrets(self.url)
+        shown = mask_query_secrets(self.url)
+        # `?access=${TOKEN}` as well as `?token=`: a known secret under any name is masked, as
+        # `scrub` masks it (once per report record: the replacing alone, in order).
+        for secret in self.endpoint.secrets:
+            if secret in shown:
+                shown = shown.replace(secret, MASK)
+        return shown
 
     def to_dict(self) -> dict:
         return {
@@ -558,6 +697,10 @@ class _Reader:
         self.unset = {p.path for p in doc.problems if p.env_var}
         self.here = Path(doc.file).resolve().parent
         self.secrets: list[str] = []
+        self.secret_sources: dict[str, str] = {}  # a secret -> what carries it, for problems
+        # Text that goes into a key or a key name (param values, tag and dependency names, the
+        # endpoint's name): checked for known secrets once every secret of the file is known.
+        self.key_texts: list[tuple[DocPath, str, str]] = []  # (where, text, what it is)
         self.defaults_given: set = set()
 
     def add(self, path: DocPath, message: str, *, key: bool = False) -> None:
@@ -575,8 +718,11 @@ class _Reader:
         self._version(top)
         defaults = self._defaults(top.get("defaults"))
         endpoints = self._endpoints(top.get("endpoints"), defaults)
+        self._no_secrets_in_keys()
         self.problems.items.sort(key=lambda p: (p.mark.line, p.mark.column) if p.mark else (0, 0))
         self.problems.raise_if_any(self.doc.file, secrets=self.secrets)
+        secrets = tuple(dict.fromkeys(s for s in self.secrets if s))
+        masked = tuple(sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True))
         return Manifest(
             file=self.doc.file,
             defaults=Defaults(
@@ -584,9 +730,42 @@ class _Reader:
                 concurrency_per_host=defaults.get("concurrency_per_host"),
                 rate=defaults.get("rate"),
             ),
-            endpoints=tuple(endpoints),
-            secrets=tuple(dict.fromkeys(s for s in self.secrets if s)),
+            endpoints=tuple(replace(e, secrets=masked) for e in endpoints),
+            secrets=secrets,
         )
+
+    def _secret(self, value: str | None, source: str) -> None:
+        if value:
+            self.secrets.append(value)
+            self.secret_sources.setdefault(value, source)
+
+    def _no_secrets_in_keys(self) -> None:
+        """A problem for every param value, tag, dependency or endpoint name that holds a secret
+        of this file (`id: ${TOKEN}` with `Authorization: Bearer ${TOKEN}`): keys, tag and
+        dependency sets are Redis keys, stored in the write log and shown by expand and the
+        report. The value is never echoed, only what carries it."""
+        secrets = sorted((s for s in self.secret_sources if len(s) >= 4), key=len, reverse=True)
+        if not secrets:
+            return
+        reported: set[DocPath] = set()
+        for path, text, what in self.key_texts:
+            found = next((s for s in secrets if s in text), None)
+            if found is None or path in reported:
+                continue
+            reported.add(path)
+            carrier = self.secret_sources[found]
+            if what.startswith("param"):
+                self.add(
+                    path,
+                    f"{what} holds a credential (the value of {carrier}), and every param is part "
+                    "of the entry key: send it as a header only (headers never enter a key)",
+                )
+            else:
+                self.add(
+                    path,
+                    f"{what} holds a credential (the value of {carrier}): it would be part of a "
+                    "Redis key name, stored and shown; keep credentials to headers",
+                )
 
     def _version(self, top: dict) -> None:
         if "version" not in top:
@@ -613,13 +792,19 @@ class _Reader:
         if "base_url" in raw:
             base = self._text(path + ("base_url",), raw["base_url"])
             if base is not None:
-                parts = urlsplit(base)
-                if parts.scheme not in ("http", "https") or not parts.netloc:
+                parts = _split(base)
+                if parts is None:
+                    self.add(path + ("base_url",), _url_problem(base) or "this URL cannot be read")
+                elif parts.scheme not in ("http", "https") or not parts.netloc:
                     self.add(path + ("base_url",), f"expected an http:// or https:// URL, got {base!r}")
                 else:
-                    if parts.password:
-                        self.secrets.append(parts.password)
-                    self.secrets.extend(_query_secrets(base))
+                    self._secret(parts.password, "the password in defaults.base_url")
+                    for value in _query_secrets(base):
+                        self._secret(value, "a secret query value in defaults.base_url")
+                    problem = _url_problem(base, self.secrets)
+                    if problem:
+                        self.add(path + ("base_url",), problem)
+                        # Kept: each endpoint's own part is still checked, its host is not.
                     out["base_url"] = base
         readers = {
             "headers": self._headers,
@@ -638,15 +823,16 @@ class _Reader:
                     out[name] = value
         for header, value in out.get("headers", {}).items():
             if is_secret_header(header):
-                self._secret_header_value(value)
+                self._secret_header_value(header, value)
         return out
 
-    def _secret_header_value(self, value: str) -> None:
+    def _secret_header_value(self, header: str, value: str) -> None:
         # `Bearer abc...`: the credential alone can show up in an error, without its scheme.
-        self.secrets.append(value)
+        source = f"the {header} header"
+        self._secret(value, source)
         credential = value.partition(" ")[2]
         if credential.strip():
-            self.secrets.append(credential.strip())
+            self._secret(credential.strip(), source)
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -682,6 +868,8 @@ class _Reader:
             return defaults.get(name, fallback)
 
         name = self._required_text(path, raw, "name")
+        if name is not None:
+            self.key_texts.append((path + ("name",), name, "the endpoint name"))
         method = get("method", self._method, "GET")
         params = get("params", self._params, {}) or {}
         matrix = get("matrix", self._matrix, ()) or ()
@@ -723,7 +911,7 @@ class _Reader:
         retries = get("retries", self._retries, DEFAULT_RETRIES)
         for header, value in headers.items():
             if is_secret_header(header):
-                self._secret_header_value(value)
+                self._secret_header_value(header, value)
 
         has_authorization = any(h.lower() == "authorization" for h in headers)
         if url is not None and has_authorization:
@@ -767,10 +955,11 @@ class _Reader:
         return self._url_template(path + ("url",), raw["url"], defaults, known)
 
     def _url_template(self, path: DocPath, raw: Any, defaults: dict, known: list[str]) -> Template | None:
-        text = self._text(path, raw)
+        text = own = self._text(path, raw)
         if text is None:
             return None
-        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        absolute = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text) is not None
+        if not absolute:
             base = defaults.get("base_url")
             if base is None:
                 self.add(path, f"{text!r} is a path and defaults.base_url is not set")
@@ -780,13 +969,36 @@ class _Reader:
         if template is None:
             return None
         sample = template.render({n: "x" for n in template.names}, str)
-        parts = urlsplit(sample)
+        parts = _split(sample)
+        if parts is None:
+            self.add(path, _url_problem(sample) or "this URL cannot be read")
+            return None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             self.add(path, f"expected an http:// or https:// URL, got {mask_query_secrets(text)!r}")
             return None
-        self.secrets.extend(_query_secrets(text))
-        if parts.password:
-            self.secrets.append(parts.password)
+        for value in _query_secrets(text):
+            self._secret(value, "a secret query value in a URL")
+        self._secret(parts.password, "the password in a URL")
+        # What is sent as written: the URL's own text, with each placeholder as a plain value
+        # (the values filled in are percent-encoded). A path joined to base_url is checked
+        # alone: the base was checked in defaults.
+        written = template if absolute else Template.parse(own)[0]
+        filled = written.render({n: "1" for n in written.names}, str)
+        problem = (
+            _url_problem(filled, self.secrets) if absolute
+            else _tail_problem("/" + filled.lstrip("/"), self.secrets)
+        )  # fmt: skip
+        in_query = [n for n in known if n not in template.names]
+        if problem is None and path[-1] == "url" and in_query and "#" in sample:
+            # The params not in the URL are added to its end: after a fragment, never sent.
+            problem = (
+                f"the URL ends in a #fragment, which is never sent, and the params not in it "
+                f"({', '.join(in_query)}) would be added after it: remove it, or write %23 for a "
+                "literal #"
+            )
+        if problem:
+            self.add(path, problem)
+            return None
         return template
 
     def _template(self, path: DocPath, text: str, known: list[str]) -> Template | None:
@@ -814,6 +1026,8 @@ class _Reader:
             if not text.strip():
                 self.add(path + (i,), "expected a name, got an empty value")
                 continue
+            what = "a tag name" if path[-1] == "tags" else "a dependency name"
+            self.key_texts.append((path + (i,), text, what))
             template = self._template(path + (i,), text, known)
             if template is not None:
                 out.append(template)
@@ -956,14 +1170,33 @@ class _Reader:
             if not isinstance(name, str):
                 self.add(path + (name,), f"a param name must be text, got {kind_of(name)}", key=True)
                 continue
+            if not self._param_name(path + (name,), name):
+                continue
             if path + (name,) in self.unset:
                 continue
             problem = _json_problem(value)
             if problem:
                 self.add(path + (name,), problem)
                 continue
+            self.key_texts.extend((path + (name,), t, f"param '{name}'") for t in _texts_in(value))
             out[name] = value
         return out
+
+    def _param_name(self, path: DocPath, name: str) -> bool:
+        """False (with a problem) for a param named like a credential: LAYOUT.md makes every
+        param part of the entry key, which Redis, the tag sets and the write log hold and
+        expand and the report show."""
+        if not is_secret_param(name):
+            return True
+        self.add(
+            path,
+            f"param '{name}' looks like a credential, and every param is part of the entry key: "
+            "send it as a header (headers never enter a key), or, if the API reads it only from "
+            f"the query string, write it into the url (?{name}=${{VAR}}): the url's own text "
+            "never enters a key",
+            key=True,
+        )
+        return False
 
     def _matrix(self, path: DocPath, raw: Any) -> list[tuple[str, Source]] | None:
         if not isinstance(raw, dict):
@@ -977,9 +1210,16 @@ class _Reader:
             if not isinstance(name, str):
                 self.add(at, f"a param name must be text, got {kind_of(name)}", key=True)
                 continue
+            if not self._param_name(at, name):
+                continue
             source = self._source(at, spec)
             if source is not None:
                 out.append((name, source))
+                if isinstance(source, ListValues):
+                    self.key_texts.extend(
+                        (at + (i,), t, f"param '{name}'")
+                        for i, value in enumerate(source) for t in _texts_in(value)
+                    )  # fmt: skip
         return out
 
     def _source(self, path: DocPath, spec: Any) -> Source | None:
@@ -1040,6 +1280,14 @@ class _Reader:
             self.add(path + ("file",), f"{file} holds no values (blank and # lines are skipped)")
             return None
         return FileValues(str(file), kind, count)
+
+
+def _split(url: str) -> SplitResult | None:
+    """urlsplit, or None for a URL it refuses (`http://[::1/x`: an unclosed IPv6 host)."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
 
 
 def _count_values(file: Path) -> int:

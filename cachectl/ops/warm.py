@@ -17,9 +17,11 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,6 +40,7 @@ from cachectl.manifest import DEFAULT_CONCURRENCY
 if TYPE_CHECKING:
     from cachectl.manifest import Plan, PlannedRequest
     from cachectl.ops.warm_http import FetchOutcome
+    from cachectl.signals import StopFlag
     from cachectl.store import Store
 
 FAILURE_SAMPLE_SIZE = 20
@@ -232,6 +235,11 @@ class WarmResult:
         """The error that decides the exit code, or None when the round went as it should:
         interrupted (130), Redis lost (4), more failures than --max-failures allows (6)."""
         if self.stopped == "interrupted":
+            if self.dry_run:
+                counted = self.would_request + self.skipped_total
+                return Interrupted(
+                    f"interrupted: {counted:,} of {self.planned:,} entries counted before stopping"
+                )
             return Interrupted(
                 f"interrupted: {self.stored:,} of {self.planned:,} entries stored before stopping"
             )
@@ -382,7 +390,8 @@ class _Tally:
             "endpoint": request.endpoint.name,
             "key": request.key,
             "method": request.endpoint.method,
-            "url": request.shown_url,
+            # Masked, then scrubbed of every known secret: `?access=${TOKEN}` as well as `?token=`.
+            "url": self.plan.scrub(request.shown_url),
             "outcome": outcome,
             "reason": reason,
             "status": fetched.status if fetched else None,
@@ -586,14 +595,58 @@ def _chunks(requests: Iterable[PlannedRequest], size: int) -> Iterator[list[Plan
 
 
 def _dry_run(store: Store, requests: Iterable[PlannedRequest], options: WarmOptions, tally: _Tally) -> None:
-    for chunk in _chunks(requests, TTL_CHECK_CHUNK):
-        ttls = store.ttls([r.key for r in chunk], ms=True) if options.checks_ttl else [-2] * len(chunk)
-        for request, ttl in zip(chunk, ttls):
-            why = _kept_by_ttl(options, ttl)
-            if why:
-                tally.record(request, "skipped", why)
-            else:
-                tally.record(request, "would_request")
+    """Counts the plan (reading TTLs in chunks when asked). Ctrl-C or SIGTERM stop it as they stop
+    a real round, with the result so far: between two chunks, so the counts and the report's
+    records agree; what the plan holds beyond is `not_attempted`."""
+    with _stop_on_signals() as stop:
+        for chunk in _chunks(requests, TTL_CHECK_CHUNK):
+            if stop.is_set():
+                tally.result.stopped = "interrupted"
+                return
+            _count_chunk(store, chunk, options, tally)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[StopFlag]:
+    """Within the block, SIGINT and SIGTERM set the flag instead of raising (in the main thread;
+    elsewhere no signal lands). Once one came, a later SIGTERM is ignored: the process is on its
+    way out and must not be killed before its report. A second Ctrl-C raises KeyboardInterrupt,
+    for whoever cannot wait for a TTL read to return."""
+    from cachectl.signals import StopFlag
+
+    stop = StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_signal(signum, frame) -> None:
+        if signum == signal.SIGINT and stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous_int = signal.signal(signal.SIGINT, on_signal)
+    previous_term = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        yield stop
+    finally:
+        # None: a handler not set from Python; the interpreter's own defaults stand in for it.
+        signal.signal(signal.SIGINT, previous_int or signal.default_int_handler)
+        if stop.is_set():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        else:
+            signal.signal(signal.SIGTERM, previous_term or signal.SIG_DFL)
+
+
+def _count_chunk(
+    store: Store, chunk: list[PlannedRequest], options: WarmOptions, tally: _Tally
+) -> None:
+    ttls = store.ttls([r.key for r in chunk], ms=True) if options.checks_ttl else [-2] * len(chunk)
+    for request, ttl in zip(chunk, ttls):
+        why = _kept_by_ttl(options, ttl)
+        if why:
+            tally.record(request, "skipped", why)
+        else:
+            tally.record(request, "would_request")
 
 
 def _outage_wait(retry: int) -> float:

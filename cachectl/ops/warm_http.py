@@ -375,7 +375,7 @@ class Fetcher:
 
         attempt = await self._attempt(request.fallback_url, request.endpoint, pacer, timeout)
         answer: dict[str, Any] = {
-            "url": mask_query_secrets(request.fallback_url),
+            "url": self.scrub(mask_query_secrets(request.fallback_url)),
             "status": attempt.status,
             "latency_ms": _round(attempt.latency_ms),
             "bytes": len(attempt.body),

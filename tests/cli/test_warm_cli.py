@@ -199,8 +199,8 @@ def test_dry_run_table_and_report(tmp_path, origin, redis_url):
     assert origin.requests == []
 
 
-def _cli(*args: str, **kw) -> subprocess.Popen:
-    env = {**os.environ, "API_TOKEN": SECRET, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+def _cli(*args: str, env_extra: dict | None = None, **kw) -> subprocess.Popen:
+    env = {**os.environ, "API_TOKEN": SECRET, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **(env_extra or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "cachectl", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw,
@@ -294,3 +294,113 @@ def test_every_gives_a_report_per_round_until_stopped(tmp_path, origin, redis_ur
         assert [json.loads(line)["data"]["round"] for line in lines] == [1, 2]
     else:
         assert lines[0].startswith("Warm of ") and any("(round 2)" in line for line in lines)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("json_mode", [True, False], ids=["json", "table"])
+def test_a_stopped_dry_run_gives_the_report_so_far(tmp_path, origin, redis_url, stop, json_mode):
+    """A dry run of a big plan stops as a real round does: stopped "interrupted", the summary
+    and the report so far, exit 130 (it used to exit with nothing on stdout, JSON data null and
+    a report saying "stopped": null)."""
+    path = manifest(tmp_path, origin, """\
+        - name: items
+          url: /items/{id}
+          matrix: {id: {range: [1, 1000000000]}}
+        """)
+    report = tmp_path / "report.json"
+    partial = tmp_path / "report.json.partial"
+    proc = _cli("--url", redis_url, "warm", str(path), "--dry-run", "--report", str(report),
+                *(["--json"] if json_mode else []), env_extra={"NO_COLOR": "1"})  # fmt: skip
+    # Records are streamed to FILE.partial: once some are there, the dry run is under way.
+    _wait_for(lambda: partial.exists() and partial.stat().st_size > 100_000)
+    proc.send_signal(stop)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: interrupted: ")
+    written = json.loads(report.read_text())
+    summary = written["summary"]
+    assert summary["stopped"] == "interrupted" and summary["dry_run"] is True
+    assert 0 < summary["would_request"] == len(written["requests"]) < 1_000_000_000
+    assert summary["not_attempted"] == 1_000_000_000 - summary["would_request"]
+    if json_mode:
+        envelope = json.loads(stdout)
+        assert envelope["ok"] is False and envelope["error"]["code"] == "interrupted"
+        assert envelope["data"] == summary
+    else:
+        assert stdout.startswith("Dry run of ")
+        assert f"{summary['would_request']:,}" in stdout
+        assert f"{summary['not_attempted']:,}" in stdout
+    assert origin.requests == []
+
+
+def test_warm_refuses_credentials_as_params_before_anything_is_fetched(tmp_path, origin, redis_url, redis_server):
+    """The audit's manifest: `api_key` and `token` params (the token also the Authorization
+    header's) validated, and their values went into every key, tag set and the write log."""
+    path = manifest(tmp_path, origin, """\
+        - name: items
+          url: /items/{id}
+          params: {api_key: "${API_KEY}", token: "${API_TOKEN}", id: 1}
+          tags: [items]
+        - name: other
+          url: /items/o
+          params: {access: "${API_TOKEN}"}
+        """)
+    env = {"API_TOKEN": SECRET, "API_KEY": "myapikey999", "NO_COLOR": "1"}
+    for args in (["manifest", "validate", str(path)], ["--url", redis_url, "warm", str(path)],
+                 ["manifest", "expand", str(path)]):  # fmt: skip
+        result = runner.invoke(app, args, env=env)
+        assert result.exit_code == ExitCode.BAD_INPUT, result.output
+        assert f"{path}:10:14: endpoints[0].params.api_key: param 'api_key' looks like a credential" in result.stderr
+        assert f"{path}:10:37: endpoints[0].params.token: param 'token' looks like a credential" in result.stderr
+        assert f"{path}:14:22: endpoints[1].params.access: param 'access' holds a credential (the value of the Authorization header)" in result.stderr
+        assert "send it as a header" in result.stderr
+        assert SECRET not in result.output and "myapikey999" not in result.output
+    assert origin.requests == []
+    with redis_server.client() as conn:
+        assert conn.dbsize() == 0
+
+
+def test_a_known_secret_under_a_harmless_query_name_is_masked_in_the_report(tmp_path, origin, redis_url):
+    """`?access=${API_TOKEN}` is sent as it is, but the report's url (and expand's) masks it as
+    error texts are masked: it was shown whole."""
+    path = manifest(tmp_path, origin, """\
+        - {name: ok, url: "/items/a?access=${API_TOKEN}"}
+        - {name: broken, url: "/status/500/a?access=${API_TOKEN}", fallback_url: "/status/200/fb?access=${API_TOKEN}"}
+        """)
+    report = tmp_path / "report.json"
+    result = invoke(redis_url, "warm", str(path), "--json", "--report", str(report), "--max-failures", "1")
+    assert result.exit_code == 0, result.output
+    assert any(p.endswith(f"access={SECRET}") for _, p, _, _ in origin.requests)
+    records = json.loads(report.read_text())["requests"]
+    assert sorted(r["url"] for r in records) == [
+        f"{origin.url}/items/a?access=****", f"{origin.url}/status/500/a?access=****",
+    ]  # fmt: skip
+    data = json.loads(result.stdout)["data"]
+    assert data["failures"][0]["url"] == f"{origin.url}/status/500/a?access=****"
+    assert data["failures"][0]["fallback"]["url"] == f"{origin.url}/status/200/fb?access=****"
+    expand = runner.invoke(app, ["manifest", "expand", str(path), "--json"], env={"API_TOKEN": SECRET})
+    assert expand.exit_code == 0
+    assert [r["url"] for r in json.loads(expand.stdout)["data"]["requests"]] == [
+        f"{origin.url}/items/a?access=****", f"{origin.url}/status/500/a?access=****",
+    ]  # fmt: skip
+    for text in (result.stdout, result.stderr, report.read_text(), expand.stdout):
+        assert SECRET not in text
+
+
+def test_validate_refuses_a_url_that_cannot_be_sent(tmp_path, origin, redis_url):
+    path = manifest(tmp_path, origin, """\
+        - {name: a, url: /items/café}
+        - {name: b, url: "/items/x?q=a b"}
+        - {name: c, url: "http://127.0.0.1:99999/x"}
+        """)
+    result = runner.invoke(app, ["manifest", "validate", str(path)], env={"API_TOKEN": SECRET})
+    assert result.exit_code == ExitCode.BAD_INPUT
+    problems = [line.strip() for line in result.stderr.splitlines()[1:]]
+    assert problems == [
+        f"{path}:8:20: endpoints[0].url: the URL holds 'é', which cannot be sent as it is: percent-encode it (café -> caf%C3%A9)",
+        f"{path}:9:20: endpoints[1].url: the URL holds a space, which cannot be sent as it is: percent-encode it (a b -> a%20b)",
+        f"{path}:10:20: endpoints[2].url: the port '99999' is not a port number (1 to 65535)",
+    ]
+    warmed = invoke(redis_url, "warm", str(path))
+    assert warmed.exit_code == ExitCode.BAD_INPUT and origin.requests == []

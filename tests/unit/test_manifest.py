@@ -347,3 +347,198 @@ def test_template_values_are_written_as_javascript_string_writes_them(value):
     from cachectl.manifest import _text_of
 
     assert _text_of(value) == js_string(value)
+
+
+# ---- secrets never enter a key ------------------------------------------------------------------
+
+
+def test_a_param_named_like_a_credential_is_refused_at_its_name(tmp_path):
+    """Every param is part of the entry key (LAYOUT.md): `api_key: ${KEY}` as a param wrote the
+    key `api_cache:items:api_key:"myapikey999"|...` to Redis, the tag sets and the write log."""
+    env = {"KEY": "myapikey999", "TOK": "supersecrettoken123"}
+    problems = problems_of(tmp_path, """\
+        version: 1
+        defaults: {base_url: "http://h", ttl: 60}
+        endpoints:
+          - name: items
+            url: /items/{id}
+            params:
+              api_key: ${KEY}
+              id: 1
+            matrix:
+              accessToken: ["${TOK}"]
+          - {name: b, url: /b, params: {apiKey: 1, password: x, client_secret: y, auth: z, keyword: shoes, author: smith}}
+        """, env=env)
+    f = str(tmp_path / "m.yaml")
+    assert [p.split(": param")[0] for p in problems] == [
+        f"{f}:7:7: endpoints[0].params.api_key",
+        f"{f}:10:7: endpoints[0].matrix.accessToken",
+        f"{f}:11:33: endpoints[1].params.apiKey",
+        f"{f}:11:44: endpoints[1].params.password",
+        f"{f}:11:57: endpoints[1].params.client_secret",
+        f"{f}:11:75: endpoints[1].params.auth",
+    ]
+    assert problems[0].endswith(
+        "param 'api_key' looks like a credential, and every param is part of the entry key: send "
+        "it as a header (headers never enter a key), or, if the API reads it only from the query "
+        "string, write it into the url (?api_key=${VAR}): the url's own text never enters a key"
+    )
+    for secret in env.values():
+        assert secret not in "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", ["keyword", "author", "monkey", "tokenizer_mode", "sort", "page"])
+def test_a_param_whose_name_only_contains_a_secret_word_is_kept(tmp_path, name):
+    plan = plan_of(tmp_path, f"""\
+        version: 1
+        endpoints: [{{name: a, url: "http://h/a", ttl: 60, params: {{{name}: x}}}}]
+        """)
+    assert next(plan.requests()).key == f'api_cache:a:{name}:"x"'
+
+
+def test_a_param_that_holds_a_header_credential_is_refused(tmp_path):
+    """`access: ${TOK}` is no credential by its name, but TOK is the X-Api-Key header's."""
+    env = {"TOK": "supersecrettoken123", "PW": "hunter2hunter2"}
+    problems = problems_of(tmp_path, """\
+        version: 1
+        defaults:
+          base_url: "http://user:${PW}@h"
+          ttl: 60
+          headers: {X-Api-Key: "${TOK}"}
+        endpoints:
+          - name: a
+            url: /a
+            params: {access: "${TOK}", q: {deep: ["x-${PW}"]}, fine: ok}
+            matrix: {id: [1, "${TOK}"]}
+            tags: ["t_${TOK}"]
+            depends_on: ["${PW}"]
+        """, env=env)
+    f = str(tmp_path / "m.yaml")
+    assert problems == [
+        f"{f}:9:22: endpoints[0].params.access: param 'access' holds a credential (the value of "
+        "the X-Api-Key header), and every param is part of the entry key: send it as a "
+        "header only (headers never enter a key)",
+        f"{f}:9:35: endpoints[0].params.q: param 'q' holds a credential (the value of the "
+        "password in defaults.base_url), and every param is part of the entry key: send it as a "
+        "header only (headers never enter a key)",
+        f"{f}:10:22: endpoints[0].matrix.id[1]: param 'id' holds a credential (the value of the "
+        "X-Api-Key header), and every param is part of the entry key: send it as a header "
+        "only (headers never enter a key)",
+        f"{f}:11:12: endpoints[0].tags[0]: a tag name holds a credential (the value of the "
+        "X-Api-Key header): it would be part of a Redis key name, stored and shown; keep "
+        "credentials to headers",
+        f"{f}:12:18: endpoints[0].depends_on[0]: a dependency name holds a credential (the value "
+        "of the password in defaults.base_url): it would be part of a Redis key name, stored and "
+        "shown; keep credentials to headers",
+    ]
+
+
+def test_a_known_secret_in_a_harmlessly_named_query_value_is_masked_in_the_shown_url(tmp_path):
+    plan = plan_of(tmp_path, """\
+        version: 1
+        defaults: {ttl: 60, headers: {Authorization: "Bearer ${TOK}"}}
+        endpoints:
+          - {name: a, url: "http://h/a/{id}?access=${TOK}", params: {id: 1}}
+        """, env={"TOK": "supersecrettoken123"})
+    request = next(plan.requests())
+    assert request.url == "http://h/a/1?access=supersecrettoken123"  # sent as it is
+    assert request.key == "api_cache:a:id:1"
+    assert request.shown_url == "http://h/a/1?access=****"
+    assert request.to_dict()["url"] == "http://h/a/1?access=****"
+
+
+# ---- URLs that can be sent --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("/items/café", "the URL holds 'é', which cannot be sent as it is: percent-encode it (café -> caf%C3%A9)"),
+        ("/items/a b", "the URL holds a space, which cannot be sent as it is: percent-encode it (a b -> a%20b)"),
+        ("/items/x?q=a b", "the URL holds a space, which cannot be sent as it is: percent-encode it (a b -> a%20b)"),
+        ("/items/{id}?q=é", "the URL holds 'é', which cannot be sent as it is: percent-encode it (é -> %C3%A9)"),
+        ("/items/a\tb", "the URL holds a tab, which cannot be sent as it is: percent-encode it (a\tb -> a%09b)"),
+        ("/items/100%", "a '%' in the URL does not start an escape like %2F: write %25 for a literal %"),
+        ("/items/%zz", "a '%' in the URL does not start an escape like %2F: write %25 for a literal %"),
+        ("http://127.0.0.1:99999/x", "the port '99999' is not a port number (1 to 65535)"),
+        ("http://127.0.0.1:0/x", "the port '0' is not a port number (1 to 65535)"),
+        ("http://h:x/x", "the port 'x' is not a port number (1 to 65535)"),
+        ("http://a b/x", "the host cannot hold a space"),
+        ("http://café.example/x", "the host holds 'é': a host is sent in ASCII, write it as xn--caf-dma.example"),
+        ("http://:80/x", "the URL has no host"),
+        ("http://[::1/x", "the host's '[' is not closed (write an IPv6 address as [::1])"),
+        ("http://[nope]/x", "the host in brackets is not an IPv6 address (write it as [::1])"),
+    ],
+)
+def test_a_url_that_cannot_be_sent_is_refused_with_how_to_write_it(tmp_path, url, message):
+    problems = problems_of(tmp_path, f"""\
+        version: 1
+        defaults: {{base_url: "http://h", ttl: 60}}
+        endpoints:
+          - name: a
+            url: "{url}"
+            params: {{id: 1}}
+            fallback_url: "{url}"
+        """)
+    f = str(tmp_path / "m.yaml")
+    assert problems == [f"{f}:5:10: endpoints[0].url: {message}", f"{f}:7:19: endpoints[0].fallback_url: {message}"]
+
+
+def test_a_base_url_that_cannot_be_sent_is_one_problem_not_one_per_endpoint(tmp_path):
+    problems = problems_of(tmp_path, """\
+        version: 1
+        defaults: {base_url: "http://h:70000/v 2", ttl: 60}
+        endpoints:
+          - {name: a, url: /a}
+          - {name: b, url: "/b c"}
+        """)
+    f = str(tmp_path / "m.yaml")
+    assert problems == [
+        f"{f}:2:22: defaults.base_url: the port '70000' is not a port number (1 to 65535)",
+        f"{f}:5:20: endpoints[1].url: the URL holds a space, which cannot be sent as it is: "
+        "percent-encode it (b c -> b%20c)",
+    ]
+
+
+def test_what_is_filled_in_from_params_is_encoded_and_never_refused(tmp_path):
+    plan = plan_of(tmp_path, """\
+        version: 1
+        defaults: {ttl: 60}
+        endpoints:
+          - name: a
+            url: "http://{host}:{port}/caf%C3%A9/{id}?lit={{x}}"
+            params: {host: api.example.com, port: 8080, q: "a b é%"}
+            matrix: {id: ["x y", "é", "100%"]}
+          - {name: v6, url: "http://[::1]:8080/x"}
+          - {name: all_in_url, url: "http://h/{id}#not sent é", params: {id: 1}}
+        """)
+    assert [r.url for r in plan.requests()] == [
+        "http://api.example.com:8080/caf%C3%A9/x%20y?lit={x}&q=a%20b%20%C3%A9%25",
+        "http://api.example.com:8080/caf%C3%A9/%C3%A9?lit={x}&q=a%20b%20%C3%A9%25",
+        "http://api.example.com:8080/caf%C3%A9/100%25?lit={x}&q=a%20b%20%C3%A9%25",
+        "http://[::1]:8080/x",
+        "http://h/1#not sent é",
+    ]
+
+
+def test_a_fragment_that_would_swallow_the_query_params_is_refused(tmp_path):
+    problems = problems_of(tmp_path, """\
+        version: 1
+        endpoints:
+          - {name: a, url: "http://h/{id}#top", ttl: 60, params: {id: 1, q: x}, matrix: {page: [1]}}
+        """)
+    assert problems == [
+        f"{tmp_path / 'm.yaml'}:3:20: endpoints[0].url: the URL ends in a #fragment, which is never "
+        "sent, and the params not in it (page, q) would be added after it: remove it, or write %23 "
+        "for a literal #"
+    ]
+
+
+def test_a_secret_in_a_url_that_cannot_be_sent_is_not_shown_in_the_problem(tmp_path):
+    problems = problems_of(tmp_path, """\
+        version: 1
+        endpoints:
+          - {name: a, url: "http://h/a?token=${TOK}", ttl: 60}
+        """, env={"TOK": "my secret"})
+    assert problems[0].endswith("percent-encode it (a space is %20)")
+    assert "my" not in problems[0].split("endpoints[0].url:")[1]

@@ -119,6 +119,8 @@ VALUE = st.recursive(
     max_leaves=6,
 )  # fmt: skip
 LITERAL = st.text(st.sampled_from("ab/?&=#%é .-_~:"), max_size=5)
+# A URL's own text is sent as written: what validation lets through (no space, no raw é or stray %).
+URL_LITERAL = st.lists(st.sampled_from(list("ab/?&=#.-_~:") + ["%2F", "%C3%A9", "%25"]), max_size=5).map("".join)
 
 
 @st.composite
@@ -134,23 +136,23 @@ def manifests(draw):
         else:
             matrix[n] = draw(st.lists(VALUE, min_size=1, max_size=3))
 
-    def template(with_literals: bool = True) -> str:
+    def template(with_literals: bool = True, literal=LITERAL) -> str:
         used = draw(st.lists(st.sampled_from(names), max_size=3)) if names else []
-        parts = [draw(LITERAL).replace("{", "{{").replace("}", "}}") if with_literals else ""]
+        parts = [draw(literal).replace("{", "{{").replace("}", "}}") if with_literals else ""]
         for n in used:
-            parts.append("{" + n + "}" + (draw(LITERAL) if with_literals else "-"))
+            parts.append("{" + n + "}" + (draw(literal) if with_literals else "-"))
         return "".join(parts)
 
     endpoint = {
         "name": draw(NAME),
-        "url": "/p/" + template(),
+        "url": "/p/" + template(literal=URL_LITERAL),
         "ttl": "1m",
         "tags": [t for t in (template(), template()) if t.strip()],
         "depends_on": [t for t in (template(),) if t.strip()],
         "headers": draw(st.dictionaries(st.sampled_from(["Accept-Language", "X-Tenant", "x-tenant", "X-Other"]), TEXT.filter(lambda s: "\n" not in s and "\r" not in s), max_size=2)),
     }
     if draw(st.booleans()):
-        endpoint["fallback_url"] = "https://fb.example.com/" + template()
+        endpoint["fallback_url"] = "https://fb.example.com/" + template(literal=URL_LITERAL)
     if static:
         endpoint["params"] = static
     if matrix:
