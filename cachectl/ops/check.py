@@ -4,13 +4,14 @@ would lie to the pipeline."""
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 
 from cachectl.errors import CachectlError, UsageError
 
@@ -208,6 +209,10 @@ def _hit_rate_condition(thresholds: Thresholds, report: StatsReport) -> Conditio
                      detail)
 
 
+# What a gate that can never judge a share of memory tells the user to change.
+_NO_SHARE_HINT = "set maxmemory on the server, or give --max-memory as a size (such as 2GiB)"
+
+
 def _memory_condition(limit: MemoryLimit, used: int | None, maxmemory: int | None,
                       system: int | None) -> Condition:
     if limit.bytes is not None:
@@ -222,7 +227,8 @@ def _memory_condition(limit: MemoryLimit, used: int | None, maxmemory: int | Non
         base, base_name = system, "the machine's memory (no maxmemory set)"
     if used is None or not base:
         return Condition("max_memory", description, limit.percent, None, "percent", False,
-                         "neither maxmemory nor the machine's memory is known")
+                         "neither maxmemory nor the machine's memory is known: "
+                         + _NO_SHARE_HINT)
     measured = used / base * 100
     return Condition("max_memory", description, limit.percent, measured, "percent",
                      measured <= limit.percent, f"{used:,} of {base:,} bytes ({base_name})")
@@ -254,10 +260,12 @@ def _z(z: float | None) -> str:
     return "inf" if math.isinf(z) else f"{z:+.2f}"
 
 
-def evaluate_history(thresholds: Thresholds, series: TimeSeries,
-                     window_seconds: float) -> list[Condition]:
+def evaluate_history(thresholds: Thresholds, series: TimeSeries, window_seconds: float,
+                     machine_memory: Callable[[], int | None] | None = None) -> list[Condition]:
     """The conditions measured from the stored history of the last `window_seconds`: hit rate
-    and p95 as traffic-weighted means, memory at its highest, evictions at their mean rate."""
+    and p95 as traffic-weighted means, memory at its highest, evictions at their mean rate.
+    `machine_memory` reads the server's machine memory now, for a share of memory recorded
+    while no maxmemory was set (a RedisPermissionError from it is told as the reason)."""
     from cachectl.ops import history as h
 
     now = series.now_ms()
@@ -289,14 +297,9 @@ def evaluate_history(thresholds: Thresholds, series: TimeSeries,
                                         measured is not None and measured <= limit.bytes,
                                         "highest in the window" if used else nothing))
         else:
-            ratios = [v for _, v in raw("redis.memory_used_ratio")]
-            measured = max(ratios) * 100 if ratios else None
-            conditions.append(Condition("max_memory", f"used memory <= {limit.percent:g}% of "
-                                        "maxmemory", limit.percent, measured, "percent",
-                                        measured is not None and measured <= limit.percent,
-                                        "highest in the window" if ratios else
-                                        "no share of maxmemory recorded (no maxmemory set, or "
-                                        "nothing recorded)"))
+            conditions.append(_window_memory_share(
+                limit, [v for _, v in raw("redis.memory_used_ratio")],
+                [v for _, v in raw(h.MEMORY)], machine_memory, nothing))
     if thresholds.max_evictions_per_s is not None:
         limit = thresholds.max_evictions_per_s
         rates = [v for _, v in raw(h.EVICTIONS)]
@@ -320,6 +323,55 @@ def evaluate_history(thresholds: Thresholds, series: TimeSeries,
     return conditions
 
 
+def _window_memory_share(limit: MemoryLimit, ratios: list[float], used: list[float],
+                         machine_memory: Callable[[], int | None] | None,
+                         nothing: str) -> Condition:
+    """--max-memory PCT% over the window, on the live sample's terms: a share of maxmemory
+    where one was recorded, else of the machine's memory (the history keeps used memory but
+    not the machine's, which is read now: it does not change while a server runs)."""
+    description = f"used memory <= {limit.percent:g}% of maxmemory"
+
+    def no_data(detail: str) -> Condition:
+        return Condition("max_memory", description, limit.percent, None, "percent", False, detail)
+
+    if ratios:
+        measured = max(ratios) * 100
+        return Condition("max_memory", description, limit.percent, measured, "percent",
+                         measured <= limit.percent, "highest in the window")
+    if not used:
+        return no_data(nothing)
+    from cachectl.errors import RedisPermissionError
+
+    why = "which is not known"
+    system = None
+    if machine_memory is not None:
+        try:
+            system = machine_memory()
+        except RedisPermissionError as err:  # an ACL without INFO: an unknown figure, said so
+            why = f"which could not be read ({err.message})"
+    if not system:
+        return no_data("no maxmemory was set while used memory was recorded, so the share is "
+                       f"of the machine's memory, {why}: {_NO_SHARE_HINT}")
+    highest = max(used)
+    measured = highest / system * 100
+    return Condition("max_memory", description, limit.percent, measured, "percent",
+                     measured <= limit.percent,
+                     f"highest in the window: {int(highest):,} of {system:,} bytes (the "
+                     "machine's memory (no maxmemory set))")
+
+
+def machine_memory_bytes(store: Store) -> int | None:
+    """The machine's memory as INFO reports it (total_system_memory), summed over the primaries
+    as `stats` sums it; None when a primary does not report it."""
+    sizes = []
+    for info in store.server_info("memory").values():
+        try:
+            sizes.append(int(float(info.get("total_system_memory"))))
+        except (TypeError, ValueError):
+            return None
+    return sum(sizes) if sizes and all(sizes) else None
+
+
 def check_once(
     store: Store,
     layout: Layout,
@@ -339,7 +391,8 @@ def check_once(
     series = series or TimeSeries(store, layout)
     if window_seconds is not None:
         result = CheckResult("history", window_seconds, checked_at=series.clock())
-        result.conditions = evaluate_history(thresholds, series, window_seconds)
+        result.conditions = evaluate_history(thresholds, series, window_seconds,
+                                             lambda: machine_memory_bytes(store))
         return result
     from cachectl.ops.history import anomalies, report_points
     from cachectl.ops.stats import take_stats
@@ -374,36 +427,86 @@ def unreachable_result(thresholds: Thresholds, error: CachectlError, source: str
 
 
 def webhook_target(url: str) -> str:
-    """The webhook as it may be shown: scheme and host only (its path often holds a token)."""
+    """The webhook as it may be shown: scheme and host only (its path often holds a token, its
+    userinfo a password)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{port}" if port else "")
 
 
 def check_webhook_url(url: str) -> None:
+    # The messages never echo the URL: its userinfo or path may hold a secret.
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError("--webhook must be an http:// or https:// URL")
+    try:
+        parts.port
+    except ValueError:
+        raise UsageError(
+            "--webhook: the part after the host's ':' is not a port number",
+            hint="percent-encode / ? # @ : in a user name or password (%2F %3F %23 %40 %3A)",
+        ) from None
+    if any(ord(ch) <= 32 or ord(ch) == 127 for ch in url):
+        raise UsageError("--webhook: a URL cannot hold spaces or control characters",
+                         hint="percent-encode them (a space is %20)")
+
+
+def webhook_request(url: str) -> tuple[str, dict[str, str]]:
+    """The URL to POST to and its headers. Credentials in the URL (`https://user:token@host/`)
+    become HTTP Basic auth, as curl makes them: taken out of the URL (urllib would read them
+    as part of the host name), percent-decoded, and sent as an Authorization header."""
+    headers = {"Content-Type": "application/json", "User-Agent": "cachectl"}
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, headers
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(unquote_to_bytes(user) + b":" + unquote_to_bytes(password))
+    headers["Authorization"] = "Basic " + token.decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), headers
 
 
 def post_webhook(url: str, payload: dict, timeout: float = 5.0) -> str | None:
-    """POSTs the alert as JSON; returns why it failed (never raises: the loop goes on)."""
+    """POSTs the alert as JSON; returns why it failed (never raises: the loop goes on). A
+    redirect is not followed: urllib would resend the POST as a bodiless GET (the alert lost
+    while the webhook seems to answer) and carry the Authorization header to another host."""
+    import http.client
     import json
     import urllib.error
     import urllib.request
 
+    target = webhook_target(url)
     body = json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "User-Agent": "cachectl"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        bare_url, headers = webhook_request(url)
+        request = urllib.request.Request(bare_url, data=body, method="POST", headers=headers)
+        with _webhook_opener().open(request, timeout=timeout) as response:
             response.read()
     except urllib.error.HTTPError as exc:
-        return f"the webhook at {webhook_target(url)} answered HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        if 300 <= exc.code < 400:
+            return (f"the webhook at {target} answered HTTP {exc.code}, a redirect, which is "
+                    "not followed: give the URL it redirects to")
+        return f"the webhook at {target} answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return f"the webhook at {webhook_target(url)} could not be reached: {reason}"
+        return f"the webhook at {target} could not be reached: {reason}"
+    except (ValueError, http.client.HTTPException) as exc:
+        # Their messages can quote the URL, path and all: name the kind of error only.
+        return f"the webhook at {target} could not be reached: {type(exc).__name__}"
     return None
+
+
+def _webhook_opener():
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            return None  # the 3xx then surfaces as an HTTPError
+
+    return urllib.request.build_opener(NoRedirect)
 
 
 def alert_payload(event: str, result: CheckResult) -> dict:
