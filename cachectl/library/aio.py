@@ -11,7 +11,6 @@ import asyncio
 import inspect
 import logging
 import random
-import time
 from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from cachectl.library.core import (
     EntryKeys,
     OriginTimes,
     Outcome,
+    Warnings,
     Write,
     as_layout,
     as_refresh,
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("cachectl.library")
 
 _REDIS_ERRORS = (rx.RedisError, rx.RedisClusterException, OSError)
-_WARN_EVERY_SECONDS = 10.0
 _BATCH = 1000
 
 
@@ -100,6 +99,7 @@ class AsyncAPICache:
             self._write,
             self._push_bookkeeping,
             interval=metrics_flush_interval or 1.0,
+            warn=self._warn,
             max_queue=write_queue_size,
         )
         self._lock_options = self.stampede or StampedeOptions()
@@ -110,7 +110,7 @@ class AsyncAPICache:
         self._client: Any = client
         self._cluster = isinstance(client, AsyncRedisCluster)
         self._release: Any = client.register_script(RELEASE_SCRIPT) if client is not None else None
-        self._last_warning = 0.0
+        self._warnings = Warnings()
 
     def __repr__(self) -> str:
         return f"AsyncAPICache({self._store.settings.masked_url()})"
@@ -576,19 +576,27 @@ class AsyncAPICache:
             return
         metrics.record(endpoint, key, hit, (perf_counter() - started) * 1000)
         if self._interval == 0:
-            try:
-                await self._push_bookkeeping()
-            except CachectlError as exc:
-                self._warn(f"could not write the cache counters: {exc}")
+            await self._push_bookkeeping()
         else:
             self._background.start()
 
     async def _push_bookkeeping(self) -> None:
-        if self._metrics is None or not self._metrics:
+        """Writes the records gathered so far. Never raises: records that could not be written
+        are dropped (Bookkeeping says why), and a warning, held to the limiter's pace, says how
+        many calls' records were dropped since the last one."""
+        metrics = self._metrics
+        if metrics is None:
             return
-        commands = self._metrics.take()
+        commands, calls = metrics.take_batch()
         if commands:
-            await self._send(commands)
+            try:
+                await self._send(commands)
+            except CachectlError as exc:
+                metrics.pushed(calls, exc)
+            else:
+                metrics.pushed(calls, None)
+        if metrics.dropped_untold and self._warnings.due():
+            log.warning("cachectl: %s", metrics.drop_report())
 
     # -- failures --------------------------------------------------------------------------
 
@@ -598,7 +606,5 @@ class AsyncAPICache:
         self._warn(f"{exc}; answering from the origin")
 
     def _warn(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_warning >= _WARN_EVERY_SECONDS:
-            self._last_warning = now
-            log.warning("cachectl: %s", message)
+        # One limiter for the cache and its background worker: a down Redis fails both.
+        self._warnings.warn(message)

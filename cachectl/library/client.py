@@ -29,6 +29,7 @@ from cachectl.library.core import (
     EntryKeys,
     OriginTimes,
     Outcome,
+    Warnings,
     Write,
     as_layout,
     as_refresh,
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("cachectl.library")
 
 _REDIS_ERRORS = (rx.RedisError, rx.RedisClusterException, OSError)
-_WARN_EVERY_SECONDS = 10.0  # a down Redis fails every request: say so now and then, not each time
 _BATCH = 1000
 
 
@@ -109,6 +109,7 @@ class APICache:
             self._write,
             self._push_bookkeeping,
             interval=metrics_flush_interval or 1.0,
+            warn=self._warn,
             max_queue=write_queue_size,
             exit_timeout=close_timeout,
         )
@@ -120,7 +121,7 @@ class APICache:
         self._client: Any = None
         self._cluster = False
         self._release: Any = None
-        self._last_warning = 0.0
+        self._warnings = Warnings()
 
     def __repr__(self) -> str:
         return f"APICache({self._store.settings.masked_url()})"
@@ -596,19 +597,27 @@ class APICache:
             return
         metrics.record(endpoint, key, hit, (perf_counter() - started) * 1000)
         if self._interval == 0:
-            try:
-                self._push_bookkeeping()
-            except CachectlError as exc:
-                self._warn(f"could not write the cache counters: {exc}")
+            self._push_bookkeeping()
         elif not self._background.running:
             self._background.start()
 
     def _push_bookkeeping(self) -> None:
-        if self._metrics is None or not self._metrics:
+        """Writes the records gathered so far. Never raises: records that could not be written
+        are dropped (Bookkeeping says why), and a warning, held to the limiter's pace, says how
+        many calls' records were dropped since the last one."""
+        metrics = self._metrics
+        if metrics is None:
             return
-        commands = self._metrics.take()
+        commands, calls = metrics.take_batch()
         if commands:
-            self._send(commands)
+            try:
+                self._send(commands)
+            except CachectlError as exc:
+                metrics.pushed(calls, exc)
+            else:
+                metrics.pushed(calls, None)
+        if metrics.dropped_untold and self._warnings.due():
+            log.warning("cachectl: %s", metrics.drop_report())
 
     # -- failures --------------------------------------------------------------------------
 
@@ -618,7 +627,5 @@ class APICache:
         self._warn(f"{exc}; answering from the origin")
 
     def _warn(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_warning >= _WARN_EVERY_SECONDS:
-            self._last_warning = now
-            log.warning("cachectl: %s", message)
+        # One limiter for the cache and its background worker: a down Redis fails both.
+        self._warnings.warn(message)

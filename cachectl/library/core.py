@@ -8,6 +8,7 @@ are built here, so the two cannot drift apart.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -21,7 +22,10 @@ from cachectl.layout import Layout, js_stringify
 from cachectl.library.stampede import StampedeOptions, lock_key
 from cachectl.library.strategies import EarlyRefresh, RefreshPolicy, StaleWhileRevalidate, Strategy
 
+log = logging.getLogger("cachectl.library")
+
 RESPONSE_TIMES_KEPT_MS = 3_600_000  # LAYOUT.md: the response-time log keeps the last hour
+WARN_EVERY_SECONDS = 10.0  # a down Redis fails every call and push: say so now and then
 _ZADD_PAIRS_PER_COMMAND = 500
 _ORIGIN_TIME_WEIGHT = 0.2  # how much a new origin duration moves an endpoint's running average
 
@@ -297,6 +301,35 @@ def refresh_due(
     return policy.due(remaining_ms, recompute_ms, rand)
 
 
+class Warnings:
+    """The library's warnings to the `cachectl.library` logger, at most one every `every`
+    seconds, whichever part of the cache (caller or background worker) has one. Thread-safe."""
+
+    def __init__(
+        self, every: float = WARN_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic
+    ):
+        self._every = every
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        """Whether a warning may go out now; True claims the slot, so say it."""
+        now = self._clock()
+        with self._lock:
+            if self._last is not None and now - self._last < self._every:
+                return False
+            self._last = now
+            return True
+
+    def warn(self, message: str) -> bool:
+        """Logs the message unless one went out less than `every` seconds ago."""
+        if not self.due():
+            return False
+        log.warning("cachectl: %s", message)
+        return True
+
+
 @dataclass
 class _Pending:
     hits: Counter = field(default_factory=Counter)
@@ -316,12 +349,21 @@ class Bookkeeping:
     `metrics_flush_interval` seconds from the background worker, at close and at exit) instead of
     costing a second round trip per call. Many hits on one endpoint become one HINCRBY.
     Thread-safe: records are swapped out under a lock.
+
+    Records a push could not write are dropped, not kept for the next push: HINCRBY is not
+    idempotent and a failed pipeline may have been partly applied (a cluster node down, a
+    timeout after the send, redis-py's own retry), so sending them again could count them
+    twice, and an error that repeats (an ACL refusing HINCRBY) would resend a growing backlog
+    at every push. A count of dropped calls is kept until a warning tells it.
     """
 
     def __init__(self, layout: Layout):
         self._layout = layout
         self._lock = threading.Lock()
         self._pending = _Pending()
+        self._dropped_calls = 0  # since the last warning that told them
+        self._drop_reason = ""
+        self._last_push_failed = False
 
     def record(self, endpoint: str, key: str, hit: bool, response_ms: float) -> None:
         # Only the facts here, on the caller's path; the JSON members are written in take().
@@ -340,8 +382,38 @@ class Bookkeeping:
 
     def take(self) -> list[tuple]:
         """The commands that write everything recorded so far; the buffer starts empty again."""
+        return self.take_batch()[0]
+
+    def take_batch(self) -> tuple[list[tuple], int]:
+        """take()'s commands and how many calls' records they write."""
         with self._lock:
             pending, self._pending = self._pending, _Pending()
+        return self._commands(pending), len(pending.times)
+
+    def pushed(self, calls: int, error: Exception | None) -> None:
+        """What came of writing `calls` calls' records: written, or dropped for `error`."""
+        with self._lock:
+            self._last_push_failed = error is not None
+            if error is not None:
+                self._dropped_calls += calls
+                self._drop_reason = str(error)
+
+    @property
+    def dropped_untold(self) -> bool:
+        return self._dropped_calls > 0
+
+    def drop_report(self) -> str:
+        """The warning for the pushes that failed since the last one told (then forgotten)."""
+        with self._lock:
+            calls, reason, failing = self._dropped_calls, self._drop_reason, self._last_push_failed
+            self._dropped_calls = 0
+        dropped = (f"the hits, misses and response times of {calls:,} "
+                   f"call{'s' if calls != 1 else ''} were dropped")
+        if failing:
+            return f"could not write the cache counters: {reason}; {dropped} since the last warning"
+        return f"the cache counters are written again; {dropped} while they could not be ({reason})"
+
+    def _commands(self, pending: _Pending) -> list[tuple]:
         if not pending:
             return []
         layout = self._layout

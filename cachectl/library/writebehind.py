@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from cachectl.errors import PartialFailure
-from cachectl.library.core import Write
+from cachectl.library.core import Warnings, Write
 
 log = logging.getLogger("cachectl.library")
 
@@ -69,7 +69,8 @@ class _Counts:
 
 class BackgroundWriter:
     """One daemon thread per cache, started on first use. It writes queued entries in batches
-    (`write_batch(writes)`) and calls `push_bookkeeping()` every `interval` seconds.
+    (`write_batch(writes)`) and calls `push_bookkeeping()` every `interval` seconds; a push that
+    raises is told through `warn` (the owner's rate-limited warnings).
 
     The queue holds at most `max_queue` writes; a caller that finds it full waits for room
     rather than drop a write.
@@ -86,9 +87,11 @@ class BackgroundWriter:
         attempts: int = 3,
         exit_timeout: float = 10.0,
         pause: Callable[[float], None] = time.sleep,
+        warn: Callable[[str], object] | None = None,
     ):
         self._write_batch = write_batch
         self._push_bookkeeping = push_bookkeeping
+        self._warn = warn or Warnings().warn
         self._interval = interval
         self._batch_size = batch_size
         self._max_queue = max_queue
@@ -192,10 +195,12 @@ class BackgroundWriter:
 
     def _push_quietly(self) -> None:
         # Counters are worth a warning, not an error: losing some never loses a cache write.
+        # The warning goes through the owner's limiter: with Redis down it would come at every
+        # push otherwise.
         try:
             self._push_bookkeeping()
         except Exception as exc:  # noqa: BLE001 -- the worker must outlive a bad push
-            log.warning("cachectl: could not write the cache counters: %s", exc)
+            self._warn(f"could not write the cache counters: {exc}")
 
     def _write_with_retries(self, batch: list[Write]) -> Exception | None:
         for attempt in range(self._attempts):
@@ -235,9 +240,11 @@ class AsyncBackgroundWriter:
         batch_size: int = 500,
         max_queue: int = 10_000,
         attempts: int = 3,
+        warn: Callable[[str], object] | None = None,
     ):
         self._write_batch = write_batch
         self._push_bookkeeping = push_bookkeeping
+        self._warn = warn or Warnings().warn
         self._interval = interval
         self._batch_size = batch_size
         self._max_queue = max_queue
@@ -335,10 +342,12 @@ class AsyncBackgroundWriter:
 
     async def _push_quietly(self) -> None:
         # Counters are worth a warning, not an error: losing some never loses a cache write.
+        # The warning goes through the owner's limiter: with Redis down it would come at every
+        # push otherwise.
         try:
             await self._push_bookkeeping()
         except Exception as exc:  # noqa: BLE001 -- the worker must outlive a bad push
-            log.warning("cachectl: could not write the cache counters: %s", exc)
+            self._warn(f"could not write the cache counters: {exc}")
 
     async def _write_with_retries(self, batch: list[Write]) -> Exception | None:
         for attempt in range(self._attempts):

@@ -15,6 +15,7 @@ from redis.cluster import RedisCluster
 
 from cachectl import MISS, AsyncAPICache, StaleWhileRevalidate, cached
 from cachectl.errors import RedisError, UsageError
+from cachectl.library.core import Warnings
 
 
 @pytest.fixture(params=["single", "cluster"])
@@ -267,6 +268,30 @@ def test_a_down_redis_answers_from_the_origin(make_redis):
                 await cache.get("e")
 
     run(main())
+
+
+def test_with_redis_down_counter_warnings_keep_the_limiters_pace(make_redis, caplog):
+    server = make_redis()
+    server.kill()
+    caplog.set_level("WARNING", logger="cachectl.library")
+
+    async def main():
+        async with AsyncAPICache(server.url, metrics_flush_interval=3600,
+                                 stampede=False) as cache:
+            now = [1000.0]
+            cache._warnings = Warnings(clock=lambda: now[0])
+            for _ in range(3):
+                for _ in range(2):
+                    await cache.cache_api_call("e", None, Origin("origin"), 60)
+                await cache.flush()
+            now[0] += 10
+            await cache.flush()
+
+    run(main())
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "answering from the origin" in said[0]
+    assert said[1].endswith("the hits, misses and response times of 6 calls were dropped "
+                            "since the last warning")
 
 
 def test_an_applications_asyncio_client_is_used_and_left_open(redis_url):

@@ -24,6 +24,7 @@ from cachectl.library.connect import (
     resolve,
 )
 from cachectl.library.core import (
+    Warnings,
     RESPONSE_TIMES_KEPT_MS,
     Bookkeeping,
     Call,
@@ -244,6 +245,41 @@ def test_the_access_log_keeps_each_keys_latest_hit_only():
     book.record("e", "k", True, 1)
     (access,) = [c for c in book.take() if c[1] == "cache_access"]
     assert len(access) == 4  # ZADD key score member
+
+
+def test_records_a_push_could_not_write_are_counted_until_a_warning_tells_them():
+    book = Bookkeeping(LAYOUT)
+    for _ in range(3):
+        book.record("e", "k", False, 1)
+    commands, calls = book.take_batch()
+    assert commands and calls == 3
+    book.pushed(calls, ConnectionError("redis went away"))
+    book.record("e", "k", True, 1)
+    _, calls = book.take_batch()
+    book.pushed(calls, ConnectionError("still away"))
+    assert book.dropped_untold
+    assert book.drop_report() == (
+        "could not write the cache counters: still away; the hits, misses and response times "
+        "of 4 calls were dropped since the last warning"
+    )
+    assert not book.dropped_untold  # told: the next report counts from here
+    book.pushed(2, ConnectionError("away"))
+    book.pushed(1, None)
+    assert book.drop_report() == (
+        "the cache counters are written again; the hits, misses and response times of 2 calls "
+        "were dropped while they could not be (away)"
+    )
+    assert book.take() == []  # nothing dropped is kept to be sent again
+
+
+def test_warnings_come_at_most_one_every_ten_seconds():
+    now = [100.0]
+    warnings = Warnings(clock=lambda: now[0])
+    assert warnings.warn("a")
+    now[0] += 9.9
+    assert not warnings.warn("b") and not warnings.due()
+    now[0] += 0.1
+    assert warnings.due() and not warnings.warn("c")
 
 
 # --- options ---------------------------------------------------------------------------------

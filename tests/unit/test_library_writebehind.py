@@ -130,6 +130,21 @@ def test_the_bookkeeping_is_pushed_by_flush_and_every_interval():
     assert not w.running
 
 
+def _failing_push():
+    raise ConnectionError("redis went away")
+
+
+def test_a_failing_push_is_told_through_the_owners_warnings_not_logged_at_each_push(caplog):
+    told = []
+    w = BackgroundWriter(Sink(), _failing_push, interval=3600, warn=told.append)
+    with caplog.at_level("WARNING", logger="cachectl.library"):
+        for _ in range(3):
+            w.flush()
+        w.close(timeout=5)
+    assert told[0] == "could not write the cache counters: redis went away"
+    assert caplog.records == []  # the owner's limiter decides what reaches the log
+
+
 def test_queued_writes_are_written_at_interpreter_exit(tmp_path):
     out = tmp_path / "written.txt"
     script = textwrap.dedent(f"""
@@ -193,6 +208,24 @@ def test_async_lost_writes_are_reported():
         await w.close(timeout=5)
 
     asyncio.run(main())
+
+
+def test_async_a_failing_push_is_told_through_the_owners_warnings(caplog):
+    told = []
+
+    async def failing_push():
+        raise ConnectionError("redis went away")
+
+    async def main():
+        w = AsyncBackgroundWriter(AsyncSink(), failing_push, interval=3600, warn=told.append)
+        for _ in range(3):
+            await w.flush()
+        await w.close(timeout=5)
+
+    with caplog.at_level("WARNING", logger="cachectl.library"):
+        asyncio.run(main())
+    assert told[0] == "could not write the cache counters: redis went away"
+    assert caplog.records == []
 
 
 def test_async_queue_is_written_when_asyncio_run_ends_without_close():
