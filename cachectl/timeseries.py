@@ -14,7 +14,8 @@ Keys (all named by `Layout`):
   late or concurrent writers still get `first` and `last` right). Updated by one Lua script per
   bucket: each bucket is one key, so the script is atomic and cluster-safe under any number of
   concurrent writers. Each bucket expires (PEXPIREAT) when its resolution's retention has
-  passed; `prune` applies a retention changed since.
+  passed; `prune` applies a retention changed since, and removes aged buckets that other
+  writers left without a TTL (LAYOUT.md does not promise one).
 
 Compacted chunks: the raw points of one hour window, older than `compact_after`, as the field
 `chunk:{window_start_ms}` of `meta:{name}` with the value
@@ -36,6 +37,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import struct
 import time
 from collections import defaultdict
@@ -45,7 +47,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from cachectl.errors import UsageError
-from cachectl.layout import AGG_RESOLUTIONS, js_stringify
+from cachectl.layout import AGG_RESOLUTIONS, escape_glob, js_stringify
 
 if TYPE_CHECKING:
     from cachectl.layout import Layout
@@ -63,6 +65,9 @@ CHUNK_VERSION = "c1"
 DEFAULT_COMPACT_AFTER_SECONDS = 3600.0
 MAX_BUCKETS = 20_000
 BATCH = 500
+# `history list` measures the MEMORY USAGE of at most this many buckets of a series (spread over
+# them all) and scales up: at the default retention a series has about 21,000 buckets.
+AGG_MEMORY_SAMPLE = 1000
 
 # KEYS[1] = the bucket's key; ARGV = value, timestamp ms, bucket start ms, expire-at ms (0: never).
 # Returns 0 for a new bucket, 1 for one updated, 2 for one whose data could not be read and
@@ -388,13 +393,34 @@ class SeriesInfo:
     last_update_ms: int | None = None
     raw_memory_bytes: int = 0
     meta_memory_bytes: int = 0
+    aggregate_buckets: int = 0
+    aggregate_memory_bytes: int = 0
+    aggregate_memory_estimated: bool = False  # from a sample of the buckets, not every one
 
     @property
     def points(self) -> int:
         return self.raw_points + self.compacted_points
 
+    @property
+    def memory_bytes(self) -> int:
+        return self.raw_memory_bytes + self.meta_memory_bytes + self.aggregate_memory_bytes
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "points": self.points}
+        return {**asdict(self), "points": self.points, "memory_bytes": self.memory_bytes}
+
+
+@dataclass
+class AggregateUsage:
+    """The aggregate buckets of one series: how many, and the memory they take (scaled up from
+    the `measured` ones when there are more than a sample's worth)."""
+
+    buckets: int = 0
+    memory_bytes: int = 0
+    measured: int = 0
+
+    @property
+    def estimated(self) -> bool:
+        return self.measured < self.buckets
 
 
 @dataclass
@@ -406,6 +432,7 @@ class PruneResult:
     chunks_removed: int = 0
     aggregates_removed: int = 0
     series: int = 0
+    corrupt_chunks: int = 0  # unreadable chunks left as they are (see TimeSeries._prune_chunks)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -423,6 +450,7 @@ class CompactResult:
     meta_bytes_before: int = 0
     meta_bytes_after: int = 0
     corrupt_members: int = 0
+    corrupt_chunks: int = 0  # unreadable chunks set aside as `chunk:{window}:unreadable`
 
     @property
     def bytes_saved(self) -> int:
@@ -644,13 +672,55 @@ class TimeSeries:
 
     def names(self) -> list[str]:
         """Every series with a sorted set or a meta hash (a fully compacted series has only
-        the latter)."""
+        the latter).
+
+        A SCAN costs a walk of the whole keyspace whatever it matches, so when the two
+        prefixes share a head (`metric:` and `meta:` share `met`) one walk matching that head
+        finds both kinds; otherwise it takes two."""
+        heads = [self.layout.metric(""), self.layout.meta("")]
+        common = os.path.commonprefix(heads)
+        if common:
+            patterns = [escape_glob(common) + "*"]
+        else:
+            patterns = [self.layout.metric_pattern(), self.layout.meta_pattern()]
         names: set[str] = set()
-        for pattern, prefix in ((self.layout.metric_pattern(), self.layout.metric("")),
-                                (self.layout.meta_pattern(), self.layout.meta(""))):
+        for pattern in patterns:
             for key in self.store.scan(match=pattern):
-                names.add(_text(key)[len(prefix) :])
+                text = _text(key)
+                for head in heads:
+                    if text.startswith(head):
+                        names.add(text[len(head) :])
         return sorted(names)
+
+    def aggregate_usage(self, sample: int = AGG_MEMORY_SAMPLE) -> dict[str, AggregateUsage]:
+        """Each series' aggregate buckets: one SCAN walk of the agg prefix, then MEMORY USAGE of
+        every bucket of a series with up to `sample` of them, or of `sample` buckets spread
+        evenly over its resolutions and times, scaled up to all of them."""
+        keys: dict[str, set[bytes]] = defaultdict(set)
+        for key in self.store.scan(match=self.layout.agg_pattern()):
+            parsed = self._parse_agg_key(key)
+            if parsed is not None:
+                keys[parsed[0]].add(key)  # a set: SCAN may return a key twice
+        chosen: dict[str, list[bytes]] = {}
+        for name, found in keys.items():
+            ordered = sorted(found)  # by resolution, then time
+            step = max(1, len(ordered)) / max(1, sample)
+            chosen[name] = ordered if len(ordered) <= sample else \
+                [ordered[int(i * step)] for i in range(sample)]
+        flat = [k for picked in chosen.values() for k in picked]
+        sizes = iter(self.store.memory_usage(flat))
+        usage: dict[str, AggregateUsage] = {}
+        for name, picked in chosen.items():
+            measured = [size for size in (next(sizes) for _ in picked) if size is not None]
+            buckets = len(keys[name])
+            if len(picked) == buckets:
+                # Every bucket measured: one that expired meanwhile is no longer there.
+                buckets = len(measured)
+            total = sum(measured)
+            if measured and len(measured) < buckets:
+                total = round(total * buckets / len(measured))
+            usage[name] = AggregateUsage(buckets, total, len(measured))
+        return usage
 
     def info(self, names: Sequence[str]) -> list[SeriesInfo]:
         infos = [SeriesInfo(name) for name in names]
@@ -689,9 +759,15 @@ class TimeSeries:
 
     # retention and compaction
 
-    def prune(self, names: Sequence[str] | None = None, now_ms: int | None = None) -> PruneResult:
+    def prune(self, names: Sequence[str] | None = None, now_ms: int | None = None, *,
+              aggregates: bool = True) -> PruneResult:
         """Applies the retention: raw points and chunks older than `raw`, aggregate buckets
-        older than their resolution's."""
+        older than their resolution's.
+
+        The buckets cost a SCAN walk of the agg prefix. cachectl's own buckets expire by
+        themselves (PEXPIREAT from the retention they were written with), so the walk is only
+        for a retention shortened since and for buckets other writers left without a TTL:
+        `aggregates=False` skips it (the recorder's hourly upkeep does)."""
         now = self.now_ms() if now_ms is None else now_ms
         names = self.names() if names is None else names
         result = PruneResult(now, dict(self.retention), series=len(names))
@@ -705,6 +781,8 @@ class TimeSeries:
                 result.raw_points_removed = sum(pipe.execute())
             for name in names:
                 self._prune_chunks(name, cutoff, result)
+        if not aggregates:
+            return result
         expired: list[bytes] = []
         head = self.layout.agg_pattern()
         wanted = set(names)
@@ -737,18 +815,38 @@ class TimeSeries:
         return {f: v for f, v in meta.items() if f.startswith(CHUNK_FIELD.encode())}
 
     def _prune_chunks(self, name: str, cutoff: int, result: PruneResult) -> None:
+        """Chunks wholly older than `cutoff` go; one that spans it keeps its newer points.
+
+        A chunk that does not read is skipped and counted, never a crash. When all of it is
+        past the retention (by its header, or by its field's hour window when the header does
+        not read either) it goes like any other: retention would have dropped its points. When
+        it spans the cutoff it is left whole: which of its points are still wanted cannot be
+        told, and dropping it would lose those. It goes once all of it has aged out."""
         key = self.layout.meta(name)
         for fieldname, value in self._chunks(name).items():
             header = chunk_header(value)
-            if header is None or header.first_ms >= cutoff:
-                continue
+            if header is not None:
+                if header.first_ms >= cutoff:
+                    continue
+                whole = header.last_ms < cutoff
+            else:
+                window = _chunk_window(fieldname)
+                if window is None or window + CHUNK_WINDOW_MS > cutoff:
+                    result.corrupt_chunks += 1
+                    continue
+                whole = True
             with self.store.errors("HDEL"):
-                if header.last_ms < cutoff:
+                if whole:
                     self.store.client.hdel(key, fieldname)
                     result.chunks_removed += 1
-                    result.compacted_points_removed += header.count
+                    result.compacted_points_removed += header.count if header else 0
                     continue
-                kept = [p for p in decode_chunk(value) if p.timestamp_ms >= cutoff]
+                try:
+                    points = decode_chunk(value)
+                except ValueError:
+                    result.corrupt_chunks += 1
+                    continue
+                kept = [p for p in points if p.timestamp_ms >= cutoff]
                 self.store.client.hset(key, fieldname, encode_chunk(kept))
                 result.compacted_points_removed += header.count - len(kept)
 
@@ -797,6 +895,7 @@ class TimeSeries:
                     except ValueError:
                         # An unreadable chunk is kept under another name, never overwritten.
                         self.store.client.hset(meta, fieldname + b":unreadable", existing[fieldname])
+                        result.corrupt_chunks += 1
                 self.store.client.hset(meta, fieldname, encode_chunk(list(merged)))
                 result.chunks_written += 1
         with self.store.errors("ZREM"):
@@ -819,6 +918,16 @@ def _chunk_overlaps(fieldname: bytes, start_ms: int, end_ms: int) -> bool:
         return False
     begin = int(window)
     return begin <= end_ms and begin + CHUNK_WINDOW_MS > start_ms
+
+
+def _chunk_window(fieldname: bytes) -> int | None:
+    """The hour window a chunk field is named after: `chunk:{start}`, or a chunk set aside as
+    `chunk:{start}:unreadable`; None for any other field."""
+    text = _text(fieldname)
+    if not text.startswith(CHUNK_FIELD):
+        return None
+    window = text[len(CHUNK_FIELD) :].split(":", 1)[0]
+    return int(window) if window.isdigit() else None
 
 
 def _decode_aggregate(bucket: int, data: bytes | None) -> Aggregate | None:

@@ -76,8 +76,11 @@ def record(
         error = tick.error.message if tick.error else None
         if out.json_mode:
             out.json_line({"tick": progress.ticks, "points": progress.points, "error": error,
-                           "taken_at": tick.report.taken_at if tick.report else None})
+                           "taken_at": tick.report.taken_at if tick.report else None,
+                           "warnings": progress.new_warnings})
         else:
+            for warning in progress.new_warnings:  # each said once
+                out.warn(warning)
             out.line(record_line(progress, error))
 
     try:
@@ -115,7 +118,8 @@ def show(
 
 @history_app.command("list")
 def list_(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """Every stored series: points (raw and compacted), time range, memory."""
+    """Every stored series: points (raw and compacted), time range, aggregate buckets, memory
+    (the buckets' from a sample of them on a series with many)."""
     from cachectl.ops.history import list_series
     from cachectl.render.history import render_list
 

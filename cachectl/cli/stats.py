@@ -43,8 +43,9 @@ def stats(
     ] = "1s",
     window: Annotated[
         str,
-        typer.Option("--window", help="Response-time percentiles cover this much of the log "
-                     "(the log keeps the last hour)."),
+        typer.Option("--window", help="Response-time percentiles and the slowest requests cover "
+                     "this much of the log (the log keeps the last hour); with --watch the "
+                     "dashboard keeps this much from tick to tick."),
     ] = "5m",
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="A live dashboard (one line per interval off a "
@@ -92,6 +93,15 @@ def stats(
 
     if record:
         raise UsageError("--record needs --watch (or use `cachectl history record`)")
+    # Only options given (not their defaults) are refused. Compared by name: the enum's class
+    # lives in whichever click Typer brings (recent Typers carry their own copy).
+    given = [option for option, param in (("--interval", "interval"), ("--ticks", "ticks"),
+                                          ("--discover-every", "discover_every"))
+             if getattr(ctx.get_parameter_source(param), "name", "DEFAULT") != "DEFAULT"]
+    if given:
+        several = len(given) > 1
+        raise UsageError(f"{' and '.join(given)} only appl{'y' if several else 'ies'} with "
+                         f"--watch: add --watch, or drop {'them' if several else 'it'}")
 
     from cachectl.layout import Layout
     from cachectl.ops.stats import take_stats
@@ -129,7 +139,9 @@ def _watch(app_ctx, *, interval: float, record: bool, discover_every: int,
                       log_window_seconds=window_seconds)
     series = TimeSeries(app_ctx.store, layout, on_lookups=sampler.count_own)
     recorder = Recorder(series, compact_after=DEFAULT_COMPACT_AFTER_SECONDS) if record else None
-    state = DashboardState(started_at=time.time(), interval_seconds=interval, recording=record)
+    # The percentiles and slowest requests cover the last --window, kept across ticks.
+    state = DashboardState(started_at=time.time(), interval_seconds=interval, recording=record,
+                           log_window_seconds=window_seconds)
     frames = watch(sampler, interval, max_ticks=ticks)
     try:
         with sigterm_as_interrupt():  # SIGTERM (a cancelled job) leaves like Ctrl-C: exit 0
@@ -146,8 +158,10 @@ def _watch(app_ctx, *, interval: float, record: bool, discover_every: int,
                 for tick in frames:
                     dashboard_tick(state, tick, series, recorder)
                     if out.json_mode:
-                        out.json_line(state.to_dict())
+                        out.json_line(state.to_dict())  # its `warnings`: this tick's new ones
                     else:
+                        for warning in state.fresh_warnings:
+                            out.warn(warning)
                         out.line(dashboard_line(state))
     except KeyboardInterrupt:
         pass

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from cachectl.analysis import Anomaly, Fences, align, iqr_outliers, pearson, zscore_anomaly
 from cachectl.errors import NotFoundError, UsageError
 from cachectl.runlog import recent_runs
-from cachectl.timeseries import RESOLUTION_MS, Range, SeriesInfo
+from cachectl.timeseries import AGG_MEMORY_SAMPLE, RESOLUTION_MS, Range, SeriesInfo
 
 if TYPE_CHECKING:
     from cachectl.ops.stats import DashboardState, Sampler, StatsReport, Tick
@@ -73,7 +73,10 @@ def report_points(report: StatsReport) -> list[tuple[str, float]]:
 
 class Recorder:
     """Stores each report's figures at the report's time; keeps compaction and retention
-    going every `maintain_every` seconds of recording."""
+    going every `maintain_every` seconds of recording.
+
+    Stored data that does not read (a damaged chunk, another writer's odd value) never stops
+    the recording: the upkeep skips it and says so once, in `take_warnings()`."""
 
     def __init__(self, series: TimeSeries, *, compact_after: float,
                  maintain_every: float = DEFAULT_MAINTAIN_EVERY_SECONDS,
@@ -84,6 +87,8 @@ class Recorder:
         self.monotonic = monotonic
         self.points = 0
         self.maintenances = 0
+        self.warnings: list[str] = []  # each said once
+        self._untold = 0
         self._last_maintenance: float | None = None
 
     def record(self, report: StatsReport) -> int:
@@ -99,9 +104,39 @@ class Recorder:
         return written
 
     def maintain(self) -> None:
-        self.series.compact(self.compact_after)
-        self.series.prune()
+        """Compaction, then retention, over the series found by one walk of the keyspace. The
+        aggregate buckets are not walked: they expire by themselves (`history prune` walks
+        them, for a shortened retention and for other writers' buckets without a TTL)."""
+        from cachectl.errors import RedisError
+
+        try:
+            names = self.series.names()
+            compacted = self.series.compact(self.compact_after, names=names)
+            pruned = self.series.prune(names, aggregates=False)
+        except RedisError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- bad stored data must not end the recording
+            self.warn(f"history upkeep (compaction and retention) stopped on stored data it "
+                      f"could not handle ({type(exc).__name__}: {exc}); recording goes on")
+        else:
+            if compacted.corrupt_chunks:
+                self.warn(f"{compacted.corrupt_chunks} compacted chunk(s) of the history could "
+                          "not be read: kept aside as chunk:{window}:unreadable")
+            if pruned.corrupt_chunks:
+                self.warn(f"{pruned.corrupt_chunks} compacted chunk(s) of the history could not "
+                          "be read: left as they are until all of their hour is past the "
+                          "retention")
         self.maintenances += 1
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def take_warnings(self) -> list[str]:
+        """The warnings not handed out yet."""
+        fresh = self.warnings[self._untold :]
+        self._untold = len(self.warnings)
+        return fresh
 
 
 @dataclass
@@ -110,6 +145,7 @@ class RecordProgress:
     points: int = 0
     failed_ticks: int = 0
     last_error: str | None = None
+    new_warnings: list[str] = field(default_factory=list)  # raised during the last tick
 
     def to_dict(self) -> dict:
         return {"ticks": self.ticks, "points": self.points, "failed_ticks": self.failed_ticks,
@@ -126,7 +162,8 @@ def record(
     sleep: Callable[[float], None] = time.sleep,
 ) -> RecordProgress:
     """Samples every `every` seconds and stores the figures, until `ticks` or Ctrl-C. A tick
-    that cannot reach the server is reported through on_tick and the next one tries again."""
+    that cannot reach the server is reported through on_tick and the next one tries again;
+    stored data the upkeep cannot read is a warning (`progress.new_warnings`), told once."""
     from cachectl.errors import RedisError
     from cachectl.ops.stats import watch
 
@@ -135,9 +172,12 @@ def record(
         progress.ticks += 1
         if tick.error is None:
             try:
-                progress.points += recorder.record(tick.report)
+                recorder.record(tick.report)
             except RedisError as err:
                 tick.error = err
+            # Counted from the recorder: points written before an upkeep error still count.
+            progress.points = recorder.points
+        progress.new_warnings = recorder.take_warnings()
         if tick.error is not None:
             progress.failed_ticks += 1
             progress.last_error = tick.error.message
@@ -202,15 +242,30 @@ def check_resolution(resolution: str | None) -> None:
         )
 
 
+def require_series(series: TimeSeries, name: str, found: Range | None = None) -> None:
+    """NotFoundError (exit 5) for a series that is not stored, naming the nearest stored names.
+    A range with data in it proves the series without the SCAN that listing names costs."""
+    if found is not None and (found.points or found.aggregates):
+        return
+    names = series.names()
+    if name in names:
+        return
+    from cachectl.yamlsrc import nearest
+
+    guess = nearest(name, names)
+    raise NotFoundError(
+        f"no series named {name!r}" + (f" (did you mean {guess!r}?)" if guess else ""),
+        hint="`cachectl history list` shows the series there are",
+    )
+
+
 def show(series: TimeSeries, name: str, since_seconds: float,
          resolution: str | None = None) -> ShowResult:
     check_resolution(resolution)
     resolution = resolution or auto_resolution(since_seconds)
     now = series.now_ms()
     found = series.read(name, resolution, now - int(since_seconds * 1000), now)
-    if not found.points and not found.aggregates and name not in series.names():
-        raise NotFoundError(f"no series named {name!r}",
-                            hint="`cachectl history list` shows the series there are")
+    require_series(series, name, found)
     result = ShowResult(found, since_seconds)
     if resolution == "raw":
         values = [p.value for p in found.points]
@@ -239,16 +294,49 @@ class ListResult:
     def raw_memory_bytes(self) -> int:
         return sum(s.raw_memory_bytes for s in self.series)
 
+    @property
+    def aggregate_buckets(self) -> int:
+        return sum(s.aggregate_buckets for s in self.series)
+
+    @property
+    def aggregate_memory_bytes(self) -> int:
+        return sum(s.aggregate_memory_bytes for s in self.series)
+
+    @property
+    def aggregate_memory_estimated(self) -> bool:
+        return any(s.aggregate_memory_estimated for s in self.series)
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(s.memory_bytes for s in self.series)
+
     def to_dict(self) -> dict:
         return {
             "series": [s.to_dict() for s in self.series],
             "total_points": sum(s.points for s in self.series),
-            "total_memory_bytes": sum(s.raw_memory_bytes + s.meta_memory_bytes for s in self.series),
+            "total_aggregate_buckets": self.aggregate_buckets,
+            "total_aggregate_memory_bytes": self.aggregate_memory_bytes,
+            "aggregate_memory_estimated": self.aggregate_memory_estimated,
+            "total_memory_bytes": self.memory_bytes,
         }
 
 
-def list_series(series: TimeSeries, names: Sequence[str] | None = None) -> ListResult:
-    return ListResult(series.info(series.names() if names is None else names))
+def list_series(series: TimeSeries, names: Sequence[str] | None = None,
+                aggregate_sample: int = AGG_MEMORY_SAMPLE) -> ListResult:
+    """Every series with its points, chunks and aggregate buckets, and the memory of each.
+    Buckets whose series has no other key left (its raw points pruned, its meta hash gone) are
+    listed too: they take memory all the same."""
+    usage = series.aggregate_usage(aggregate_sample)
+    if names is None:
+        names = sorted(set(series.names()) | set(usage))
+    infos = series.info(names)
+    for info in infos:
+        found = usage.get(info.name)
+        if found is not None:
+            info.aggregate_buckets = found.buckets
+            info.aggregate_memory_bytes = found.memory_bytes
+            info.aggregate_memory_estimated = found.estimated
+    return ListResult(infos)
 
 
 HISTORY_REFRESH_TICKS = 60
@@ -259,21 +347,37 @@ def dashboard_tick(state: DashboardState, tick: Tick, series: TimeSeries,
                    refresh_every: int = HISTORY_REFRESH_TICKS) -> None:
     """One dashboard tick: the sample into the state, recorded when asked; the recent runs
     (one command) every tick; the stored history's sparklines at the first tick and every
-    `refresh_every` ticks after."""
+    `refresh_every` ticks after.
+
+    The stored history is a side show of the live figures: data in it that cannot be read is
+    a warning on the dashboard, said once, and the dashboard goes on."""
     from cachectl.errors import RedisError
 
     state.update(tick)
     if tick.error is not None:
         return
+    steps = []
+    if recorder is not None:
+        steps.append(("recording", lambda: recorder.record(tick.report)))
+    steps.append(("recent runs", lambda: refresh_runs(series, state)))
+    if state.session.ticks % refresh_every == 1 or refresh_every == 1:
+        steps.append(("stored history", lambda: refresh_stored(series, state)))
     try:
-        if recorder is not None:
-            recorder.record(tick.report)
-            state.recorded_points = recorder.points
-        refresh_runs(series, state)
-        if state.session.ticks % refresh_every == 1 or refresh_every == 1:
-            refresh_stored(series, state)
+        for what, step in steps:
+            try:
+                step()
+            except RedisError:
+                raise
+            except Exception as exc:  # noqa: BLE001 -- bad stored data must not end the view
+                state.warn(f"{what}: stored data could not be read ({type(exc).__name__}: "
+                           f"{exc}); skipped")
     except RedisError as err:
         state.error = err.message
+    finally:
+        if recorder is not None:
+            state.recorded_points = recorder.points
+            for message in recorder.take_warnings():
+                state.warn(message)
 
 
 # -- analysis --------------------------------------------------------------------------------
@@ -326,7 +430,12 @@ def anomalies(series: TimeSeries, names: Sequence[str] | None = None, *,
     report = AnomalyReport(baseline_seconds, resolution, sensitivity)
     now = series.now_ms()
     for name in names or ANOMALY_SERIES:
-        values = series.read(name, resolution, now - int(baseline_seconds * 1000), now).values()
+        found = series.read(name, resolution, now - int(baseline_seconds * 1000), now)
+        if names:
+            # A series asked for by name must exist; the default ones may not have been
+            # recorded yet, and show as "no data".
+            require_series(series, name, found)
+        values = found.values()
         if latest is not None:
             if name not in latest:
                 continue
@@ -367,7 +476,9 @@ def outliers(series: TimeSeries, name: str, since_seconds: float, *,
         raise UsageError(f"--k must be above 0, not {k:g}")
     resolution = resolution or auto_resolution(since_seconds)
     now = series.now_ms()
-    values = series.read(name, resolution, now - int(since_seconds * 1000), now).values()
+    stored = series.read(name, resolution, now - int(since_seconds * 1000), now)
+    require_series(series, name, stored)
+    values = stored.values()
     fences, found = iqr_outliers(values, k)
     return OutlierReport(name, since_seconds, resolution, k, len(values), fences, found)
 
@@ -405,8 +516,11 @@ def correlate(series: TimeSeries, a: str, b: str, since_seconds: float, *,
     now = series.now_ms()
     start = now - int(since_seconds * 1000)
     step = RESOLUTION_MS.get(resolution, 1000)
-    pairs = align(series.read(a, resolution, start, now).values(),
-                  series.read(b, resolution, start, now).values(), step)
+    found_a = series.read(a, resolution, start, now)
+    found_b = series.read(b, resolution, start, now)
+    require_series(series, a, found_a)
+    require_series(series, b, found_b)
+    pairs = align(found_a.values(), found_b.values(), step)
     r = pearson([x for _, x, _ in pairs], [y for _, _, y in pairs])
     return CorrelationReport(a, b, since_seconds, resolution, len(pairs), r)
 

@@ -13,9 +13,11 @@ server whose run_id changed) counts as reset, and the report says what it had to
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -702,6 +704,49 @@ def watch(
 # -- the dashboard's state -------------------------------------------------------------------
 
 SPARK_POINTS = 120
+# The response-time window of the dashboard holds at most this many log members (the newest).
+WINDOW_MEMBERS = DEFAULT_LOG_LIMIT
+
+
+class ResponseWindow:
+    """The response-time log members of the last `seconds`, kept from tick to tick.
+
+    Each tick reads only the members logged since the last one (its command count stays
+    fixed), so the percentiles and slowest requests of a single tick would cover one interval
+    and empty out on a quiet one. The members already read are kept here instead, for as long
+    as the window, at most `limit` of them: no command more, memory bounded."""
+
+    def __init__(self, seconds: float, limit: int = WINDOW_MEMBERS):
+        self.seconds = seconds
+        self.limit = limit
+        self.members: deque[ResponseTime] = deque()
+
+    def add(self, sample: Sample) -> None:
+        for rt in sorted(sample.response_times, key=lambda r: r.at_ms):
+            self.members.append(rt)
+        horizon = int((sample.taken_at - self.seconds) * 1000)
+        while self.members and (self.members[0].at_ms <= horizon
+                                or len(self.members) > self.limit):
+            self.members.popleft()
+
+    def stats(self) -> ResponseTimeStats:
+        times = [rt.response_time_ms for rt in self.members]
+        return ResponseTimeStats(
+            count=len(times),
+            p50_ms=percentile(times, 50),
+            p95_ms=percentile(times, 95),
+            p99_ms=percentile(times, 99),
+            max_ms=max(times) if times else None,
+            slowest=heapq.nlargest(SLOWEST_SHOWN, self.members,
+                                   key=lambda r: r.response_time_ms),
+            window_seconds=self.seconds,
+        )
+
+    def p95_by_endpoint(self) -> dict[str, float | None]:
+        by_endpoint: dict[str, list[float]] = {}
+        for rt in self.members:
+            by_endpoint.setdefault(rt.endpoint, []).append(rt.response_time_ms)
+        return {endpoint: percentile(times, 95) for endpoint, times in by_endpoint.items()}
 
 
 @dataclass
@@ -723,12 +768,26 @@ class DashboardState:
     ticks: int = 0
     recording: bool = False
     recorded_points: int = 0
+    # The response-time window the dashboard shows (None: each tick's own log members).
+    log_window_seconds: float | None = None
+    response_window: ResponseTimeStats | None = None
+    endpoint_p95_ms: dict[str, float | None] | None = None
+    warnings: list[str] = field(default_factory=list)  # about stored data, each said once
+    fresh_warnings: list[str] = field(default_factory=list)  # those added this tick
 
     def __post_init__(self) -> None:
         if self.session is None:
             self.session = SessionTotals(started_at=self.started_at)
+        self._window = (ResponseWindow(self.log_window_seconds)
+                        if self.log_window_seconds is not None else None)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+            self.fresh_warnings.append(message)
 
     def update(self, tick: Tick) -> None:
+        self.fresh_warnings = []
         if tick.error is not None:
             self.error = tick.error.message
             self.failed_ticks += 1
@@ -749,6 +808,12 @@ class DashboardState:
         _push(self.hit_rates, app.interval_hit_rate)
         _push(self.memory, server.used_memory_bytes)
         _push(self.ops, server.ops_per_s)
+        if self._window is not None:
+            self._window.add(current)
+            self.response_window = self._window.stats()
+            self.response_window.corrupt_members = app.response_times.corrupt_members
+            self.response_window.truncated = app.response_times.truncated
+            self.endpoint_p95_ms = self._window.p95_by_endpoint()
 
     def to_dict(self) -> dict:
         """One tick for machines (`stats --watch --json`, one object per line)."""
@@ -760,6 +825,8 @@ class DashboardState:
             "failed_ticks": self.failed_ticks,
             "runs": [r.to_dict() for r in self.runs],
             "recorded_points": self.recorded_points if self.recording else None,
+            "response_window": self.response_window.to_dict() if self.response_window else None,
+            "warnings": list(self.fresh_warnings),
         }
 
 

@@ -81,7 +81,11 @@ def render_dashboard(state: DashboardState):
         parts.append(Text("waiting for the first sample..." if not state.error else ""))
         return Group(*parts)
 
-    app, server, rt = report.application, report.server, report.application.response_times
+    app, server = report.application, report.server
+    # The response-time window kept across ticks when there is one, else this tick's members.
+    rt = state.response_window or app.response_times
+    span = human_duration(rt.window_seconds) if rt.window_seconds else None
+    window = f"in the last {span}" if span else ""
     figures = Table.grid(padding=(0, 2))
     figures.add_column(style="bold")
     figures.add_column()
@@ -96,7 +100,7 @@ def render_dashboard(state: DashboardState):
         figures.add_row("app counters", Text("missing: only the server's figures are shown",
                                              style="yellow"), "")
     figures.add_row("response", f"p50 {ms(rt.p50_ms)}  p95 {ms(rt.p95_ms)}  p99 {ms(rt.p99_ms)}",
-                    f"{rt.count:,} logged")
+                    f"{rt.count:,} logged {window}".rstrip())
     ratio = server.memory_used_ratio
     figures.add_row("memory", memory_text(report),
                     Text(gauge(ratio) if ratio is not None else sparkline(state.memory),
@@ -121,9 +125,11 @@ def render_dashboard(state: DashboardState):
         parts.append(Panel(history, title="stored history (1m averages)", title_align="left"))
 
     if app.endpoints:
-        parts.append(endpoint_table(report, limit=ENDPOINT_ROWS))
+        parts.append(endpoint_table(report, limit=ENDPOINT_ROWS, p95_ms=state.endpoint_p95_ms,
+                                    p95_label=f"p95, last {span}" if span else None))
     if rt.slowest:
-        parts.append(slowest_table(report))
+        parts.append(slowest_table(report, slowest=rt.slowest,
+                                   title=f"Slowest requests {window}".rstrip()))
     if state.runs:
         runs = Table(title="Recent cachectl runs", title_justify="left", show_edge=False)
         runs.add_column("when", justify="right")
@@ -136,7 +142,7 @@ def render_dashboard(state: DashboardState):
             runs.add_row(f"{human_duration((now_ms - run.at_ms) / 1000)} ago", plain(run.job),
                          human_duration(run.duration_seconds), plain(what))
         parts.append(runs)
-    for warning in report.warnings:
+    for warning in [*report.warnings, *state.warnings]:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)
 

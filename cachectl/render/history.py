@@ -116,15 +116,28 @@ def render_list(out: Output, result: ListResult) -> None:
         return
     table = Table(show_edge=False)
     for name, justify in (("series", "left"), ("points", "right"), ("compacted", "right"),
-                          ("from (UTC)", "left"), ("to (UTC)", "left"), ("memory", "right")):
+                          ("from (UTC)", "left"), ("to (UTC)", "left"), ("buckets", "right"),
+                          ("bucket memory", "right"), ("memory", "right")):
         table.add_column(name, justify=justify, overflow="fold" if name == "series" else None)
     for s in result.series:
+        estimate = "~" if s.aggregate_memory_estimated else ""
         table.add_row(plain(s.name), f"{s.points:,}", f"{s.compacted_points:,}", at(s.first_ms),
-                      at(s.last_ms), human_bytes(s.raw_memory_bytes + s.meta_memory_bytes))
+                      at(s.last_ms), f"{s.aggregate_buckets:,}",
+                      estimate + human_bytes(s.aggregate_memory_bytes),
+                      estimate + human_bytes(s.memory_bytes))
     out.print(table)
     data = result.to_dict()
+    points_bytes = data["total_memory_bytes"] - data["total_aggregate_memory_bytes"]
     out.print(f"{len(result.series)} series, {data['total_points']:,} points, "
-              f"{human_bytes(data['total_memory_bytes'])} (aggregate buckets not counted)")
+              f"{data['total_aggregate_buckets']:,} aggregate buckets; memory "
+              f"{'~' if result.aggregate_memory_estimated else ''}"
+              f"{human_bytes(data['total_memory_bytes'])}: points and chunks "
+              f"{human_bytes(points_bytes)}, aggregate buckets "
+              f"{'~' if result.aggregate_memory_estimated else ''}"
+              f"{human_bytes(data['total_aggregate_memory_bytes'])}")
+    if result.aggregate_memory_estimated:
+        out.print("~ estimated: the memory of a sample of each series' buckets, scaled to all "
+                  "of them")
 
 
 def render_prune(out: Output, result: PruneResult) -> None:
@@ -135,6 +148,9 @@ def render_prune(out: Output, result: PruneResult) -> None:
               f"{result.compacted_points_removed:,} compacted points "
               f"({result.chunks_removed:,} chunks) and {result.aggregates_removed:,} aggregate "
               f"buckets from {result.series} series")
+    if result.corrupt_chunks:
+        out.warn(f"{result.corrupt_chunks} compacted chunk(s) could not be read and were left as "
+                 "they are (skipped; each goes once all of its hour is past the retention)")
 
 
 def render_compact(out: Output, result: CompactResult) -> None:
@@ -147,6 +163,9 @@ def render_compact(out: Output, result: CompactResult) -> None:
         out.print(f"memory of those series: {human_bytes(before)} -> {human_bytes(after)}")
     if result.corrupt_members:
         out.warn(f"{result.corrupt_members} raw member(s) could not be read and were left as they are")
+    if result.corrupt_chunks:
+        out.warn(f"{result.corrupt_chunks} compacted chunk(s) could not be read: kept aside as "
+                 "chunk:{window}:unreadable fields, and the hour's new points written beside them")
 
 
 def record_line(progress: RecordProgress, error: str | None) -> str:

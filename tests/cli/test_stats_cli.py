@@ -145,3 +145,18 @@ def test_stats_and_check_on_a_cluster(cluster_url):
     checked = invoke(cluster_url, "check", "--sample", "0.2s", "--min-hit-rate", "75",
                      "--max-memory", "95%")
     assert checked.exit_code == 0, checked.output
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--interval", "5"], "--interval only applies with --watch"),
+    (["-i", "2"], "--interval only applies with --watch"),
+    (["--ticks", "3"], "--ticks only applies with --watch"),
+    (["--discover-every", "10"], "--discover-every only applies with --watch"),
+    (["--interval", "5", "--ticks", "2"], "--interval and --ticks only apply with --watch"),
+])
+def test_watch_options_without_watch_are_usage_errors_naming_watch(args, named):
+    # No server is reached: nothing listens on port 1.
+    result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "stats", *args])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    (line,) = result.stderr.splitlines()
+    assert named in line

@@ -82,3 +82,23 @@ def test_commands_per_tick_do_not_grow_with_the_keyspace(redis_url):
     # One discovery SCAN pass only, at the first tick.
     scans = after.get("cmdstat_scan", {}).get("calls", 0) - before.get("cmdstat_scan", {}).get("calls", 0)
     assert scans == 1
+
+
+def test_the_dashboard_scans_only_when_it_discovers(redis_url):
+    from cachectl.ops.history import dashboard_tick
+    from cachectl.timeseries import TimeSeries
+
+    client = redis.Redis.from_url(redis_url)
+    App(client).traffic({"a": (3, 1, 1.0)})
+    with Store(Settings(url=redis_url)) as store:
+        sampler = Sampler(store, Layout(), discover_every=2)
+        series = TimeSeries(store, Layout(), on_lookups=sampler.count_own)
+        state = DashboardState(started_at=0, interval_seconds=0.01)
+        before = client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0)
+        for tick in watch(sampler, 0.01, max_ticks=5, sleep=lambda _s: None):
+            dashboard_tick(state, tick, series)
+        after = client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0)
+    client.close()
+    # Discovery at ticks 1, 3 and 5 (one SCAN call each at this size); nothing else scans: not
+    # the recent runs, not the stored history's sparklines.
+    assert sampler.discoveries == 3 and after - before == 3

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from cachectl.cli.app import app
 from cachectl.config import Settings
 from cachectl.layout import Layout
-from cachectl.ops.history import Recorder, dashboard_tick, record, show
+from cachectl.ops.history import Recorder, dashboard_tick, list_series, record, show
 from cachectl.ops.stats import DashboardState, Sampler, watch
 from cachectl.runlog import RUNS_SERIES, record_run
 from cachectl.store import Store
@@ -134,3 +134,216 @@ def test_watch_with_record_stores_history_and_shows_it(redis_url):
     assert result.exit_code == 0, result.output
     ticks = [json.loads(line) for line in result.stdout.splitlines()]
     assert ticks[-1]["recorded_points"] > ticks[0]["recorded_points"] > 0
+
+
+# -- damaged stored data never stops prune, record or the dashboard ---------------------------
+
+HOUR = 3_600_000
+
+
+def _damaged_chunk_across_the_retention(client, name: str = "x") -> tuple[str, str]:
+    """A chunk of `name` whose header reads but whose body does not, with its points on both
+    sides of the default raw retention's cutoff (24 h ago); returns (meta key, field)."""
+    import time
+
+    cutoff = int(time.time() * 1000) - 24 * HOUR
+    first, last = cutoff - 20 * 60_000, cutoff + 20 * 60_000
+    field = f"chunk:{first - first % HOUR}"
+    client.hset(f"meta:{name}", field, f"c1:40:{first}:{last}:AAAA")
+    return f"meta:{name}", field
+
+
+def test_prune_skips_and_counts_a_chunk_that_does_not_read_and_keeps_it(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    with Store(Settings(url=redis_url)) as store:
+        TimeSeries(store, LAYOUT).add("x", 1.0)
+    meta, field = _damaged_chunk_across_the_retention(client)
+    # Damaged too, but wholly past the retention by its header: it goes like any old chunk.
+    old = int(client.hget(meta, field).split(b":")[2]) - 3 * HOUR
+    client.hset(meta, f"chunk:{old - old % HOUR}", f"c1:5:{old}:{old + 60_000}:AAAA")
+
+    result = runner.invoke(app, ["--url", redis_url, "history", "prune", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)["data"]
+    assert data["corrupt_chunks"] == 1 and data["chunks_removed"] == 1
+    # Which of its points are still wanted cannot be told: it is left whole, nothing lost.
+    assert client.hget(meta, field).endswith(b":AAAA")
+    people = runner.invoke(app, ["--url", redis_url, "history", "prune"])
+    assert people.exit_code == 0, people.output
+    assert "1 compacted chunk(s) could not be read and were left as they are" in people.stderr
+    client.close()
+
+
+def test_record_and_watch_record_go_on_past_a_damaged_chunk_and_say_so_once(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    _damaged_chunk_across_the_retention(client)
+    client.close()
+    recorded = runner.invoke(app, ["--url", redis_url, "history", "record", "--every", "0.05s",
+                                   "--ticks", "2", "--json"])
+    assert recorded.exit_code == 0, recorded.output
+    lines = [json.loads(line) for line in recorded.stdout.splitlines()]
+    assert [len(line["warnings"]) for line in lines] == [1, 0]
+    assert "could not be read" in lines[0]["warnings"][0]
+    assert lines[-1]["points"] > 0 and lines[-1]["error"] is None
+
+    watched = runner.invoke(app, ["--url", redis_url, "stats", "--watch", "--record",
+                                  "--interval", "0.05", "--ticks", "2"])
+    assert watched.exit_code == 0, watched.output
+    assert watched.stderr.count("could not be read") == 1
+    assert len(watched.stdout.splitlines()) == 2
+
+
+def test_upkeep_that_fails_on_stored_data_is_a_warning_told_once(redis_url, monkeypatch):
+    with Store(Settings(url=redis_url)) as store:
+        sampler = Sampler(store, LAYOUT)
+        series = TimeSeries(store, LAYOUT, on_lookups=sampler.count_own)
+
+        def odd_data(*args, **kwargs):
+            raise ValueError("a value no reader expected")
+
+        monkeypatch.setattr(series, "compact", odd_data)
+        recorder = Recorder(series, compact_after=3600, maintain_every=0)
+        told = []
+        progress = record(sampler, recorder, 0.01, ticks=3, sleep=lambda _s: None,
+                          on_tick=lambda _t, p: told.extend(p.new_warnings))
+        assert progress.failed_ticks == 0 and progress.points > 0
+        assert recorder.maintenances == 3
+        assert len(told) == 1 and "ValueError: a value no reader expected" in told[0]
+
+        state = DashboardState(started_at=0, interval_seconds=0.01, recording=True)
+        recorder = Recorder(series, compact_after=3600, maintain_every=0)
+        monkeypatch.setattr("cachectl.ops.history.recent_runs", odd_data)
+        fresh = []
+        for tick in watch(sampler, 0.01, max_ticks=2, sleep=lambda _s: None):
+            dashboard_tick(state, tick, series, recorder)
+            fresh.append(list(state.fresh_warnings))
+    assert state.error is None and state.recorded_points > 0
+    assert len(state.warnings) == 2  # the upkeep's and the recent runs', each once
+    assert [len(f) for f in fresh] == [2, 0]
+
+
+def test_compaction_sets_a_damaged_chunk_aside_and_counts_it(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    with Store(Settings(url=redis_url)) as store:
+        series = TimeSeries(store, LAYOUT)
+        now = series.now_ms()
+        stamp = now - 3 * HOUR
+        window = stamp - stamp % HOUR
+        series.add("y", 2.0, timestamp_ms=stamp)
+        client.hset("meta:y", f"chunk:{window}", f"c1:3:{window}:{window + 1}:AAAA")
+        result = series.compact(3600)
+    assert result.corrupt_chunks == 1 and result.points_compacted == 1
+    assert client.hget("meta:y", f"chunk:{window}:unreadable").endswith(b":AAAA")
+    client.close()
+
+
+# -- history list counts the aggregate buckets -------------------------------------------------
+
+
+def _bucket_keys(client, name):
+    return sorted(set(client.scan_iter(match=f"agg:{name}:*", count=1000)))
+
+
+def test_list_counts_the_aggregate_buckets_and_their_memory(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    with Store(Settings(url=redis_url)) as store:
+        series = TimeSeries(store, LAYOUT)
+        now = series.now_ms()
+        series.add_many([("a", float(i), now - i * 60_000, None) for i in range(30)])
+        series.add("b", 1.0)
+    keys = _bucket_keys(client, "a")
+    exact = sum(client.memory_usage(k, samples=0) for k in keys)
+    assert len(keys) >= 30 + 6 + 1 + 1
+
+    listed = runner.invoke(app, ["--url", redis_url, "history", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    data = json.loads(listed.stdout)["data"]
+    a = next(s for s in data["series"] if s["name"] == "a")
+    assert a["aggregate_buckets"] == len(keys)
+    assert a["aggregate_memory_bytes"] == exact and a["aggregate_memory_estimated"] is False
+    assert a["memory_bytes"] == a["raw_memory_bytes"] + a["meta_memory_bytes"] + exact
+    assert data["total_aggregate_buckets"] == len(keys) + 4
+    assert data["total_memory_bytes"] == sum(s["memory_bytes"] for s in data["series"])
+
+    people = runner.invoke(app, ["--url", redis_url, "history", "list"])
+    assert people.exit_code == 0, people.output
+    assert "not counted" not in people.stdout
+    assert f"{len(keys) + 4} aggregate buckets" in people.stdout
+
+    # Many buckets: a sample of them is measured and scaled up, and it says so.
+    with Store(Settings(url=redis_url)) as store:
+        sampled = list_series(TimeSeries(store, LAYOUT), aggregate_sample=5)
+    a_sampled = next(s for s in sampled.series if s.name == "a")
+    assert a_sampled.aggregate_buckets == len(keys) and a_sampled.aggregate_memory_estimated
+    assert exact * 0.7 < a_sampled.aggregate_memory_bytes < exact * 1.3
+    assert sampled.to_dict()["aggregate_memory_estimated"] is True
+
+    # Buckets whose series has no other key left still take memory, and are listed.
+    client.delete("metric:a", "meta:a")
+    with Store(Settings(url=redis_url)) as store:
+        orphans = list_series(TimeSeries(store, LAYOUT))
+    a_left = next(s for s in orphans.series if s.name == "a")
+    assert a_left.points == 0 and a_left.aggregate_buckets == len(keys)
+    client.close()
+
+
+# -- SCAN walks: one per maintenance, none per tick -------------------------------------------
+
+
+def _scan_calls(client) -> int:
+    return client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0)
+
+
+def test_recording_walks_the_keyspace_once_per_upkeep_and_never_per_tick(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.mset({f"filler:{i}": "x" for i in range(200)})  # one SCAN call a walk at this size
+    with Store(Settings(url=redis_url)) as store:
+        sampler = Sampler(store, LAYOUT, discover_every=1000)
+        series = TimeSeries(store, LAYOUT, on_lookups=sampler.count_own)
+        recorder = Recorder(series, compact_after=3600)
+        before = _scan_calls(client)
+        record(sampler, recorder, 0.01, ticks=4, sleep=lambda _s: None)
+        after = _scan_calls(client)
+    # The first tick's endpoint discovery, and the upkeep's one walk for the series' names
+    # (metric: and meta: share a head); no walk of the agg: buckets, which expire by
+    # themselves; nothing on the three ticks after.
+    assert recorder.maintenances == 1
+    assert after - before == 2
+    client.close()
+
+
+def test_history_prune_still_removes_aged_buckets_left_without_a_ttl(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    with Store(Settings(url=redis_url)) as store:
+        series = TimeSeries(store, LAYOUT)
+        series.add("w", 1.0)
+        old = series.now_ms() - 30 * 86_400_000
+    bucket = f"agg:w:1m:{old - old % 60_000}"  # another writer's, with no TTL
+    client.hset(bucket, mapping={"data": '{"count":1,"sum":1,"min":1,"max":1}',
+                                 "timestamp": str(old - old % 60_000)})
+    result = runner.invoke(app, ["--url", redis_url, "history", "prune", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["data"]["aggregates_removed"] == 1
+    assert not client.exists(bucket)
+    client.close()
+
+
+# -- a series that does not exist is exit 5 in every reader -----------------------------------
+
+
+def test_analyses_of_a_series_that_does_not_exist_exit_5_naming_it(redis_url):
+    with Store(Settings(url=redis_url)) as store:
+        TimeSeries(store, LAYOUT).add("cache.hit_ratio", 0.5)
+    for args in (["outliers", "nosuch"], ["correlate", "nosuch", "cache.hit_ratio"],
+                 ["correlate", "cache.hit_ratio", "nosuch"], ["anomalies", "nosuch"],
+                 ["show", "nosuch"]):
+        result = runner.invoke(app, ["--url", redis_url, "history", *args])
+        assert result.exit_code == 5, (args, result.output)
+        (line,) = result.stderr.splitlines()
+        assert "no series named 'nosuch'" in line
+    guessed = runner.invoke(app, ["--url", redis_url, "history", "outliers", "cache.hit_rato"])
+    assert guessed.exit_code == 5
+    assert "did you mean 'cache.hit_ratio'?" in guessed.stderr
+    # The default series of anomalies may not be recorded yet: that is "no data", not exit 5.
+    defaults = runner.invoke(app, ["--url", redis_url, "history", "anomalies"])
+    assert defaults.exit_code == 0, defaults.output

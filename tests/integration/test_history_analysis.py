@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from cachectl.cli.app import app
 from cachectl.config import Settings
+from cachectl.errors import NotFoundError
 from cachectl.layout import Layout
 from cachectl.ops.history import anomalies, correlate, outliers
 from cachectl.store import Store
@@ -38,14 +39,17 @@ def wobble(n, centre, spread):
 def test_a_spike_after_a_calm_hour_is_anomalous(ts):
     fill(ts, "cache.hit_ratio", [*wobble(60, 0.9, 0.01), 0.4])
     fill(ts, "redis.ops_per_s", [*wobble(60, 1000, 50), 1010])
-    report = anomalies(ts, ["cache.hit_ratio", "redis.ops_per_s", "nothing"],
-                       baseline_seconds=3600)
+    report = anomalies(ts, ["cache.hit_ratio", "redis.ops_per_s"], baseline_seconds=3600)
     by_name = {s.name: s for s in report.series}
     assert by_name["cache.hit_ratio"].anomaly.anomalous
     assert by_name["cache.hit_ratio"].anomaly.z_score < -3
     assert not by_name["redis.ops_per_s"].anomaly.anomalous
-    assert by_name["nothing"].anomaly is None
     assert [s.name for s in report.anomalous] == ["cache.hit_ratio"]
+    # A default series not recorded yet is "no data"; one asked for by name must exist.
+    defaults = {s.name: s for s in anomalies(ts, baseline_seconds=3600).series}
+    assert defaults["redis.evicted_per_s"].anomaly is None
+    with pytest.raises(NotFoundError, match="'nothing'"):
+        anomalies(ts, ["cache.hit_ratio", "nothing"], baseline_seconds=3600)
 
 
 def test_sensitivity_decides(ts):

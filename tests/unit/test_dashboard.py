@@ -97,3 +97,46 @@ def test_sparkline_and_gauge():
     assert len(sparkline(list(range(100)), width=40)) == 40
     assert gauge(0.5, 10) == "█████·····"
     assert gauge(None, 4) == "····"
+
+
+def test_response_times_cover_a_window_kept_across_quiet_ticks():
+    state = DashboardState(started_at=100, interval_seconds=1, log_window_seconds=60)
+    busy = sample(100, [node()], hits=0, misses=0, endpoints={"e": (0, 0)},
+                  times=[5.0, 7.0, 250.0])
+    quiet = [sample(100 + i, [node()], hits=0, misses=0, endpoints={"e": (0, 0)})
+             for i in (1, 2)]
+    feed(state, busy, *quiet)
+    # Two quiet ticks later the requests of the first are still in the last minute.
+    assert state.report.application.response_times.count == 0
+    assert state.response_window.count == 3 and state.response_window.max_ms == 250.0
+    assert state.endpoint_p95_ms == {"e": state.response_window.p95_ms}
+    text = screen(state)
+    assert "3 logged in the last 1m 0s" in text
+    assert "Slowest requests in the last 1m 0s" in text and "250.0 ms" in text
+    assert state.to_dict()["response_window"]["count"] == 3
+    # A minute on, they have left the window.
+    state.update(Tick(compute_report(quiet[-1], later := sample(161, [node()], 0, 0)),
+                      quiet[-1], later))
+    assert state.response_window.count == 0 and state.response_window.p95_ms is None
+
+
+def test_the_window_keeps_at_most_its_limit_of_members():
+    from cachectl.ops.stats import ResponseWindow
+
+    window = ResponseWindow(3600, limit=4)
+    window.add(sample(10, [node()], times=[1.0, 2.0, 3.0]))
+    window.add(sample(11, [node()], times=[4.0, 5.0]))
+    assert [rt.response_time_ms for rt in window.members] == [2.0, 3.0, 4.0, 5.0]
+    assert [rt.response_time_ms for rt in window.stats().slowest] == [5.0, 4.0, 3.0, 2.0]
+
+
+def test_warnings_about_stored_data_are_shown_and_fresh_only_once():
+    state = DashboardState(started_at=100, interval_seconds=1)
+    feed(state, *traffic_samples()[:1])
+    state.warn("recent runs: stored data could not be read (ValueError: x); skipped")
+    state.warn("recent runs: stored data could not be read (ValueError: x); skipped")
+    assert state.fresh_warnings == state.warnings and len(state.warnings) == 1
+    assert "warning: recent runs: stored data could not be read" in screen(state)
+    assert state.to_dict()["warnings"] == state.warnings
+    feed(state, *traffic_samples()[1:2])
+    assert state.fresh_warnings == [] and state.to_dict()["warnings"] == []

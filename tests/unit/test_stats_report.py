@@ -121,3 +121,17 @@ def test_prometheus_keeps_each_family_in_one_group():
 def test_stats_line_says_when_counters_are_missing():
     line = stats_line(compute_report(None, sample(0, [node()])))
     assert "app_counters=missing" in line and "memory=1000 B of 3.9 KiB (25.0%)" in line
+
+
+def test_prometheus_server_hit_ratio_says_what_it_is_the_lifetime_figure_with_own_lookups():
+    # INFO's counters count every client's lookups since the server started, cachectl's own
+    # too: the HELP text must not claim they were taken out (only interval figures do that).
+    first = sample(0, [node(keyspace_hits=10, keyspace_misses=10)])
+    second = sample(1, [node(keyspace_hits=90, keyspace_misses=10)])
+    second.own_hits = 80
+    report = compute_report(first, second)
+    lines = prometheus_text(report).splitlines()
+    assert "cachectl_redis_hit_ratio 0.9" in lines
+    (help_line,) = [line for line in lines if line.startswith("# HELP cachectl_redis_hit_ratio ")]
+    assert "taken out" not in help_line
+    assert "since each server started" in help_line and "cachectl's own included" in help_line
