@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from cachectl.errors import ConfigError, EnvVarMissing
+from cachectl.errors import CachectlError, ConfigError, EnvVarMissing, UsageError
 from cachectl.redact import MASK, is_secret_header, mask_url, scrub
 from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nearest
 
@@ -71,7 +71,15 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def masked_url(self) -> str:
-        return mask_url(self.url)
+        return masked_url(self.url)
+
+    def bad_setting(self, name: str, reason: str) -> CachectlError:
+        """The error for a setting whose value proves unusable once it is used (a TLS file that
+        does not exist), naming the setting and where its value came from: a usage error (exit
+        2) when that was a flag, a config error (exit 3) for the environment or a file."""
+        source = self.sources.get(name, "default")
+        kind = UsageError if source.startswith("flag ") else ConfigError
+        return kind(f"{name}: {reason} (from {source})")
 
     def value_of(self, name: str) -> Any:
         """A setting by the name `sources` and `describe` use: "timeout", "tls.ca_file"."""
@@ -92,6 +100,10 @@ class Settings:
             source = self.sources.get(name, "default")
             if name == "password" and not self.password and _url_password(self.url):
                 rows.append((name, f"{MASK} (in the URL)", self.sources.get("url", "default")))
+            elif name == "username" and not self.username and _url_username(self.url):
+                # A user name is no secret: the one in the URL is shown as the one in use.
+                shown = f"{_url_username(self.url)} (in the URL)"
+                rows.append((name, shown, self.sources.get("url", "default")))
             else:
                 rows.append((name, _shown(name, self.value_of(name)), source))
         return rows
@@ -219,26 +231,83 @@ def _headers(value: Any) -> tuple[str, ...]:
 
 def _url(value: Any) -> str:
     url = _name(value).strip()
-    shown = scrub(mask_url(url), [])  # scrub also catches a password urlsplit misreads
+    problem = url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return url
 
-    def bad(reason: str) -> ValueError:
-        return ValueError(f"invalid Redis URL {shown}: {reason}")
 
+def url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL, or None. The words never quote the user name or the
+    password: a reason from urllib or redis-py may hold a piece of them (a password holding a
+    '/' ends the host part there, and what follows is read as a port or a database)."""
+    shown = masked_url(url)
+
+    def bad(reason: str) -> str:
+        return f"invalid Redis URL {shown}: {reason}"
+
+    if _userinfo_breaks_url(url):
+        return bad(
+            "the password (or user name) holds a '/', '#' or '?', which ends a URL's host part: "
+            "percent-encode it (%2F, %23, %3F), or leave the password out of the URL and set "
+            "CACHECTL_PASSWORD or the profile's `password:`"
+        )
     try:
         parts = urlsplit(url)
+    except ValueError:
+        return bad("it cannot be read as a URL (an unclosed '[' in the host?)")
+    try:
         parts.port  # noqa: B018 -- raises on a port that is not a number in range
-    except ValueError as exc:
-        raise bad(str(exc)) from None
+    except ValueError as exc:  # its words quote the port, which may be a piece of a password
+        return bad("the port is out of range (0-65535)" if "range" in str(exc) else
+                   "the port is not a number")
     if parts.scheme not in _SCHEMES:
-        raise bad(f"unknown scheme '{parts.scheme}' (expected redis://, rediss:// or unix://)")
+        return bad(f"unknown scheme '{parts.scheme}' (expected redis://, rediss:// or unix://)")
     if parts.scheme == "unix":
         if not parts.path:
-            raise bad("no socket path (for example unix:///run/redis/redis.sock)")
+            return bad("no socket path (for example unix:///run/redis/redis.sock)")
     elif not parts.hostname:
-        raise bad("no host (for example redis://localhost:6379/0)")
+        return bad("no host (for example redis://localhost:6379/0)")
     elif parts.path.strip("/") and not parts.path.strip("/").isdigit():
-        raise bad(f"the database '{parts.path.strip('/')}' is not a number")
-    return url
+        return bad(f"the database '{parts.path.strip('/')}' is not a number")
+    return None
+
+
+def masked_url(url: str) -> str:
+    """The URL as cachectl shows it: its password masked, and, when the password (or user
+    name) holds a character that breaks the URL apart, all of its user part that could be."""
+    if not _userinfo_breaks_url(url):
+        return scrub(mask_url(url), [])  # scrub also catches a password urlsplit misreads
+    scheme, _, rest = url.partition("://")
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    shown_user = f"{user}:" if colon and user and not any(c in user for c in "/?#") else ""
+    return f"{scheme}://{shown_user}{MASK}@{host}"
+
+
+def _userinfo_breaks_url(url: str) -> bool:
+    """An '@' after the first '/', '#' or '?' of a redis:// URL: a user part holding one of
+    them, which URL parsers read as the end of the host part."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("redis", "rediss"):
+        return False
+    end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
+    return "@" not in rest[:end] and "@" in rest[end:]
+
+
+def _url_username(url: str) -> str | None:
+    """The user name in the URL; masked when it stands alone (`redis://name@host`), as every
+    URL cachectl shows masks it: it may be a password written without its colon."""
+    if _userinfo_breaks_url(url):
+        return None
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return None
+    if not user:
+        return None
+    return unquote(user) if password is not None else MASK
 
 
 def _url_password(url: str) -> str | None:
@@ -322,7 +391,7 @@ def _shown(name: str, value: Any) -> str:
     if name == "password":
         return MASK if value else "(not set)"
     if name == "url":
-        return mask_url(value)
+        return masked_url(value)
     if value is None:
         return {"cluster": "auto (detect from the server)", "rate": "no cap"}.get(name, "(not set)")
     if isinstance(value, bool):
@@ -356,22 +425,28 @@ def load_settings(
     unknown = sorted(set(flags) - set(_BY_FLAG))
     if unknown:
         raise TypeError(f"load_settings got unknown flags: {', '.join(unknown)}")
+    from_flags = _read_flags(flags)
 
     config_file, config_source = _find_config_file(config_path, env, cwd)
     doc = load_yaml(config_file, env=env) if config_file else None
     problems = Problems(doc)
     secrets: list[str | None] = []
     chosen, profile_source = _choose_profile(profile, env, doc, config_source, problems)
-    from_file = _read_config_file(doc, chosen, problems, secrets) if doc else {}
+    paths: dict[str, DocPath] = {}
+    from_file = _read_config_file(doc, chosen, problems, secrets, paths) if doc else {}
 
     values: dict[str, Any] = {}
     sources = {"config_file": config_source, "profile": profile_source}
     for setting in _SETTINGS.values():
-        found = _resolve(setting, flags, env, from_file, problems, secrets)
+        found = from_flags.get(setting.name) or _resolve(
+            setting, env, from_file, problems, secrets
+        )
         if found is not None:
             values[setting.name], sources[setting.name] = found
         else:
             sources[setting.name] = "default"
+    layout = LayoutConfig(**_section(values, "layout"))
+    _check_layout(layout, sources, paths, problems)
 
     kind = EnvVarMissing if problems and all(p.env_var for p in problems) else ConfigError
     problems.raise_if_any(
@@ -380,11 +455,32 @@ def load_settings(
     return Settings(
         **{n: v for n, v in values.items() if "." not in n},
         tls=TLSConfig(**_section(values, "tls")),
-        layout=LayoutConfig(**_section(values, "layout")),
+        layout=layout,
         profile=chosen,
         config_file=str(config_file) if config_file else None,
         sources=sources,
     )
+
+
+def _read_flags(flags: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
+    """Each flag's value parsed: name -> (value, source). A bad value is a usage error (exit
+    2), as typer's own type checks are, and is found before any file is read."""
+    out: dict[str, tuple[Any, str]] = {}
+    bad: list[str] = []
+    secrets: list[str | None] = []
+    for key, raw in flags.items():
+        setting = _BY_FLAG[key]
+        no_cluster = key == "cluster" and raw is False
+        source = "flag --no-cluster" if no_cluster else f"flag {setting.flag}"
+        _note_secret(setting.name, raw, secrets)
+        try:
+            out[setting.name] = (setting.parse(raw), source)
+        except ValueError as exc:
+            bad.append(scrub(f"{source}: {exc}", secrets))
+    if bad:
+        message = bad[0] if len(bad) == 1 else f"{len(bad)} bad flag values, the first: {bad[0]}"
+        raise UsageError(message, details={"problems": bad})
+    return out
 
 
 def _section(values: Mapping[str, Any], section: str) -> dict[str, Any]:
@@ -394,26 +490,104 @@ def _section(values: Mapping[str, Any], section: str) -> dict[str, Any]:
 
 def _resolve(
     setting: _Setting,
-    flags: Mapping[str, Any],
     env: Mapping[str, str],
     from_file: Mapping[str, tuple[Any, str]],
     problems: Problems,
     secrets: list,
 ) -> tuple[Any, str] | None:
-    """(value, source) from the first layer that sets it, or None for the default."""
-    if setting.flag_key in flags:
-        raw, source = flags[setting.flag_key], f"flag {setting.flag}"
-    else:
-        var = next((v for v in setting.env if env.get(v)), None)
-        if var is None:
-            return from_file.get(setting.name)
-        raw, source = env[var], f"env {var}"
+    """(value, source) from the environment or the file, or None for the default."""
+    var = next((v for v in setting.env if env.get(v)), None)
+    if var is None:
+        return from_file.get(setting.name)
+    raw, source = env[var], f"env {var}"
     _note_secret(setting.name, raw, secrets)
     try:
         return setting.parse(raw), source
     except ValueError as exc:
         problems.note(f"{source}: {exc}")
         return None
+
+
+# What each root of the layout names, as a problem says it.
+_LAYOUT_KINDS = {
+    "prefix": "cache entries",
+    "tag_prefix": "tag sets",
+    "dependency_prefix": "dependency sets",
+    "metrics_prefix": "hit/miss metrics",
+    "metric_prefix": "time series",
+    "meta_prefix": "time series metadata",
+    "agg_prefix": "time series aggregates",
+}
+
+
+def _check_layout(
+    layout: LayoutConfig,
+    sources: Mapping[str, str],
+    paths: Mapping[str, DocPath],
+    problems: Problems,
+) -> None:
+    """Two kinds of keys that would share a prefix (or the two logs one name): a problem at
+    the setting that made them meet, naming both kinds and the prefix. cachectl.layout.Layout
+    refuses the same layouts, by the same rule, but can say neither where nor which."""
+    from cachectl.layout import LOCK_SUFFIX
+
+    versioned = layout.scheme == "versioned"
+    entry = "versioned_prefix" if versioned else "prefix"
+    roots = [
+        (
+            "cache entries",
+            entry,
+            f"{layout.versioned_prefix}:{layout.version}:" if versioned else f"{layout.prefix}:",
+        ),
+        *((kind, name, f"{getattr(layout, name)}:")
+          for name, kind in _LAYOUT_KINDS.items() if name != "prefix"),
+        ("stampede locks", entry, f"{getattr(layout, entry)}{LOCK_SUFFIX}"),
+    ]  # fmt: skip
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for kind, name, root in roots:
+        if root in seen:
+            clashes.append((seen[root], (kind, name), f"the prefix '{root}'"))
+        else:
+            seen[root] = (kind, name)
+    if layout.entries_log == layout.access_log:
+        clashes.append((
+            ("the write log", "entries_log"),
+            ("the access log", "access_log"),
+            f"the name '{layout.entries_log}'",
+        ))  # fmt: skip
+    for clash in clashes:
+        _layout_clash(clash, sources, paths, problems)
+
+
+def _layout_clash(
+    clash: tuple[tuple[str, str], tuple[str, str], str],
+    sources: Mapping[str, str],
+    paths: Mapping[str, DocPath],
+    problems: Problems,
+) -> None:
+    (kind_a, name_a), (kind_b, name_b), shared = clash
+
+    def described(kind: str, name: str) -> str:
+        default = sources.get(f"layout.{name}", "default") == "default"
+        return f"{kind} (layout.{name}{', by default' if default else ''})"
+
+    message = (
+        f"{described(kind_a, name_a)} and {described(kind_b, name_b)} would share {shared}: "
+        "give one of them another (two kinds of keys may not share a prefix or name)"
+    )
+    # Said where a value was set: in the file when it was set there, else its flag or variable.
+    for name in (name_b, name_a):
+        source = sources.get(f"layout.{name}", "default")
+        if f"layout.{name}" in paths and source.startswith("config "):
+            problems.add(paths[f"layout.{name}"], message)
+            return
+    for name in (name_b, name_a):
+        source = sources.get(f"layout.{name}", "default")
+        if source != "default":
+            problems.note(f"{source}: {message}")
+            return
+    problems.note(message)
 
 
 def _note_secret(name: str, raw: Any, secrets: list) -> None:
@@ -501,11 +675,15 @@ def _choose_profile(
 
 
 def _read_config_file(
-    doc: YamlDoc, profile: str | None, problems: Problems, secrets: list
+    doc: YamlDoc,
+    profile: str | None,
+    problems: Problems,
+    secrets: list,
+    paths: dict[str, DocPath],
 ) -> dict[str, tuple[Any, str]]:
     """The file's settings for `profile` (its section over the top-level base): name ->
-    (value, source). Every profile is checked, so a typo anywhere in the file is caught; an
-    unset `${VAR}` counts only in the sections in use."""
+    (value, source), and in `paths` where each is in the file. Every profile is checked, so a
+    typo anywhere in the file is caught; an unset `${VAR}` counts only in the sections in use."""
     problems.extend(
         p
         for p in doc.problems
@@ -533,6 +711,7 @@ def _read_config_file(
         if name in _TLS_FILES:
             value = str(here / value)  # relative to the config file, wherever it is run from
         out[name] = (value, source(path))
+        paths[name] = path
     return out
 
 

@@ -9,6 +9,8 @@ import at the top never slows `cachectl --help`.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import ssl
 import time
@@ -60,6 +62,13 @@ _WRAPPERS = (
     re.compile(r" \(_ssl\.c:\d+\)"),
 )
 _NOPERM_COMMAND = re.compile(r"run the '(?P<command>[^']+)' command")
+# Where redis-py says a socket error happened: "Error 111 connecting to 10.0.0.3:6379.",
+# "Error while reading from 10.0.0.3:6379 : (104, ...)", "Timeout reading from 10.0.0.3:6379".
+_FAILED_AT = re.compile(r"(?:connecting to|reading from|writing to) (?P<host>\S+):(?P<port>\d+)")
+# A (masked) URL around its host and port: what _url_of swaps for another node's.
+_URL_HOST = re.compile(
+    r"(?P<head>[a-z]+://(?:[^@/?#]*@)?)[^/?#]*(?P<tail>.*)", re.IGNORECASE | re.DOTALL
+)
 _DNS_FAILURES = (
     "name or service not known",
     "nodename nor servname",
@@ -67,6 +76,8 @@ _DNS_FAILURES = (
     "no address associated",
     "getaddrinfo failed",
 )
+
+log = logging.getLogger("cachectl")
 
 
 @dataclass(frozen=True)
@@ -137,14 +148,23 @@ class Store:
     """One Redis deployment, standalone or cluster, reached lazily on first use.
 
     `client` may be given (an application's own redis.Redis, or fakeredis in tests); the store
-    then uses it as it is and leaves closing it to its owner.
+    then uses it as it is and leaves closing it to its owner. `on_warning(code, message)` hears
+    what the store finds worth a warning (a cluster node used as one server); without it the
+    warning goes to the "cachectl" logger.
     """
 
-    def __init__(self, settings: Settings, client: Any = None):
+    def __init__(
+        self,
+        settings: Settings,
+        client: Any = None,
+        on_warning: Callable[[str, str], None] | None = None,
+    ):
         self.settings = settings
         self._client = client
         self._owns_client = client is None
         self._node_clients: dict[str, redis.Redis] = {}
+        self.on_warning = on_warning
+        self._alone_checked = False
 
     def __enter__(self) -> Self:
         return self
@@ -175,6 +195,8 @@ class Store:
 
     def _connect(self) -> redis.Redis | RedisCluster:
         kwargs = self.connection_kwargs()
+        if kwargs.get("ssl"):
+            self._check_tls_files()
         cluster = self.settings.cluster
         if "unix_socket_path" in kwargs:
             if cluster:
@@ -185,7 +207,10 @@ class Store:
                 # Ask the client we would keep: one connection (and TLS handshake), not two.
                 client = redis.Redis(retry=self._retry(), **kwargs)
                 try:
-                    if not _cluster_enabled(client):
+                    enabled = _cluster_enabled(client)
+                    if enabled is None:
+                        raise self._undetectable()
+                    if not enabled:
                         return client
                 except BaseException:
                     client.close()
@@ -204,10 +229,48 @@ class Store:
             )
         return RedisCluster(retry=self._retry(), **kwargs)
 
+    def _check_tls_files(self) -> None:
+        # A missing file is a setting to fix, said as such (exit 2 for a flag, 3 for the
+        # environment or a file), not a TLS handshake that failed (exit 4, Redis's fault).
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self.settings.tls, name)
+            if path is not None and not os.path.isfile(path):
+                raise self.settings.bad_setting(f"tls.{name}", f"no such file: {path}")
+
     def _cluster_enabled(self, kwargs: dict[str, Any]) -> bool:
         # The probe asks for database 0: a cluster node refuses to SELECT any other.
         with redis.Redis(retry=self._retry(), **{**kwargs, "db": 0}) as probe:
-            return _cluster_enabled(probe)
+            enabled = _cluster_enabled(probe)
+        if enabled is None:
+            raise self._undetectable()
+        return enabled
+
+    def _undetectable(self) -> CachectlError:
+        # Guessing is what must not happen: a cluster taken for one server lists a third of
+        # the keys and deletes a third of what it should, all with exit 0.
+        return RedisPermissionError(
+            f"cluster mode could not be detected at {self.settings.masked_url()}: INFO is "
+            f"refused to the ACL user '{self._user()}', and so are CLUSTER MYID and READONLY",
+            command="INFO",
+            hint="pass --cluster or --no-cluster, or set `cluster: true` or `cluster: false` in "
+            "the profile, or grant the user INFO",
+        )
+
+    def cluster_node_used_alone(self) -> bool:
+        """Whether cluster mode was turned off (--no-cluster, `cluster: false`) for a server
+        that says it is a cluster node: then only that node's keys are covered."""
+        if self.settings.cluster is not False or self.is_cluster:
+            return False
+        if "path" in self.client.connection_pool.connection_kwargs:
+            return False
+        with self.errors("INFO"):
+            return bool(_cluster_enabled(self.client))
+
+    def _warn(self, code: str, message: str) -> None:
+        if self.on_warning is not None:
+            self.on_warning(code, message)
+        else:
+            log.warning(message)
 
     def connection_kwargs(self) -> dict[str, Any]:
         """The keyword arguments redis-py's clients take for these settings (host and port or
@@ -243,10 +306,18 @@ class Store:
         return kwargs
 
     def _parsed_url(self) -> dict[str, Any]:
+        from cachectl.config import url_problem
+
+        # Checked first in cachectl's own words: redis-py's reason may quote a piece of the
+        # password (one holding a '/' is read as a port).
+        problem = url_problem(self.settings.url)
+        if problem:
+            raise ConfigError(problem)
         try:
             return parse_url(self.settings.url)
         except ValueError as exc:
-            raise ConfigError(f"invalid Redis URL {self.settings.masked_url()}: {exc}") from None
+            reason = scrub(str(exc), self._secrets())
+            raise ConfigError(f"invalid Redis URL {self.settings.masked_url()}: {reason}") from None
 
     def _retry(self) -> Retry:
         backoff = ExponentialWithJitterBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS)
@@ -265,12 +336,43 @@ class Store:
         """
         with self.errors():
             if not self.is_cluster:
+                self._warn_if_alone()
                 return [(self._standalone_node(), self.client)]
             nodes = sorted(
                 (NodeRef(n.host, n.port) for n in self.client.get_primaries()),
                 key=lambda n: (n.host, n.port),
             )
             return [(node, self._node_client(node)) for node in nodes]
+
+    def _warn_if_alone(self) -> None:
+        """Once per store: say that a cluster node used as one server covers its keys only."""
+        if self._alone_checked:
+            return
+        self._alone_checked = True
+        if self.cluster_node_used_alone():
+            source = self.settings.sources.get("cluster", "the settings")
+            self._warn(
+                "cluster_node_used_alone",
+                f"{self.settings.masked_url()} is a Redis Cluster node but cluster mode is off "
+                f"({source}): only this node's keys are covered, not the whole cluster's",
+            )
+
+    def reachable_primary(self) -> tuple[NodeRef, redis.Redis]:
+        """The first primary that answers PING, with its client: a cluster with a node down
+        still has one to ask. Raises the first node's error when none answers."""
+        first_error: CachectlError | None = None
+        for node, client in self.for_each_primary():
+            try:
+                with self.errors("PING", node=node):
+                    client.ping()
+            except (RedisUnreachable, RedisTimeout) as err:
+                first_error = first_error or err
+                continue
+            except RedisPermissionError:
+                pass  # it answered: the user may not PING, which is the caller's to find out
+            return node, client
+        assert first_error is not None
+        raise first_error
 
     def _standalone_node(self) -> NodeRef:
         kwargs = self.client.connection_pool.connection_kwargs
@@ -283,12 +385,17 @@ class Store:
         if client is None:
             kwargs = {**self.connection_kwargs(), "host": node.host, "port": node.port, "db": 0}
             client = self._node_clients[node.name] = redis.Redis(retry=self._retry(), **kwargs)
+            pool = client.connection_pool
+            pool.connection_class = _naming_node(pool.connection_class)
         return client
 
     def server_info(self, section: str | None = None) -> dict[str, dict]:
         """INFO (or one section of it) from every primary, keyed by "host:port"."""
-        with self.errors("INFO"):
-            return {node.name: client.info(section) for node, client in self.for_each_primary()}
+        infos = {}
+        for node, client in self.for_each_primary():
+            with self.errors("INFO", node=node):
+                infos[node.name] = client.info(section)
+        return infos
 
     def server_mode(self) -> str:
         """The deployment's shape: "cluster", "replica" (read-only) or "standalone"."""
@@ -299,14 +406,17 @@ class Store:
         return "replica" if role in ("slave", b"slave") else "standalone"
 
     def dbsize(self) -> int:
-        with self.errors("DBSIZE"):
-            return sum(client.dbsize() for _, client in self.for_each_primary())
+        total = 0
+        for node, client in self.for_each_primary():
+            with self.errors("DBSIZE", node=node):
+                total += client.dbsize()
+        return total
 
     def ping_latency(self, n: int = 5) -> list[float]:
-        """Seconds each of `n` PINGs took, sent to the first primary."""
-        _, client = self.for_each_primary()[0]
+        """Seconds each of `n` PINGs took, sent to the first primary that answers."""
+        node, client = self.reachable_primary()
         latencies = []
-        with self.errors("PING"):
+        with self.errors("PING", node=node):
             for _ in range(n):
                 started = time.perf_counter()
                 client.ping()
@@ -359,7 +469,7 @@ class Store:
                 try:
                     cursor, keys = client.scan(cursor, match=match, count=count, _type=type)
                 except (rx.RedisError, OSError) as exc:
-                    error = self.translate(exc, "SCAN")
+                    error = self.translate(exc, "SCAN", node)
                     error.message += (
                         f" (the scan stopped on {node.name} after {nodes_done} of {len(nodes)} "
                         f"nodes and {keys_found} keys)"
@@ -570,54 +680,79 @@ class Store:
     # -- errors ----------------------------------------------------------------------------
 
     @contextmanager
-    def errors(self, command: str | None = None) -> Iterator[None]:
-        """Raise every redis-py or socket error inside as the CachectlError translate() makes."""
+    def errors(self, command: str | None = None, node: NodeRef | None = None) -> Iterator[None]:
+        """Raise every redis-py or socket error inside as the CachectlError translate() makes.
+        `node`: the server the commands inside go to, when the caller knows it."""
         try:
             yield
         except CachectlError:
             raise
         except (rx.RedisError, rx.RedisClusterException, OSError) as exc:
-            raise self.translate(exc, command) from exc
+            raise self.translate(exc, command, node) from exc
 
-    def translate(self, exc: BaseException, command: str | None = None) -> CachectlError:
-        """The CachectlError for a redis-py (or socket) error: one line, URL masked, no secret."""
+    def translate(
+        self, exc: BaseException, command: str | None = None, node: NodeRef | None = None
+    ) -> CachectlError:
+        """The CachectlError for a redis-py (or socket) error: one line, URL masked, no secret.
+
+        It names the server that failed: `node` when given, else the one redis-py's words name
+        (a cluster node other than the URL's is shown as the URL with its host and port).
+        """
         if isinstance(exc, CachectlError):
             return exc
+        if isinstance(exc, rx.RedisClusterException) and "cluster mode is not enabled" in (
+            _chain_text(exc).lower()
+        ):
+            source = self.settings.sources.get("cluster")
+            return RedisError(
+                f"the server at {self.settings.masked_url()} is not a cluster node, "
+                "but cluster mode is on" + (f" ({source})" if source else ""),
+                hint="drop --cluster, or set `cluster: auto` in the profile",
+            )
         if isinstance(exc, rx.RedisClusterException) and isinstance(
             exc.__cause__, (rx.RedisError, OSError)
         ):
             # "Redis Cluster cannot be connected...": the startup node's own error says why.
-            return self.translate(exc.__cause__, command)
-        url = self.settings.masked_url()
+            return self.translate(exc.__cause__, command, node)
+        node = node or getattr(exc, "cachectl_node", None) or _failed_node(exc)
+        url = self._url_of(node)
         # redis-py wraps socket and TLS errors in its own; the original says what happened.
         root = exc.__context__ if isinstance(exc.__context__, OSError) else exc
         detail = scrub(_reason(exc), self._secrets())
         lowered = detail.lower()
         tls = self.settings.url.startswith("rediss://")
+        if node is None and isinstance(self._client, RedisCluster):
+            # Not said by redis-py ("Timeout connecting to server", a refused AUTH): say only
+            # what is known, rather than blame the URL's node, which answered.
+            where = f"a node of the Redis Cluster at {url}"
+        else:
+            where = f"Redis at {url}"
+        # A node other than the URL's (ACL users, like keys, are per node in a cluster).
+        elsewhere = f" on {node.name}" if url != self.settings.masked_url() else ""
 
         if isinstance(exc, (rx.AuthenticationError, rx.AuthorizationError)) or lowered.startswith(
             ("wrongpass", "noauth")
         ):
             if not self._secrets():
                 return RedisAuthError(
-                    f"Redis at {url} requires a password and none was given",
+                    f"{where} requires a password and none was given",
                     hint="put the password in the URL or in the profile's settings",
                 )
             return RedisAuthError(
-                f"Redis at {url} refused the user name or password: {detail}",
+                f"{where} refused the user name or password: {detail}",
                 hint="check the password, and the ACL user name if there is one",
             )
         if isinstance(exc, rx.NoPermissionError):
             refused = _refused_command(exc, command)
             what = f"may not run {refused}" if refused else f"was refused: {detail}"
             return RedisPermissionError(
-                f"the ACL user '{self._user()}' {what}",
+                f"the ACL user '{self._user()}' {what}{elsewhere}",
                 command=refused,
                 hint="grant it with ACL SETUSER, or connect as a user that may",
             )
         if isinstance(exc, rx.ReadOnlyError):
             return RedisReadOnly(
-                f"Redis at {url} is a read-only replica and refused {command or 'a write'}",
+                f"{where} is a read-only replica and refused {command or 'a write'}",
                 hint="connect to the primary",
             )
         if isinstance(exc, (rx.ClusterDownError, rx.SlotNotCoveredError)) or lowered.startswith(
@@ -633,36 +768,54 @@ class Store:
             if "connecting" in lowered:
                 attempts = self.settings.retries + 1
                 return RedisTimeout(
-                    f"timed out connecting to Redis at {url} ({attempts} attempt"
+                    f"timed out connecting to {where} ({attempts} attempt"
                     f"{'s' if attempts > 1 else ''}, {self.settings.connect_timeout:g}s each)",
                     hint="a server that does not speak TLS never answers a rediss:// handshake"
                     if tls
                     else None,
                 )
             return RedisTimeout(
-                f"Redis at {url} did not answer {command or 'a command'} "
+                f"{where} did not answer {command or 'a command'} "
                 f"within {self.settings.timeout:g}s",
                 hint="the server may be overloaded; raise the timeout or lower the batch size",
             )
         if isinstance(exc, (rx.ConnectionError, OSError)):
             if any(marker in lowered for marker in _DNS_FAILURES):
                 return RedisUnreachable(
-                    f"cannot connect to Redis at {url}: the host name does not resolve"
+                    f"cannot connect to {where}: the host name does not resolve"
                 )
             if isinstance(root, ssl.SSLError) or (tls and isinstance(root, FileNotFoundError)):
                 return RedisTLSError(
-                    f"TLS with Redis at {url} failed: {detail}",
+                    f"TLS with {where} failed: {detail}",
                     hint="check the TLS files (tls.ca_file, tls.cert_file, tls.key_file) "
                     "and that the server name matches its certificate",
                 )
             reset = isinstance(root, ConnectionResetError) or "reset by peer" in lowered
             return RedisUnreachable(
-                f"cannot connect to Redis at {url}: {detail}",
+                f"cannot connect to {where}: {detail}",
                 hint="a TLS server drops plain connections: use a rediss:// URL"
                 if reset and not tls
                 else None,
             )
-        return RedisError(f"Redis refused {command or 'the command'}: {detail}")
+        return RedisError(f"Redis{elsewhere} refused {command or 'the command'}: {detail}")
+
+    def _url_of(self, node: NodeRef | None) -> str:
+        """The masked URL, or for another node of the deployment the same URL with that
+        node's host and port: `redis://app:****@10.0.0.3:6379/0`."""
+        url = self.settings.masked_url()
+        if node is None or node.port is None:
+            return url
+        try:
+            parsed = parse_url(self.settings.url)
+        except ValueError:
+            return url
+        if (parsed.get("host"), parsed.get("port", 6379)) == (node.host, node.port):
+            return url
+        match = _URL_HOST.match(url)
+        if match is None:
+            return node.name
+        host = f"[{node.host}]" if ":" in node.host else node.host
+        return f"{match['head']}{host}:{node.port}{match['tail']}"
 
     def _secrets(self) -> list[str]:
         return [s for s in (self.settings.password, self._from_url("password")) if s]
@@ -677,14 +830,78 @@ class Store:
             return None
 
 
-def _cluster_enabled(client: redis.Redis) -> bool:
+def _cluster_enabled(client: redis.Redis) -> bool | None:
+    """Whether the server is a cluster node; None when this user may not find out.
+
+    INFO says it. A user refused INFO (`-@dangerous` takes it) is asked CLUSTER MYID (@slow:
+    allowed to anyone who can use a cluster through redis-py, which needs CLUSTER SLOTS), then
+    READONLY (@connection; harmless on a primary): a cluster node answers them, a server
+    without cluster support refuses both with "cluster support disabled". Never a guess: a
+    cluster taken for one server silently covers one node.
+    """
     try:
         info = client.info("cluster")
-    except rx.NoPermissionError:
-        # An ACL user without INFO: assume one server. Should it be a cluster node after all,
-        # its MOVED replies are translated into a hint to set `cluster: true`.
-        return False
-    return str(info.get("cluster_enabled", 0)) == "1"
+    except rx.ResponseError:  # NOPERM, or a proxy that does not pass INFO on
+        pass
+    else:
+        return str(info.get("cluster_enabled", 0)) == "1"
+    for probe in (("CLUSTER", "MYID"), ("READONLY",)):
+        try:
+            client.execute_command(*probe)
+        except rx.ResponseError as exc:
+            if "cluster support disabled" in str(exc).lower():
+                return False
+            continue  # refused to this user, or renamed away: ask the next
+        return True
+    return None
+
+
+_NAMING: dict[type, type] = {}
+
+
+def _naming_node(connection_class: type) -> type:
+    """`connection_class` whose errors carry the server they came from (`cachectl_node`).
+
+    For the per-node clients: redis-py names the server of a socket error, but not of a
+    refused AUTH or command, and a cluster's nodes may differ there (ACL users are per node).
+    """
+    named = _NAMING.get(connection_class)
+    if named is None:
+
+        def naming(method: Callable) -> Callable:
+            def call(self, *args, **kwargs):
+                try:
+                    return method(self, *args, **kwargs)
+                except Exception as exc:
+                    if getattr(exc, "cachectl_node", None) is None:
+                        exc.cachectl_node = NodeRef(self.host, self.port)
+                    raise
+
+            return call
+
+        methods = ("connect", "send_packed_command", "read_response")
+        named = _NAMING[connection_class] = type(
+            f"Naming{connection_class.__name__}",
+            (connection_class,),
+            {name: naming(getattr(connection_class, name)) for name in methods},
+        )
+    return named
+
+
+def _failed_node(exc: BaseException) -> NodeRef | None:
+    """The server redis-py's message says a socket error happened with, if it says."""
+    match = _FAILED_AT.search(_chain_text(exc))
+    return NodeRef(match["host"], int(match["port"])) if match else None
+
+
+def _chain_text(exc: BaseException) -> str:
+    """The words of the error and of the errors it was raised from."""
+    texts = []
+    seen: BaseException | None = exc
+    while seen is not None and len(texts) < 5:
+        texts.append(str(seen))
+        seen = seen.__cause__
+    return " ".join(texts)
 
 
 def _reason(exc: BaseException) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cachectl.errors import RedisError, RedisPermissionError
+from cachectl.errors import RedisError, RedisPermissionError, RedisUnreachable
 from cachectl.layout import Layout
 
 if TYPE_CHECKING:
@@ -203,11 +203,16 @@ class Warning_:
 
 @dataclass
 class NodeReport:
+    """One primary. An unreachable one (a cluster node down) has `reachable` false, its
+    `error`, and None for the figures only its INFO could give."""
+
     address: str
     role: str
     version: str | None = None
     keys: int | None = None
     used_memory_bytes: int | None = None
+    reachable: bool = True
+    error: str | None = None
 
 
 @dataclass
@@ -236,17 +241,34 @@ class DoctorReport:
 
 
 def run_doctor(settings: Settings, store: Store) -> DoctorReport:
+    """The report; `failure` holds the Redis error that cut it short or left part of it out
+    (a cluster node unreachable), which the CLI exits 4 with.
+
+    Figures that may be None although Redis answered: `server_version`, `mode`, `keys_total`,
+    `used_memory_bytes`, `maxmemory_bytes`, `maxmemory_policy` (INFO refused to the ACL user;
+    `persistence` is then empty too), and with a cluster node unreachable `keys_total` and
+    `used_memory_bytes` (a sum without that node is no total) and that node's `version`,
+    `keys` and `used_memory_bytes`.
+    """
     report = DoctorReport(
         settings=[
             {"setting": name, "value": value, "source": source}
             for name, value, source in settings.describe()
         ]
     )
+    # What the store warns about (a cluster node used as one server) belongs in the report,
+    # not on stderr as well.
+    store_warnings: list[Warning_] = []
+    on_warning = store.on_warning
+    store.on_warning = lambda code, message: store_warnings.append(Warning_(code, message))
     try:
         _inspect_server(settings, store, report)
     except RedisError as err:
         # The settings part of the report is what helps most when Redis cannot be reached.
         report.failure = err
+    finally:
+        store.on_warning = on_warning
+    report.warnings = store_warnings + report.warnings
     return report
 
 
@@ -262,13 +284,19 @@ def _inspect_server(settings: Settings, store: Store, report: DoctorReport) -> N
     report.permissions = _permissions(settings, store)
     try:
         report.mode = store.server_mode()
-        infos = store.server_info()  # {address: info} for every primary
+        infos, unreachable = _node_infos(store)
     except RedisPermissionError as err:
         # An application user is often denied INFO: the rest of the report still helps.
         report.warnings = [Warning_("info_denied", f"server figures unavailable: {err.message}")]
         report.warnings += _warnings(settings, store, report)
         return
     for address, info in infos.items():
+        if info is None:
+            report.nodes.append(NodeReport(
+                address=address, role="master", reachable=False,
+                error=unreachable[address].message,
+            ))  # fmt: skip
+            continue
         report.nodes.append(
             NodeReport(
                 address=address,
@@ -278,17 +306,49 @@ def _inspect_server(settings: Settings, store: Store, report: DoctorReport) -> N
                 used_memory_bytes=_int(info.get("used_memory")),
             )
         )
-    first = next(iter(infos.values()), {})
+    first = next((info for info in infos.values() if info is not None), {})
     report.server_version = first.get("redis_version")
-    report.keys_total = sum(n.keys or 0 for n in report.nodes)
-    report.used_memory_bytes = sum(n.used_memory_bytes or 0 for n in report.nodes)
+    if not unreachable:
+        report.keys_total = sum(n.keys or 0 for n in report.nodes)
+        report.used_memory_bytes = sum(n.used_memory_bytes or 0 for n in report.nodes)
     report.maxmemory_bytes = _int(first.get("maxmemory"))
     report.maxmemory_policy = first.get("maxmemory_policy")
     report.persistence = {
         "rdb_save_configured": bool(_config_get(store, "save")),
         "aof_enabled": str(first.get("aof_enabled", "0")) == "1",
     }
-    report.warnings = _warnings(settings, store, report)
+    report.warnings = _warnings(settings, store, report, scan=not unreachable)
+    if unreachable:
+        report.failure = _unreachable_nodes(unreachable, len(infos))
+
+
+def _node_infos(store: Store) -> tuple[dict[str, dict | None], dict[str, RedisError]]:
+    """INFO of every primary ({address: info}, None for a node that cannot be reached), and
+    the error of each unreachable one. A node down leaves the others to report on."""
+    infos: dict[str, dict | None] = {}
+    unreachable: dict[str, RedisError] = {}
+    for node, client in store.for_each_primary():
+        try:
+            with store.errors("INFO", node=node):
+                infos[node.name] = client.info()
+        except RedisPermissionError:
+            raise
+        except RedisError as err:
+            infos[node.name] = None
+            unreachable[node.name] = err
+    return infos, unreachable
+
+
+def _unreachable_nodes(unreachable: dict[str, RedisError], total: int) -> RedisError:
+    if len(unreachable) == 1:
+        return next(iter(unreachable.values()))
+    names = ", ".join(unreachable)
+    first = next(iter(unreachable.values()))
+    return RedisUnreachable(
+        f"{len(unreachable)} of {total} cluster primaries cannot be reached ({names}); "
+        f"the first: {first.message}",
+        details={"unreachable_nodes": list(unreachable)},
+    )
 
 
 def _keys_in(info: dict) -> int:
@@ -354,8 +414,8 @@ def _permissions(settings: Settings, store: Store) -> dict[str, dict[str, bool |
     commands = [probe.args(keys) for probe in PERMISSION_PROBES]
     # Never queued: MULTI is what queues, and EXEC would run everything queued before it.
     to_queue = [c for c, p in zip(commands, PERMISSION_PROBES) if p.command not in _NOT_QUEUED]
-    _, client = store.for_each_primary()[0]
-    with store.errors("MULTI"):
+    node, client = store.reachable_primary()
+    with store.errors("MULTI", node=node):
         queued = _queued(client, to_queue)
     allowed: dict[str, dict[str, bool | None]] = {}
     answers = iter(queued or ())
@@ -446,10 +506,13 @@ def denied_commands(report: DoctorReport) -> tuple[list[str], list[str]]:
     )
 
 
-def _warnings(settings: Settings, store: Store, report: DoctorReport) -> list[Warning_]:
+def _warnings(
+    settings: Settings, store: Store, report: DoctorReport, scan: bool = True
+) -> list[Warning_]:
+    """`scan`: whether the keyspace may be sampled (not with a cluster node down)."""
     out = _memory_warnings(report) if report.maxmemory_policy is not None else []
     policy = report.maxmemory_policy or ""
-    if policy.startswith("volatile-") and report.permissions.get("read", {}).get("SCAN"):
+    if scan and policy.startswith("volatile-") and report.permissions.get("read", {}).get("SCAN"):
         no_ttl = _tag_sets_without_ttl(settings, store)
         if no_ttl:
             out.append(Warning_(

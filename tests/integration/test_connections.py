@@ -23,6 +23,11 @@ from cachectl.errors import (
 from cachectl.store import NodeRef, Store
 from tests.conftest import ACL_ADMIN_PASSWORD
 
+# As in tests/integration/test_cluster_connections.py: every command but the dangerous ones
+# (INFO among them), and one also refused every other way of telling a cluster node.
+NO_DANGEROUS = "nodanger on >nodanger-pass ~* &* +@all -@dangerous"
+BLIND = "blind on >blind-pass ~* &* +@all -@dangerous -cluster|myid -cluster|info -readonly"
+
 
 @pytest.fixture
 def sleeps(monkeypatch):
@@ -106,6 +111,39 @@ def test_read_only_acl_user_may_scan_but_not_write(acl_redis, acl_url):
 def test_acl_user_without_info_still_connects_as_a_single_server(acl_redis, acl_url):
     with Store(Settings(url=acl_redis.url_for("noinfo", "noinfo-pass"))) as store:
         assert store.is_cluster is False
+        assert store.dbsize() == 0
+
+
+def test_a_user_refused_info_finds_a_single_server_without_guessing(make_redis):
+    server = make_redis(password=ACL_ADMIN_PASSWORD, acl_users=[NO_DANGEROUS, BLIND])
+    url = f"redis://nodanger:nodanger-pass@{server.host}:{server.port}/0"
+    with Store(Settings(url=url)) as store:
+        assert store.is_cluster is False
+        store.execute("SET", "api_cache:a", "1")
+        assert list(store.scan()) == [b"api_cache:a"]
+
+
+def test_a_user_who_may_not_ask_is_told_to_choose_cluster_or_not(make_redis):
+    server = make_redis(password=ACL_ADMIN_PASSWORD, acl_users=[BLIND])
+    url = f"redis://blind:blind-pass@{server.host}:{server.port}/0"
+    with Store(Settings(url=url)) as store, pytest.raises(RedisPermissionError) as caught:
+        store.dbsize()
+    error = caught.value
+    assert error.message == (
+        f"cluster mode could not be detected at redis://blind:****@{server.host}:{server.port}/0:"
+        " INFO is refused to the ACL user 'blind', and so are CLUSTER MYID and READONLY"
+    )
+    assert "--cluster or --no-cluster" in error.hint and "grant the user INFO" in error.hint
+    assert_one_line_without(error, "blind-pass")
+    with Store(Settings(url=url, cluster=False)) as store:  # told: it works
+        assert store.dbsize() == 0
+
+
+def test_a_password_holding_url_characters_works_percent_encoded(make_redis):
+    password = "p/a#s?s"
+    server = make_redis(acl_users=[f"odd on >{password} ~* &* +@all"])
+    url = f"redis://odd:p%2Fa%23s%3Fs@{server.host}:{server.port}/0"
+    with Store(Settings(url=url)) as store:
         assert store.dbsize() == 0
 
 
@@ -195,6 +233,16 @@ def test_cluster_node_used_as_one_server_hints_at_cluster_setting(cluster_url):
     ):
         store.execute("SET", key, "{}")
     assert "cluster: true" in caught.value.hint
+
+
+def test_cluster_forced_on_a_plain_server_is_one_clear_line(redis_url):
+    settings = Settings(url=redis_url, cluster=True, sources={"cluster": "flag --cluster"})
+    with Store(settings) as store, pytest.raises(RedisError) as caught:
+        store.dbsize()
+    assert caught.value.message == (
+        f"the server at {redis_url} is not a cluster node, but cluster mode is on (flag --cluster)"
+    )
+    assert "drop --cluster" in caught.value.hint
 
 
 def test_cluster_has_only_database_zero(cluster_url):

@@ -130,10 +130,16 @@ def test_bad_config_file_exits_3_naming_file_and_line(tmp_path, redis_url):
     assert "Traceback" not in result.output
 
 
-def test_malformed_url_exits_3():
+def test_malformed_url_flag_is_a_usage_error_exit_2():
     result = runner.invoke(app, ["--url", "http://example:1/0", "doctor"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "flag --url" in result.stderr and "scheme" in result.stderr.lower()
+
+
+def test_malformed_url_in_the_environment_exits_3():
+    result = runner.invoke(app, ["doctor"], env={"CACHECTL_URL": "http://example:1/0"})
     assert result.exit_code == ExitCode.BAD_INPUT
-    assert "scheme" in result.stderr.lower()
+    assert "env CACHECTL_URL" in result.stderr and "scheme" in result.stderr.lower()
 
 
 def test_off_a_terminal_output_has_no_colour_codes(redis_url):

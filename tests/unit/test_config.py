@@ -1,3 +1,5 @@
+import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -6,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cachectl.config import LayoutConfig, Settings, load_settings
-from cachectl.errors import ConfigError, EnvVarMissing
+from cachectl.errors import ConfigError, EnvVarMissing, ExitCode, UsageError
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_configs" / "cachectl.yaml"
 
@@ -380,6 +382,96 @@ def test_malformed_yaml_names_file_and_line(load, work):
         load()
 
 
+# ---- flags: a bad value is a usage error ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        ({"connect_timeout": -1}, "flag --connect-timeout"),
+        ({"timeout": 0}, "flag --timeout"),
+        ({"url": "http://h/0"}, "flag --url"),
+    ],
+)
+def test_a_bad_flag_value_is_a_usage_error_like_typers_own(load, work, flags, named):
+    # Found before the file is read: its problems wait until the command line is right.
+    write(work / "cachectl.yaml", "timout: 5\n")
+    with pytest.raises(UsageError) as err:
+        load(flags=flags)
+    assert err.value.exit_code == ExitCode.USAGE
+    assert err.value.message.startswith(f"{named}: ")
+
+
+def test_the_same_bad_value_from_the_environment_is_a_config_error(load):
+    with pytest.raises(ConfigError) as err:
+        load(env={"CACHECTL_CONNECT_TIMEOUT": "-1"})
+    assert err.value.exit_code == ExitCode.BAD_INPUT
+    assert err.value.message.startswith("env CACHECTL_CONNECT_TIMEOUT: ")
+
+
+def test_a_setting_found_unusable_later_names_itself_and_its_source(load, work):
+    write(work / "cachectl.yaml", "tls:\n  ca_file: ca.pem\n")
+    from_file = load().bad_setting("tls.ca_file", "no such file: x")
+    assert isinstance(from_file, ConfigError) and from_file.exit_code == ExitCode.BAD_INPUT
+    assert from_file.message == (
+        f"tls.ca_file: no such file: x (from config {work / 'cachectl.yaml'}:2)"
+    )
+    from_flag = load(flags={"tls_ca_file": "ca.pem"}).bad_setting("tls.ca_file", "no such file")
+    assert isinstance(from_flag, UsageError)
+    assert from_flag.message == "tls.ca_file: no such file (from flag --tls-ca-file)"
+
+
+def test_no_cluster_is_named_as_the_flag_given(load):
+    assert load(flags={"cluster": False}).sources["cluster"] == "flag --no-cluster"
+    assert load(flags={"cluster": True}).sources["cluster"] == "flag --cluster"
+
+
+# ---- the layout ---------------------------------------------------------------------------
+
+
+def test_a_layout_whose_kinds_share_a_prefix_names_file_line_kinds_and_prefix(load, work):
+    path = write(work / "cachectl.yaml", "url: redis://h/0\nlayout: {prefix: tag}\n")
+    with pytest.raises(ConfigError) as err:
+        load()
+    assert err.value.message == (
+        f"{path}:2:18: layout.prefix: cache entries (layout.prefix) and tag sets "
+        "(layout.tag_prefix, by default) would share the prefix 'tag:': give one of them "
+        "another (two kinds of keys may not share a prefix or name)"
+    )
+
+
+def test_every_clash_of_a_profiles_layout_is_reported_at_its_line(load, work):
+    path = write(work / "cachectl.yaml", """\
+        profiles:
+          a:
+            layout:
+              metric_prefix: m
+              meta_prefix: m
+              entries_log: log
+              access_log: log
+        """)
+    with pytest.raises(ConfigError) as err:
+        load(profile="a")
+    problems = problems_of(err)
+    assert problems[0].startswith(f"{path}:5:20: profiles.a.layout.meta_prefix: time series ")
+    assert "share the prefix 'm:'" in problems[0]
+    assert problems[1].startswith(f"{path}:7:19: profiles.a.layout.access_log: the write log ")
+    assert "share the name 'log'" in problems[1]
+
+
+def test_a_layout_clash_from_the_environment_names_the_variable(load):
+    with pytest.raises(ConfigError) as err:
+        load(env={"CACHECTL_PREFIX": "cache_metrics"})
+    assert err.value.message.startswith(
+        "env CACHECTL_PREFIX: cache entries (layout.prefix) and hit/miss metrics "
+    )
+
+
+def test_a_layout_with_its_kinds_apart_loads(load, work):
+    write(work / "cachectl.yaml", "layout: {prefix: shop, tag_prefix: shop_tag}\n")
+    assert load().layout.prefix == "shop"
+
+
 # ---- secrets --------------------------------------------------------------------------------
 
 
@@ -408,6 +500,70 @@ def test_describe_shows_a_password_that_is_only_in_the_url_as_masked(load):
         n: (v, s) for n, v, s in load(env={"CACHECTL_URL": "redis://:url-secret@h/0"}).describe()
     }
     assert rows["password"] == ("**** (in the URL)", "env CACHECTL_URL")
+
+
+def test_describe_shows_the_user_name_in_the_url_as_set(load):
+    rows = {
+        n: (v, s) for n, v, s in load(env={"CACHECTL_URL": "redis://nope:x-pass@h/0"}).describe()
+    }
+    assert rows["username"] == ("nope (in the URL)", "env CACHECTL_URL")
+    assert rows["password"] == ("**** (in the URL)", "env CACHECTL_URL")
+
+
+def test_describe_masks_a_lone_user_part_which_may_be_a_password(load):
+    rows = {n: (v, s) for n, v, s in load(env={"CACHECTL_URL": "redis://lone-pw@h/0"}).describe()}
+    assert rows["username"] == ("**** (in the URL)", "env CACHECTL_URL")
+    assert "lone-pw" not in str(rows)
+
+
+def test_describe_prefers_the_username_setting_to_the_urls(load):
+    settings = load(env={"CACHECTL_URL": "redis://nope:x@h/0", "CACHECTL_USERNAME": "app"})
+    rows = {n: (v, s) for n, v, s in settings.describe()}
+    assert rows["username"] == ("app", "env CACHECTL_USERNAME")
+
+
+# A password with a '/', '#' or '?' ends the URL's host part there: urllib and redis-py then
+# read a piece of it as the port or the database, and their reasons quote that piece.
+BROKEN_PASSWORDS = ["Xq7Zp/Wv9Kr", "Xq7Zp#Wv9Kr", "Xq7Zp?Wv9Kr", "4321/Wv9Kr", "4321?db=Wv9Kr"]
+
+
+def assert_no_piece_of(password: str, text: str) -> None:
+    for piece in filter(None, re.split(r"[/#?]", password)):
+        assert piece not in text
+
+
+@pytest.mark.parametrize("password", BROKEN_PASSWORDS)
+def test_a_password_that_breaks_the_url_is_named_and_never_quoted(load, work, password):
+    url = f"redis://app:{password}@localhost:6380/0"
+    write(work / "cachectl.yaml", f'url: "{url}"\n')
+    for how in ({"flags": {"url": url}}, {"env": {"CACHECTL_URL": url}}, {}):
+        with pytest.raises((ConfigError, UsageError)) as err:
+            load(**how)
+        text = json.dumps(err.value.to_dict())
+        assert_no_piece_of(password, text)
+        assert "redis://app:****@localhost:6380/0" in err.value.message
+        assert "holds a '/', '#' or '?'" in err.value.message
+        assert "%2F, %23, %3F" in err.value.message and "CACHECTL_PASSWORD" in err.value.message
+
+
+def test_a_lone_password_that_breaks_the_url_is_masked_whole(load):
+    with pytest.raises(UsageError) as err:
+        load(flags={"url": "redis://Xq7Zp/Wv9Kr@h:1/0"})
+    assert "redis://****@h:1/0" in err.value.message
+    assert_no_piece_of("Xq7Zp/Wv9Kr", json.dumps(err.value.to_dict()))
+
+
+def test_a_percent_encoded_password_is_a_good_url(load):
+    url = "redis://app:Xq7Zp%2FWv9%23Kr%3F@localhost:6380/0"
+    settings = load(flags={"url": url})
+    assert settings.url == url
+    assert settings.masked_url() == "redis://app:****@localhost:6380/0"
+
+
+def test_a_bad_port_is_said_in_cachectls_words(load):
+    with pytest.raises(ConfigError) as err:
+        load(env={"CACHECTL_URL": "redis://app:pw@h:port/0"})
+    assert err.value.message.endswith("redis://app:****@h:port/0: the port is not a number")
 
 
 def test_errors_never_show_a_password(load, work):

@@ -10,10 +10,12 @@ import fakeredis
 import pytest
 import redis
 from redis import exceptions as rx
+from redis.cluster import RedisCluster
 
 from cachectl.config import Settings, TLSConfig
 from cachectl.errors import (
     ConfigError,
+    ExitCode,
     RedisAuthError,
     RedisClusterDown,
     RedisError,
@@ -23,7 +25,7 @@ from cachectl.errors import (
     RedisTLSError,
     RedisUnreachable,
 )
-from cachectl.store import Pacer, Store
+from cachectl.store import NodeRef, Pacer, Store, _cluster_enabled
 
 PASSWORD = "hunter2-very-secret"
 # Nothing listens on port 1; these tests never connect anyway.
@@ -155,15 +157,16 @@ def test_keys_come_back_as_bytes_and_timeouts_come_from_settings():
     assert (kwargs["socket_connect_timeout"], kwargs["socket_timeout"]) == (1.5, 7.0)
 
 
-def test_rediss_url_carries_the_tls_settings():
-    tls = TLSConfig(ca_file="/etc/ca.pem", cert_file="/etc/c.pem", key_file="/etc/c.key")
+def test_rediss_url_carries_the_tls_settings(tmp_path):
+    files = [tmp_path / name for name in ("ca.pem", "c.pem", "c.key")]
+    for file in files:
+        file.write_text("")
+    tls = TLSConfig(ca_file=str(files[0]), cert_file=str(files[1]), key_file=str(files[2]))
     client = Store(Settings(url="rediss://h:1/0", tls=tls, cluster=False)).client
     kwargs = client.connection_pool.connection_kwargs
     assert client.connection_pool.connection_class is redis.SSLConnection
-    assert (kwargs["ssl_ca_certs"], kwargs["ssl_certfile"], kwargs["ssl_keyfile"]) == (
-        "/etc/ca.pem",
-        "/etc/c.pem",
-        "/etc/c.key",
+    assert (kwargs["ssl_ca_certs"], kwargs["ssl_certfile"], kwargs["ssl_keyfile"]) == tuple(
+        map(str, files)
     )
     assert kwargs["ssl_cert_reqs"] == "required" and kwargs["ssl_check_hostname"] is True
 
@@ -211,6 +214,80 @@ def test_an_invalid_url_is_a_config_error_with_the_password_masked():
         _ = Store(Settings(url=f"http://ops:{PASSWORD}@h:1/0")).client
     assert PASSWORD not in str(caught.value)
     assert "****" in str(caught.value)
+
+
+@pytest.mark.parametrize("password", ["Xq7Zp/Wv9Kr", "Xq7Zp#Wv9Kr", "Xq7Zp?Wv9Kr", "4321/Wv9Kr"])
+def test_a_password_that_breaks_the_url_is_never_quoted_by_the_store(password):
+    # Settings made by an application, which never went through load_settings' checks.
+    with pytest.raises(ConfigError) as caught:
+        _ = Store(Settings(url=f"redis://app:{password}@h:6380/0")).client
+    text = json.dumps(caught.value.to_dict())
+    assert "Xq7Zp" not in text and "Wv9Kr" not in text and "4321" not in text
+    assert "redis://app:****@h:6380/0" in caught.value.message
+    assert "percent-encode" in caught.value.message
+
+
+def test_a_missing_tls_file_is_a_setting_error_not_a_tls_failure(tmp_path):
+    missing = str(tmp_path / "nope.pem")
+    settings = Settings(
+        url="rediss://h:1/0",
+        tls=TLSConfig(ca_file=missing),
+        sources={"tls.ca_file": "config /etc/cachectl.yaml:7"},
+    )
+    with pytest.raises(ConfigError) as caught:
+        _ = Store(settings).client
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+    assert caught.value.message == (
+        f"tls.ca_file: no such file: {missing} (from config /etc/cachectl.yaml:7)"
+    )
+
+
+class StubServer:
+    """A client whose commands answer as scripted: a value, or an exception raised."""
+
+    def __init__(self, **answers):
+        self.answers = answers
+        self.sent: list[str] = []
+
+    def _answer(self, name: str):
+        self.sent.append(name)
+        answer = self.answers[name]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def info(self, section=None):
+        return self._answer("INFO")
+
+    def execute_command(self, *args):
+        return self._answer(" ".join(args))
+
+
+NOPERM = rx.NoPermissionError("this user has no permissions to run the 'info' command")
+DISABLED = rx.ResponseError("This instance has cluster support disabled")
+
+
+@pytest.mark.parametrize(
+    "answers, enabled, asked",
+    [
+        ({"INFO": {"cluster_enabled": 1}}, True, ["INFO"]),
+        ({"INFO": {"cluster_enabled": 0}}, False, ["INFO"]),
+        ({"INFO": NOPERM, "CLUSTER MYID": b"abc"}, True, ["INFO", "CLUSTER MYID"]),
+        ({"INFO": NOPERM, "CLUSTER MYID": DISABLED}, False, ["INFO", "CLUSTER MYID"]),
+        ({"INFO": NOPERM, "CLUSTER MYID": NOPERM, "READONLY": b"OK"}, True,
+         ["INFO", "CLUSTER MYID", "READONLY"]),
+        ({"INFO": NOPERM, "CLUSTER MYID": rx.ResponseError("unknown command"),
+          "READONLY": DISABLED}, False, ["INFO", "CLUSTER MYID", "READONLY"]),
+        ({"INFO": NOPERM, "CLUSTER MYID": NOPERM, "READONLY": NOPERM}, None,
+         ["INFO", "CLUSTER MYID", "READONLY"]),
+        ({"INFO": rx.ResponseError("unknown command 'INFO'"), "CLUSTER MYID": DISABLED}, False,
+         ["INFO", "CLUSTER MYID"]),
+    ],
+)
+def test_cluster_detection_asks_another_way_when_info_is_refused(answers, enabled, asked):
+    server = StubServer(**answers)
+    assert _cluster_enabled(server) is enabled
+    assert server.sent == asked
 
 
 # -- scanning --------------------------------------------------------------------------------
@@ -487,6 +564,66 @@ def test_cluster_startup_failure_is_translated_from_its_cause():
     error = translate(exc)
     assert isinstance(error, RedisUnreachable)
     assert error.message.endswith("connection refused")
+
+
+def test_a_failure_on_another_node_names_that_node_in_the_urls_form():
+    exc = rx.ConnectionError("Error 111 connecting to 10.0.0.3:7002. Connection refused.")
+    error = translate(exc, "SCAN")
+    assert error.message == (
+        "cannot connect to Redis at redis://ops:****@10.0.0.3:7002/0: connection refused"
+    )
+    assert_no_secret(error)
+
+
+def test_a_failure_on_the_urls_own_node_keeps_the_url_as_given():
+    exc = rx.ConnectionError("Error 111 connecting to cache.internal:1. Connection refused.")
+    assert "redis://ops:****@cache.internal:1/0:" in translate(exc).message
+
+
+def test_the_node_given_by_the_caller_is_named_even_when_redis_py_says_none():
+    store = Store(Settings(url=URL))
+    exc = rx.AuthenticationError("invalid username-password pair or user is disabled.")
+    error = store.translate(exc, "SCAN", NodeRef("10.0.0.3", 7002))
+    assert error.message.startswith("Redis at redis://ops:****@10.0.0.3:7002/0 refused the user")
+
+
+def test_the_node_a_node_clients_connection_stamped_on_its_error_is_named():
+    exc = rx.NoPermissionError("this user has no permissions to run the 'scan' command")
+    exc.cachectl_node = NodeRef("10.0.0.3", 7002)
+    assert translate(exc, "SCAN").message == "the ACL user 'ops' may not run SCAN on 10.0.0.3:7002"
+
+
+def test_a_cluster_timeout_that_names_no_node_does_not_blame_the_urls():
+    store = Store(Settings(url=URL))
+    store._client = RedisClusterStandIn()
+    error = store.translate(rx.TimeoutError("Timeout connecting to server"))
+    assert error.message.startswith(
+        "timed out connecting to a node of the Redis Cluster at redis://ops:****@cache.internal:1/0"
+    )
+
+
+class RedisClusterStandIn(RedisCluster):
+    def __init__(self):  # never connects: only its type matters to translate()
+        pass
+
+    def close(self):
+        pass
+
+
+def test_forcing_cluster_mode_on_a_plain_server_says_it_is_not_a_cluster_node():
+    exc = rx.RedisClusterException(
+        "Redis Cluster cannot be connected. Please provide at least one reachable node: "
+        "Cluster mode is not enabled on this node"
+    )
+    exc.__cause__ = rx.RedisClusterException("Cluster mode is not enabled on this node")
+    settings = Settings(url=URL, cluster=True, sources={"cluster": "flag --cluster"})
+    error = Store(settings).translate(exc)
+    assert type(error) is RedisError
+    assert error.message == (
+        "the server at redis://ops:****@cache.internal:1/0 is not a cluster node, "
+        "but cluster mode is on (flag --cluster)"
+    )
+    assert "drop --cluster" in error.hint and "cluster: auto" in error.hint
 
 
 def test_a_secret_echoed_by_the_server_is_scrubbed():
