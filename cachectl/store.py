@@ -209,7 +209,7 @@ class Store:
                 try:
                     enabled = _cluster_enabled(client)
                     if enabled is None:
-                        raise self._undetectable()
+                        raise self.cluster_undetectable()
                     if not enabled:
                         return client
                 except BaseException:
@@ -242,10 +242,10 @@ class Store:
         with redis.Redis(retry=self._retry(), **{**kwargs, "db": 0}) as probe:
             enabled = _cluster_enabled(probe)
         if enabled is None:
-            raise self._undetectable()
+            raise self.cluster_undetectable()
         return enabled
 
-    def _undetectable(self) -> CachectlError:
+    def cluster_undetectable(self) -> CachectlError:
         # Guessing is what must not happen: a cluster taken for one server lists a third of
         # the keys and deletes a third of what it should, all with exit 0.
         return RedisPermissionError(

@@ -101,7 +101,7 @@ async def connect_async(store: Store) -> aredis.Redis | AsyncRedisCluster:
         forced = False
     if forced is not True:
         standalone = aredis.Redis(retry=retry, **kwargs)
-        if forced is False or not await _cluster_enabled(standalone):
+        if forced is False or not await _cluster_enabled(standalone, store):
             return standalone
         await standalone.aclose()
     db = kwargs.pop("db")
@@ -115,9 +115,21 @@ async def connect_async(store: Store) -> aredis.Redis | AsyncRedisCluster:
     return cluster
 
 
-async def _cluster_enabled(client: aredis.Redis) -> bool:
+async def _cluster_enabled(client: aredis.Redis, store: Store) -> bool:
+    """The asyncio twin of `cachectl.store._cluster_enabled`: INFO, else CLUSTER MYID, else
+    READONLY; never a guess (a cluster taken for one server would cover one node)."""
     try:
         info = await client.info("cluster")
-    except rx.NoPermissionError:
-        return False
-    return str(info.get("cluster_enabled", 0)) == "1"
+    except rx.ResponseError:  # NOPERM, or a proxy that does not pass INFO on
+        pass
+    else:
+        return str(info.get("cluster_enabled", 0)) == "1"
+    for probe in (("CLUSTER", "MYID"), ("READONLY",)):
+        try:
+            await client.execute_command(*probe)
+        except rx.ResponseError as exc:
+            if "cluster support disabled" in str(exc).lower():
+                return False
+            continue  # refused to this user, or renamed away: ask the next
+        return True
+    raise store.cluster_undetectable()

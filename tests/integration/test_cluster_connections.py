@@ -227,3 +227,42 @@ def test_doctor_reports_the_node_that_is_down_and_exits_4(broken_cluster):
     assert data["keys_total"] is None  # two nodes' keys are not the cluster's
     assert envelope["error"]["message"] == nodes[dead]["error"]
     assert result.stderr.strip() == f"error: {nodes[dead]['error']}"
+
+
+# -- the asyncio library ----------------------------------------------------------------------
+
+
+def test_the_asyncio_library_finds_the_cluster_for_a_user_refused_info(cluster_users):
+    """connect_async once took a refused INFO for a single server: every write to a slot of
+    another node then failed with MOVED (and, fail-open, was silently not cached)."""
+    import asyncio
+
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+    from cachectl import AsyncAPICache
+
+    async def main():
+        async with AsyncAPICache(url_for(cluster_users.nodes[0], NO_DANGEROUS),
+                                 fail_open=False) as cache:
+            client = await cache._redis()
+            assert isinstance(client, AsyncRedisCluster)
+            keys = [await cache.set("spread", {"id": i}, {"i": i}, ttl=60) for i in range(30)]
+            return keys
+
+    keys = asyncio.run(main())
+    assert len({key_slot(k.encode()) * 3 // CLUSTER_SLOTS for k in keys}) == 3  # every node
+    with cluster_users.client() as client:
+        assert sum(client.exists(k) for k in keys) == 30
+
+
+def test_the_asyncio_library_refuses_to_guess_for_a_user_who_may_not_ask(cluster_users):
+    import asyncio
+
+    from cachectl import AsyncAPICache
+
+    async def main():
+        async with AsyncAPICache(url_for(cluster_users.nodes[0], BLIND), fail_open=False) as cache:
+            await cache.set("spread", {"id": 1}, {"i": 1}, ttl=60)
+
+    with pytest.raises(RedisPermissionError, match="cluster mode could not be detected"):
+        asyncio.run(main())
