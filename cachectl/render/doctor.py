@@ -60,10 +60,14 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
         for col in ("node", "role", "version", "keys", "memory"):
             nodes.add_column(col, justify="right" if col in ("keys", "memory") else "left")
         for node in report.nodes:
-            nodes.add_row(plain(node.address), plain(node.role), plain(node.version or "?"),
-                          _count(node.keys),
+            role = node.role if node.reachable else "unreachable"
+            nodes.add_row(plain(node.address), plain(role, "bold red" if not node.reachable else ""),
+                          plain(node.version or "?"), _count(node.keys),
                           human_bytes(node.used_memory_bytes))
         out.print(nodes)
+        for node in report.nodes:
+            if not node.reachable and node.error:
+                out.print(plain(f"{node.address}: {node.error}", "red"))
 
     out.print()
     perms = Table(title="Permissions of this user", title_justify="left", show_edge=False)

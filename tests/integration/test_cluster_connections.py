@@ -229,6 +229,17 @@ def test_doctor_reports_the_node_that_is_down_and_exits_4(broken_cluster):
     assert result.stderr.strip() == f"error: {nodes[dead]['error']}"
 
 
+def test_doctors_text_report_marks_the_node_that_is_down(broken_cluster):
+    dead = f"127.0.0.1:{broken_cluster.nodes[2].port}"
+    result = invoke(broken_cluster.url, "doctor")
+    assert result.exit_code == ExitCode.REDIS
+    assert "internal error" not in result.output
+    [row] = [line for line in result.stdout.splitlines() if line.strip().startswith(dead)
+             and "unreachable" in line]
+    assert [c.strip() for c in row.split("│")][1] == "unreachable"
+    assert f"{dead}: cannot connect to Redis at" in result.stdout
+
+
 # -- the asyncio library ----------------------------------------------------------------------
 
 
