@@ -295,9 +295,8 @@ def _pattern_source(layout: Layout, pattern: str, force: bool, notes: list[str])
 
 
 def matches_every_entry(layout: Layout, pattern: str) -> bool:
-    """Whether a glob within the entry prefix has, after that prefix, nothing that narrows it:
-    only `*`, `?`, negated classes `[^...]` and `:` (which every entry key has after its
-    endpoint), as in `api_cache:*`, `api_cache:*:*` or `api_cache:*[^x]`. It then matches
+    """Whether a glob within the entry prefix has, after that prefix, nothing that narrows it
+    (see _wide), as in `api_cache:*`, `api_cache:*:*` or `api_cache:*[^]`: it then matches
     (nearly) every entry. Redis glob escapes are read as Redis reads them."""
     root = layout.entry_root
     i = matched = 0
@@ -309,26 +308,36 @@ def matches_every_entry(layout: Layout, pattern: str) -> bool:
         i += 1
         matched += 1
     rest = pattern[i:]
-    return matched == len(root) and bool(rest) and not _narrows(rest)
+    return matched == len(root) and bool(rest) and _wide(rest)
 
 
-def _narrows(glob: str) -> bool:
-    """Whether a glob has a literal character other than `:` (an escaped one counts) or a
-    character class that is not negated."""
+def _wide(glob: str) -> bool:
+    """Whether a glob (the part after the entry prefix) matches (nearly) every
+    `{endpoint}:{params}`: one segment, or two around a `:` (every entry has one after its
+    endpoint), each made only of wildcards (`*`, `?`, and `[^]`, which Redis reads as any one
+    character) with at least one `*`. A literal character (an escaped one counts), a class
+    (`[pu]`, `[^a]`), a `?` standing alone (a length: `?:*` is the one-letter endpoints) or a
+    third segment narrows it."""
+    segments: list[list[str]] = [[]]
     i = 0
     while i < len(glob):
         c = glob[i]
         if c == "\\" and i + 1 < len(glob):
             if glob[i + 1] != ":":
-                return True
+                return False
+            segments.append([])
             i += 2
-        elif c == "[":  # a class narrows, unless negated ([^x] matches nearly anything)
-            if glob[i + 1 : i + 2] != "^":
-                return True
-            close = glob.find("]", i + 2)
-            i = len(glob) if close == -1 else close + 1
-        elif c in "*?:":
+        elif c == ":":
+            segments.append([])
+            i += 1
+        elif c == "[":  # a class narrows, but for Redis's `[^]`: any one character
+            if glob[i + 1 : i + 3] != "^]":
+                return False
+            segments[-1].append("?")
+            i += 3
+        elif c in "*?":
+            segments[-1].append(c)
             i += 1
         else:
-            return True
-    return False
+            return False
+    return len(segments) <= 2 and all("*" in segment for segment in segments)
