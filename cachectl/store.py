@@ -15,7 +15,7 @@ import re
 import ssl
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
@@ -830,8 +830,11 @@ class Store:
             return None
 
 
-def _cluster_enabled(client: redis.Redis) -> bool | None:
-    """Whether the server is a cluster node; None when this user may not find out.
+def cluster_detection() -> Generator[tuple, Any, bool | None]:
+    """The questions that tell whether a server is a cluster node, without I/O (the Store and
+    the asyncio library ask them, each its own way): yields each command to send, is sent back
+    its reply or the ResponseError it raised, and returns whether the server is a cluster node,
+    or None when this user may not find out.
 
     INFO says it. A user refused INFO (`-@dangerous` takes it) is asked CLUSTER MYID (@slow:
     allowed to anyone who can use a cluster through redis-py, which needs CLUSTER SLOTS), then
@@ -839,21 +842,32 @@ def _cluster_enabled(client: redis.Redis) -> bool | None:
     without cluster support refuses both with "cluster support disabled". Never a guess: a
     cluster taken for one server silently covers one node.
     """
-    try:
-        info = client.info("cluster")
-    except rx.ResponseError:  # NOPERM, or a proxy that does not pass INFO on
-        pass
-    else:
+    info = yield ("INFO", "cluster")
+    if not isinstance(info, rx.ResponseError):  # else NOPERM, or a proxy that keeps INFO
         return str(info.get("cluster_enabled", 0)) == "1"
     for probe in (("CLUSTER", "MYID"), ("READONLY",)):
-        try:
-            client.execute_command(*probe)
-        except rx.ResponseError as exc:
-            if "cluster support disabled" in str(exc).lower():
-                return False
-            continue  # refused to this user, or renamed away: ask the next
-        return True
+        answer = yield probe
+        if not isinstance(answer, rx.ResponseError):
+            return True
+        if "cluster support disabled" in str(answer).lower():
+            return False
+        # refused to this user, or renamed away: ask the next
     return None
+
+
+def _cluster_enabled(client: redis.Redis) -> bool | None:
+    """cluster_detection's questions, asked of `client`."""
+    questions = cluster_detection()
+    command = next(questions)
+    while True:
+        try:
+            reply = client.execute_command(*command)
+        except rx.ResponseError as exc:
+            reply = exc
+        try:
+            command = questions.send(reply)
+        except StopIteration as done:
+            return done.value
 
 
 _NAMING: dict[type, type] = {}

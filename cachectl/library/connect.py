@@ -116,20 +116,20 @@ async def connect_async(store: Store) -> aredis.Redis | AsyncRedisCluster:
 
 
 async def _cluster_enabled(client: aredis.Redis, store: Store) -> bool:
-    """The asyncio twin of `cachectl.store._cluster_enabled`: INFO, else CLUSTER MYID, else
-    READONLY; never a guess (a cluster taken for one server would cover one node)."""
-    try:
-        info = await client.info("cluster")
-    except rx.ResponseError:  # NOPERM, or a proxy that does not pass INFO on
-        pass
-    else:
-        return str(info.get("cluster_enabled", 0)) == "1"
-    for probe in (("CLUSTER", "MYID"), ("READONLY",)):
+    """`cachectl.store.cluster_detection`'s questions, asked of an asyncio client; when none
+    may be asked, the Store's error (never a guess)."""
+    from cachectl.store import cluster_detection
+
+    questions = cluster_detection()
+    command = next(questions)
+    while True:
         try:
-            await client.execute_command(*probe)
+            reply = await client.execute_command(*command)
         except rx.ResponseError as exc:
-            if "cluster support disabled" in str(exc).lower():
-                return False
-            continue  # refused to this user, or renamed away: ask the next
-        return True
-    raise store.cluster_undetectable()
+            reply = exc
+        try:
+            command = questions.send(reply)
+        except StopIteration as done:
+            if done.value is None:
+                raise store.cluster_undetectable() from None
+            return done.value

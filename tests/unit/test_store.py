@@ -260,7 +260,7 @@ class StubServer:
         return self._answer("INFO")
 
     def execute_command(self, *args):
-        return self._answer(" ".join(args))
+        return self._answer("INFO" if args[0] == "INFO" else " ".join(args))
 
 
 NOPERM = rx.NoPermissionError("this user has no permissions to run the 'info' command")
