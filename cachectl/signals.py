@@ -57,3 +57,40 @@ def sigterm_as_interrupt() -> Iterator[None]:
         # Left ignored once a SIGTERM came (the process is on its way out); else as it was.
         if signal.getsignal(signal.SIGTERM) is _raise_interrupt:
             signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopFlag]:
+    """For a job that stops after its current batch and reports (invalidate, prune, a warm dry
+    run): within the block, the first Ctrl-C sets the flag and a second one raises
+    KeyboardInterrupt at once; SIGTERM (a cancelled CI job, `docker stop`) sets it too, and once
+    it has, later SIGTERMs are ignored until the process exits, so a forwarded second one cannot
+    kill the report. The handlers may be re-entered by a signal that lands while they run: the
+    flag is a StopFlag, not a threading.Event, for that. Main thread only (elsewhere no signal
+    lands, and the flag just stays unset)."""
+    stop = StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    terminated = False
+
+    def on_sigint(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    def on_sigterm(signum, frame) -> None:
+        nonlocal terminated
+        terminated = True
+        stop.set()
+
+    previous_int = signal.signal(signal.SIGINT, on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield stop
+    finally:
+        # None: a handler not set from Python; the interpreter's own defaults stand in for it.
+        signal.signal(signal.SIGINT, previous_int or signal.default_int_handler)
+        signal.signal(signal.SIGTERM,
+                      signal.SIG_IGN if terminated else previous_term or signal.SIG_DFL)
+

@@ -1,12 +1,8 @@
-"""`cachectl invalidate`, and the Ctrl-C and --delay handling `cachectl prune` shares."""
+"""`cachectl invalidate`, and the options and --delay handling `cachectl prune` shares."""
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -150,7 +146,9 @@ def invalidate(
     check_permissions(store, layout, selection, filters, options)
     if not yes and not _confirmed_with_count(app_ctx, selection, filters, options, show):
         return
-    with stop_on_ctrl_c() as stop:
+    from cachectl.signals import stop_on_signals
+
+    with stop_on_signals() as stop:
         wait_first(out, delay_seconds, stop)
         _run(app_ctx, layout, selection, filters, options, stop)
 
@@ -240,40 +238,6 @@ def _run(
 def can_ask() -> bool:
     """Whether a question can be asked (as confirm_destructive decides)."""
     return sys.stdin.isatty() and sys.stdout.isatty()
-
-
-@contextmanager
-def stop_on_ctrl_c() -> Iterator[StopFlag]:
-    """The first Ctrl-C sets the event (the job stops after its current batch and reports);
-    a second one interrupts at once. SIGTERM (a cancelled CI job, `docker stop`) sets it too;
-    once it has, later SIGTERMs are ignored until the process exits, so a forwarded second one
-    cannot kill the summary. The flag is a StopFlag, not a threading.Event: the handlers may be
-    re-entered by a signal that lands while they run, and Event.set() would deadlock there."""
-    from cachectl.signals import StopFlag
-
-    stop = StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    terminated = False
-
-    def on_sigint(signum, frame) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    def on_sigterm(signum, frame) -> None:
-        nonlocal terminated
-        terminated = True
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    previous_term = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN if terminated else previous_term)
 
 
 def wait_first(out: Output, seconds: float, stop: StopFlag) -> None:

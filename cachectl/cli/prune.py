@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cachectl.cli.context import DryRunOpt, JsonOpt, YesOpt, command_context, confirm_destructive
-from cachectl.cli.invalidate import BatchOpt, CountOpt, RateOpt, can_ask, stop_on_ctrl_c
+from cachectl.cli.invalidate import BatchOpt, CountOpt, RateOpt, can_ask
 
 
 def prune(
@@ -41,7 +41,9 @@ def prune(
         rate=rate or settings.rate,
         dry_run=dry_run,
     )
-    with stop_on_ctrl_c() as stop, out.progress("pruning") as bar:
+    from cachectl.signals import stop_on_signals
+
+    with stop_on_signals() as stop, out.progress("pruning") as bar:
         result = run_prune(
             app_ctx.store, options, stop=stop,
             on_progress=lambda p: bar.update(completed=p.members_checked,

@@ -17,11 +17,9 @@ import json
 import math
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -598,43 +596,14 @@ def _dry_run(store: Store, requests: Iterable[PlannedRequest], options: WarmOpti
     """Counts the plan (reading TTLs in chunks when asked). Ctrl-C or SIGTERM stop it as they stop
     a real round, with the result so far: between two chunks, so the counts and the report's
     records agree; what the plan holds beyond is `not_attempted`."""
-    with _stop_on_signals() as stop:
+    from cachectl.signals import stop_on_signals
+
+    with stop_on_signals() as stop:
         for chunk in _chunks(requests, TTL_CHECK_CHUNK):
             if stop.is_set():
                 tally.result.stopped = "interrupted"
                 return
             _count_chunk(store, chunk, options, tally)
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[StopFlag]:
-    """Within the block, SIGINT and SIGTERM set the flag instead of raising (in the main thread;
-    elsewhere no signal lands). Once one came, a later SIGTERM is ignored: the process is on its
-    way out and must not be killed before its report. A second Ctrl-C raises KeyboardInterrupt,
-    for whoever cannot wait for a TTL read to return."""
-    from cachectl.signals import StopFlag
-
-    stop = StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def on_signal(signum, frame) -> None:
-        if signum == signal.SIGINT and stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous_int = signal.signal(signal.SIGINT, on_signal)
-    previous_term = signal.signal(signal.SIGTERM, on_signal)
-    try:
-        yield stop
-    finally:
-        # None: a handler not set from Python; the interpreter's own defaults stand in for it.
-        signal.signal(signal.SIGINT, previous_int or signal.default_int_handler)
-        if stop.is_set():
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        else:
-            signal.signal(signal.SIGTERM, previous_term or signal.SIG_DFL)
 
 
 def _count_chunk(

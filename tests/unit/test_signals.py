@@ -65,7 +65,7 @@ def run_under_storm(child_source: str) -> list[str]:
 
 
 def test_invalidate_stop_flag_survives_a_storm_of_sigterms():
-    words = run_under_storm(CHILD.format(module="cachectl.cli.invalidate", context="stop_on_ctrl_c",
+    words = run_under_storm(CHILD.format(module="cachectl.signals", context="stop_on_signals",
                                          poll="stop.is_set()", report="stop.is_set()"))
     assert words == ["finished", "True"]
 
