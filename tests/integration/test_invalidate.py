@@ -207,22 +207,31 @@ def test_tag_written_to_during_its_invalidation_leaves_no_orphan(target):
         assert not client.exists(LAYOUT.entry("busy", {"id": i}))
 
 
-def test_stopped_run_leaves_a_pending_set_that_a_rerun_finishes(target):
-    client, tag_key = target.client, LAYOUT.tag("big")
-    keys = [LAYOUT.entry("big", {"id": i}) for i in range(500)]
+def tag_entries(client, tag: str, ids) -> list[str]:
+    keys = [LAYOUT.entry(tag, {"id": i}) for i in ids]
     for key in keys:
         client.set(key, "v")
-        client.sadd(tag_key, key)
+        client.sadd(LAYOUT.tag(tag), key)
+    return keys
+
+
+def stopped_after_first_batch(store, selection):
+    """A run of `selection` stopped (as by Ctrl-C) once its first batch is deleted."""
     stop = threading.Event()
-    selection = resolve_selection(LAYOUT, SelectionSpec(tags=["big"]))
 
     def stop_after_first_batch(progress):
         if progress.deleted:
             stop.set()
 
-    first = invalidate(target.store, selection, Filters(),
-                       InvalidateOptions(batch_size=20, scan_count=20),
-                       on_progress=stop_after_first_batch, stop=stop)
+    return invalidate(store, selection, Filters(), InvalidateOptions(batch_size=20, scan_count=20),
+                      on_progress=stop_after_first_batch, stop=stop)
+
+
+def test_stopped_run_leaves_a_pending_set_that_a_rerun_finishes(target):
+    client, tag_key = target.client, LAYOUT.tag("big")
+    keys = tag_entries(client, "big", range(500))
+    selection = resolve_selection(LAYOUT, SelectionSpec(tags=["big"]))
+    first = stopped_after_first_batch(target.store, selection)
     assert first.interrupted and 0 < first.deleted < 500
     pending = LAYOUT.pending_set(tag_key.encode())
     assert first.pending_sets == [pending.decode()]
@@ -239,25 +248,11 @@ def test_a_rerun_finishes_the_pending_set_and_takes_the_tag_writers_recreated(ta
     rerun finds both the pending set and a fresh tag set. It must delete the members of both
     (it once drained the pending set twice and left the fresh set whole, exit 0)."""
     client, tag_key = target.client, LAYOUT.tag("big")
-    old = [LAYOUT.entry("big", {"id": i}) for i in range(300)]
-    for key in old:
-        client.set(key, "v")
-        client.sadd(tag_key, key)
-    stop = threading.Event()
+    old = tag_entries(client, "big", range(300))
     selection = resolve_selection(LAYOUT, SelectionSpec(tags=["big"]))
-
-    def stop_after_first_batch(progress):
-        if progress.deleted:
-            stop.set()
-
-    first = invalidate(target.store, selection, Filters(),
-                       InvalidateOptions(batch_size=20, scan_count=20),
-                       on_progress=stop_after_first_batch, stop=stop)
+    first = stopped_after_first_batch(target.store, selection)
     assert first.interrupted and first.pending_sets
-    new = [LAYOUT.entry("big", {"id": i}) for i in range(1000, 1050)]
-    for key in new:  # the applications write on
-        client.set(key, "v")
-        client.sadd(tag_key, key)
+    new = tag_entries(client, "big", range(1000, 1050))  # the applications write on
     unrelated = LAYOUT.entry("other", {"id": 1})
     client.set(unrelated, "v")
     second = invalidate(target.store, selection, Filters(), InvalidateOptions(batch_size=20))
