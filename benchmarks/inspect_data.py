@@ -155,13 +155,17 @@ def load(url: str, entries: int, others: int, seed: int = 7) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--url", required=True, help="a server you started for this (never 6379)")
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--others", type=int, default=None, help="default: as many as entries")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    seconds = load(args.url, args.entries, args.entries if args.others is None else args.others, args.seed)
+    seconds = load(
+        args.url, args.entries, args.entries if args.others is None else args.others, args.seed
+    )
     print(f"loaded in {seconds:.1f} s")
 
 

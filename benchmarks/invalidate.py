@@ -82,18 +82,23 @@ def probe(port: int) -> None:
         waits.append(time.perf_counter() - started)
         time.sleep(0.001)
     waits.sort()
-    print(json.dumps({
-        "pings": len(waits),
-        "max_ms": round(waits[-1] * 1000, 2) if waits else None,
-        "p999_ms": round(waits[int(len(waits) * 0.999)] * 1000, 2) if waits else None,
-        "over_10ms": sum(1 for w in waits if w > 0.010),
-    }))
+    print(
+        json.dumps(
+            {
+                "pings": len(waits),
+                "max_ms": round(waits[-1] * 1000, 2) if waits else None,
+                "p999_ms": round(waits[int(len(waits) * 0.999)] * 1000, 2) if waits else None,
+                "over_10ms": sum(1 for w in waits if w > 0.010),
+            }
+        )
+    )
 
 
 class Probe:
     def __init__(self, port: int):
-        self.proc = subprocess.Popen([sys.executable, __file__, "--probe", str(port)],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--probe", str(port)], stdout=subprocess.PIPE, text=True
+        )
         time.sleep(0.3)  # connected and pinging before the clock starts
 
     def result(self) -> dict:
@@ -133,8 +138,9 @@ def unlink_protocol(path: Path, n: int) -> None:
 
 
 def shell(command: str) -> None:
-    subprocess.run(command, shell=True, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE)
+    subprocess.run(
+        command, shell=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def cachectl(url: str, *args: str) -> dict:
@@ -142,11 +148,30 @@ def cachectl(url: str, *args: str) -> dict:
     returns its own run time (duration_seconds from --json) and its peak RSS."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "cachectl-bench-pycache")
-    done = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "cachectl",
-                           "--url", url, "invalidate", *args, "--yes", "--json"],
-                          capture_output=True, text=True, check=True, env=env)
-    return {"own_duration_s": json.loads(done.stdout)["data"]["duration_seconds"],
-            "peak_rss_mb": round(int(done.stderr.split()[-1]) / 1024, 1)}
+    done = subprocess.run(
+        [
+            "/usr/bin/time",
+            "-f",
+            "%M",
+            sys.executable,
+            "-m",
+            "cachectl",
+            "--url",
+            url,
+            "invalidate",
+            *args,
+            "--yes",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return {
+        "own_duration_s": json.loads(done.stdout)["data"]["duration_seconds"],
+        "peak_rss_mb": round(int(done.stderr.split()[-1]) / 1024, 1),
+    }
 
 
 def measure(client, port: int, populate, tool) -> dict:
@@ -162,9 +187,13 @@ def measure(client, port: int, populate, tool) -> dict:
     wall = time.perf_counter() - started
     stall = watcher.result()
     events = client.execute_command("LATENCY", "LATEST")
-    row = {"wall_s": round(wall, 3), "server_cpu_s": round(_server_cpu(client) - cpu_before, 3),
-           "keys_left": client.dbsize(), "probe": stall,
-           "server_longest_event_ms": max((int(e[3]) for e in events), default=0)}
+    row = {
+        "wall_s": round(wall, 3),
+        "server_cpu_s": round(_server_cpu(client) - cpu_before, 3),
+        "keys_left": client.dbsize(),
+        "probe": stall,
+        "server_longest_event_ms": max((int(e[3]) for e in events), default=0),
+    }
     row.update(inner or {})
     return row
 
@@ -189,27 +218,32 @@ def run(args) -> dict:
         cli = f"redis-cli -p {port}"
         pattern_tools = {
             "redis-cli --scan | xargs unlink": lambda: shell(
-                f"{cli} --scan --pattern '{PATTERN}' | xargs -d '\\n' -n 1000 {cli} unlink"),
+                f"{cli} --scan --pattern '{PATTERN}' | xargs -d '\\n' -n 1000 {cli} unlink"
+            ),
             "floor: redis-cli --pipe UNLINK": lambda: shell(f"{cli} --pipe < {protocol}"),
             "cachectl": lambda: cachectl(url, "--pattern", PATTERN),
-            "cachectl --index-cleanup skip": lambda: cachectl(url, "--pattern", PATTERN,
-                                                              "--index-cleanup", "skip"),
-            "cachectl --count 2000": lambda: cachectl(url, "--pattern", PATTERN,
-                                                      "--count", "2000"),
-            "cachectl --count 4000": lambda: cachectl(url, "--pattern", PATTERN,
-                                                      "--count", "4000"),
+            "cachectl --index-cleanup skip": lambda: cachectl(
+                url, "--pattern", PATTERN, "--index-cleanup", "skip"
+            ),
+            "cachectl --count 2000": lambda: cachectl(url, "--pattern", PATTERN, "--count", "2000"),
+            "cachectl --count 4000": lambda: cachectl(url, "--pattern", PATTERN, "--count", "4000"),
             "cachectl --index-cleanup skip --count 4000": lambda: cachectl(
-                url, "--pattern", PATTERN, "--index-cleanup", "skip", "--count", "4000"),
+                url, "--pattern", PATTERN, "--index-cleanup", "skip", "--count", "4000"
+            ),
             "KEYS then UNLINK": lambda: shell(
-                f"{cli} keys '{PATTERN}' | xargs -d '\\n' -n 1000 {cli} unlink"),
+                f"{cli} keys '{PATTERN}' | xargs -d '\\n' -n 1000 {cli} unlink"
+            ),
         }
         tag_tools = {
             "redis-cli smembers | xargs unlink": lambda: shell(
-                f"{cli} smembers tag:T | xargs -d '\\n' -n 1000 {cli} unlink"),
+                f"{cli} smembers tag:T | xargs -d '\\n' -n 1000 {cli} unlink"
+            ),
             "cachectl --tag": lambda: cachectl(url, "--tag", "T"),
         }
-        results: dict = {"pattern": {k: [] for k in pattern_tools},
-                         "tag": {k: [] for k in tag_tools}}
+        results: dict = {
+            "pattern": {k: [] for k in pattern_tools},
+            "tag": {k: [] for k in tag_tools},
+        }
         cachectl(url, "--tag", "warm-up")  # compiles cachectl's bytecode once, untimed
         idle = Probe(port)
         time.sleep(2)
@@ -217,20 +251,28 @@ def run(args) -> dict:
         for round_no in range(args.runs):
             # Rotated each round, so drift (other load, a warming page cache) hits all alike.
             for name in _rotated(list(pattern_tools), round_no):
-                row = measure(client, port, lambda: populate_pattern(client, n), pattern_tools[name])
+                row = measure(
+                    client, port, lambda: populate_pattern(client, n), pattern_tools[name]
+                )
                 results["pattern"][name].append(row)
-                _say(f"pattern  {name:<44} {row['wall_s']:>7.3f}s  max stall "
-                     f"{row['probe']['max_ms']} ms")
+                _say(
+                    f"pattern  {name:<44} {row['wall_s']:>7.3f}s  max stall "
+                    f"{row['probe']['max_ms']} ms"
+                )
             for name in _rotated(list(tag_tools), round_no):
                 row = measure(client, port, lambda: populate_tag(client, m), tag_tools[name])
                 results["tag"][name].append(row)
-                _say(f"tag      {name:<44} {row['wall_s']:>7.3f}s  max stall "
-                     f"{row['probe']['max_ms']} ms")
+                _say(
+                    f"tag      {name:<44} {row['wall_s']:>7.3f}s  max stall "
+                    f"{row['probe']['max_ms']} ms"
+                )
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    results["load_average"] = {"before": round(load_before, 2),
-                               "after": round(os.getloadavg()[0], 2)}
+    results["load_average"] = {
+        "before": round(load_before, 2),
+        "after": round(os.getloadavg()[0], 2),
+    }
     return summarize(results, args)
 
 
@@ -270,28 +312,38 @@ def summarize(results: dict, args) -> dict:
     ratios = {}
     for name in (n for n in p if n.startswith("cachectl")):
         ratios[f"pattern: {name} / xargs pipeline (aim <= 0.25)"] = round(
-            p[name]["wall_s_median"] / xargs["wall_s_median"], 3)
+            p[name]["wall_s_median"] / xargs["wall_s_median"], 3
+        )
         ratios[f"pattern: {name} / floor (aim <= 5)"] = round(
-            p[name]["wall_s_median"] / floor["wall_s_median"], 2)
+            p[name]["wall_s_median"] / floor["wall_s_median"], 2
+        )
         ratios[f"pattern: {name} run without start-up / floor"] = round(
-            p[name]["own_duration_s_median"] / floor["wall_s_median"], 2)
+            p[name]["own_duration_s_median"] / floor["wall_s_median"], 2
+        )
         ratios[f"pattern: {name} server CPU / floor"] = round(
-            p[name]["server_cpu_s_median"] / floor["wall_s_median"], 2)
+            p[name]["server_cpu_s_median"] / floor["wall_s_median"], 2
+        )
     tag_x = t["redis-cli smembers | xargs unlink"]["wall_s_median"]
     ratios["tag: cachectl / smembers pipeline (aim <= 0.5)"] = round(
-        t["cachectl --tag"]["wall_s_median"] / tag_x, 3)
+        t["cachectl --tag"]["wall_s_median"] / tag_x, 3
+    )
     ratios["tag: cachectl run without start-up / smembers pipeline"] = round(
-        t["cachectl --tag"]["own_duration_s_median"] / tag_x, 3)
+        t["cachectl --tag"]["own_duration_s_median"] / tag_x, 3
+    )
     return {
         "entries": args.entries,
         "keys": 2 * args.entries,
         "tag_entries": args.tag_entries,
         "runs": args.runs,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "redis_cli": subprocess.run(["redis-cli", "--version"], capture_output=True,
-                                                text=True, check=False).stdout.strip(),
-                    # 1-minute load average: the machine is shared, so ratios move with it.
-                    "load_average": results.get("load_average")},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "redis_cli": subprocess.run(
+                ["redis-cli", "--version"], capture_output=True, text=True, check=False
+            ).stdout.strip(),
+            # 1-minute load average: the machine is shared, so ratios move with it.
+            "load_average": results.get("load_average"),
+        },
         "probe_idle": results["probe_idle"],
         "ratios": ratios,
         "summary": summary,
@@ -300,36 +352,48 @@ def summarize(results: dict, args) -> dict:
 
 
 def print_report(report: dict) -> None:
-    print(f"{report['entries']:,} matching entries among {report['keys']:,} keys; tag of "
-          f"{report['tag_entries']:,}; median of {report['runs']} runs; "
-          f"{report['machine']['cpus']} CPUs, {report['machine']['redis_cli']}")
-    print(f"probe against the idle server: max {report['probe_idle']['max_ms']} ms "
-          "(its own scheduling noise); 'server event' is the server's latency monitor")
+    print(
+        f"{report['entries']:,} matching entries among {report['keys']:,} keys; tag of "
+        f"{report['tag_entries']:,}; median of {report['runs']} runs; "
+        f"{report['machine']['cpus']} CPUs, {report['machine']['redis_cli']}"
+    )
+    print(
+        f"probe against the idle server: max {report['probe_idle']['max_ms']} ms "
+        "(its own scheduling noise); 'server event' is the server's latency monitor"
+    )
     for case in ("pattern", "tag"):
         print(f"\n{case}:")
-        print(f"  {'tool':<44}{'wall':>9}{'own run':>9}{'server CPU':>12}{'max stall':>11}"
-              f"{'server event':>14}{'peak RSS':>10}")
+        print(
+            f"  {'tool':<44}{'wall':>9}{'own run':>9}{'server CPU':>12}{'max stall':>11}"
+            f"{'server event':>14}{'peak RSS':>10}"
+        )
         for name, row in report["summary"][case].items():
             own = f"{row['own_duration_s_median']:.3f}s" if row["own_duration_s_median"] else ""
             rss = f"{row['peak_rss_mb_median']:.0f}MB" if row["peak_rss_mb_median"] else ""
-            print(f"  {name:<44}{row['wall_s_median']:>8.3f}s{own:>9}"
-                  f"{row['server_cpu_s_median']:>11.3f}s{row['max_stall_ms_worst']:>9.1f}ms"
-                  f"{row['server_longest_event_ms_worst']:>12}ms{rss:>10}")
+            print(
+                f"  {name:<44}{row['wall_s_median']:>8.3f}s{own:>9}"
+                f"{row['server_cpu_s_median']:>11.3f}s{row['max_stall_ms_worst']:>9.1f}ms"
+                f"{row['server_longest_event_ms_worst']:>12}ms{rss:>10}"
+            )
     print("\nratios:")
     for name, value in report["ratios"].items():
         print(f"  {name}: {value}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--probe", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--tag-entries", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--out", default=str(HERE / "results" / "invalidate.json"),
-                        help="where the JSON report is written ('' for nowhere)")
+    parser.add_argument(
+        "--out",
+        default=str(HERE / "results" / "invalidate.json"),
+        help="where the JSON report is written ('' for nowhere)",
+    )
     args = parser.parse_args()
     if args.probe:
         probe(args.probe)

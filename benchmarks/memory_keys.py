@@ -64,7 +64,11 @@ def run_command(argv: list[str], client) -> dict:
     started = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     wall = time.perf_counter() - started
-    return {"wall": wall, "client_cpu": child_cpu() - cpu0, "server_cpu": server_cpu(client) - server0}
+    return {
+        "wall": wall,
+        "client_cpu": child_cpu() - cpu0,
+        "server_cpu": server_cpu(client) - server0,
+    }
 
 
 def run_inprocess(fn, client) -> dict:
@@ -96,18 +100,31 @@ def sized_pages(url: str, method: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--others", type=int, default=None, help="default: as many as entries")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--skip-pipeline", action="store_true",
-                        help="leave out the pipelined sizing (slow on a big keyspace)")
-    parser.add_argument("--skip-memkeys", action="store_true",
-                        help="leave out redis-cli --memkeys and cachectl memory")
-    parser.add_argument("--keys-fields", action="append", default=None, metavar="FIELDS",
-                        help="a `keys --fields` value to time too (repeatable; default "
-                        "endpoint,params and ttl,endpoint,params)")
+    parser.add_argument(
+        "--skip-pipeline",
+        action="store_true",
+        help="leave out the pipelined sizing (slow on a big keyspace)",
+    )
+    parser.add_argument(
+        "--skip-memkeys",
+        action="store_true",
+        help="leave out redis-cli --memkeys and cachectl memory",
+    )
+    parser.add_argument(
+        "--keys-fields",
+        action="append",
+        default=None,
+        metavar="FIELDS",
+        help="a `keys --fields` value to time too (repeatable; default "
+        "endpoint,params and ttl,endpoint,params)",
+    )
     args = parser.parse_args()
     redis_cli = shutil.which("redis-cli")
     if redis_cli is None:
@@ -126,29 +143,47 @@ def main() -> None:
             load_seconds = load(url, args.entries, others)
             contenders = {
                 "redis-cli --memkeys": lambda: run_command(
-                    [redis_cli, "-h", host, "-p", port, "--memkeys"], client),
+                    [redis_cli, "-h", host, "-p", port, "--memkeys"], client
+                ),
                 "cachectl memory": lambda: run_command(
-                    [*cachectl, "--url", url, "memory", "--json"], client),
+                    [*cachectl, "--url", url, "memory", "--json"], client
+                ),
                 "redis-cli --scan --pattern": lambda: run_command(
-                    [redis_cli, "-h", host, "-p", port, "--scan", "--pattern", "api_cache:*"], client),
-                "SCAN COUNT 1000 (redis-py)": lambda: run_inprocess(lambda: bare_scan(client), client),
+                    [redis_cli, "-h", host, "-p", port, "--scan", "--pattern", "api_cache:*"],
+                    client,
+                ),
+                "SCAN COUNT 1000 (redis-py)": lambda: run_inprocess(
+                    lambda: bare_scan(client), client
+                ),
                 "cachectl keys --jsonl": lambda: run_command(
-                    [*cachectl, "--url", url, "keys", "api_cache:*", "--jsonl"], client),
+                    [*cachectl, "--url", url, "keys", "api_cache:*", "--jsonl"], client
+                ),
             }
             if args.skip_memkeys:
                 del contenders["redis-cli --memkeys"], contenders["cachectl memory"]
             for fields in keys_fields:
-                contenders[f"cachectl keys --jsonl --fields {fields}"] = (
-                    lambda fields=fields: run_command(
-                        [*cachectl, "--url", url, "keys", "api_cache:*", "--jsonl",
-                         "--fields", fields], client)
+                contenders[f"cachectl keys --jsonl --fields {fields}"] = lambda fields=fields: (
+                    run_command(
+                        [
+                            *cachectl,
+                            "--url",
+                            url,
+                            "keys",
+                            "api_cache:*",
+                            "--jsonl",
+                            "--fields",
+                            fields,
+                        ],
+                        client,
+                    )
                 )
-            contenders["sized pages: script"] = (
-                lambda: run_inprocess(lambda: sized_pages(url, "script"), client)
+            contenders["sized pages: script"] = lambda: run_inprocess(
+                lambda: sized_pages(url, "script"), client
             )
             if not args.skip_pipeline:
                 contenders["sized pages: pipeline"] = lambda: run_inprocess(
-                    lambda: sized_pages(url, "pipeline"), client)
+                    lambda: sized_pages(url, "pipeline"), client
+                )
             samples: dict[str, list[dict]] = {name: [] for name in contenders}
             for _ in range(args.runs):
                 for name, run in contenders.items():  # interleaved: drift hits all alike
@@ -165,7 +200,9 @@ def main() -> None:
     bare = wall["SCAN COUNT 1000 (redis-py)"]
     ratios = {}
     if "cachectl memory" in wall:
-        ratios["memory / redis-cli --memkeys"] = wall["cachectl memory"] / wall["redis-cli --memkeys"]
+        ratios["memory / redis-cli --memkeys"] = (
+            wall["cachectl memory"] / wall["redis-cli --memkeys"]
+        )
     ratios["keys --jsonl / redis-cli --scan"] = (
         wall["cachectl keys --jsonl"] / wall["redis-cli --scan --pattern"]
     )
@@ -194,12 +231,16 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{dbsize:,} keys ({args.entries:,} entries), {args.runs} runs each, {cli_version}, "
-          f"{os.cpu_count()} CPUs; medians in seconds; load average before "
-          f"{report['load_average_before']}, after {report['load_average_after']}")
+    print(
+        f"{dbsize:,} keys ({args.entries:,} entries), {args.runs} runs each, {cli_version}, "
+        f"{os.cpu_count()} CPUs; medians in seconds; load average before "
+        f"{report['load_average_before']}, after {report['load_average_after']}"
+    )
     print(f"{'':58}{'wall':>8}{'client CPU':>12}{'server CPU':>12}   all walls")
     for name, r in results.items():
-        print(f"{name:58}{r['wall']:>8.2f}{r['client_cpu']:>12.2f}{r['server_cpu']:>12.2f}   {r['walls']}")
+        print(
+            f"{name:58}{r['wall']:>8.2f}{r['client_cpu']:>12.2f}{r['server_cpu']:>12.2f}   {r['walls']}"
+        )
     print()
     for name, ratio in report["ratios"].items():
         print(f"{name:64}{ratio:>8.3f}")

@@ -34,7 +34,11 @@ def warm_manifest(directory: Path, entries: int, sharded: bool) -> Path:
         matrix = f"{{shard: {{range: [1, {max(1, entries // 1000)}]}}, id: {{range: [1, 1000]}}}}"
         url, tags = "/items/{shard}/{id}", '[items, "item_{shard}_{id}"]'
     else:
-        matrix, url, tags = f"{{id: {{range: [1, {entries}]}}}}", "/items/{id}", '[items, "item_{id}"]'
+        matrix, url, tags = (
+            f"{{id: {{range: [1, {entries}]}}}}",
+            "/items/{id}",
+            '[items, "item_{id}"]',
+        )
     path.write_text(
         "version: 1\n"
         'defaults: {base_url: "http://127.0.0.1:8080", ttl: 1h, retries: 2, timeout: 10s}\n'
@@ -76,14 +80,24 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     env = {"API_TOKEN": "t0ken", "API_BASE_URL": "https://api.example.com/v2"}
-    report = {"entries": args.entries, "rounds": args.rounds, "loadavg": os.getloadavg(), "cases": {}}
+    report = {
+        "entries": args.entries,
+        "rounds": args.rounds,
+        "loadavg": os.getloadavg(),
+        "cases": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         cases = {
             "warm.py shape (range)": warm_manifest(Path(tmp), args.entries, sharded=False),
             "warm.py shape (shard x id)": warm_manifest(Path(tmp), args.entries, sharded=True),
             "sample_configs/manifest.yaml": ROOT / "sample_configs" / "manifest.yaml",
         }
-        layouts = {"standard": Layout(), "versioned": Layout(LayoutConfig(scheme="versioned", header_allowlist=("Accept-Language",)))}
+        layouts = {
+            "standard": Layout(),
+            "versioned": Layout(
+                LayoutConfig(scheme="versioned", header_allowlist=("Accept-Language",))
+            ),
+        }
         for label, path in cases.items():
             for scheme, layout in layouts.items():
                 plan = Plan(load_manifests([path], env=env), layout)

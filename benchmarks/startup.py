@@ -48,24 +48,40 @@ def commands(python: str, url: str, label: str = "") -> dict[str, list[str]]:
         "cachectl --help": [*cachectl, "--help"],
         "cachectl doctor --help": [*cachectl, "doctor", "--help"],
         "cachectl invalidate --help": [*cachectl, "invalidate", "--help"],
-        "cachectl keys --limit 1 --jsonl": [*cachectl, "--url", url, "keys", "--limit", "1",
-                                            "--jsonl"],
-        "cachectl invalidate --key K --yes": [*cachectl, "--url", url, "invalidate", "--key",
-                                              "api_cache:startup_bench:missing", "--yes"],
+        "cachectl keys --limit 1 --jsonl": [
+            *cachectl,
+            "--url",
+            url,
+            "keys",
+            "--limit",
+            "1",
+            "--jsonl",
+        ],
+        "cachectl invalidate --key K --yes": [
+            *cachectl,
+            "--url",
+            url,
+            "invalidate",
+            "--key",
+            "api_cache:startup_bench:missing",
+            "--yes",
+        ],
     }
     return {f"{name}{label}": argv for name, argv in rows.items()}
 
 
 def measure(table: dict[str, tuple[list[str], dict]], runs: int) -> dict[str, list[float]]:
     for argv, env in table.values():  # untimed: fills the bytecode cache
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-                       env=env)
+        subprocess.run(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env
+        )
     times: dict[str, list[float]] = {name: [] for name in table}
     for _ in range(runs):
         for name, (argv, env) in table.items():  # interleaved, so drift hits all alike
             start = time.perf_counter()
-            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-                           env=env)
+            subprocess.run(
+                argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env
+            )
             times[name].append(time.perf_counter() - start)
     return times
 
@@ -73,14 +89,20 @@ def measure(table: dict[str, tuple[list[str], dict]], runs: int) -> dict[str, li
 def main() -> None:
     from cachectl.devserver import RedisServer
 
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--compare", metavar="PYTHON",
-                        help="another interpreter to run the cachectl rows with too")
-    parser.add_argument("--compare-root", metavar="DIR", default=str(ROOT),
-                        help="the checkout --compare imports cachectl from (default: this one)")
+    parser.add_argument(
+        "--compare", metavar="PYTHON", help="another interpreter to run the cachectl rows with too"
+    )
+    parser.add_argument(
+        "--compare-root",
+        metavar="DIR",
+        default=str(ROOT),
+        help="the checkout --compare imports cachectl from (default: this one)",
+    )
     args = parser.parse_args()
     pycache = tempfile.mkdtemp(prefix="cachectl-startup-pyc-")
     plain = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -99,13 +121,28 @@ def main() -> None:
             table[f"{slow} (no .pyc)"] = (commands(sys.executable, server.url)[slow], no_pyc)
             if args.compare:
                 other = {**env, "PYTHONPATH": args.compare_root}
-                table.update({n: (a, other) for n, a in
-                              commands(args.compare, server.url, label=" [compare]").items()})
+                table.update(
+                    {
+                        n: (a, other)
+                        for n, a in commands(args.compare, server.url, label=" [compare]").items()
+                    }
+                )
             redis_cli = shutil.which("redis-cli")
             if redis_cli:
-                table["redis-cli SCAN 0 COUNT 1"] = ([redis_cli, "-h", server.host, "-p",
-                                                      str(server.port), "SCAN", "0", "COUNT",
-                                                      "1"], env)
+                table["redis-cli SCAN 0 COUNT 1"] = (
+                    [
+                        redis_cli,
+                        "-h",
+                        server.host,
+                        "-p",
+                        str(server.port),
+                        "SCAN",
+                        "0",
+                        "COUNT",
+                        "1",
+                    ],
+                    env,
+                )
             times = measure(table, args.runs)
     finally:
         shutil.rmtree(pycache, ignore_errors=True)
@@ -114,24 +151,40 @@ def main() -> None:
     rows = []
     for name, samples in times.items():
         median = statistics.median(samples)
-        rows.append({
-            "command": name,
-            "median_ms": round(median * 1000, 1),
-            "over_bare_start_ms": round((median - base) * 1000, 1),
-            "ratio_to_bare_start": round(median / base, 2),
-            "ratio_to_redis_cli": round(median / cli, 2) if cli else None,
-        })
+        rows.append(
+            {
+                "command": name,
+                "median_ms": round(median * 1000, 1),
+                "over_bare_start_ms": round((median - base) * 1000, 1),
+                "ratio_to_bare_start": round(median / base, 2),
+                "ratio_to_redis_cli": round(median / cli, 2) if cli else None,
+            }
+        )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     if args.json:
-        print(json.dumps({"runs": args.runs, "load_1min": load, "compare": args.compare,
-                          "compare_root": args.compare_root, "results": rows}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "runs": args.runs,
+                    "load_1min": load,
+                    "compare": args.compare,
+                    "compare_root": args.compare_root,
+                    "results": rows,
+                },
+                indent=2,
+            )
+        )
         return
-    print(f"{'command':<52}{'median':>9}{'over bare':>11}{'x bare':>8}{'x redis-cli':>13}"
-          f"   ({args.runs} runs each, load {load:.2f})")
+    print(
+        f"{'command':<52}{'median':>9}{'over bare':>11}{'x bare':>8}{'x redis-cli':>13}"
+        f"   ({args.runs} runs each, load {load:.2f})"
+    )
     for row in rows:
         vs_cli = f"{row['ratio_to_redis_cli']:>13.2f}" if row["ratio_to_redis_cli"] else ""
-        print(f"{row['command']:<52}{row['median_ms']:>7.1f}ms{row['over_bare_start_ms']:>9.1f}ms"
-              f"{row['ratio_to_bare_start']:>8.2f}{vs_cli}")
+        print(
+            f"{row['command']:<52}{row['median_ms']:>7.1f}ms{row['over_bare_start_ms']:>9.1f}ms"
+            f"{row['ratio_to_bare_start']:>8.2f}{vs_cli}"
+        )
     if args.compare:
         print(f"[compare]: {args.compare}, cachectl from {args.compare_root}")
 

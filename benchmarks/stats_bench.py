@@ -76,9 +76,15 @@ class Traffic(threading.Thread):
                 per = (LAYOUT.hits_endpoint if hit else LAYOUT.misses_endpoint)(endpoint)
                 pipe.hincrby(*total, 1)
                 pipe.hincrby(*per, 1)
-                member = json.dumps({"endpoint": endpoint, "cacheKey": f"k{i}",
-                                     "responseTime": rng.expovariate(1 / 20), "hit": hit,
-                                     "n": rng.random()})
+                member = json.dumps(
+                    {
+                        "endpoint": endpoint,
+                        "cacheKey": f"k{i}",
+                        "responseTime": rng.expovariate(1 / 20),
+                        "hit": hit,
+                        "n": rng.random(),
+                    }
+                )
                 pipe.zadd(LAYOUT.response_times(), {member: now})
             pipe.execute()
             self.stopped.wait(max(0.0, 0.1 - (time.monotonic() - started)))
@@ -90,9 +96,26 @@ def run_dashboard(url: str, ticks: int) -> tuple[float, float]:
     before = children_cpu()
     started = time.monotonic()
     env = {**os.environ, "COLUMNS": "140", "LINES": "60", "TERM": "xterm-256color"}
-    proc = subprocess.Popen([sys.executable, "-m", "cachectl", "--url", url, "stats", "--watch",
-                             "--interval", "1", "--ticks", str(ticks)],
-                            stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cachectl",
+            "--url",
+            url,
+            "stats",
+            "--watch",
+            "--interval",
+            "1",
+            "--ticks",
+            str(ticks),
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
     os.close(slave)
     drained = bytearray()
     while True:
@@ -111,12 +134,16 @@ def run_dashboard(url: str, ticks: int) -> tuple[float, float]:
 
 
 def redis_cli_tick_cpu(server: RedisServer, commands: list[list[str]], ticks: int) -> float:
-    script = "".join(" ".join(json.dumps(a) if " " in a else a for a in c) + "\n"
-                     for c in commands)
+    script = "".join(" ".join(json.dumps(a) if " " in a else a for a in c) + "\n" for c in commands)
     before = children_cpu()
     for _ in range(ticks):
-        subprocess.run(["redis-cli", "-h", server.host, "-p", str(server.port)], input=script,
-                       text=True, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(
+            ["redis-cli", "-h", server.host, "-p", str(server.port)],
+            input=script,
+            text=True,
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
     return (children_cpu() - before) / ticks
 
 
@@ -136,8 +163,9 @@ def bench_dashboard(server: RedisServer, ticks: int, keys: int) -> dict:
         commands_per_tick = sampler.sample().commands + 1  # + the recent-runs read
         scan_calls = client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0)
         sampler.sample()
-        scans_per_tick = client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0) \
-            - scan_calls
+        scans_per_tick = (
+            client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0) - scan_calls
+        )
     one_cpu, _ = run_dashboard(server.url, 1)
     many_cpu, wall = run_dashboard(server.url, ticks + 1)
     cpu_per_tick = (many_cpu - one_cpu) / ticks
@@ -145,10 +173,28 @@ def bench_dashboard(server: RedisServer, ticks: int, keys: int) -> dict:
     same = [["INFO"], ["HGETALL", LAYOUT.hits_total()[0]], ["HGETALL", LAYOUT.misses_total()[0]]]
     for e in ENDPOINTS:
         same += [["HGETALL", LAYOUT.hits_endpoint(e)[0]], ["HGETALL", LAYOUT.misses_endpoint(e)[0]]]
-    same += [["ZREVRANGEBYSCORE", LAYOUT.response_times(), str(now), str(now - 1000),
-              "WITHSCORES", "LIMIT", "0", "50000"],
-             ["ZREVRANGEBYSCORE", "metric:cachectl.runs", "+inf", "-inf", "WITHSCORES", "LIMIT",
-              "0", "5"]]
+    same += [
+        [
+            "ZREVRANGEBYSCORE",
+            LAYOUT.response_times(),
+            str(now),
+            str(now - 1000),
+            "WITHSCORES",
+            "LIMIT",
+            "0",
+            "50000",
+        ],
+        [
+            "ZREVRANGEBYSCORE",
+            "metric:cachectl.runs",
+            "+inf",
+            "-inf",
+            "WITHSCORES",
+            "LIMIT",
+            "0",
+            "5",
+        ],
+    ]
     cli_cpu = redis_cli_tick_cpu(server, same, 10)
     traffic.stopped.set()
     traffic.join()
@@ -171,8 +217,10 @@ def bench_writes(server: RedisServer, points: int) -> dict:
     client = server.client()
     client.flushall()
     now = int(time.time() * 1000)
-    batch = [(f"series_{i % 20}", float(i % 997) / 7, now - (points - i) * 10, None)
-             for i in range(points)]
+    batch = [
+        (f"series_{i % 20}", float(i % 997) / 7, now - (points - i) * 10, None)
+        for i in range(points)
+    ]
     with Store(Settings(url=server.url)) as store:
         ts = TimeSeries(store, LAYOUT)
         started = time.perf_counter()
@@ -187,11 +235,23 @@ def bench_writes(server: RedisServer, points: int) -> dict:
         payload += resp("HSET", LAYOUT.meta(name), "lastUpdate", stamp, "updatedAt", "x")
         for resolution, width in RESOLUTION_MS.items():
             bucket = stamp - stamp % width
-            payload += resp("EVALSHA", sha, 1, LAYOUT.agg(name, resolution, bucket), repr(value),
-                            stamp, bucket, 0)
+            payload += resp(
+                "EVALSHA",
+                sha,
+                1,
+                LAYOUT.agg(name, resolution, bucket),
+                repr(value),
+                stamp,
+                bucket,
+                0,
+            )
     started = time.perf_counter()
-    subprocess.run(["redis-cli", "-h", server.host, "-p", str(server.port), "--pipe"],
-                   input=bytes(payload), stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        ["redis-cli", "-h", server.host, "-p", str(server.port), "--pipe"],
+        input=bytes(payload),
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
     cli_seconds = time.perf_counter() - started
     client.close()
     return {
@@ -210,8 +270,9 @@ def bench_memory(server: RedisServer) -> dict:
     rng = random.Random(3)
     series = {
         "int_series": [1_000_000 + i * 37 + rng.randint(0, 500) for i in range(day_points)],
-        "float_series": [0.9 + 0.05 * math.sin(i / 50) + rng.random() / 100
-                         for i in range(day_points)],
+        "float_series": [
+            0.9 + 0.05 * math.sin(i / 50) + rng.random() / 100 for i in range(day_points)
+        ],
     }
     out = {}
     with Store(Settings(url=server.url)) as store:
@@ -251,17 +312,23 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     d, w = results["dashboard"], results["history_writes"]
-    print(f"dashboard: {d['commands_per_tick']} commands a tick over {d['keys_in_keyspace']:,} "
-          f"keys, {d['scan_calls_per_tick_after_discovery']} SCAN calls a tick after discovery; "
-          f"{d['cpu_percent_of_a_core_at_1s']}% of a core at a 1 s interval "
-          f"({d['ratio_cachectl_to_redis_cli_cpu']}x redis-cli's CPU for the same commands)")
-    print(f"history writes: {w['cachectl_points_per_second']:,} points/s, redis-cli --pipe "
-          f"{w['redis_cli_pipe_points_per_second']:,} points/s "
-          f"(ratio {w['ratio_cachectl_to_redis_cli_throughput']})")
+    print(
+        f"dashboard: {d['commands_per_tick']} commands a tick over {d['keys_in_keyspace']:,} "
+        f"keys, {d['scan_calls_per_tick_after_discovery']} SCAN calls a tick after discovery; "
+        f"{d['cpu_percent_of_a_core_at_1s']}% of a core at a 1 s interval "
+        f"({d['ratio_cachectl_to_redis_cli_cpu']}x redis-cli's CPU for the same commands)"
+    )
+    print(
+        f"history writes: {w['cachectl_points_per_second']:,} points/s, redis-cli --pipe "
+        f"{w['redis_cli_pipe_points_per_second']:,} points/s "
+        f"(ratio {w['ratio_cachectl_to_redis_cli_throughput']})"
+    )
     for name, m in results["memory_per_point"].items():
-        print(f"memory, {name}: {m['raw_bytes_per_point']} B/point raw, "
-              f"{m['compacted_bytes_per_point']} B/point compacted "
-              f"({m['ratio_raw_to_compacted']}x smaller)")
+        print(
+            f"memory, {name}: {m['raw_bytes_per_point']} B/point raw, "
+            f"{m['compacted_bytes_per_point']} B/point compacted "
+            f"({m['ratio_raw_to_compacted']}x smaller)"
+        )
 
 
 if __name__ == "__main__":

@@ -75,9 +75,9 @@ def write_manifest(directory: Path, origin_url: str, entries: int, tags: bool = 
         tag_list = '[items, "item_{id}"]'
     path.write_text(
         "version: 1\n"
-        f"defaults: {{base_url: \"{origin_url}\", ttl: 1h, retries: 2, timeout: 10s}}\n"
+        f'defaults: {{base_url: "{origin_url}", ttl: 1h, retries: 2, timeout: 10s}}\n'
         "endpoints:\n"
-        f"  - name: items\n    url: \"{url}\"\n    matrix: {matrix}\n"
+        f'  - name: items\n    url: "{url}"\n    matrix: {matrix}\n'
         + (f"    tags: {tag_list}\n" if tags else "")
     )
     return path
@@ -89,7 +89,9 @@ def cachectl(redis_url: str, *args: str) -> tuple[dict, int, float]:
     # With cached bytecode, as installed software runs (PYTHONDONTWRITEBYTECODE, set in this
     # project's sessions, would have every run compile cachectl afresh).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    out, err, status, rss = run_measured(["--url", redis_url, *args, "--json"], env={**env, "PYTHONPATH": str(ROOT)})
+    out, err, status, rss = run_measured(
+        ["--url", redis_url, *args, "--json"], env={**env, "PYTHONPATH": str(ROOT)}
+    )
     wall = time.perf_counter() - started
     if status not in (0, 6):
         raise SystemExit(f"cachectl {' '.join(args)} failed ({status}): {err.strip()}")
@@ -179,9 +181,17 @@ def redis_side(redis_url: str, redis_port: int, origin_url: str, entries: int) -
     from cachectl.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:
-        plan = Plan(load_manifests([write_manifest(Path(tmp), origin_url, entries)], env={}), Layout())
+        plan = Plan(
+            load_manifests([write_manifest(Path(tmp), origin_url, entries)], env={}), Layout()
+        )
         requests = list(plan.requests())
-    value = {"path": "/items/x", "name": "Item", "price": 19.5, "tags": ["a", "b"], "stock": {"count": 3, "warehouse": "east"}}
+    value = {
+        "path": "/items/x",
+        "name": "Item",
+        "price": 19.5,
+        "tags": ["a", "b"],
+        "stock": {"count": 3, "warehouse": "east"},
+    }
     # What the fetch path hands the writer: the value and its stored text, made before the clock.
     text = stored_json(json.dumps(value).encode())[2]
     settings = Settings(url=redis_url)
@@ -191,7 +201,9 @@ def redis_side(redis_url: str, redis_port: int, origin_url: str, entries: int) -
         writer = EntryWriter(store, plan.layout)
         started = time.perf_counter()
         for at in range(0, len(requests), settings.batch_size):
-            results = writer.write([ToWrite(r, value, text) for r in requests[at : at + settings.batch_size]])
+            results = writer.write(
+                [ToWrite(r, value, text) for r in requests[at : at + settings.batch_size]]
+            )
             assert all(error is None for _, error in results)
         cachectl_seconds = time.perf_counter() - started
 
@@ -206,15 +218,26 @@ def redis_side(redis_url: str, redis_port: int, origin_url: str, entries: int) -
         commands = [("MULTI",), ("SET", r.key, body, "PX", "3600000")]
         for tag in r.tags:
             key = plan.layout.tag(tag)
-            commands += [("SADD", key, r.key), ("PEXPIRE", key, "3601000", "NX"), ("PEXPIRE", key, "3601000", "GT")]
+            commands += [
+                ("SADD", key, r.key),
+                ("PEXPIRE", key, "3601000", "NX"),
+                ("PEXPIRE", key, "3601000", "GT"),
+            ]
         commands += [("ZADD", "cache_entries", str(now_ms), r.key), ("EXEC",)]
         for command in commands:
             parts = [p.encode() for p in command]
-            chunks.append(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+            chunks.append(
+                b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+            )
     stream = b"".join(chunks)
     flush(redis_url)
     started = time.perf_counter()
-    subprocess.run(["redis-cli", "-p", str(redis_port), "--pipe"], input=stream, capture_output=True, check=True)
+    subprocess.run(
+        ["redis-cli", "-p", str(redis_port), "--pipe"],
+        input=stream,
+        capture_output=True,
+        check=True,
+    )
     cli_seconds = time.perf_counter() - started
     return {
         "entries": entries,
@@ -228,14 +251,18 @@ def redis_side(redis_url: str, redis_port: int, origin_url: str, entries: int) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[50, 100])
     parser.add_argument("--wrk-seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sequential-entries", type=int, default=300)
     parser.add_argument("--memory-entries", type=int, nargs="*", default=[10_000, 100_000])
-    parser.add_argument("--dry-run-memory-entries", type=int, nargs="*", default=[10_000, 1_000_000])
+    parser.add_argument(
+        "--dry-run-memory-entries", type=int, nargs="*", default=[10_000, 1_000_000]
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -243,8 +270,12 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from cachectl.devserver import RedisServer
 
-    report: dict = {"origin_delay_ms": DELAY_MS, "entries": args.entries, "cpus": os.cpu_count(),
-                    "load_average_before": [round(x, 2) for x in os.getloadavg()]}
+    report: dict = {
+        "origin_delay_ms": DELAY_MS,
+        "entries": args.entries,
+        "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+    }
     origin = subprocess.Popen(
         [sys.executable, str(HERE / "warm_origin.py"), "--delay-ms", str(DELAY_MS)],
         stdout=subprocess.PIPE, text=True,
@@ -265,25 +296,33 @@ def main() -> None:
                     ceiling_wrk = wrk_ceiling(f"{origin_url}/items/1", c, args.wrk_seconds)
                     bare = bare_aiohttp(origin_url, args.entries, c)
                     flush(redis_url)
-                    data, rss, wall = cachectl(redis_url, "warm", str(manifest), "--concurrency", str(c))
+                    data, rss, wall = cachectl(
+                        redis_url, "warm", str(manifest), "--concurrency", str(c)
+                    )
                     assert data["stored"] == args.entries, data
-                    rounds.append((ceiling_wrk, bare, data["stored"] / data["duration_seconds"], rss, wall))
-                ceiling_wrk, bare, warm_rps = (statistics.median(r[i] for r in rounds) for i in range(3))
+                    rounds.append(
+                        (ceiling_wrk, bare, data["stored"] / data["duration_seconds"], rss, wall)
+                    )
+                ceiling_wrk, bare, warm_rps = (
+                    statistics.median(r[i] for r in rounds) for i in range(3)
+                )
                 ceiling = min(ceiling_wrk, ceiling_latency)
-                throughput.append({
-                    "concurrency": c,
-                    "rounds": args.rounds,
-                    "wrk_ceiling_rps": round(ceiling_wrk),
-                    "latency_ceiling_rps": round(ceiling_latency),
-                    "bare_aiohttp_rps": round(bare),
-                    "warm_rps": round(warm_rps),
-                    "warm_share_of_ceiling": round(warm_rps / ceiling, 3),
-                    "bare_aiohttp_share_of_ceiling": round(bare / ceiling, 3),
-                    "warm_rps_by_round": [round(r[2]) for r in rounds],
-                    "wrk_rps_by_round": [round(r[0]) for r in rounds],
-                    "warm_wall_seconds": round(statistics.median(r[4] for r in rounds), 2),
-                    "warm_peak_rss_mib": round(max(r[3] for r in rounds) / 1024, 1),
-                })
+                throughput.append(
+                    {
+                        "concurrency": c,
+                        "rounds": args.rounds,
+                        "wrk_ceiling_rps": round(ceiling_wrk),
+                        "latency_ceiling_rps": round(ceiling_latency),
+                        "bare_aiohttp_rps": round(bare),
+                        "warm_rps": round(warm_rps),
+                        "warm_share_of_ceiling": round(warm_rps / ceiling, 3),
+                        "bare_aiohttp_share_of_ceiling": round(bare / ceiling, 3),
+                        "warm_rps_by_round": [round(r[2]) for r in rounds],
+                        "wrk_rps_by_round": [round(r[0]) for r in rounds],
+                        "warm_wall_seconds": round(statistics.median(r[4] for r in rounds), 2),
+                        "warm_peak_rss_mib": round(max(r[3] for r in rounds) / 1024, 1),
+                    }
+                )
             report["throughput"] = throughput
 
             if throughput:
@@ -302,13 +341,27 @@ def main() -> None:
                 flush(redis_url)
                 path = write_manifest(Path(tmp), origin_url, n, tags=False)
                 data, rss, wall = cachectl(redis_url, "warm", str(path), "--concurrency", "100")
-                memory.append({"entries": n, "mode": "warm", "stored": data["stored"],
-                               "peak_rss_mib": round(rss / 1024, 1), "wall_seconds": round(wall, 1)})
+                memory.append(
+                    {
+                        "entries": n,
+                        "mode": "warm",
+                        "stored": data["stored"],
+                        "peak_rss_mib": round(rss / 1024, 1),
+                        "wall_seconds": round(wall, 1),
+                    }
+                )
             for n in args.dry_run_memory_entries:
                 path = write_manifest(Path(tmp), origin_url, n, tags=True)
                 data, rss, wall = cachectl(redis_url, "warm", str(path), "--dry-run")
-                memory.append({"entries": n, "mode": "dry-run (whole plan expanded)", "stored": 0,
-                               "peak_rss_mib": round(rss / 1024, 1), "wall_seconds": round(wall, 1)})
+                memory.append(
+                    {
+                        "entries": n,
+                        "mode": "dry-run (whole plan expanded)",
+                        "stored": 0,
+                        "peak_rss_mib": round(rss / 1024, 1),
+                        "wall_seconds": round(wall, 1),
+                    }
+                )
             flush(redis_url)
             report["memory"] = memory
             report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -319,25 +372,37 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"origin: aiohttp, {DELAY_MS:g} ms per answer; {args.entries:,} entries per warm run; "
-          f"{report['cpus']} CPUs shared by origin, client, Redis and wrk; load average "
-          f"{report['load_average_before']} before, {report['load_average_after']} after")
-    print(f"\n{'conc.':>5} {'wrk ceiling':>12} {'c/latency':>10} {'bare aiohttp':>13} {'warm':>8} "
-          f"{'warm/ceiling':>13} {'bare/ceiling':>13} {'peak RSS':>9}")
+    print(
+        f"origin: aiohttp, {DELAY_MS:g} ms per answer; {args.entries:,} entries per warm run; "
+        f"{report['cpus']} CPUs shared by origin, client, Redis and wrk; load average "
+        f"{report['load_average_before']} before, {report['load_average_after']} after"
+    )
+    print(
+        f"\n{'conc.':>5} {'wrk ceiling':>12} {'c/latency':>10} {'bare aiohttp':>13} {'warm':>8} "
+        f"{'warm/ceiling':>13} {'bare/ceiling':>13} {'peak RSS':>9}"
+    )
     for t in report["throughput"]:
-        print(f"{t['concurrency']:>5} {t['wrk_ceiling_rps']:>10}/s {t['latency_ceiling_rps']:>8}/s "
-              f"{t['bare_aiohttp_rps']:>11}/s {t['warm_rps']:>6}/s {t['warm_share_of_ceiling']:>12.1%} "
-              f"{t['bare_aiohttp_share_of_ceiling']:>12.1%} {t['warm_peak_rss_mib']:>6} MiB")
+        print(
+            f"{t['concurrency']:>5} {t['wrk_ceiling_rps']:>10}/s {t['latency_ceiling_rps']:>8}/s "
+            f"{t['bare_aiohttp_rps']:>11}/s {t['warm_rps']:>6}/s {t['warm_share_of_ceiling']:>12.1%} "
+            f"{t['bare_aiohttp_share_of_ceiling']:>12.1%} {t['warm_peak_rss_mib']:>6} MiB"
+        )
     if "sequential" in report:
         s = report["sequential"]
-        print(f"\nsequential fetch-and-store loop: {s['rps']}/s over {s['entries']} entries; "
-              f"warm (best) is {s['warm_best_over_sequential']}x that")
+        print(
+            f"\nsequential fetch-and-store loop: {s['rps']}/s over {s['entries']} entries; "
+            f"warm (best) is {s['warm_best_over_sequential']}x that"
+        )
         r = report["redis_side"]
-        print(f"Redis side, {r['entries']:,} entries: cachectl writer {r['cachectl_writer_entries_per_s']:,}/s, "
-              f"redis-cli --pipe {r['redis_cli_pipe_entries_per_s']:,}/s (writer/redis-cli = {r['ratio']})")
+        print(
+            f"Redis side, {r['entries']:,} entries: cachectl writer {r['cachectl_writer_entries_per_s']:,}/s, "
+            f"redis-cli --pipe {r['redis_cli_pipe_entries_per_s']:,}/s (writer/redis-cli = {r['ratio']})"
+        )
     print("\npeak memory:")
     for m in report["memory"]:
-        print(f"  {m['entries']:>9,} entries, {m['mode']:<30} {m['peak_rss_mib']:>7} MiB  ({m['wall_seconds']} s)")
+        print(
+            f"  {m['entries']:>9,} entries, {m['mode']:<30} {m['peak_rss_mib']:>7} MiB  ({m['wall_seconds']} s)"
+        )
 
 
 if __name__ == "__main__":

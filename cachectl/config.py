@@ -259,8 +259,11 @@ def url_problem(url: str) -> str | None:
     try:
         parts.port  # noqa: B018 -- raises on a port that is not a number in range
     except ValueError as exc:  # its words quote the port, which may be a piece of a password
-        return bad("the port is out of range (0-65535)" if "range" in str(exc) else
-                   "the port is not a number")
+        return bad(
+            "the port is out of range (0-65535)"
+            if "range" in str(exc)
+            else "the port is not a number"
+        )
     if parts.scheme not in _SCHEMES:
         return bad(f"unknown scheme '{parts.scheme}' (expected redis://, rediss:// or unix://)")
     if parts.scheme == "unix":
@@ -438,9 +441,7 @@ def load_settings(
     values: dict[str, Any] = {}
     sources = {"config_file": config_source, "profile": profile_source}
     for setting in _SETTINGS.values():
-        found = from_flags.get(setting.name) or _resolve(
-            setting, env, from_file, problems, secrets
-        )
+        found = from_flags.get(setting.name) or _resolve(setting, env, from_file, problems, secrets)
         if found is not None:
             values[setting.name], sources[setting.name] = found
         else:

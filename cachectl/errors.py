@@ -13,7 +13,9 @@ class ExitCode(IntEnum):
     OK = 0
     INTERNAL = 1  # a bug in cachectl: the traceback is worth reporting
     USAGE = 2  # wrong flags or arguments; a destructive command with no terminal and no --yes
-    BAD_INPUT = 3  # config file missing or invalid (or no such profile), manifest invalid, env var unset
+    BAD_INPUT = (
+        3  # config file missing or invalid (or no such profile), manifest invalid, env var unset
+    )
     REDIS = 4  # Redis unreachable, auth refused, ACL denied, timeout, cluster down...
     NOT_FOUND = 5  # the key, tag or set asked for does not exist
     PARTIAL = 6  # the job ran but some of it failed (warm failures, a scan cut short)

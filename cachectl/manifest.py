@@ -439,7 +439,9 @@ class Endpoint:
             url=url,
             tags=tuple(t.render(params, _text_of) for t in self.tags),
             depends_on=tuple(t.render(params, _text_of) for t in self.depends_on),
-            fallback_url=self.fallback_url.render(params, _url_value) if self.fallback_url else None,
+            fallback_url=self.fallback_url.render(params, _url_value)
+            if self.fallback_url
+            else None,
         )
 
 
@@ -547,26 +549,34 @@ def _compile(endpoint: Endpoint, layout: Layout):
         encode = _json_value_fast if config.param_encoding == "json" else _plain_value_fast
         static_encode = js_stringify if config.param_encoding == "json" else js_string
         pieces = [
-            _literal(f"{n}:") + (slot(n, encode) if n in position else _literal(static_encode(static[n])))
+            _literal(f"{n}:")
+            + (slot(n, encode) if n in position else _literal(static_encode(static[n])))
             for n in order
         ]
-        key = _literal(f"{layout.entry_root}{endpoint.name}:") + ("|".join(pieces) if pieces else NO_PARAMS)
+        key = _literal(f"{layout.entry_root}{endpoint.name}:") + (
+            "|".join(pieces) if pieces else NO_PARAMS
+        )
     else:
         key = _literal(f"{layout.entry_root}{endpoint.name}")
         pieces = [
-            _literal(f"{n}=") + (slot(n, _json_value_fast) if n in position else _literal(js_stringify(static[n])))
+            _literal(f"{n}=")
+            + (slot(n, _json_value_fast) if n in position else _literal(js_stringify(static[n])))
             for n in order
         ]
         if pieces:
             key += "?" + "&".join(pieces)
-        kept = sorted(layout.key_headers(endpoint.headers).items(), key=lambda item: js_sort_key(item[0]))
+        kept = sorted(
+            layout.key_headers(endpoint.headers).items(), key=lambda item: js_sort_key(item[0])
+        )
         if kept:
             key += _literal("#" + "&".join(f"{name}={value}" for name, value in kept))
 
     tags = [template(t, _plain_value_fast, _text_of) for t in endpoint.tags]
     depends_on = [template(t, _plain_value_fast, _text_of) for t in endpoint.depends_on]
     fallback = (
-        template(endpoint.fallback_url, _url_value_fast, _url_value) if endpoint.fallback_url else None
+        template(endpoint.fallback_url, _url_value_fast, _url_value)
+        if endpoint.fallback_url
+        else None
     )
 
     # str.format of a template without a slot gives its text (the escaping undone) each time.
@@ -575,7 +585,9 @@ def _compile(endpoint: Endpoint, layout: Layout):
     tag_fs = [t.format for t in tags]
     dep_fs = [t.format for t in depends_on]
     const_tags = None if any(_has_slot(t) for t in tags) else tuple(t.format() for t in tags)
-    const_deps = None if any(_has_slot(t) for t in depends_on) else tuple(t.format() for t in depends_on)
+    const_deps = (
+        None if any(_has_slot(t) for t in depends_on) else tuple(t.format() for t in depends_on)
+    )
     slot_plan = tuple(slots)
     make_request = PlannedRequest
 
@@ -659,7 +671,9 @@ class Manifest:
 # ---- loading ----------------------------------------------------------------------------------
 
 
-def load_manifests(paths: Iterable[str | os.PathLike], env: Mapping[str, str] | None = None) -> list[Manifest]:
+def load_manifests(
+    paths: Iterable[str | os.PathLike], env: Mapping[str, str] | None = None
+) -> list[Manifest]:
     """Every manifest, or one ManifestError listing every problem of every file."""
     paths = list(paths)
     manifests, problems = [], []
@@ -672,8 +686,10 @@ def load_manifests(paths: Iterable[str | os.PathLike], env: Mapping[str, str] | 
             manifests.append(manifest)
     if problems:
         subject = "the manifests" if len(paths) > 1 else os.fspath(paths[0])
-        message = problems[0] if len(problems) == 1 else (
-            f"{subject}: {len(problems)} problems, the first: {problems[0]}"
+        message = (
+            problems[0]
+            if len(problems) == 1
+            else (f"{subject}: {len(problems)} problems, the first: {problems[0]}")
         )
         raise ManifestError(message, problems=problems)
     return manifests
@@ -712,7 +728,9 @@ class _Reader:
             self.add((), "the manifest is empty: expected version: 1, defaults and endpoints")
             self.problems.raise_if_any(self.doc.file)
         if not isinstance(top, dict):
-            self.add((), f"expected a mapping with version, defaults and endpoints, got {kind_of(top)}")
+            self.add(
+                (), f"expected a mapping with version, defaults and endpoints, got {kind_of(top)}"
+            )
             self.problems.raise_if_any(self.doc.file)
         self.problems.unknown_keys((), top, TOP_FIELDS)
         self._version(top)
@@ -796,7 +814,9 @@ class _Reader:
                 if parts is None:
                     self.add(path + ("base_url",), _url_problem(base) or "this URL cannot be read")
                 elif parts.scheme not in ("http", "https") or not parts.netloc:
-                    self.add(path + ("base_url",), f"expected an http:// or https:// URL, got {base!r}")
+                    self.add(
+                        path + ("base_url",), f"expected an http:// or https:// URL, got {base!r}"
+                    )
                 else:
                     self._secret(parts.password, "the password in defaults.base_url")
                     for value in _query_secrets(base):
@@ -855,7 +875,9 @@ class _Reader:
 
     def _endpoint(self, path: DocPath, index: int, raw: Any, defaults: dict) -> Endpoint | None:
         if not isinstance(raw, dict):
-            self.add(path, f"expected an endpoint (a mapping with name, url, ttl...), got {kind_of(raw)}")
+            self.add(
+                path, f"expected an endpoint (a mapping with name, url, ttl...), got {kind_of(raw)}"
+            )
             return None
         before = len(self.problems)
         self.problems.unknown_keys(path, raw, ENDPOINT_FIELDS)
@@ -882,8 +904,12 @@ class _Reader:
                 )
         # Names given, even with a bad value: a template naming one is not "unknown" as well.
         known = sorted(
-            {str(n) for section in ("params", "matrix") if isinstance(raw.get(section), dict)
-             for n in raw[section]}
+            {
+                str(n)
+                for section in ("params", "matrix")
+                if isinstance(raw.get(section), dict)
+                for n in raw[section]
+            }
         )
 
         url = self._url(path, raw, defaults, known)
@@ -905,7 +931,9 @@ class _Reader:
         cache_if = get("cache_if", self._cache_if, "always")
         fallback = None
         if "fallback_url" in raw and path + ("fallback_url",) not in self.unset:
-            fallback = self._url_template(path + ("fallback_url",), raw["fallback_url"], defaults, known)
+            fallback = self._url_template(
+                path + ("fallback_url",), raw["fallback_url"], defaults, known
+            )
         concurrency = get("concurrency", self._positive_int)
         rate = get("rate", self._rate)
         retries = get("retries", self._retries, DEFAULT_RETRIES)
@@ -954,7 +982,9 @@ class _Reader:
             return None
         return self._url_template(path + ("url",), raw["url"], defaults, known)
 
-    def _url_template(self, path: DocPath, raw: Any, defaults: dict, known: list[str]) -> Template | None:
+    def _url_template(
+        self, path: DocPath, raw: Any, defaults: dict, known: list[str]
+    ) -> Template | None:
         text = own = self._text(path, raw)
         if text is None:
             return None
@@ -1124,10 +1154,14 @@ class _Reader:
                 return raw
             guess = nearest(raw, CACHE_IF_WORDS)
             hint = f" (did you mean '{guess}'?)" if guess else ""
-            self.add(path, f"expected always, non_empty or a list of 2xx statuses, got '{raw}'{hint}")
+            self.add(
+                path, f"expected always, non_empty or a list of 2xx statuses, got '{raw}'{hint}"
+            )
             return None
         if not isinstance(raw, list) or not raw:
-            self.add(path, f"expected always, non_empty or a list of 2xx statuses, got {kind_of(raw)}")
+            self.add(
+                path, f"expected always, non_empty or a list of 2xx statuses, got {kind_of(raw)}"
+            )
             return None
         statuses = set()
         for i, status in enumerate(raw):
@@ -1154,7 +1188,12 @@ class _Reader:
         return raw
 
     def _rate(self, path: DocPath, raw: Any) -> float | None:
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not raw > 0 or not math.isfinite(raw):
+        if (
+            isinstance(raw, bool)
+            or not isinstance(raw, (int, float))
+            or not raw > 0
+            or not math.isfinite(raw)
+        ):
             self.add(path, f"expected requests per second greater than 0, got {kind_of(raw)}")
             return None
         return float(raw)
@@ -1168,7 +1207,9 @@ class _Reader:
         out = {}
         for name, value in raw.items():
             if not isinstance(name, str):
-                self.add(path + (name,), f"a param name must be text, got {kind_of(name)}", key=True)
+                self.add(
+                    path + (name,), f"a param name must be text, got {kind_of(name)}", key=True
+                )
                 continue
             if not self._param_name(path + (name,), name):
                 continue
@@ -1200,7 +1241,10 @@ class _Reader:
 
     def _matrix(self, path: DocPath, raw: Any) -> list[tuple[str, Source]] | None:
         if not isinstance(raw, dict):
-            self.add(path, f"expected a mapping of param names to lists, ranges or files, got {kind_of(raw)}")
+            self.add(
+                path,
+                f"expected a mapping of param names to lists, ranges or files, got {kind_of(raw)}",
+            )
             return None
         if not raw:
             self.add(path, "the matrix is empty: remove it, or give it params")
@@ -1235,7 +1279,10 @@ class _Reader:
                     ok = False
             return ListValues(tuple(spec)) if ok else None
         if not isinstance(spec, dict):
-            self.add(path, f"expected a list, {{range: [first, last]}} or {{file: path}}, got {kind_of(spec)}")
+            self.add(
+                path,
+                f"expected a list, {{range: [first, last]}} or {{file: path}}, got {kind_of(spec)}",
+            )
             return None
         if set(self.problems.unknown_keys(path, spec, SOURCE_FIELDS)):
             return None
@@ -1249,8 +1296,10 @@ class _Reader:
         return self._file(path, spec)
 
     def _range(self, path: DocPath, raw: Any) -> RangeValues | None:
-        ints = isinstance(raw, list) and len(raw) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in raw
+        ints = (
+            isinstance(raw, list)
+            and len(raw) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in raw)
         )
         if not ints:
             self.add(path, f"expected two whole numbers [first, last], got {_range_kind(raw)}")
@@ -1392,7 +1441,9 @@ class Plan:
         """`text` with every secret of the manifests masked (for errors from the network)."""
         return scrub(text, self.secrets)
 
-    def request_for_entry(self, key: str, endpoint: str, params: Mapping[str, Any]) -> tuple[PlannedRequest | None, str | None]:
+    def request_for_entry(
+        self, key: str, endpoint: str, params: Mapping[str, Any]
+    ) -> tuple[PlannedRequest | None, str | None]:
         """The request that refreshes an existing entry (read back from its key), or None and
         why not: the first definition of `endpoint` whose templates the params fill is used,
         and the key it gives must be the entry's own key."""

@@ -26,9 +26,13 @@ SECRET_HEADER_NAMES = frozenset(
         "x-amz-security-token",
     }
 )
-_SECRET_WORDS = re.compile(r"(token|secret|password|passwd|auth|key|session|credential)", re.IGNORECASE)
+_SECRET_WORDS = re.compile(
+    r"(token|secret|password|passwd|auth|key|session|credential)", re.IGNORECASE
+)
 
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@", re.IGNORECASE)
+_URL_USERINFO = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@", re.IGNORECASE
+)
 
 
 def mask_url(url: str | None) -> str | None:

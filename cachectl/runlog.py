@@ -55,8 +55,9 @@ def run_summary(result: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def record_run(store: Store, layout: Layout, job: str, result: dict[str, Any],
-               duration_seconds: float) -> bool:
+def record_run(
+    store: Store, layout: Layout, job: str, result: dict[str, Any], duration_seconds: float
+) -> bool:
     """Records one finished run; True when it was stored."""
     from cachectl.errors import CachectlError
     from cachectl.timeseries import TimeSeries

@@ -91,6 +91,6 @@ def stop_on_signals() -> Iterator[StopFlag]:
     finally:
         # None: a handler not set from Python; the interpreter's own defaults stand in for it.
         signal.signal(signal.SIGINT, previous_int or signal.default_int_handler)
-        signal.signal(signal.SIGTERM,
-                      signal.SIG_IGN if terminated else previous_term or signal.SIG_DFL)
-
+        signal.signal(
+            signal.SIGTERM, signal.SIG_IGN if terminated else previous_term or signal.SIG_DFL
+        )

@@ -650,10 +650,12 @@ class Store:
             elif isinstance(executed, Exception):
                 out.append(self.translate(executed, "EXEC"))
             else:
-                out.append([
-                    self.translate(r, str(args[0])) if isinstance(r, Exception) else r
-                    for r, args in zip(executed, group)
-                ])
+                out.append(
+                    [
+                        self.translate(r, str(args[0])) if isinstance(r, Exception) else r
+                        for r, args in zip(executed, group)
+                    ]
+                )
         return out
 
     def _raw_round_trip(self, commands: list[tuple]) -> list:

@@ -129,8 +129,9 @@ def resolution_ms(resolution: str) -> int:
         ) from None
 
 
-def parse_retention(items: Iterable[str], parse_duration: Callable[[str], float]
-                    ) -> dict[str, float | None]:
+def parse_retention(
+    items: Iterable[str], parse_duration: Callable[[str], float]
+) -> dict[str, float | None]:
     """`raw=24h`, `1m=7d`, `1d=forever`... over the defaults."""
     retention = dict(DEFAULT_RETENTION_SECONDS)
     for item in items:
@@ -479,8 +480,13 @@ class Range:
         return [(a.bucket_start_ms, a.avg) for a in self.aggregates if a.count]
 
     def to_dict(self) -> dict:
-        out = {"name": self.name, "start_ms": self.start_ms, "end_ms": self.end_ms,
-               "resolution": self.resolution, "corrupt": self.corrupt}
+        out = {
+            "name": self.name,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "resolution": self.resolution,
+            "corrupt": self.corrupt,
+        }
         if self.resolution == "raw":
             out["points"] = [p.to_dict() for p in self.points]
         else:
@@ -527,8 +533,14 @@ class TimeSeries:
                 self._script_sha = _text(client.script_load(AGGREGATE_SCRIPT))
         return self._script_sha
 
-    def add(self, name: str, value: float, *, timestamp_ms: int | None = None,
-            tags: dict[str, Any] | None = None) -> int:
+    def add(
+        self,
+        name: str,
+        value: float,
+        *,
+        timestamp_ms: int | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> int:
         return self.add_many([(name, value, timestamp_ms, tags)])
 
     def add_many(self, points: Iterable[tuple[str, float, int | None, dict | None]]) -> int:
@@ -538,11 +550,20 @@ class TimeSeries:
         now = self.now_ms()
         batch: list[tuple[str, Point]] = []
         for name, value, stamp, tags in points:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 continue
-            batch.append((name, Point(now if stamp is None else int(stamp), float(value),
-                                      js_stringify(tags or {}))))
+            batch.append(
+                (
+                    name,
+                    Point(
+                        now if stamp is None else int(stamp), float(value), js_stringify(tags or {})
+                    ),
+                )
+            )
         for start in range(0, len(batch), BATCH):
             self._write(batch[start : start + BATCH])
         return len(batch)
@@ -557,33 +578,47 @@ class TimeSeries:
                 bucket = point.timestamp_ms - point.timestamp_ms % width
                 keep = self.retention.get(resolution)
                 expire_at = 0 if keep is None else bucket + width + int(keep * 1000)
-                agg_calls.append((self.layout.agg(name, resolution, bucket), point.value,
-                                  point.timestamp_ms, bucket, expire_at))
+                agg_calls.append(
+                    (
+                        self.layout.agg(name, resolution, bucket),
+                        point.value,
+                        point.timestamp_ms,
+                        bucket,
+                        expire_at,
+                    )
+                )
         with self.store.errors("ZADD"):
             pipe = self.store.client.pipeline(transaction=False)
             for name, point in batch:
                 pipe.zadd(self.layout.metric(name), {encode_member(point): point.timestamp_ms})
             for name, last in last_by_name.items():
-                pipe.hset(self.layout.meta(name), mapping={
-                    "lastUpdate": str(last),
-                    "updatedAt": _iso(last),
-                })
+                pipe.hset(
+                    self.layout.meta(name),
+                    mapping={
+                        "lastUpdate": str(last),
+                        "updatedAt": _iso(last),
+                    },
+                )
             for key, value, stamp, bucket, expire_at in agg_calls:
                 # By name: redis-py's cluster pipeline refuses .evalsha() but routes EVALSHA
                 # by its key like any other command.
                 pipe.execute_command("EVALSHA", sha, 1, key, repr(value), stamp, bucket, expire_at)
             replies = pipe.execute(raise_on_error=False)
         agg_replies = replies[len(batch) + len(last_by_name) :]
-        retry = [call for call, reply in zip(agg_calls, agg_replies)
-                 if isinstance(reply, Exception) and "NOSCRIPT" in str(reply)]
+        retry = [
+            call
+            for call, reply in zip(agg_calls, agg_replies)
+            if isinstance(reply, Exception) and "NOSCRIPT" in str(reply)
+        ]
         if retry:
             # A server restarted or flushed its scripts: load again, resend just those.
             sha = self._load_script()
             with self.store.errors("EVALSHA"):
                 pipe = self.store.client.pipeline(transaction=False)
                 for key, value, stamp, bucket, expire_at in retry:
-                    pipe.execute_command("EVALSHA", sha, 1, key, repr(value), stamp, bucket,
-                                         expire_at)
+                    pipe.execute_command(
+                        "EVALSHA", sha, 1, key, repr(value), stamp, bucket, expire_at
+                    )
                 agg_replies = [r for r in agg_replies if not isinstance(r, Exception)]
                 agg_replies += pipe.execute(raise_on_error=False)
         for reply in replies[: len(batch) + len(last_by_name)] + agg_replies:
@@ -705,8 +740,11 @@ class TimeSeries:
         for name, found in keys.items():
             ordered = sorted(found)  # by resolution, then time
             step = max(1, len(ordered)) / max(1, sample)
-            chosen[name] = ordered if len(ordered) <= sample else \
-                [ordered[int(i * step)] for i in range(sample)]
+            chosen[name] = (
+                ordered
+                if len(ordered) <= sample
+                else [ordered[int(i * step)] for i in range(sample)]
+            )
         flat = [k for picked in chosen.values() for k in picked]
         sizes = iter(self.store.memory_usage(flat))
         usage: dict[str, AggregateUsage] = {}
@@ -738,8 +776,7 @@ class TimeSeries:
         for i, info in enumerate(infos):
             card, first, last, meta, raw_mem, meta_mem = replies[6 * i : 6 * i + 6]
             info.raw_points = card if isinstance(card, int) else 0
-            stamps = [s for reply in (first, last) if isinstance(reply, list)
-                      for _, s in reply]
+            stamps = [s for reply in (first, last) if isinstance(reply, list) for _, s in reply]
             info.raw_memory_bytes = raw_mem if isinstance(raw_mem, int) else 0
             info.meta_memory_bytes = meta_mem if isinstance(meta_mem, int) else 0
             if isinstance(meta, dict):
@@ -759,8 +796,13 @@ class TimeSeries:
 
     # retention and compaction
 
-    def prune(self, names: Sequence[str] | None = None, now_ms: int | None = None, *,
-              aggregates: bool = True) -> PruneResult:
+    def prune(
+        self,
+        names: Sequence[str] | None = None,
+        now_ms: int | None = None,
+        *,
+        aggregates: bool = True,
+    ) -> PruneResult:
         """Applies the retention: raw points and chunks older than `raw`, aggregate buckets
         older than their resolution's.
 
@@ -850,8 +892,12 @@ class TimeSeries:
                 self.store.client.hset(key, fieldname, encode_chunk(kept))
                 result.compacted_points_removed += header.count - len(kept)
 
-    def compact(self, older_than_seconds: float = DEFAULT_COMPACT_AFTER_SECONDS,
-                names: Sequence[str] | None = None, now_ms: int | None = None) -> CompactResult:
+    def compact(
+        self,
+        older_than_seconds: float = DEFAULT_COMPACT_AFTER_SECONDS,
+        names: Sequence[str] | None = None,
+        now_ms: int | None = None,
+    ) -> CompactResult:
         """Moves raw points of whole hour windows older than `older_than_seconds` into chunks.
 
         The chunk is written before the raw members are removed, and only the members read are
@@ -894,7 +940,9 @@ class TimeSeries:
                         merged.update(decode_chunk(existing[fieldname]))
                     except ValueError:
                         # An unreadable chunk is kept under another name, never overwritten.
-                        self.store.client.hset(meta, fieldname + b":unreadable", existing[fieldname])
+                        self.store.client.hset(
+                            meta, fieldname + b":unreadable", existing[fieldname]
+                        )
                         result.corrupt_chunks += 1
                 self.store.client.hset(meta, fieldname, encode_chunk(list(merged)))
                 result.chunks_written += 1

@@ -50,10 +50,16 @@ def _shielded_from_the_environment(tmp_path_factory):
     from pathlib import Path
 
     if Path("cachectl.yaml").is_file():
-        pytest.exit("a cachectl.yaml in the working directory would be read by the tests' "
-                    "commands: run pytest from elsewhere or move it", returncode=4)
-    saved = {k: v for k, v in os.environ.items()
-             if k.startswith("CACHECTL_") or k in _OUTSIDE_SETTINGS or k == "XDG_CONFIG_HOME"}
+        pytest.exit(
+            "a cachectl.yaml in the working directory would be read by the tests' "
+            "commands: run pytest from elsewhere or move it",
+            returncode=4,
+        )
+    saved = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith("CACHECTL_") or k in _OUTSIDE_SETTINGS or k == "XDG_CONFIG_HOME"
+    }
     for name in saved:
         del os.environ[name]
     os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))

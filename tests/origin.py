@@ -98,7 +98,9 @@ class Origin:
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self.requests.append((request.method, request.path_qs, dict(request.headers), time.monotonic()))
+        self.requests.append(
+            (request.method, request.path_qs, dict(request.headers), time.monotonic())
+        )
         parts = request.path.strip("/").split("/")
         kind, rest = parts[0], parts[1:]
         self.counts[request.path] += 1
@@ -107,12 +109,14 @@ class Origin:
         if kind == "items":
             return web.json_response({"id": rest[0], "query": query})
         if kind == "echo":
-            return web.json_response({
-                "method": request.method,
-                "query": query,
-                "body": body.decode(),
-                "headers": dict(request.headers),
-            })
+            return web.json_response(
+                {
+                    "method": request.method,
+                    "query": query,
+                    "body": body.decode(),
+                    "headers": dict(request.headers),
+                }
+            )
         if kind == "json":
             return web.Response(body=BODIES[rest[0]], content_type="application/json")
         if kind in ("slow", "gauge"):
@@ -126,12 +130,14 @@ class Origin:
             return web.json_response({"id": rest[0], "attempt": seen})
         if kind == "ratelimited":
             if seen == 1:
-                return web.json_response({"error": "slow down"}, status=429, headers={"Retry-After": "1"})
+                return web.json_response(
+                    {"error": "slow down"}, status=429, headers={"Retry-After": "1"}
+                )
             return web.json_response({"id": rest[0]})
         if kind == "garbage":
             return web.Response(text="<html>maintenance</html>", content_type="text/html")
         if kind == "broken":
-            request.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial\":")
+            request.transport.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"partial":')
             request.transport.close()
             return web.Response()
         if kind == "empty":

@@ -145,25 +145,38 @@ def root(
     ctx: typer.Context,
     url: Annotated[
         str | None,
-        typer.Option("--url", "-u", help="Redis URL: redis://, rediss:// (TLS) or unix://. "
-                     "Default: $CACHECTL_URL, $REDIS_URL, the config file, redis://localhost:6379/0."),
+        typer.Option(
+            "--url",
+            "-u",
+            help="Redis URL: redis://, rediss:// (TLS) or unix://. "
+            "Default: $CACHECTL_URL, $REDIS_URL, the config file, redis://localhost:6379/0.",
+        ),
     ] = None,
     profile: Annotated[
-        str | None, typer.Option("--profile", "-p", help="Config profile to use ($CACHECTL_PROFILE).")
+        str | None,
+        typer.Option("--profile", "-p", help="Config profile to use ($CACHECTL_PROFILE)."),
     ] = None,
     config: Annotated[
         str | None,
-        typer.Option("--config", "-c", help="Config file ($CACHECTL_CONFIG; default ./cachectl.yaml, "
-                     "then ~/.config/cachectl/config.yaml)."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file ($CACHECTL_CONFIG; default ./cachectl.yaml, "
+            "then ~/.config/cachectl/config.yaml).",
+        ),
     ] = None,
     cluster: Annotated[
         bool | None,
-        typer.Option("--cluster/--no-cluster", help="Force Redis Cluster mode on or off (default: detect)."),
+        typer.Option(
+            "--cluster/--no-cluster", help="Force Redis Cluster mode on or off (default: detect)."
+        ),
     ] = None,
     username: Annotated[
         str | None, typer.Option("--username", help="ACL username (password: $CACHECTL_PASSWORD).")
     ] = None,
-    tls_ca_file: Annotated[str | None, typer.Option("--tls-ca-file", help="CA bundle for rediss://.")] = None,
+    tls_ca_file: Annotated[
+        str | None, typer.Option("--tls-ca-file", help="CA bundle for rediss://.")
+    ] = None,
     tls_cert_file: Annotated[
         str | None, typer.Option("--tls-cert-file", help="Client certificate for rediss://.")
     ] = None,
@@ -171,19 +184,26 @@ def root(
         str | None, typer.Option("--tls-key-file", help="Client private key for rediss://.")
     ] = None,
     tls_insecure: Annotated[
-        bool, typer.Option("--tls-insecure", help="Do not verify the server certificate (testing only).")
+        bool,
+        typer.Option("--tls-insecure", help="Do not verify the server certificate (testing only)."),
     ] = False,
     connect_timeout: Annotated[
         float | None, typer.Option("--connect-timeout", help="Seconds to wait for a connection.")
     ] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait for a command.")] = None,
-    no_color: Annotated[bool, typer.Option("--no-color", help="No colour (also: NO_COLOR=1).")] = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Seconds to wait for a command.")
+    ] = None,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colour (also: NO_COLOR=1).")
+    ] = False,
     traceback: Annotated[
         bool, typer.Option("--traceback", help="Show the full traceback of an error.")
     ] = False,
     version: Annotated[
         bool | None,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = None,
 ) -> None:
     flags = {
@@ -216,86 +236,108 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # commands first, then the groups (typer lists them in that order)
     "doctor": (
         "doctor",
-        ("Check the connection and the server: settings and where each came from, server mode "
-        "and version, latency, memory policy, persistence, ACL permissions. Exit 4 when Redis "
-        "cannot be reached."),
+        (
+            "Check the connection and the server: settings and where each came from, server mode "
+            "and version, latency, memory policy, persistence, ACL permissions. Exit 4 when Redis "
+            "cannot be reached."
+        ),
     ),
     "demo": (
         "demo",
-        ("Start a throwaway Redis (redis-server on a free port, else an in-process one) and a "
-        "sample HTTP API, then run the real commands against them one after another, each "
-        "printed as you would type it: warm, application traffic through the Python library, "
-        "stats, keys, tags, invalidate, the traffic and stats again. Everything is stopped "
-        "and removed at the end. Exit 0; a failed step's own exit status; 130 on Ctrl-C "
-        "(after cleaning up)."),
+        (
+            "Start a throwaway Redis (redis-server on a free port, else an in-process one) and a "
+            "sample HTTP API, then run the real commands against them one after another, each "
+            "printed as you would type it: warm, application traffic through the Python library, "
+            "stats, keys, tags, invalidate, the traffic and stats again. Everything is stopped "
+            "and removed at the end. Exit 0; a failed step's own exit status; 130 on Ctrl-C "
+            "(after cleaning up)."
+        ),
     ),
     "stats": (
         "stats",
-        ("The cache's figures: hits, misses and hit rate overall and per endpoint, "
-        "response-time percentiles and the slowest requests, and the server's memory, "
-        "evictions, operations and keyspace hit rate (summed over a cluster's primaries, with "
-        "per-node detail)."),
+        (
+            "The cache's figures: hits, misses and hit rate overall and per endpoint, "
+            "response-time percentiles and the slowest requests, and the server's memory, "
+            "evictions, operations and keyspace hit rate (summed over a cluster's primaries, with "
+            "per-node detail)."
+        ),
     ),
     "check": (
         "check",
-        ("Hold the cache to thresholds: print every condition with its measured value and "
-        "verdict. Exit 0 when all hold, 7 when any fails (or cannot be measured), 2 for an "
-        "impossible threshold."),
+        (
+            "Hold the cache to thresholds: print every condition with its measured value and "
+            "verdict. Exit 0 when all hold, 7 when any fails (or cannot be measured), 2 for an "
+            "impossible threshold."
+        ),
     ),
     "invalidate": (
         "invalidate",
-        ("Delete cache entries: by tag, pattern, key, endpoint or dependency (the union of all "
-        "given), narrowed by filters. Only cache entries are ever deleted. Asks first on a "
-        "terminal (--yes skips it; with no terminal, --yes is required). Ctrl-C stops after "
-        "the current batch; rerunning the same command finishes an interrupted run. Exit 0 "
-        "done, 2 bad flags (or no terminal to ask on and no --yes), 3 bad graph file, 4 Redis "
-        "error before any change, 6 Redis error after some deletions, 130 interrupted (or the "
-        "question answered no)."),
+        (
+            "Delete cache entries: by tag, pattern, key, endpoint or dependency (the union of all "
+            "given), narrowed by filters. Only cache entries are ever deleted. Asks first on a "
+            "terminal (--yes skips it; with no terminal, --yes is required). Ctrl-C stops after "
+            "the current batch; rerunning the same command finishes an interrupted run. Exit 0 "
+            "done, 2 bad flags (or no terminal to ask on and no --yes), 3 bad graph file, 4 Redis "
+            "error before any change, 6 Redis error after some deletions, 130 interrupted (or the "
+            "question answered no)."
+        ),
     ),
     "prune": (
         "prune",
-        ("Remove tag and dependency set members whose entry no longer exists (Redis deletes "
-        "the sets left empty), trim the write and access logs to live entries and the "
-        "response-time log to its last hour. Asks first on a terminal (--yes skips it; with "
-        "no terminal, --yes is required). Exit 0 done, 2 no terminal to ask on and no --yes, "
-        "4 Redis error before any change, 6 Redis error after some changes, 130 interrupted "
-        "(or the question answered no)."),
+        (
+            "Remove tag and dependency set members whose entry no longer exists (Redis deletes "
+            "the sets left empty), trim the write and access logs to live entries and the "
+            "response-time log to its last hour. Asks first on a terminal (--yes skips it; with "
+            "no terminal, --yes is required). Exit 0 done, 2 no terminal to ask on and no --yes, "
+            "4 Redis error before any change, 6 Redis error after some changes, 130 interrupted "
+            "(or the question answered no)."
+        ),
     ),
     "warm": (
         "warm",
-        ("Call the endpoints of warm manifests and store each answer as a cache entry, with "
-        "its TTL, tags and dependencies. Every manifest is checked before anything is "
-        "fetched. Exit 3 for a bad manifest, 4 when Redis is lost (with a report of what was "
-        "stored), 6 when more requests failed than --max-failures allows, 130 on Ctrl-C (with "
-        "the report so far)."),
+        (
+            "Call the endpoints of warm manifests and store each answer as a cache entry, with "
+            "its TTL, tags and dependencies. Every manifest is checked before anything is "
+            "fetched. Exit 3 for a bad manifest, 4 when Redis is lost (with a report of what was "
+            "stored), 6 when more requests failed than --max-failures allows, 130 on Ctrl-C (with "
+            "the report so far)."
+        ),
     ),
     "keys": (
         "keys",
-        ("List cache entries with type, TTL, size (MEMORY USAGE) and the endpoint and params "
-        "read from the key, streamed as they are found: a table on a terminal, --json, or "
-        "--jsonl. SCAN never KEYS; every primary of a cluster. Exit 5 when --tag/--depends-on "
-        "names no set; exit 6 when Redis fails part way (the rows listed stand; the error "
-        "says how far it got)."),
+        (
+            "List cache entries with type, TTL, size (MEMORY USAGE) and the endpoint and params "
+            "read from the key, streamed as they are found: a table on a terminal, --json, or "
+            "--jsonl. SCAN never KEYS; every primary of a cluster. Exit 5 when --tag/--depends-on "
+            "names no set; exit 6 when Redis fails part way (the rows listed stand; the error "
+            "says how far it got)."
+        ),
     ),
     "inspect": (
         "inspect",
-        ("Show one key: its value (JSON pretty-printed, shortened unless --full), type, "
-        "encoding, TTL, memory, idle time, the endpoint and params read from it, its last "
-        "write and last access from the logs, and with --tags the sets naming it. Exit 5 when "
-        "the key does not exist."),
+        (
+            "Show one key: its value (JSON pretty-printed, shortened unless --full), type, "
+            "encoding, TTL, memory, idle time, the endpoint and params read from it, its last "
+            "write and last access from the logs, and with --tags the sets naming it. Exit 5 when "
+            "the key does not exist."
+        ),
     ),
     "memory": (
         "memory",
-        ("Analyse the cache's memory: per endpoint (or key prefix) keys, total, average, "
-        "largest and share; entries by TTL bucket; the largest entries; tag/dependency sets, "
-        "logs and metrics apart; entries without TTL; recommendations. One SCAN of every "
-        "primary; the cache's keys are sized server-side a page per call. Ctrl-C shows what "
-        "was gathered (exit 130); a scan cut short by Redis shows what it covered (exit 6)."),
+        (
+            "Analyse the cache's memory: per endpoint (or key prefix) keys, total, average, "
+            "largest and share; entries by TTL bucket; the largest entries; tag/dependency sets, "
+            "logs and metrics apart; entries without TTL; recommendations. One SCAN of every "
+            "primary; the cache's keys are sized server-side a page per call. Ctrl-C shows what "
+            "was gathered (exit 130); a scan cut short by Redis shows what it covered (exit 6)."
+        ),
     ),
     "history": (
         "history",
-        ("The cache's figures as time series in Redis (metric:, meta:, agg: keys): record "
-        "them, read them back, keep them in bounds, look for anomalies."),
+        (
+            "The cache's figures as time series in Redis (metric:, meta:, agg: keys): record "
+            "them, read them back, keep them in bounds, look for anomalies."
+        ),
     ),
     "manifest": (
         "manifest",
@@ -303,16 +345,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "tags": (
         "tags",
-        ("List tag sets (or dependency sets) with member counts; `tags show TAG` lists "
-        "members."),
+        ("List tag sets (or dependency sets) with member counts; `tags show TAG` lists members."),
     ),
 }
 COMMAND_MODULES = {name: module for name, (module, _) in COMMANDS.items()}
 # The root options that take a value, to find the command's name after them.
-ROOT_VALUE_OPTIONS = frozenset({
-    "--url", "-u", "--profile", "-p", "--config", "-c", "--username", "--tls-ca-file",
-    "--tls-cert-file", "--tls-key-file", "--connect-timeout", "--timeout",
-})
+ROOT_VALUE_OPTIONS = frozenset(
+    {
+        "--url",
+        "-u",
+        "--profile",
+        "-p",
+        "--config",
+        "-c",
+        "--username",
+        "--tls-ca-file",
+        "--tls-cert-file",
+        "--tls-key-file",
+        "--connect-timeout",
+        "--timeout",
+    }
+)
 
 
 def _register(target: typer.Typer, names: Iterable[str] = COMMAND_MODULES) -> None:

@@ -14,55 +14,89 @@ def check(
     ctx: typer.Context,
     json_: JsonOpt = False,
     min_hit_rate: Annotated[
-        float | None, typer.Option("--min-hit-rate", help="Fail below this hit rate, in percent "
-                                      "(overall, or of --endpoint).")
+        float | None,
+        typer.Option(
+            "--min-hit-rate",
+            help="Fail below this hit rate, in percent (overall, or of --endpoint).",
+        ),
     ] = None,
     endpoint: Annotated[
-        str | None, typer.Option("--endpoint", "-e", help="Apply --min-hit-rate and "
-                                    "--max-p95-ms to this endpoint only.")
+        str | None,
+        typer.Option(
+            "--endpoint", "-e", help="Apply --min-hit-rate and --max-p95-ms to this endpoint only."
+        ),
     ] = None,
     max_memory: Annotated[
-        str | None, typer.Option("--max-memory", help="Fail above this used memory: a share of "
-                                    "maxmemory (80%) or a size (2GiB, 500MB, bytes).")
+        str | None,
+        typer.Option(
+            "--max-memory",
+            help="Fail above this used memory: a share of "
+            "maxmemory (80%) or a size (2GiB, 500MB, bytes).",
+        ),
     ] = None,
     max_evictions_per_s: Annotated[
-        float | None, typer.Option("--max-evictions-per-s", help="Fail above this many "
-                                      "evictions per second.")
+        float | None,
+        typer.Option("--max-evictions-per-s", help="Fail above this many evictions per second."),
     ] = None,
     max_p95_ms: Annotated[
-        float | None, typer.Option("--max-p95-ms", help="Fail when the 95th percentile "
-                                      "response time is above this many milliseconds.")
+        float | None,
+        typer.Option(
+            "--max-p95-ms",
+            help="Fail when the 95th percentile response time is above this many milliseconds.",
+        ),
     ] = None,
     no_anomaly: Annotated[
-        bool, typer.Option("--no-anomaly", help="Fail when the latest figures are anomalous "
-                           "against stored history (z-score beyond --sensitivity).")
+        bool,
+        typer.Option(
+            "--no-anomaly",
+            help="Fail when the latest figures are anomalous "
+            "against stored history (z-score beyond --sensitivity).",
+        ),
     ] = False,
     sensitivity: Annotated[
-        float, typer.Option("--sensitivity", help="With --no-anomaly: standard deviations from "
-                            "the baseline's mean that count as anomalous.")
+        float,
+        typer.Option(
+            "--sensitivity",
+            help="With --no-anomaly: standard deviations from "
+            "the baseline's mean that count as anomalous.",
+        ),
     ] = 3.0,
     baseline: Annotated[
-        str, typer.Option("--baseline", help="With --no-anomaly and a live sample: how much "
-                          "stored history the sample is held against.")
+        str,
+        typer.Option(
+            "--baseline",
+            help="With --no-anomaly and a live sample: how much "
+            "stored history the sample is held against.",
+        ),
     ] = "1h",
     sample: Annotated[
-        str | None, typer.Option("--sample", help="Measure over a live sample this long "
-                                 "(default 10s).")
+        str | None,
+        typer.Option("--sample", help="Measure over a live sample this long (default 10s)."),
     ] = None,
     window: Annotated[
-        str | None, typer.Option("--window", help="Measure over the stored history of this "
-                                 "last stretch (15m, 1h) instead of a live sample.")
+        str | None,
+        typer.Option(
+            "--window",
+            help="Measure over the stored history of this "
+            "last stretch (15m, 1h) instead of a live sample.",
+        ),
     ] = None,
     every: Annotated[
-        str | None, typer.Option("--every", help="Repeat every DURATION as an alerting loop "
-                                 "(Ctrl-C or SIGTERM stops it; the exit code is the last round's).")
+        str | None,
+        typer.Option(
+            "--every",
+            help="Repeat every DURATION as an alerting loop "
+            "(Ctrl-C or SIGTERM stops it; the exit code is the last round's).",
+        ),
     ] = None,
     rounds: Annotated[
         int | None, typer.Option("--rounds", help="With --every: stop after N rounds.")
     ] = None,
     webhook: Annotated[
-        str | None, typer.Option("--webhook", help="POST a JSON alert to this URL on each "
-                                 "breach and each recovery.")
+        str | None,
+        typer.Option(
+            "--webhook", help="POST a JSON alert to this URL on each breach and each recovery."
+        ),
     ] = None,
 ) -> None:
     """Hold the cache to thresholds: print every condition with its measured value and verdict.
@@ -105,8 +139,14 @@ def check(
 
     def run_round():
         try:
-            return check_once(app_ctx.store, layout, thresholds, sample_seconds=sample_seconds,
-                              window_seconds=window_seconds, baseline_seconds=baseline_seconds)
+            return check_once(
+                app_ctx.store,
+                layout,
+                thresholds,
+                sample_seconds=sample_seconds,
+                window_seconds=window_seconds,
+                baseline_seconds=baseline_seconds,
+            )
         except CachectlError as err:
             if every_seconds is None or err.exit_code != 4:
                 raise
@@ -120,8 +160,14 @@ def check(
         if every_seconds is None:
             return
         if out.json_mode:
-            out.json_line({"round": round_.number, "event": round_.event,
-                           "webhook_error": round_.webhook_error, **round_.result.to_dict()})
+            out.json_line(
+                {
+                    "round": round_.number,
+                    "event": round_.event,
+                    "webhook_error": round_.webhook_error,
+                    **round_.result.to_dict(),
+                }
+            )
         else:
             out.line(check_line(round_.result) + (f" [{round_.event}]" if round_.event else ""))
         if round_.webhook_error:
@@ -133,9 +179,13 @@ def check(
         # A stopped alerting loop (Ctrl-C, or SIGTERM from systemd or a cancelled job) ends
         # with its last round's verdict.
         with sigterm_as_interrupt() if every_seconds else nullcontext():
-            last = check_loop(run_round, every_seconds or 0,
-                              rounds=1 if every is None else rounds, webhook=webhook,
-                              on_round=on_round)
+            last = check_loop(
+                run_round,
+                every_seconds or 0,
+                rounds=1 if every is None else rounds,
+                webhook=webhook,
+                on_round=on_round,
+            )
     except KeyboardInterrupt:
         if every_seconds is None or not seen:
             raise  # nothing was judged: exit 130

@@ -19,10 +19,13 @@ if TYPE_CHECKING:
 
 
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print machine-readable JSON on stdout (see README: JSON output).")
+    bool,
+    typer.Option("--json", help="Print machine-readable JSON on stdout (see README: JSON output)."),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
+]
 
 
 @dataclass
@@ -76,8 +79,9 @@ def command_context(
     app_ctx = root.obj if isinstance(root.obj, AppContext) else AppContext()
     root.obj = app_ctx
     name = " ".join(ctx.command_path.split()[1:]) or None
-    app_ctx.output = Output(json_mode=json_mode or jsonl, jsonl=jsonl, no_color=app_ctx.no_color,
-                            command=name)
+    app_ctx.output = Output(
+        json_mode=json_mode or jsonl, jsonl=jsonl, no_color=app_ctx.no_color, command=name
+    )
     return app_ctx
 
 

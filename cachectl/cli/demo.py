@@ -21,20 +21,30 @@ def demo(
     json_: JsonOpt = False,
     keep: Annotated[
         bool,
-        typer.Option("--keep", help="After the steps, leave the Redis and the sample API running "
-                     "for you to try commands against, until Ctrl-C."),
+        typer.Option(
+            "--keep",
+            help="After the steps, leave the Redis and the sample API running "
+            "for you to try commands against, until Ctrl-C.",
+        ),
     ] = False,
     redis_choice: Annotated[
         str,
-        typer.Option("--redis", metavar="auto|redis-server|in-process",
-                     help="Which throwaway Redis: a redis-server from PATH, an in-process "
-                     "fakeredis (needs pip install 'cachectl[demo]'), or auto: redis-server if "
-                     "there is one."),
+        typer.Option(
+            "--redis",
+            metavar="auto|redis-server|in-process",
+            help="Which throwaway Redis: a redis-server from PATH, an in-process "
+            "fakeredis (needs pip install 'cachectl[demo]'), or auto: redis-server if "
+            "there is one.",
+        ),
     ] = "auto",
     manifest: Annotated[
         str | None,
-        typer.Option("--manifest", metavar="FILE", help="Warm this manifest instead of "
-                     "sample_configs/demo_manifest.yaml (${DEMO_API_URL} is the sample API)."),
+        typer.Option(
+            "--manifest",
+            metavar="FILE",
+            help="Warm this manifest instead of "
+            "sample_configs/demo_manifest.yaml (${DEMO_API_URL} is the sample API).",
+        ),
     ] = None,
 ) -> None:
     """Start a throwaway Redis (redis-server on a free port, else an in-process one) and a sample
@@ -63,7 +73,11 @@ def demo(
                     workspace = demo_run.Workspace()
                 with demo_run.interrupts_deferred():
                     redis = demo_run.start_redis(redis_choice)
-                result.redis_url, result.redis_kind, result.redis_note = redis.url, redis.kind, redis.note
+                result.redis_url, result.redis_kind, result.redis_note = (
+                    redis.url,
+                    redis.kind,
+                    redis.note,
+                )
                 with demo_run.interrupts_deferred():
                     api = DemoAPI().start()
                 result.api_url = api.url
@@ -134,11 +148,15 @@ def _show_intro(out: Output, result: DemoResult) -> None:
         if result.redis_kind == "redis-server"
         else "in-process fakeredis, gone at the end"
     )
-    out.line("cachectl demo: a throwaway Redis and a sample API on free ports, then the real "
-             "commands against them.")
+    out.line(
+        "cachectl demo: a throwaway Redis and a sample API on free ports, then the real "
+        "commands against them."
+    )
     out.line(f"  Redis       {result.redis_url}  ({where})")
-    out.line(f"  sample API  {result.api_url}  (a shop: categories, products, users, search; "
-             "each answer takes ~50 ms)")
+    out.line(
+        f"  sample API  {result.api_url}  (a shop: categories, products, users, search; "
+        "each answer takes ~50 ms)"
+    )
     out.line()
     exports = " ".join(f"{name}={value}" for name, value in result.environment.items())
     _command_line(out, f"$ export {exports}")

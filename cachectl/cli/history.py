@@ -18,12 +18,18 @@ history_app = typer.Typer(
 
 RetentionOpt = Annotated[
     list[str] | None,
-    typer.Option("--retention", help="RESOLUTION=DURATION, repeatable: raw=24h, 1m=7d, 5m=30d, "
-                 "1h=90d, 1d=365d by default; `forever` keeps a resolution for good."),
+    typer.Option(
+        "--retention",
+        help="RESOLUTION=DURATION, repeatable: raw=24h, 1m=7d, 5m=30d, "
+        "1h=90d, 1d=365d by default; `forever` keeps a resolution for good.",
+    ),
 ]
 CompactAfterOpt = Annotated[
-    str, typer.Option("--compact-after", help="Raw points older than this are compacted into "
-                      "chunks (whole hours).")
+    str,
+    typer.Option(
+        "--compact-after",
+        help="Raw points older than this are compacted into chunks (whole hours).",
+    ),
 ]
 
 
@@ -32,9 +38,12 @@ def time_series(app_ctx, retention: list[str] | None = None, on_lookups=None):
     from cachectl.layout import Layout
     from cachectl.timeseries import TimeSeries, parse_retention
 
-    return TimeSeries(app_ctx.store, Layout(app_ctx.settings.layout),
-                      retention=parse_retention(retention or [], parse_duration),
-                      on_lookups=on_lookups)
+    return TimeSeries(
+        app_ctx.store,
+        Layout(app_ctx.settings.layout),
+        retention=parse_retention(retention or [], parse_duration),
+        on_lookups=on_lookups,
+    )
 
 
 @history_app.command("record")
@@ -67,17 +76,27 @@ def record(
         raise UsageError(f"--discover-every must be 1 or more, not {discover_every}")
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
-    sampler = Sampler(app_ctx.store, Layout(app_ctx.settings.layout), discover_every=discover_every,
-                      log_window_seconds=every_seconds)
+    sampler = Sampler(
+        app_ctx.store,
+        Layout(app_ctx.settings.layout),
+        discover_every=discover_every,
+        log_window_seconds=every_seconds,
+    )
     series = time_series(app_ctx, retention, on_lookups=sampler.count_own)
     recorder = Recorder(series, compact_after=compact_seconds)
 
     def on_tick(tick, progress):
         error = tick.error.message if tick.error else None
         if out.json_mode:
-            out.json_line({"tick": progress.ticks, "points": progress.points, "error": error,
-                           "taken_at": tick.report.taken_at if tick.report else None,
-                           "warnings": progress.new_warnings})
+            out.json_line(
+                {
+                    "tick": progress.ticks,
+                    "points": progress.points,
+                    "error": error,
+                    "taken_at": tick.report.taken_at if tick.report else None,
+                    "warnings": progress.new_warnings,
+                }
+            )
         else:
             for warning in progress.new_warnings:  # each said once
                 out.warn(warning)
@@ -97,8 +116,10 @@ def show(
     json_: JsonOpt = False,
     since: Annotated[str, typer.Option("--since", help="How far back (15m, 6h, 7d).")] = "1h",
     resolution: Annotated[
-        str | None, typer.Option("--resolution", "-r", help="raw, 1m, 5m, 1h or 1d (default: "
-                                 "chosen from --since).")
+        str | None,
+        typer.Option(
+            "--resolution", "-r", help="raw, 1m, 5m, 1h or 1d (default: chosen from --since)."
+        ),
     ] = None,
 ) -> None:
     """One series over a time range: a chart and a table (raw points or aggregate buckets)."""
@@ -146,8 +167,7 @@ def prune(ctx: typer.Context, json_: JsonOpt = False, retention: RetentionOpt = 
 
 
 @history_app.command("compact")
-def compact(ctx: typer.Context, json_: JsonOpt = False,
-            older_than: CompactAfterOpt = "1h") -> None:
+def compact(ctx: typer.Context, json_: JsonOpt = False, older_than: CompactAfterOpt = "1h") -> None:
     """Compact raw points older than --compact-after into delta-encoded chunks; reads return
     them as before."""
     from cachectl.render.history import render_compact
@@ -164,16 +184,28 @@ def compact(ctx: typer.Context, json_: JsonOpt = False,
 @history_app.command("anomalies")
 def anomalies(
     ctx: typer.Context,
-    metrics: Annotated[list[str] | None, typer.Argument(help="Series to judge (default: hit "
-                       "ratio, requests, p95, memory, operations, evictions).")] = None,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Series to judge (default: hit "
+            "ratio, requests, p95, memory, operations, evictions)."
+        ),
+    ] = None,
     json_: JsonOpt = False,
-    baseline: Annotated[str, typer.Option("--baseline", help="The window before the latest "
-                                          "value it is held against.")] = "1h",
-    resolution: Annotated[str, typer.Option("--resolution", "-r", help="raw, 1m, 5m, 1h, 1d.")
-                          ] = "raw",
-    sensitivity: Annotated[float, typer.Option("--sensitivity", help="Standard deviations from "
-                                               "the baseline's mean that count as anomalous.")
-                           ] = 3.0,
+    baseline: Annotated[
+        str,
+        typer.Option("--baseline", help="The window before the latest value it is held against."),
+    ] = "1h",
+    resolution: Annotated[
+        str, typer.Option("--resolution", "-r", help="raw, 1m, 5m, 1h, 1d.")
+    ] = "raw",
+    sensitivity: Annotated[
+        float,
+        typer.Option(
+            "--sensitivity",
+            help="Standard deviations from the baseline's mean that count as anomalous.",
+        ),
+    ] = 3.0,
 ) -> None:
     """Each series' latest value against its baseline window by z-score."""
     from cachectl.ops.history import anomalies as find_anomalies
@@ -181,8 +213,13 @@ def anomalies(
 
     baseline_seconds = duration_option("--baseline", baseline)
     app_ctx = command_context(ctx, json_mode=json_)
-    report = find_anomalies(time_series(app_ctx), metrics, baseline_seconds=baseline_seconds,
-                            resolution=resolution, sensitivity=sensitivity)
+    report = find_anomalies(
+        time_series(app_ctx),
+        metrics,
+        baseline_seconds=baseline_seconds,
+        resolution=resolution,
+        sensitivity=sensitivity,
+    )
     if app_ctx.output.json_mode:
         app_ctx.output.json(report.to_dict())
     else:
@@ -195,8 +232,12 @@ def outliers(
     metric: Annotated[str, typer.Argument(help="The series.")],
     json_: JsonOpt = False,
     since: Annotated[str, typer.Option("--since", help="How far back.")] = "6h",
-    resolution: Annotated[str | None, typer.Option("--resolution", "-r", help="raw, 1m, 5m, 1h, "
-                                                   "1d (default: chosen from --since).")] = None,
+    resolution: Annotated[
+        str | None,
+        typer.Option(
+            "--resolution", "-r", help="raw, 1m, 5m, 1h, 1d (default: chosen from --since)."
+        ),
+    ] = None,
     k: Annotated[float, typer.Option("--k", help="Fences at Q1 - k*IQR and Q3 + k*IQR.")] = 1.5,
 ) -> None:
     """Values outside the interquartile-range fences (Tukey's)."""
@@ -219,9 +260,14 @@ def correlate(
     metric_b: Annotated[str, typer.Argument(help="The second series.")],
     json_: JsonOpt = False,
     since: Annotated[str, typer.Option("--since", help="How far back.")] = "6h",
-    resolution: Annotated[str, typer.Option("--resolution", "-r", help="The windows the two "
-                                            "series are aligned on: 1m, 5m, 1h, 1d or raw "
-                                            "(1 s).")] = "1m",
+    resolution: Annotated[
+        str,
+        typer.Option(
+            "--resolution",
+            "-r",
+            help="The windows the two series are aligned on: 1m, 5m, 1h, 1d or raw (1 s).",
+        ),
+    ] = "1m",
 ) -> None:
     """Pearson's correlation of two series over aligned windows."""
     from cachectl.ops.history import correlate as find_correlation
@@ -229,8 +275,9 @@ def correlate(
 
     since_seconds = duration_option("--since", since)
     app_ctx = command_context(ctx, json_mode=json_)
-    report = find_correlation(time_series(app_ctx), metric_a, metric_b, since_seconds,
-                              resolution=resolution)
+    report = find_correlation(
+        time_series(app_ctx), metric_a, metric_b, since_seconds, resolution=resolution
+    )
     if app_ctx.output.json_mode:
         app_ctx.output.json(report.to_dict())
     else:

@@ -20,13 +20,20 @@ def inspect(
     ] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", help="...and its params, name=value, repeated; the value is read "
-                     "as JSON when it parses as JSON (id=123 a number, id='\"123\"' a string)."),
+        typer.Option(
+            "--param",
+            help="...and its params, name=value, repeated; the value is read "
+            "as JSON when it parses as JSON (id=123 a number, id='\"123\"' a string).",
+        ),
     ] = None,
     full: Annotated[bool, typer.Option("--full", help="The whole value, not its start.")] = False,
     tags: Annotated[
-        bool, typer.Option("--tags", help="Also find the tag and dependency sets naming the key "
-                           "(scans every tag and dependency set).")
+        bool,
+        typer.Option(
+            "--tags",
+            help="Also find the tag and dependency sets naming the key "
+            "(scans every tag and dependency set).",
+        ),
     ] = False,
     json_: JsonOpt = False,
 ) -> None:

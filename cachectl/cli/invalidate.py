@@ -21,70 +21,162 @@ Many = list[str] | None
 
 CountOpt = Annotated[
     int | None,
-    typer.Option("--count", min=1, metavar="N", help="SCAN COUNT: keys the server looks at per call "
-                 "(default: the scan_count setting, 1000)."),
+    typer.Option(
+        "--count",
+        min=1,
+        metavar="N",
+        help="SCAN COUNT: keys the server looks at per call "
+        "(default: the scan_count setting, 1000).",
+    ),
 ]
 BatchOpt = Annotated[
     int | None,
-    typer.Option("--batch-size", min=1, metavar="N", help="Keys per pipelined batch (default: the batch_size "
-                 "setting, 1000)."),
+    typer.Option(
+        "--batch-size",
+        min=1,
+        metavar="N",
+        help="Keys per pipelined batch (default: the batch_size setting, 1000).",
+    ),
 ]
 RateOpt = Annotated[
     float | None,
-    typer.Option("--rate", min=0.001, metavar="KEYS_PER_S", help="At most this many keys a "
-                 "second, scanned and deleted (default: the rate setting, no cap)."),
+    typer.Option(
+        "--rate",
+        min=0.001,
+        metavar="KEYS_PER_S",
+        help="At most this many keys a "
+        "second, scanned and deleted (default: the rate setting, no cap).",
+    ),
 ]
 
 
 def invalidate(
     ctx: typer.Context,
-    tag: Annotated[Many, typer.Option("--tag", metavar="TAG",
-                                      help="Entries in the tag's set (repeatable).")] = None,
-    pattern: Annotated[Many, typer.Option(
-        "--pattern", metavar="GLOB", help="Entries whose key matches, by SCAN MATCH (repeatable). "
-        "Must start with the entry prefix and not match every entry, unless --force.")] = None,
-    key: Annotated[Many, typer.Option("--key", metavar="KEY",
-                                      help="An exact entry key (repeatable).")] = None,
-    endpoint: Annotated[Many, typer.Option(
-        "--endpoint", metavar="ENDPOINT", help="Every entry of an endpoint, in either param "
-        "encoding (repeatable); with --param, the one entry of those params.")] = None,
-    param: Annotated[Many, typer.Option(
-        "--param", metavar="NAME=VALUE", help="A param of --endpoint (repeatable); the value is "
-        "read as JSON when it parses (id=123 is a number, id='\"123\"' a string).")] = None,
-    depends_on: Annotated[Many, typer.Option(
-        "--depends-on", metavar="ID",
-        help="Entries that depend on a resource (repeatable); with --graph, on everything it "
-        "reaches.")] = None,
-    graph: Annotated[str | None, typer.Option(
-        "--graph", metavar="FILE", help="YAML dependency graph: `user_123: [profile_data, "
-        "preferences]`.")] = None,
-    ttl_below: Annotated[str | None, typer.Option(
-        "--ttl-below", metavar="SECONDS", help="Only entries expiring within this (90, 10m, 1h).")] = None,
-    ttl_above: Annotated[str | None, typer.Option(
-        "--ttl-above", metavar="SECONDS", help="Only entries with more TTL left than this, or "
-        "none.")] = None,
-    idle_above: Annotated[str | None, typer.Option(
-        "--idle-above", metavar="SECONDS", help="Only entries not read for longer than this "
-        "(OBJECT IDLETIME: not under an LFU maxmemory-policy).")] = None,
-    older_than: Annotated[str | None, typer.Option(
-        "--older-than", metavar="DURATION", help="Only entries last written longer ago than this "
-        "(by the write log; entries missing from it are kept).")] = None,
-    larger_than: Annotated[str | None, typer.Option(
-        "--larger-than", metavar="BYTES", help="Only entries larger than this (2048, 10kb, "
-        "1MiB; MEMORY USAGE).")] = None,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Allow a pattern that reaches outside the entries or matches all of "
-        "them; still only cache entries are deleted.")] = False,
-    delay: Annotated[str | None, typer.Option(
-        "--delay", metavar="DURATION", help="Wait this long first (30s, 5m), counting down on "
-        "a terminal; Ctrl-C while waiting deletes nothing.")] = None,
-    index_cleanup: Annotated[str, typer.Option(
-        "--index-cleanup", metavar="auto|sweep|skip",
-        help="Remove deleted entries from the other tag and dependency sets that name them (a "
-        "pass over the keyspace): auto (after --pattern or --endpoint, which walk it anyway), "
-        "sweep (always), skip (leave it to prune).")] = "auto",
-    show: Annotated[int, typer.Option(
-        "--show", min=0, metavar="N", help="Keys listed by a dry run or a confirmation.")] = 20,
+    tag: Annotated[
+        Many, typer.Option("--tag", metavar="TAG", help="Entries in the tag's set (repeatable).")
+    ] = None,
+    pattern: Annotated[
+        Many,
+        typer.Option(
+            "--pattern",
+            metavar="GLOB",
+            help="Entries whose key matches, by SCAN MATCH (repeatable). "
+            "Must start with the entry prefix and not match every entry, unless --force.",
+        ),
+    ] = None,
+    key: Annotated[
+        Many, typer.Option("--key", metavar="KEY", help="An exact entry key (repeatable).")
+    ] = None,
+    endpoint: Annotated[
+        Many,
+        typer.Option(
+            "--endpoint",
+            metavar="ENDPOINT",
+            help="Every entry of an endpoint, in either param "
+            "encoding (repeatable); with --param, the one entry of those params.",
+        ),
+    ] = None,
+    param: Annotated[
+        Many,
+        typer.Option(
+            "--param",
+            metavar="NAME=VALUE",
+            help="A param of --endpoint (repeatable); the value is "
+            "read as JSON when it parses (id=123 is a number, id='\"123\"' a string).",
+        ),
+    ] = None,
+    depends_on: Annotated[
+        Many,
+        typer.Option(
+            "--depends-on",
+            metavar="ID",
+            help="Entries that depend on a resource (repeatable); with --graph, on everything it "
+            "reaches.",
+        ),
+    ] = None,
+    graph: Annotated[
+        str | None,
+        typer.Option(
+            "--graph",
+            metavar="FILE",
+            help="YAML dependency graph: `user_123: [profile_data, preferences]`.",
+        ),
+    ] = None,
+    ttl_below: Annotated[
+        str | None,
+        typer.Option(
+            "--ttl-below",
+            metavar="SECONDS",
+            help="Only entries expiring within this (90, 10m, 1h).",
+        ),
+    ] = None,
+    ttl_above: Annotated[
+        str | None,
+        typer.Option(
+            "--ttl-above",
+            metavar="SECONDS",
+            help="Only entries with more TTL left than this, or none.",
+        ),
+    ] = None,
+    idle_above: Annotated[
+        str | None,
+        typer.Option(
+            "--idle-above",
+            metavar="SECONDS",
+            help="Only entries not read for longer than this "
+            "(OBJECT IDLETIME: not under an LFU maxmemory-policy).",
+        ),
+    ] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="DURATION",
+            help="Only entries last written longer ago than this "
+            "(by the write log; entries missing from it are kept).",
+        ),
+    ] = None,
+    larger_than: Annotated[
+        str | None,
+        typer.Option(
+            "--larger-than",
+            metavar="BYTES",
+            help="Only entries larger than this (2048, 10kb, 1MiB; MEMORY USAGE).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Allow a pattern that reaches outside the entries or matches all of "
+            "them; still only cache entries are deleted.",
+        ),
+    ] = False,
+    delay: Annotated[
+        str | None,
+        typer.Option(
+            "--delay",
+            metavar="DURATION",
+            help="Wait this long first (30s, 5m), counting down on "
+            "a terminal; Ctrl-C while waiting deletes nothing.",
+        ),
+    ] = None,
+    index_cleanup: Annotated[
+        str,
+        typer.Option(
+            "--index-cleanup",
+            metavar="auto|sweep|skip",
+            help="Remove deleted entries from the other tag and dependency sets that name them (a "
+            "pass over the keyspace): auto (after --pattern or --endpoint, which walk it anyway), "
+            "sweep (always), skip (leave it to prune).",
+        ),
+    ] = "auto",
+    show: Annotated[
+        int,
+        typer.Option(
+            "--show", min=0, metavar="N", help="Keys listed by a dry run or a confirmation."
+        ),
+    ] = 20,
     count: CountOpt = None,
     batch_size: BatchOpt = None,
     rate: RateOpt = None,
@@ -114,12 +206,23 @@ def invalidate(
     settings = app_ctx.settings
     layout = Layout(settings.layout)
     spec = SelectionSpec(
-        tags=tag or (), patterns=pattern or (), keys=key or (), endpoints=endpoint or (),
-        params=param or (), depends_on=depends_on or (), graph_file=graph, force=force,
+        tags=tag or (),
+        patterns=pattern or (),
+        keys=key or (),
+        endpoints=endpoint or (),
+        params=param or (),
+        depends_on=depends_on or (),
+        graph_file=graph,
+        force=force,
     )
     selection = resolve_selection(layout, spec)
-    filters = make_filters(ttl_below=ttl_below, ttl_above=ttl_above, idle_above=idle_above,
-                           older_than=older_than, larger_than=larger_than)
+    filters = make_filters(
+        ttl_below=ttl_below,
+        ttl_above=ttl_above,
+        idle_above=idle_above,
+        older_than=older_than,
+        larger_than=larger_than,
+    )
     delay_seconds = parse_seconds(delay, "--delay") if delay else 0.0
     if index_cleanup not in ("auto", "sweep", "skip"):
         raise UsageError(f"--index-cleanup must be auto, sweep or skip, not {index_cleanup!r}")
@@ -132,8 +235,9 @@ def invalidate(
     store = app_ctx.store
     if dry_run:
         result = InvalidateResult(notes=list(selection.notes))
-        error = render_preview(out, preview(store, selection, filters, options, result), result,
-                               show=show)
+        error = render_preview(
+            out, preview(store, selection, filters, options, result), result, show=show
+        )
         if error is not None:
             out.error(error, envelope=False)
             raise typer.Exit(error.exit_code)
@@ -202,8 +306,14 @@ def _run(
     out = app_ctx.output
     with out.progress("deleting") as bar:
         result = run_invalidate(
-            app_ctx.store, selection, filters, options, stop=stop,
-            on_progress=lambda p: bar.update(completed=p.deleted, extra=invalidate_progress_text(p)),
+            app_ctx.store,
+            selection,
+            filters,
+            options,
+            stop=stop,
+            on_progress=lambda p: bar.update(
+                completed=p.deleted, extra=invalidate_progress_text(p)
+            ),
         )
     if result.failure is None:  # after a failure Redis is likely unreachable: do not wait on it
         record_run(app_ctx.store, layout, "invalidate", result.to_dict(), result.duration_seconds)

@@ -21,28 +21,42 @@ def keys(
     ] = None,
     endpoint: Annotated[
         str | None,
-        typer.Option("--endpoint", "-e", help="Only entries of this endpoint (glob characters in it "
-                     "are taken literally)."),
+        typer.Option(
+            "--endpoint",
+            "-e",
+            help="Only entries of this endpoint (glob characters in it are taken literally).",
+        ),
     ] = None,
-    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only entries the tag set names.")] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", "-t", help="Only entries the tag set names.")
+    ] = None,
     depends_on: Annotated[
-        str | None, typer.Option("--depends-on", help="Only entries that depend on this resource id.")
+        str | None,
+        typer.Option("--depends-on", help="Only entries that depend on this resource id."),
     ] = None,
     type_: Annotated[
         str | None,
-        typer.Option("--type", help="Only keys of this type: string, hash, list, set, zset, stream."),
+        typer.Option(
+            "--type", help="Only keys of this type: string, hash, list, set, zset, stream."
+        ),
     ] = None,
-    no_ttl: Annotated[bool, typer.Option("--no-ttl", help="Only entries without an expiry.")] = False,
+    no_ttl: Annotated[
+        bool, typer.Option("--no-ttl", help="Only entries without an expiry.")
+    ] = False,
     limit: Annotated[
         int | None, typer.Option("--limit", "-n", min=1, help="Stop after this many entries.")
     ] = None,
     fields: Annotated[
         str | None,
-        typer.Option("--fields", "-f", help="Only these row fields, comma-separated, of: type, "
-                     "ttl, size, endpoint, params (default all; the key is always shown). A "
-                     "figure not asked for is not read from Redis: '--fields endpoint,params' "
-                     "costs the server no more than a bare SCAN, '--fields key' lists at about "
-                     "its speed."),
+        typer.Option(
+            "--fields",
+            "-f",
+            help="Only these row fields, comma-separated, of: type, "
+            "ttl, size, endpoint, params (default all; the key is always shown). A "
+            "figure not asked for is not read from Redis: '--fields endpoint,params' "
+            "costs the server no more than a bare SCAN, '--fields key' lists at about "
+            "its speed.",
+        ),
     ] = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
@@ -63,7 +77,9 @@ def keys(
     query = KeyQuery(pattern, endpoint, tag, depends_on, type_, no_ttl, limit, shown)
     listing, rows = list_keys(app_ctx.store, Layout(settings.layout), query, Pacer(settings.rate))
     if listing.pattern_outside_entries:
-        out.warn(f"the pattern {pattern} reaches beyond the cache's entries: only entries are listed")
+        out.warn(
+            f"the pattern {pattern} reaches beyond the cache's entries: only entries are listed"
+        )
     view = key_listing(out, jsonl=jsonl, fields=shown)
     error = stream_listing(out, view, rows, listing.to_dict, "entries", listing.notes)
     if error is not None:

@@ -15,7 +15,9 @@ manifest_app = typer.Typer(
     no_args_is_help=True,
 )
 
-FilesArg = Annotated[list[Path], typer.Argument(help="Warm manifests (YAML, version: 1).", show_default=False)]
+FilesArg = Annotated[
+    list[Path], typer.Argument(help="Warm manifests (YAML, version: 1).", show_default=False)
+]
 
 
 @manifest_app.command("validate")
@@ -44,8 +46,11 @@ def expand(
     ] = None,
     limit: Annotated[
         int | None,
-        typer.Option("--limit", min=0, help="Show at most this many requests (default: 50 in the "
-                     "table, all with --json)."),
+        typer.Option(
+            "--limit",
+            min=0,
+            help="Show at most this many requests (default: 50 in the table, all with --json).",
+        ),
     ] = None,
     json_: JsonOpt = False,
 ) -> None:

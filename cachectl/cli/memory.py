@@ -14,14 +14,24 @@ def memory(
     ctx: typer.Context,
     depth: Annotated[
         int | None,
-        typer.Option("--depth", min=1, help="Group entries by their first N ':'-separated key "
-                     "segments instead of by endpoint."),
+        typer.Option(
+            "--depth",
+            min=1,
+            help="Group entries by their first N ':'-separated key "
+            "segments instead of by endpoint.",
+        ),
     ] = None,
-    top: Annotated[int, typer.Option("--top", min=0, help="How many of the largest entries to list.")] = 10,
+    top: Annotated[
+        int, typer.Option("--top", min=0, help="How many of the largest entries to list.")
+    ] = 10,
     sample: Annotated[
         int | None,
-        typer.Option("--sample", min=1, help="Read about N keys (spread over the primaries) and "
-                     "scale the figures up, saying so."),
+        typer.Option(
+            "--sample",
+            min=1,
+            help="Read about N keys (spread over the primaries) and "
+            "scale the figures up, saying so.",
+        ),
     ] = None,
     json_: JsonOpt = False,
 ) -> None:

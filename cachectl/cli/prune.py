@@ -32,8 +32,10 @@ def prune(
     settings = app_ctx.settings
     if not dry_run and not yes:
         if can_ask():
-            out.info("prune removes members whose entry is gone from every tag and dependency "
-                     "set, and trims the logs (--dry-run shows how many first)")
+            out.info(
+                "prune removes members whose entry is gone from every tag and dependency "
+                "set, and trims the logs (--dry-run shows how many first)"
+            )
         confirm_destructive(app_ctx, "Prune the cache's indexes and logs?", yes=False)
     options = PruneOptions(
         scan_count=count or settings.scan_count,
@@ -45,23 +47,34 @@ def prune(
 
     with stop_on_signals() as stop, out.progress("pruning") as bar:
         result = run_prune(
-            app_ctx.store, options, stop=stop,
-            on_progress=lambda p: bar.update(completed=p.members_checked,
-                                             extra=prune_progress_text(p)),
+            app_ctx.store,
+            options,
+            stop=stop,
+            on_progress=lambda p: bar.update(
+                completed=p.members_checked, extra=prune_progress_text(p)
+            ),
         )
     if result.failure is None and not dry_run:
         from cachectl.layout import Layout
         from cachectl.runlog import record_run
 
-        record_run(app_ctx.store, Layout(settings.layout), "prune", result.to_dict(),
-                   result.duration_seconds)
+        record_run(
+            app_ctx.store,
+            Layout(settings.layout),
+            "prune",
+            result.to_dict(),
+            result.duration_seconds,
+        )
     error = None
     if result.failure is not None:
         error = result.failure
         if result.changed:
-            error = PartialFailure(f"stopped part way: {result.failure.message}",
-                                   hint="rerun to finish", result=result,
-                                   details={"cause": result.failure.to_dict()})
+            error = PartialFailure(
+                f"stopped part way: {result.failure.message}",
+                hint="rerun to finish",
+                result=result,
+                details={"cause": result.failure.to_dict()},
+            )
     elif result.interrupted:
         error = Interrupted("interrupted", hint="rerun to finish")
     if out.json_mode:

@@ -33,35 +33,58 @@ def stats(
     json_: JsonOpt = False,
     format_: Annotated[
         str,
-        typer.Option("--format", "-f", help="text (default), json (same as --json) or prometheus "
-                     "(text exposition for node_exporter's textfile collector)."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="text (default), json (same as --json) or prometheus "
+            "(text exposition for node_exporter's textfile collector).",
+        ),
     ] = "text",
     sample: Annotated[
         str,
-        typer.Option("--sample", help="Rates are measured over this pause between two samples "
-                     "(for example 1s, 10s; 0 for no rates)."),
+        typer.Option(
+            "--sample",
+            help="Rates are measured over this pause between two samples "
+            "(for example 1s, 10s; 0 for no rates).",
+        ),
     ] = "1s",
     window: Annotated[
         str,
-        typer.Option("--window", help="Response-time percentiles and the slowest requests cover "
-                     "this much of the log (the log keeps the last hour); with --watch the "
-                     "dashboard keeps this much from tick to tick."),
+        typer.Option(
+            "--window",
+            help="Response-time percentiles and the slowest requests cover "
+            "this much of the log (the log keeps the last hour); with --watch the "
+            "dashboard keeps this much from tick to tick.",
+        ),
     ] = "5m",
     watch: Annotated[
-        bool, typer.Option("--watch", "-w", help="A live dashboard (one line per interval off a "
-                           "terminal; one JSON object per line with --json). Ctrl-C or SIGTERM "
-                           "leaves (exit 0).")
+        bool,
+        typer.Option(
+            "--watch",
+            "-w",
+            help="A live dashboard (one line per interval off a "
+            "terminal; one JSON object per line with --json). Ctrl-C or SIGTERM "
+            "leaves (exit 0).",
+        ),
     ] = False,
     interval: Annotated[
         float, typer.Option("--interval", "-i", help="Seconds between two dashboard updates.")
     ] = 1.0,
     discover_every: Annotated[
-        int, typer.Option("--discover-every", help="With --watch: look for new endpoints (one SCAN "
-                          "of the metrics prefix) every N ticks.")
+        int,
+        typer.Option(
+            "--discover-every",
+            help="With --watch: look for new endpoints (one SCAN "
+            "of the metrics prefix) every N ticks.",
+        ),
     ] = 60,
     record: Annotated[
-        bool, typer.Option("--record", help="With --watch: also store each sample as history "
-                           "(as `cachectl history record` does).")
+        bool,
+        typer.Option(
+            "--record",
+            help="With --watch: also store each sample as history "
+            "(as `cachectl history record` does).",
+        ),
     ] = False,
     ticks: Annotated[
         int | None, typer.Option("--ticks", help="With --watch: stop after N updates.")
@@ -87,21 +110,35 @@ def stats(
         if discover_every < 1:
             raise UsageError(f"--discover-every must be 1 or more, not {discover_every}")
         app_ctx = command_context(ctx, json_mode=json_mode)
-        _watch(app_ctx, interval=interval, record=record, discover_every=discover_every,
-               window_seconds=window_seconds, ticks=ticks)
+        _watch(
+            app_ctx,
+            interval=interval,
+            record=record,
+            discover_every=discover_every,
+            window_seconds=window_seconds,
+            ticks=ticks,
+        )
         return
 
     if record:
         raise UsageError("--record needs --watch (or use `cachectl history record`)")
     # Only options given (not their defaults) are refused. Compared by name: the enum's class
     # lives in whichever click Typer brings (recent Typers carry their own copy).
-    given = [option for option, param in (("--interval", "interval"), ("--ticks", "ticks"),
-                                          ("--discover-every", "discover_every"))
-             if getattr(ctx.get_parameter_source(param), "name", "DEFAULT") != "DEFAULT"]
+    given = [
+        option
+        for option, param in (
+            ("--interval", "interval"),
+            ("--ticks", "ticks"),
+            ("--discover-every", "discover_every"),
+        )
+        if getattr(ctx.get_parameter_source(param), "name", "DEFAULT") != "DEFAULT"
+    ]
     if given:
         several = len(given) > 1
-        raise UsageError(f"{' and '.join(given)} only appl{'y' if several else 'ies'} with "
-                         f"--watch: add --watch, or drop {'them' if several else 'it'}")
+        raise UsageError(
+            f"{' and '.join(given)} only appl{'y' if several else 'ies'} with "
+            f"--watch: add --watch, or drop {'them' if several else 'it'}"
+        )
 
     from cachectl.layout import Layout
     from cachectl.ops.stats import take_stats
@@ -109,8 +146,12 @@ def stats(
 
     app_ctx = command_context(ctx, json_mode=json_mode)
     out = app_ctx.output
-    report = take_stats(app_ctx.store, Layout(app_ctx.settings.layout),
-                        sample_seconds=sample_seconds, log_window_seconds=window_seconds)
+    report = take_stats(
+        app_ctx.store,
+        Layout(app_ctx.settings.layout),
+        sample_seconds=sample_seconds,
+        log_window_seconds=window_seconds,
+    )
     if out.json_mode:
         out.json(report.to_dict())
     elif format_ == "prometheus":
@@ -120,8 +161,15 @@ def stats(
         render_stats(out, report)
 
 
-def _watch(app_ctx, *, interval: float, record: bool, discover_every: int,
-           window_seconds: float, ticks: int | None) -> None:
+def _watch(
+    app_ctx,
+    *,
+    interval: float,
+    record: bool,
+    discover_every: int,
+    window_seconds: float,
+    ticks: int | None,
+) -> None:
     """The dashboard loop: rich.live on a terminal, a line (or JSON object) per tick elsewhere.
     Ctrl-C leaves with exit 0: stopping the watch is how it is meant to end."""
     import time
@@ -135,13 +183,18 @@ def _watch(app_ctx, *, interval: float, record: bool, discover_every: int,
 
     out = app_ctx.output
     layout = Layout(app_ctx.settings.layout)
-    sampler = Sampler(app_ctx.store, layout, discover_every=discover_every,
-                      log_window_seconds=window_seconds)
+    sampler = Sampler(
+        app_ctx.store, layout, discover_every=discover_every, log_window_seconds=window_seconds
+    )
     series = TimeSeries(app_ctx.store, layout, on_lookups=sampler.count_own)
     recorder = Recorder(series, compact_after=DEFAULT_COMPACT_AFTER_SECONDS) if record else None
     # The percentiles and slowest requests cover the last --window, kept across ticks.
-    state = DashboardState(started_at=time.time(), interval_seconds=interval, recording=record,
-                           log_window_seconds=window_seconds)
+    state = DashboardState(
+        started_at=time.time(),
+        interval_seconds=interval,
+        recording=record,
+        log_window_seconds=window_seconds,
+    )
     frames = watch(sampler, interval, max_ticks=ticks)
     try:
         with sigterm_as_interrupt():  # SIGTERM (a cancelled job) leaves like Ctrl-C: exit 0
@@ -149,8 +202,13 @@ def _watch(app_ctx, *, interval: float, record: bool, discover_every: int,
                 from rich.live import Live
 
                 # Drawn once a tick and never in between: the dashboard's CPU stays near zero.
-                with Live(render_dashboard(state), console=out.console, auto_refresh=False,
-                          redirect_stdout=False, redirect_stderr=False) as live:
+                with Live(
+                    render_dashboard(state),
+                    console=out.console,
+                    auto_refresh=False,
+                    redirect_stdout=False,
+                    redirect_stderr=False,
+                ) as live:
                     for tick in frames:
                         dashboard_tick(state, tick, series, recorder)
                         live.update(render_dashboard(state), refresh=True)

@@ -61,8 +61,12 @@ def tags(
     ] = False,
     sample: Annotated[
         int | None,
-        typer.Option("--sample", min=1, help="Estimate existing/dangling from N random members "
-                     "per set instead of checking every member."),
+        typer.Option(
+            "--sample",
+            min=1,
+            help="Estimate existing/dangling from N random members "
+            "per set instead of checking every member.",
+        ),
     ] = None,
     json_: JsonOpt = False,
 ) -> None:

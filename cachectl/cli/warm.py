@@ -12,24 +12,39 @@ from cachectl.cli.context import DryRunOpt, JsonOpt, command_context
 
 def warm(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Warm manifests (YAML, version: 1).", show_default=False)],
+    files: Annotated[
+        list[Path], typer.Argument(help="Warm manifests (YAML, version: 1).", show_default=False)
+    ],
     concurrency: Annotated[
         int | None,
-        typer.Option("--concurrency", min=1, help="Requests in flight at once (default: the "
-                     "manifests' defaults.concurrency, else 10)."),
+        typer.Option(
+            "--concurrency",
+            min=1,
+            help="Requests in flight at once (default: the "
+            "manifests' defaults.concurrency, else 10).",
+        ),
     ] = None,
     rate: Annotated[
         float | None,
-        typer.Option("--rate", min=0.001, metavar="REQ_PER_S", help="Cap on requests per second "
-                     "over the whole run (default: the manifests' defaults.rate, else none)."),
+        typer.Option(
+            "--rate",
+            min=0.001,
+            metavar="REQ_PER_S",
+            help="Cap on requests per second "
+            "over the whole run (default: the manifests' defaults.rate, else none).",
+        ),
     ] = None,
     only_missing: Annotated[
         bool, typer.Option("--only-missing", help="Skip entries that are already cached.")
     ] = False,
     refresh_below: Annotated[
         str | None,
-        typer.Option("--refresh-below", metavar="SECONDS", help="Only entries missing or whose TTL "
-                     "is below this (seconds, or 10m, 1h...): refresh ahead of expiry."),
+        typer.Option(
+            "--refresh-below",
+            metavar="SECONDS",
+            help="Only entries missing or whose TTL "
+            "is below this (seconds, or 10m, 1h...): refresh ahead of expiry.",
+        ),
     ] = None,
     endpoint: Annotated[
         list[str] | None,
@@ -38,27 +53,46 @@ def warm(
     dry_run: DryRunOpt = False,
     every: Annotated[
         str | None,
-        typer.Option("--every", metavar="DURATION", help="Repeat every DURATION (30s, 10m...) until "
-                     "stopped, with a report per round."),
+        typer.Option(
+            "--every",
+            metavar="DURATION",
+            help="Repeat every DURATION (30s, 10m...) until stopped, with a report per round.",
+        ),
     ] = None,
     from_access_log: Annotated[
-        bool, typer.Option("--from-access-log", help="Warm the most recently hit entries of the "
-                           "manifests' endpoints, read from the access log (see --top).")
+        bool,
+        typer.Option(
+            "--from-access-log",
+            help="Warm the most recently hit entries of the "
+            "manifests' endpoints, read from the access log (see --top).",
+        ),
     ] = False,
     top: Annotated[
         int | None,
-        typer.Option("--top", min=1, metavar="N", help="With --from-access-log: how many entries "
-                     "(default 100)."),
+        typer.Option(
+            "--top",
+            min=1,
+            metavar="N",
+            help="With --from-access-log: how many entries (default 100).",
+        ),
     ] = None,
     max_failures: Annotated[
         str,
-        typer.Option("--max-failures", metavar="N|P%", help="Failed requests tolerated before the "
-                     "exit code says partial failure (6): a count or a percentage."),
+        typer.Option(
+            "--max-failures",
+            metavar="N|P%",
+            help="Failed requests tolerated before the "
+            "exit code says partial failure (6): a count or a percentage.",
+        ),
     ] = "0",
     report: Annotated[
         Path | None,
-        typer.Option("--report", metavar="FILE", help="Write a JSON report: per request the key, "
-                     "status, latency, bytes, attempts and error."),
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="Write a JSON report: per request the key, "
+            "status, latency, bytes, attempts and error.",
+        ),
     ] = None,
     json_: JsonOpt = False,
 ) -> None:

@@ -216,10 +216,16 @@ def _int(text: str) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cachectl.demo.api", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cachectl.demo.api", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
-    parser.add_argument("--latency", type=float, default=DEFAULT_LATENCY_SECONDS,
-                        help="seconds each answer waits (default %(default)s)")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=DEFAULT_LATENCY_SECONDS,
+        help="seconds each answer waits (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     api = DemoAPI(latency=args.latency, port=args.port).start()
     print(f"the demo API is at {api.url} (Ctrl-C stops it)", flush=True)

@@ -210,8 +210,10 @@ def _object_encoding(self, key: bytes):
         return None
     value = item.value
     if isinstance(value, (bytes, bytearray)):
-        return b"int" if value.lstrip(b"-").isdigit() and len(value) < 20 else (
-            b"embstr" if len(value) <= 44 else b"raw"
+        return (
+            b"int"
+            if value.lstrip(b"-").isdigit() and len(value) < 20
+            else (b"embstr" if len(value) <= 44 else b"raw")
         )
     return b"hashtable"
 

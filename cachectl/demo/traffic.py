@@ -256,22 +256,30 @@ def render_traffic(out, result: TrafficResult) -> None:
         return "-" if value is None else f"{value:.1f} ms"
 
     out.line(f"Application traffic through cachectl.APICache: {result.requests} requests")
-    out.line(f"  hits        {result.hits:>5}  {rate:>4}   answer p50 {ms(data['cache_answer_ms_p50'])}")
-    out.line(f"  misses      {result.misses:>5}         answer p50 {ms(data['api_answer_ms_p50'])}"
-             "  (the API's answer, then stored)")
+    out.line(
+        f"  hits        {result.hits:>5}  {rate:>4}   answer p50 {ms(data['cache_answer_ms_p50'])}"
+    )
+    out.line(
+        f"  misses      {result.misses:>5}         answer p50 {ms(data['api_answer_ms_p50'])}"
+        "  (the API's answer, then stored)"
+    )
     if result.failed:
         out.line(f"  failed      {result.failed:>5}         first: {result.first_error}")
     out.line(f"  API calls   {result.api_calls:>5}         (without the cache: {result.requests})")
     for endpoint, tally in sorted(result.by_endpoint.items()):
-        out.line(f"    {endpoint:<16} {tally['requests']:>4} requests, {tally['api_calls']:>3} API calls")
+        out.line(
+            f"    {endpoint:<16} {tally['requests']:>4} requests, {tally['api_calls']:>3} API calls"
+        )
     if result.stampede_callers:
         calls = result.stampede_api_calls
         out.line(
             f"  stampede    {result.stampede_callers} callers asked for search q={STAMPEDE_QUERY!r} at "
             f"once: {calls} API call{'s' if calls != 1 else ''}"
         )
-    out.line("  the library wrote its hit/miss counters, access log and response times: "
-             "`cachectl stats` shows them")
+    out.line(
+        "  the library wrote its hit/miss counters, access log and response times: "
+        "`cachectl stats` shows them"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,14 +289,24 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m cachectl.demo.traffic",
         description="Application traffic through cachectl.APICache against the demo API.",
     )
-    parser.add_argument("--url", help="Redis URL of the cache (default: cachectl's settings: "
-                        "$CACHECTL_URL, cachectl.yaml...)")
-    parser.add_argument("--api", default=os.environ.get("DEMO_API_URL"),
-                        help="base URL of the demo API (default: $DEMO_API_URL)")
+    parser.add_argument(
+        "--url",
+        help="Redis URL of the cache (default: cachectl's settings: "
+        "$CACHECTL_URL, cachectl.yaml...)",
+    )
+    parser.add_argument(
+        "--api",
+        default=os.environ.get("DEMO_API_URL"),
+        help="base URL of the demo API (default: $DEMO_API_URL)",
+    )
     parser.add_argument("--requests", type=int, default=DEFAULT_REQUESTS)
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
-    parser.add_argument("--stampede", type=int, default=DEFAULT_STAMPEDE_CALLERS,
-                        help="callers of one uncached search at once (0: none)")
+    parser.add_argument(
+        "--stampede",
+        type=int,
+        default=DEFAULT_STAMPEDE_CALLERS,
+        help="callers of one uncached search at once (0: none)",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--json", action="store_true", help="one JSON envelope on stdout")
     args = parser.parse_args(argv)
@@ -314,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     failure = None
     if result.failed:
-        failure = PartialFailure(f"{result.failed} API request(s) failed; first: {result.first_error}")
+        failure = PartialFailure(
+            f"{result.failed} API request(s) failed; first: {result.first_error}"
+        )
     if out.json_mode:
         out.json(result.to_dict(), ok=failure is None, error=failure)
     else:

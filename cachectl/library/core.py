@@ -407,8 +407,10 @@ class Bookkeeping:
         with self._lock:
             calls, reason, failing = self._dropped_calls, self._drop_reason, self._last_push_failed
             self._dropped_calls = 0
-        dropped = (f"the hits, misses and response times of {calls:,} "
-                   f"call{'s' if calls != 1 else ''} were dropped")
+        dropped = (
+            f"the hits, misses and response times of {calls:,} "
+            f"call{'s' if calls != 1 else ''} were dropped"
+        )
         if failing:
             return f"could not write the cache counters: {reason}; {dropped} since the last warning"
         return f"the cache counters are written again; {dropped} while they could not be ({reason})"

@@ -73,17 +73,28 @@ class Thresholds:
 
     def validate(self) -> None:
         """Raises a usage error for a threshold no measurement could ever meet, or none at all."""
-        if not any((self.min_hit_rate_pct is not None, self.max_memory, self.no_anomaly,
-                    self.max_evictions_per_s is not None, self.max_p95_ms is not None)):
+        if not any(
+            (
+                self.min_hit_rate_pct is not None,
+                self.max_memory,
+                self.no_anomaly,
+                self.max_evictions_per_s is not None,
+                self.max_p95_ms is not None,
+            )
+        ):
             raise UsageError(
                 "no condition to check",
                 hint="give at least one of --min-hit-rate, --max-memory, --max-evictions-per-s, "
                 "--max-p95-ms, --no-anomaly",
             )
         if self.min_hit_rate_pct is not None and not 0 <= self.min_hit_rate_pct <= 100:
-            raise UsageError(f"--min-hit-rate is a percentage from 0 to 100, not {self.min_hit_rate_pct:g}")
+            raise UsageError(
+                f"--min-hit-rate is a percentage from 0 to 100, not {self.min_hit_rate_pct:g}"
+            )
         if self.max_evictions_per_s is not None and not self.max_evictions_per_s >= 0:
-            raise UsageError(f"--max-evictions-per-s cannot be negative ({self.max_evictions_per_s:g})")
+            raise UsageError(
+                f"--max-evictions-per-s cannot be negative ({self.max_evictions_per_s:g})"
+            )
         if self.max_p95_ms is not None and not self.max_p95_ms > 0:
             raise UsageError(f"--max-p95-ms must be above 0 ms, not {self.max_p95_ms:g}")
         if not self.anomaly_sensitivity > 0:
@@ -153,16 +164,28 @@ def evaluate_report(thresholds: Thresholds, report: StatsReport) -> list[Conditi
     if thresholds.min_hit_rate_pct is not None:
         conditions.append(_hit_rate_condition(thresholds, report))
     if thresholds.max_memory is not None:
-        conditions.append(_memory_condition(thresholds.max_memory, server.used_memory_bytes,
-                                            server.maxmemory_bytes, server.total_system_memory_bytes))
+        conditions.append(
+            _memory_condition(
+                thresholds.max_memory,
+                server.used_memory_bytes,
+                server.maxmemory_bytes,
+                server.total_system_memory_bytes,
+            )
+        )
     if thresholds.max_evictions_per_s is not None:
         limit = thresholds.max_evictions_per_s
         measured = server.evicted_per_s
-        conditions.append(Condition(
-            "max_evictions_per_s", f"evictions <= {limit:g}/s", limit, measured, "per_second",
-            measured is not None and measured <= limit,
-            "" if measured is not None else "the server's evicted_keys could not be read twice",
-        ))
+        conditions.append(
+            Condition(
+                "max_evictions_per_s",
+                f"evictions <= {limit:g}/s",
+                limit,
+                measured,
+                "per_second",
+                measured is not None and measured <= limit,
+                "" if measured is not None else "the server's evicted_keys could not be read twice",
+            )
+        )
     if thresholds.max_p95_ms is not None:
         limit = thresholds.max_p95_ms
         what = f"p95 of {thresholds.endpoint}" if thresholds.endpoint else "p95"
@@ -171,12 +194,22 @@ def evaluate_report(thresholds: Thresholds, report: StatsReport) -> list[Conditi
             measured, count = (stats.p95_ms, stats.logged_requests) if stats else (None, 0)
         else:
             measured, count = app.response_times.p95_ms, app.response_times.count
-        detail = (f"{count:,} requests logged" if measured is not None
-                  else "no requests in the response-time log during the sample")
-        conditions.append(Condition(
-            "max_p95_ms", f"{what} <= {limit:g} ms", limit, measured, "ms",
-            measured is not None and measured <= limit, detail,
-        ))
+        detail = (
+            f"{count:,} requests logged"
+            if measured is not None
+            else "no requests in the response-time log during the sample"
+        )
+        conditions.append(
+            Condition(
+                "max_p95_ms",
+                f"{what} <= {limit:g} ms",
+                limit,
+                measured,
+                "ms",
+                measured is not None and measured <= limit,
+                detail,
+            )
+        )
     return conditions
 
 
@@ -187,13 +220,27 @@ def _hit_rate_condition(thresholds: Thresholds, report: StatsReport) -> Conditio
     what = f"hit rate of {endpoint}" if endpoint else "hit rate"
     description = f"{what} >= {limit:g}%"
     if not app.counters_present:
-        return Condition("min_hit_rate", description, limit, None, "percent", False,
-                         "the application counters are missing")
+        return Condition(
+            "min_hit_rate",
+            description,
+            limit,
+            None,
+            "percent",
+            False,
+            "the application counters are missing",
+        )
     if endpoint:
         stats = next((e for e in app.endpoints if e.endpoint == endpoint), None)
         if stats is None:
-            return Condition("min_hit_rate", description, limit, None, "percent", False,
-                             f"no counters for endpoint {endpoint!r}")
+            return Condition(
+                "min_hit_rate",
+                description,
+                limit,
+                None,
+                "percent",
+                False,
+                f"no counters for endpoint {endpoint!r}",
+            )
         interval, lifetime = stats.interval_hit_rate, stats.hit_rate
     else:
         interval, lifetime = app.interval_hit_rate, app.hit_rate
@@ -202,36 +249,59 @@ def _hit_rate_condition(thresholds: Thresholds, report: StatsReport) -> Conditio
     elif lifetime is not None:
         rate, detail = lifetime, "no requests during the sample: the counters' lifetime rate"
     else:
-        return Condition("min_hit_rate", description, limit, None, "percent", False,
-                         "no hits or misses counted")
+        return Condition(
+            "min_hit_rate", description, limit, None, "percent", False, "no hits or misses counted"
+        )
     measured = rate * 100
-    return Condition("min_hit_rate", description, limit, measured, "percent", measured >= limit,
-                     detail)
+    return Condition(
+        "min_hit_rate", description, limit, measured, "percent", measured >= limit, detail
+    )
 
 
 # What a gate that can never judge a share of memory tells the user to change.
 _NO_SHARE_HINT = "set maxmemory on the server, or give --max-memory as a size (such as 2GiB)"
 
 
-def _memory_condition(limit: MemoryLimit, used: int | None, maxmemory: int | None,
-                      system: int | None) -> Condition:
+def _memory_condition(
+    limit: MemoryLimit, used: int | None, maxmemory: int | None, system: int | None
+) -> Condition:
     if limit.bytes is not None:
         description = f"used memory <= {limit.bytes:,} bytes"
         ok = used is not None and used <= limit.bytes
-        return Condition("max_memory", description, limit.bytes, used, "bytes", ok,
-                         "" if used is not None else "used_memory could not be read")
+        return Condition(
+            "max_memory",
+            description,
+            limit.bytes,
+            used,
+            "bytes",
+            ok,
+            "" if used is not None else "used_memory could not be read",
+        )
     description = f"used memory <= {limit.percent:g}% of maxmemory"
     base, base_name = maxmemory, "maxmemory"
     if not base:
         # Without maxmemory the server grows until the machine runs out: measure against that.
         base, base_name = system, "the machine's memory (no maxmemory set)"
     if used is None or not base:
-        return Condition("max_memory", description, limit.percent, None, "percent", False,
-                         "neither maxmemory nor the machine's memory is known: "
-                         + _NO_SHARE_HINT)
+        return Condition(
+            "max_memory",
+            description,
+            limit.percent,
+            None,
+            "percent",
+            False,
+            "neither maxmemory nor the machine's memory is known: " + _NO_SHARE_HINT,
+        )
     measured = used / base * 100
-    return Condition("max_memory", description, limit.percent, measured, "percent",
-                     measured <= limit.percent, f"{used:,} of {base:,} bytes ({base_name})")
+    return Condition(
+        "max_memory",
+        description,
+        limit.percent,
+        measured,
+        "percent",
+        measured <= limit.percent,
+        f"{used:,} of {base:,} bytes ({base_name})",
+    )
 
 
 # -- anomalies and stored history ------------------------------------------------------------
@@ -242,15 +312,26 @@ def anomaly_condition(report: AnomalyReport) -> Condition:
     judged = [s for s in report.series if s.anomaly and s.anomaly.enough_history]
     description = f"no anomaly (|z| <= {report.sensitivity:g})"
     if not judged:
-        return Condition("no_anomaly", description, 0, None, "series", False,
-                         "not enough stored history to judge against: run `cachectl history "
-                         "record` for a while first")
+        return Condition(
+            "no_anomaly",
+            description,
+            0,
+            None,
+            "series",
+            False,
+            "not enough stored history to judge against: run `cachectl history "
+            "record` for a while first",
+        )
     bad = [s for s in judged if s.anomaly.anomalous]
     if bad:
-        detail = ", ".join(f"{s.name}={s.anomaly.value:.4g} (z={_z(s.anomaly.z_score)})" for s in bad)
+        detail = ", ".join(
+            f"{s.name}={s.anomaly.value:.4g} (z={_z(s.anomaly.z_score)})" for s in bad
+        )
     else:
         worst = max(judged, key=lambda s: abs(s.anomaly.z_score))
-        detail = f"{len(judged)} series judged; largest |z| {_z(worst.anomaly.z_score)} ({worst.name})"
+        detail = (
+            f"{len(judged)} series judged; largest |z| {_z(worst.anomaly.z_score)} ({worst.name})"
+        )
     return Condition("no_anomaly", description, 0, float(len(bad)), "series", not bad, detail)
 
 
@@ -260,8 +341,12 @@ def _z(z: float | None) -> str:
     return "inf" if math.isinf(z) else f"{z:+.2f}"
 
 
-def evaluate_history(thresholds: Thresholds, series: TimeSeries, window_seconds: float,
-                     machine_memory: Callable[[], int | None] | None = None) -> list[Condition]:
+def evaluate_history(
+    thresholds: Thresholds,
+    series: TimeSeries,
+    window_seconds: float,
+    machine_memory: Callable[[], int | None] | None = None,
+) -> list[Condition]:
     """The conditions measured from the stored history of the last `window_seconds`: hit rate
     and p95 as traffic-weighted means, memory at its highest, evictions at their mean rate.
     `machine_memory` reads the server's machine memory now, for a share of memory recorded
@@ -283,49 +368,93 @@ def evaluate_history(thresholds: Thresholds, series: TimeSeries, window_seconds:
         ratio = h.weighted_mean(raw(suffix(h.HIT_RATIO)), raw(suffix("cache.requests_per_s")))
         measured = None if ratio is None else ratio * 100
         what = f"hit rate of {endpoint}" if endpoint else "hit rate"
-        conditions.append(Condition("min_hit_rate", f"{what} >= {limit:g}%", limit, measured,
-                                    "percent", measured is not None and measured >= limit,
-                                    "traffic-weighted over the window" if measured is not None
-                                    else nothing))
+        conditions.append(
+            Condition(
+                "min_hit_rate",
+                f"{what} >= {limit:g}%",
+                limit,
+                measured,
+                "percent",
+                measured is not None and measured >= limit,
+                "traffic-weighted over the window" if measured is not None else nothing,
+            )
+        )
     if thresholds.max_memory is not None:
         limit = thresholds.max_memory
         if limit.bytes is not None:
             used = [v for _, v in raw(h.MEMORY)]
             measured = max(used) if used else None
-            conditions.append(Condition("max_memory", f"used memory <= {limit.bytes:,} bytes",
-                                        limit.bytes, measured, "bytes",
-                                        measured is not None and measured <= limit.bytes,
-                                        "highest in the window" if used else nothing))
+            conditions.append(
+                Condition(
+                    "max_memory",
+                    f"used memory <= {limit.bytes:,} bytes",
+                    limit.bytes,
+                    measured,
+                    "bytes",
+                    measured is not None and measured <= limit.bytes,
+                    "highest in the window" if used else nothing,
+                )
+            )
         else:
-            conditions.append(_window_memory_share(
-                limit, [v for _, v in raw("redis.memory_used_ratio")],
-                [v for _, v in raw(h.MEMORY)], machine_memory, nothing))
+            conditions.append(
+                _window_memory_share(
+                    limit,
+                    [v for _, v in raw("redis.memory_used_ratio")],
+                    [v for _, v in raw(h.MEMORY)],
+                    machine_memory,
+                    nothing,
+                )
+            )
     if thresholds.max_evictions_per_s is not None:
         limit = thresholds.max_evictions_per_s
         rates = [v for _, v in raw(h.EVICTIONS)]
         measured = sum(rates) / len(rates) if rates else None
-        conditions.append(Condition("max_evictions_per_s", f"evictions <= {limit:g}/s", limit,
-                                    measured, "per_second",
-                                    measured is not None and measured <= limit,
-                                    "mean over the window" if rates else nothing))
+        conditions.append(
+            Condition(
+                "max_evictions_per_s",
+                f"evictions <= {limit:g}/s",
+                limit,
+                measured,
+                "per_second",
+                measured is not None and measured <= limit,
+                "mean over the window" if rates else nothing,
+            )
+        )
     if thresholds.max_p95_ms is not None:
         limit = thresholds.max_p95_ms
         measured = h.weighted_mean(raw(suffix(h.P95)), raw(suffix("cache.requests_per_s")))
         what = f"p95 of {endpoint}" if endpoint else "p95"
-        conditions.append(Condition("max_p95_ms", f"{what} <= {limit:g} ms", limit, measured,
-                                    "ms", measured is not None and measured <= limit,
-                                    "traffic-weighted mean of the recorded p95s"
-                                    if measured is not None else nothing))
+        conditions.append(
+            Condition(
+                "max_p95_ms",
+                f"{what} <= {limit:g} ms",
+                limit,
+                measured,
+                "ms",
+                measured is not None and measured <= limit,
+                "traffic-weighted mean of the recorded p95s" if measured is not None else nothing,
+            )
+        )
     if thresholds.no_anomaly:
-        conditions.append(anomaly_condition(
-            h.anomalies(series, baseline_seconds=window_seconds,
-                        sensitivity=thresholds.anomaly_sensitivity)))
+        conditions.append(
+            anomaly_condition(
+                h.anomalies(
+                    series,
+                    baseline_seconds=window_seconds,
+                    sensitivity=thresholds.anomaly_sensitivity,
+                )
+            )
+        )
     return conditions
 
 
-def _window_memory_share(limit: MemoryLimit, ratios: list[float], used: list[float],
-                         machine_memory: Callable[[], int | None] | None,
-                         nothing: str) -> Condition:
+def _window_memory_share(
+    limit: MemoryLimit,
+    ratios: list[float],
+    used: list[float],
+    machine_memory: Callable[[], int | None] | None,
+    nothing: str,
+) -> Condition:
     """--max-memory PCT% over the window, on the live sample's terms: a share of maxmemory
     where one was recorded, else of the machine's memory (the history keeps used memory but
     not the machine's, which is read now: it does not change while a server runs)."""
@@ -336,8 +465,15 @@ def _window_memory_share(limit: MemoryLimit, ratios: list[float], used: list[flo
 
     if ratios:
         measured = max(ratios) * 100
-        return Condition("max_memory", description, limit.percent, measured, "percent",
-                         measured <= limit.percent, "highest in the window")
+        return Condition(
+            "max_memory",
+            description,
+            limit.percent,
+            measured,
+            "percent",
+            measured <= limit.percent,
+            "highest in the window",
+        )
     if not used:
         return no_data(nothing)
     from cachectl.errors import RedisPermissionError
@@ -350,14 +486,22 @@ def _window_memory_share(limit: MemoryLimit, ratios: list[float], used: list[flo
         except RedisPermissionError as err:  # an ACL without INFO: an unknown figure, said so
             why = f"which could not be read ({err.message})"
     if not system:
-        return no_data("no maxmemory was set while used memory was recorded, so the share is "
-                       f"of the machine's memory, {why}: {_NO_SHARE_HINT}")
+        return no_data(
+            "no maxmemory was set while used memory was recorded, so the share is "
+            f"of the machine's memory, {why}: {_NO_SHARE_HINT}"
+        )
     highest = max(used)
     measured = highest / system * 100
-    return Condition("max_memory", description, limit.percent, measured, "percent",
-                     measured <= limit.percent,
-                     f"highest in the window: {int(highest):,} of {system:,} bytes (the "
-                     "machine's memory (no maxmemory set))")
+    return Condition(
+        "max_memory",
+        description,
+        limit.percent,
+        measured,
+        "percent",
+        measured <= limit.percent,
+        f"highest in the window: {int(highest):,} of {system:,} bytes (the "
+        "machine's memory (no maxmemory set))",
+    )
 
 
 def machine_memory_bytes(store: Store) -> int | None:
@@ -391,35 +535,50 @@ def check_once(
     series = series or TimeSeries(store, layout)
     if window_seconds is not None:
         result = CheckResult("history", window_seconds, checked_at=series.clock())
-        result.conditions = evaluate_history(thresholds, series, window_seconds,
-                                             lambda: machine_memory_bytes(store))
+        result.conditions = evaluate_history(
+            thresholds, series, window_seconds, lambda: machine_memory_bytes(store)
+        )
         return result
     from cachectl.ops.history import anomalies, report_points
     from cachectl.ops.stats import take_stats
 
-    report = take_stats(store, layout, sample_seconds=sample_seconds, log_window_seconds=0,
-                        sleep=sleep)
+    report = take_stats(
+        store, layout, sample_seconds=sample_seconds, log_window_seconds=0, sleep=sleep
+    )
     result = CheckResult("sample", sample_seconds, checked_at=report.taken_at)
     result.conditions = evaluate_report(thresholds, report)
     if thresholds.no_anomaly:
         latest = dict(report_points(report))
-        result.conditions.append(anomaly_condition(
-            anomalies(series, baseline_seconds=baseline_seconds,
-                      sensitivity=thresholds.anomaly_sensitivity, latest=latest)))
+        result.conditions.append(
+            anomaly_condition(
+                anomalies(
+                    series,
+                    baseline_seconds=baseline_seconds,
+                    sensitivity=thresholds.anomaly_sensitivity,
+                    latest=latest,
+                )
+            )
+        )
     return result
 
 
-def unreachable_result(thresholds: Thresholds, error: CachectlError, source: str,
-                       seconds: float) -> CheckResult:
+def unreachable_result(
+    thresholds: Thresholds, error: CachectlError, source: str, seconds: float
+) -> CheckResult:
     """A round that could not reach Redis: every condition fails with the reason."""
-    names = [("min_hit_rate", thresholds.min_hit_rate_pct is not None),
-             ("max_memory", thresholds.max_memory is not None),
-             ("max_evictions_per_s", thresholds.max_evictions_per_s is not None),
-             ("max_p95_ms", thresholds.max_p95_ms is not None),
-             ("no_anomaly", thresholds.no_anomaly)]
+    names = [
+        ("min_hit_rate", thresholds.min_hit_rate_pct is not None),
+        ("max_memory", thresholds.max_memory is not None),
+        ("max_evictions_per_s", thresholds.max_evictions_per_s is not None),
+        ("max_p95_ms", thresholds.max_p95_ms is not None),
+        ("no_anomaly", thresholds.no_anomaly),
+    ]
     result = CheckResult(source, seconds, checked_at=time.time(), error=error.message)
-    result.conditions = [Condition(name, name.replace("_", " "), None, None, "", False,
-                                   error.message) for name, wanted in names if wanted]
+    result.conditions = [
+        Condition(name, name.replace("_", " "), None, None, "", False, error.message)
+        for name, wanted in names
+        if wanted
+    ]
     return result
 
 
@@ -450,8 +609,10 @@ def check_webhook_url(url: str) -> None:
             hint="percent-encode / ? # @ : in a user name or password (%2F %3F %23 %40 %3A)",
         ) from None
     if any(ord(ch) <= 32 or ord(ch) == 127 for ch in url):
-        raise UsageError("--webhook: a URL cannot hold spaces or control characters",
-                         hint="percent-encode them (a space is %20)")
+        raise UsageError(
+            "--webhook: a URL cannot hold spaces or control characters",
+            hint="percent-encode them (a space is %20)",
+        )
 
 
 def webhook_request(url: str) -> tuple[str, dict[str, str]]:
@@ -487,8 +648,10 @@ def post_webhook(url: str, payload: dict, timeout: float = 5.0) -> str | None:
             response.read()
     except urllib.error.HTTPError as exc:
         if 300 <= exc.code < 400:
-            return (f"the webhook at {target} answered HTTP {exc.code}, a redirect, which is "
-                    "not followed: give the URL it redirects to")
+            return (
+                f"the webhook at {target} answered HTTP {exc.code}, a redirect, which is "
+                "not followed: give the URL it redirects to"
+            )
         return f"the webhook at {target} answered HTTP {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -510,8 +673,12 @@ def _webhook_opener():
 
 
 def alert_payload(event: str, result: CheckResult) -> dict:
-    return {"event": event, "source": "cachectl check", **result.to_dict(),
-            "failed": [c.name for c in result.failed]}
+    return {
+        "event": event,
+        "source": "cachectl check",
+        **result.to_dict(),
+        "failed": [c.name for c in result.failed],
+    }
 
 
 @dataclass

@@ -91,8 +91,12 @@ def _recording(operation: str) -> list[Probe]:
 PERMISSION_PROBES: list[Probe] = [
     # keys, inspect, tags, memory
     Probe("read", "SCAN", lambda k: ("SCAN", 0, "MATCH", k.entry, "COUNT", 1)),
-    Probe("read", "EVAL", lambda k: ("EVAL", "return 0", 0),
-          note="the sized SCAN of keys and memory (slower pipelines without it)"),
+    Probe(
+        "read",
+        "EVAL",
+        lambda k: ("EVAL", "return 0", 0),
+        note="the sized SCAN of keys and memory (slower pipelines without it)",
+    ),
     Probe("read", "TYPE", lambda k: ("TYPE", k.entry)),
     Probe("read", "PTTL", lambda k: ("PTTL", k.entry)),
     Probe("read", "MEMORY USAGE", lambda k: ("MEMORY", "USAGE", k.entry)),
@@ -113,8 +117,12 @@ PERMISSION_PROBES: list[Probe] = [
     Probe("read", "HSCAN", lambda k: ("HSCAN", k.entry, 0), note="inspect of a hash"),
     Probe("read", "LRANGE", lambda k: ("LRANGE", k.entry, 0, 0), note="inspect of a list"),
     Probe("read", "ZRANGE", lambda k: ("ZRANGE", k.entry, 0, 0), note="inspect of a sorted set"),
-    Probe("read", "XRANGE", lambda k: ("XRANGE", k.entry, "-", "+", "COUNT", 1),
-          note="inspect of a stream"),
+    Probe(
+        "read",
+        "XRANGE",
+        lambda k: ("XRANGE", k.entry, "-", "+", "COUNT", 1),
+        note="inspect of a stream",
+    ),
     # warm (MULTI/EXEC on a single server; in a cluster the same writes, pipelined)
     Probe("warm", "PING", lambda k: ("PING",)),
     Probe("warm", "TYPE", lambda k: ("TYPE", k.tag)),
@@ -127,8 +135,7 @@ PERMISSION_PROBES: list[Probe] = [
     Probe("warm", "EXEC", lambda k: ("EXEC",)),  # outside MULTI: refused, after the ACL check
     Probe("warm", "UNLINK", lambda k: ("UNLINK", k.entry)),  # an entry whose index write failed
     Probe("warm", "ZREM", lambda k: ("ZREM", k.log, k.entry)),
-    Probe("warm", "ZREVRANGE", lambda k: ("ZREVRANGE", k.access, 0, 0),
-          note="--from-access-log"),
+    Probe("warm", "ZREVRANGE", lambda k: ("ZREVRANGE", k.access, 0, 0), note="--from-access-log"),
     *_recording("warm"),
     # invalidate
     Probe("invalidate", "SCAN", lambda k: ("SCAN", 0, "MATCH", k.entry, "COUNT", 1)),
@@ -140,14 +147,18 @@ PERMISSION_PROBES: list[Probe] = [
     Probe("invalidate", "UNLINK", lambda k: ("UNLINK", k.entry)),
     Probe("invalidate", "ZREM", lambda k: ("ZREM", k.log, k.entry)),
     Probe("invalidate", "SREM", lambda k: ("SREM", k.tag, k.entry)),
-    Probe("invalidate", "INFO", lambda k: ("INFO", "server"),
-          note="noticing a server restart during a scan"),
+    Probe(
+        "invalidate",
+        "INFO",
+        lambda k: ("INFO", "server"),
+        note="noticing a server restart during a scan",
+    ),
     Probe("invalidate", "PTTL", lambda k: ("PTTL", k.entry), note="--ttl-below/--ttl-above"),
     Probe("invalidate", "ZMSCORE", lambda k: ("ZMSCORE", k.log, k.entry), note="--older-than"),
-    Probe("invalidate", "MEMORY USAGE", lambda k: ("MEMORY", "USAGE", k.entry),
-          note="--larger-than"),
-    Probe("invalidate", "OBJECT", lambda k: ("OBJECT", "IDLETIME", k.entry),
-          note="--idle-above"),
+    Probe(
+        "invalidate", "MEMORY USAGE", lambda k: ("MEMORY", "USAGE", k.entry), note="--larger-than"
+    ),
+    Probe("invalidate", "OBJECT", lambda k: ("OBJECT", "IDLETIME", k.entry), note="--idle-above"),
     *_recording("invalidate"),
     # prune
     Probe("prune", "SCAN", lambda k: ("SCAN", 0, "TYPE", "set", "COUNT", 1)),
@@ -165,8 +176,11 @@ PERMISSION_PROBES: list[Probe] = [
     # stats (also `check`, which reads the same)
     Probe("stats", "INFO", lambda k: ("INFO", "stats")),
     Probe("stats", "HGETALL", lambda k: ("HGETALL", k.counters)),
-    Probe("stats", "ZREVRANGEBYSCORE", lambda k: ("ZREVRANGEBYSCORE", k.response_times, 1, 0,
-                                                  "LIMIT", 0, 1)),
+    Probe(
+        "stats",
+        "ZREVRANGEBYSCORE",
+        lambda k: ("ZREVRANGEBYSCORE", k.response_times, 1, 0, "LIMIT", 0, 1),
+    ),
     Probe("stats", "SCAN", lambda k: ("SCAN", 0, "MATCH", k.counters, "COUNT", 1)),
     # history (record, show, list, anomalies...; `stats --record` and `check` too)
     Probe("history", "SCAN", lambda k: ("SCAN", 0, "MATCH", k.metric, "COUNT", 1)),
@@ -177,17 +191,39 @@ PERMISSION_PROBES: list[Probe] = [
     Probe("history", "HGETALL", lambda k: ("HGETALL", k.agg)),
     Probe("history", "ZCARD", lambda k: ("ZCARD", k.metric), note="history list"),
     Probe("history", "ZRANGE", lambda k: ("ZRANGE", k.metric, 0, 0), note="history list"),
-    Probe("history", "MEMORY USAGE", lambda k: ("MEMORY", "USAGE", k.metric),
-          note="history list, compact"),
+    Probe(
+        "history",
+        "MEMORY USAGE",
+        lambda k: ("MEMORY", "USAGE", k.metric),
+        note="history list, compact",
+    ),
     Probe("history", "ZADD", lambda k: ("ZADD", k.metric, "XX", 0, "x"), note="recording"),
-    Probe("history", "HSET", lambda k: ("HSET", k.meta, "lastUpdate", "0"), harmless=False,
-          note="recording, compact"),
-    Probe("history", "SCRIPT LOAD", lambda k: ("SCRIPT", "LOAD", "return 0"), harmless=False,
-          note="recording"),
-    Probe("history", "EVALSHA", lambda k: ("EVALSHA", NO_SUCH_SCRIPT, 1, k.agg, "0", 0, 0, 0),
-          note="recording"),
-    Probe("history", "ZREMRANGEBYSCORE", lambda k: ("ZREMRANGEBYSCORE", k.metric, "-inf", "(0"),
-          note="history prune"),
+    Probe(
+        "history",
+        "HSET",
+        lambda k: ("HSET", k.meta, "lastUpdate", "0"),
+        harmless=False,
+        note="recording, compact",
+    ),
+    Probe(
+        "history",
+        "SCRIPT LOAD",
+        lambda k: ("SCRIPT", "LOAD", "return 0"),
+        harmless=False,
+        note="recording",
+    ),
+    Probe(
+        "history",
+        "EVALSHA",
+        lambda k: ("EVALSHA", NO_SUCH_SCRIPT, 1, k.agg, "0", 0, 0, 0),
+        note="recording",
+    ),
+    Probe(
+        "history",
+        "ZREMRANGEBYSCORE",
+        lambda k: ("ZREMRANGEBYSCORE", k.metric, "-inf", "(0"),
+        note="history prune",
+    ),
     Probe("history", "UNLINK", lambda k: ("UNLINK", k.agg), note="history prune"),
     Probe("history", "HDEL", lambda k: ("HDEL", k.meta, "x"), note="history compact"),
     Probe("history", "ZREM", lambda k: ("ZREM", k.metric, "x"), note="history compact"),
@@ -497,9 +533,7 @@ def denied_commands(report: DoctorReport) -> tuple[list[str], list[str]]:
             if ok is False:
                 note = notes.get((operation, command))
                 where = optional if note else needed
-                where.setdefault(command, []).append(
-                    f"{operation}: {note}" if note else operation
-                )
+                where.setdefault(command, []).append(f"{operation}: {note}" if note else operation)
     return (
         [f"{c} ({', '.join(ops)})" for c, ops in sorted(needed.items())],
         [f"{c} ({'; '.join(ops)})" for c, ops in sorted(optional.items())],
@@ -515,41 +549,54 @@ def _warnings(
     if scan and policy.startswith("volatile-") and report.permissions.get("read", {}).get("SCAN"):
         no_ttl = _tag_sets_without_ttl(settings, store)
         if no_ttl:
-            out.append(Warning_(
-                "volatile_policy_tag_sets_without_ttl",
-                f"maxmemory-policy is {policy} but {no_ttl} sampled tag/dependency sets have no TTL: "
-                "they are never evicted and keep growing; prune them or use an allkeys-* policy",
-            ))
+            out.append(
+                Warning_(
+                    "volatile_policy_tag_sets_without_ttl",
+                    f"maxmemory-policy is {policy} but {no_ttl} sampled tag/dependency sets have no TTL: "
+                    "they are never evicted and keep growing; prune them or use an allkeys-* policy",
+                )
+            )
     if report.persistence.get("aof_enabled"):
-        out.append(Warning_(
-            "aof_enabled", "AOF persistence is on: a cache rarely needs it and pays for it in writes",
-            level="info",
-        ))
+        out.append(
+            Warning_(
+                "aof_enabled",
+                "AOF persistence is on: a cache rarely needs it and pays for it in writes",
+                level="info",
+            )
+        )
     if report.mode == "replica":
-        out.append(Warning_(
-            "replica", "connected to a replica: writes (warm, invalidate, prune) will be refused"
-        ))
+        out.append(
+            Warning_(
+                "replica",
+                "connected to a replica: writes (warm, invalidate, prune) will be refused",
+            )
+        )
     needed, optional = denied_commands(report)
     user = report.acl_user or "this user"
     if needed:
-        out.append(Warning_(
-            "acl_denied", f"the ACL user {user!r} may not run: {', '.join(needed)}"
-        ))
+        out.append(
+            Warning_("acl_denied", f"the ACL user {user!r} may not run: {', '.join(needed)}")
+        )
     if optional:
-        out.append(Warning_(
-            "acl_denied_optional",
-            f"the ACL user {user!r} may not run what some options or steps use: "
-            f"{', '.join(optional)}",
-            level="info",
-        ))
-    unknown = sorted({c for cmds in report.permissions.values() for c, ok in cmds.items()
-                      if ok is None})
+        out.append(
+            Warning_(
+                "acl_denied_optional",
+                f"the ACL user {user!r} may not run what some options or steps use: "
+                f"{', '.join(optional)}",
+                level="info",
+            )
+        )
+    unknown = sorted(
+        {c for cmds in report.permissions.values() for c, ok in cmds.items() if ok is None}
+    )
     if unknown:
-        out.append(Warning_(
-            "acl_unknown",
-            f"without MULTI these could not be checked without running them: {', '.join(unknown)}",
-            level="info",
-        ))
+        out.append(
+            Warning_(
+                "acl_unknown",
+                f"without MULTI these could not be checked without running them: {', '.join(unknown)}",
+                level="info",
+            )
+        )
     return out
 
 
@@ -558,22 +605,28 @@ def _memory_warnings(report: DoctorReport) -> list[Warning_]:
     policy = report.maxmemory_policy or ""
     if not report.maxmemory_bytes:
         if policy == "noeviction":
-            out.append(Warning_(
-                "no_maxmemory_noeviction",
-                "maxmemory is 0 and the policy is noeviction: the cache grows until the machine "
-                "runs out of memory; set maxmemory and an allkeys-lru or allkeys-lfu policy",
-            ))
+            out.append(
+                Warning_(
+                    "no_maxmemory_noeviction",
+                    "maxmemory is 0 and the policy is noeviction: the cache grows until the machine "
+                    "runs out of memory; set maxmemory and an allkeys-lru or allkeys-lfu policy",
+                )
+            )
         else:
-            out.append(Warning_(
-                "no_maxmemory",
-                f"maxmemory is 0: {policy} never applies and the cache grows without bound",
-            ))
+            out.append(
+                Warning_(
+                    "no_maxmemory",
+                    f"maxmemory is 0: {policy} never applies and the cache grows without bound",
+                )
+            )
     elif policy == "noeviction":
-        out.append(Warning_(
-            "noeviction",
-            "maxmemory-policy is noeviction: when memory is full every cache write fails; "
-            "a cache wants allkeys-lru or allkeys-lfu",
-        ))
+        out.append(
+            Warning_(
+                "noeviction",
+                "maxmemory-policy is noeviction: when memory is full every cache write fails; "
+                "a cache wants allkeys-lru or allkeys-lfu",
+            )
+        )
     return out
 
 

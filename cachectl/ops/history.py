@@ -78,9 +78,14 @@ class Recorder:
     Stored data that does not read (a damaged chunk, another writer's odd value) never stops
     the recording: the upkeep skips it and says so once, in `take_warnings()`."""
 
-    def __init__(self, series: TimeSeries, *, compact_after: float,
-                 maintain_every: float = DEFAULT_MAINTAIN_EVERY_SECONDS,
-                 monotonic: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        series: TimeSeries,
+        *,
+        compact_after: float,
+        maintain_every: float = DEFAULT_MAINTAIN_EVERY_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
         self.series = series
         self.compact_after = compact_after
         self.maintain_every = maintain_every
@@ -116,16 +121,22 @@ class Recorder:
         except RedisError:
             raise
         except Exception as exc:  # noqa: BLE001 -- bad stored data must not end the recording
-            self.warn(f"history upkeep (compaction and retention) stopped on stored data it "
-                      f"could not handle ({type(exc).__name__}: {exc}); recording goes on")
+            self.warn(
+                f"history upkeep (compaction and retention) stopped on stored data it "
+                f"could not handle ({type(exc).__name__}: {exc}); recording goes on"
+            )
         else:
             if compacted.corrupt_chunks:
-                self.warn(f"{compacted.corrupt_chunks} compacted chunk(s) of the history could "
-                          "not be read: kept aside as chunk:{window}:unreadable")
+                self.warn(
+                    f"{compacted.corrupt_chunks} compacted chunk(s) of the history could "
+                    "not be read: kept aside as chunk:{window}:unreadable"
+                )
             if pruned.corrupt_chunks:
-                self.warn(f"{pruned.corrupt_chunks} compacted chunk(s) of the history could not "
-                          "be read: left as they are until all of their hour is past the "
-                          "retention")
+                self.warn(
+                    f"{pruned.corrupt_chunks} compacted chunk(s) of the history could not "
+                    "be read: left as they are until all of their hour is past the "
+                    "retention"
+                )
         self.maintenances += 1
 
     def warn(self, message: str) -> None:
@@ -148,8 +159,12 @@ class RecordProgress:
     new_warnings: list[str] = field(default_factory=list)  # raised during the last tick
 
     def to_dict(self) -> dict:
-        return {"ticks": self.ticks, "points": self.points, "failed_ticks": self.failed_ticks,
-                "last_error": self.last_error}
+        return {
+            "ticks": self.ticks,
+            "points": self.points,
+            "failed_ticks": self.failed_ticks,
+            "last_error": self.last_error,
+        }
 
 
 def record(
@@ -231,8 +246,15 @@ class ShowResult:
     last: float | None = None
 
     def to_dict(self) -> dict:
-        return {**self.range.to_dict(), "since_seconds": self.since_seconds, "count": self.count,
-                "min": self.min, "max": self.max, "avg": self.avg, "last": self.last}
+        return {
+            **self.range.to_dict(),
+            "since_seconds": self.since_seconds,
+            "count": self.count,
+            "min": self.min,
+            "max": self.max,
+            "avg": self.avg,
+            "last": self.last,
+        }
 
 
 def check_resolution(resolution: str | None) -> None:
@@ -259,8 +281,9 @@ def require_series(series: TimeSeries, name: str, found: Range | None = None) ->
     )
 
 
-def show(series: TimeSeries, name: str, since_seconds: float,
-         resolution: str | None = None) -> ShowResult:
+def show(
+    series: TimeSeries, name: str, since_seconds: float, resolution: str | None = None
+) -> ShowResult:
     check_resolution(resolution)
     resolution = resolution or auto_resolution(since_seconds)
     now = series.now_ms()
@@ -321,8 +344,11 @@ class ListResult:
         }
 
 
-def list_series(series: TimeSeries, names: Sequence[str] | None = None,
-                aggregate_sample: int = AGG_MEMORY_SAMPLE) -> ListResult:
+def list_series(
+    series: TimeSeries,
+    names: Sequence[str] | None = None,
+    aggregate_sample: int = AGG_MEMORY_SAMPLE,
+) -> ListResult:
     """Every series with its points, chunks and aggregate buckets, and the memory of each.
     Buckets whose series has no other key left (its raw points pruned, its meta hash gone) are
     listed too: they take memory all the same."""
@@ -342,9 +368,13 @@ def list_series(series: TimeSeries, names: Sequence[str] | None = None,
 HISTORY_REFRESH_TICKS = 60
 
 
-def dashboard_tick(state: DashboardState, tick: Tick, series: TimeSeries,
-                   recorder: Recorder | None = None,
-                   refresh_every: int = HISTORY_REFRESH_TICKS) -> None:
+def dashboard_tick(
+    state: DashboardState,
+    tick: Tick,
+    series: TimeSeries,
+    recorder: Recorder | None = None,
+    refresh_every: int = HISTORY_REFRESH_TICKS,
+) -> None:
     """One dashboard tick: the sample into the state, recorded when asked; the recent runs
     (one command) every tick; the stored history's sparklines at the first tick and every
     `refresh_every` ticks after.
@@ -369,8 +399,9 @@ def dashboard_tick(state: DashboardState, tick: Tick, series: TimeSeries,
             except RedisError:
                 raise
             except Exception as exc:  # noqa: BLE001 -- bad stored data must not end the view
-                state.warn(f"{what}: stored data could not be read ({type(exc).__name__}: "
-                           f"{exc}); skipped")
+                state.warn(
+                    f"{what}: stored data could not be read ({type(exc).__name__}: {exc}); skipped"
+                )
     except RedisError as err:
         state.error = err.message
     finally:
@@ -392,10 +423,15 @@ class SeriesAnomaly:
     anomaly: Anomaly | None  # None: no points at all
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "latest_ms": self.latest_ms,
-                **(self.anomaly.to_dict() if self.anomaly else {"value": None,
-                                                                "anomalous": False,
-                                                                "enough_history": False})}
+        return {
+            "name": self.name,
+            "latest_ms": self.latest_ms,
+            **(
+                self.anomaly.to_dict()
+                if self.anomaly
+                else {"value": None, "anomalous": False, "enough_history": False}
+            ),
+        }
 
 
 @dataclass
@@ -410,15 +446,24 @@ class AnomalyReport:
         return [s for s in self.series if s.anomaly and s.anomaly.anomalous]
 
     def to_dict(self) -> dict:
-        return {"baseline_seconds": self.baseline_seconds, "resolution": self.resolution,
-                "sensitivity": self.sensitivity, "series": [s.to_dict() for s in self.series],
-                "anomalous": [s.name for s in self.anomalous]}
+        return {
+            "baseline_seconds": self.baseline_seconds,
+            "resolution": self.resolution,
+            "sensitivity": self.sensitivity,
+            "series": [s.to_dict() for s in self.series],
+            "anomalous": [s.name for s in self.anomalous],
+        }
 
 
-def anomalies(series: TimeSeries, names: Sequence[str] | None = None, *,
-              baseline_seconds: float = 3600, resolution: str = "raw",
-              sensitivity: float = 3.0,
-              latest: dict[str, float] | None = None) -> AnomalyReport:
+def anomalies(
+    series: TimeSeries,
+    names: Sequence[str] | None = None,
+    *,
+    baseline_seconds: float = 3600,
+    resolution: str = "raw",
+    sensitivity: float = 3.0,
+    latest: dict[str, float] | None = None,
+) -> AnomalyReport:
     """Each series' latest value against the `baseline_seconds` before it, by z-score.
 
     `latest` gives values measured live (a check's sample) to hold against the whole stored
@@ -463,14 +508,25 @@ class OutlierReport:
     outliers: list[tuple[int, float]]
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "since_seconds": self.since_seconds,
-                "resolution": self.resolution, "k": self.k, "points": self.points,
-                "fences": self.fences.to_dict() if self.fences else None,
-                "outliers": [{"timestamp_ms": t, "value": v} for t, v in self.outliers]}
+        return {
+            "name": self.name,
+            "since_seconds": self.since_seconds,
+            "resolution": self.resolution,
+            "k": self.k,
+            "points": self.points,
+            "fences": self.fences.to_dict() if self.fences else None,
+            "outliers": [{"timestamp_ms": t, "value": v} for t, v in self.outliers],
+        }
 
 
-def outliers(series: TimeSeries, name: str, since_seconds: float, *,
-             resolution: str | None = None, k: float = 1.5) -> OutlierReport:
+def outliers(
+    series: TimeSeries,
+    name: str,
+    since_seconds: float,
+    *,
+    resolution: str | None = None,
+    k: float = 1.5,
+) -> OutlierReport:
     check_resolution(resolution)
     if k <= 0:
         raise UsageError(f"--k must be above 0, not {k:g}")
@@ -497,20 +553,34 @@ class CorrelationReport:
         if self.r is None:
             return "unknown"
         size = abs(self.r)
-        word = "strong" if size >= 0.7 else "moderate" if size >= 0.4 else "weak" if size >= 0.2 \
+        word = (
+            "strong"
+            if size >= 0.7
+            else "moderate"
+            if size >= 0.4
+            else "weak"
+            if size >= 0.2
             else "none"
+        )
         if word == "none":
             return "no correlation"
         return f"{word} {'positive' if self.r > 0 else 'negative'}"
 
     def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "since_seconds": self.since_seconds,
-                "resolution": self.resolution, "pairs": self.pairs, "r": self.r,
-                "strength": self.strength}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "since_seconds": self.since_seconds,
+            "resolution": self.resolution,
+            "pairs": self.pairs,
+            "r": self.r,
+            "strength": self.strength,
+        }
 
 
-def correlate(series: TimeSeries, a: str, b: str, since_seconds: float, *,
-              resolution: str = "1m") -> CorrelationReport:
+def correlate(
+    series: TimeSeries, a: str, b: str, since_seconds: float, *, resolution: str = "1m"
+) -> CorrelationReport:
     """Pearson's r of two series over aligned windows of `resolution` (each window's mean)."""
     check_resolution(resolution)
     now = series.now_ms()
@@ -525,8 +595,9 @@ def correlate(series: TimeSeries, a: str, b: str, since_seconds: float, *,
     return CorrelationReport(a, b, since_seconds, resolution, len(pairs), r)
 
 
-def weighted_mean(values: Sequence[tuple[int, float]],
-                  weights: Sequence[tuple[int, float]]) -> float | None:
+def weighted_mean(
+    values: Sequence[tuple[int, float]], weights: Sequence[tuple[int, float]]
+) -> float | None:
     """The mean of `values`, each weighted by the weight recorded at the same time (traffic);
     a plain mean when no weights match."""
     by_time = dict(weights)

@@ -25,6 +25,8 @@ VALUE_READ_LIMIT = 64 * 1024
 ITEMS_LIMIT = 20
 PREVIEW_LINES = 40
 PREVIEW_LINE_CHARS = 400
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -162,8 +164,9 @@ def inspect_key(
                 names = _sets_naming(store, pattern, prefix, raw, pacer)
             except RedisPermissionError as error:
                 # The other kind of set may still be readable: shown, with this one unknown.
-                _unknown(inspection, [figure], error, f"the {kind} sets could not be read",
-                         on=pattern)
+                _unknown(
+                    inspection, [figure], error, f"the {kind} sets could not be read", on=pattern
+                )
             else:
                 setattr(inspection, figure, names)
     return inspection
@@ -185,13 +188,15 @@ def _find(store: Store, typed: str) -> tuple[bytes, Inspection]:
 
 
 def _figures(store: Store, raw: bytes) -> Inspection | None:
-    replies = store.send_many([
-        ("TYPE", raw),
-        ("PTTL", raw),
-        ("MEMORY", "USAGE", raw),
-        ("OBJECT", "ENCODING", raw),
-        ("OBJECT", "IDLETIME", raw),
-    ])
+    replies = store.send_many(
+        [
+            ("TYPE", raw),
+            ("PTTL", raw),
+            ("MEMORY", "USAGE", raw),
+            ("OBJECT", "ENCODING", raw),
+            ("OBJECT", "IDLETIME", raw),
+        ]
+    )
     for reply in replies[:2]:
         if isinstance(reply, CachectlError):
             raise reply
@@ -249,13 +254,20 @@ def _logs(store: Store, layout: Layout, raw: bytes, inspection: Inspection) -> N
     inspection.last_write_ms = _score(written)
     inspection.last_access_ms = _score(accessed)
     # A refused ZSCORE is not "not in the log": the time is unknown, and said to be.
-    refused = [(f, r, log) for f, r, log in zip(("last_write_ms", "last_access_ms"),
-                                                (written, accessed), logs)
-               if isinstance(r, RedisPermissionError)]
+    refused = [
+        (f, r, log)
+        for f, r, log in zip(("last_write_ms", "last_access_ms"), (written, accessed), logs)
+        if isinstance(r, RedisPermissionError)
+    ]
     if len(refused) == 2 and refused[0][1].message == refused[1][1].message:
         # One refusal of the command for both logs: said once.
-        _unknown(inspection, [f for f, _, _ in refused], refused[0][1],
-                 "last write and last access unknown", on=" and ".join(logs))
+        _unknown(
+            inspection,
+            [f for f, _, _ in refused],
+            refused[0][1],
+            "last write and last access unknown",
+            on=" and ".join(logs),
+        )
     else:
         for figure, error, log in refused:
             what = "last write" if figure == "last_write_ms" else "last access"
@@ -277,8 +289,10 @@ def _value(store: Store, raw: bytes, type_: str, full: bool) -> Value:
 def _string_value(store: Store, raw: bytes, full: bool) -> Value:
     length = store.execute("STRLEN", raw)
     whole = full or length <= VALUE_READ_LIMIT
-    data = store.execute("GET", raw) if whole else store.execute(
-        "GETRANGE", raw, 0, VALUE_READ_LIMIT - 1
+    data = (
+        store.execute("GET", raw)
+        if whole
+        else store.execute("GETRANGE", raw, 0, VALUE_READ_LIMIT - 1)
     )
     data = data or b""
     value = Value("string", length, whole=whole)
@@ -349,8 +363,13 @@ def _sets_naming(
     return sorted(names)
 
 
-def _unknown(inspection: Inspection, figures: list[str], error: RedisPermissionError, what: str,
-             on: str | None = None) -> None:
+def _unknown(
+    inspection: Inspection,
+    figures: list[str],
+    error: RedisPermissionError,
+    what: str,
+    on: str | None = None,
+) -> None:
     """Figures the ACL refused: marked refused, with a note saying why they are missing.
     `on` names the keys the command was sent to (an ACL may refuse a command on some keys
     only: the note is true whichever it was)."""

@@ -95,7 +95,10 @@ class InvalidateResult:
     def changed(self) -> bool:
         """Whether the run changed anything (a failure then exits 6, not 4)."""
         return bool(
-            self.deleted or self.sets_deleted or self.sets_updated or self.pending_sets
+            self.deleted
+            or self.sets_deleted
+            or self.sets_updated
+            or self.pending_sets
             or self.log_members_removed
         )
 
@@ -335,8 +338,9 @@ class _Finder:
         the cursor (its hash seed changes): then the pass is made again."""
         for _ in range(SCAN_PASSES):
             before = self._run_ids()
-            for members in _chunks(self.store.sscan(pending, self.options.scan_count),
-                                   self.options.batch_size):
+            for members in _chunks(
+                self.store.sscan(pending, self.options.scan_count), self.options.batch_size
+            ):
                 if self.pacer:
                     self.pacer.take(len(members))
                 self.result.scanned += len(members)
@@ -351,14 +355,14 @@ class _Finder:
                 "read: read again"
             )
         raise RedisError(
-            f"servers kept restarting while {pending.decode('utf-8', 'backslashreplace')} "
-            "was read",
+            f"servers kept restarting while {pending.decode('utf-8', 'backslashreplace')} was read",
             hint="rerun the same command once the servers are stable",
         )
 
     def _members(self, set_key: bytes, forget_in: bytes | None) -> Iterator[_Batch]:
-        for members in _chunks(self.store.sscan(set_key, self.options.scan_count),
-                               self.options.batch_size):
+        for members in _chunks(
+            self.store.sscan(set_key, self.options.scan_count), self.options.batch_size
+        ):
             if self.pacer:
                 self.pacer.take(len(members))
             self.result.scanned += len(members)
@@ -378,8 +382,9 @@ class _Finder:
         for _ in range(SCAN_PASSES):
             before = self._run_ids()
             buffer: list[bytes] = []
-            for _node, keys in self.store.scan_nodes(match=source.pattern, count=count,
-                                                     pacer=self.pacer):
+            for _node, keys in self.store.scan_nodes(
+                match=source.pattern, count=count, pacer=self.pacer
+            ):
                 self.result.scanned += count
                 buffer += self._select(keys, source.endpoint, all_entries=all_entries)
                 if len(buffer) >= self.options.batch_size:
@@ -424,8 +429,11 @@ def _scan_selects(layout: Layout, selection: Selection) -> Callable[[bytes], boo
     aside); None without scans."""
     from cachectl.ops.keys import glob_to_regex
 
-    tests = [(glob_to_regex(s.pattern).match, s.endpoint) for s in selection.sources
-             if isinstance(s, ScanSource)]
+    tests = [
+        (glob_to_regex(s.pattern).match, s.endpoint)
+        for s in selection.sources
+        if isinstance(s, ScanSource)
+    ]
     if not tests:
         return None
 
@@ -472,7 +480,8 @@ def check_permissions(
                 shown = key.decode("utf-8", "backslashreplace") if isinstance(key, bytes) else key
                 raise RedisPermissionError(
                     f"{err.message} on {shown} (the ACL's key patterns exclude it)",
-                    command=err.command, hint=err.hint,
+                    command=err.command,
+                    hint=err.hint,
                 ) from err
             raise
         except RedisError as err:
@@ -508,11 +517,19 @@ def permission_probes(
     for kind in sorted(kinds):
         container = (layout.tag if kind == "tag" else layout.dependency)(PROBE_NAME).encode()
         pending = layout.pending_set(container)
-        probes += [("TYPE", container), ("SSCAN", container, 0, "COUNT", 1),
-                   ("SREM", container, entry), ("EXISTS", container)]
+        probes += [
+            ("TYPE", container),
+            ("SSCAN", container, 0, "COUNT", 1),
+            ("SREM", container, entry),
+            ("EXISTS", container),
+        ]
         if take_sets:
-            probes += [("TYPE", pending), ("SSCAN", pending, 0, "COUNT", 1),
-                       ("RENAMENX", container, pending), ("UNLINK", pending)]
+            probes += [
+                ("TYPE", pending),
+                ("SSCAN", pending, 0, "COUNT", 1),
+                ("RENAMENX", container, pending),
+                ("UNLINK", pending),
+            ]
     for source in selection.sources:
         if isinstance(source, ScanSource):
             probes += [("DBSIZE",), ("SCAN", 0, "MATCH", source.pattern, "COUNT", 1)]
@@ -544,8 +561,17 @@ def preview(
     result.selection = selection.describe()
     result.filters = filters.to_dict()
     started = time.monotonic()
-    finder = _Finder(store, layout, selection, filters, options, result, take_sets=False,
-                     pacer=_pacer(options), stop=threading.Event())
+    finder = _Finder(
+        store,
+        layout,
+        selection,
+        filters,
+        options,
+        result,
+        take_sets=False,
+        pacer=_pacer(options),
+        stop=threading.Event(),
+    )
     for item in finder.batches():
         if isinstance(item, _Batch):
             yield from item.keys
@@ -571,12 +597,22 @@ def invalidate(
         raise UsageError(f"--index-cleanup must be one of {', '.join(INDEX_CLEANUP)}")
     layout = Layout(store.settings.layout)
     stop = stop or threading.Event()
-    result = InvalidateResult(selection=selection.describe(), filters=filters.to_dict(),
-                              notes=list(selection.notes))
+    result = InvalidateResult(
+        selection=selection.describe(), filters=filters.to_dict(), notes=list(selection.notes)
+    )
     started = time.monotonic()
     halt = threading.Event()  # the finder's own stop: Ctrl-C, or the deleter failing
-    finder = _Finder(store, layout, selection, filters, options, result,
-                     take_sets=not filters.active, pacer=_pacer(options), stop=halt)
+    finder = _Finder(
+        store,
+        layout,
+        selection,
+        filters,
+        options,
+        result,
+        take_sets=not filters.active,
+        pacer=_pacer(options),
+        stop=halt,
+    )
     deleter = _Deleter(store, layout, options, result, finder)
     # Connects, and makes the per-node clients, before two threads share the store.
     store.for_each_primary()
@@ -584,9 +620,16 @@ def invalidate(
     def report(phase: str) -> None:
         result.duration_seconds = time.monotonic() - started
         if on_progress:
-            on_progress(InvalidateProgress(phase, result.scanned, finder.scan_total,
-                                           result.matched, result.deleted,
-                                           result.duration_seconds))
+            on_progress(
+                InvalidateProgress(
+                    phase,
+                    result.scanned,
+                    finder.scan_total,
+                    result.matched,
+                    result.deleted,
+                    result.duration_seconds,
+                )
+            )
 
     handoff: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
 
@@ -639,8 +682,10 @@ def invalidate(
             except queue.Empty:
                 producer.join(timeout=0.1)
     result.pending_sets = [p.decode("utf-8", "backslashreplace") for p in deleter.unfinished()]
-    if (result.interrupted or result.failure) and result.index_cleanup == "not needed" and (
-        deleter.cleanup_wanted(selection)
+    if (
+        (result.interrupted or result.failure)
+        and result.index_cleanup == "not needed"
+        and (deleter.cleanup_wanted(selection))
     ):
         result.index_cleanup = "not finished"
     report("done")
@@ -658,8 +703,14 @@ def _pacer(options: InvalidateOptions) -> Pacer | None:
 class _Deleter:
     """Deletes what the finder hands over (the main-thread side), and sweeps the indexes."""
 
-    def __init__(self, store: Store, layout: Layout, options: InvalidateOptions,
-                 result: InvalidateResult, finder: _Finder):
+    def __init__(
+        self,
+        store: Store,
+        layout: Layout,
+        options: InvalidateOptions,
+        result: InvalidateResult,
+        finder: _Finder,
+    ):
         self.store = store
         self.layout = layout
         self.options = options
@@ -760,11 +811,15 @@ class _Deleter:
 
         count = self.options.scan_count
         for _, keys in self.store.scan_nodes(type="set", count=count, pacer=self.pacer):
-            sets = [k for k in keys if self.layout.kind(k) in INDEX_KINDS
-                    and k not in self.forgot_in]
+            sets = [
+                k for k in keys if self.layout.kind(k) in INDEX_KINDS and k not in self.forgot_in
+            ]
             for set_key, members in set_member_pages(self.store, sets, count, self.pacer):
-                pairs += [(set_key, m) for m in members
-                          if m in deleted or (earlier is not None and earlier(m))]
+                pairs += [
+                    (set_key, m)
+                    for m in members
+                    if m in deleted or (earlier is not None and earlier(m))
+                ]
                 if len(pairs) >= self.options.batch_size:
                     flush()
             if stop.is_set():

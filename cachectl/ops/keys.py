@@ -167,6 +167,8 @@ def _escaped_texts(value: Any) -> Any:
     if isinstance(value, list):
         return [_escaped_texts(v) for v in value]
     return value
+
+
 _json_str = json.encoder.encode_basestring  # C; json.dumps(s, ensure_ascii=False) without the rest
 
 
@@ -540,8 +542,9 @@ class _NodeReader:
                 raise
             raise refused from error
 
-    def _sent_ahead_pages(self, reply: list, pacer: Pacer | None, command: str
-                          ) -> Iterator[SizedPage]:
+    def _sent_ahead_pages(
+        self, reply: list, pacer: Pacer | None, command: str
+    ) -> Iterator[SizedPage]:
         if pacer:
             pacer.take(self.count)
         page_of = self._scan_page if command == "SCAN" else self._script_page
@@ -690,9 +693,11 @@ def _script_refusal(store: Store, error: RedisError, reads: str) -> RedisPermiss
         refused = store.translate(rx.NoPermissionError("refused inside a script"), command)
     else:
         sent = ["SCAN", *(_READ_COMMANDS[r] for r in reads)]
-        refused = store.translate(rx.NoPermissionError(
-            f"it may run EVAL but not one of the commands the scan's script runs: {', '.join(sent)}"
-        ))
+        refused = store.translate(
+            rx.NoPermissionError(
+                f"it may run EVAL but not one of the commands the scan's script runs: {', '.join(sent)}"
+            )
+        )
     if "access at least one of the keys" in error.message.lower():
         # A key pattern of the ACL, not the command: the key is one the scan found.
         refused.message += (
@@ -705,16 +710,19 @@ def _scripts_refused(error: CachectlError) -> bool:
     if isinstance(error, RedisPermissionError):
         return (error.details.get("command") or "").startswith(("EVAL", "SCRIPT"))
     text = error.message.lower()
-    return isinstance(error, RedisError) and "unknown command" in text and (
-        "eval" in text or "script" in text
+    return (
+        isinstance(error, RedisError)
+        and "unknown command" in text
+        and ("eval" in text or "script" in text)
     )
 
 
 # --- describing keys named elsewhere (set members) -------------------------------------------
 
 
-def describe_keys(store: Store, keys: list[bytes], sizes: bool = True
-                  ) -> tuple[list[str], list[int], list[int] | None]:
+def describe_keys(
+    store: Store, keys: list[bytes], sizes: bool = True
+) -> tuple[list[str], list[int], list[int] | None]:
     """TYPE, PTTL and (with `sizes`) MEMORY USAGE of each key in one pipelined round trip (routed
     by slot in a cluster); a key gone meanwhile reads as type "none", PTTL -2, size -1."""
     if not keys:
@@ -738,8 +746,13 @@ def describe_keys(store: Store, keys: list[bytes], sizes: bool = True
 
 # What a listing row can show, as `--fields` names them; the key is always shown.
 FIELDS = ("type", "ttl", "size", "endpoint", "params")
-_JSON_NAMES = {"type": "type", "ttl": "ttl_seconds", "size": "size_bytes",
-               "endpoint": "endpoint", "params": "params"}
+_JSON_NAMES = {
+    "type": "type",
+    "ttl": "ttl_seconds",
+    "size": "size_bytes",
+    "endpoint": "endpoint",
+    "params": "params",
+}
 
 
 @dataclass(slots=True)
@@ -861,8 +874,9 @@ class KeyListing:
         }
 
 
-def list_keys(store: Store, layout: Layout, query: KeyQuery, pacer: Pacer | None = None
-              ) -> tuple[KeyListing, Iterator[KeyRow]]:
+def list_keys(
+    store: Store, layout: Layout, query: KeyQuery, pacer: Pacer | None = None
+) -> tuple[KeyListing, Iterator[KeyRow]]:
     """The listing's summary (filled in as it goes) and its rows, as a generator.
 
     A scan that fails after it has read something raises PartialFailure (exit 6) saying how far
@@ -876,8 +890,14 @@ def list_keys(store: Store, layout: Layout, query: KeyQuery, pacer: Pacer | None
     return listing, _rows(store, layout, query, listing, sets, pacer)
 
 
-def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
-          sets: list[str], pacer: Pacer | None) -> Iterator[KeyRow]:
+def _rows(
+    store: Store,
+    layout: Layout,
+    query: KeyQuery,
+    listing: KeyListing,
+    sets: list[str],
+    pacer: Pacer | None,
+) -> Iterator[KeyRow]:
     parser = EntryParser(layout)
     root = layout.entry_root.encode()
     nested = entry_prefix_is_shared(layout)
@@ -917,7 +937,11 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
     # Without filters every key of an entry SCAN is an entry: the test per key is skipped. SCAN
     # applies --type itself, and a pattern within the entry prefix keeps only entries.
     filtered = bool(
-        query.no_ttl or nested or endpoint is not None or pattern is not None or from_sets
+        query.no_ttl
+        or nested
+        or endpoint is not None
+        or pattern is not None
+        or from_sets
         or listing.pattern_outside_entries
     )
     limit = query.limit
@@ -951,8 +975,14 @@ def _rows(store: Store, layout: Layout, query: KeyQuery, listing: KeyListing,
                     name = params = params_json = None
                 rows += 1
                 yield KeyRow(
-                    key, shown, type_, pttl, None if size is None or size < 0 else size,
-                    name, params, params_json,
+                    key,
+                    shown,
+                    type_,
+                    pttl,
+                    None if size is None or size < 0 else size,
+                    name,
+                    params,
+                    params_json,
                 )
                 if limit is not None and rows >= limit:
                     listing.limit_reached = True
@@ -984,7 +1014,9 @@ def _hint_leaving_out(error: CachectlError, query: KeyQuery, from_sets: bool) ->
     if name == "ttl" and query.no_ttl:
         return  # --no-ttl needs the TTL too
     rest = ",".join(f for f in query.fields if f != name) or "key"
-    error.hint = f"{error.hint + '; ' if error.hint else ''}or leave the {name} out: --fields {rest}"
+    error.hint = (
+        f"{error.hint + '; ' if error.hint else ''}or leave the {name} out: --fields {rest}"
+    )
 
 
 _NEEDS_ESCAPES_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\\]")
@@ -1026,8 +1058,9 @@ def _index_sets(store: Store, layout: Layout, query: KeyQuery) -> list[str]:
     return [key for _, _, key in sets]
 
 
-def _member_pages(store: Store, sets: list[str], listing: KeyListing, sizes: bool = True
-                  ) -> Iterator[SizedPage]:
+def _member_pages(
+    store: Store, sets: list[str], listing: KeyListing, sizes: bool = True
+) -> Iterator[SizedPage]:
     """The members of the first set, a page at a time, with their figures (TYPE and PTTL
     always: they say whether the member still exists); with a second set, only the members it
     holds too."""

@@ -440,8 +440,12 @@ def _scale(report: MemoryReport, factor: float) -> None:
         g.keys = round(g.keys * factor)
         g.total_bytes = round(g.total_bytes * factor)
 
-    for group in (report.entries, *report.groups.values(), *report.overhead.values(),
-                  *report.ttl_buckets.values()):
+    for group in (
+        report.entries,
+        *report.groups.values(),
+        *report.overhead.values(),
+        *report.ttl_buckets.values(),
+    ):
         scaled(group)
     report.other_keys = round(report.other_keys * factor)
     report.unexpected_types = {k: round(v * factor) for k, v in report.unexpected_types.items()}
@@ -488,12 +492,14 @@ def _probe_dangling(store: Store, largest_sets: list[tuple[int, bytes]]) -> list
             existing = store.count_existing(members)
         except CachectlError:
             continue
-        probes.append({
-            "key": show_bytes(key),
-            "members_probed": len(members),
-            "dangling": len(members) - existing,
-            "dangling_share": round((len(members) - existing) / len(members), 3),
-        })
+        probes.append(
+            {
+                "key": show_bytes(key),
+                "members_probed": len(members),
+                "dangling": len(members) - existing,
+                "dangling_share": round((len(members) - existing) / len(members), 3),
+            }
+        )
     return probes
 
 
@@ -511,38 +517,46 @@ def recommend(report: MemoryReport) -> list[Recommendation]:
     no_ttl = report.ttl_buckets["no_expiry"]
     about = "about " if report.sampled else ""  # a sample's counts are estimates
     if no_ttl.keys:
-        out.append(Recommendation(
-            "entries_without_ttl",
-            f"{about}{no_ttl.keys:,} entries ({_size_text(no_ttl.total_bytes)}, "
-            f"{report.share(no_ttl.total_bytes):.0%} of the cache) have no TTL: they stay until "
-            "evicted or invalidated; give them a TTL where they are written",
-        ))
+        out.append(
+            Recommendation(
+                "entries_without_ttl",
+                f"{about}{no_ttl.keys:,} entries ({_size_text(no_ttl.total_bytes)}, "
+                f"{report.share(no_ttl.total_bytes):.0%} of the cache) have no TTL: they stay until "
+                "evicted or invalidated; give them a TTL where they are written",
+            )
+        )
     if entries.keys and report.largest:
         threshold = max(OUTSIZED_MIN_BYTES, OUTSIZED_TIMES_AVERAGE * entries.avg_bytes)
         big = [e for e in report.largest if e.size_bytes >= threshold]
         if big:
-            out.append(Recommendation(
-                "outsized_entries",
-                f"{len(big)} of the largest entries take {OUTSIZED_TIMES_AVERAGE}x the average "
-                f"entry ({_size_text(entries.avg_bytes)}) or more, the largest "
-                f"{_size_text(big[0].size_bytes)} ({big[0].key}): page or trim those responses",
-            ))
+            out.append(
+                Recommendation(
+                    "outsized_entries",
+                    f"{len(big)} of the largest entries take {OUTSIZED_TIMES_AVERAGE}x the average "
+                    f"entry ({_size_text(entries.avg_bytes)}) or more, the largest "
+                    f"{_size_text(big[0].size_bytes)} ({big[0].key}): page or trim those responses",
+                )
+            )
     mostly_dangling = [p for p in report.dangling_probe if p["dangling_share"] >= 0.5]
     if mostly_dangling:
         names = ", ".join(p["key"] for p in mostly_dangling[:3])
-        out.append(Recommendation(
-            "tag_sets_dangling",
-            f"{len(mostly_dangling)} of the largest tag/dependency sets are mostly dangling "
-            f"(members whose entry is gone), e.g. {names}: run `cachectl prune`",
-        ))
+        out.append(
+            Recommendation(
+                "tag_sets_dangling",
+                f"{len(mostly_dangling)} of the largest tag/dependency sets are mostly dangling "
+                f"(members whose entry is gone), e.g. {names}: run `cachectl prune`",
+            )
+        )
     overhead = sum(g.total_bytes for g in report.overhead.values())
     if entries.total_bytes and overhead > entries.total_bytes * 0.5:
-        out.append(Recommendation(
-            "bookkeeping_heavy",
-            f"the bookkeeping (tag and dependency sets, logs, metrics) takes "
-            f"{_size_text(overhead)}, {overhead / entries.total_bytes:.0%} of what the entries "
-            "take: prune dangling members and trim the logs with `cachectl prune`",
-        ))
+        out.append(
+            Recommendation(
+                "bookkeeping_heavy",
+                f"the bookkeeping (tag and dependency sets, logs, metrics) takes "
+                f"{_size_text(overhead)}, {overhead / entries.total_bytes:.0%} of what the entries "
+                "take: prune dangling members and trim the logs with `cachectl prune`",
+            )
+        )
     out += _policy_recommendations(report, no_ttl)
     return out
 
@@ -554,32 +568,41 @@ def _policy_recommendations(report: MemoryReport, no_ttl: Bucket) -> list[Recomm
     out = []
     if len(set(report.maxmemory_policy_by_node.values())) > 1:
         named = ", ".join(f"{n} {p}" for n, p in sorted(report.maxmemory_policy_by_node.items()))
-        out.append(Recommendation(
-            "policy_differs_between_primaries",
-            f"the primaries do not agree on maxmemory-policy ({named}): give them all the same",
-        ))
+        out.append(
+            Recommendation(
+                "policy_differs_between_primaries",
+                f"the primaries do not agree on maxmemory-policy ({named}): give them all the same",
+            )
+        )
     return out + _policy_recommendation(report, policy, no_ttl)
 
 
-def _policy_recommendation(report: MemoryReport, policy: str, no_ttl: Bucket
-                           ) -> list[Recommendation]:
+def _policy_recommendation(
+    report: MemoryReport, policy: str, no_ttl: Bucket
+) -> list[Recommendation]:
     if policy == "noeviction":
-        return [Recommendation(
-            "policy_noeviction",
-            "maxmemory-policy is noeviction: once memory is full every cache write fails; "
-            "a cache wants allkeys-lru or allkeys-lfu",
-        )]
+        return [
+            Recommendation(
+                "policy_noeviction",
+                "maxmemory-policy is noeviction: once memory is full every cache write fails; "
+                "a cache wants allkeys-lru or allkeys-lfu",
+            )
+        ]
     if not report.maxmemory_bytes:
-        return [Recommendation(
-            "no_maxmemory",
-            f"maxmemory is not set: {policy} never applies and the cache grows until the "
-            "machine runs out of memory; set maxmemory",
-        )]
+        return [
+            Recommendation(
+                "no_maxmemory",
+                f"maxmemory is not set: {policy} never applies and the cache grows until the "
+                "machine runs out of memory; set maxmemory",
+            )
+        ]
     if policy.startswith("volatile-") and no_ttl.keys:
-        return [Recommendation(
-            "policy_volatile_with_no_ttl",
-            f"maxmemory-policy is {policy}: only keys with a TTL can be evicted, and "
-            f"{no_ttl.keys:,} entries have none (nor do tag sets and logs); "
-            "allkeys-lru or allkeys-lfu fits a cache",
-        )]
+        return [
+            Recommendation(
+                "policy_volatile_with_no_ttl",
+                f"maxmemory-policy is {policy}: only keys with a TTL can be evicted, and "
+                f"{no_ttl.keys:,} entries have none (nor do tag sets and logs); "
+                "allkeys-lru or allkeys-lfu fits a cache",
+            )
+        ]
     return []

@@ -189,8 +189,15 @@ def prune(
     def progress() -> None:
         result.duration_seconds = time.monotonic() - started
         if on_progress:
-            on_progress(PruneProgress(phase, result.sets_scanned, result.members_checked,
-                                      _removed(result), result.duration_seconds))
+            on_progress(
+                PruneProgress(
+                    phase,
+                    result.sets_scanned,
+                    result.members_checked,
+                    _removed(result),
+                    result.duration_seconds,
+                )
+            )
 
     def stopped() -> bool:
         if stop is not None and stop.is_set():
@@ -223,7 +230,8 @@ def prune(
             result.sets_scanned += len(sets)
             result.pending_invalidations += [
                 k.decode("utf-8", "backslashreplace")
-                for k, kind in zip(keys, kinds) if kind == "pending_set"
+                for k, kind in zip(keys, kinds)
+                if kind == "pending_set"
             ]
             for pairs in _pair_batches(
                 set_member_pages(store, sets, options.scan_count, pacer),
@@ -249,15 +257,14 @@ def prune(
         ):
             if stopped():
                 break
-            for pairs in _pair_batches(_zset_pages(store, log, options.scan_count),
-                                       options.batch_size):
+            for pairs in _pair_batches(
+                _zset_pages(store, log, options.scan_count), options.batch_size
+            ):
                 if stopped():
                     break
                 if pacer:
                     pacer.take(len(pairs))
-                removed = drop_dangling(
-                    store, pairs, zset_score_ms=now_ms, dry_run=options.dry_run
-                )
+                removed = drop_dangling(store, pairs, zset_score_ms=now_ms, dry_run=options.dry_run)
                 setattr(result, field_name, getattr(result, field_name) + sum(removed.values()))
                 result.members_checked += len(pairs)
                 progress()
@@ -265,7 +272,11 @@ def prune(
         phase = "response times"
         if not stopped():
             result.response_times_removed = _trim_response_times(
-                store, layout.response_times(), now_ms - RESPONSE_TIMES_KEPT_MS, options, pacer,
+                store,
+                layout.response_times(),
+                now_ms - RESPONSE_TIMES_KEPT_MS,
+                options,
+                pacer,
                 stopped,
             )
     except RedisError as err:

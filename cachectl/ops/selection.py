@@ -78,6 +78,7 @@ def make_filters(
     larger_than: str | None = None,
 ) -> Filters:
     """Filters from the options as typed; a bad value is a usage error naming the option."""
+
     def seconds(value: str | None, option: str) -> float | None:
         return None if value is None else parse_seconds(value, option)
 
@@ -186,7 +187,11 @@ def resolve_selection(layout: Layout, spec: SelectionSpec) -> Selection:
     selection = Selection()
     keys = [_entry_key(layout, key) for key in _unique(spec.keys)]
     if keys:
-        label = f"key {keys[0].decode('utf-8', 'backslashreplace')}" if len(keys) == 1 else f"{len(keys)} keys"
+        label = (
+            f"key {keys[0].decode('utf-8', 'backslashreplace')}"
+            if len(keys) == 1
+            else f"{len(keys)} keys"
+        )
         selection.sources.append(KeySource(label, tuple(keys)))
     if spec.params:
         selection.sources.append(_endpoint_keys(layout, spec.endpoints[0], spec.params))
@@ -194,8 +199,13 @@ def resolve_selection(layout: Layout, spec: SelectionSpec) -> Selection:
         set_key = _set_key(layout, layout.tag(tag), "--tag", tag, layout.config.tag_prefix)
         selection.sources.append(SetSource(f"tag {tag}", set_key, "tag"))
     for resource in _dependencies(spec):
-        set_key = _set_key(layout, layout.dependency(resource), "--depends-on", resource,
-                           layout.config.dependency_prefix)
+        set_key = _set_key(
+            layout,
+            layout.dependency(resource),
+            "--depends-on",
+            resource,
+            layout.config.dependency_prefix,
+        )
         selection.sources.append(SetSource(f"depends on {resource}", set_key, "dependency"))
     for pattern in _unique(spec.patterns):
         selection.sources.append(_pattern_source(layout, pattern, spec.force, selection.notes))
@@ -204,7 +214,9 @@ def resolve_selection(layout: Layout, spec: SelectionSpec) -> Selection:
             if not endpoint:
                 raise UsageError("--endpoint needs a name")
             selection.sources.append(
-                ScanSource(f"endpoint {endpoint}", layout.endpoint_pattern(endpoint).encode(), endpoint)
+                ScanSource(
+                    f"endpoint {endpoint}", layout.endpoint_pattern(endpoint).encode(), endpoint
+                )
             )
     return selection
 
@@ -283,7 +295,9 @@ def _pattern_source(layout: Layout, pattern: str, force: bool, notes: list[str])
                 hint=f"start it with {layout.entry_root!r}, or add --force (even then only "
                 "cache entries are deleted)",
             )
-        notes.append(f"--force: pattern {pattern!r} reaches outside the cache; only entries are deleted")
+        notes.append(
+            f"--force: pattern {pattern!r} reaches outside the cache; only entries are deleted"
+        )
     elif matches_every_entry(layout, pattern):
         if not force:
             raise UsageError(

@@ -120,7 +120,11 @@ def parse_log_member(member: bytes | str, score: float) -> ResponseTime | None:
     if not isinstance(data, dict):
         return None
     endpoint, took = data.get("endpoint"), data.get("responseTime")
-    if not isinstance(endpoint, str) or isinstance(took, bool) or not isinstance(took, (int, float)):
+    if (
+        not isinstance(endpoint, str)
+        or isinstance(took, bool)
+        or not isinstance(took, (int, float))
+    ):
         return None
     if not math.isfinite(took) or took < 0:
         return None
@@ -128,7 +132,9 @@ def parse_log_member(member: bytes | str, score: float) -> ResponseTime | None:
     key = data.get("cacheKey", data.get("params"))
     if key is not None and not isinstance(key, str):
         key = json.dumps(key, ensure_ascii=False, separators=(",", ":"))
-    return ResponseTime(int(score), endpoint, float(took), hit if isinstance(hit, bool) else None, key)
+    return ResponseTime(
+        int(score), endpoint, float(took), hit if isinstance(hit, bool) else None, key
+    )
 
 
 class Sampler:
@@ -224,7 +230,11 @@ class Sampler:
                 pipe.hgetall(key)
             # Newest first, so a log too big to read whole gives the most recent members.
             pipe.zrevrangebyscore(
-                layout.response_times(), now_ms, f"({log_from}", start=0, num=self.log_limit,
+                layout.response_times(),
+                now_ms,
+                f"({log_from}",
+                start=0,
+                num=self.log_limit,
                 withscores=True,
             )
             replies = pipe.execute(raise_on_error=False)
@@ -458,7 +468,9 @@ def compute_report(previous: Sample | None, current: Sample) -> StatsReport:
             "prefix): only the server's figures are shown"
         )
     if app.corrupt_counters:
-        report.warnings.append(f"{app.corrupt_counters} counter value(s) are not whole numbers: skipped")
+        report.warnings.append(
+            f"{app.corrupt_counters} counter value(s) are not whole numbers: skipped"
+        )
     if app.response_times.corrupt_members:
         report.warnings.append(
             f"{app.response_times.corrupt_members} response-time log member(s) could not be read: skipped"
@@ -725,8 +737,7 @@ class ResponseWindow:
         for rt in sorted(sample.response_times, key=lambda r: r.at_ms):
             self.members.append(rt)
         horizon = int((sample.taken_at - self.seconds) * 1000)
-        while self.members and (self.members[0].at_ms <= horizon
-                                or len(self.members) > self.limit):
+        while self.members and (self.members[0].at_ms <= horizon or len(self.members) > self.limit):
             self.members.popleft()
 
     def stats(self) -> ResponseTimeStats:
@@ -737,8 +748,7 @@ class ResponseWindow:
             p95_ms=percentile(times, 95),
             p99_ms=percentile(times, 99),
             max_ms=max(times) if times else None,
-            slowest=heapq.nlargest(SLOWEST_SHOWN, self.members,
-                                   key=lambda r: r.response_time_ms),
+            slowest=heapq.nlargest(SLOWEST_SHOWN, self.members, key=lambda r: r.response_time_ms),
             window_seconds=self.seconds,
         )
 
@@ -778,8 +788,9 @@ class DashboardState:
     def __post_init__(self) -> None:
         if self.session is None:
             self.session = SessionTotals(started_at=self.started_at)
-        self._window = (ResponseWindow(self.log_window_seconds)
-                        if self.log_window_seconds is not None else None)
+        self._window = (
+            ResponseWindow(self.log_window_seconds) if self.log_window_seconds is not None else None
+        )
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:

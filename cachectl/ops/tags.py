@@ -242,7 +242,9 @@ def show_tag_set(
             f"{show_bytes(key.encode())} is a {type_}, not a set: it is not a {kind} set"
         )
     [cardinality] = raise_refusals(replies[2:])  # a set: an error here is a refusal
-    info = TagSet(name, show_bytes(key.encode()), kind, cardinality, None if pttl < 0 else pttl / 1000)
+    info = TagSet(
+        name, show_bytes(key.encode()), kind, cardinality, None if pttl < 0 else pttl / 1000
+    )
     return info, _members(store, key, info)
 
 

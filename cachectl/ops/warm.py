@@ -393,7 +393,9 @@ class _Tally:
             "outcome": outcome,
             "reason": reason,
             "status": fetched.status if fetched else None,
-            "latency_ms": round(fetched.latency_ms, 2) if fetched and fetched.latency_ms is not None else None,
+            "latency_ms": round(fetched.latency_ms, 2)
+            if fetched and fetched.latency_ms is not None
+            else None,
             "bytes": fetched.bytes if fetched else 0,
             "attempts": fetched.attempts if fetched else 0,
             "error": self.plan.scrub(error) if error else None,
@@ -421,7 +423,9 @@ class _Tally:
 # ---- choosing what to warm --------------------------------------------------------------------
 
 
-def select_from_access_log(store: Store, plan: Plan, top: int) -> tuple[list[PlannedRequest], AccessLogSelection]:
+def select_from_access_log(
+    store: Store, plan: Plan, top: int
+) -> tuple[list[PlannedRequest], AccessLogSelection]:
     """The `top` most recently hit entries of the plan's endpoints, newest first.
 
     The access log (LAYOUT.md: `cache_access`, score = epoch ms of an entry's last hit) holds no
@@ -452,7 +456,9 @@ def select_from_access_log(store: Store, plan: Plan, top: int) -> tuple[list[Pla
     return selected, selection
 
 
-def _request_for_key(plan: Plan, raw: bytes | str, names: list[str]) -> tuple[PlannedRequest | None, str | None]:
+def _request_for_key(
+    plan: Plan, raw: bytes | str, names: list[str]
+) -> tuple[PlannedRequest | None, str | None]:
     try:
         key = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError:
@@ -472,7 +478,9 @@ def _limits(plan: Plan, options: WarmOptions) -> tuple[int, int | None, float | 
     concurrency = options.concurrency or max(
         (d.concurrency for d in defaults if d.concurrency), default=DEFAULT_CONCURRENCY
     )
-    per_host = max((d.concurrency_per_host for d in defaults if d.concurrency_per_host), default=None)
+    per_host = max(
+        (d.concurrency_per_host for d in defaults if d.concurrency_per_host), default=None
+    )
     rate = options.rate or min((d.rate for d in defaults if d.rate), default=None)
     return concurrency, per_host, rate
 
@@ -506,7 +514,9 @@ def warm(
         store.execute("PING")  # before fetching anything: an unreachable Redis fails fast
     requests: Iterable[PlannedRequest]
     if options.from_access_log_top:
-        requests, result.access_log = select_from_access_log(store, plan, options.from_access_log_top)
+        requests, result.access_log = select_from_access_log(
+            store, plan, options.from_access_log_top
+        )
         result.planned = len(requests)
     else:
         requests, result.planned = plan.requests(), plan.total
@@ -592,7 +602,9 @@ def _chunks(requests: Iterable[PlannedRequest], size: int) -> Iterator[list[Plan
         yield chunk
 
 
-def _dry_run(store: Store, requests: Iterable[PlannedRequest], options: WarmOptions, tally: _Tally) -> None:
+def _dry_run(
+    store: Store, requests: Iterable[PlannedRequest], options: WarmOptions, tally: _Tally
+) -> None:
     """Counts the plan (reading TTLs in chunks when asked). Ctrl-C or SIGTERM stop it as they stop
     a real round, with the result so far: between two chunks, so the counts and the report's
     records agree; what the plan holds beyond is `not_attempted`."""
@@ -678,7 +690,9 @@ class _Run:
         # Without a TTL check the workers take the plan's requests themselves, one at a time (the
         # plan is a lazy iterator and the loop runs one task at a time): no queue hand-off per
         # entry. With one, a producer checks TTLs in chunks and queues what is to be fetched.
-        source: Iterator[PlannedRequest] | asyncio.Queue = fetch_q if self.options.checks_ttl else requests
+        source: Iterator[PlannedRequest] | asyncio.Queue = (
+            fetch_q if self.options.checks_ttl else requests
+        )
         async with fetcher:
             producer = asyncio.create_task(self._produce(requests, fetch_q))
             workers = [
@@ -818,7 +832,9 @@ class _Run:
                 return False
             return True
 
-    def _record_batch(self, batch: list, results: list | None, error: CachectlError | None = None) -> None:
+    def _record_batch(
+        self, batch: list, results: list | None, error: CachectlError | None = None
+    ) -> None:
         for index, (item, fetched) in enumerate(batch):
             size, entry_error = results[index] if results is not None else (0, error)
             if entry_error is None:
@@ -853,9 +869,10 @@ class _Run:
                 continue
             to_write, fetched = item
             if result.stopped == "redis":
-                self.tally.record(to_write.request, "failed", "redis", fetched, "not written: Redis was lost")
+                self.tally.record(
+                    to_write.request, "failed", "redis", fetched, "not written: Redis was lost"
+                )
             else:
                 result.interrupted += 1
         result.interrupted += self.in_flight
         self.in_flight = 0
-

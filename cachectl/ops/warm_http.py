@@ -40,7 +40,9 @@ _RETRIED_STATUSES = {408, 429}
 class FetchOutcome:
     """What came of one entry's request, after its retries (and its fallback, if asked)."""
 
-    kind: str  # "ok" (value holds the parsed JSON, text what the entry stores), "skipped" or "failed"
+    kind: (
+        str  # "ok" (value holds the parsed JSON, text what the entry stores), "skipped" or "failed"
+    )
     reason: str | None  # why skipped or failed: "cache_if", "empty", "timeout", "http_500"...
     status: int | None  # the last HTTP status, None when no answer came
     latency_ms: float | None  # the last attempt's time to a full answer
@@ -145,7 +147,9 @@ def _plain_float(text: str) -> float:
 _QUICK_JSON = json.JSONDecoder(
     parse_int=_plain_int, parse_float=_plain_float, parse_constant=_reject_constant
 )
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
+_COMPACT = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+)
 try:  # the C encoder JSONEncoder.encode builds afresh on every call, built once
     from json.encoder import c_make_encoder as _c_make_encoder
     from json.encoder import encode_basestring as _encode_basestring
@@ -203,7 +207,16 @@ def _is_empty(value: Any) -> bool:
 class _Attempt:
     """One HTTP exchange, read whole: status, body, Retry-After, or the error that ended it."""
 
-    __slots__ = ("body", "content_type", "error", "latency_ms", "reason", "reason_phrase", "retry_after", "status")
+    __slots__ = (
+        "body",
+        "content_type",
+        "error",
+        "latency_ms",
+        "reason",
+        "reason_phrase",
+        "retry_after",
+        "status",
+    )
 
     def __init__(self) -> None:
         self.status: int | None = None
@@ -296,8 +309,11 @@ class Fetcher:
                 wait = max(wait, attempt.retry_after)
             await asyncio.sleep(wait)
 
-    def _judge(self, attempt: _Attempt, endpoint: Endpoint, attempts: int) -> tuple[FetchOutcome, bool]:
+    def _judge(
+        self, attempt: _Attempt, endpoint: Endpoint, attempts: int
+    ) -> tuple[FetchOutcome, bool]:
         """The outcome of an attempt, and whether it is worth another."""
+
         def outcome(kind: str, reason: str | None, value: Any = None, error: str | None = None):
             return FetchOutcome(
                 kind, reason, attempt.status, attempt.latency_ms, len(attempt.body), attempts,
@@ -340,7 +356,11 @@ class Fetcher:
         started = time.perf_counter()
         try:
             async with self._session.request(
-                endpoint.method, target, headers=endpoint.headers, data=endpoint.body, timeout=timeout
+                endpoint.method,
+                target,
+                headers=endpoint.headers,
+                data=endpoint.body,
+                timeout=timeout,
             ) as response:
                 attempt.body = await response.read()
                 attempt.status = response.status
@@ -386,7 +406,9 @@ class Fetcher:
             if not ok:
                 answer["error"] = "the answer is not JSON"
             elif len(attempt.body) > FALLBACK_ANSWER_MAX_BYTES:
-                answer["error"] = f"the answer is over {FALLBACK_ANSWER_MAX_BYTES // 1024} KiB: left out"
+                answer["error"] = (
+                    f"the answer is over {FALLBACK_ANSWER_MAX_BYTES // 1024} KiB: left out"
+                )
             else:
                 answer["answer"] = value
         return answer

@@ -92,7 +92,8 @@ class EntryWriter:
         counted as stored then, though some of it may be (writing it again is harmless).
         """
         values = [
-            item.text if item.text is not None else js_stringify(item.value).encode() for item in items
+            item.text if item.text is not None else js_stringify(item.value).encode()
+            for item in items
         ]
         sets = [self._sets_of(item.request) for item in items]
         kinds = self._types({key for keys in sets for key in keys} | {self.log_key})
@@ -103,10 +104,13 @@ class EntryWriter:
             expected = {**dict.fromkeys(keys, "set"), self.log_key: "zset"}
             wrong = next((k for k, t in expected.items() if kinds[k] not in ("none", t)), None)
             if wrong is not None:
-                results[i] = (0, WrongType(
-                    f"{wrong} holds a {kinds[wrong]}, not a {_TYPE_NAMES[expected[wrong]]}: "
-                    "the entry was not written"
-                ))
+                results[i] = (
+                    0,
+                    WrongType(
+                        f"{wrong} holds a {kinds[wrong]}, not a {_TYPE_NAMES[expected[wrong]]}: "
+                        "the entry was not written"
+                    ),
+                )
                 continue
             entry = self._set_command(item.request, values[i])
             writes.append((i, entry, self._index_commands(item.request, keys, kinds, now_ms)))
@@ -182,7 +186,9 @@ class EntryWriter:
         keys = sorted(keys)
         return dict(zip(keys, self.store.types(keys)))
 
-    def _index_commands(self, request: PlannedRequest, sets: list[str], kinds: dict, now_ms: int) -> list[tuple]:
+    def _index_commands(
+        self, request: PlannedRequest, sets: list[str], kinds: dict, now_ms: int
+    ) -> list[tuple]:
         set_ttl = request.endpoint.ttl_ms + INDEX_TTL_MARGIN_MS
         commands: list[tuple] = []
         for key in sets:

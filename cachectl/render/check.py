@@ -30,8 +30,11 @@ def measured_text(condition: Condition) -> str:
 def render_check(out: Output, result: CheckResult) -> None:
     from rich.table import Table
 
-    over = f"a {human_duration(result.seconds)} live sample" if result.source == "sample" else \
-        f"the last {human_duration(result.seconds)} of history"
+    over = (
+        f"a {human_duration(result.seconds)} live sample"
+        if result.source == "sample"
+        else f"the last {human_duration(result.seconds)} of history"
+    )
     table = Table(title=f"Checked over {over}", title_justify="left", show_edge=False)
     table.add_column("condition")
     table.add_column("measured", justify="right")
@@ -55,6 +58,8 @@ def check_line(result: CheckResult) -> str:
     from datetime import datetime, timezone
 
     at = datetime.fromtimestamp(result.checked_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    parts = [f"{c.name}={measured_text(c).replace(' ', '')}:{c.verdict.upper().replace(' ', '_')}"
-             for c in result.conditions]
+    parts = [
+        f"{c.name}={measured_text(c).replace(' ', '')}:{c.verdict.upper().replace(' ', '_')}"
+        for c in result.conditions
+    ]
     return f"{at} {'OK' if result.ok else 'FAILED'} " + " ".join(parts)

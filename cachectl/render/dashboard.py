@@ -29,8 +29,9 @@ BARS = "▁▂▃▄▅▆▇█"
 ENDPOINT_ROWS = 10
 
 
-def sparkline(values: list[float], width: int = 40, low: float | None = None,
-              high: float | None = None) -> str:
+def sparkline(
+    values: list[float], width: int = 40, low: float | None = None, high: float | None = None
+) -> str:
     """The last `width` values as block characters scaled between low and high (default: the
     values' own range); empty for no values."""
     shown = values[-width:]
@@ -67,15 +68,21 @@ def render_dashboard(state: DashboardState):
     parts = []
     header = Text()
     header.append("cachectl stats --watch", style="bold")
-    header.append(f"  every {num(state.interval_seconds)} s, {state.ticks} ticks, "
-                  f"up {human_duration(state.ticks * state.interval_seconds)}")
+    header.append(
+        f"  every {num(state.interval_seconds)} s, {state.ticks} ticks, "
+        f"up {human_duration(state.ticks * state.interval_seconds)}"
+    )
     if state.recording:
         header.append(f"  recording ({state.recorded_points:,} points)", style="cyan")
     parts.append(header)
     if state.error:
-        parts.append(Text(f"connection lost: {state.error} (retrying; {state.failed_ticks} "
-                          "failed ticks; the figures below are from the last good one)",
-                          style="bold red"))
+        parts.append(
+            Text(
+                f"connection lost: {state.error} (retrying; {state.failed_ticks} "
+                "failed ticks; the figures below are from the last good one)",
+                style="bold red",
+            )
+        )
     report = state.report
     if report is None:
         parts.append(Text("waiting for the first sample..." if not state.error else ""))
@@ -91,27 +98,49 @@ def render_dashboard(state: DashboardState):
     figures.add_column()
     figures.add_column()
     if app.counters_present:
-        figures.add_row("hit rate", f"{pct(app.interval_hit_rate)} last interval, "
-                        f"{pct(state.session.hit_rate)} since start, {pct(app.hit_rate)} lifetime",
-                        Text(sparkline(state.hit_rates, low=0.0, high=1.0), style="green"))
-        figures.add_row("requests", f"{num(app.requests_per_s)}/s "
-                        f"({num(app.hits_per_s)} hits, {num(app.misses_per_s)} misses)", "")
+        figures.add_row(
+            "hit rate",
+            f"{pct(app.interval_hit_rate)} last interval, "
+            f"{pct(state.session.hit_rate)} since start, {pct(app.hit_rate)} lifetime",
+            Text(sparkline(state.hit_rates, low=0.0, high=1.0), style="green"),
+        )
+        figures.add_row(
+            "requests",
+            f"{num(app.requests_per_s)}/s "
+            f"({num(app.hits_per_s)} hits, {num(app.misses_per_s)} misses)",
+            "",
+        )
     else:
-        figures.add_row("app counters", Text("missing: only the server's figures are shown",
-                                             style="yellow"), "")
-    figures.add_row("response", f"p50 {ms(rt.p50_ms)}  p95 {ms(rt.p95_ms)}  p99 {ms(rt.p99_ms)}",
-                    f"{rt.count:,} logged {window}".rstrip())
+        figures.add_row(
+            "app counters", Text("missing: only the server's figures are shown", style="yellow"), ""
+        )
+    figures.add_row(
+        "response",
+        f"p50 {ms(rt.p50_ms)}  p95 {ms(rt.p95_ms)}  p99 {ms(rt.p99_ms)}",
+        f"{rt.count:,} logged {window}".rstrip(),
+    )
     ratio = server.memory_used_ratio
-    figures.add_row("memory", memory_text(report),
-                    Text(gauge(ratio) if ratio is not None else sparkline(state.memory),
-                         style=_gauge_style(ratio)))
-    figures.add_row("operations", f"{num(server.ops_per_s)}/s", Text(sparkline(state.ops), style="cyan"))
-    figures.add_row("evictions", f"{num(server.evicted_per_s)}/s",
-                    f"expirations {num(server.expired_per_s)}/s")
-    figures.add_row("server", f"keyspace hit rate {pct(server.interval_hit_rate)}, "
-                    f"{count(server.connected_clients)} clients, "
-                    f"fragmentation {num(server.fragmentation_ratio, 2)}",
-                    f"{len(server.nodes)} node{'s' if len(server.nodes) != 1 else ''}")
+    figures.add_row(
+        "memory",
+        memory_text(report),
+        Text(
+            gauge(ratio) if ratio is not None else sparkline(state.memory),
+            style=_gauge_style(ratio),
+        ),
+    )
+    figures.add_row(
+        "operations", f"{num(server.ops_per_s)}/s", Text(sparkline(state.ops), style="cyan")
+    )
+    figures.add_row(
+        "evictions", f"{num(server.evicted_per_s)}/s", f"expirations {num(server.expired_per_s)}/s"
+    )
+    figures.add_row(
+        "server",
+        f"keyspace hit rate {pct(server.interval_hit_rate)}, "
+        f"{count(server.connected_clients)} clients, "
+        f"fragmentation {num(server.fragmentation_ratio, 2)}",
+        f"{len(server.nodes)} node{'s' if len(server.nodes) != 1 else ''}",
+    )
     parts.append(Panel(figures, title="now", title_align="left"))
 
     if state.stored:
@@ -125,11 +154,18 @@ def render_dashboard(state: DashboardState):
         parts.append(Panel(history, title="stored history (1m averages)", title_align="left"))
 
     if app.endpoints:
-        parts.append(endpoint_table(report, limit=ENDPOINT_ROWS, p95_ms=state.endpoint_p95_ms,
-                                    p95_label=f"p95, last {span}" if span else None))
+        parts.append(
+            endpoint_table(
+                report,
+                limit=ENDPOINT_ROWS,
+                p95_ms=state.endpoint_p95_ms,
+                p95_label=f"p95, last {span}" if span else None,
+            )
+        )
     if rt.slowest:
-        parts.append(slowest_table(report, slowest=rt.slowest,
-                                   title=f"Slowest requests {window}".rstrip()))
+        parts.append(
+            slowest_table(report, slowest=rt.slowest, title=f"Slowest requests {window}".rstrip())
+        )
     if state.runs:
         runs = Table(title="Recent cachectl runs", title_justify="left", show_edge=False)
         runs.add_column("when", justify="right")
@@ -139,8 +175,12 @@ def render_dashboard(state: DashboardState):
         now_ms = report.taken_at * 1000
         for run in state.runs:
             what = ", ".join(f"{k}={v}" for k, v in run.summary.items())
-            runs.add_row(f"{human_duration((now_ms - run.at_ms) / 1000)} ago", plain(run.job),
-                         human_duration(run.duration_seconds), plain(what))
+            runs.add_row(
+                f"{human_duration((now_ms - run.at_ms) / 1000)} ago",
+                plain(run.job),
+                human_duration(run.duration_seconds),
+                plain(what),
+            )
         parts.append(runs)
     for warning in [*report.warnings, *state.warnings]:
         parts.append(Text(f"warning: {warning}", style="yellow"))
@@ -159,4 +199,3 @@ def dashboard_line(state: DashboardState) -> str:
     if state.recording:
         line += f" recorded_points={state.recorded_points}"
     return line
-

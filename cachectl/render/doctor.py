@@ -39,18 +39,25 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
     server.add_row("mode", plain(report.mode or "?"))
     lat = report.latency_ms
     if all(lat.get(k) is not None for k in ("min", "median", "max")):
-        server.add_row("latency (PING)", f"min {lat['min']:.2f} ms, median {lat['median']:.2f} "
-                       f"ms, max {lat['max']:.2f} ms")
+        server.add_row(
+            "latency (PING)",
+            f"min {lat['min']:.2f} ms, median {lat['median']:.2f} ms, max {lat['max']:.2f} ms",
+        )
     else:
         server.add_row("latency (PING)", "?")
     # A figure is None when INFO was refused or a node could not be read: shown as "?".
     server.add_row("keys", _count(report.keys_total))
     server.add_row("used memory", human_bytes(report.used_memory_bytes))
-    server.add_row("maxmemory", human_bytes(report.maxmemory_bytes) if report.maxmemory_bytes else
-                   "0 (no limit)")
+    server.add_row(
+        "maxmemory",
+        human_bytes(report.maxmemory_bytes) if report.maxmemory_bytes else "0 (no limit)",
+    )
     server.add_row("maxmemory-policy", plain(report.maxmemory_policy or "?"))
-    server.add_row("persistence", f"RDB snapshots {'on' if report.persistence.get('rdb_save_configured') else 'off'}, "
-                   f"AOF {'on' if report.persistence.get('aof_enabled') else 'off'}")
+    server.add_row(
+        "persistence",
+        f"RDB snapshots {'on' if report.persistence.get('rdb_save_configured') else 'off'}, "
+        f"AOF {'on' if report.persistence.get('aof_enabled') else 'off'}",
+    )
     server.add_row("ACL user", plain(report.acl_user or "?"))
     out.print(server)
 
@@ -61,9 +68,13 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
             nodes.add_column(col, justify="right" if col in ("keys", "memory") else "left")
         for node in report.nodes:
             role = node.role if node.reachable else "unreachable"
-            nodes.add_row(plain(node.address), plain(role, "bold red" if not node.reachable else ""),
-                          plain(node.version or "?"), _count(node.keys),
-                          human_bytes(node.used_memory_bytes))
+            nodes.add_row(
+                plain(node.address),
+                plain(role, "bold red" if not node.reachable else ""),
+                plain(node.version or "?"),
+                _count(node.keys),
+                human_bytes(node.used_memory_bytes),
+            )
         out.print(nodes)
         for node in report.nodes:
             if not node.reachable and node.error:
@@ -80,8 +91,11 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
     for operation, commands in report.permissions.items():
         ok = [c for c, allowed in commands.items() if allowed is True]
         denied = [c for c, allowed in commands.items() if allowed is False]
-        row = [operation, ", ".join(ok) or "-",
-               plain(", ".join(denied), style="red") if denied else "-"]
+        row = [
+            operation,
+            ", ".join(ok) or "-",
+            plain(", ".join(denied), style="red") if denied else "-",
+        ]
         if unchecked:
             row.append(", ".join(c for c, allowed in commands.items() if allowed is None) or "-")
         perms.add_row(*row)

@@ -65,8 +65,10 @@ def render_show(out: Output, result: ShowResult) -> None:
     from rich.table import Table
 
     r = result.range
-    title = (f"{r.name}: the last {human_duration(result.since_seconds)}, "
-             f"{'raw points' if r.resolution == 'raw' else r.resolution + ' buckets'}")
+    title = (
+        f"{r.name}: the last {human_duration(result.since_seconds)}, "
+        f"{'raw points' if r.resolution == 'raw' else r.resolution + ' buckets'}"
+    )
     out.print(plain(title, style="bold"))
     pairs = r.values()
     if not pairs:
@@ -80,8 +82,10 @@ def render_show(out: Output, result: ShowResult) -> None:
         label = num(top, 3) if i == 0 else num(bottom, 3) if i == len(rows) - 1 else ""
         out.print(f"{label:>12} {line}", highlight=False)
     out.print(f"{'':>12} {at(pairs[0][0])} .. {at(pairs[-1][0])} UTC", highlight=False)
-    out.print(f"count {result.count:,}  min {num(result.min, 3)}  max {num(result.max, 3)}  "
-              f"avg {num(result.avg, 3)}  last {num(result.last, 3)}")
+    out.print(
+        f"count {result.count:,}  min {num(result.min, 3)}  max {num(result.max, 3)}  "
+        f"avg {num(result.avg, 3)}  last {num(result.last, 3)}"
+    )
     table = Table(show_edge=False)
     table.add_column("time (UTC)")
     if r.resolution == "raw":
@@ -89,16 +93,24 @@ def render_show(out: Output, result: ShowResult) -> None:
         table.add_column("tags", overflow="fold")
         shown = r.points[-TABLE_ROWS:]
         for p in shown:
-            table.add_row(at(p.timestamp_ms), num(p.value, 3),
-                          plain("" if p.tags == "{}" else p.tags))
+            table.add_row(
+                at(p.timestamp_ms), num(p.value, 3), plain("" if p.tags == "{}" else p.tags)
+            )
         hidden = len(r.points) - len(shown)
     else:
         for name in ("count", "avg", "min", "max", "first", "last"):
             table.add_column(name, justify="right")
         shown = r.aggregates[-TABLE_ROWS:]
         for a in shown:
-            table.add_row(at(a.bucket_start_ms), f"{a.count:,}", num(a.avg, 3), num(a.min, 3),
-                          num(a.max, 3), num(a.first, 3), num(a.last, 3))
+            table.add_row(
+                at(a.bucket_start_ms),
+                f"{a.count:,}",
+                num(a.avg, 3),
+                num(a.min, 3),
+                num(a.max, 3),
+                num(a.first, 3),
+                num(a.last, 3),
+            )
         hidden = len(r.aggregates) - len(shown)
     out.print()
     out.print(table)
@@ -115,57 +127,85 @@ def render_list(out: Output, result: ListResult) -> None:
         out.print("no series stored yet (`cachectl history record` writes them)")
         return
     table = Table(show_edge=False)
-    for name, justify in (("series", "left"), ("points", "right"), ("compacted", "right"),
-                          ("from (UTC)", "left"), ("to (UTC)", "left"), ("buckets", "right"),
-                          ("bucket memory", "right"), ("memory", "right")):
+    for name, justify in (
+        ("series", "left"),
+        ("points", "right"),
+        ("compacted", "right"),
+        ("from (UTC)", "left"),
+        ("to (UTC)", "left"),
+        ("buckets", "right"),
+        ("bucket memory", "right"),
+        ("memory", "right"),
+    ):
         table.add_column(name, justify=justify, overflow="fold" if name == "series" else None)
     for s in result.series:
         estimate = "~" if s.aggregate_memory_estimated else ""
-        table.add_row(plain(s.name), f"{s.points:,}", f"{s.compacted_points:,}", at(s.first_ms),
-                      at(s.last_ms), f"{s.aggregate_buckets:,}",
-                      estimate + human_bytes(s.aggregate_memory_bytes),
-                      estimate + human_bytes(s.memory_bytes))
+        table.add_row(
+            plain(s.name),
+            f"{s.points:,}",
+            f"{s.compacted_points:,}",
+            at(s.first_ms),
+            at(s.last_ms),
+            f"{s.aggregate_buckets:,}",
+            estimate + human_bytes(s.aggregate_memory_bytes),
+            estimate + human_bytes(s.memory_bytes),
+        )
     out.print(table)
     data = result.to_dict()
     points_bytes = data["total_memory_bytes"] - data["total_aggregate_memory_bytes"]
-    out.print(f"{len(result.series)} series, {data['total_points']:,} points, "
-              f"{data['total_aggregate_buckets']:,} aggregate buckets; memory "
-              f"{'~' if result.aggregate_memory_estimated else ''}"
-              f"{human_bytes(data['total_memory_bytes'])}: points and chunks "
-              f"{human_bytes(points_bytes)}, aggregate buckets "
-              f"{'~' if result.aggregate_memory_estimated else ''}"
-              f"{human_bytes(data['total_aggregate_memory_bytes'])}")
+    out.print(
+        f"{len(result.series)} series, {data['total_points']:,} points, "
+        f"{data['total_aggregate_buckets']:,} aggregate buckets; memory "
+        f"{'~' if result.aggregate_memory_estimated else ''}"
+        f"{human_bytes(data['total_memory_bytes'])}: points and chunks "
+        f"{human_bytes(points_bytes)}, aggregate buckets "
+        f"{'~' if result.aggregate_memory_estimated else ''}"
+        f"{human_bytes(data['total_aggregate_memory_bytes'])}"
+    )
     if result.aggregate_memory_estimated:
-        out.print("~ estimated: the memory of a sample of each series' buckets, scaled to all "
-                  "of them")
+        out.print(
+            "~ estimated: the memory of a sample of each series' buckets, scaled to all of them"
+        )
 
 
 def render_prune(out: Output, result: PruneResult) -> None:
-    kept = ", ".join(f"{k} {'forever' if v is None else human_duration(v)}"
-                     for k, v in result.retention_seconds.items())
+    kept = ", ".join(
+        f"{k} {'forever' if v is None else human_duration(v)}"
+        for k, v in result.retention_seconds.items()
+    )
     out.print(f"retention: {kept}")
-    out.print(f"removed {result.raw_points_removed:,} raw points, "
-              f"{result.compacted_points_removed:,} compacted points "
-              f"({result.chunks_removed:,} chunks) and {result.aggregates_removed:,} aggregate "
-              f"buckets from {result.series} series")
+    out.print(
+        f"removed {result.raw_points_removed:,} raw points, "
+        f"{result.compacted_points_removed:,} compacted points "
+        f"({result.chunks_removed:,} chunks) and {result.aggregates_removed:,} aggregate "
+        f"buckets from {result.series} series"
+    )
     if result.corrupt_chunks:
-        out.warn(f"{result.corrupt_chunks} compacted chunk(s) could not be read and were left as "
-                 "they are (skipped; each goes once all of its hour is past the retention)")
+        out.warn(
+            f"{result.corrupt_chunks} compacted chunk(s) could not be read and were left as "
+            "they are (skipped; each goes once all of its hour is past the retention)"
+        )
 
 
 def render_compact(out: Output, result: CompactResult) -> None:
-    out.print(f"compacted {result.points_compacted:,} points older than "
-              f"{human_duration(result.older_than_seconds)} into {result.chunks_written:,} chunks "
-              f"over {result.series} series")
+    out.print(
+        f"compacted {result.points_compacted:,} points older than "
+        f"{human_duration(result.older_than_seconds)} into {result.chunks_written:,} chunks "
+        f"over {result.series} series"
+    )
     if result.points_compacted:
         before = result.raw_bytes_before + result.meta_bytes_before
         after = result.raw_bytes_after + result.meta_bytes_after
         out.print(f"memory of those series: {human_bytes(before)} -> {human_bytes(after)}")
     if result.corrupt_members:
-        out.warn(f"{result.corrupt_members} raw member(s) could not be read and were left as they are")
+        out.warn(
+            f"{result.corrupt_members} raw member(s) could not be read and were left as they are"
+        )
     if result.corrupt_chunks:
-        out.warn(f"{result.corrupt_chunks} compacted chunk(s) could not be read: kept aside as "
-                 "chunk:{window}:unreadable fields, and the hour's new points written beside them")
+        out.warn(
+            f"{result.corrupt_chunks} compacted chunk(s) could not be read: kept aside as "
+            "chunk:{window}:unreadable fields, and the hour's new points written beside them"
+        )
 
 
 def record_line(progress: RecordProgress, error: str | None) -> str:
@@ -179,11 +219,20 @@ def render_anomalies(out: Output, report: AnomalyReport) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"Latest value against the {human_duration(report.baseline_seconds)} "
-                  f"before it ({report.resolution}, |z| > {report.sensitivity:g} is anomalous)",
-                  title_justify="left", show_edge=False)
-    for name, justify in (("series", "left"), ("latest", "right"), ("baseline mean", "right"),
-                          ("stdev", "right"), ("z", "right"), ("verdict", "left")):
+    table = Table(
+        title=f"Latest value against the {human_duration(report.baseline_seconds)} "
+        f"before it ({report.resolution}, |z| > {report.sensitivity:g} is anomalous)",
+        title_justify="left",
+        show_edge=False,
+    )
+    for name, justify in (
+        ("series", "left"),
+        ("latest", "right"),
+        ("baseline mean", "right"),
+        ("stdev", "right"),
+        ("z", "right"),
+        ("verdict", "left"),
+    ):
         table.add_column(name, justify=justify)
     for s in report.series:
         a = s.anomaly
@@ -194,29 +243,45 @@ def render_anomalies(out: Output, report: AnomalyReport) -> None:
             verdict = f"too little history ({a.baseline_points} points)"
         else:
             verdict = "ANOMALOUS" if a.anomalous else "normal"
-        z = "-" if a.z_score is None else ("inf" if abs(a.z_score) == float("inf")
-                                           else f"{a.z_score:+.2f}")
-        table.add_row(plain(s.name), num(a.value, 3), num(a.baseline_mean, 3),
-                      num(a.baseline_stdev, 3), z,
-                      f"[bold red]{verdict}[/]" if a.anomalous and out.color else verdict)
+        z = (
+            "-"
+            if a.z_score is None
+            else ("inf" if abs(a.z_score) == float("inf") else f"{a.z_score:+.2f}")
+        )
+        table.add_row(
+            plain(s.name),
+            num(a.value, 3),
+            num(a.baseline_mean, 3),
+            num(a.baseline_stdev, 3),
+            z,
+            f"[bold red]{verdict}[/]" if a.anomalous and out.color else verdict,
+        )
     out.print(table)
     found = report.anomalous
-    out.print(f"{len(found)} anomalous series" + (f": {escape(', '.join(s.name for s in found))}"
-                                                  if found else ""))
+    out.print(
+        f"{len(found)} anomalous series"
+        + (f": {escape(', '.join(s.name for s in found))}" if found else "")
+    )
 
 
 def render_outliers(out: Output, report: OutlierReport) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    out.print(f"{escape(report.name)}: {report.points:,} values over the last "
-              f"{human_duration(report.since_seconds)} ({report.resolution})")
+    out.print(
+        f"{escape(report.name)}: {report.points:,} values over the last "
+        f"{human_duration(report.since_seconds)} ({report.resolution})"
+    )
     if report.fences is None:
         out.print("too few values for quartiles (4 or more are needed)")
         return
     f = report.fences
-    out.print(escape(f"Q1 {num(f.q1, 3)}, Q3 {num(f.q3, 3)}, IQR {num(f.iqr, 3)}; values outside "
-                     f"[{num(f.low, 3)}, {num(f.high, 3)}] (k={report.k:g}) are outliers"))
+    out.print(
+        escape(
+            f"Q1 {num(f.q1, 3)}, Q3 {num(f.q3, 3)}, IQR {num(f.iqr, 3)}; values outside "
+            f"[{num(f.low, 3)}, {num(f.high, 3)}] (k={report.k:g}) are outliers"
+        )
+    )
     if not report.outliers:
         out.print("no outliers")
         return
@@ -232,9 +297,11 @@ def render_outliers(out: Output, report: OutlierReport) -> None:
 def render_correlation(out: Output, report: CorrelationReport) -> None:
     from rich.markup import escape
 
-    out.print(f"{escape(report.a)} and {escape(report.b)} over the last "
-              f"{human_duration(report.since_seconds)}, aligned on {report.resolution} windows: "
-              f"{report.pairs} pairs")
+    out.print(
+        f"{escape(report.a)} and {escape(report.b)} over the last "
+        f"{human_duration(report.since_seconds)}, aligned on {report.resolution} windows: "
+        f"{report.pairs} pairs"
+    )
     if report.r is None:
         out.print("no correlation can be computed (fewer than 3 aligned windows, or a flat series)")
         return

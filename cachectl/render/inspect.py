@@ -26,29 +26,47 @@ def render_inspection(out: Output, found: Inspection, *, full: bool) -> None:
     facts.add_row("key", Text(found.key))
     encoding = f" ({found.encoding})" if found.encoding else ""
     facts.add_row("type", plain(f"{found.type}{encoding}"))
-    facts.add_row("ttl", "no expiry" if found.ttl_seconds is None else
-                  f"{human_duration(found.ttl_seconds)} ({_seconds(found.ttl_seconds)} s)")
-    facts.add_row("memory", _refused(found, "size_bytes") or "?" if found.size_bytes is None else
-                  f"{human_bytes(found.size_bytes)} ({found.size_bytes:,} bytes)")
+    facts.add_row(
+        "ttl",
+        "no expiry"
+        if found.ttl_seconds is None
+        else f"{human_duration(found.ttl_seconds)} ({_seconds(found.ttl_seconds)} s)",
+    )
+    facts.add_row(
+        "memory",
+        _refused(found, "size_bytes") or "?"
+        if found.size_bytes is None
+        else f"{human_bytes(found.size_bytes)} ({found.size_bytes:,} bytes)",
+    )
     if found.lfu_frequency is not None:
         facts.add_row("access frequency", f"{found.lfu_frequency} (LFU counter)")
     elif found.idle_seconds is not None:
         facts.add_row("idle", human_duration(found.idle_seconds) if found.idle_seconds else "0 s")
     if found.is_entry:
         facts.add_row("endpoint", Text(safe_text(found.endpoint or "?")))
-        facts.add_row("params", Text("?" if found.params is None else
-                                     _json_text(json.dumps(found.params, ensure_ascii=False))))
-        facts.add_row("last write", _refused(found, "last_write_ms")
-                      or _when(found.last_write_ms))
-        facts.add_row("last access", _refused(found, "last_access_ms")
-                      or _when(found.last_access_ms))
+        facts.add_row(
+            "params",
+            Text(
+                "?"
+                if found.params is None
+                else _json_text(json.dumps(found.params, ensure_ascii=False))
+            ),
+        )
+        facts.add_row("last write", _refused(found, "last_write_ms") or _when(found.last_write_ms))
+        facts.add_row(
+            "last access", _refused(found, "last_access_ms") or _when(found.last_access_ms)
+        )
     # Asked for with --tags: each kind is listed, or said to be unknown when its read was refused.
-    if found.tags is not None or found.dependencies is not None or (
-            {"tags", "dependencies"} & found.refused.keys()):
+    if (
+        found.tags is not None
+        or found.dependencies is not None
+        or ({"tags", "dependencies"} & found.refused.keys())
+    ):
         for figure in ("tags", "dependencies"):
             names = getattr(found, figure)
-            facts.add_row(figure, _refused(found, figure)
-                          or Text(", ".join(names or []) or "(none)"))
+            facts.add_row(
+                figure, _refused(found, figure) or Text(", ".join(names or []) or "(none)")
+            )
     out.print(facts)
     for note in found.notes:
         out.print(Text(f"note: {note}", style="yellow"))
@@ -62,7 +80,7 @@ def _seconds(value: float) -> str:
 
 
 def _refused(found, figure: str) -> str | None:
-    """"unknown (ZSCORE refused)" for a figure the ACL user could not read, else None."""
+    """ "unknown (ZSCORE refused)" for a figure the ACL user could not read, else None."""
     command = found.refused.get(figure)
     return None if command is None else f"unknown ({command} refused)"
 
@@ -80,14 +98,23 @@ def _value(out: Output, value: Value, *, full: bool) -> None:
     from rich.text import Text
 
     if value.type != "string":
-        noun = {"hash": "fields", "set": "members", "zset": "members", "list": "elements",
-                "stream": "entries"}.get(value.type, "items")
+        noun = {
+            "hash": "fields",
+            "set": "members",
+            "zset": "members",
+            "list": "elements",
+            "stream": "entries",
+        }.get(value.type, "items")
         out.print(Text(f"value: {value.type} of {value.length:,} {noun}", style="bold"))
         for item in value.items or []:
             out.print(Text("  " + "  ".join(_safe(i) for i in item)))
         if not value.whole:
-            out.print(Text(f"  ... {value.length - len(value.items or []):,} more "
-                           "(--full shows all)", style="dim"))
+            out.print(
+                Text(
+                    f"  ... {value.length - len(value.items or []):,} more (--full shows all)",
+                    style="dim",
+                )
+            )
         return
     out.print(Text(f"value: {value.format}, {human_bytes(value.length)}", style="bold"))
     if value.format == "json" and value.json is not None:
@@ -102,11 +129,15 @@ def _value(out: Output, value: Value, *, full: bool) -> None:
     if not full:
         # One minified JSON line can be megabytes long.
         cut = sum(1 for line in shown if len(line) > PREVIEW_LINE_CHARS)
-        shown = [line if len(line) <= PREVIEW_LINE_CHARS else line[:PREVIEW_LINE_CHARS] + " …"
-                 for line in shown]
+        shown = [
+            line if len(line) <= PREVIEW_LINE_CHARS else line[:PREVIEW_LINE_CHARS] + " …"
+            for line in shown
+        ]
     body = "\n".join(shown)
     if lexer and out.color:
-        out.print(Syntax(body, lexer, theme="ansi_dark", word_wrap=True, background_color="default"))
+        out.print(
+            Syntax(body, lexer, theme="ansi_dark", word_wrap=True, background_color="default")
+        )
     else:
         out.print(Text(body))
     hidden_lines = len(lines) - len(shown)

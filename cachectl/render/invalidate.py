@@ -69,8 +69,9 @@ def render_preview(
         for line in preview_lines(result, shown):
             out.line(line)
     elif result.matched:
-        out.line(f"{result.matched:,} entries found before the error (the selection is not "
-                 "complete)")
+        out.line(
+            f"{result.matched:,} entries found before the error (the selection is not complete)"
+        )
     return error
 
 
@@ -120,13 +121,18 @@ def render_invalidate(out: Output, result: InvalidateResult) -> None:
         ("sets deleted", f"{result.sets_deleted:,}"),
         ("sets updated", f"{result.sets_updated:,}"),
         ("index cleanup", result.index_cleanup),
-        ("duration",
-         f"{human_duration(result.duration_seconds)} ({result.keys_per_second:,.0f} keys/s)"),
+        (
+            "duration",
+            f"{human_duration(result.duration_seconds)} ({result.keys_per_second:,.0f} keys/s)",
+        ),
     ]
     if result.not_entries_skipped:
         rows.insert(3, ("not entries, kept", f"{result.not_entries_skipped:,}"))
-    _render_rows(out, "Invalidated" if not (result.failure or result.interrupted) else
-                 "Invalidation stopped", rows)
+    _render_rows(
+        out,
+        "Invalidated" if not (result.failure or result.interrupted) else "Invalidation stopped",
+        rows,
+    )
     for note in result.notes:
         out.warn(note)
     if result.pending_sets:
@@ -138,8 +144,10 @@ def render_invalidate(out: Output, result: InvalidateResult) -> None:
 
 
 def prune_progress_text(p: PruneProgress) -> str:
-    return (f"{p.phase}: {p.sets_scanned:,} sets, {p.members_checked:,} members checked, "
-            f"{p.removed:,} removed")
+    return (
+        f"{p.phase}: {p.sets_scanned:,} sets, {p.members_checked:,} members checked, "
+        f"{p.removed:,} removed"
+    )
 
 
 def render_prune(out: Output, result: PruneResult) -> None:

@@ -166,8 +166,13 @@ class StreamedListing:
         )
         for name, width, justify in self.columns:
             table.add_column(
-                name, width=width, min_width=width, justify=justify, no_wrap=width is not None,
-                overflow="fold" if width is None else "ellipsis", ratio=1 if width is None else None,
+                name,
+                width=width,
+                min_width=width,
+                justify=justify,
+                no_wrap=width is not None,
+                overflow="fold" if width is None else "ellipsis",
+                ratio=1 if width is None else None,
             )
         for row in self._buffer:
             table.add_row(*self.table_row(row))
@@ -179,7 +184,11 @@ class StreamedListing:
 def _key_cells(row: KeyRow) -> dict[str, Any]:
     from rich.text import Text
 
-    ttl = "no expiry" if row.pttl_ms is None or row.pttl_ms < 0 else human_duration(row.pttl_ms / 1000)
+    ttl = (
+        "no expiry"
+        if row.pttl_ms is None or row.pttl_ms < 0
+        else human_duration(row.pttl_ms / 1000)
+    )
     # An endpoint read out of a key may hold control characters: shown escaped, never as markup.
     endpoint = "?" if row.endpoint is None else safe_text(row.endpoint)
     return {
@@ -188,8 +197,9 @@ def _key_cells(row: KeyRow) -> dict[str, Any]:
         "ttl": Text(ttl, style="yellow" if row.pttl_ms is not None and row.pttl_ms < 0 else ""),
         "size": human_bytes(row.size_bytes),
         "endpoint": Text(endpoint, style="cyan"),
-        "params": Text("?" if row.params is None and row.params_json is None
-                       else safe_text(_json_params(row))),
+        "params": Text(
+            "?" if row.params is None and row.params_json is None else safe_text(_json_params(row))
+        ),
     }
 
 

@@ -24,48 +24,92 @@ def render_memory(out: Output, report: MemoryReport) -> None:
 
     groups = sorted_groups(report.groups)
     # A Text title keeps its own style (the table's title_style is for str titles).
-    title = plain("By endpoint" if report.group_by == "endpoint" else
-                  f"By key prefix ({report.group_by})", style="bold")
-    table = _table(title, ("endpoint" if report.group_by == "endpoint" else "prefix", "left"),
-                   ("keys", "right"), ("memory", "right"), ("average", "right"),
-                   ("largest", "right"), ("share", "right"))
+    title = plain(
+        "By endpoint" if report.group_by == "endpoint" else f"By key prefix ({report.group_by})",
+        style="bold",
+    )
+    table = _table(
+        title,
+        ("endpoint" if report.group_by == "endpoint" else "prefix", "left"),
+        ("keys", "right"),
+        ("memory", "right"),
+        ("average", "right"),
+        ("largest", "right"),
+        ("share", "right"),
+    )
     for group in groups[:GROUPS_SHOWN]:
-        table.add_row(plain(safe_text(group.name)), f"{n}{group.keys:,}",
-                      n + human_bytes(group.total_bytes), human_bytes(group.avg_bytes),
-                      human_bytes(group.max_bytes),
-                      f"{report.share(group.total_bytes):.1%}")
+        table.add_row(
+            plain(safe_text(group.name)),
+            f"{n}{group.keys:,}",
+            n + human_bytes(group.total_bytes),
+            human_bytes(group.avg_bytes),
+            human_bytes(group.max_bytes),
+            f"{report.share(group.total_bytes):.1%}",
+        )
     if len(groups) > GROUPS_SHOWN:
         rest = groups[GROUPS_SHOWN:]
-        table.add_row(f"({len(rest)} more)", f"{n}{sum(g.keys for g in rest):,}",
-                      n + human_bytes(sum(g.total_bytes for g in rest)), "", "",
-                      f"{report.share(sum(g.total_bytes for g in rest)):.1%}", style="dim")
+        table.add_row(
+            f"({len(rest)} more)",
+            f"{n}{sum(g.keys for g in rest):,}",
+            n + human_bytes(sum(g.total_bytes for g in rest)),
+            "",
+            "",
+            f"{report.share(sum(g.total_bytes for g in rest)):.1%}",
+            style="dim",
+        )
     out.print(table)
 
-    ttl = _table("Entries by time to live", ("TTL", "left"), ("keys", "right"),
-                 ("memory", "right"), ("share", "right"))
+    ttl = _table(
+        "Entries by time to live",
+        ("TTL", "left"),
+        ("keys", "right"),
+        ("memory", "right"),
+        ("share", "right"),
+    )
     for bucket in report.ttl_buckets.values():
-        ttl.add_row(TTL_LABELS[bucket.name], f"{n}{bucket.keys:,}",
-                    n + human_bytes(bucket.total_bytes), f"{report.share(bucket.total_bytes):.1%}",
-                    style="yellow" if bucket.name == "no_expiry" and bucket.keys else None)
+        ttl.add_row(
+            TTL_LABELS[bucket.name],
+            f"{n}{bucket.keys:,}",
+            n + human_bytes(bucket.total_bytes),
+            f"{report.share(bucket.total_bytes):.1%}",
+            style="yellow" if bucket.name == "no_expiry" and bucket.keys else None,
+        )
     out.print(ttl)
 
     if report.largest:
         title = "Largest entries" + (" (of the sample)" if report.sampled else "")
-        largest = _table(title, ("key", "left"), ("memory", "right"), ("ttl", "right"),
-                         ("endpoint", "left"))
+        largest = _table(
+            title, ("key", "left"), ("memory", "right"), ("ttl", "right"), ("endpoint", "left")
+        )
         for entry in report.largest:
-            ttl_text = "no expiry" if entry.ttl_seconds is None else human_duration(entry.ttl_seconds)
-            largest.add_row(plain(entry.key), human_bytes(entry.size_bytes), ttl_text,
-                            plain(safe_text(entry.endpoint or "?")))
+            ttl_text = (
+                "no expiry" if entry.ttl_seconds is None else human_duration(entry.ttl_seconds)
+            )
+            largest.add_row(
+                plain(entry.key),
+                human_bytes(entry.size_bytes),
+                ttl_text,
+                plain(safe_text(entry.endpoint or "?")),
+            )
         out.print(largest)
 
     if report.overhead:
-        overhead = _table("Bookkeeping", ("what", "left"), ("keys", "right"),
-                          ("memory", "right"), ("largest", "right"), ("share", "right"))
+        overhead = _table(
+            "Bookkeeping",
+            ("what", "left"),
+            ("keys", "right"),
+            ("memory", "right"),
+            ("largest", "right"),
+            ("share", "right"),
+        )
         for group in sorted_groups(report.overhead):
-            overhead.add_row(plain(group.name), f"{n}{group.keys:,}",
-                             n + human_bytes(group.total_bytes), human_bytes(group.max_bytes),
-                             f"{report.share(group.total_bytes):.1%}")
+            overhead.add_row(
+                plain(group.name),
+                f"{n}{group.keys:,}",
+                n + human_bytes(group.total_bytes),
+                human_bytes(group.max_bytes),
+                f"{report.share(group.total_bytes):.1%}",
+            )
         out.print(overhead)
 
     if report.no_ttl_examples:
@@ -74,8 +118,10 @@ def render_memory(out: Output, report: MemoryReport) -> None:
             out.print(plain(f"  {key}"))
         out.print()
     if report.unexpected_types:
-        out.print("[bold yellow]Keys of an unexpected type[/] (entries are strings, tag and "
-                  "dependency sets are sets, the logs sorted sets):")
+        out.print(
+            "[bold yellow]Keys of an unexpected type[/] (entries are strings, tag and "
+            "dependency sets are sets, the logs sorted sets):"
+        )
         for name, count in sorted(report.unexpected_types.items()):
             kind, _, type_ = name.partition(":")
             out.print(plain(f"  {n}{count:,} {kind} key(s) of type {type_}"))
@@ -108,8 +154,10 @@ def _summary(out: Output, report: MemoryReport) -> None:
     server = []
     if report.used_memory_bytes is not None:
         server.append(f"used_memory {human_bytes(report.used_memory_bytes)}")
-        server.append("maxmemory " + (human_bytes(report.maxmemory_bytes)
-                                      if report.maxmemory_bytes else "0 (no limit)"))
+        server.append(
+            "maxmemory "
+            + (human_bytes(report.maxmemory_bytes) if report.maxmemory_bytes else "0 (no limit)")
+        )
     if report.maxmemory_policy:
         server.append(f"policy {escape(report.maxmemory_policy)}")
     if server:

@@ -90,9 +90,7 @@ class Output:
     def err_console(self):
         if self._err_console is None:
             err_tty = _isatty(self.stderr)
-            self._err_console = _make_console(
-                self.stderr, self.color and err_tty, err_tty
-            )
+            self._err_console = _make_console(self.stderr, self.color and err_tty, err_tty)
         return self._err_console
 
     # -- machines -------------------------------------------------------------------------
@@ -139,7 +137,11 @@ class Output:
             line += f" ({err.hint})"
         self._err_line(line, style="bold red")
         # A config file or manifest with several problems: every one of them, one a line.
-        for problem in err.details.get("problems", [])[1:] if _first_in_message(err) else err.details.get("problems", []):
+        for problem in (
+            err.details.get("problems", [])[1:]
+            if _first_in_message(err)
+            else err.details.get("problems", [])
+        ):
             self._err_line(f"  {problem}", style="red")
         if self.json_mode and envelope and not self.jsonl:
             self.json(None, ok=False, error=err)
@@ -170,9 +172,13 @@ class Output:
         )
 
         # The description and the extra are cachectl's words around data: drawn as text.
-        columns = [SpinnerColumn(), TextColumn("{task.description}", style="progress.description",
-                                               markup=False)]
-        columns += [BarColumn(), MofNCompleteColumn()] if total else [TextColumn("{task.completed:,}")]
+        columns = [
+            SpinnerColumn(),
+            TextColumn("{task.description}", style="progress.description", markup=False),
+        ]
+        columns += (
+            [BarColumn(), MofNCompleteColumn()] if total else [TextColumn("{task.completed:,}")]
+        )
         columns += [TextColumn("{task.fields[extra]}", markup=False), TimeElapsedColumn()]
         if total:
             columns.append(TimeRemainingColumn())
@@ -186,8 +192,14 @@ class ProgressHandle:
         self._progress = progress
         self._task = task
 
-    def update(self, *, completed: int | None = None, advance: int | None = None,
-               total: int | None = None, extra: str | None = None) -> None:
+    def update(
+        self,
+        *,
+        completed: int | None = None,
+        advance: int | None = None,
+        total: int | None = None,
+        extra: str | None = None,
+    ) -> None:
         if self._progress is None:
             return
         kw: dict[str, Any] = {}

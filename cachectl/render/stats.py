@@ -50,8 +50,11 @@ def render_stats(out: Output, report: StatsReport) -> None:
     summary.add_column("value")
     if app.counters_present:
         summary.add_row("hits / misses", f"{count(app.hits)} / {count(app.misses)}")
-        summary.add_row("hit rate", f"{pct(app.hit_rate)} (counters' lifetime), "
-                        f"{pct(app.interval_hit_rate)} over the last {_interval(report)}")
+        summary.add_row(
+            "hit rate",
+            f"{pct(app.hit_rate)} (counters' lifetime), "
+            f"{pct(app.interval_hit_rate)} over the last {_interval(report)}",
+        )
         summary.add_row("requests", f"{num(app.requests_per_s)}/s")
     else:
         summary.add_row("counters", "[yellow]missing[/]")
@@ -74,9 +77,14 @@ def render_stats(out: Output, report: StatsReport) -> None:
     srv = Table(title="Server", title_justify="left", show_header=False, show_edge=False)
     srv.add_column("what")
     srv.add_column("value")
-    srv.add_row("keyspace hit rate", f"{pct(server.hit_rate)} ({count(server.keyspace_hits)} hits, "
-                f"{count(server.keyspace_misses)} misses)")
-    srv.add_row("memory", f"{memory_text(report)}, peak {human_bytes(server.used_memory_peak_bytes)}")
+    srv.add_row(
+        "keyspace hit rate",
+        f"{pct(server.hit_rate)} ({count(server.keyspace_hits)} hits, "
+        f"{count(server.keyspace_misses)} misses)",
+    )
+    srv.add_row(
+        "memory", f"{memory_text(report)}, peak {human_bytes(server.used_memory_peak_bytes)}"
+    )
     srv.add_row("fragmentation", num(server.fragmentation_ratio, 2))
     srv.add_row("evicted keys", f"{count(server.evicted_keys)} ({num(server.evicted_per_s)}/s)")
     srv.add_row("expired keys", f"{count(server.expired_keys)} ({num(server.expired_per_s)}/s)")
@@ -99,29 +107,47 @@ def _window(seconds: float | None) -> str:
     return f" in the last {human_duration(seconds)}" if seconds else ""
 
 
-def endpoint_table(report: StatsReport, limit: int | None = None,
-                   p95_ms: dict[str, float | None] | None = None, p95_label: str | None = None):
+def endpoint_table(
+    report: StatsReport,
+    limit: int | None = None,
+    p95_ms: dict[str, float | None] | None = None,
+    p95_label: str | None = None,
+):
     """The endpoints by traffic. `p95_ms` (by endpoint) replaces the report's own p95s: the
     dashboard's are over its response-time window, named by `p95_label`."""
     from rich.table import Table
 
     table = Table(title="Endpoints by traffic", title_justify="left", show_edge=False)
-    for name, justify in (("endpoint", "left"), ("req/s", "right"), ("hit rate", "right"),
-                          ("interval", "right"), ("hits", "right"), ("misses", "right"),
-                          (p95_label or "p95", "right")):
+    for name, justify in (
+        ("endpoint", "left"),
+        ("req/s", "right"),
+        ("hit rate", "right"),
+        ("interval", "right"),
+        ("hits", "right"),
+        ("misses", "right"),
+        (p95_label or "p95", "right"),
+    ):
         table.add_column(name, justify=justify, overflow="fold" if name == "endpoint" else None)
     endpoints = report.application.endpoints
     for e in endpoints[:limit] if limit else endpoints:
         p95 = e.p95_ms if p95_ms is None else p95_ms.get(e.endpoint)
-        table.add_row(plain(e.endpoint), num(e.requests_per_s), pct(e.hit_rate),
-                      pct(e.interval_hit_rate), count(e.hits), count(e.misses), ms(p95))
+        table.add_row(
+            plain(e.endpoint),
+            num(e.requests_per_s),
+            pct(e.hit_rate),
+            pct(e.interval_hit_rate),
+            count(e.hits),
+            count(e.misses),
+            ms(p95),
+        )
     if limit and len(endpoints) > limit:
         table.caption = f"{len(endpoints) - limit} more endpoints"
     return table
 
 
-def slowest_table(report: StatsReport, slowest: list | None = None,
-                  title: str = "Slowest requests"):
+def slowest_table(
+    report: StatsReport, slowest: list | None = None, title: str = "Slowest requests"
+):
     from rich.table import Table
 
     # As wide as its title at least, so a title naming the window never wraps.
@@ -148,8 +174,12 @@ def node_table(report: StatsReport):
             node.append(" (restarted)", style="yellow")
         table.add_row(
             node,
-            human_bytes(n.used_memory_bytes), pct(n.hit_rate), num(n.ops_per_s),
-            num(n.evicted_per_s), count(n.connected_clients), human_duration(n.uptime_seconds),
+            human_bytes(n.used_memory_bytes),
+            pct(n.hit_rate),
+            num(n.ops_per_s),
+            num(n.evicted_per_s),
+            count(n.connected_clients),
+            human_duration(n.uptime_seconds),
         )
     return table
 
@@ -203,8 +233,14 @@ class _Exposition:
     def lines(self) -> list[str]:
         return [line for family in self._families.values() for line in family]
 
-    def add(self, name: str, kind: str, help_text: str, value: float | None,
-            labels: dict[str, str] | None = None) -> None:
+    def add(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        value: float | None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
         if value is None:
             return
         family = self._families.get(name)
@@ -212,7 +248,9 @@ class _Exposition:
             family = self._families[name] = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         label_text = ""
         if labels:
-            label_text = "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items()) + "}"
+            label_text = (
+                "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items()) + "}"
+            )
         family.append(f"{name}{label_text} {_prom_value(value)}")
 
 
@@ -221,50 +259,127 @@ def prometheus_text(report: StatsReport) -> str:
     collector): counters as *_total, ratios in 0..1, sizes in bytes, times in seconds."""
     x = _Exposition()
     app, server, rt = report.application, report.server, report.application.response_times
-    x.add("cachectl_app_counters_present", "gauge",
-          "1 when the applications' hit and miss counters exist", int(app.counters_present))
+    x.add(
+        "cachectl_app_counters_present",
+        "gauge",
+        "1 when the applications' hit and miss counters exist",
+        int(app.counters_present),
+    )
     x.add("cachectl_app_hits_total", "counter", "Cache hits counted by the applications", app.hits)
-    x.add("cachectl_app_misses_total", "counter", "Cache misses counted by the applications",
-          app.misses)
-    x.add("cachectl_app_hit_ratio", "gauge", "Hits over hits and misses, lifetime of the counters",
-          app.hit_rate)
+    x.add(
+        "cachectl_app_misses_total",
+        "counter",
+        "Cache misses counted by the applications",
+        app.misses,
+    )
+    x.add(
+        "cachectl_app_hit_ratio",
+        "gauge",
+        "Hits over hits and misses, lifetime of the counters",
+        app.hit_rate,
+    )
     for e in app.endpoints:
         labels = {"endpoint": e.endpoint}
         x.add("cachectl_endpoint_hits_total", "counter", "Cache hits per endpoint", e.hits, labels)
-        x.add("cachectl_endpoint_misses_total", "counter", "Cache misses per endpoint", e.misses,
-              labels)
+        x.add(
+            "cachectl_endpoint_misses_total",
+            "counter",
+            "Cache misses per endpoint",
+            e.misses,
+            labels,
+        )
     for quantile, value in (("0.5", rt.p50_ms), ("0.95", rt.p95_ms), ("0.99", rt.p99_ms)):
-        x.add("cachectl_response_time_seconds", "gauge",
-              "Response-time quantiles from the applications' log",
-              None if value is None else value / 1000, {"quantile": quantile})
-    x.add("cachectl_response_time_log_requests", "gauge",
-          "Requests in the response-time log window", rt.count)
-    x.add("cachectl_corrupt_counters", "gauge", "Counter values that are not whole numbers",
-          app.corrupt_counters)
-    x.add("cachectl_corrupt_log_members", "gauge", "Response-time log members that could not be read",
-          rt.corrupt_members)
+        x.add(
+            "cachectl_response_time_seconds",
+            "gauge",
+            "Response-time quantiles from the applications' log",
+            None if value is None else value / 1000,
+            {"quantile": quantile},
+        )
+    x.add(
+        "cachectl_response_time_log_requests",
+        "gauge",
+        "Requests in the response-time log window",
+        rt.count,
+    )
+    x.add(
+        "cachectl_corrupt_counters",
+        "gauge",
+        "Counter values that are not whole numbers",
+        app.corrupt_counters,
+    )
+    x.add(
+        "cachectl_corrupt_log_members",
+        "gauge",
+        "Response-time log members that could not be read",
+        rt.corrupt_members,
+    )
     for n in server.nodes:
         labels = {"node": n.node}
-        x.add("cachectl_redis_keyspace_hits_total", "counter", "Server keyspace hits",
-              n.keyspace_hits, labels)
-        x.add("cachectl_redis_keyspace_misses_total", "counter", "Server keyspace misses",
-              n.keyspace_misses, labels)
-        x.add("cachectl_redis_used_memory_bytes", "gauge", "Memory used", n.used_memory_bytes, labels)
-        x.add("cachectl_redis_used_memory_peak_bytes", "gauge", "Peak memory used",
-              n.used_memory_peak_bytes, labels)
-        x.add("cachectl_redis_maxmemory_bytes", "gauge", "maxmemory (0: no limit)",
-              n.maxmemory_bytes, labels)
-        x.add("cachectl_redis_mem_fragmentation_ratio", "gauge", "RSS over used memory",
-              n.fragmentation_ratio, labels)
-        x.add("cachectl_redis_evicted_keys_total", "counter", "Keys evicted", n.evicted_keys, labels)
-        x.add("cachectl_redis_expired_keys_total", "counter", "Keys expired", n.expired_keys, labels)
+        x.add(
+            "cachectl_redis_keyspace_hits_total",
+            "counter",
+            "Server keyspace hits",
+            n.keyspace_hits,
+            labels,
+        )
+        x.add(
+            "cachectl_redis_keyspace_misses_total",
+            "counter",
+            "Server keyspace misses",
+            n.keyspace_misses,
+            labels,
+        )
+        x.add(
+            "cachectl_redis_used_memory_bytes", "gauge", "Memory used", n.used_memory_bytes, labels
+        )
+        x.add(
+            "cachectl_redis_used_memory_peak_bytes",
+            "gauge",
+            "Peak memory used",
+            n.used_memory_peak_bytes,
+            labels,
+        )
+        x.add(
+            "cachectl_redis_maxmemory_bytes",
+            "gauge",
+            "maxmemory (0: no limit)",
+            n.maxmemory_bytes,
+            labels,
+        )
+        x.add(
+            "cachectl_redis_mem_fragmentation_ratio",
+            "gauge",
+            "RSS over used memory",
+            n.fragmentation_ratio,
+            labels,
+        )
+        x.add(
+            "cachectl_redis_evicted_keys_total", "counter", "Keys evicted", n.evicted_keys, labels
+        )
+        x.add(
+            "cachectl_redis_expired_keys_total", "counter", "Keys expired", n.expired_keys, labels
+        )
         x.add("cachectl_redis_ops_per_second", "gauge", "Commands per second", n.ops_per_s, labels)
-        x.add("cachectl_redis_connected_clients", "gauge", "Connected clients",
-              n.connected_clients, labels)
-        x.add("cachectl_redis_uptime_seconds", "gauge", "Seconds since the server started",
-              n.uptime_seconds, labels)
-    x.add("cachectl_redis_hit_ratio", "gauge",
-          "Keyspace hits over lookups since each server started (INFO), all primaries; every "
-          "client's lookups are counted, cachectl's own included",
-          server.hit_rate)
+        x.add(
+            "cachectl_redis_connected_clients",
+            "gauge",
+            "Connected clients",
+            n.connected_clients,
+            labels,
+        )
+        x.add(
+            "cachectl_redis_uptime_seconds",
+            "gauge",
+            "Seconds since the server started",
+            n.uptime_seconds,
+            labels,
+        )
+    x.add(
+        "cachectl_redis_hit_ratio",
+        "gauge",
+        "Keyspace hits over lookups since each server started (INFO), all primaries; every "
+        "client's lookups are counted, cachectl's own included",
+        server.hit_rate,
+    )
     return "\n".join(x.lines) + "\n"

@@ -21,28 +21,46 @@ def render_tag_listing(out: Output, listing: TagListing) -> None:
         table.add_column(name, justify="right", no_wrap=True)
     for row in listing.rows:
         if row.type != "set":
-            table.add_row(Text(row.name), Text(f"a {row.type}, not a set", style="yellow"),
-                          "", "", _ttl(row.ttl_seconds))
+            table.add_row(
+                Text(row.name),
+                Text(f"a {row.type}, not a set", style="yellow"),
+                "",
+                "",
+                _ttl(row.ttl_seconds),
+            )
             continue
         mark = "~" if row.sampled else ""
-        dangling = Text(f"{mark}{row.dangling:,}",
-                        style="yellow" if row.members and row.dangling * 2 >= row.members else "")
-        table.add_row(Text(row.name), f"{row.members:,}", f"{mark}{row.existing:,}", dangling,
-                      _ttl(row.ttl_seconds))
+        dangling = Text(
+            f"{mark}{row.dangling:,}",
+            style="yellow" if row.members and row.dangling * 2 >= row.members else "",
+        )
+        table.add_row(
+            Text(row.name),
+            f"{row.members:,}",
+            f"{mark}{row.existing:,}",
+            dangling,
+            _ttl(row.ttl_seconds),
+        )
     if listing.rows:
         out.print(table)
     totals = listing.totals
     what = "dependency sets" if listing.kind == "dependency" else "tag sets"
-    line = (f"{totals['sets']:,} {what}, {totals['members']:,} members: "
-            f"{totals['existing']:,} existing, {totals['dangling']:,} dangling")
+    line = (
+        f"{totals['sets']:,} {what}, {totals['members']:,} members: "
+        f"{totals['existing']:,} existing, {totals['dangling']:,} dangling"
+    )
     if listing.sample is not None:
         line += f" (estimated from up to {listing.sample} random members per set, marked ~)"
     if totals["not_sets"]:
         line += f"; {totals['not_sets']} keys under the prefix are not sets"
     out.print(Text(line))
     if totals["dangling"]:
-        out.print(Text("dangling members name entries that are gone: `cachectl prune` removes "
-                       "them", style="dim"))
+        out.print(
+            Text(
+                "dangling members name entries that are gone: `cachectl prune` removes them",
+                style="dim",
+            )
+        )
 
 
 def _ttl(seconds: float | None) -> str:
@@ -67,15 +85,20 @@ def member_json(row: MemberRow) -> str:
 
 
 def member_listing(out: Output, *, jsonl: bool) -> StreamedListing:
-    return StreamedListing(out, jsonl=jsonl, to_json=member_json, columns=MEMBER_COLUMNS,
-                           table_row=member_table_row)
+    return StreamedListing(
+        out, jsonl=jsonl, to_json=member_json, columns=MEMBER_COLUMNS, table_row=member_table_row
+    )
 
 
 def tag_set_heading(out: Output, info: TagSet) -> None:
     from rich.text import Text
 
-    out.print(Text(f"{info.kind} set {info.key}: {info.members:,} members, "
-                   f"TTL {_ttl(info.ttl_seconds)}", style="bold"))
+    out.print(
+        Text(
+            f"{info.kind} set {info.key}: {info.members:,} members, TTL {_ttl(info.ttl_seconds)}",
+            style="bold",
+        )
+    )
 
 
 def tag_set_notes(info: TagSet) -> list[str]:

@@ -21,7 +21,9 @@ def _ms(value: float | None) -> str:
 
 
 def _reasons(counts: dict) -> str:
-    return ", ".join(f"{reason} {n:,}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return ", ".join(
+        f"{reason} {n:,}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])
+    )
 
 
 # ---- progress -----------------------------------------------------------------------------------
@@ -90,7 +92,9 @@ def render_warm(out: Output, result: WarmResult) -> None:
     summary.add_column("detail")
     summary.add_row("planned", f"{result.planned:,}", "")
     if result.dry_run:
-        summary.add_row("would request", f"{result.would_request:,}", "nothing fetched, nothing written")
+        summary.add_row(
+            "would request", f"{result.would_request:,}", "nothing fetched, nothing written"
+        )
     else:
         summary.add_row(
             "requested", f"{result.requested:,}",
@@ -99,12 +103,17 @@ def render_warm(out: Output, result: WarmResult) -> None:
         summary.add_row("stored", f"[green]{result.stored:,}[/]", human_bytes(result.stored_bytes))
     summary.add_row("skipped", f"{result.skipped_total:,}", plain(_reasons(result.skipped)))
     failed_style = "red" if result.failed_total else "green"
-    summary.add_row("failed", f"[{failed_style}]{result.failed_total:,}[/]",
-                    plain(_reasons(result.failed)))
+    summary.add_row(
+        "failed", f"[{failed_style}]{result.failed_total:,}[/]", plain(_reasons(result.failed))
+    )
     if result.fallback_answers:
-        summary.add_row("fallback answers", f"{result.fallback_answers:,}", "in the report, never cached")
+        summary.add_row(
+            "fallback answers", f"{result.fallback_answers:,}", "in the report, never cached"
+        )
     if result.interrupted:
-        summary.add_row("interrupted", f"{result.interrupted:,}", "started, not finished when stopped")
+        summary.add_row(
+            "interrupted", f"{result.interrupted:,}", "started, not finished when stopped"
+        )
     if result.not_attempted:
         summary.add_row("not attempted", f"{result.not_attempted:,}", "")
     if not result.dry_run:
@@ -121,7 +130,11 @@ def render_warm(out: Output, result: WarmResult) -> None:
         )  # fmt: skip
     out.print(summary)
 
-    columns = ("would_request", "skipped") if result.dry_run else ("requested", "stored", "skipped", "failed")
+    columns = (
+        ("would_request", "skipped")
+        if result.dry_run
+        else ("requested", "stored", "skipped", "failed")
+    )
     busy = [e for e in result.endpoints.values() if any(getattr(e, c) for c in columns)]
     if len(busy) > 1:
         out.print()
@@ -136,7 +149,11 @@ def render_warm(out: Output, result: WarmResult) -> None:
     if result.failures:
         out.print()
         shown = len(result.failures)
-        more = f" (the first {shown} of {result.failed_total:,})" if result.failed_total > shown else ""
+        more = (
+            f" (the first {shown} of {result.failed_total:,})"
+            if result.failed_total > shown
+            else ""
+        )
         table = Table(title=f"Failures{more}", title_justify="left", show_edge=False)
         for column in ("endpoint", "url", "reason", "attempts", "error"):
             table.add_column(column, overflow="fold")
@@ -145,8 +162,13 @@ def render_warm(out: Output, result: WarmResult) -> None:
             if f.get("fallback") is not None:
                 fb = f["fallback"]
                 error += f" (fallback: {fb['status'] or fb['error']})"
-            table.add_row(plain(f["endpoint"]), plain(f["url"]), plain(f["reason"] or ""),
-                          str(f["attempts"]), plain(error))
+            table.add_row(
+                plain(f["endpoint"]),
+                plain(f["url"]),
+                plain(f["reason"] or ""),
+                str(f["attempts"]),
+                plain(error),
+            )
         out.print(table)
 
     if result.report_file:
@@ -187,8 +209,9 @@ def render_expand(out: Output, plan: Plan, limit: int) -> None:
         if shown == limit:
             break
         # The sets' names in the layout in use (a profile may set other prefixes).
-        tags = ([plan.layout.tag(t) for t in request.tags]
-                + [plan.layout.dependency(d) for d in request.depends_on])
+        tags = [plan.layout.tag(t) for t in request.tags] + [
+            plan.layout.dependency(d) for d in request.depends_on
+        ]
         # A key is shown to be copied into redis-cli: exactly as it is, never as markup.
         table.add_row(
             plain(request.endpoint.method),
@@ -201,7 +224,9 @@ def render_expand(out: Output, plan: Plan, limit: int) -> None:
     out.print(table)
     total = plan.total
     if total > shown:
-        out.print(f"[dim]... and {total - shown:,} more ({total:,} in all; --limit to see more, --json for all)[/]")
+        out.print(
+            f"[dim]... and {total - shown:,} more ({total:,} in all; --limit to see more, --json for all)[/]"
+        )
     else:
         out.print(f"[dim]{total:,} requests[/]")
 

@@ -86,8 +86,9 @@ def test_version():
 
 
 def test_python_dash_m_runs_the_cli():
-    proc = subprocess.run([sys.executable, "-m", "cachectl", "--version"], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cachectl", "--version"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0 and __version__ in proc.stdout
 
 
@@ -220,8 +221,17 @@ def test_anything_but_yes_at_the_prompt_deletes_nothing_and_exits_130(redis_url,
     with redis.Redis.from_url(redis_url) as r:
         for key in keys:
             r.set(key, "{}")
-    argv = [sys.executable, "-m", "cachectl", "--url", redis_url, "--no-color",
-            "invalidate", "--pattern", "api_cache:user_profile:*"]
+    argv = [
+        sys.executable,
+        "-m",
+        "cachectl",
+        "--url",
+        redis_url,
+        "--no-color",
+        "invalidate",
+        "--pattern",
+        "api_cache:user_profile:*",
+    ]
     status, screen = _run_in_pty(argv, answer)
     assert status == ExitCode.INTERRUPTED, screen
     lines = [x.strip() for x in screen.replace("\r", "").split("\n") if x.strip()]
@@ -296,8 +306,13 @@ def test_help_into_a_closed_pipe_ends_quietly(command):
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        proc = subprocess.run([sys.executable, "-m", "cachectl", *command], stdout=write_end,
-                              stderr=subprocess.PIPE, timeout=60, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cachectl", *command],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
     finally:
         os.close(write_end)
     assert proc.returncode == ExitCode.CLOSED_PIPE, proc.stderr
@@ -336,8 +351,12 @@ def test_the_root_options_that_take_a_value_are_known():
     from cachectl.cli.app import ROOT_VALUE_OPTIONS
 
     root = get_command(app)
-    takes_value = {opt for p in root.params if not getattr(p, "is_flag", False)
-                   and not p.count for opt in p.opts}
+    takes_value = {
+        opt
+        for p in root.params
+        if not getattr(p, "is_flag", False) and not p.count
+        for opt in p.opts
+    }
     assert takes_value == ROOT_VALUE_OPTIONS
 
 
@@ -364,12 +383,17 @@ def test_the_command_named_on_the_line(args, name):
 
 
 def test_a_command_alone_runs_as_in_the_whole_tree(redis_url):
-    proc = subprocess.run([sys.executable, "-m", "cachectl", "--url", redis_url, "--no-color",
-                           "doctor", "--json"], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cachectl", "--url", redis_url, "--no-color", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["command"] == "doctor"
-    typo = subprocess.run([sys.executable, "-m", "cachectl", "docter"], capture_output=True,
-                          text=True, check=False)
+    typo = subprocess.run(
+        [sys.executable, "-m", "cachectl", "docter"], capture_output=True, text=True, check=False
+    )
     assert typo.returncode == ExitCode.USAGE and "Did you mean 'doctor'" in typo.stderr
 
 

@@ -135,14 +135,19 @@ def assert_the_steps_did_their_work(envelope: dict) -> None:
 
 
 def test_demo_runs_end_to_end_and_cleans_up():
-    assert find_redis_server(), "redis-server not found on PATH: install it (apt-get install redis-server)"
+    assert find_redis_server(), (
+        "redis-server not found on PATH: install it (apt-get install redis-server)"
+    )
     proc = run_demo("--json")
     assert proc.returncode == 0, proc.stderr
     envelope = envelope_of(proc)
     assert envelope["ok"] is True and envelope["command"] == "demo"
     data = envelope["data"]
     assert data["redis"]["kind"] == "redis-server" and data["redis"]["note"] is None
-    assert data["environment"] == {"CACHECTL_URL": data["redis_url"], "DEMO_API_URL": data["api_url"]}
+    assert data["environment"] == {
+        "CACHECTL_URL": data["redis_url"],
+        "DEMO_API_URL": data["api_url"],
+    }
     assert data["cleaned_up"] is True and data["interrupted"] is False
     assert_the_steps_did_their_work(envelope)
     assert_nothing_left(data["redis_url"], data["api_url"])
@@ -209,7 +214,9 @@ def test_ctrl_c_stops_the_step_cleans_up_and_exits_130():
 
 def test_a_failing_step_stops_the_demo_with_its_status_naming_it(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\nendpoints:\n  - name: products\n    url: /products\n    ttl: soon\n")
+    bad.write_text(
+        "version: 1\nendpoints:\n  - name: products\n    url: /products\n    ttl: soon\n"
+    )
     proc = run_demo("--json", "--manifest", str(bad))
     assert proc.returncode == 3, proc.stderr  # warm's own status: a bad manifest
     assert "step 1/8 (warm) failed" in proc.stderr
@@ -303,6 +310,7 @@ def test_an_installed_package_without_sample_configs_uses_its_own_copy(monkeypat
 
 def test_the_sample_configs_manifest_is_the_packaged_one():
     assert (REPO / "sample_configs" / "demo_manifest.yaml").resolve() == (
-        REPO / "cachectl" / "demo" / "demo_manifest.yaml")
+        REPO / "cachectl" / "demo" / "demo_manifest.yaml"
+    )
     pyproject = (REPO / "pyproject.toml").read_text()
     assert '"cachectl.demo" = ["demo_manifest.yaml"]' in pyproject

@@ -26,8 +26,12 @@ def test_doctor_render_of_a_report_without_figures():
     from cachectl.render.doctor import render_doctor
     from cachectl.render.output import Output
 
-    report = DoctorReport(settings=[], reachable=True, mode="cluster",
-                          nodes=[NodeReport(address="127.0.0.1:1", role="primary")])
+    report = DoctorReport(
+        settings=[],
+        reachable=True,
+        mode="cluster",
+        nodes=[NodeReport(address="127.0.0.1:1", role="primary")],
+    )
     stream = io.StringIO()
     out = Output(stdout=stream, stderr=io.StringIO(), no_color=True)
     render_doctor(out, report)

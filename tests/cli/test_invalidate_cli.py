@@ -54,7 +54,11 @@ def test_yes_json_deletes_and_reports_the_summary(redis_url, client):
     assert envelope["ok"] is True and envelope["command"] == "invalidate"
     data = envelope["data"]
     assert (data["matched"], data["deleted"], data["already_gone"], data["sets_deleted"]) == (
-        30, 30, 0, 1)
+        30,
+        30,
+        0,
+        1,
+    )
     assert data["failure"] is None and data["duration_seconds"] >= 0
     assert client.exists(*keys) == 0 and client.exists("session:1")
 
@@ -88,8 +92,10 @@ def test_no_terminal_and_no_yes_refuses_and_deletes_nothing(redis_url, client):
     result = invoke(redis_url, "--tag", "t")
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr.strip().splitlines() == [
-        ("error: refusing to delete without confirmation: no terminal to ask on "
-         "(pass --yes to confirm, or --dry-run to see what would be deleted)")
+        (
+            "error: refusing to delete without confirmation: no terminal to ask on "
+            "(pass --yes to confirm, or --dry-run to see what would be deleted)"
+        )
     ]
     assert client.exists(*keys) == 5
 
@@ -151,8 +157,10 @@ def test_acl_user_without_unlink_gets_one_line_and_exit_4(acl_redis, acl_url):
     result = invoke(url, "--tag", "t", "--yes")
     assert result.exit_code == ExitCode.REDIS
     assert result.stderr.strip().splitlines() == [
-        ("error: the ACL user 'limited' may not run UNLINK "
-         "(grant it with ACL SETUSER, or connect as a user that may)")
+        (
+            "error: the ACL user 'limited' may not run UNLINK "
+            "(grant it with ACL SETUSER, or connect as a user that may)"
+        )
     ]
     assert "limited-pass" not in result.output
     assert admin.scard("tag:t") == 3
@@ -165,8 +173,11 @@ def test_acl_user_without_unlink_gets_one_line_and_exit_4(acl_redis, acl_url):
         # refused mid-run, after the tag had been taken.
         ("~api_cache:* ~tag:* ~cache_entries", ["--tag", "t"], "EXISTS on cache_access"),
         # May not touch dependency sets: the tag went first, then the run failed part way.
-        ("~api_cache:* ~tag:* ~cache_entries ~cache_access", ["--tag", "t", "--depends-on", "r"],
-         "TYPE on depends_on:"),
+        (
+            "~api_cache:* ~tag:* ~cache_entries ~cache_access",
+            ["--tag", "t", "--depends-on", "r"],
+            "TYPE on depends_on:",
+        ),
     ],
     ids=["no-access-log", "no-dependency-sets"],
 )
@@ -177,8 +188,9 @@ def test_acl_key_patterns_that_exclude_a_key_the_run_needs_fail_before_any_chang
     keys = fill(admin, 3)
     admin.sadd(LAYOUT.dependency("r"), keys[0])
     admin.zadd("cache_access", {keys[1]: 1})
-    admin.execute_command("ACL", "SETUSER", "narrow", "reset", "on", ">narrow-pass", "+@all",
-                          *rules.split())
+    admin.execute_command(
+        "ACL", "SETUSER", "narrow", "reset", "on", ">narrow-pass", "+@all", *rules.split()
+    )
     result = invoke(acl_redis.url_for("narrow", "narrow-pass"), *args, "--yes")
     assert result.exit_code == ExitCode.REDIS, result.output
     [line] = result.stderr.strip().splitlines()
@@ -190,18 +202,41 @@ def test_acl_key_patterns_that_exclude_a_key_the_run_needs_fail_before_any_chang
 
 
 def test_unreachable_redis_is_exit_4_without_a_summary():
-    result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "--connect-timeout", "0.5",
-                                 "invalidate", "--tag", "t", "--yes"],
-                           env={"CACHECTL_RETRIES": "0"})
+    result = runner.invoke(
+        app,
+        [
+            "--url",
+            "redis://127.0.0.1:1/0",
+            "--connect-timeout",
+            "0.5",
+            "invalidate",
+            "--tag",
+            "t",
+            "--yes",
+        ],
+        env={"CACHECTL_RETRIES": "0"},
+    )
     assert result.exit_code == ExitCode.REDIS
     assert result.stdout == ""
     assert result.stderr.startswith("error: cannot connect to Redis at redis://127.0.0.1:1/0")
 
 
 def test_dry_run_json_stays_one_valid_document_when_redis_fails():
-    result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "--connect-timeout", "0.5",
-                                 "invalidate", "--tag", "t", "--dry-run", "--json"],
-                           env={"CACHECTL_RETRIES": "0"})
+    result = runner.invoke(
+        app,
+        [
+            "--url",
+            "redis://127.0.0.1:1/0",
+            "--connect-timeout",
+            "0.5",
+            "invalidate",
+            "--tag",
+            "t",
+            "--dry-run",
+            "--json",
+        ],
+        env={"CACHECTL_RETRIES": "0"},
+    )
     assert result.exit_code == ExitCode.REDIS
     envelope = json.loads(result.stdout)
     assert envelope["ok"] is False and envelope["error"]["code"] == "redis.unreachable"
@@ -214,8 +249,11 @@ def test_dry_run_json_stays_one_valid_document_when_redis_fails():
 def cachectl(url, *args, env=None, **kw):
     return subprocess.Popen(
         [sys.executable, "-m", "cachectl", "--url", url, "invalidate", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **(env or {})}, **kw,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        **kw,
     )
 
 
@@ -246,8 +284,9 @@ def test_ctrl_c_during_the_delay_deletes_nothing(redis_url, client):
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_mid_run_stops_after_the_batch_reports_and_a_rerun_finishes(redis_url, client, stop):
     keys = fill(client, 4000)
-    proc = cachectl(redis_url, "--tag", "t", "--yes", "--json", "--rate", "1000",
-                    "--batch-size", "50")
+    proc = cachectl(
+        redis_url, "--tag", "t", "--yes", "--json", "--rate", "1000", "--batch-size", "50"
+    )
     wait_until(deleting_started(client, keys), "the first deletions")
     proc.send_signal(stop)
     if stop == signal.SIGTERM:
@@ -271,8 +310,18 @@ def test_server_lost_mid_run_exits_6_with_what_was_deleted(make_redis):
     server = make_redis()
     client = server.client()
     keys = fill(client, 4000)
-    proc = cachectl(server.url, "--tag", "t", "--yes", "--json", "--rate", "1000",
-                    "--batch-size", "50", env={"CACHECTL_RETRIES": "1"})
+    proc = cachectl(
+        server.url,
+        "--tag",
+        "t",
+        "--yes",
+        "--json",
+        "--rate",
+        "1000",
+        "--batch-size",
+        "50",
+        env={"CACHECTL_RETRIES": "1"},
+    )
     wait_until(deleting_started(client, keys), "the first deletions")
     server.kill()
     out, err = proc.communicate(timeout=60)
@@ -288,8 +337,10 @@ def ask_on_a_terminal(url, answer: bytes, *args) -> tuple[int, str]:
     """Runs the command with a pseudo-terminal as stdin/stdout/stderr and answers its question."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: exec, never return
-        os.execv(sys.executable, [sys.executable, "-m", "cachectl", "--url", url, "--no-color",
-                                  "invalidate", *args])
+        os.execv(
+            sys.executable,
+            [sys.executable, "-m", "cachectl", "--url", url, "--no-color", "invalidate", *args],
+        )
     seen = b""
     answered = False
     deadline = time.monotonic() + 30
@@ -336,7 +387,11 @@ def test_dry_run_into_a_closed_pipe_ends_quietly(redis_url, client):
     proc = subprocess.run(
         f"{sys.executable} -m cachectl --url {redis_url} invalidate --tag t --dry-run --json"
         " | head -c 100 > /dev/null; echo ${PIPESTATUS[0]}",
-        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60,
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )
     assert proc.stdout.strip() == "141"  # ExitCode.CLOSED_PIPE

@@ -72,7 +72,8 @@ def test_a_reader_that_stops_early_ends_the_listing_quietly(url):
         client.mset({LAYOUT.entry("many", {"id": i}): "{}" for i in range(5000)})
     proc = subprocess.Popen(
         [sys.executable, "-m", "cachectl", "--url", url, "keys", "--jsonl"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert json.loads(proc.stdout.readline())["type"] == "string"
     proc.stdout.close()  # as `| head -1` does
@@ -130,13 +131,21 @@ def test_keys_fields_list_only_what_is_asked_for(url):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 26 and all(set(r) == {"key", "endpoint", "params"} for r in rows)
-    assert {"key": LAYOUT.entry("users", {"id": 3}), "endpoint": "users", "params": {"id": 3}} in rows
-    ttl_only = [json.loads(line) for line in run(url, "keys", "--jsonl", "-f", "ttl").stdout.splitlines()]
+    assert {
+        "key": LAYOUT.entry("users", {"id": 3}),
+        "endpoint": "users",
+        "params": {"id": 3},
+    } in rows
+    ttl_only = [
+        json.loads(line) for line in run(url, "keys", "--jsonl", "-f", "ttl").stdout.splitlines()
+    ]
     assert all(set(r) == {"key", "ttl_seconds"} for r in ttl_only)
     assert sum(r["ttl_seconds"] is None for r in ttl_only) == 2  # id 0 and the odd key
     envelope = json.loads(run(url, "keys", "--json", "--fields", "size,type").stdout)
     assert envelope["summary"]["fields"] == ["key", "type", "size"]
-    assert all(set(r) == {"key", "type", "size_bytes"} and r["size_bytes"] > 0 for r in envelope["data"])
+    assert all(
+        set(r) == {"key", "type", "size_bytes"} and r["size_bytes"] > 0 for r in envelope["data"]
+    )
     people = run(url, "keys", "--fields", "params", "--endpoint", "users")
     assert people.exit_code == 0 and "params" in people.stdout and '{"id":1}' in people.stdout
     assert "size" not in people.stdout
@@ -182,7 +191,9 @@ def test_inspect_shows_an_entry_for_people_and_machines(url):
     people = run(url, "inspect", "--endpoint", "users", "--param", "id=1")
     assert people.exit_code == 0
     assert "users" in people.stdout and '"name": "user 1"' in people.stdout
-    machines = json.loads(run(url, "inspect", LAYOUT.entry("users", {"id": 1}), "--json", "--tags").stdout)
+    machines = json.loads(
+        run(url, "inspect", LAYOUT.entry("users", {"id": 1}), "--json", "--tags").stdout
+    )
     data = machines["data"]
     assert data["value"]["json"] == {"id": 1, "name": "user 1"} and data["tags"] == ["all"]
 
@@ -214,8 +225,14 @@ def test_tags_list_and_show(url):
     assert parent_json["ok"] is True and len(parent_json["data"]) == 26
     assert parent_json["command"] == "tags show"
     assert parent_json["summary"] == {
-        "name": "all", "key": "tag:all", "kind": "tag", "members": 26, "ttl_seconds": None,
-        "members_listed": 26, "existing": 25, "dangling": 1,
+        "name": "all",
+        "key": "tag:all",
+        "kind": "tag",
+        "members": 26,
+        "ttl_seconds": None,
+        "members_listed": 26,
+        "existing": 25,
+        "dangling": 1,
     }
 
 
@@ -249,7 +266,9 @@ def test_memory_interrupted_shows_what_it_gathered_and_exits_130(url, monkeypatc
         real(self, page)
 
     monkeypatch.setattr(memory_ops._Tally, "add_page", interrupted)
-    result = runner.invoke(app, ["--url", url, "memory", "--json"], env={"CACHECTL_SCAN_COUNT": "5"})
+    result = runner.invoke(
+        app, ["--url", url, "memory", "--json"], env={"CACHECTL_SCAN_COUNT": "5"}
+    )
     assert result.exit_code == ExitCode.INTERRUPTED
     envelope = json.loads(result.stdout)
     assert envelope["ok"] is False and envelope["data"]["complete"] is False
@@ -282,7 +301,9 @@ def test_memory_progress_is_a_bar_of_keys_scanned_against_dbsize(url, monkeypatc
         yield Handle()
 
     monkeypatch.setattr(Output, "progress", progress)
-    result = runner.invoke(app, ["--url", url, "memory", "--json"], env={"CACHECTL_SCAN_COUNT": "5"})
+    result = runner.invoke(
+        app, ["--url", url, "memory", "--json"], env={"CACHECTL_SCAN_COUNT": "5"}
+    )
     assert result.exit_code == 0
     dbsize = json.loads(result.stdout)["data"]["dbsize"]
     assert opened == [dbsize]  # opened with the total, so the bar is drawn against it
@@ -303,8 +324,9 @@ def test_tags_show_cut_short_exits_6_with_the_members_listed(url, monkeypatch):
 
     fails_on_the_second_page.calls = 0
     monkeypatch.setattr(Store, "ttls", fails_on_the_second_page)
-    result = runner.invoke(app, ["--url", url, "tags", "show", "all", "--jsonl"],
-                           env={"CACHECTL_BATCH_SIZE": "10"})
+    result = runner.invoke(
+        app, ["--url", url, "tags", "show", "all", "--jsonl"], env={"CACHECTL_BATCH_SIZE": "10"}
+    )
     assert result.exit_code == ExitCode.PARTIAL
     assert len(result.stdout.splitlines()) == 10
     assert result.stderr.startswith("error: the listing is incomplete after 10 of 26 members")

@@ -22,10 +22,17 @@ STOPS = pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["c
 
 def _start(*args: str) -> tuple[subprocess.Popen, list[str]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "cachectl", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cachectl", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    threading.Thread(
+        target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True
+    ).start()
     return proc, lines
 
 
@@ -63,8 +70,18 @@ def test_history_record_leaves_with_exit_0(redis_url, stop):
 @STOPS
 def test_a_stopped_alerting_loop_exits_with_its_last_rounds_verdict(redis_url, stop):
     # No application counters on this server: --min-hit-rate cannot hold, every round fails.
-    proc, lines = _start("--url", redis_url, "check", "--every", "200ms", "--sample", "50ms",
-                         "--min-hit-rate", "90", "--json")
+    proc, lines = _start(
+        "--url",
+        redis_url,
+        "check",
+        "--every",
+        "200ms",
+        "--sample",
+        "50ms",
+        "--min-hit-rate",
+        "90",
+        "--json",
+    )
     stderr = _stop_after(proc, lines, 2, stop)
     assert proc.returncode == ExitCode.CHECK_FAILED, stderr
     assert "check condition(s) failed" in stderr
@@ -73,8 +90,18 @@ def test_a_stopped_alerting_loop_exits_with_its_last_rounds_verdict(redis_url, s
 
 @STOPS
 def test_a_stopped_alerting_loop_that_holds_exits_0(redis_url, stop):
-    proc, lines = _start("--url", redis_url, "check", "--every", "200ms", "--sample", "50ms",
-                         "--max-memory", "100%", "--json")
+    proc, lines = _start(
+        "--url",
+        redis_url,
+        "check",
+        "--every",
+        "200ms",
+        "--sample",
+        "50ms",
+        "--max-memory",
+        "100%",
+        "--json",
+    )
     stderr = _stop_after(proc, lines, 2, stop)
     assert proc.returncode == 0, stderr
     assert json.loads(lines[-1])["ok"] is True

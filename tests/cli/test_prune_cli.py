@@ -35,8 +35,12 @@ def test_prune_json_reports_what_it_removed(redis_url, client):
     result = runner.invoke(app, ["--url", redis_url, "prune", "--yes", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)["data"]
-    assert (data["members_removed"], data["sets_deleted"], data["sets_updated"],
-            data["entries_log_removed"]) == (2, 1, 1, 1)
+    assert (
+        data["members_removed"],
+        data["sets_deleted"],
+        data["sets_updated"],
+        data["entries_log_removed"],
+    ) == (2, 1, 1, 1)
     assert client.smembers("tag:t") == {b"api_cache:live:no_params"}
     assert not client.exists("tag:empty")
 
@@ -69,7 +73,9 @@ def many_dangling_tags(client, n: int) -> None:
 def start_prune(url, *args, env=None):
     return subprocess.Popen(
         [sys.executable, "-m", "cachectl", "--url", url, "prune", "--yes", "--json", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, **(env or {})},
     )
 
@@ -106,8 +112,16 @@ def test_server_lost_mid_prune_exits_6_with_what_was_done(make_redis):
     server = make_redis()
     client = server.client()
     many_dangling_tags(client, 4000)
-    proc = start_prune(server.url, "--rate", "1000", "--batch-size", "50", "--count", "50",
-                       env={"CACHECTL_RETRIES": "1"})
+    proc = start_prune(
+        server.url,
+        "--rate",
+        "1000",
+        "--batch-size",
+        "50",
+        "--count",
+        "50",
+        env={"CACHECTL_RETRIES": "1"},
+    )
     wait_until_pruning(client, 4000)
     server.kill()
     out, err = proc.communicate(timeout=60)

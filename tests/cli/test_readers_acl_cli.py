@@ -84,8 +84,11 @@ def test_keys_and_memory_name_the_command_refused_whether_read_by_script_or_pipe
     # EVAL: the user executing the script can't run this command...", naming no command.
     name = f"{scripts}-{rule[1:]}"
     url = user(acl_redis, admin, name, rule, "~*", *(["-eval"] if scripts == "pipeline" else []))
-    field, rest = ("ttl", "type,size,endpoint,params") if command == "PTTL" else (
-        "size", "type,ttl,endpoint,params")
+    field, rest = (
+        ("ttl", "type,size,endpoint,params")
+        if command == "PTTL"
+        else ("size", "type,ttl,endpoint,params")
+    )
     for args, hint in (
         # `keys` reads a figure only to show it: the hint says how to list without it.
         (["keys"], f"{HINT[:-1]}; or leave the {field} out: --fields {rest})"),
@@ -106,8 +109,15 @@ def test_a_key_pattern_refusal_names_the_command_and_says_the_keys_are_excluded(
 ):
     # May read entries, tags and the logs, not the dependency sets `memory` sizes too.
     name = f"nodeps-{scripts}"
-    url = user(acl_redis, admin, name, "~api_cache:*", "~tag:*", "~cache_*",
-               *(["-eval"] if scripts == "pipeline" else []))
+    url = user(
+        acl_redis,
+        admin,
+        name,
+        "~api_cache:*",
+        "~tag:*",
+        "~cache_*",
+        *(["-eval"] if scripts == "pipeline" else []),
+    )
     result = run(url, "memory")
     assert result.exit_code == ExitCode.REDIS, result.output
     line = refusal_line(result)

@@ -81,7 +81,9 @@ def test_manifest_validate_names_the_file_exactly(tmp_path):
     folder = tmp_path / "[bold]cfg:email:"
     folder.mkdir()
     manifest = folder / "m.yaml"
-    manifest.write_text("version: 1\nendpoints:\n  - {name: a, url: 'http://127.0.0.1:9/a', ttl: 60}\n")
+    manifest.write_text(
+        "version: 1\nendpoints:\n  - {name: a, url: 'http://127.0.0.1:9/a', ttl: 60}\n"
+    )
     result = invoke("manifest", "validate", str(manifest))
     assert result.exit_code == 0, result.output
     assert_plain(result.stdout)
@@ -155,8 +157,17 @@ def test_stats_shows_endpoints_and_slowest_keys_exactly(redis_url):
 def test_check_for_an_endpoint_names_it_exactly(redis_url):
     with redis.Redis.from_url(redis_url) as client:
         App(client).request("[bold]news", {"id": 2}, 40.0)
-    result = invoke("--url", redis_url, "check", "--sample", "0.1s", "--endpoint", "[bold]news",
-                    "--min-hit-rate", "10")
+    result = invoke(
+        "--url",
+        redis_url,
+        "check",
+        "--sample",
+        "0.1s",
+        "--endpoint",
+        "[bold]news",
+        "--min-hit-rate",
+        "10",
+    )
     assert "[bold]news" in result.stdout, result.output
 
 
@@ -177,8 +188,12 @@ def test_doctor_shows_settings_exactly(redis_url, tmp_path):
 
 
 def test_doctor_unreachable_still_shows_settings_exactly():
-    result = invoke("--url", "redis://127.0.0.1:1/0", "doctor",
-                    env={"CACHECTL_PREFIX": "[bold]shop:email:x", "CACHECTL_RETRIES": "0"})
+    result = invoke(
+        "--url",
+        "redis://127.0.0.1:1/0",
+        "doctor",
+        env={"CACHECTL_PREFIX": "[bold]shop:email:x", "CACHECTL_RETRIES": "0"},
+    )
     assert "[bold]shop:email:x" in result.stdout, result.output
     assert_plain(result.stdout)
 
@@ -189,8 +204,9 @@ def test_history_shows_series_names_and_tags_exactly(redis_url):
     with redis.Redis.from_url(redis_url) as client:
         for i in range(3):
             at = now - (3 - i) * 1000
-            member = json.dumps({"value": float(i), "timestamp": at,
-                                 "tags": json.dumps({"q": "[bold]x"})})
+            member = json.dumps(
+                {"value": float(i), "timestamp": at, "tags": json.dumps({"q": "[bold]x"})}
+            )
             client.zadd(LAYOUT.metric(name), {member: at})
         client.hset(LAYOUT.meta(name), mapping={"lastUpdate": str(now)})
     listing = invoke("--url", redis_url, "history", "list")
@@ -238,9 +254,20 @@ def test_the_live_dashboard_shows_endpoints_runs_and_series_exactly():
     state.runs = [RecentRun(101_000, "invalidate", 0.25, {"deleted": 3, "tag": TAG})]
     state.stored = {"hits:email:[bold]x": [0.9, 0.5]}
     endpoints = [{"[bold]news": (0, 0)}, {"[bold]news": (9, 1)}]
-    feed(state, *(sample(100 + i, [node()], hits=sum(h for h, _ in e.values()),
-                         misses=sum(m for _, m in e.values()), endpoints=e, times=[5.0])
-                  for i, e in enumerate(endpoints)))
+    feed(
+        state,
+        *(
+            sample(
+                100 + i,
+                [node()],
+                hits=sum(h for h, _ in e.values()),
+                misses=sum(m for _, m in e.values()),
+                endpoints=e,
+                times=[5.0],
+            )
+            for i, e in enumerate(endpoints)
+        ),
+    )
     stdout = io.StringIO()
     Output(stdout=stdout).print(render_dashboard(state))  # the console `stats --watch` draws on
     text = stdout.getvalue()

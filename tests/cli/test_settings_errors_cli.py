@@ -69,8 +69,7 @@ def test_a_missing_tls_file_in_the_config_file_exits_3_naming_file_and_line(tmp_
     result = invoke("--config", str(config), "keys")
     assert result.exit_code == ExitCode.BAD_INPUT
     assert one_error_line(result) == (
-        f"error: tls.cert_file: no such file: {tmp_path / 'client.crt'} "
-        f"(from config {config}:3)"
+        f"error: tls.cert_file: no such file: {tmp_path / 'client.crt'} (from config {config}:3)"
     )
 
 
@@ -97,9 +96,7 @@ def assert_no_piece_of(password: str, *texts: str) -> None:
 
 @pytest.mark.parametrize("password", PASSWORDS)
 @pytest.mark.parametrize("where", ["flag", "env", "file"])
-def test_a_password_that_breaks_the_url_says_so_and_shows_no_piece_of_it(
-    tmp_path, password, where
-):
+def test_a_password_that_breaks_the_url_says_so_and_shows_no_piece_of_it(tmp_path, password, where):
     url = f"redis://app:{password}@localhost:6380/0"
     config = tmp_path / "cachectl.yaml"
     config.write_text(f'url: "{url}"\n')

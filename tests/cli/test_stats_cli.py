@@ -56,7 +56,7 @@ def test_stats_prometheus_is_text_exposition(traffic_url):
     lines = result.stdout.splitlines()
     assert "cachectl_app_hits_total 90" in lines
     assert 'cachectl_endpoint_misses_total{endpoint="users"} 10' in lines
-    assert '# TYPE cachectl_app_hits_total counter' in lines
+    assert "# TYPE cachectl_app_hits_total counter" in lines
     for line in lines:
         assert line.startswith(("#", "cachectl_")), line
 
@@ -68,16 +68,33 @@ def test_stats_rejects_a_bad_sample_duration(redis_url):
 
 
 def test_check_passes_with_every_condition_printed(traffic_url):
-    result = invoke(traffic_url, "check", "--sample", "0.2s", "--max-memory", "95%",
-                    "--max-evictions-per-s", "10")
+    result = invoke(
+        traffic_url,
+        "check",
+        "--sample",
+        "0.2s",
+        "--max-memory",
+        "95%",
+        "--max-evictions-per-s",
+        "10",
+    )
     assert result.exit_code == 0, result.output
     assert "PASS" in result.stdout and "FAIL" not in result.stdout
     assert "evictions <= 10/s" in result.stdout
 
 
 def test_check_fails_with_exit_7_and_names_the_condition(traffic_url):
-    result = invoke(traffic_url, "check", "--sample", "0.2s", "--min-hit-rate", "95",
-                    "--max-memory", "1KiB", "--json")
+    result = invoke(
+        traffic_url,
+        "check",
+        "--sample",
+        "0.2s",
+        "--min-hit-rate",
+        "95",
+        "--max-memory",
+        "1KiB",
+        "--json",
+    )
     assert result.exit_code == ExitCode.CHECK_FAILED
     envelope = json.loads(result.stdout)
     assert envelope["ok"] is False and envelope["error"]["code"] == "check_failed"
@@ -90,11 +107,13 @@ def test_check_fails_with_exit_7_and_names_the_condition(traffic_url):
 
 
 def test_check_for_an_endpoint(traffic_url):
-    ok = invoke(traffic_url, "check", "--sample", "0.2s", "--endpoint", "products",
-                "--min-hit-rate", "85")
+    ok = invoke(
+        traffic_url, "check", "--sample", "0.2s", "--endpoint", "products", "--min-hit-rate", "85"
+    )
     assert ok.exit_code == 0, ok.output
-    bad = invoke(traffic_url, "check", "--sample", "0.2s", "--endpoint", "users",
-                 "--min-hit-rate", "85")
+    bad = invoke(
+        traffic_url, "check", "--sample", "0.2s", "--endpoint", "users", "--min-hit-rate", "85"
+    )
     assert bad.exit_code == ExitCode.CHECK_FAILED
 
 
@@ -105,16 +124,19 @@ def test_check_without_the_measured_data_fails_rather_than_passing(redis_url):
     assert condition["verdict"] == "no data"
 
 
-@pytest.mark.parametrize("args", [
-    ["--min-hit-rate", "120"],
-    ["--min-hit-rate", "-1"],
-    ["--max-memory", "150%"],
-    ["--max-memory", "lots"],
-    ["--max-evictions-per-s", "-5"],
-    ["--max-p95-ms", "0"],
-    ["--endpoint", "products"],
-    [],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--min-hit-rate", "120"],
+        ["--min-hit-rate", "-1"],
+        ["--max-memory", "150%"],
+        ["--max-memory", "lots"],
+        ["--max-evictions-per-s", "-5"],
+        ["--max-p95-ms", "0"],
+        ["--endpoint", "products"],
+        [],
+    ],
+)
 def test_impossible_or_missing_thresholds_are_usage_errors(args):
     # No server is reached: nothing listens on port 1.
     result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "check", *args])
@@ -142,18 +164,22 @@ def test_stats_and_check_on_a_cluster(cluster_url):
     assert len(data["server"]["nodes"]) == 3
     assert (data["application"]["hits"], data["application"]["misses"]) == (32, 8)
     assert data["server"]["ops_per_s"] > 0
-    checked = invoke(cluster_url, "check", "--sample", "0.2s", "--min-hit-rate", "75",
-                     "--max-memory", "95%")
+    checked = invoke(
+        cluster_url, "check", "--sample", "0.2s", "--min-hit-rate", "75", "--max-memory", "95%"
+    )
     assert checked.exit_code == 0, checked.output
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    (["--interval", "5"], "--interval only applies with --watch"),
-    (["-i", "2"], "--interval only applies with --watch"),
-    (["--ticks", "3"], "--ticks only applies with --watch"),
-    (["--discover-every", "10"], "--discover-every only applies with --watch"),
-    (["--interval", "5", "--ticks", "2"], "--interval and --ticks only apply with --watch"),
-])
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--interval", "5"], "--interval only applies with --watch"),
+        (["-i", "2"], "--interval only applies with --watch"),
+        (["--ticks", "3"], "--ticks only applies with --watch"),
+        (["--discover-every", "10"], "--discover-every only applies with --watch"),
+        (["--interval", "5", "--ticks", "2"], "--interval and --ticks only apply with --watch"),
+    ],
+)
 def test_watch_options_without_watch_are_usage_errors_naming_watch(args, named):
     # No server is reached: nothing listens on port 1.
     result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "stats", *args])

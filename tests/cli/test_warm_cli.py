@@ -26,7 +26,7 @@ def manifest(tmp_path: Path, origin, endpoints: str, name: str = "warm.yaml") ->
     path.write_text(
         "version: 1\n"
         f"defaults:\n  base_url: {origin.url}\n  ttl: 10m\n  retries: 0\n"
-        "  headers: {Authorization: \"Bearer ${API_TOKEN}\"}\n"
+        '  headers: {Authorization: "Bearer ${API_TOKEN}"}\n'
         "endpoints:\n" + textwrap.indent(textwrap.dedent(endpoints), "  ")
     )
     return path
@@ -37,33 +37,47 @@ def invoke(url: str, *args: str):
 
 
 def test_warm_prints_a_summary_for_people_without_colour_codes(tmp_path, origin, redis_url):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: /items/{id}
           matrix: {id: {range: [1, 5]}}
-        """)
+        """,
+    )
     result = invoke(redis_url, "warm", str(path))
     assert result.exit_code == 0, result.output
     assert "\x1b[" not in result.stdout
-    lines = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines() if line.strip()[:1].isalpha() and len(line.split()) > 1}
+    lines = {
+        line.split()[0]: line.split()[1]
+        for line in result.stdout.splitlines()
+        if line.strip()[:1].isalpha() and len(line.split()) > 1
+    }
     assert lines["stored"] == "5" and lines["failed"] == "0"
     assert "origin latency" in result.stdout and "p95" in result.stdout
     assert result.stderr == ""
 
 
-def test_each_round_is_recorded_for_the_dashboard_and_a_dry_run_is_not(tmp_path, origin, redis_url, redis_server):
+def test_each_round_is_recorded_for_the_dashboard_and_a_dry_run_is_not(
+    tmp_path, origin, redis_url, redis_server
+):
     from cachectl.config import Settings
     from cachectl.layout import Layout
     from cachectl.runlog import RUNS_SERIES, recent_runs
     from cachectl.store import Store
     from cachectl.timeseries import TimeSeries
 
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: /items/{id}
           matrix: {id: {range: [1, 3]}}
         - {name: broken, url: /status/500/a}
-        """)
+        """,
+    )
     assert invoke(redis_url, "warm", str(path), "--dry-run").exit_code == 0
     with redis_server.client() as conn:
         assert not conn.exists(f"metric:{RUNS_SERIES}")
@@ -75,10 +89,14 @@ def test_each_round_is_recorded_for_the_dashboard_and_a_dry_run_is_not(tmp_path,
 
 
 def test_warm_json_and_the_partial_failure_exit_code(tmp_path, origin, redis_url):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: fine, url: /items/a}
         - {name: broken, url: /status/500/a}
-        """)
+        """,
+    )
     result = invoke(redis_url, "warm", str(path), "--json")
     assert result.exit_code == ExitCode.PARTIAL
     envelope = json.loads(result.stdout)
@@ -86,8 +104,13 @@ def test_warm_json_and_the_partial_failure_exit_code(tmp_path, origin, redis_url
     data = envelope["data"]
     assert data["stored"] == 1 and data["failed"] == {"total": 1, "by_reason": {"http_500": 1}}
     assert data["failures"][0]["url"] == f"{origin.url}/status/500/a"
-    assert envelope["error"]["code"] == "partial" and envelope["error"]["exit_code"] == ExitCode.PARTIAL
-    assert result.stderr.strip() == "error: 1 of 2 requests failed, more than --max-failures 0 allows"
+    assert (
+        envelope["error"]["code"] == "partial"
+        and envelope["error"]["exit_code"] == ExitCode.PARTIAL
+    )
+    assert (
+        result.stderr.strip() == "error: 1 of 2 requests failed, more than --max-failures 0 allows"
+    )
 
     tolerated = invoke(redis_url, "warm", str(path), "--json", "--max-failures", "50%")
     assert tolerated.exit_code == 0
@@ -100,41 +123,76 @@ def test_a_bad_manifest_stops_everything_before_anything_is_fetched(tmp_path, or
     result = invoke(redis_url, "warm", str(good), str(bad))
     assert result.exit_code == ExitCode.BAD_INPUT
     assert origin.requests == []
-    assert f"{bad}:8:38: endpoints[0].tgas: unknown field 'tgas' (did you mean 'tags'?)" in result.stderr
+    assert (
+        f"{bad}:8:38: endpoints[0].tgas: unknown field 'tgas' (did you mean 'tags'?)"
+        in result.stderr
+    )
     assert f"{bad}:8:35: endpoints[0].ttl: the ttl must be greater than 0" in result.stderr
 
 
 def test_validate_lists_every_problem_and_names_a_missing_variable(tmp_path, origin):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: a
           url: "/a/{idd}"
           matrix: {id: {range: [1, 2, 3]}}
-        """)
+        """,
+    )
     result = runner.invoke(app, ["manifest", "validate", str(path)], env={"API_TOKEN": None})
     assert result.exit_code == ExitCode.BAD_INPUT
     problems = [line.strip() for line in result.stderr.splitlines()]
-    assert problems[0].startswith(f"error: {path}: 3 problems, the first: {path}:6:28: defaults.headers.Authorization: environment variable API_TOKEN is not set")
-    assert f"{path}:9:10: endpoints[0].url: the template names an unknown param 'idd' (did you mean 'id'?)" in problems
-    assert any(p.startswith(f"{path}:10:26: endpoints[0].matrix.id.range: expected two whole numbers") for p in problems)
+    assert problems[0].startswith(
+        f"error: {path}: 3 problems, the first: {path}:6:28: defaults.headers.Authorization: environment variable API_TOKEN is not set"
+    )
+    assert (
+        f"{path}:9:10: endpoints[0].url: the template names an unknown param 'idd' (did you mean 'id'?)"
+        in problems
+    )
+    assert any(
+        p.startswith(f"{path}:10:26: endpoints[0].matrix.id.range: expected two whole numbers")
+        for p in problems
+    )
 
-    as_json = runner.invoke(app, ["manifest", "validate", str(path), "--json"], env={"API_TOKEN": None})
+    as_json = runner.invoke(
+        app, ["manifest", "validate", str(path), "--json"], env={"API_TOKEN": None}
+    )
     envelope = json.loads(as_json.stdout)
     assert envelope["ok"] is False and envelope["error"]["code"] == "manifest"
     assert len(envelope["error"]["details"]["problems"]) == 3
 
-    ok = runner.invoke(app, ["manifest", "validate", str(manifest(tmp_path, origin, "- {name: a, url: /a}\n", "ok.yaml")), "--json"], env={"API_TOKEN": "x"})
+    ok = runner.invoke(
+        app,
+        [
+            "manifest",
+            "validate",
+            str(manifest(tmp_path, origin, "- {name: a, url: /a}\n", "ok.yaml")),
+            "--json",
+        ],
+        env={"API_TOKEN": "x"},
+    )
     assert ok.exit_code == 0
-    assert json.loads(ok.stdout)["data"] == {"valid": True, "manifests": [{"file": str(tmp_path / "ok.yaml"), "endpoints": 1, "entries": 1}]}
+    assert json.loads(ok.stdout)["data"] == {
+        "valid": True,
+        "manifests": [{"file": str(tmp_path / "ok.yaml"), "endpoints": 1, "entries": 1}],
+    }
 
 
 def test_expand_shows_the_plan_with_secrets_masked(tmp_path, origin):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: "/items/{id}?api_key=${API_TOKEN}"
           matrix: {id: {range: [1, 3]}}
           tags: ["item_{id}"]
-        """)
-    result = runner.invoke(app, ["manifest", "expand", str(path), "--json"], env={"API_TOKEN": SECRET})
+        """,
+    )
+    result = runner.invoke(
+        app, ["manifest", "expand", str(path), "--json"], env={"API_TOKEN": SECRET}
+    )
     assert result.exit_code == 0, result.output
     assert SECRET not in result.stdout
     data = json.loads(result.stdout)["data"]
@@ -145,17 +203,23 @@ def test_expand_shows_the_plan_with_secrets_masked(tmp_path, origin):
         "key": "api_cache:items:id:1", "ttl_seconds": 600.0, "tags": ["item_1"], "depends_on": [],
         "headers": {"Authorization": "****"},
     }  # fmt: skip
-    table = runner.invoke(app, ["manifest", "expand", str(path), "--limit", "2"], env={"API_TOKEN": SECRET})
+    table = runner.invoke(
+        app, ["manifest", "expand", str(path), "--limit", "2"], env={"API_TOKEN": SECRET}
+    )
     assert table.exit_code == 0 and SECRET not in table.stdout
     assert "api_cache:items:id:2" in table.stdout and "api_cache:items:id:3" not in table.stdout
     assert "1 more (3 in all" in table.stdout
 
 
 def test_secrets_reach_the_origin_and_nothing_else(tmp_path, origin, redis_url, redis_server):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: fails, url: "/status/500/x?token=${API_TOKEN}"}
         - {name: echo, url: /echo}
-        """)
+        """,
+    )
     refused = tmp_path / "refused.yaml"
     refused.write_text(
         "version: 1\ndefaults: {ttl: 60, retries: 0}\n"
@@ -188,11 +252,15 @@ def test_usage_errors(tmp_path, origin, redis_url):
 
 
 def test_dry_run_table_and_report(tmp_path, origin, redis_url):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: /items/{id}
           matrix: {id: {range: [1, 4]}}
-        """)
+        """,
+    )
     result = invoke(redis_url, "warm", str(path), "--dry-run")
     assert result.exit_code == 0
     assert "would request" in result.stdout and "nothing fetched, nothing written" in result.stdout
@@ -200,7 +268,12 @@ def test_dry_run_table_and_report(tmp_path, origin, redis_url):
 
 
 def _cli(*args: str, env_extra: dict | None = None, **kw) -> subprocess.Popen:
-    env = {**os.environ, "API_TOKEN": SECRET, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **(env_extra or {})}
+    env = {
+        **os.environ,
+        "API_TOKEN": SECRET,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        **(env_extra or {}),
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "cachectl", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw,
@@ -216,14 +289,30 @@ def _wait_for(predicate, timeout: float = 20.0) -> None:
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_a_cancelled_job_stops_cleanly_with_the_report_so_far(tmp_path, origin, redis_url, redis_server, stop):
-    path = manifest(tmp_path, origin, """\
+def test_ctrl_c_or_a_cancelled_job_stops_cleanly_with_the_report_so_far(
+    tmp_path, origin, redis_url, redis_server, stop
+):
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: slow
           url: "/slow/{id}?delay=0.1"
           matrix: {id: {range: [1, 400]}}
-        """)
+        """,
+    )
     report = tmp_path / "report.json"
-    proc = _cli("--url", redis_url, "warm", str(path), "--concurrency", "4", "--json", "--report", str(report))
+    proc = _cli(
+        "--url",
+        redis_url,
+        "warm",
+        str(path),
+        "--concurrency",
+        "4",
+        "--json",
+        "--report",
+        str(report),
+    )
     with redis_server.client() as conn:
         _wait_for(lambda: conn.zcard("cache_entries") >= 20)
         proc.send_signal(stop)
@@ -234,7 +323,10 @@ def test_ctrl_c_or_a_cancelled_job_stops_cleanly_with_the_report_so_far(tmp_path
         # The report says exactly what was stored.
         assert data["stored"] == conn.zcard("cache_entries") == len(conn.keys("api_cache:*"))
         assert 20 <= data["stored"] < 400
-    assert data["stored"] + data["failed"]["total"] + data["interrupted"] + data["not_attempted"] == 400
+    assert (
+        data["stored"] + data["failed"]["total"] + data["interrupted"] + data["not_attempted"]
+        == 400
+    )
     assert "error: interrupted:" in stderr
     written = json.loads(report.read_text())
     assert written["summary"]["stored"] == data["stored"]
@@ -242,15 +334,21 @@ def test_ctrl_c_or_a_cancelled_job_stops_cleanly_with_the_report_so_far(tmp_path
 
 
 @pytest.mark.parametrize("gap", [0.0, 0.0005, 0.005, 0.05])
-def test_a_second_sigterm_does_not_cut_the_clean_stop_short(tmp_path, origin, redis_url, redis_server, gap):
+def test_a_second_sigterm_does_not_cut_the_clean_stop_short(
+    tmp_path, origin, redis_url, redis_server, gap
+):
     """A process group signalled and a parent forwarding the signal: two SIGTERMs close together.
     The run still stops once, cleanly, with its report (it used to die with a CancelledError
     traceback or be killed silently)."""
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: slow
           url: "/slow/{id}?delay=0.1"
           matrix: {id: {range: [1, 400]}}
-        """)
+        """,
+    )
     proc = _cli("--url", redis_url, "warm", str(path), "--concurrency", "2", "--json")
     with redis_server.client() as conn:
         _wait_for(lambda: conn.zcard("cache_entries") >= 4)
@@ -279,7 +377,9 @@ def test_every_gives_a_report_per_round_until_stopped(tmp_path, origin, redis_ur
     path = manifest(tmp_path, origin, "- {name: a, url: /items/a}\n")
     # Rounds 2 s apart, a round taking milliseconds: once round 2's report is out, the loop
     # waits for round 3 for nearly 2 s, so the signal lands between rounds even on a busy box.
-    proc = _cli("--url", redis_url, "warm", str(path), "--every", "2s", *(["--json"] if json_mode else []))
+    proc = _cli(
+        "--url", redis_url, "warm", str(path), "--every", "2s", *(["--json"] if json_mode else [])
+    )
     lines = _lines_of(proc.stdout)
     if json_mode:
         _wait_for(lambda: len(lines) >= 2)
@@ -302,11 +402,15 @@ def test_a_stopped_dry_run_gives_the_report_so_far(tmp_path, origin, redis_url, 
     """A dry run of a big plan stops as a real round does: stopped "interrupted", the summary
     and the report so far, exit 130 (it used to exit with nothing on stdout, JSON data null and
     a report saying "stopped": null)."""
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: /items/{id}
           matrix: {id: {range: [1, 1000000000]}}
-        """)
+        """,
+    )
     report = tmp_path / "report.json"
     partial = tmp_path / "report.json.partial"
     proc = _cli("--url", redis_url, "warm", str(path), "--dry-run", "--report", str(report),
@@ -334,10 +438,15 @@ def test_a_stopped_dry_run_gives_the_report_so_far(tmp_path, origin, redis_url, 
     assert origin.requests == []
 
 
-def test_warm_refuses_credentials_as_params_before_anything_is_fetched(tmp_path, origin, redis_url, redis_server):
+def test_warm_refuses_credentials_as_params_before_anything_is_fetched(
+    tmp_path, origin, redis_url, redis_server
+):
     """The audit's manifest: `api_key` and `token` params (the token also the Authorization
     header's) validated, and their values went into every key, tag set and the write log."""
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: /items/{id}
           params: {api_key: "${API_KEY}", token: "${API_TOKEN}", id: 1}
@@ -345,15 +454,25 @@ def test_warm_refuses_credentials_as_params_before_anything_is_fetched(tmp_path,
         - name: other
           url: /items/o
           params: {access: "${API_TOKEN}"}
-        """)
+        """,
+    )
     env = {"API_TOKEN": SECRET, "API_KEY": "myapikey999", "NO_COLOR": "1"}
     for args in (["manifest", "validate", str(path)], ["--url", redis_url, "warm", str(path)],
                  ["manifest", "expand", str(path)]):  # fmt: skip
         result = runner.invoke(app, args, env=env)
         assert result.exit_code == ExitCode.BAD_INPUT, result.output
-        assert f"{path}:10:14: endpoints[0].params.api_key: param 'api_key' looks like a credential" in result.stderr
-        assert f"{path}:10:37: endpoints[0].params.token: param 'token' looks like a credential" in result.stderr
-        assert f"{path}:14:22: endpoints[1].params.access: param 'access' holds a credential (the value of the Authorization header)" in result.stderr
+        assert (
+            f"{path}:10:14: endpoints[0].params.api_key: param 'api_key' looks like a credential"
+            in result.stderr
+        )
+        assert (
+            f"{path}:10:37: endpoints[0].params.token: param 'token' looks like a credential"
+            in result.stderr
+        )
+        assert (
+            f"{path}:14:22: endpoints[1].params.access: param 'access' holds a credential (the value of the Authorization header)"
+            in result.stderr
+        )
         assert "send it as a header" in result.stderr
         assert SECRET not in result.output and "myapikey999" not in result.output
     assert origin.requests == []
@@ -361,15 +480,23 @@ def test_warm_refuses_credentials_as_params_before_anything_is_fetched(tmp_path,
         assert conn.dbsize() == 0
 
 
-def test_a_known_secret_under_a_harmless_query_name_is_masked_in_the_report(tmp_path, origin, redis_url):
+def test_a_known_secret_under_a_harmless_query_name_is_masked_in_the_report(
+    tmp_path, origin, redis_url
+):
     """`?access=${API_TOKEN}` is sent as it is, but the report's url (and expand's) masks it as
     error texts are masked: it was shown whole."""
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: ok, url: "/items/a?access=${API_TOKEN}"}
         - {name: broken, url: "/status/500/a?access=${API_TOKEN}", fallback_url: "/status/200/fb?access=${API_TOKEN}"}
-        """)
+        """,
+    )
     report = tmp_path / "report.json"
-    result = invoke(redis_url, "warm", str(path), "--json", "--report", str(report), "--max-failures", "1")
+    result = invoke(
+        redis_url, "warm", str(path), "--json", "--report", str(report), "--max-failures", "1"
+    )
     assert result.exit_code == 0, result.output
     assert any(p.endswith(f"access={SECRET}") for _, p, _, _ in origin.requests)
     records = json.loads(report.read_text())["requests"]
@@ -379,7 +506,9 @@ def test_a_known_secret_under_a_harmless_query_name_is_masked_in_the_report(tmp_
     data = json.loads(result.stdout)["data"]
     assert data["failures"][0]["url"] == f"{origin.url}/status/500/a?access=****"
     assert data["failures"][0]["fallback"]["url"] == f"{origin.url}/status/200/fb?access=****"
-    expand = runner.invoke(app, ["manifest", "expand", str(path), "--json"], env={"API_TOKEN": SECRET})
+    expand = runner.invoke(
+        app, ["manifest", "expand", str(path), "--json"], env={"API_TOKEN": SECRET}
+    )
     assert expand.exit_code == 0
     assert [r["url"] for r in json.loads(expand.stdout)["data"]["requests"]] == [
         f"{origin.url}/items/a?access=****", f"{origin.url}/status/500/a?access=****",
@@ -389,11 +518,15 @@ def test_a_known_secret_under_a_harmless_query_name_is_masked_in_the_report(tmp_
 
 
 def test_validate_refuses_a_url_that_cannot_be_sent(tmp_path, origin, redis_url):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: a, url: /items/café}
         - {name: b, url: "/items/x?q=a b"}
         - {name: c, url: "http://127.0.0.1:99999/x"}
-        """)
+        """,
+    )
     result = runner.invoke(app, ["manifest", "validate", str(path)], env={"API_TOKEN": SECRET})
     assert result.exit_code == ExitCode.BAD_INPUT
     problems = [line.strip() for line in result.stderr.splitlines()[1:]]

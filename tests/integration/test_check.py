@@ -48,14 +48,30 @@ def check(url, *args):
 
 
 def test_history_window_passes_and_fails_on_the_recorded_figures(recorded):
-    ok = check(recorded, "--window", "15m", "--min-hit-rate", "85", "--max-p95-ms", "50",
-               "--max-memory", "80%", "--max-evictions-per-s", "1", "--json")
+    ok = check(
+        recorded,
+        "--window",
+        "15m",
+        "--min-hit-rate",
+        "85",
+        "--max-p95-ms",
+        "50",
+        "--max-memory",
+        "80%",
+        "--max-evictions-per-s",
+        "1",
+        "--json",
+    )
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.stdout)["data"]
     assert data["source"] == "history"
     measured = {c["name"]: c["measured"] for c in data["conditions"]}
-    assert measured == {"min_hit_rate": pytest.approx(90), "max_p95_ms": 20,
-                        "max_memory": pytest.approx(40), "max_evictions_per_s": 0}
+    assert measured == {
+        "min_hit_rate": pytest.approx(90),
+        "max_p95_ms": 20,
+        "max_memory": pytest.approx(40),
+        "max_evictions_per_s": 0,
+    }
     bad = check(recorded, "--window", "15m", "--endpoint", "products", "--min-hit-rate", "85")
     assert bad.exit_code == ExitCode.CHECK_FAILED
     assert "50.00%" in bad.stdout and "FAIL" in bad.stdout
@@ -73,7 +89,8 @@ def _share_base(condition):
 
 
 def test_a_window_without_maxmemory_takes_the_share_of_the_machines_memory_as_a_sample_does(
-        redis_url):
+    redis_url,
+):
     conn = redis.Redis.from_url(redis_url)
     info = conn.info("memory")
     conn.close()
@@ -97,8 +114,14 @@ def test_a_window_that_cannot_judge_a_share_of_memory_says_what_would_let_it(acl
     with Store(Settings(url=acl_url)) as store:
         fill(TimeSeries(store, LAYOUT), "redis.used_memory_bytes", [1000] * 10)
     # A user who may not run INFO cannot read the machine's memory.
-    result = check(acl_redis.url_for("noinfo", "noinfo-pass"), "--window", "15m",
-                   "--max-memory", "80%", "--json")
+    result = check(
+        acl_redis.url_for("noinfo", "noinfo-pass"),
+        "--window",
+        "15m",
+        "--max-memory",
+        "80%",
+        "--json",
+    )
     assert result.exit_code == ExitCode.CHECK_FAILED, result.output
     (condition,) = json.loads(result.stdout)["data"]["conditions"]
     assert condition["verdict"] == "no data"
@@ -188,8 +211,19 @@ def hooks():
 
 
 def test_every_posts_a_breach_once_then_a_line_per_round(recorded, hooks):
-    result = check(recorded, "--window", "15m", "--min-hit-rate", "95", "--every", "0.05s",
-                   "--rounds", "3", "--webhook", hooks.url)
+    result = check(
+        recorded,
+        "--window",
+        "15m",
+        "--min-hit-rate",
+        "95",
+        "--every",
+        "0.05s",
+        "--rounds",
+        "3",
+        "--webhook",
+        hooks.url,
+    )
     assert result.exit_code == ExitCode.CHECK_FAILED
     lines = result.stdout.splitlines()
     assert len(lines) == 3 and lines[0].endswith("[breach]") and "FAILED" in lines[2]
@@ -204,21 +238,42 @@ def test_breach_and_recovery_are_posted_on_each_change(hooks):
 
     def run_round():
         ok = next(verdicts)
-        return CheckResult("sample", 1, [Condition("min_hit_rate", "hit rate >= 90%", 90,
-                                                   95 if ok else 80, "percent", ok)])
+        return CheckResult(
+            "sample",
+            1,
+            [Condition("min_hit_rate", "hit rate >= 90%", 90, 95 if ok else 80, "percent", ok)],
+        )
 
     from cachectl.ops.check import post_webhook
 
     rounds = []
-    check_loop(run_round, 0, rounds=6, webhook=hooks.url, on_round=rounds.append,
-               sleep=lambda s: None, post=post_webhook)
+    check_loop(
+        run_round,
+        0,
+        rounds=6,
+        webhook=hooks.url,
+        on_round=rounds.append,
+        sleep=lambda s: None,
+        post=post_webhook,
+    )
     assert [r.event for r in rounds] == [None, "breach", None, "recovery", None, "breach"]
     assert [p["event"] for p in hooks.posts] == ["breach", "recovery", "breach"]
 
 
 def test_an_unreachable_webhook_is_a_warning_and_the_loop_goes_on(recorded):
-    result = check(recorded, "--window", "15m", "--min-hit-rate", "95", "--every", "0.05s",
-                   "--rounds", "2", "--webhook", "http://127.0.0.1:1/hook/SECRET-TOKEN")
+    result = check(
+        recorded,
+        "--window",
+        "15m",
+        "--min-hit-rate",
+        "95",
+        "--every",
+        "0.05s",
+        "--rounds",
+        "2",
+        "--webhook",
+        "http://127.0.0.1:1/hook/SECRET-TOKEN",
+    )
     assert result.exit_code == ExitCode.CHECK_FAILED
     assert "webhook at http://127.0.0.1:1 could not be reached" in result.stderr
     assert "SECRET-TOKEN" not in result.output
@@ -236,8 +291,15 @@ def test_credentials_in_the_webhook_url_are_sent_as_basic_auth_and_never_shown(r
 
 
 def test_a_webhook_that_fails_with_credentials_names_only_its_host(recorded):
-    result = check(recorded, "--window", "15m", "--min-hit-rate", "95",
-                   "--webhook", "http://ops:PASSWORD-XYZ@127.0.0.1:1/hook/SECRET-TOKEN")
+    result = check(
+        recorded,
+        "--window",
+        "15m",
+        "--min-hit-rate",
+        "95",
+        "--webhook",
+        "http://ops:PASSWORD-XYZ@127.0.0.1:1/hook/SECRET-TOKEN",
+    )
     assert "webhook at http://127.0.0.1:1 could not be reached" in result.stderr
     assert "Name or service" not in result.stderr  # the credentials were not read as the host
     assert "PASSWORD-XYZ" not in result.output and "ops" not in result.stderr
@@ -257,13 +319,17 @@ def test_a_redirecting_webhook_is_a_warning_and_nothing_follows_it(recorded, hoo
         other.close()
 
 
-@pytest.mark.parametrize("url", [
-    "http://ops:pass/WORD-XYZ@127.0.0.1:8080/hook",  # an unencoded / in the password
-    "http://ops:PASSWORD-XYZ@127.0.0.1:80 80/hook",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://ops:pass/WORD-XYZ@127.0.0.1:8080/hook",  # an unencoded / in the password
+        "http://ops:PASSWORD-XYZ@127.0.0.1:80 80/hook",
+    ],
+)
 def test_a_webhook_url_that_cannot_be_read_is_a_usage_error_that_does_not_echo_it(url):
-    result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "check", "--min-hit-rate",
-                                 "5", "--webhook", url])
+    result = runner.invoke(
+        app, ["--url", "redis://127.0.0.1:1/0", "check", "--min-hit-rate", "5", "--webhook", url]
+    )
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "WORD-XYZ" not in result.output
 
@@ -272,9 +338,27 @@ def test_in_the_loop_a_lost_server_is_a_breach_not_the_end(make_redis, hooks):
     server = make_redis()
     url = server.url
     server.kill()
-    result = runner.invoke(app, ["--url", url, "--connect-timeout", "0.5", "check",
-                                 "--max-memory", "90%", "--sample", "0.1s", "--every", "0.05s",
-                                 "--rounds", "2", "--webhook", hooks.url, "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "--url",
+            url,
+            "--connect-timeout",
+            "0.5",
+            "check",
+            "--max-memory",
+            "90%",
+            "--sample",
+            "0.1s",
+            "--every",
+            "0.05s",
+            "--rounds",
+            "2",
+            "--webhook",
+            hooks.url,
+            "--json",
+        ],
+    )
     assert result.exit_code == ExitCode.CHECK_FAILED, result.output
     rounds = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["event"] for r in rounds] == ["breach", None]
@@ -282,13 +366,16 @@ def test_in_the_loop_a_lost_server_is_a_breach_not_the_end(make_redis, hooks):
     assert [p["event"] for p in hooks.posts] == ["breach"]
 
 
-@pytest.mark.parametrize("args", [
-    ["--sample", "1s", "--window", "5m", "--min-hit-rate", "5"],
-    ["--rounds", "2", "--min-hit-rate", "5"],
-    ["--webhook", "ftp://x/y", "--min-hit-rate", "5"],
-    ["--no-anomaly", "--sensitivity", "0"],
-    ["--every", "-1s", "--min-hit-rate", "5"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--sample", "1s", "--window", "5m", "--min-hit-rate", "5"],
+        ["--rounds", "2", "--min-hit-rate", "5"],
+        ["--webhook", "ftp://x/y", "--min-hit-rate", "5"],
+        ["--no-anomaly", "--sensitivity", "0"],
+        ["--every", "-1s", "--min-hit-rate", "5"],
+    ],
+)
 def test_contradictory_loop_options_are_usage_errors(args):
     result = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0", "check", *args])
     assert result.exit_code == ExitCode.USAGE, result.output

@@ -55,8 +55,9 @@ def cluster_users(redis_cluster, cluster_url):
     for node in redis_cluster.nodes:
         with node.client() as conn:
             for name, password, rules in users:
-                conn.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}",
-                                     *rules.split())
+                conn.execute_command(
+                    "ACL", "SETUSER", name, "reset", "on", f">{password}", *rules.split()
+                )
     with redis_cluster.client() as client:
         fill(client)
     yield redis_cluster
@@ -152,9 +153,7 @@ def test_doctor_with_no_cluster_on_a_cluster_node_says_so_in_its_report(cluster_
     assert "warning:" not in result.stderr  # in the report, not said twice
 
 
-def test_detected_cluster_and_plain_no_cluster_server_have_no_such_warning(
-    cluster_url, redis_url
-):
+def test_detected_cluster_and_plain_no_cluster_server_have_no_such_warning(cluster_url, redis_url):
     for args in (["--url", cluster_url], ["--url", redis_url, "--no-cluster"]):
         result = runner.invoke(app, [*args, "keys"])
         assert result.exit_code == 0, result.output
@@ -184,8 +183,9 @@ def _tag_on(cluster, node_index: int) -> str:
     """A tag of fill() whose set lives in the slots of that node."""
     first = node_index * CLUSTER_SLOTS // 3
     last = (node_index + 1) * CLUSTER_SLOTS // 3 - 1
-    return next(f"by{i}" for i in range(10)
-                if first <= key_slot(LAYOUT.tag(f"by{i}").encode()) <= last)
+    return next(
+        f"by{i}" for i in range(10) if first <= key_slot(LAYOUT.tag(f"by{i}").encode()) <= last
+    )
 
 
 @pytest.mark.parametrize(
@@ -234,8 +234,11 @@ def test_doctors_text_report_marks_the_node_that_is_down(broken_cluster):
     result = invoke(broken_cluster.url, "doctor")
     assert result.exit_code == ExitCode.REDIS
     assert "internal error" not in result.output
-    [row] = [line for line in result.stdout.splitlines() if line.strip().startswith(dead)
-             and "unreachable" in line]
+    [row] = [
+        line
+        for line in result.stdout.splitlines()
+        if line.strip().startswith(dead) and "unreachable" in line
+    ]
     assert [c.strip() for c in row.split("│")][1] == "unreachable"
     assert f"{dead}: cannot connect to Redis at" in result.stdout
 
@@ -253,8 +256,9 @@ def test_the_asyncio_library_finds_the_cluster_for_a_user_refused_info(cluster_u
     from cachectl import AsyncAPICache
 
     async def main():
-        async with AsyncAPICache(url_for(cluster_users.nodes[0], NO_DANGEROUS),
-                                 fail_open=False) as cache:
+        async with AsyncAPICache(
+            url_for(cluster_users.nodes[0], NO_DANGEROUS), fail_open=False
+        ) as cache:
             client = await cache._redis()
             assert isinstance(client, AsyncRedisCluster)
             keys = [await cache.set("spread", {"id": i}, {"i": i}, ttl=60) for i in range(30)]

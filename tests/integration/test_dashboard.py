@@ -22,8 +22,10 @@ def test_watch_off_a_terminal_prints_one_json_object_per_tick(redis_url):
     client = redis.Redis.from_url(redis_url)
     App(client).traffic({"products": (20, 4, 3.0)})
     client.close()
-    result = runner.invoke(app, ["--url", redis_url, "stats", "--watch", "--interval", "0.05",
-                                 "--ticks", "3", "--json"])
+    result = runner.invoke(
+        app,
+        ["--url", redis_url, "stats", "--watch", "--interval", "0.05", "--ticks", "3", "--json"],
+    )
     assert result.exit_code == 0, result.output
     ticks = [json.loads(line) for line in result.stdout.splitlines()]
     assert [t["tick"] for t in ticks] == [1, 2, 3]
@@ -33,8 +35,9 @@ def test_watch_off_a_terminal_prints_one_json_object_per_tick(redis_url):
 
 
 def test_watch_off_a_terminal_prints_plain_lines(redis_url):
-    result = runner.invoke(app, ["--url", redis_url, "stats", "--watch", "--interval", "0.05",
-                                 "--ticks", "2"])
+    result = runner.invoke(
+        app, ["--url", redis_url, "stats", "--watch", "--interval", "0.05", "--ticks", "2"]
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 2
@@ -80,7 +83,9 @@ def test_commands_per_tick_do_not_grow_with_the_keyspace(redis_url):
     client.close()
     assert small == large == [1 + 2 + 4 + 1] * 3
     # One discovery SCAN pass only, at the first tick.
-    scans = after.get("cmdstat_scan", {}).get("calls", 0) - before.get("cmdstat_scan", {}).get("calls", 0)
+    scans = after.get("cmdstat_scan", {}).get("calls", 0) - before.get("cmdstat_scan", {}).get(
+        "calls", 0
+    )
     assert scans == 1
 
 

@@ -209,12 +209,26 @@ def test_every_job_lists_what_its_code_sends():
     for probe in PERMISSION_PROBES:
         by_job.setdefault(probe.operation, set()).add(probe.command)
     assert {"SCAN", "EVAL", "TYPE", "PTTL", "MEMORY USAGE", "SSCAN", "SMISMEMBER"} <= by_job["read"]
-    assert {"SET", "SADD", "PEXPIRE", "ZADD", "MULTI", "EXEC", "UNLINK", "ZREM", "EVALSHA",
-            "SCRIPT LOAD"} <= by_job["warm"]
-    assert {"RENAMENX", "SSCAN", "UNLINK", "ZREM", "SREM", "EXISTS", "ZMSCORE"} <= by_job["invalidate"]
+    assert {
+        "SET",
+        "SADD",
+        "PEXPIRE",
+        "ZADD",
+        "MULTI",
+        "EXEC",
+        "UNLINK",
+        "ZREM",
+        "EVALSHA",
+        "SCRIPT LOAD",
+    } <= by_job["warm"]
+    assert {"RENAMENX", "SSCAN", "UNLINK", "ZREM", "SREM", "EXISTS", "ZMSCORE"} <= by_job[
+        "invalidate"
+    ]
     assert {"SREM", "ZREM", "SADD", "ZADD", "TIME", "ZSCAN"} <= by_job["prune"]
     assert {"INFO", "HGETALL", "ZREVRANGEBYSCORE"} <= by_job["stats"]
-    assert {"ZRANGEBYSCORE", "HMGET", "EVALSHA", "HSET", "HDEL", "ZREMRANGEBYSCORE"} <= by_job["history"]
+    assert {"ZRANGEBYSCORE", "HMGET", "EVALSHA", "HSET", "HDEL", "ZREMRANGEBYSCORE"} <= by_job[
+        "history"
+    ]
 
 
 def test_each_probe_asks_about_its_own_command(acl_user):

@@ -47,8 +47,9 @@ def test_record_stores_the_figures_of_live_traffic(redis_url):
 
 
 def test_record_off_a_terminal_prints_a_json_object_per_tick(redis_url):
-    result = runner.invoke(app, ["--url", redis_url, "history", "record", "--every", "0.05s",
-                                 "--ticks", "2", "--json"])
+    result = runner.invoke(
+        app, ["--url", redis_url, "history", "record", "--every", "0.05s", "--ticks", "2", "--json"]
+    )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["tick"] for line in lines] == [1, 2]
@@ -59,34 +60,67 @@ def test_show_list_prune_and_compact_commands(redis_url):
     with Store(Settings(url=redis_url)) as store:
         series = TimeSeries(store, LAYOUT)
         now = series.now_ms()
-        series.add_many([("redis.ops_per_s", float(i), now - (100 - i) * 60_000, None)
-                         for i in range(100)])
-    shown = runner.invoke(app, ["--url", redis_url, "history", "show", "redis.ops_per_s",
-                                "--since", "3h", "--resolution", "5m", "--json"])
+        series.add_many(
+            [("redis.ops_per_s", float(i), now - (100 - i) * 60_000, None) for i in range(100)]
+        )
+    shown = runner.invoke(
+        app,
+        [
+            "--url",
+            redis_url,
+            "history",
+            "show",
+            "redis.ops_per_s",
+            "--since",
+            "3h",
+            "--resolution",
+            "5m",
+            "--json",
+        ],
+    )
     assert shown.exit_code == 0, shown.output
     data = json.loads(shown.stdout)["data"]
     assert data["resolution"] == "5m" and data["count"] == 100
     assert data["min"] == 0 and data["max"] == 99
-    people = runner.invoke(app, ["--url", redis_url, "history", "show", "redis.ops_per_s",
-                                 "--since", "3h"])
+    people = runner.invoke(
+        app, ["--url", redis_url, "history", "show", "redis.ops_per_s", "--since", "3h"]
+    )
     assert people.exit_code == 0 and "█" in people.stdout and "avg" in people.stdout
 
-    listed = json.loads(runner.invoke(app, ["--url", redis_url, "history", "list", "--json"]).stdout)
+    listed = json.loads(
+        runner.invoke(app, ["--url", redis_url, "history", "list", "--json"]).stdout
+    )
     (entry,) = listed["data"]["series"]
     assert entry["name"] == "redis.ops_per_s" and entry["points"] == 100
 
-    compacted = runner.invoke(app, ["--url", redis_url, "history", "compact", "--compact-after",
-                                    "30m", "--json"])
+    compacted = runner.invoke(
+        app, ["--url", redis_url, "history", "compact", "--compact-after", "30m", "--json"]
+    )
     assert compacted.exit_code == 0, compacted.output
     # Whole hours older than 30 minutes: at least the points 90 to 100 minutes old.
     assert json.loads(compacted.stdout)["data"]["points_compacted"] >= 10
-    again = json.loads(runner.invoke(app, ["--url", redis_url, "history", "show",
-                                           "redis.ops_per_s", "--since", "3h", "-r", "raw",
-                                           "--json"]).stdout)["data"]
+    again = json.loads(
+        runner.invoke(
+            app,
+            [
+                "--url",
+                redis_url,
+                "history",
+                "show",
+                "redis.ops_per_s",
+                "--since",
+                "3h",
+                "-r",
+                "raw",
+                "--json",
+            ],
+        ).stdout
+    )["data"]
     assert [p["value"] for p in again["points"]] == list(range(100))
 
-    pruned = runner.invoke(app, ["--url", redis_url, "history", "prune", "--retention", "raw=1h",
-                                 "--json"])
+    pruned = runner.invoke(
+        app, ["--url", redis_url, "history", "prune", "--retention", "raw=1h", "--json"]
+    )
     assert pruned.exit_code == 0, pruned.output
     result = json.loads(pruned.stdout)["data"]
     # 100 points a minute apart, the newest a minute old when written: 41 are an hour old.
@@ -94,9 +128,13 @@ def test_show_list_prune_and_compact_commands(redis_url):
 
 
 def test_history_usage_errors(redis_url):
-    for args in (["show", "x", "--since", "yesterday"], ["show", "x", "-r", "2m"],
-                 ["prune", "--retention", "10m=1d"], ["prune", "--retention", "raw"],
-                 ["record", "--every", "0"]):
+    for args in (
+        ["show", "x", "--since", "yesterday"],
+        ["show", "x", "-r", "2m"],
+        ["prune", "--retention", "10m=1d"],
+        ["prune", "--retention", "raw"],
+        ["record", "--every", "0"],
+    ):
         result = runner.invoke(app, ["--url", redis_url, "history", *args])
         assert result.exit_code == 2, (args, result.output)
     missing = runner.invoke(app, ["--url", redis_url, "history", "show", "nothing.here"])
@@ -105,14 +143,22 @@ def test_history_usage_errors(redis_url):
 
 def test_runs_are_recorded_and_listed_on_the_dashboard(redis_url):
     with Store(Settings(url=redis_url)) as store:
-        assert record_run(store, LAYOUT, "invalidate",
-                          {"deleted": 1200, "tag": "user:1", "keys": ["a", "b"], "dry_run": False},
-                          0.75)
+        assert record_run(
+            store,
+            LAYOUT,
+            "invalidate",
+            {"deleted": 1200, "tag": "user:1", "keys": ["a", "b"], "dry_run": False},
+            0.75,
+        )
         series = TimeSeries(store, LAYOUT)
         (point,) = series.read(RUNS_SERIES, "raw", 0, series.now_ms() + 1).points
         assert point.value == 0.75
-        assert point.tag_dict == {"job": "invalidate", "deleted": 1200, "tag": "user:1",
-                                  "dry_run": False}
+        assert point.tag_dict == {
+            "job": "invalidate",
+            "deleted": 1200,
+            "tag": "user:1",
+            "dry_run": False,
+        }
         sampler = Sampler(store, LAYOUT)
         state = DashboardState(started_at=0, interval_seconds=0.01)
         for tick in watch(sampler, 0.01, max_ticks=1):
@@ -129,8 +175,21 @@ def test_watch_with_record_stores_history_and_shows_it(redis_url):
     client = redis.Redis.from_url(redis_url)
     App(client).traffic({"products": (10, 2, 1.0)})
     client.close()
-    result = runner.invoke(app, ["--url", redis_url, "stats", "--watch", "--record",
-                                 "--interval", "0.05", "--ticks", "3", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "--url",
+            redis_url,
+            "stats",
+            "--watch",
+            "--record",
+            "--interval",
+            "0.05",
+            "--ticks",
+            "3",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     ticks = [json.loads(line) for line in result.stdout.splitlines()]
     assert ticks[-1]["recorded_points"] > ticks[0]["recorded_points"] > 0
@@ -178,16 +237,19 @@ def test_record_and_watch_record_go_on_past_a_damaged_chunk_and_say_so_once(redi
     client = redis.Redis.from_url(redis_url)
     _damaged_chunk_across_the_retention(client)
     client.close()
-    recorded = runner.invoke(app, ["--url", redis_url, "history", "record", "--every", "0.05s",
-                                   "--ticks", "2", "--json"])
+    recorded = runner.invoke(
+        app, ["--url", redis_url, "history", "record", "--every", "0.05s", "--ticks", "2", "--json"]
+    )
     assert recorded.exit_code == 0, recorded.output
     lines = [json.loads(line) for line in recorded.stdout.splitlines()]
     assert [len(line["warnings"]) for line in lines] == [1, 0]
     assert "could not be read" in lines[0]["warnings"][0]
     assert lines[-1]["points"] > 0 and lines[-1]["error"] is None
 
-    watched = runner.invoke(app, ["--url", redis_url, "stats", "--watch", "--record",
-                                  "--interval", "0.05", "--ticks", "2"])
+    watched = runner.invoke(
+        app,
+        ["--url", redis_url, "stats", "--watch", "--record", "--interval", "0.05", "--ticks", "2"],
+    )
     assert watched.exit_code == 0, watched.output
     assert watched.stderr.count("could not be read") == 1
     assert len(watched.stdout.splitlines()) == 2
@@ -204,8 +266,14 @@ def test_upkeep_that_fails_on_stored_data_is_a_warning_told_once(redis_url, monk
         monkeypatch.setattr(series, "compact", odd_data)
         recorder = Recorder(series, compact_after=3600, maintain_every=0)
         told = []
-        progress = record(sampler, recorder, 0.01, ticks=3, sleep=lambda _s: None,
-                          on_tick=lambda _t, p: told.extend(p.new_warnings))
+        progress = record(
+            sampler,
+            recorder,
+            0.01,
+            ticks=3,
+            sleep=lambda _s: None,
+            on_tick=lambda _t, p: told.extend(p.new_warnings),
+        )
         assert progress.failed_ticks == 0 and progress.points > 0
         assert recorder.maintenances == 3
         assert len(told) == 1 and "ValueError: a value no reader expected" in told[0]
@@ -319,8 +387,13 @@ def test_history_prune_still_removes_aged_buckets_left_without_a_ttl(redis_url):
         series.add("w", 1.0)
         old = series.now_ms() - 30 * 86_400_000
     bucket = f"agg:w:1m:{old - old % 60_000}"  # another writer's, with no TTL
-    client.hset(bucket, mapping={"data": '{"count":1,"sum":1,"min":1,"max":1}',
-                                 "timestamp": str(old - old % 60_000)})
+    client.hset(
+        bucket,
+        mapping={
+            "data": '{"count":1,"sum":1,"min":1,"max":1}',
+            "timestamp": str(old - old % 60_000),
+        },
+    )
     result = runner.invoke(app, ["--url", redis_url, "history", "prune", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["data"]["aggregates_removed"] == 1
@@ -334,9 +407,13 @@ def test_history_prune_still_removes_aged_buckets_left_without_a_ttl(redis_url):
 def test_analyses_of_a_series_that_does_not_exist_exit_5_naming_it(redis_url):
     with Store(Settings(url=redis_url)) as store:
         TimeSeries(store, LAYOUT).add("cache.hit_ratio", 0.5)
-    for args in (["outliers", "nosuch"], ["correlate", "nosuch", "cache.hit_ratio"],
-                 ["correlate", "cache.hit_ratio", "nosuch"], ["anomalies", "nosuch"],
-                 ["show", "nosuch"]):
+    for args in (
+        ["outliers", "nosuch"],
+        ["correlate", "nosuch", "cache.hit_ratio"],
+        ["correlate", "cache.hit_ratio", "nosuch"],
+        ["anomalies", "nosuch"],
+        ["show", "nosuch"],
+    ):
         result = runner.invoke(app, ["--url", redis_url, "history", *args])
         assert result.exit_code == 5, (args, result.output)
         (line,) = result.stderr.splitlines()

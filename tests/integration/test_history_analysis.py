@@ -28,8 +28,9 @@ def ts(redis_url):
 
 def fill(ts, name, values, step_ms=10_000):
     now = ts.now_ms()
-    ts.add_many([(name, float(v), now - (len(values) - i) * step_ms, None)
-                 for i, v in enumerate(values)])
+    ts.add_many(
+        [(name, float(v), now - (len(values) - i) * step_ms, None) for i, v in enumerate(values)]
+    )
 
 
 def wobble(n, centre, spread):
@@ -83,15 +84,45 @@ def test_correlation_of_aligned_series(ts):
 def test_analysis_commands_print_json(ts, redis_url):
     fill(ts, "cache.hit_ratio", [*wobble(30, 0.9, 0.01), 0.2])
     fill(ts, "other", [*wobble(30, 0.9, 0.01), 0.2])
-    found = json.loads(runner.invoke(app, ["--url", redis_url, "history", "anomalies",
-                                           "cache.hit_ratio", "--json"]).stdout)
+    found = json.loads(
+        runner.invoke(
+            app, ["--url", redis_url, "history", "anomalies", "cache.hit_ratio", "--json"]
+        ).stdout
+    )
     assert found["data"]["anomalous"] == ["cache.hit_ratio"]
     people = runner.invoke(app, ["--url", redis_url, "history", "anomalies"])
     assert people.exit_code == 0 and "ANOMALOUS" in people.stdout
-    out = json.loads(runner.invoke(app, ["--url", redis_url, "history", "outliers",
-                                         "cache.hit_ratio", "--since", "1h", "-r", "raw",
-                                         "--json"]).stdout)
+    out = json.loads(
+        runner.invoke(
+            app,
+            [
+                "--url",
+                redis_url,
+                "history",
+                "outliers",
+                "cache.hit_ratio",
+                "--since",
+                "1h",
+                "-r",
+                "raw",
+                "--json",
+            ],
+        ).stdout
+    )
     assert [o["value"] for o in out["data"]["outliers"]] == [0.2]
-    corr = runner.invoke(app, ["--url", redis_url, "history", "correlate", "cache.hit_ratio",
-                               "other", "--since", "1h", "-r", "raw"])
+    corr = runner.invoke(
+        app,
+        [
+            "--url",
+            redis_url,
+            "history",
+            "correlate",
+            "cache.hit_ratio",
+            "other",
+            "--since",
+            "1h",
+            "-r",
+            "raw",
+        ],
+    )
     assert corr.exit_code == 0 and "r = +1.000" in corr.stdout

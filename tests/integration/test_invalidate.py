@@ -37,31 +37,57 @@ def space(target):
 
 def run(store, filters=None, options=None, **spec):
     selection = resolve_selection(LAYOUT, SelectionSpec(**spec))
-    return invalidate(store, selection, filters or Filters(),
-                      options or InvalidateOptions(batch_size=7, scan_count=10))
+    return invalidate(
+        store,
+        selection,
+        filters or Filters(),
+        options or InvalidateOptions(batch_size=7, scan_count=10),
+    )
 
 
 SELECTIONS = {
     "tag": ({"tags": ["user_1"]}, lambda s: s.tagged("user_1"), False),
-    "two tags": ({"tags": ["cat_0", "glob"]}, lambda s: s.tagged("cat_0") | s.tagged("glob"), False),
+    "two tags": (
+        {"tags": ["cat_0", "glob"]},
+        lambda s: s.tagged("cat_0") | s.tagged("glob"),
+        False,
+    ),
     "depends on": ({"depends_on": ["product_2"]}, lambda s: s.depending_on("product_2"), False),
-    "pattern": ({"patterns": ["api_cache:user_profile:id:1*"]},
-                lambda s: {k for k in s.of_endpoint("user_profile") if k.startswith(
-                    b"api_cache:user_profile:id:1")}, True),
+    "pattern": (
+        {"patterns": ["api_cache:user_profile:id:1*"]},
+        lambda s: {
+            k for k in s.of_endpoint("user_profile") if k.startswith(b"api_cache:user_profile:id:1")
+        },
+        True,
+    ),
     "endpoint": ({"endpoints": ["products"]}, lambda s: s.of_endpoint("products"), True),
-    "endpoint with glob characters": ({"endpoints": ["we[ir]d*"]},
-                                      lambda s: s.of_endpoint("we[ir]d*"), True),
+    "endpoint with glob characters": (
+        {"endpoints": ["we[ir]d*"]},
+        lambda s: s.of_endpoint("we[ir]d*"),
+        True,
+    ),
     "endpoint with params, both encodings": (
         {"endpoints": ["products"], "params": ["category=electronics", "limit=10"]},
-        lambda s: {k for k in s.of_endpoint("products") if b"electronics" in k}, False),
+        lambda s: {k for k in s.of_endpoint("products") if b"electronics" in k},
+        False,
+    ),
     "unicode endpoint": ({"endpoints": ["café ☕"]}, lambda s: s.of_endpoint("café ☕"), True),
-    "exact keys": ({"keys": ["api_cache:status:no_params", "api_cache:star*:q:\"a*b?c[d]\\\\\"",
-                              "api_cache:never:no_params"]},
-                   lambda s: {b"api_cache:status:no_params", b'api_cache:star*:q:"a*b?c[d]\\\\"'},
-                   False),
-    "union": ({"tags": ["user_2"], "endpoints": ["status"], "patterns": ["api_cache:dash*"]},
-              lambda s: s.tagged("user_2") | s.of_endpoint("status") | s.of_endpoint("dashboard"),
-              True),
+    "exact keys": (
+        {
+            "keys": [
+                "api_cache:status:no_params",
+                'api_cache:star*:q:"a*b?c[d]\\\\"',
+                "api_cache:never:no_params",
+            ]
+        },
+        lambda s: {b"api_cache:status:no_params", b'api_cache:star*:q:"a*b?c[d]\\\\"'},
+        False,
+    ),
+    "union": (
+        {"tags": ["user_2"], "endpoints": ["status"], "patterns": ["api_cache:dash*"]},
+        lambda s: s.tagged("user_2") | s.of_endpoint("status") | s.of_endpoint("dashboard"),
+        True,
+    ),
 }
 
 
@@ -136,8 +162,11 @@ def test_filters_narrow_a_selection(target, space):
 def test_filtered_tag_keeps_its_set_with_the_rest(target, space):
     tag_key = LAYOUT.tag("cat_2")
     members = space.tagged("cat_2")
-    old = {k for k in members if target.client.zscore(LAYOUT.entries_log(), k) <
-           (time.time() - 1500) * 1000}
+    old = {
+        k
+        for k in members
+        if target.client.zscore(LAYOUT.entries_log(), k) < (time.time() - 1500) * 1000
+    }
     assert old and old != members
     result = run(target.store, make_filters(older_than="25m"), tags=["cat_2"])
     assert result.deleted == len(old)
@@ -193,8 +222,11 @@ def test_tag_written_to_during_its_invalidation_leaves_no_orphan(target):
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        result = run(target.store, options=InvalidateOptions(batch_size=50, scan_count=50,
-                                                               rate=20_000), tags=["busy"])
+        result = run(
+            target.store,
+            options=InvalidateOptions(batch_size=50, scan_count=50, rate=20_000),
+            tags=["busy"],
+        )
     finally:
         done.set()
         thread.join()
@@ -223,8 +255,14 @@ def stopped_after_first_batch(store, selection):
         if progress.deleted:
             stop.set()
 
-    return invalidate(store, selection, Filters(), InvalidateOptions(batch_size=20, scan_count=20),
-                      on_progress=stop_after_first_batch, stop=stop)
+    return invalidate(
+        store,
+        selection,
+        Filters(),
+        InvalidateOptions(batch_size=20, scan_count=20),
+        on_progress=stop_after_first_batch,
+        stop=stop,
+    )
 
 
 def test_stopped_run_leaves_a_pending_set_that_a_rerun_finishes(target):
@@ -276,9 +314,14 @@ def test_rerun_of_an_interrupted_pattern_run_finishes_the_index_cleanup(target, 
         if progress.deleted:
             stop.set()
 
-    first = invalidate(target.store, selection, Filters(),
-                       InvalidateOptions(batch_size=5, scan_count=10),
-                       on_progress=stop_after_first_batch, stop=stop)
+    first = invalidate(
+        target.store,
+        selection,
+        Filters(),
+        InvalidateOptions(batch_size=5, scan_count=10),
+        on_progress=stop_after_first_batch,
+        stop=stop,
+    )
     assert first.interrupted and 0 < first.deleted < len(expected)
     assert first.index_cleanup == "not finished"
     assert target.client.smembers(LAYOUT.tag("cat_0")) & expected  # not swept yet
@@ -348,9 +391,13 @@ def test_write_log_created_during_the_run_loses_the_deleted_entries(target):
         if progress.deleted and not client.exists(log):
             client.zadd(log, {key: 1 for key in keys} | {"api_cache:other:no_params": 1})
 
-    result = invalidate(target.store, selection, Filters(),
-                        InvalidateOptions(batch_size=10, scan_count=10),
-                        on_progress=application_writes_the_log)
+    result = invalidate(
+        target.store,
+        selection,
+        Filters(),
+        InvalidateOptions(batch_size=10, scan_count=10),
+        on_progress=application_writes_the_log,
+    )
     assert result.deleted == 100
     assert client.zrange(log, 0, -1) == [b"api_cache:other:no_params"]
 
@@ -367,7 +414,6 @@ def test_pattern_within_entries_never_deletes_a_nested_kind_of_key(redis_server,
     client.sadd(layout.tag("sale"), entry)
     selection = resolve_selection(layout, SelectionSpec(patterns=["shop:t*"]))
     with Store(Settings(url=redis_url, layout=layout.config)) as store:
-        result = invalidate(store, selection, Filters(),
-                            InvalidateOptions(index_cleanup="skip"))
+        result = invalidate(store, selection, Filters(), InvalidateOptions(index_cleanup="skip"))
     assert (result.deleted, result.not_entries_skipped) == (1, 1)
     assert client.smembers(layout.tag("sale")) == {entry.encode()}

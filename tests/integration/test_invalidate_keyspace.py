@@ -87,15 +87,26 @@ def build_keyspace(client) -> Keyspace:
         space.entries[key] = Entry(key, endpoint, tuple(tags), tuple(deps))
 
     for i in range(40):
-        entry("products", {"id": i}, tags=(f"cat_{i % 3}", f"user_{i % 5}"),
-              deps=(f"product_{i % 4}",), ttl=60 if i % 2 else LONG_TTL_S, age_s=i * 100)
+        entry(
+            "products",
+            {"id": i},
+            tags=(f"cat_{i % 3}", f"user_{i % 5}"),
+            deps=(f"product_{i % 4}",),
+            ttl=60 if i % 2 else LONG_TTL_S,
+            age_s=i * 100,
+        )
     for layout in (LAYOUT, PLAIN):
         entry("products", {"category": "electronics", "limit": 10}, tags=("cat_0",), layout=layout)
-        entry("search", {"q": "café", "fields": ["name", "email"], "price": 2.5, "exact": True},
-              tags=("unicode",), layout=layout)
+        entry(
+            "search",
+            {"q": "café", "fields": ["name", "email"], "price": 2.5, "exact": True},
+            tags=("unicode",),
+            layout=layout,
+        )
     for i in range(20):
-        entry("user_profile", {"id": i}, tags=(f"user_{i % 5}",),
-              deps=(f"user_{i}", "profile_data"))
+        entry(
+            "user_profile", {"id": i}, tags=(f"user_{i % 5}",), deps=(f"user_{i}", "profile_data")
+        )
     entry("preferences", {"user": 7}, deps=("preferences",))
     entry("dashboard", None, deps=("dashboard",))
     entry("status", {})
@@ -128,8 +139,10 @@ def build_keyspace(client) -> Keyspace:
     lock = LAYOUT.lock(LAYOUT.entry("products", {"id": 5}))
     client.set(lock, "token", ex=LONG_TTL_S)
     space.bookkeeping += [
-        pending.encode(), lock.encode(),
-        LAYOUT.entries_log().encode(), LAYOUT.access_log().encode(),
+        pending.encode(),
+        lock.encode(),
+        LAYOUT.entries_log().encode(),
+        LAYOUT.access_log().encode(),
         *{LAYOUT.tag(t).encode() for e in space.entries.values() for t in e.tags},
         *{LAYOUT.dependency(d).encode() for e in space.entries.values() for d in e.depends_on},
     ]
@@ -149,9 +162,16 @@ def build_keyspace(client) -> Keyspace:
     client.set("depends_on_ids", "x")
     space.unrelated = [
         *(f"session:{i}".encode() for i in range(10)),
-        b"queue:jobs", b"user:1", b"events", b"api_cache_backup:products:id:1",
-        b"API_CACHE:products:id:1", b"app:api_cache:products:id:1", b"api_cache", b"tags:cat_0",
-        b"cache_entries_archive", b"depends_on_ids",
+        b"queue:jobs",
+        b"user:1",
+        b"events",
+        b"api_cache_backup:products:id:1",
+        b"API_CACHE:products:id:1",
+        b"app:api_cache:products:id:1",
+        b"api_cache",
+        b"tags:cat_0",
+        b"cache_entries_archive",
+        b"depends_on_ids",
     ]
     return space
 

@@ -18,15 +18,22 @@ LAYOUTS = {enc: Layout(LayoutConfig(param_encoding=enc)) for enc in ("json", "pl
 LAYOUT = LAYOUTS["json"]
 ENDPOINTS = ["a", "ab", "a:b", "x*", "xa", "y?z", "yaz", "[q]", "q", "é", "back\\slash"]
 TAGS = ["t1", "t2", "t3"]
-OTHER_KEYS = [b"session:1", b"api_cache_backup:a:no_params", b"API_CACHE:a:no_params", b"tag",
-              b"app:api_cache:a:no_params"]
+OTHER_KEYS = [
+    b"session:1",
+    b"api_cache_backup:a:no_params",
+    b"API_CACHE:a:no_params",
+    b"tag",
+    b"app:api_cache:a:no_params",
+]
 
 entries = st.lists(
     st.tuples(
         st.sampled_from(ENDPOINTS),
-        st.dictionaries(st.sampled_from(["id", "q"]), st.one_of(st.integers(0, 9),
-                                                               st.sampled_from(["s", "t*", "ü"])),
-                        max_size=2),
+        st.dictionaries(
+            st.sampled_from(["id", "q"]),
+            st.one_of(st.integers(0, 9), st.sampled_from(["s", "t*", "ü"])),
+            max_size=2,
+        ),
         st.sampled_from(["json", "plain"]),
         st.frozensets(st.sampled_from(TAGS)),
     ),
@@ -52,8 +59,11 @@ def glob_regex(glob: str) -> re.Pattern:
         elif c == b"[":
             end = raw.index(b"]", i + 1)
             body = raw[i + 1 : end]
-            out += b"[^" + re.escape(body[1:]) + b"]" if body.startswith(b"^") else \
-                b"[" + re.escape(body) + b"]"
+            out += (
+                b"[^" + re.escape(body[1:]) + b"]"
+                if body.startswith(b"^")
+                else b"[" + re.escape(body) + b"]"
+            )
             i = end
         else:
             out += re.escape(c)
@@ -67,19 +77,26 @@ def selections(draw, keys: list[str]):
         "tags": draw(st.lists(st.sampled_from(TAGS + ["missing"]), max_size=2)),
         "endpoints": draw(st.lists(st.sampled_from(ENDPOINTS), max_size=2)),
         "keys": draw(st.lists(st.sampled_from(keys + ["api_cache:none:no_params"]), max_size=3)),
-        "patterns": draw(st.lists(st.one_of(
-            st.sampled_from(ENDPOINTS).map(lambda e: f"api_cache:{escape_glob(e)}*"),
-            st.sampled_from(["api_cache:?:*", "api_cache:[ax]*", "api_cache:[^a]*",
-                             "api_cache:*t\\**"]),
-        ), max_size=2)),
+        "patterns": draw(
+            st.lists(
+                st.one_of(
+                    st.sampled_from(ENDPOINTS).map(lambda e: f"api_cache:{escape_glob(e)}*"),
+                    st.sampled_from(
+                        ["api_cache:?:*", "api_cache:[ax]*", "api_cache:[^a]*", "api_cache:*t\\**"]
+                    ),
+                ),
+                max_size=2,
+            )
+        ),
     }
     if not any(spec.values()):
         spec["tags"] = ["t1"]
     return spec
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data(), written=entries)
 def test_deleted_set_equals_the_selection(redis_server, data, written):
     client = redis_server.client()
@@ -110,8 +127,9 @@ def test_deleted_set_equals_the_selection(redis_server, data, written):
 
     with Store(Settings(url=redis_server.url)) as store:
         selection = resolve_selection(LAYOUT, SelectionSpec(**spec))
-        result = invalidate(store, selection, Filters(),
-                            InvalidateOptions(batch_size=3, scan_count=5))
+        result = invalidate(
+            store, selection, Filters(), InvalidateOptions(batch_size=3, scan_count=5)
+        )
     left = set(client.scan_iter(count=1000))
     assert existing - left == expected
     assert result.deleted == len(expected)

@@ -56,7 +56,11 @@ def test_every_entry_is_listed_once_with_its_figures(store):
     assert len(rows) == len(by_key) == len(entries) + 2  # the hash entry and the binary key
     for key, what in entries.items():
         row = by_key[key]
-        assert (row.endpoint, row.params, row.type) == (what["endpoint"], {"id": what["id"]}, "string")
+        assert (row.endpoint, row.params, row.type) == (
+            what["endpoint"],
+            {"id": what["id"]},
+            "string",
+        )
         assert row.size_bytes == store.client.memory_usage(key)
         if what["ttl"] is None:
             assert row.pttl_ms == -1
@@ -68,7 +72,9 @@ def test_every_entry_is_listed_once_with_its_figures(store):
 
 def test_an_endpoint_with_glob_characters_finds_exactly_its_entries(store):
     entries = load(store.client)
-    store.client.set(LAYOUT.entry("prices[eu]x", {"id": 1}), "{}")  # what an unescaped glob would add
+    store.client.set(
+        LAYOUT.entry("prices[eu]x", {"id": 1}), "{}"
+    )  # what an unescaped glob would add
     store.client.set(LAYOUT.entry("pricese", {"id": 1}), "{}")
     rows = rows_of(store, KeyQuery(endpoint="prices[eu]"))
     assert {r.key for r in rows} == {k for k, w in entries.items() if w["endpoint"] == "prices[eu]"}
@@ -77,9 +83,10 @@ def test_an_endpoint_with_glob_characters_finds_exactly_its_entries(store):
 def test_filters_narrow_the_listing(store):
     entries = load(store.client)
     no_ttl = rows_of(store, KeyQuery(no_ttl=True))
-    assert {r.key for r in no_ttl} == {
-        k for k, w in entries.items() if w["ttl"] is None
-    } | {LAYOUT.entry("users", {"id": 999}).encode(), b"api_cache:bin:\xff\x00"}
+    assert {r.key for r in no_ttl} == {k for k, w in entries.items() if w["ttl"] is None} | {
+        LAYOUT.entry("users", {"id": 999}).encode(),
+        b"api_cache:bin:\xff\x00",
+    }
     hashes = rows_of(store, KeyQuery(type="hash"))
     assert [r.key for r in hashes] == [LAYOUT.entry("users", {"id": 999}).encode()]
     assert len(rows_of(store, KeyQuery(limit=4))) == 4
@@ -120,9 +127,15 @@ def test_bad_queries_are_usage_errors(store):
 def test_the_script_and_the_pipeline_read_the_same_figures(store):
     load(store.client)
     plan = ScanPlan(match=LAYOUT.entry_pattern(), prefixes=(b"api_cache:",))
-    scripted = {k: f for p in scan_sized(store, plan) for k, *f in zip(p.keys, p.types, p.pttls, p.sizes)}
+    scripted = {
+        k: f for p in scan_sized(store, plan) for k, *f in zip(p.keys, p.types, p.pttls, p.sizes)
+    }
     state = ScanState(method="pipeline")
-    piped = {k: f for p in scan_sized(store, plan, state) for k, *f in zip(p.keys, p.types, p.pttls, p.sizes)}
+    piped = {
+        k: f
+        for p in scan_sized(store, plan, state)
+        for k, *f in zip(p.keys, p.types, p.pttls, p.sizes)
+    }
     assert set(scripted) == set(piped)
     for key, (type_, pttl, size) in scripted.items():
         assert piped[key][0] == type_ and piped[key][2] == size
@@ -175,8 +188,9 @@ def test_a_command_refused_to_the_script_mid_scan_is_named_in_the_partial_listin
     # the listing names the command on it, on a page read ahead as on the first.
     with redis.Redis.from_url(acl_url) as admin:
         load(admin, n=150)
-        admin.execute_command("ACL", "SETUSER", "turned", "reset", "on", ">turned-pass", "+@all",
-                              "~*")
+        admin.execute_command(
+            "ACL", "SETUSER", "turned", "reset", "on", ">turned-pass", "+@all", "~*"
+        )
         url = acl_redis.url_for("turned", "turned-pass")
         with Store(Settings(url=url, retries=0, scan_count=10)) as store:
             listing, rows = list_keys(store, LAYOUT, KeyQuery())
@@ -196,8 +210,9 @@ def test_a_command_refused_to_the_script_mid_scan_is_named_in_the_partial_listin
 def test_a_script_refusal_without_a_line_lists_the_commands_the_script_runs(store):
     from cachectl.ops.keys import _script_refusal
 
-    said = RedisError("Redis refused EVAL: the user executing the script can't run this command "
-                      "or subcommand")
+    said = RedisError(
+        "Redis refused EVAL: the user executing the script can't run this command or subcommand"
+    )
     refused = _script_refusal(store, said, "tp")
     assert refused.message == (
         "the ACL user 'default' was refused: it may run EVAL but not one of the commands the "
@@ -232,7 +247,8 @@ def test_a_server_restarted_mid_scan_is_ridden_out(make_redis):
 
 
 @pytest.mark.parametrize(
-    "glob", ["api_cache:*", "api_cache:users:id:?", "*[0-3]", "*[^0-9]*", "api_cache:prices\\[eu\\]:*"]
+    "glob",
+    ["api_cache:*", "api_cache:users:id:?", "*[0-3]", "*[^0-9]*", "api_cache:prices\\[eu\\]:*"],
 )
 def test_glob_matching_agrees_with_redis(store, glob):
     load(store.client)
@@ -254,7 +270,9 @@ def test_fields_not_asked_for_are_not_read_and_the_rest_agree(store):
         assert row.type is None and row.pttl_ms is None and row.size_bytes is None
     ttl_only = {r.key: r for r in rows_of(store, KeyQuery(fields=("ttl",)))}
     assert set(ttl_only) == set(full)
-    assert all(r.type is None and r.size_bytes is None and r.endpoint is None for r in ttl_only.values())
+    assert all(
+        r.type is None and r.size_bytes is None and r.endpoint is None for r in ttl_only.values()
+    )
     assert {k for k, r in ttl_only.items() if r.pttl_ms == -1} == {
         k for k, r in full.items() if r.pttl_ms == -1
     }
@@ -265,14 +283,17 @@ def test_a_type_filter_says_the_type_without_reading_it(store):
     listing, rows = list_keys(store, LAYOUT, KeyQuery(type="hash", fields=("type", "endpoint")))
     rows = list(rows)
     assert listing.query.reads() == ""  # SCAN TYPE did the filtering: nothing to read per key
-    assert [(r.key, r.type) for r in rows] == [(LAYOUT.entry("users", {"id": 999}).encode(), "hash")]
+    assert [(r.key, r.type) for r in rows] == [
+        (LAYOUT.entry("users", {"id": 999}).encode(), "hash")
+    ]
 
 
 def test_no_ttl_reads_the_ttl_even_when_it_is_not_shown(store):
     entries = load(store.client)
     rows = rows_of(store, KeyQuery(no_ttl=True, fields=("endpoint",)))
     assert {r.key for r in rows} == {k for k, w in entries.items() if w["ttl"] is None} | {
-        LAYOUT.entry("users", {"id": 999}).encode(), b"api_cache:bin:\xff\x00"
+        LAYOUT.entry("users", {"id": 999}).encode(),
+        b"api_cache:bin:\xff\x00",
     }
 
 
@@ -293,7 +314,9 @@ def test_scripts_refused_read_only_the_asked_figures_by_pipelining(acl_redis, ac
     assert listing.state.method == "pipeline"
     assert set(entries) <= set(rows)
     assert all(r.type is None and r.size_bytes > 0 for r in rows.values())
-    assert {k for k in entries if rows[k].pttl_ms == -1} == {k for k, w in entries.items() if w["ttl"] is None}
+    assert {k for k in entries if rows[k].pttl_ms == -1} == {
+        k for k, w in entries.items() if w["ttl"] is None
+    }
 
 
 def test_every_primary_of_a_cluster_is_listed_by_names_alone(cluster_url):

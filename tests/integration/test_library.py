@@ -558,7 +558,8 @@ def test_a_down_redis_answers_cache_api_call_from_the_origin(make_redis):
 
 
 def test_with_redis_down_counter_warnings_keep_the_limiters_pace_and_count_what_was_dropped(
-        make_redis, caplog):
+    make_redis, caplog
+):
     server = make_redis()
     # No periodic push: the flushes below are the only ones, and the limiter's clock is ours.
     cache = APICache(server.url, metrics_flush_interval=3600, stampede=False)
@@ -580,8 +581,9 @@ def test_with_redis_down_counter_warnings_keep_the_limiters_pace_and_count_what_
     now[0] += 10
     cache.flush()
     assert said()[1].startswith("cachectl: could not write the cache counters: ")
-    assert said()[1].endswith("; the hits, misses and response times of 12 calls were dropped "
-                              "since the last warning")
+    assert said()[1].endswith(
+        "; the hits, misses and response times of 12 calls were dropped since the last warning"
+    )
 
     cache.cache_api_call("e", None, Origin("from origin"), 60)  # 1 more dropped, not told yet
     cache.flush()
@@ -589,9 +591,11 @@ def test_with_redis_down_counter_warnings_keep_the_limiters_pace_and_count_what_
     cache.cache_api_call("e", None, Origin("from origin"), 60)  # a miss that reaches Redis
     now[0] += 10
     cache.flush()
-    assert said()[2].startswith("cachectl: the cache counters are written again; the hits, "
-                                "misses and response times of 1 call were dropped while they "
-                                "could not be (")
+    assert said()[2].startswith(
+        "cachectl: the cache counters are written again; the hits, "
+        "misses and response times of 1 call were dropped while they "
+        "could not be ("
+    )
     assert len(said()) == 3
     conn = server.client()
     # Dropped, not resent: only the call made after the restart is counted.

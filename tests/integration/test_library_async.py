@@ -276,8 +276,7 @@ def test_with_redis_down_counter_warnings_keep_the_limiters_pace(make_redis, cap
     caplog.set_level("WARNING", logger="cachectl.library")
 
     async def main():
-        async with AsyncAPICache(server.url, metrics_flush_interval=3600,
-                                 stampede=False) as cache:
+        async with AsyncAPICache(server.url, metrics_flush_interval=3600, stampede=False) as cache:
             now = [1000.0]
             cache._warnings = Warnings(clock=lambda: now[0])
             for _ in range(3):
@@ -290,8 +289,9 @@ def test_with_redis_down_counter_warnings_keep_the_limiters_pace(make_redis, cap
     run(main())
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 2 and "answering from the origin" in said[0]
-    assert said[1].endswith("the hits, misses and response times of 6 calls were dropped "
-                            "since the last warning")
+    assert said[1].endswith(
+        "the hits, misses and response times of 6 calls were dropped since the last warning"
+    )
 
 
 def test_an_applications_asyncio_client_is_used_and_left_open(redis_url):

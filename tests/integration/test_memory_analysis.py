@@ -72,7 +72,9 @@ def test_a_sample_reads_part_of_the_keyspace_and_scales_up(redis_url):
     # Scaled counts land near the truth (300 entries) for a sample of a third...
     assert 150 < report.entries.keys < 450
     # ...and every figure is scaled alike.
-    assert sum(b.keys for b in report.ttl_buckets.values()) == pytest.approx(report.entries.keys, abs=6)
+    assert sum(b.keys for b in report.ttl_buckets.values()) == pytest.approx(
+        report.entries.keys, abs=6
+    )
     assert sum(g.keys for g in report.groups.values()) == pytest.approx(report.entries.keys, abs=3)
 
 
@@ -95,7 +97,9 @@ def test_scripts_refused_give_the_same_figures(acl_redis, acl_url):
         piped = analyze_memory(store, LAYOUT)
     assert piped.read_by == "pipeline" and scripted.read_by == "script"
     assert piped.entries.total_bytes == scripted.entries.total_bytes
-    assert {n: g.keys for n, g in piped.groups.items()} == {n: g.keys for n, g in scripted.groups.items()}
+    assert {n: g.keys for n, g in piped.groups.items()} == {
+        n: g.keys for n, g in scripted.groups.items()
+    }
 
 
 def test_a_scan_cut_short_reports_what_it_covered_and_fails(make_redis):

@@ -35,8 +35,10 @@ def test_prune_removes_exactly_the_dangling_members(target):
     space = build_keyspace(client)
     gone = expire_some(client, space, 4)
     now_ms = int(time.time() * 1000)
-    client.zadd(LAYOUT.response_times(), {"old-1": now_ms - 7_200_000, "old-2": now_ms - 3_700_000,
-                                          "recent": now_ms - 60_000})
+    client.zadd(
+        LAYOUT.response_times(),
+        {"old-1": now_ms - 7_200_000, "old-2": now_ms - 3_700_000, "recent": now_ms - 60_000},
+    )
     for key in space.tagged("glob"):  # every member of tag:glob dangles: the set must go
         client.delete(key)
         gone.add(key)
@@ -48,12 +50,20 @@ def test_prune_removes_exactly_the_dangling_members(target):
 
     result = prune(target.store, PruneOptions(batch_size=13, scan_count=10))
     assert result.failure is None
-    for field in ("members_removed", "sets_deleted", "sets_updated", "entries_log_removed",
-                  "access_log_removed", "response_times_removed"):
+    for field in (
+        "members_removed",
+        "sets_deleted",
+        "sets_updated",
+        "entries_log_removed",
+        "access_log_removed",
+        "response_times_removed",
+    ):
         assert getattr(result, field) == getattr(dry, field), field
     assert result.response_times_removed == 2
-    assert set(client.zrange(LAYOUT.response_times(), 0, -1)) == {b'{"endpoint":"products"}',
-                                                                   b"recent"}
+    assert set(client.zrange(LAYOUT.response_times(), 0, -1)) == {
+        b'{"endpoint":"products"}',
+        b"recent",
+    }
     assert not client.exists(LAYOUT.tag("glob"))
     sets = {k: v[1] for k, v in before.items() if v and LAYOUT.kind(k) in ("tag", "dependency")}
     emptied = {k for k, members in sets.items() if members <= gone}
@@ -80,8 +90,12 @@ def test_second_prune_finds_nothing(target):
     expire_some(target.client, space, 3)
     prune(target.store, PruneOptions())
     again = prune(target.store, PruneOptions())
-    assert (again.members_removed, again.entries_log_removed, again.access_log_removed,
-            again.sets_deleted) == (0, 0, 0, 0)
+    assert (
+        again.members_removed,
+        again.entries_log_removed,
+        again.access_log_removed,
+        again.sets_deleted,
+    ) == (0, 0, 0, 0)
 
 
 def test_stop_event_ends_prune_early(target):
@@ -94,12 +108,14 @@ def test_stop_event_ends_prune_early(target):
         if progress.members_checked >= 20:
             stop.set()
 
-    result = prune(target.store, PruneOptions(batch_size=10, scan_count=10),
-                   on_progress=stop_soon, stop=stop)
+    result = prune(
+        target.store, PruneOptions(batch_size=10, scan_count=10), on_progress=stop_soon, stop=stop
+    )
     assert result.interrupted
     assert 20 <= result.members_removed < 300
-    assert sum(1 for _ in client.scan_iter(match="tag:*", count=1000)) == \
-        300 - result.members_removed
+    assert (
+        sum(1 for _ in client.scan_iter(match="tag:*", count=1000)) == 300 - result.members_removed
+    )
 
 
 def test_pending_invalidations_are_reported_and_left_whole(target):
@@ -112,10 +128,14 @@ def test_pending_invalidations_are_reported_and_left_whole(target):
     target.client.set("api_cache:a:no_params", "v")
     result = prune(target.store, PruneOptions())
     assert sorted(result.pending_invalidations) == [
-        "depends_on:{depends_on:y}:invalidating", pending]
+        "depends_on:{depends_on:y}:invalidating",
+        pending,
+    ]
     assert (result.sets_scanned, result.members_removed) == (0, 0)
-    assert target.client.smembers(pending) == {b"api_cache:a:no_params",
-                                               b"api_cache:gone:no_params"}
+    assert target.client.smembers(pending) == {
+        b"api_cache:a:no_params",
+        b"api_cache:gone:no_params",
+    }
     assert target.client.exists("depends_on:{depends_on:y}:invalidating")
 
 
@@ -169,8 +189,9 @@ def test_entry_recreated_during_prune_stays_in_its_set(redis_url, redis_server, 
             client.set("api_cache:a:no_params", "v"),
             racing._store.send_many(commands),
         )[1]
-    removed = drop_dangling(racing, [(b"tag:t", b"api_cache:a:no_params"),
-                                     (b"tag:t", b"api_cache:b:no_params")])
+    removed = drop_dangling(
+        racing, [(b"tag:t", b"api_cache:a:no_params"), (b"tag:t", b"api_cache:b:no_params")]
+    )
     assert client.smembers("tag:t") == {b"api_cache:a:no_params"}
     # Our SREM took both; the application's SADD, or ours, put the live one back.
     assert removed == {b"tag:t": 2 if racing_sadd else 1}

@@ -32,12 +32,21 @@ class App:
         if not hit:
             self.client.set(key, json.dumps({"ok": True}), ex=600)
         counter_key, field = (self.layout.hits_total if hit else self.layout.misses_total)()
-        ep_key, ep_field = (self.layout.hits_endpoint if hit else self.layout.misses_endpoint)(endpoint)
+        ep_key, ep_field = (self.layout.hits_endpoint if hit else self.layout.misses_endpoint)(
+            endpoint
+        )
         pipe = self.client.pipeline(transaction=False)
         pipe.hincrby(counter_key, field, 1)
         pipe.hincrby(ep_key, ep_field, 1)
-        member = json.dumps({"endpoint": endpoint, "cacheKey": key, "responseTime": response_ms,
-                             "hit": hit, "n": self.rng.random()})
+        member = json.dumps(
+            {
+                "endpoint": endpoint,
+                "cacheKey": key,
+                "responseTime": response_ms,
+                "hit": hit,
+                "n": self.rng.random(),
+            }
+        )
         pipe.zadd(self.layout.response_times(), {member: now_ms or int(time.time() * 1000)})
         pipe.execute()
         return hit
@@ -126,8 +135,10 @@ def test_corrupt_counters_and_log_members_are_skipped_and_counted(single):
     client.hset(hits_key, field, "not-a-number")
     client.set(LAYOUT.misses_endpoint("wrongtype")[0], "a string, not a hash")
     now = int(time.time() * 1000)
-    client.zadd(LAYOUT.response_times(), {"{not json": now, '{"endpoint": 5}': now,
-                                          '{"endpoint": "x", "responseTime": -1}': now})
+    client.zadd(
+        LAYOUT.response_times(),
+        {"{not json": now, '{"endpoint": 5}': now, '{"endpoint": "x", "responseTime": -1}': now},
+    )
     report = take_stats(store, LAYOUT, sample_seconds=0)
     app = report.application
     assert app.corrupt_counters == 2

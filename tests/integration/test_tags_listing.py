@@ -47,7 +47,13 @@ def test_exact_counts_of_existing_and_dangling_members(store):
     assert (rows["user:vip"].existing, rows["user:vip"].dangling) == (5, 0)
     assert rows["user:gone"].dangling == 1 and 0 < rows["user:gone"].ttl_seconds <= 900
     assert rows["not-a-set"].type == "string"
-    assert listing.totals == {"sets": 3, "members": 46, "existing": 35, "dangling": 11, "not_sets": 1}
+    assert listing.totals == {
+        "sets": 3,
+        "members": 46,
+        "existing": 35,
+        "dangling": 11,
+        "not_sets": 1,
+    }
 
 
 def test_big_sets_are_counted_a_page_at_a_time(store, monkeypatch):
@@ -106,8 +112,9 @@ def test_show_cut_short_by_a_lost_server_is_a_partial_listing(make_redis):
     server = make_redis()
     with server.client() as client:
         load(client)
-    settings = Settings(url=server.url, retries=0, scan_count=3, batch_size=5, connect_timeout=0.5,
-                        timeout=1)
+    settings = Settings(
+        url=server.url, retries=0, scan_count=3, batch_size=5, connect_timeout=0.5, timeout=1
+    )
     with Store(settings) as store:
         info, members = show_tag_set(store, LAYOUT, "users")
         first = next(members)

@@ -40,16 +40,25 @@ def ts(redis_url):
 def test_a_point_is_written_in_the_layout(ts, redis_url):
     ts.add("cache.hit_ratio", 0.5, timestamp_ms=ts.now_ms() + 1500, tags={"host": "a"})
     client = redis.Redis.from_url(redis_url)
-    (member, score), = client.zrange("metric:cache.hit_ratio", 0, -1, withscores=True)
-    assert json.loads(member) == {"value": 0.5, "timestamp": ts.now_ms() + 1500,
-                                  "tags": '{"host":"a"}'}
+    ((member, score),) = client.zrange("metric:cache.hit_ratio", 0, -1, withscores=True)
+    assert json.loads(member) == {
+        "value": 0.5,
+        "timestamp": ts.now_ms() + 1500,
+        "tags": '{"host":"a"}',
+    }
     assert score == ts.now_ms() + 1500
     meta = client.hgetall("meta:cache.hit_ratio")
     assert meta[b"lastUpdate"] == str(ts.now_ms() + 1500).encode()
     assert meta[b"updatedAt"].endswith(b".500Z")
     agg = client.hgetall(f"agg:cache.hit_ratio:1m:{ts.now_ms()}")
-    assert json.loads(agg[b"data"]) == {"count": 1, "sum": 0.5, "min": 0.5, "max": 0.5,
-                                       "first": 0.5, "last": 0.5}
+    assert json.loads(agg[b"data"]) == {
+        "count": 1,
+        "sum": 0.5,
+        "min": 0.5,
+        "max": 0.5,
+        "first": 0.5,
+        "last": 0.5,
+    }
     assert agg[b"timestamp"] == str(ts.now_ms()).encode()
     # The bucket expires when the 1m retention (7 days) has passed since its end.
     expires = client.execute_command("PEXPIRETIME", f"agg:cache.hit_ratio:1m:{ts.now_ms()}")
@@ -89,8 +98,12 @@ def test_reads_pick_raw_points_or_buckets(ts):
     raw = ts.read("rps", "raw", base, base + HOUR)
     assert [p.value for p in raw.points] == list(range(12))
     per_minute = ts.read("rps", "1m", base, base + 4 * 60_000)
-    assert [(a.count, a.avg) for a in per_minute.aggregates] == [(3, 1.0), (3, 4.0), (3, 7.0),
-                                                               (3, 10.0)]
+    assert [(a.count, a.avg) for a in per_minute.aggregates] == [
+        (3, 1.0),
+        (3, 4.0),
+        (3, 7.0),
+        (3, 10.0),
+    ]
 
 
 def test_retention_removes_what_has_aged_out(ts):

@@ -59,14 +59,18 @@ def client_for(url: str):
 
 
 def test_entries_are_stored_with_ttl_tags_dependencies_and_write_log(tmp_path, origin, any_url):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: /items/{id}
           params: {limit: 10}
           matrix: {id: {range: [1, 30]}}
           tags: [items, "item_{id}"]
           depends_on: ["cat_{id}"]
-        """)
+        """,
+    )
     before_ms = time.time() * 1000
     result = run(any_url, path)
     assert (result.planned, result.requested, result.stored, result.failed_total) == (30, 30, 30, 0)
@@ -86,11 +90,15 @@ def test_entries_are_stored_with_ttl_tags_dependencies_and_write_log(tmp_path, o
 
 
 def test_what_is_stored_is_what_json_stringify_writes(tmp_path, origin, redis_url, redis_server):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: numbers, url: /json/numbers}
         - {name: keys, url: /json/keys}
         - {name: bom, url: /json/bom}
-        """)
+        """,
+    )
     result = run(redis_url, path)
     assert result.stored == 3
     with redis_server.client() as conn:
@@ -129,13 +137,19 @@ sock.on("data", d => {
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_a_javascript_application_finds_the_entry_byte_for_byte(tmp_path, origin, redis_url, redis_server):
-    path = manifest(tmp_path, origin, """\
+def test_a_javascript_application_finds_the_entry_byte_for_byte(
+    tmp_path, origin, redis_url, redis_server
+):
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: products
           url: /items/p
           params: {category: electronics, limit: 10}
         - {name: numbers, url: /json/numbers}
-        """)
+        """,
+    )
     assert run(redis_url, path).stored == 2
     script = tmp_path / "app.js"
     script.write_text(NODE_APP)
@@ -157,8 +171,13 @@ def test_a_javascript_application_finds_the_entry_byte_for_byte(tmp_path, origin
     assert ask("products", {"category": "electronics", "limit": "10"})["found"] is False
 
 
-def test_failures_are_retried_as_configured_reported_and_never_cached(tmp_path, origin, redis_url, redis_server):
-    path = manifest(tmp_path, origin, """\
+def test_failures_are_retried_as_configured_reported_and_never_cached(
+    tmp_path, origin, redis_url, redis_server
+):
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: error, url: /status/500/a, retries: 2}
         - {name: notfound, url: /status/404/a, retries: 2}
         - {name: garbage, url: /garbage/a, retries: 2}
@@ -166,7 +185,8 @@ def test_failures_are_retried_as_configured_reported_and_never_cached(tmp_path, 
         - {name: slow, url: "/slow/a?delay=3", timeout: 300ms, retries: 1}
         - {name: refused, url: "http://127.0.0.1:9/x", retries: 1}
         - {name: fine, url: /items/ok}
-        """)
+        """,
+    )
     result = run(redis_url, path, report_path=str(tmp_path / "report.json"))
     assert result.stored == 1
     assert dict(result.failed) == {
@@ -195,22 +215,35 @@ def test_failures_are_retried_as_configured_reported_and_never_cached(tmp_path, 
 
 
 def test_max_failures_as_a_count_or_a_share(tmp_path, origin, redis_url):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: error, url: /status/500/b, retries: 0}
         - name: fine
           url: /items/{id}
           matrix: {id: {range: [1, 9]}}
-        """)
+        """,
+    )
     assert run(redis_url, path, max_failures=FailureLimit.parse("1")).problem() is None
     assert run(redis_url, path, max_failures=FailureLimit.parse("10%")).problem() is None
-    assert run(redis_url, path, max_failures=FailureLimit.parse("9.9%")).problem().exit_code == ExitCode.PARTIAL
+    assert (
+        run(redis_url, path, max_failures=FailureLimit.parse("9.9%")).problem().exit_code
+        == ExitCode.PARTIAL
+    )
 
 
-def test_a_flaky_origin_is_retried_until_it_answers_and_retry_after_is_honoured(tmp_path, origin, redis_url):
-    path = manifest(tmp_path, origin, """\
+def test_a_flaky_origin_is_retried_until_it_answers_and_retry_after_is_honoured(
+    tmp_path, origin, redis_url
+):
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: flaky, url: "/flaky/1?fail=2", retries: 2}
         - {name: limited, url: /ratelimited/1, retries: 1}
-        """)
+        """,
+    )
     result = run(redis_url, path)
     assert result.stored == 2 and result.attempts == 3 + 2
     first, second = origin.times("/ratelimited/1")
@@ -218,7 +251,10 @@ def test_a_flaky_origin_is_retried_until_it_answers_and_retry_after_is_honoured(
 
 
 def test_cache_if_decides_what_is_worth_caching(tmp_path, origin, redis_url, redis_server):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: empty_list, url: /empty/list, cache_if: non_empty}
         - {name: empty_object, url: /empty/object, cache_if: non_empty}
         - {name: nothing, url: /empty/null, cache_if: non_empty}
@@ -226,7 +262,8 @@ def test_cache_if_decides_what_is_worth_caching(tmp_path, origin, redis_url, red
         - {name: kept_empty, url: /empty/list}
         - {name: only_201, url: /items/x, cache_if: [201]}
         - {name: is_201, url: /status/201/x, cache_if: [201]}
-        """)
+        """,
+    )
     result = run(redis_url, path)
     assert dict(result.skipped) == {"empty": 3, "cache_if": 1}
     with redis_server.client() as conn:
@@ -235,14 +272,20 @@ def test_cache_if_decides_what_is_worth_caching(tmp_path, origin, redis_url, red
         ]  # fmt: skip
 
 
-def test_a_fallback_answers_in_the_report_but_is_never_cached(tmp_path, origin, redis_url, redis_server):
-    path = manifest(tmp_path, origin, """\
+def test_a_fallback_answers_in_the_report_but_is_never_cached(
+    tmp_path, origin, redis_url, redis_server
+):
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: detail
           url: /status/503/{id}
           fallback_url: /items/fb-{id}
           matrix: {id: [1]}
           retries: 0
-        """)
+        """,
+    )
     result = run(redis_url, path)
     assert result.stored == 0 and result.fallback_answers == 1
     failure = result.failures[0]
@@ -253,15 +296,21 @@ def test_a_fallback_answers_in_the_report_but_is_never_cached(tmp_path, origin, 
         assert conn.dbsize() == 0
 
 
-def test_post_sends_its_body_and_headers_and_the_answer_is_cached(tmp_path, origin, redis_url, redis_server):
-    path = manifest(tmp_path, origin, """\
+def test_post_sends_its_body_and_headers_and_the_answer_is_cached(
+    tmp_path, origin, redis_url, redis_server
+):
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: search
           url: /echo
           method: POST
           body: {query: "*"}
           params: {page: 1}
           headers: {Authorization: "Bearer ${TOKEN}", X-Tenant: acme}
-        """)
+        """,
+    )
     assert run(redis_url, path, env={"TOKEN": "tok-123456"}).stored == 1
     with redis_server.client() as conn:
         echoed = json.loads(conn.get("api_cache:search:page:1"))
@@ -272,12 +321,18 @@ def test_post_sends_its_body_and_headers_and_the_answer_is_cached(tmp_path, orig
     assert echoed["headers"]["X-Tenant"] == "acme"
 
 
-def test_only_missing_and_refresh_below_skip_what_is_fresh(tmp_path, origin, redis_url, redis_server):
-    path = manifest(tmp_path, origin, """\
+def test_only_missing_and_refresh_below_skip_what_is_fresh(
+    tmp_path, origin, redis_url, redis_server
+):
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: /items/{id}
           matrix: {id: [cached, expiring, fresh, persistent, missing]}
-        """)
+        """,
+    )
     with redis_server.client() as conn:
         conn.set('api_cache:items:id:"cached"', "old", px=3_600_000)
         conn.set('api_cache:items:id:"expiring"', "old", px=5_000)
@@ -297,11 +352,15 @@ def test_only_missing_and_refresh_below_skip_what_is_fresh(tmp_path, origin, red
 
 
 def test_a_dry_run_fetches_and_writes_nothing(tmp_path, origin, redis_url, redis_server):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: /items/{id}
           matrix: {id: {range: [1, 5]}}
-        """)
+        """,
+    )
     result = run(redis_url, path, dry_run=True, report_path=str(tmp_path / "plan.json"))
     assert (result.planned, result.would_request, result.requested, result.stored) == (5, 5, 0, 0)
     assert origin.requests == []
@@ -311,11 +370,17 @@ def test_a_dry_run_fetches_and_writes_nothing(tmp_path, origin, redis_url, redis
     assert [r["outcome"] for r in report["requests"]] == ["would_request"] * 5
 
 
-def test_from_access_log_warms_the_most_recently_hit_entries_of_the_manifest(tmp_path, origin, redis_url, redis_server):
-    path = manifest(tmp_path, origin, """\
+def test_from_access_log_warms_the_most_recently_hit_entries_of_the_manifest(
+    tmp_path, origin, redis_url, redis_server
+):
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: items, url: "/items/{id}", tags: ["item_{id}"], matrix: {id: [1]}}
         - {name: products, url: /items/p}
-        """)
+        """,
+    )
     layout = Layout()
     with redis_server.client() as conn:
         conn.zadd("cache_access", {
@@ -334,13 +399,21 @@ def test_from_access_log_warms_the_most_recently_hit_entries_of_the_manifest(tmp
         p for _, p, _, _ in origin.requests
     ) == ["/items/2", "/items/3?extra=true"]
     with redis_server.client() as conn:
-        assert conn.smembers("tag:item_3") == {layout.entry("items", {"id": 3, "extra": True}).encode()}
+        assert conn.smembers("tag:item_3") == {
+            layout.entry("items", {"id": 3, "extra": True}).encode()
+        }
 
 
-def test_set_ttls_only_ever_grow_and_a_set_kept_forever_stays_so(tmp_path, origin, redis_url, redis_server):
-    path = manifest(tmp_path, origin, """\
+def test_set_ttls_only_ever_grow_and_a_set_kept_forever_stays_so(
+    tmp_path, origin, redis_url, redis_server
+):
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: a, url: /items/a, tags: [longer, shorter, forever, new]}
-        """)
+        """,
+    )
     with redis_server.client() as conn:
         conn.sadd("tag:longer", "x")
         conn.pexpire("tag:longer", 3 * TTL_MS)
@@ -358,10 +431,14 @@ def test_set_ttls_only_ever_grow_and_a_set_kept_forever_stays_so(tmp_path, origi
 
 
 def test_an_index_key_of_the_wrong_type_keeps_its_entry_out(tmp_path, origin, any_url):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - {name: a, url: /items/a, tags: [broken]}
         - {name: b, url: /items/b, tags: [fine]}
-        """)
+        """,
+    )
     conn = client_for(any_url)
     conn.set("tag:broken", "a string")
     result = run(any_url, path)
@@ -373,35 +450,49 @@ def test_an_index_key_of_the_wrong_type_keeps_its_entry_out(tmp_path, origin, an
 
 
 def test_per_endpoint_concurrency_is_held(tmp_path, origin, redis_url):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: gauged
           url: "/gauge/{id}?delay=0.2"
           matrix: {id: {range: [1, 8]}}
           concurrency: 2
-        """)
+        """,
+    )
     result = run(redis_url, path, concurrency=8)
     assert result.stored == 8
     assert origin.max_in_flight["gauge"] == 2
 
 
 def test_rate_spaces_the_requests(tmp_path, origin, redis_url):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: /items/{id}
           matrix: {id: {range: [1, 6]}}
-        """)
+        """,
+    )
     assert run(redis_url, path, rate=10, concurrency=6).stored == 6
-    times = sorted(origin.times("/items/1") + [t for i in range(2, 7) for t in origin.times(f"/items/{i}")])
+    times = sorted(
+        origin.times("/items/1") + [t for i in range(2, 7) for t in origin.times(f"/items/{i}")]
+    )
     assert times[-1] - times[0] >= 0.45  # 6 requests 0.1 s apart
 
 
 def test_redis_lost_for_a_moment_is_ridden_out(tmp_path, origin, make_redis):
     server = make_redis()
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: "/slow/{id}?delay=0.05"
           matrix: {id: {range: [1, 60]}}
-        """)
+        """,
+    )
     settings = Settings(url=server.url, retries=3, timeout=1.0, connect_timeout=0.5)
     plan = Plan(load_manifests([path], env={}), Layout())
     state = {"killed": False}
@@ -421,13 +512,19 @@ def test_redis_lost_for_a_moment_is_ridden_out(tmp_path, origin, make_redis):
         assert 0 < conn.zcard("cache_entries") < 60
 
 
-def test_redis_that_stays_down_stops_the_run_with_a_report_of_what_was_stored(tmp_path, origin, make_redis):
+def test_redis_that_stays_down_stops_the_run_with_a_report_of_what_was_stored(
+    tmp_path, origin, make_redis
+):
     server = make_redis()
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: "/slow/{id}?delay=0.05"
           matrix: {id: {range: [1, 200]}}
-        """)
+        """,
+    )
     settings = Settings(url=server.url, retries=1, timeout=1.0, connect_timeout=0.5)
     plan = Plan(load_manifests([path], env={}), Layout())
     stored_at_kill = {}
@@ -439,7 +536,12 @@ def test_redis_that_stays_down_stops_the_run_with_a_report_of_what_was_stored(tm
 
     report = tmp_path / "report.json"
     with Store(settings) as store:
-        result = warm(store, plan, WarmOptions(concurrency=4, report_path=str(report)), on_progress=on_progress)
+        result = warm(
+            store,
+            plan,
+            WarmOptions(concurrency=4, report_path=str(report)),
+            on_progress=on_progress,
+        )
     assert result.stopped == "redis"
     assert isinstance(result.error, RedisUnreachable)
     assert result.problem().exit_code == ExitCode.REDIS
@@ -451,11 +553,15 @@ def test_redis_that_stays_down_stops_the_run_with_a_report_of_what_was_stored(tm
 
 
 def test_an_acl_user_that_may_not_write_stops_the_run_at_once(tmp_path, origin, acl_redis, acl_url):
-    path = manifest(tmp_path, origin, """\
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
         - name: items
           url: /items/{id}
           matrix: {id: {range: [1, 50]}}
-        """)
+        """,
+    )
     result = run(acl_redis.url_for("reader", "reader-pass"), path, concurrency=2)
     assert isinstance(result.error, RedisPermissionError)
     assert "reader" in result.error.message
@@ -481,6 +587,7 @@ def test_every_repeats_rounds_until_stopped(tmp_path, origin, redis_url):
     def sleep(seconds):
         if len(rounds) == 3:
             raise KeyboardInterrupt
+
     settings = Settings(url=redis_url, retries=1)
     plan = Plan(load_manifests([path], env={}), Layout())
     with Store(settings) as store:

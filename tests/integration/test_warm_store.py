@@ -15,11 +15,13 @@ def test_each_group_is_its_own_transaction_in_one_round_trip(redis_url, redis_se
     with redis_server.client() as conn:
         conn.set("a-string", "x")
     with Store(Settings(url=redis_url)) as store:
-        results = store.transactions([
-            [("SADD", "tag:t", "k1"), ("SET", "k1", "v1", "PX", 60000)],
-            [("SADD", "a-string", "k2"), ("SET", "k2", "v2")],  # WRONGTYPE at run time
-            [("SET", "k3", "v3"), ("NO-SUCH-COMMAND", "x")],  # refused while queued
-        ])
+        results = store.transactions(
+            [
+                [("SADD", "tag:t", "k1"), ("SET", "k1", "v1", "PX", 60000)],
+                [("SADD", "a-string", "k2"), ("SET", "k2", "v2")],  # WRONGTYPE at run time
+                [("SET", "k3", "v3"), ("NO-SUCH-COMMAND", "x")],  # refused while queued
+            ]
+        )
     assert results[0] == [1, b"OK"]
     # A runtime error does not undo the rest of its group: that is why warm checks types first.
     assert isinstance(results[1][0], RedisError) and "WRONGTYPE" in results[1][0].message
@@ -42,12 +44,15 @@ def test_transactions_need_a_single_server(cluster_url):
         store.transactions([[("SET", "k", "v")]])
 
 
-def test_send_many_routes_each_command_by_slot_and_returns_errors_in_place(cluster_url, redis_cluster):
+def test_send_many_routes_each_command_by_slot_and_returns_errors_in_place(
+    cluster_url, redis_cluster
+):
     keys = [f"key:{i}" for i in range(50)]
     with Store(Settings(url=cluster_url)) as store:
         store.execute("SET", "a-string", "x")
         replies = store.send_many(
-            [("SET", k, k, "PX", 60000) for k in keys] + [("SADD", "a-string", "m"), ("SADD", "s", "m")]
+            [("SET", k, k, "PX", 60000) for k in keys]
+            + [("SADD", "a-string", "m"), ("SADD", "s", "m")]
         )
         assert replies[:50] == [True] * 50
         assert isinstance(replies[50], RedisError) and "WRONGTYPE" in replies[50].message
@@ -55,7 +60,9 @@ def test_send_many_routes_each_command_by_slot_and_returns_errors_in_place(clust
         assert store.pipelined("GET", keys) == [k.encode() for k in keys]
 
 
-def test_a_connection_killed_between_batches_is_reconnected_and_replies_stay_in_step(redis_url, redis_server):
+def test_a_connection_killed_between_batches_is_reconnected_and_replies_stay_in_step(
+    redis_url, redis_server
+):
     with Store(Settings(url=redis_url)) as store:
         first = store.transactions([[("SET", "a", "1")], [("SADD", "a", "x")]])
         assert first[0] == [b"OK"] and isinstance(first[1][0], RedisError)
@@ -74,7 +81,6 @@ def test_arguments_hiredis_does_not_pack_are_packed_by_redis_py(redis_url):
     with Store(Settings(url=redis_url)) as store:
         assert store.transactions([[("SET", "m", bytearray(b"view"))]]) == [[b"OK"]]
         assert store.execute("GET", "m") == b"view"
-
 
 
 def test_replies_bigger_than_one_socket_read_over_tls(tls_redis):
@@ -107,7 +113,9 @@ def test_a_connection_lost_in_the_middle_of_a_round_trip_is_retried_whole(redis_
 
     with Store(Settings(url=redis_url)) as store:
         store.execute("PING")
-        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", send_then_lose_the_socket)
+        monkeypatch.setattr(
+            redis.connection.AbstractConnection, "send_packed_command", send_then_lose_the_socket
+        )
         replies = store.transactions([[("SET", "k", "v"), ("GET", "k")], [("SADD", "k", "m")]])
         types = store.types(["k", "nothing"])
     assert lost == [True]

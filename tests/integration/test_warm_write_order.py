@@ -98,7 +98,9 @@ def any_url(request) -> str:
 
 
 @pytest.mark.parametrize("after", [1, 2, 3, 4])
-def test_an_invalidation_between_any_two_round_trips_leaves_no_untagged_entry(tmp_path, any_url, after):
+def test_an_invalidation_between_any_two_round_trips_leaves_no_untagged_entry(
+    tmp_path, any_url, after
+):
     plan = _plan(tmp_path)
     requests = list(plan.requests())
     raced = []
@@ -108,7 +110,9 @@ def test_an_invalidation_between_any_two_round_trips_leaves_no_untagged_entry(tm
         _invalidate_tag(any_url, "catalog")
 
     with InterleavingStore(Settings(url=any_url), after, between) as store:
-        results = EntryWriter(store, LAYOUT).write([ToWrite(r, {"id": r.params["id"]}) for r in requests])
+        results = EntryWriter(store, LAYOUT).write(
+            [ToWrite(r, {"id": r.params["id"]}) for r in requests]
+        )
         trips = store.round_trips
     assert all(error is None for _, error in results)
     assert _orphans(any_url, [r.key for r in requests]) == []
@@ -132,7 +136,9 @@ def test_an_entry_whose_index_write_fails_is_deleted_again(tmp_path, any_url, af
             other.client.set("tag:item_3", "not a set any more")
 
     with InterleavingStore(Settings(url=any_url), after, between) as store:
-        results = EntryWriter(store, LAYOUT).write([ToWrite(r, {"id": r.params["id"]}) for r in requests])
+        results = EntryWriter(store, LAYOUT).write(
+            [ToWrite(r, {"id": r.params["id"]}) for r in requests]
+        )
         cluster = store.is_cluster
     failed = [r.key for r, (_, error) in zip(requests, results) if error is not None]
     # after 1: between the TYPE read and the writes; after 2: in a cluster, between the SETs

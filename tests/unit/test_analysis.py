@@ -42,7 +42,9 @@ def test_hit_rate_without_traffic_is_unknown_not_zero():
     assert hit_rate(3, 1) == 0.75
 
 
-@pytest.mark.parametrize("pct, expected", [(0, 1), (50, 50.5), (95, 95.05), (99, 99.01), (100, 100)])
+@pytest.mark.parametrize(
+    "pct, expected", [(0, 1), (50, 50.5), (95, 95.05), (99, 99.01), (100, 100)]
+)
 def test_percentile_interpolates_between_ranks(pct, expected):
     assert percentile(list(range(100, 0, -1)), pct) == pytest.approx(expected)
 

@@ -49,8 +49,9 @@ def test_credentials_leave_the_url_for_a_basic_auth_header():
     url, headers = webhook_request("https://a%20b:p%40ss%3Aw@hooks.example.com:8443/T/x?y=1")
     assert url == "https://hooks.example.com:8443/T/x?y=1"
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"a b:p@ss:w").decode()
-    assert webhook_target("https://a:p@hooks.example.com:8443/T/x") == \
-        "https://hooks.example.com:8443"
+    assert (
+        webhook_target("https://a:p@hooks.example.com:8443/T/x") == "https://hooks.example.com:8443"
+    )
 
 
 def test_a_user_without_a_password_is_sent_with_an_empty_one_and_no_userinfo_sends_none():

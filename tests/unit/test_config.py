@@ -441,7 +441,9 @@ def test_a_layout_whose_kinds_share_a_prefix_names_file_line_kinds_and_prefix(lo
 
 
 def test_every_clash_of_a_profiles_layout_is_reported_at_its_line(load, work):
-    path = write(work / "cachectl.yaml", """\
+    path = write(
+        work / "cachectl.yaml",
+        """\
         profiles:
           a:
             layout:
@@ -449,7 +451,8 @@ def test_every_clash_of_a_profiles_layout_is_reported_at_its_line(load, work):
               meta_prefix: m
               entries_log: log
               access_log: log
-        """)
+        """,
+    )
     with pytest.raises(ConfigError) as err:
         load(profile="a")
     problems = problems_of(err)

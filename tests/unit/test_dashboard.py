@@ -31,9 +31,14 @@ def traffic_samples():
         {"products": (180, 20), "users": (6, 14)},
     ]
     return [
-        sample(100 + i, [node(evicted_keys=3 * i, total_commands_processed=500 * i)],
-               hits=sum(h for h, _ in e.values()), misses=sum(m for _, m in e.values()),
-               endpoints=e, times=[5.0, 7.0, 250.0])
+        sample(
+            100 + i,
+            [node(evicted_keys=3 * i, total_commands_processed=500 * i)],
+            hits=sum(h for h, _ in e.values()),
+            misses=sum(m for _, m in e.values()),
+            endpoints=e,
+            times=[5.0, 7.0, 250.0],
+        )
         for i, e in enumerate(endpoints)
     ]
 
@@ -65,7 +70,9 @@ def test_dashboard_without_application_counters_says_so():
 def test_a_lost_connection_shows_and_keeps_the_last_figures():
     state = DashboardState(started_at=100, interval_seconds=1)
     feed(state, *traffic_samples())
-    state.update(Tick(None, None, None, RedisUnreachable("cannot connect to Redis at redis://h:1/0")))
+    state.update(
+        Tick(None, None, None, RedisUnreachable("cannot connect to Redis at redis://h:1/0"))
+    )
     text = screen(state)
     assert "connection lost: cannot connect to Redis at redis://h:1/0" in text
     assert "82.7% last interval" in text
@@ -101,10 +108,8 @@ def test_sparkline_and_gauge():
 
 def test_response_times_cover_a_window_kept_across_quiet_ticks():
     state = DashboardState(started_at=100, interval_seconds=1, log_window_seconds=60)
-    busy = sample(100, [node()], hits=0, misses=0, endpoints={"e": (0, 0)},
-                  times=[5.0, 7.0, 250.0])
-    quiet = [sample(100 + i, [node()], hits=0, misses=0, endpoints={"e": (0, 0)})
-             for i in (1, 2)]
+    busy = sample(100, [node()], hits=0, misses=0, endpoints={"e": (0, 0)}, times=[5.0, 7.0, 250.0])
+    quiet = [sample(100 + i, [node()], hits=0, misses=0, endpoints={"e": (0, 0)}) for i in (1, 2)]
     feed(state, busy, *quiet)
     # Two quiet ticks later the requests of the first are still in the last minute.
     assert state.report.application.response_times.count == 0
@@ -115,8 +120,9 @@ def test_response_times_cover_a_window_kept_across_quiet_ticks():
     assert "Slowest requests in the last 1m 0s" in text and "250.0 ms" in text
     assert state.to_dict()["response_window"]["count"] == 3
     # A minute on, they have left the window.
-    state.update(Tick(compute_report(quiet[-1], later := sample(161, [node()], 0, 0)),
-                      quiet[-1], later))
+    state.update(
+        Tick(compute_report(quiet[-1], later := sample(161, [node()], 0, 0)), quiet[-1], later)
+    )
     assert state.response_window.count == 0 and state.response_window.p95_ms is None
 
 

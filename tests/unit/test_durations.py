@@ -26,7 +26,9 @@ def test_durations_read_as_people_write_them(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "m", "10x", "ten minutes", "10m-", "1h30", "inf", "nan", True, None, [1]])
+@pytest.mark.parametrize(
+    "text", ["", "m", "10x", "ten minutes", "10m-", "1h30", "inf", "nan", True, None, [1]]
+)
 def test_anything_else_is_refused_with_examples(text):
     with pytest.raises(ValueError, match="expected a duration such as"):
         parse_duration(text)

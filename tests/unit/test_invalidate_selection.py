@@ -40,11 +40,21 @@ def test_pattern_outside_the_entry_prefix_is_refused(pattern):
         resolve(patterns=[pattern])
 
 
-@pytest.mark.parametrize("pattern", [
-    "api_cache:*", "api_cache:**", "api_cache:?*", "api\\_cache:*",
-    # nothing after the prefix narrows these either: every entry has a ':' after its endpoint
-    "api_cache:*:*", "api_cache:**:**", "api_cache:*\\:*", "api_cache:*[^]", "api_cache:[^]*:?*",
-])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "api_cache:*",
+        "api_cache:**",
+        "api_cache:?*",
+        "api\\_cache:*",
+        # nothing after the prefix narrows these either: every entry has a ':' after its endpoint
+        "api_cache:*:*",
+        "api_cache:**:**",
+        "api_cache:*\\:*",
+        "api_cache:*[^]",
+        "api_cache:[^]*:?*",
+    ],
+)
 def test_pattern_matching_every_entry_is_refused(pattern):
     with pytest.raises(UsageError, match="every entry"):
         resolve(patterns=[pattern])
@@ -58,9 +68,19 @@ def test_force_lets_a_wide_pattern_through_with_a_note(pattern):
 
 
 @pytest.mark.parametrize(
-    "pattern", ["api_cache:products:*", "api_cache:p*", "api_cache:?roducts:*", "api_cache:[pu]*",
-                "api_cache:*:id*", "api_cache:*|*", "api_cache:*\\**", "api_cache:?:*",
-                "api_cache:*:*:*", "api_cache:[^a]*"]
+    "pattern",
+    [
+        "api_cache:products:*",
+        "api_cache:p*",
+        "api_cache:?roducts:*",
+        "api_cache:[pu]*",
+        "api_cache:*:id*",
+        "api_cache:*|*",
+        "api_cache:*\\**",
+        "api_cache:?:*",
+        "api_cache:*:*:*",
+        "api_cache:[^a]*",
+    ],
 )
 def test_narrow_pattern_is_accepted(pattern):
     assert not matches_every_entry(LAYOUT, pattern)
@@ -79,7 +99,8 @@ def test_every_entry_check_follows_a_configured_prefix():
 
 
 @pytest.mark.parametrize(
-    "key", ["session:1", "api_cache_backup:x:no_params", "tag:user_1", "cache_entries", "API_CACHE:a:b"]
+    "key",
+    ["session:1", "api_cache_backup:x:no_params", "tag:user_1", "cache_entries", "API_CACHE:a:b"],
 )
 def test_key_that_is_not_an_entry_is_refused(key):
     with pytest.raises(UsageError, match="not a cache entry"):
@@ -87,7 +108,9 @@ def test_key_that_is_not_an_entry_is_refused(key):
 
 
 def test_exact_keys_are_kept_as_typed_and_deduplicated():
-    selection = resolve(keys=["api_cache:a:no_params", "api_cache:we[ir]d*:id:1", "api_cache:a:no_params"])
+    selection = resolve(
+        keys=["api_cache:a:no_params", "api_cache:we[ir]d*:id:1", "api_cache:a:no_params"]
+    )
     assert selection.sources == [
         KeySource("2 keys", (b"api_cache:a:no_params", b"api_cache:we[ir]d*:id:1"))
     ]
@@ -144,8 +167,9 @@ def test_nothing_selected_is_a_usage_error():
 
 
 def test_sources_run_keys_first_then_sets_then_scans():
-    selection = resolve(patterns=["api_cache:p*"], tags=["t"], keys=["api_cache:a:no_params"],
-                        depends_on=["r"])
+    selection = resolve(
+        patterns=["api_cache:p*"], tags=["t"], keys=["api_cache:a:no_params"], depends_on=["r"]
+    )
     kinds = [type(s) for s in selection.sources]
     assert kinds == [KeySource, SetSource, SetSource, ScanSource]
     assert selection.sources[1].set_key == b"tag:t"
@@ -163,12 +187,17 @@ def test_graph_reach_follows_edges_once_even_through_cycles():
 
 def test_depends_on_with_graph_selects_every_reached_resource(tmp_path):
     path = tmp_path / "graph.yaml"
-    path.write_text("user_123: [profile_data, preferences]\nprofile_data: [dashboard, user_123]\n"
-                    "42: 7\n")
+    path.write_text(
+        "user_123: [profile_data, preferences]\nprofile_data: [dashboard, user_123]\n42: 7\n"
+    )
     selection = resolve(depends_on=["user_123", "42"], graph_file=str(path))
     assert [s.set_key for s in selection.sources] == [
-        b"depends_on:user_123", b"depends_on:42", b"depends_on:profile_data",
-        b"depends_on:preferences", b"depends_on:7", b"depends_on:dashboard",
+        b"depends_on:user_123",
+        b"depends_on:42",
+        b"depends_on:profile_data",
+        b"depends_on:preferences",
+        b"depends_on:7",
+        b"depends_on:dashboard",
     ]
 
 
@@ -243,5 +272,9 @@ def test_sample_dependency_graph_loads_and_reaches_through_its_cycle():
 
     graph = load_graph(Path(__file__).parents[2] / "sample_configs" / "dependency_graph.yaml")
     assert graph.reach(["user_123"]) == [
-        "user_123", "profile_data", "preferences", "dashboard", "team_overview",
+        "user_123",
+        "profile_data",
+        "preferences",
+        "dashboard",
+        "team_overview",
     ]

@@ -35,7 +35,9 @@ def problems_of(tmp_path: Path, text: str, env=None) -> list[str]:
 
 
 def test_the_sample_manifest_is_valid_and_expands():
-    plan = Plan(load_manifests([SAMPLES / "manifest.yaml"], env={"API_TOKEN": "t0ken-abc"}), Layout())
+    plan = Plan(
+        load_manifests([SAMPLES / "manifest.yaml"], env={"API_TOKEN": "t0ken-abc"}), Layout()
+    )
     assert plan.total == 27
     requests = list(plan.requests())
     assert len(requests) == 27
@@ -48,7 +50,9 @@ def test_the_sample_manifest_is_valid_and_expands():
 
 
 def test_param_types_decide_the_key(tmp_path):
-    plan = plan_of(tmp_path, """\
+    plan = plan_of(
+        tmp_path,
+        """\
         version: 1
         defaults: {base_url: "http://h", ttl: 60}
         endpoints:
@@ -56,7 +60,8 @@ def test_param_types_decide_the_key(tmp_path):
           - {name: a, url: /a, params: {id: "10"}}
           - {name: s, url: /s, params: {q: café, fields: [name, email], price: 2.5, exact: true}}
           - {name: status, url: /status}
-        """)
+        """,
+    )
     keys = [r.key for r in plan.requests()]
     assert keys == [
         "api_cache:a:id:10",
@@ -87,7 +92,9 @@ def test_keys_follow_the_configured_layout(tmp_path):
 
 def test_matrix_is_the_cartesian_product_in_manifest_order(tmp_path):
     (tmp_path / "ids.txt").write_text('# ids\n7\n\n"8"\nnine\n')
-    plan = plan_of(tmp_path, """\
+    plan = plan_of(
+        tmp_path,
+        """\
         version: 1
         defaults: {base_url: "http://h", ttl: 60}
         endpoints:
@@ -100,7 +107,8 @@ def test_matrix_is_the_cartesian_product_in_manifest_order(tmp_path):
             url: /raw/{id}
             matrix:
               id: {file: ids.txt, as: string}
-        """)
+        """,
+    )
     assert plan.total == 6 + 3
     got = [(r.params["page"], r.params["id"]) for r in plan.requests() if r.endpoint.name == "e"]
     assert got == [(1, 7), (1, "8"), (1, "nine"), (2, 7), (2, "8"), (2, "nine")]
@@ -109,7 +117,9 @@ def test_matrix_is_the_cartesian_product_in_manifest_order(tmp_path):
 
 
 def test_urls_templates_query_and_body(tmp_path):
-    plan = plan_of(tmp_path, """\
+    plan = plan_of(
+        tmp_path,
+        """\
         version: 1
         defaults: {base_url: "https://api.example.com/v2/", ttl: 10m}
         endpoints:
@@ -122,7 +132,8 @@ def test_urls_templates_query_and_body(tmp_path):
             url: http://other.example.com/x
             method: post
             body: {q: "*", n: 1.0}
-        """)
+        """,
+    )
     user, absolute = plan.requests()
     assert user.url == (
         "https://api.example.com/v2/users/a%20b%2Fc/posts?sort=new&x={literal}"
@@ -137,7 +148,9 @@ def test_urls_templates_query_and_body(tmp_path):
 
 
 def test_every_problem_is_reported_at_once_with_file_line_column_and_field(tmp_path):
-    problems = problems_of(tmp_path, """\
+    problems = problems_of(
+        tmp_path,
+        """\
         version: 1
         defaults:
           base_url: https://api.example.com
@@ -161,7 +174,8 @@ def test_every_problem_is_reported_at_once_with_file_line_column_and_field(tmp_p
           - url: x
             method: PUT
             body: {a: 1}
-        """)
+        """,
+    )
     f = str(tmp_path / "m.yaml")
     expected = [
         f"{f}:4:8: defaults.ttl: the ttl must be greater than 0",
@@ -192,34 +206,55 @@ def test_every_problem_is_reported_at_once_with_file_line_column_and_field(tmp_p
         ("{name: a, url: /a, ttl: 0.0001}", "the ttl must be at least 1 ms"),
         ("{name: a, url: /a, ttl: soon}", "expected a duration such as"),
         ("{name: a, url: /a, ttl: 60, matrix: {p: {range: [1]}}}", "expected two whole numbers"),
-        ("{name: a, url: /a, ttl: 60, matrix: {p: {range: [1, 2.5]}}}", "expected two whole numbers"),
-        ("{name: a, url: /a, ttl: 60, matrix: {p: {range: [true, 2]}}}", "expected two whole numbers"),
+        (
+            "{name: a, url: /a, ttl: 60, matrix: {p: {range: [1, 2.5]}}}",
+            "expected two whole numbers",
+        ),
+        (
+            "{name: a, url: /a, ttl: 60, matrix: {p: {range: [true, 2]}}}",
+            "expected two whole numbers",
+        ),
         ("{name: a, url: /a, ttl: 60, matrix: {p: []}}", "the list of values is empty"),
         ("{name: a, url: /a, ttl: 60, matrix: {p: {range: [1, 2], file: x}}}", "exactly one of"),
         ("{name: a, url: /a, ttl: 60, matrix: {p: {file: missing.txt}}}", "cannot read"),
-        ("{name: a, url: /a, ttl: 60, matrix: {p: {rnage: [1, 2]}}}", "unknown field 'rnage' (did you mean 'range'?)"),
+        (
+            "{name: a, url: /a, ttl: 60, matrix: {p: {rnage: [1, 2]}}}",
+            "unknown field 'rnage' (did you mean 'range'?)",
+        ),
         ('{name: a, url: "/a/{id}", ttl: 60}', "unknown param 'id' (this endpoint has no params)"),
         ('{name: a, url: "/a/{", ttl: 60}', "an unmatched brace"),
         ('{name: a, url: "/a/{}", ttl: 60}', "an empty placeholder"),
-        ("{name: a, url: /a, ttl: 60, params: {d: 2024-01-01}}", "reads as a date: put it in quotes"),
+        (
+            "{name: a, url: /a, ttl: 60, params: {d: 2024-01-01}}",
+            "reads as a date: put it in quotes",
+        ),
         ("{name: a, url: /a, ttl: 60, params: {x: .nan}}", "is not a JSON number"),
-        ("{name: a, url: /a, ttl: 60, params: {p: 1}, matrix: {p: [1, 2]}}", "given both in params and in matrix"),
+        (
+            "{name: a, url: /a, ttl: 60, params: {p: 1}, matrix: {p: [1, 2]}}",
+            "given both in params and in matrix",
+        ),
         ("{name: a, url: /a, ttl: 60, retries: -1}", "expected a whole number from 0 to 20"),
         ("{name: a, url: /a, ttl: 60, concurrency: 0}", "expected a whole number, 1 or more"),
         ("{name: a, url: /a, ttl: 60, rate: 0}", "expected requests per second greater than 0"),
         ("{name: a, url: ftp://x/a, ttl: 60}", "expected an http:// or https:// URL"),
         ("{name: a, url: /a}", "missing field 'ttl' (set ttl here or in defaults)"),
         ("{name: '', url: /a, ttl: 60}", "expected text, got an empty value"),
-        ("{name: a, url: 'http://u:p@h/a', ttl: 60, headers: {Authorization: x}}", "keep one of them"),
+        (
+            "{name: a, url: 'http://u:p@h/a', ttl: 60, headers: {Authorization: x}}",
+            "keep one of them",
+        ),
     ],
 )
 def test_one_bad_field_is_named_with_what_is_expected(tmp_path, endpoint, message):
-    problems = problems_of(tmp_path, f"""\
+    problems = problems_of(
+        tmp_path,
+        f"""\
         version: 1
         defaults: {{base_url: "http://h"}}
         endpoints:
           - {endpoint}
-        """)
+        """,
+    )
     assert any(message in p for p in problems), problems
 
 
@@ -227,12 +262,18 @@ def test_one_bad_field_is_named_with_what_is_expected(tmp_path, endpoint, messag
     "text, message",
     [
         ("", "the manifest is empty"),
-        ("version: 2\nendpoints: [{name: a, url: http://h/a, ttl: 1}]\n", "unsupported version the number 2"),
+        (
+            "version: 2\nendpoints: [{name: a, url: http://h/a, ttl: 1}]\n",
+            "unsupported version the number 2",
+        ),
         ("endpoints: [{name: a, url: http://h/a, ttl: 1}]\n", "missing field 'version'"),
         ("version: 1\n", "missing field 'endpoints'"),
         ("version: 1\nendpoints: []\n", "the list of endpoints is empty"),
         ("version: 1\nendpoint: []\n", "unknown field 'endpoint' (did you mean 'endpoints'?)"),
-        ("version: 1\nendpoints: [{name: a, url: /a, ttl: 1}]\n", "is a path and defaults.base_url is not set"),
+        (
+            "version: 1\nendpoints: [{name: a, url: /a, ttl: 1}]\n",
+            "is a path and defaults.base_url is not set",
+        ),
     ],
 )
 def test_top_level_problems(tmp_path, text, message):
@@ -246,9 +287,15 @@ def test_malformed_yaml_is_one_line_with_its_place(tmp_path):
 
 
 def test_problems_of_several_files_come_together(tmp_path):
-    good = write(tmp_path, "version: 1\nendpoints: [{name: a, url: http://h/a, ttl: 1}]\n", "good.yaml")
-    bad1 = write(tmp_path, "version: 1\nendpoints: [{name: a, url: http://h/a, ttl: 0}]\n", "bad1.yaml")
-    bad2 = write(tmp_path, "version: 1\nendpoints: [{name: a, url: http://h/{x}, ttl: 1}]\n", "bad2.yaml")
+    good = write(
+        tmp_path, "version: 1\nendpoints: [{name: a, url: http://h/a, ttl: 1}]\n", "good.yaml"
+    )
+    bad1 = write(
+        tmp_path, "version: 1\nendpoints: [{name: a, url: http://h/a, ttl: 0}]\n", "bad1.yaml"
+    )
+    bad2 = write(
+        tmp_path, "version: 1\nendpoints: [{name: a, url: http://h/{x}, ttl: 1}]\n", "bad2.yaml"
+    )
     with pytest.raises(ManifestError) as err:
         load_manifests([good, bad1, bad2], env={})
     assert [p.split(":")[0] for p in err.value.problems] == [str(bad1), str(bad2)]
@@ -257,44 +304,60 @@ def test_problems_of_several_files_come_together(tmp_path):
 
 def test_secrets_never_appear_in_problems_or_shown_urls(tmp_path):
     env = {"TOKEN": "s3cret-token-value", "KEY": "k3y-value-123"}
-    problems = problems_of(tmp_path, """\
+    problems = problems_of(
+        tmp_path,
+        """\
         version: 1
         defaults:
           base_url: "https://user:${KEY}@api.example.com"
           headers: {Authorization: "Bearer ${TOKEN}", X-Api-Key: [1]}
         endpoints:
           - {name: a, url: "/a?api_key=${KEY}&page=1", ttl: 0}
-        """, env=env)
+        """,
+        env=env,
+    )
     text = "\n".join(problems)
     assert "X-Api-Key: expected text, got a value" in text
     for secret in env.values():
         assert secret not in text
 
-    plan = plan_of(tmp_path, """\
+    plan = plan_of(
+        tmp_path,
+        """\
         version: 1
         defaults:
           base_url: "https://user:${KEY}@api.example.com"
           headers: {X-Auth-Token: "Bearer ${TOKEN}"}
         endpoints:
           - {name: a, url: "/a?api_key=${KEY}&page=1", ttl: 60}
-        """, env=env)
+        """,
+        env=env,
+    )
     request = next(plan.requests())
     assert request.shown_url == "https://user:****@api.example.com/a?api_key=****&page=1"
     assert set(env.values()) <= set(plan.secrets)
     assert "s3cret" not in request.key and "s3cret" not in str(request.to_dict())
-    assert plan.scrub("failed: Bearer s3cret-token-value / s3cret-token-value") == "failed: **** / ****"
+    assert (
+        plan.scrub("failed: Bearer s3cret-token-value / s3cret-token-value")
+        == "failed: **** / ****"
+    )
 
 
 def test_unknown_endpoint_filter_is_a_usage_error_with_a_suggestion(tmp_path):
     text = "version: 1\nendpoints: [{name: products, url: http://h/a, ttl: 1}, {name: users, url: http://h/u, ttl: 1}]\n"
     assert [e.name for e in plan_of(tmp_path, text, only=["users"]).endpoints] == ["users"]
-    with pytest.raises(UsageError, match="no endpoint named 'product' in the manifests \\(did you mean 'products'\\?\\)"):
+    with pytest.raises(
+        UsageError,
+        match="no endpoint named 'product' in the manifests \\(did you mean 'products'\\?\\)",
+    ):
         plan_of(tmp_path, text, only=["product"])
 
 
 def test_a_million_entry_matrix_streams_in_flat_memory(tmp_path):
     (tmp_path / "ids.txt").write_text("".join(f"sku-{i:08}\n" for i in range(50_000)))
-    plan = plan_of(tmp_path, """\
+    plan = plan_of(
+        tmp_path,
+        """\
         version: 1
         endpoints:
           - name: e
@@ -303,7 +366,8 @@ def test_a_million_entry_matrix_streams_in_flat_memory(tmp_path):
             matrix:
               page: {range: [1, 20]}
               id: {file: ids.txt, as: string}
-        """)
+        """,
+    )
     assert plan.total == 1_000_000
     tracemalloc.start()
     try:
@@ -319,13 +383,16 @@ def test_a_million_entry_matrix_streams_in_flat_memory(tmp_path):
 
 
 def test_an_entry_read_back_from_its_key_gives_the_same_request(tmp_path):
-    plan = plan_of(tmp_path, """\
+    plan = plan_of(
+        tmp_path,
+        """\
         version: 1
         defaults: {base_url: "http://h", ttl: 60}
         endpoints:
           - {name: user, url: "/users/{id}", params: {id: 1}, tags: ["u_{id}"]}
           - {name: products, url: /p}
-        """)
+        """,
+    )
     layout = plan.layout
     key = layout.entry("user", {"id": 42, "full": True})
     parsed = layout.parse_entry(key, plan.endpoint_names)
@@ -337,11 +404,16 @@ def test_an_entry_read_back_from_its_key_gives_the_same_request(tmp_path):
     # The params cannot fill the URL template: left alone, and said why.
     key = layout.entry("user", {"name": "x"})
     parsed = layout.parse_entry(key, plan.endpoint_names)
-    assert plan.request_for_entry(key, parsed.endpoint, parsed.params) == (None, "params_do_not_fit")
+    assert plan.request_for_entry(key, parsed.endpoint, parsed.params) == (
+        None,
+        "params_do_not_fit",
+    )
     assert plan.request_for_entry(key, "other", {}) == (None, "not_in_manifest")
 
 
-@pytest.mark.parametrize("value", [0, -1, 123, 2**53 - 1, 2**53, -(2**53), 10**21, True, 2.5, "x", [1, "a"]])
+@pytest.mark.parametrize(
+    "value", [0, -1, 123, 2**53 - 1, 2**53, -(2**53), 10**21, True, 2.5, "x", [1, "a"]]
+)
 def test_template_values_are_written_as_javascript_string_writes_them(value):
     from cachectl.layout import js_string
     from cachectl.manifest import _text_of
@@ -356,7 +428,9 @@ def test_a_param_named_like_a_credential_is_refused_at_its_name(tmp_path):
     """Every param is part of the entry key (LAYOUT.md): `api_key: ${KEY}` as a param wrote the
     key `api_cache:items:api_key:"myapikey999"|...` to Redis, the tag sets and the write log."""
     env = {"KEY": "myapikey999", "TOK": "supersecrettoken123"}
-    problems = problems_of(tmp_path, """\
+    problems = problems_of(
+        tmp_path,
+        """\
         version: 1
         defaults: {base_url: "http://h", ttl: 60}
         endpoints:
@@ -368,7 +442,9 @@ def test_a_param_named_like_a_credential_is_refused_at_its_name(tmp_path):
             matrix:
               accessToken: ["${TOK}"]
           - {name: b, url: /b, params: {apiKey: 1, password: x, client_secret: y, auth: z, keyword: shoes, author: smith}}
-        """, env=env)
+        """,
+        env=env,
+    )
     f = str(tmp_path / "m.yaml")
     assert [p.split(": param")[0] for p in problems] == [
         f"{f}:7:7: endpoints[0].params.api_key",
@@ -389,17 +465,22 @@ def test_a_param_named_like_a_credential_is_refused_at_its_name(tmp_path):
 
 @pytest.mark.parametrize("name", ["keyword", "author", "monkey", "tokenizer_mode", "sort", "page"])
 def test_a_param_whose_name_only_contains_a_secret_word_is_kept(tmp_path, name):
-    plan = plan_of(tmp_path, f"""\
+    plan = plan_of(
+        tmp_path,
+        f"""\
         version: 1
         endpoints: [{{name: a, url: "http://h/a", ttl: 60, params: {{{name}: x}}}}]
-        """)
+        """,
+    )
     assert next(plan.requests()).key == f'api_cache:a:{name}:"x"'
 
 
 def test_a_param_that_holds_a_header_credential_is_refused(tmp_path):
     """`access: ${TOK}` is no credential by its name, but TOK is the X-Api-Key header's."""
     env = {"TOK": "supersecrettoken123", "PW": "hunter2hunter2"}
-    problems = problems_of(tmp_path, """\
+    problems = problems_of(
+        tmp_path,
+        """\
         version: 1
         defaults:
           base_url: "http://user:${PW}@h"
@@ -412,7 +493,9 @@ def test_a_param_that_holds_a_header_credential_is_refused(tmp_path):
             matrix: {id: [1, "${TOK}"]}
             tags: ["t_${TOK}"]
             depends_on: ["${PW}"]
-        """, env=env)
+        """,
+        env=env,
+    )
     f = str(tmp_path / "m.yaml")
     assert problems == [
         f"{f}:9:22: endpoints[0].params.access: param 'access' holds a credential (the value of "
@@ -434,12 +517,16 @@ def test_a_param_that_holds_a_header_credential_is_refused(tmp_path):
 
 
 def test_a_known_secret_in_a_harmlessly_named_query_value_is_masked_in_the_shown_url(tmp_path):
-    plan = plan_of(tmp_path, """\
+    plan = plan_of(
+        tmp_path,
+        """\
         version: 1
         defaults: {ttl: 60, headers: {Authorization: "Bearer ${TOK}"}}
         endpoints:
           - {name: a, url: "http://h/a/{id}?access=${TOK}", params: {id: 1}}
-        """, env={"TOK": "supersecrettoken123"})
+        """,
+        env={"TOK": "supersecrettoken123"},
+    )
     request = next(plan.requests())
     assert request.url == "http://h/a/1?access=supersecrettoken123"  # sent as it is
     assert request.key == "api_cache:a:id:1"
@@ -453,25 +540,51 @@ def test_a_known_secret_in_a_harmlessly_named_query_value_is_masked_in_the_shown
 @pytest.mark.parametrize(
     "url, message",
     [
-        ("/items/café", "the URL holds 'é', which cannot be sent as it is: percent-encode it (café -> caf%C3%A9)"),
-        ("/items/a b", "the URL holds a space, which cannot be sent as it is: percent-encode it (a b -> a%20b)"),
-        ("/items/x?q=a b", "the URL holds a space, which cannot be sent as it is: percent-encode it (a b -> a%20b)"),
-        ("/items/{id}?q=é", "the URL holds 'é', which cannot be sent as it is: percent-encode it (é -> %C3%A9)"),
-        ("/items/a\tb", "the URL holds a tab, which cannot be sent as it is: percent-encode it (a\tb -> a%09b)"),
-        ("/items/100%", "a '%' in the URL does not start an escape like %2F: write %25 for a literal %"),
-        ("/items/%zz", "a '%' in the URL does not start an escape like %2F: write %25 for a literal %"),
+        (
+            "/items/café",
+            "the URL holds 'é', which cannot be sent as it is: percent-encode it (café -> caf%C3%A9)",
+        ),
+        (
+            "/items/a b",
+            "the URL holds a space, which cannot be sent as it is: percent-encode it (a b -> a%20b)",
+        ),
+        (
+            "/items/x?q=a b",
+            "the URL holds a space, which cannot be sent as it is: percent-encode it (a b -> a%20b)",
+        ),
+        (
+            "/items/{id}?q=é",
+            "the URL holds 'é', which cannot be sent as it is: percent-encode it (é -> %C3%A9)",
+        ),
+        (
+            "/items/a\tb",
+            "the URL holds a tab, which cannot be sent as it is: percent-encode it (a\tb -> a%09b)",
+        ),
+        (
+            "/items/100%",
+            "a '%' in the URL does not start an escape like %2F: write %25 for a literal %",
+        ),
+        (
+            "/items/%zz",
+            "a '%' in the URL does not start an escape like %2F: write %25 for a literal %",
+        ),
         ("http://127.0.0.1:99999/x", "the port '99999' is not a port number (1 to 65535)"),
         ("http://127.0.0.1:0/x", "the port '0' is not a port number (1 to 65535)"),
         ("http://h:x/x", "the port 'x' is not a port number (1 to 65535)"),
         ("http://a b/x", "the host cannot hold a space"),
-        ("http://café.example/x", "the host holds 'é': a host is sent in ASCII, write it as xn--caf-dma.example"),
+        (
+            "http://café.example/x",
+            "the host holds 'é': a host is sent in ASCII, write it as xn--caf-dma.example",
+        ),
         ("http://:80/x", "the URL has no host"),
         ("http://[::1/x", "the host's '[' is not closed (write an IPv6 address as [::1])"),
         ("http://[nope]/x", "the host in brackets is not an IPv6 address (write it as [::1])"),
     ],
 )
 def test_a_url_that_cannot_be_sent_is_refused_with_how_to_write_it(tmp_path, url, message):
-    problems = problems_of(tmp_path, f"""\
+    problems = problems_of(
+        tmp_path,
+        f"""\
         version: 1
         defaults: {{base_url: "http://h", ttl: 60}}
         endpoints:
@@ -479,19 +592,26 @@ def test_a_url_that_cannot_be_sent_is_refused_with_how_to_write_it(tmp_path, url
             url: "{url}"
             params: {{id: 1}}
             fallback_url: "{url}"
-        """)
+        """,
+    )
     f = str(tmp_path / "m.yaml")
-    assert problems == [f"{f}:5:10: endpoints[0].url: {message}", f"{f}:7:19: endpoints[0].fallback_url: {message}"]
+    assert problems == [
+        f"{f}:5:10: endpoints[0].url: {message}",
+        f"{f}:7:19: endpoints[0].fallback_url: {message}",
+    ]
 
 
 def test_a_base_url_that_cannot_be_sent_is_one_problem_not_one_per_endpoint(tmp_path):
-    problems = problems_of(tmp_path, """\
+    problems = problems_of(
+        tmp_path,
+        """\
         version: 1
         defaults: {base_url: "http://h:70000/v 2", ttl: 60}
         endpoints:
           - {name: a, url: /a}
           - {name: b, url: "/b c"}
-        """)
+        """,
+    )
     f = str(tmp_path / "m.yaml")
     assert problems == [
         f"{f}:2:22: defaults.base_url: the port '70000' is not a port number (1 to 65535)",
@@ -501,7 +621,9 @@ def test_a_base_url_that_cannot_be_sent_is_one_problem_not_one_per_endpoint(tmp_
 
 
 def test_what_is_filled_in_from_params_is_encoded_and_never_refused(tmp_path):
-    plan = plan_of(tmp_path, """\
+    plan = plan_of(
+        tmp_path,
+        """\
         version: 1
         defaults: {ttl: 60}
         endpoints:
@@ -511,7 +633,8 @@ def test_what_is_filled_in_from_params_is_encoded_and_never_refused(tmp_path):
             matrix: {id: ["x y", "é", "100%"]}
           - {name: v6, url: "http://[::1]:8080/x"}
           - {name: all_in_url, url: "http://h/{id}#not sent é", params: {id: 1}}
-        """)
+        """,
+    )
     assert [r.url for r in plan.requests()] == [
         "http://api.example.com:8080/caf%C3%A9/x%20y?lit={x}&q=a%20b%20%C3%A9%25",
         "http://api.example.com:8080/caf%C3%A9/%C3%A9?lit={x}&q=a%20b%20%C3%A9%25",
@@ -522,11 +645,14 @@ def test_what_is_filled_in_from_params_is_encoded_and_never_refused(tmp_path):
 
 
 def test_a_fragment_that_would_swallow_the_query_params_is_refused(tmp_path):
-    problems = problems_of(tmp_path, """\
+    problems = problems_of(
+        tmp_path,
+        """\
         version: 1
         endpoints:
           - {name: a, url: "http://h/{id}#top", ttl: 60, params: {id: 1, q: x}, matrix: {page: [1]}}
-        """)
+        """,
+    )
     assert problems == [
         f"{tmp_path / 'm.yaml'}:3:20: endpoints[0].url: the URL ends in a #fragment, which is never "
         "sent, and the params not in it (page, q) would be added after it: remove it, or write %23 "
@@ -535,10 +661,14 @@ def test_a_fragment_that_would_swallow_the_query_params_is_refused(tmp_path):
 
 
 def test_a_secret_in_a_url_that_cannot_be_sent_is_not_shown_in_the_problem(tmp_path):
-    problems = problems_of(tmp_path, """\
+    problems = problems_of(
+        tmp_path,
+        """\
         version: 1
         endpoints:
           - {name: a, url: "http://h/a?token=${TOK}", ttl: 60}
-        """, env={"TOK": "my secret"})
+        """,
+        env={"TOK": "my secret"},
+    )
     assert problems[0].endswith("percent-encode it (a space is %20)")
     assert "my" not in problems[0].split("endpoints[0].url:")[1]

@@ -56,7 +56,12 @@ def shape(request) -> tuple:
 def outcome(requests) -> list | str:
     try:
         return [shape(r) for r in requests]
-    except (UnicodeError, ValueError, TypeError, RecursionError) as exc:  # both fail alike (a lone surrogate cannot be quoted)
+    except (
+        UnicodeError,
+        ValueError,
+        TypeError,
+        RecursionError,
+    ) as exc:  # both fail alike (a lone surrogate cannot be quoted)
         return type(exc).__name__
 
 
@@ -76,8 +81,10 @@ def test_the_sample_manifest_expands_the_same_on_both_paths(layout):
 @pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
 def test_awkward_values_expand_the_same_on_both_paths(tmp_path, layout):
     ids = tmp_path / "ids.txt"
-    ids.write_text('1\n"1"\n-0\n1e21\n9007199254740993\n{"b": 1, "a": [1, null]}\n[1, "x"]\nhello world\n'
-                   "caf\u00e9\n%2F?&=#\na/b c\ntrue\nnull\n{bad\n")
+    ids.write_text(
+        '1\n"1"\n-0\n1e21\n9007199254740993\n{"b": 1, "a": [1, null]}\n[1, "x"]\nhello world\n'
+        "caf\u00e9\n%2F?&=#\na/b c\ntrue\nnull\n{bad\n"
+    )
     (tmp_path / "m.yaml").write_text(
         "version: 1\n"
         "defaults: {base_url: 'https://api.example.com/v2?k=1', ttl: 1m, headers: {Accept-Language: en, X-Tenant: 7}}\n"
@@ -106,9 +113,11 @@ def test_awkward_values_expand_the_same_on_both_paths(tmp_path, layout):
 # ---- varied manifests -------------------------------------------------------------------------
 
 # No "$" (env substitution), no braces (template syntax) in names.
-NAME = st.text(st.characters(blacklist_characters="{}$", blacklist_categories=("Cs", "Cc")), min_size=1, max_size=6).filter(
-    lambda s: s.strip() == s and s != "<<"
-)
+NAME = st.text(
+    st.characters(blacklist_characters="{}$", blacklist_categories=("Cs", "Cc")),
+    min_size=1,
+    max_size=6,
+).filter(lambda s: s.strip() == s and s != "<<")
 TEXT = st.text(st.characters(blacklist_characters="$", blacklist_categories=("Cs",)), max_size=8)
 SCALAR = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**60), 2**60), st.sampled_from([0, -1, 2**53, 2**53 + 1, -(2**53)]),
@@ -120,7 +129,9 @@ VALUE = st.recursive(
 )  # fmt: skip
 LITERAL = st.text(st.sampled_from("ab/?&=#%é .-_~:"), max_size=5)
 # A URL's own text is sent as written: what validation lets through (no space, no raw é or stray %).
-URL_LITERAL = st.lists(st.sampled_from(list("ab/?&=#.-_~:") + ["%2F", "%C3%A9", "%25"]), max_size=5).map("".join)
+URL_LITERAL = st.lists(
+    st.sampled_from(list("ab/?&=#.-_~:") + ["%2F", "%C3%A9", "%25"]), max_size=5
+).map("".join)
 
 
 @st.composite
@@ -149,7 +160,13 @@ def manifests(draw):
         "ttl": "1m",
         "tags": [t for t in (template(), template()) if t.strip()],
         "depends_on": [t for t in (template(),) if t.strip()],
-        "headers": draw(st.dictionaries(st.sampled_from(["Accept-Language", "X-Tenant", "x-tenant", "X-Other"]), TEXT.filter(lambda s: "\n" not in s and "\r" not in s), max_size=2)),
+        "headers": draw(
+            st.dictionaries(
+                st.sampled_from(["Accept-Language", "X-Tenant", "x-tenant", "X-Other"]),
+                TEXT.filter(lambda s: "\n" not in s and "\r" not in s),
+                max_size=2,
+            )
+        ),
     }
     if draw(st.booleans()):
         endpoint["fallback_url"] = "https://fb.example.com/" + template(literal=URL_LITERAL)
@@ -161,7 +178,11 @@ def manifests(draw):
     return {"version": 1, "defaults": {"base_url": base}, "endpoints": [endpoint]}
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much],
+)
 @given(doc=manifests(), layout=st.sampled_from(list(LAYOUTS.values())))
 def test_varied_manifests_expand_the_same_on_both_paths(tmp_path, doc, layout):
     path = tmp_path / "m.yaml"
@@ -203,5 +224,8 @@ def test_a_layout_with_its_own_entry_keys_takes_the_reference_path(tmp_path):
         "version: 1\nendpoints:\n  - {name: e, url: 'https://x.example.com/{id}', ttl: 1m, matrix: {id: [1, 2]}}\n"
     )
     plan = Plan([load_manifest(tmp_path / "m.yaml", env={})], Custom())
-    assert [r.key for r in plan.requests()] == ["custom:api_cache:e:id:1", "custom:api_cache:e:id:2"]
+    assert [r.key for r in plan.requests()] == [
+        "custom:api_cache:e:id:1",
+        "custom:api_cache:e:id:2",
+    ]
     assert assert_same(plan) == 2

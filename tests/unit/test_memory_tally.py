@@ -62,7 +62,11 @@ def test_entries_are_grouped_by_the_endpoint_read_from_the_key():
     report = _tally(PAGES)
     groups = {name: (g.keys, g.total_bytes, g.max_bytes) for name, g in report.groups.items()}
     assert groups == {"users": (3, 1100, 700), "a:b": (1, 50, 50), "orders": (1, 20, 20)}
-    assert (report.entries.keys, report.entries.total_bytes, report.entries.max_bytes) == (5, 1170, 700)
+    assert (report.entries.keys, report.entries.total_bytes, report.entries.max_bytes) == (
+        5,
+        1170,
+        700,
+    )
 
 
 def test_ttl_buckets_hold_every_entry_once_with_its_memory():
@@ -124,7 +128,12 @@ def test_recommendations_name_what_an_operator_should_fix():
         {"key": "tag:users", "members_probed": 10, "dangling": 8, "dangling_share": 0.8}
     ]
     codes = {r.code for r in recommend(report)}
-    assert {"entries_without_ttl", "tag_sets_dangling", "bookkeeping_heavy", "policy_noeviction"} <= codes
+    assert {
+        "entries_without_ttl",
+        "tag_sets_dangling",
+        "bookkeeping_heavy",
+        "policy_noeviction",
+    } <= codes
     report.maxmemory_policy, report.maxmemory_bytes = "allkeys-lru", 10**9
     assert "policy_noeviction" not in {r.code for r in recommend(report)}
 
@@ -166,7 +175,8 @@ def test_primaries_that_disagree_on_the_policy_are_named_and_the_worst_is_judged
     _server_figures(Store(), report)
     assert report.maxmemory_policy == "noeviction" and report.maxmemory_bytes == 200
     assert report.to_dict()["server"]["maxmemory_policy_by_node"] == {
-        "n1:1": "allkeys-lru", "n2:2": "noeviction",
+        "n1:1": "allkeys-lru",
+        "n2:2": "noeviction",
     }
     recs = {r.code: r.message for r in recommend(report)}
     assert "policy_noeviction" in recs

@@ -2,7 +2,10 @@ from cachectl.redact import mask_headers, mask_url, scrub
 
 
 def test_mask_url_hides_password_keeps_user_and_host():
-    assert mask_url("redis://alice:s3cret@db.internal:6380/2") == "redis://alice:****@db.internal:6380/2"
+    assert (
+        mask_url("redis://alice:s3cret@db.internal:6380/2")
+        == "redis://alice:****@db.internal:6380/2"
+    )
     assert mask_url("rediss://:s3cret@h:1/0") == "rediss://:****@h:1/0"
 
 
@@ -11,7 +14,10 @@ def test_mask_url_lone_userinfo_is_a_password_for_redis():
 
 
 def test_mask_url_query_password():
-    assert mask_url("unix:///tmp/r.sock?db=0&password=s3cret") == "unix:///tmp/r.sock?db=0&password=****"
+    assert (
+        mask_url("unix:///tmp/r.sock?db=0&password=s3cret")
+        == "unix:///tmp/r.sock?db=0&password=****"
+    )
 
 
 def test_mask_url_without_credentials_is_unchanged():
@@ -19,7 +25,9 @@ def test_mask_url_without_credentials_is_unchanged():
 
 
 def test_mask_headers_masks_credentials_only():
-    masked = mask_headers({"Authorization": "Bearer abc", "X-Api-Key": "k", "Accept": "application/json"})
+    masked = mask_headers(
+        {"Authorization": "Bearer abc", "X-Api-Key": "k", "Accept": "application/json"}
+    )
     assert masked == {"Authorization": "****", "X-Api-Key": "****", "Accept": "application/json"}
 
 

@@ -43,8 +43,12 @@ KILLER = textwrap.dedent("""
 
 
 def run_under_storm(child_source: str) -> list[str]:
-    child = subprocess.Popen([sys.executable, "-c", child_source], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", child_source],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout.readline().strip() == "ready"
         killer = subprocess.Popen([sys.executable, "-c", KILLER, str(child.pid)])
@@ -65,15 +69,24 @@ def run_under_storm(child_source: str) -> list[str]:
 
 
 def test_invalidate_stop_flag_survives_a_storm_of_sigterms():
-    words = run_under_storm(CHILD.format(module="cachectl.signals", context="stop_on_signals",
-                                         poll="stop.is_set()", report="stop.is_set()"))
+    words = run_under_storm(
+        CHILD.format(
+            module="cachectl.signals",
+            context="stop_on_signals",
+            poll="stop.is_set()",
+            report="stop.is_set()",
+        )
+    )
     assert words == ["finished", "True"]
 
 
 def test_sigterm_as_interrupt_survives_a_storm_of_sigterms():
     # The first SIGTERM interrupts the loop once; the rest are ignored while it finishes.
-    words = run_under_storm(CHILD.format(module="cachectl.signals", context="sigterm_as_interrupt",
-                                         poll="pass", report="0"))
+    words = run_under_storm(
+        CHILD.format(
+            module="cachectl.signals", context="sigterm_as_interrupt", poll="pass", report="0"
+        )
+    )
     assert words == ["interrupted", "finished", "0"]
 
 

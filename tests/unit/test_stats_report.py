@@ -9,18 +9,35 @@ from cachectl.render.stats import prometheus_text, stats_line
 
 
 def node(name="n1:1", run_id="r1", **counters):
-    base = {"keyspace_hits": 0, "keyspace_misses": 0, "evicted_keys": 0, "expired_keys": 0,
-                "total_commands_processed": 0}
+    base = {
+        "keyspace_hits": 0,
+        "keyspace_misses": 0,
+        "evicted_keys": 0,
+        "expired_keys": 0,
+        "total_commands_processed": 0,
+    }
     base.update(counters)
-    gauges = {"used_memory": 1000, "used_memory_peak": 2000, "used_memory_rss": 1500, "maxmemory": 4000,
-                  "mem_fragmentation_ratio": 1.5, "instantaneous_ops_per_sec": 7,
-                  "connected_clients": 3, "uptime_in_seconds": 60, "total_system_memory": 10_000}
+    gauges = {
+        "used_memory": 1000,
+        "used_memory_peak": 2000,
+        "used_memory_rss": 1500,
+        "maxmemory": 4000,
+        "mem_fragmentation_ratio": 1.5,
+        "instantaneous_ops_per_sec": 7,
+        "connected_clients": 3,
+        "uptime_in_seconds": 60,
+        "total_system_memory": 10_000,
+    }
     return NodeSample(name, run_id, base, gauges)
 
 
 def sample(t, nodes, hits=None, misses=None, endpoints=None, times=()):
     return Sample(
-        taken_at=t, nodes=nodes, counters_present=hits is not None, hits=hits, misses=misses,
+        taken_at=t,
+        nodes=nodes,
+        counters_present=hits is not None,
+        hits=hits,
+        misses=misses,
         endpoints=endpoints or {},
         response_times=[ResponseTime(int(t * 1000), "e", ms, True, None) for ms in times],
     )
@@ -75,11 +92,16 @@ def test_a_node_without_maxmemory_makes_the_deployment_unlimited():
 
 def test_no_rates_from_a_single_sample_or_a_clock_that_went_back():
     assert compute_report(None, sample(5, [node()], 1, 1)).application.requests_per_s is None
-    assert compute_report(sample(5, [node()], 1, 1), sample(5, [node()], 2, 2)).interval_seconds is None
+    assert (
+        compute_report(sample(5, [node()], 1, 1), sample(5, [node()], 2, 2)).interval_seconds
+        is None
+    )
 
 
 def test_response_time_percentiles_and_slowest():
-    report = compute_report(None, sample(0, [node()], 1, 1, times=[float(i) for i in range(1, 101)]))
+    report = compute_report(
+        None, sample(0, [node()], 1, 1, times=[float(i) for i in range(1, 101)])
+    )
     rt = report.application.response_times
     assert rt.count == 100 and rt.p50_ms == pytest.approx(50.5) and rt.max_ms == 100
     assert [r.response_time_ms for r in rt.slowest] == [100, 99, 98, 97, 96]
@@ -105,8 +127,13 @@ def test_prometheus_escapes_labels_and_declares_each_metric_once():
 def test_prometheus_keeps_each_family_in_one_group():
     """Every sample of a metric right after its HELP and TYPE, even across nodes and endpoints
     (the exposition format asks for it; promtool and OpenMetrics parsers reject the rest)."""
-    s = sample(0, [node("a:1"), node("b:2"), node("c:3")], 9, 3,
-               endpoints={"products": (5, 1), "users": (4, 2)})
+    s = sample(
+        0,
+        [node("a:1"), node("b:2"), node("c:3")],
+        9,
+        3,
+        endpoints={"products": (5, 1), "users": (4, 2)},
+    )
     lines = prometheus_text(compute_report(None, s)).splitlines()
     order: list[str] = []
     for line in lines:

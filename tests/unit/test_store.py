@@ -274,14 +274,30 @@ DISABLED = rx.ResponseError("This instance has cluster support disabled")
         ({"INFO": {"cluster_enabled": 0}}, False, ["INFO"]),
         ({"INFO": NOPERM, "CLUSTER MYID": b"abc"}, True, ["INFO", "CLUSTER MYID"]),
         ({"INFO": NOPERM, "CLUSTER MYID": DISABLED}, False, ["INFO", "CLUSTER MYID"]),
-        ({"INFO": NOPERM, "CLUSTER MYID": NOPERM, "READONLY": b"OK"}, True,
-         ["INFO", "CLUSTER MYID", "READONLY"]),
-        ({"INFO": NOPERM, "CLUSTER MYID": rx.ResponseError("unknown command"),
-          "READONLY": DISABLED}, False, ["INFO", "CLUSTER MYID", "READONLY"]),
-        ({"INFO": NOPERM, "CLUSTER MYID": NOPERM, "READONLY": NOPERM}, None,
-         ["INFO", "CLUSTER MYID", "READONLY"]),
-        ({"INFO": rx.ResponseError("unknown command 'INFO'"), "CLUSTER MYID": DISABLED}, False,
-         ["INFO", "CLUSTER MYID"]),
+        (
+            {"INFO": NOPERM, "CLUSTER MYID": NOPERM, "READONLY": b"OK"},
+            True,
+            ["INFO", "CLUSTER MYID", "READONLY"],
+        ),
+        (
+            {
+                "INFO": NOPERM,
+                "CLUSTER MYID": rx.ResponseError("unknown command"),
+                "READONLY": DISABLED,
+            },
+            False,
+            ["INFO", "CLUSTER MYID", "READONLY"],
+        ),
+        (
+            {"INFO": NOPERM, "CLUSTER MYID": NOPERM, "READONLY": NOPERM},
+            None,
+            ["INFO", "CLUSTER MYID", "READONLY"],
+        ),
+        (
+            {"INFO": rx.ResponseError("unknown command 'INFO'"), "CLUSTER MYID": DISABLED},
+            False,
+            ["INFO", "CLUSTER MYID"],
+        ),
     ],
 )
 def test_cluster_detection_asks_another_way_when_info_is_refused(answers, enabled, asked):

@@ -45,8 +45,9 @@ def test_a_regular_integer_series_packs_to_about_a_byte_a_point():
 
 
 def test_float_series_with_several_tags_round_trips_exactly():
-    points = [Point(1000 + i * 7 + (i % 3), math.sin(i) * 1e6, f'{{"n":{i % 4}}}')
-              for i in range(100)]
+    points = [
+        Point(1000 + i * 7 + (i % 3), math.sin(i) * 1e6, f'{{"n":{i % 4}}}') for i in range(100)
+    ]
     assert decode_chunk(encode_chunk(points)) == sorted(points, key=lambda p: p.timestamp_ms)
 
 
@@ -62,10 +63,19 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2**45), st.one_of(finite, st.integers(-2**52, 2**52)),
-                          st.sampled_from(["{}", '{"a":1}', '{"é":"x"}'])), max_size=50))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2**45),
+            st.one_of(finite, st.integers(-(2**52), 2**52)),
+            st.sampled_from(["{}", '{"a":1}', '{"é":"x"}']),
+        ),
+        max_size=50,
+    )
+)
 def test_any_points_round_trip_through_a_chunk(raw):
     points = [Point(t, float(v), tags) for t, v, tags in raw]
     decoded = decode_chunk(encode_chunk(points))
-    assert sorted(decoded, key=lambda p: (p.timestamp_ms, p.value, p.tags)) == \
-        sorted(points, key=lambda p: (p.timestamp_ms, p.value, p.tags))
+    assert sorted(decoded, key=lambda p: (p.timestamp_ms, p.value, p.tags)) == sorted(
+        points, key=lambda p: (p.timestamp_ms, p.value, p.tags)
+    )

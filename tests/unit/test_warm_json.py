@@ -31,20 +31,28 @@ def reference(body: bytes) -> bytes:
         (b'{ "a" : [1, 2.25 ,"\\u00e9\\/"] }\n', '{"a":[1,2.25,"é/"]}'.encode()),
         (b'\xef\xbb\xbf{"ok":true}', b'{"ok":true}'),  # a BOM, ignored as fetch's .json() does
         # Numbers JavaScript writes otherwise than Python's repr.
-        (b"[2.0, -0.0, 1e21, 1E-7, 0.00001, 1e16, 123456789012345678901]",
-         b"[2,0,1e+21,1e-7,0.00001,10000000000000000,123456789012345680000]"),
-        (b"[9007199254740992, -9007199254740992, 9007199254740993]",
-         b"[9007199254740992,-9007199254740992,9007199254740992]"),
+        (
+            b"[2.0, -0.0, 1e21, 1E-7, 0.00001, 1e16, 123456789012345678901]",
+            b"[2,0,1e+21,1e-7,0.00001,10000000000000000,123456789012345680000]",
+        ),
+        (
+            b"[9007199254740992, -9007199254740992, 9007199254740993]",
+            b"[9007199254740992,-9007199254740992,9007199254740992]",
+        ),
         (b"[0.0001, 9999999999999998.5, -1.5]", b"[0.0001,9999999999999998,-1.5]"),
         # Array-index keys come first in JavaScript, ascending.
-        (b'{"z":1,"10":"ten","2":"two","02":"not an index"}',
-         b'{"2":"two","10":"ten","z":1,"02":"not an index"}'),
+        (
+            b'{"z":1,"10":"ten","2":"two","02":"not an index"}',
+            b'{"2":"two","10":"ten","z":1,"02":"not an index"}',
+        ),
         (b'{"a":{"b":{"7":0,"c":1}}}', b'{"a":{"b":{"7":0,"c":1}}}'),
         # A key ending in digits after an escaped quote: not an index, whichever path writes it.
         (b'{"x\\"1":2,"y":3}', b'{"x\\"1":2,"y":3}'),
         # Control characters, quotes, backslashes, U+2028 and a lone surrogate.
-        (b'["\\u0001\\b\\f\\n\\r\\t\\"\\\\\\u007f\\u2028", "\\ud800", "\\ud83d\\ude00"]',
-         '["\\u0001\\b\\f\\n\\r\\t\\"\\\\\x7f\u2028","\\ud800","😀"]'.encode()),
+        (
+            b'["\\u0001\\b\\f\\n\\r\\t\\"\\\\\\u007f\\u2028", "\\ud800", "\\ud83d\\ude00"]',
+            '["\\u0001\\b\\f\\n\\r\\t\\"\\\\\x7f\u2028","\\ud800","😀"]'.encode(),
+        ),
         (b'"just a string"', None),
         (b"42", None),
         (b"null", None),
@@ -89,12 +97,15 @@ scalars = (
     | st.booleans()
     | st.integers(min_value=-(2**60), max_value=2**60)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.sampled_from([0.1, 1e-4, 9.99e-5, 1e15 + 0.5, 1e16, 123.0, -0.0, 5e-324, 1.7976931348623157e308])
+    | st.sampled_from(
+        [0.1, 1e-4, 9.99e-5, 1e15 + 0.5, 1e16, 123.0, -0.0, 5e-324, 1.7976931348623157e308]
+    )
     | st.text()
 )
 keys = st.text(max_size=4) | st.integers(min_value=0, max_value=2**33).map(str) | st.just("1")
 values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
     max_leaves=16,
 )
 

@@ -25,8 +25,14 @@ class Clock:
 
 
 def progress(done: int, failed: int = 0, total: int = 1000, elapsed: float = 10.0) -> WarmProgress:
-    return WarmProgress(total=total, done=done, stored=done - failed, skipped=0, failed=failed,
-                        elapsed_seconds=elapsed)
+    return WarmProgress(
+        total=total,
+        done=done,
+        stored=done - failed,
+        skipped=0,
+        failed=failed,
+        elapsed_seconds=elapsed,
+    )
 
 
 def test_off_a_terminal_a_plain_line_every_few_seconds_on_stderr():
@@ -72,8 +78,16 @@ def test_on_a_terminal_a_bar_with_done_failed_rate_and_eta():
 
 
 def test_the_summary_names_every_figure_people_look_for():
-    result = WarmResult(manifests=["warm.yaml"], planned=10, requested=8, attempts=9, stored=6,
-                        stored_bytes=2048, response_bytes=4096, duration_seconds=2.0)
+    result = WarmResult(
+        manifests=["warm.yaml"],
+        planned=10,
+        requested=8,
+        attempts=9,
+        stored=6,
+        stored_bytes=2048,
+        response_bytes=4096,
+        duration_seconds=2.0,
+    )
     result.skipped.update({"cached": 2})
     result.failed.update({"http_500": 1, "timeout": 1})
     for ms in (10, 20, 30, 40):
@@ -81,8 +95,19 @@ def test_the_summary_names_every_figure_people_look_for():
     out = Output(stdout=io.StringIO(), stderr=io.StringIO())
     render_warm(out, result)
     text = out.stdout.getvalue()
-    for expected in ("planned", "requested", "stored", "skipped", "cached 2", "failed",
-                     "http_500 1", "timeout 1", "4 requests/s", "p50", "p95"):
+    for expected in (
+        "planned",
+        "requested",
+        "stored",
+        "skipped",
+        "cached 2",
+        "failed",
+        "http_500 1",
+        "timeout 1",
+        "4 requests/s",
+        "p50",
+        "p95",
+    ):
         assert expected in text, expected
     data = result.to_dict()
     assert data["failed"] == {"total": 2, "by_reason": {"http_500": 1, "timeout": 1}}

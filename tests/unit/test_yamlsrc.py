@@ -55,7 +55,7 @@ def test_a_raw_control_character_is_one_line_with_file_line_and_column():
 
 def test_escaped_surrogate_pairs_are_one_character_and_a_lone_half_is_a_problem():
     doc = parse('a: "\\ud83d\\ude00"\n')
-    assert doc.data == {"a": "\U0001F600"} and not doc.problems
+    assert doc.data == {"a": "\U0001f600"} and not doc.problems
     doc = parse('a: "x\\ud800"\n"\\udc00": 1\n')
     assert [(p.mark.line, "surrogate" in p.message) for p in doc.problems] == [(1, True), (2, True)]
 
