@@ -20,8 +20,13 @@ How a run goes:
   (`index_cleanup="sweep"`). The sets are found by a `SCAN ... TYPE set` walk afterwards;
   members that the scans select and whose entry is gone go too, so the rerun of an interrupted
   run also finishes the cleanup its first run did not get to.
-- SCAN's cursor means nothing to a restarted server (its hash seed changes): a scan that saw a
-  node's run_id change is run again, so "done" never hides entries the first pass missed.
+- A server that restarts during a run may come back with data (an RDB or AOF file loaded, a
+  replica that lags promoted) holding entries the run had already deleted, and SCAN's cursor
+  means nothing to it (its hash seed changes). So a run compares every primary's run_id at the
+  start and the end of its pass over the selection; when one changed, it goes through the whole
+  selection again, with its de-duplication started afresh, and only a pass that saw no restart
+  ends the run as done. A tag whose pending set vanished with the restart is taken again from
+  its live set.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ if TYPE_CHECKING:
 
 PROBE_NAME = "__cachectl_invalidate_probe__"
 QUEUE_BATCHES = 8  # how far scanning may run ahead of deleting
-SCAN_PASSES = 3  # a scan repeated this often because servers restarted gives up
+PASSES = 3  # passes over the selection that each saw a server restart: the run gives up
 TAKE_ATTEMPTS = 3  # a tag set that other runs keep taking first: give up after this many tries
 INDEX_CLEANUP = ("auto", "sweep", "skip")
 
@@ -64,8 +69,9 @@ class InvalidateProgress:
     scanned: int  # keys SCAN walked over (estimated from COUNT) plus set members read
     scan_total: int | None  # keys in the database, for a bar; None without a scan
     matched: int
-    deleted: int
+    deleted: int  # including entries a restarted server brought back and deleted again
     elapsed_seconds: float
+    attempt: int = 1  # the pass over the selection: more than 1 after a server restart
 
 
 @dataclass
@@ -79,6 +85,7 @@ class InvalidateResult:
     matched: int = 0
     deleted: int = 0
     already_gone: int = 0  # selected, but expired or deleted by someone else first
+    deleted_again: int = 0  # deleted, brought back by a server restart, deleted again
     not_entries_skipped: int = 0  # keys a --force pattern or a set named that are not entries
     sets_deleted: int = 0
     sets_updated: int = 0
@@ -96,6 +103,7 @@ class InvalidateResult:
         """Whether the run changed anything (a failure then exits 6, not 4)."""
         return bool(
             self.deleted
+            or self.deleted_again
             or self.sets_deleted
             or self.sets_updated
             or self.pending_sets
@@ -136,6 +144,9 @@ class _SetDrained:
     pending: bytes
     # Set by the deleter once the pending set is gone: only then can the live set take its name.
     gone: threading.Event = field(default_factory=threading.Event)
+    # Set with `gone` when a server restarted before the pending set could go: the pending set
+    # may be whole again, and is left for the next pass.
+    kept: bool = False
 
 
 _DONE = object()
@@ -166,11 +177,37 @@ class _Finder:
         self.take_sets = take_sets
         self.pacer = pacer
         self.stop = stop
-        # Every entry selected so far; the deleter reads it (to sweep) once the finder is done.
+        # Every entry selected in this pass; the deleter reads it (to sweep) once the finder is
+        # done. `earlier` holds those of the passes before (see start_again).
         self.seen: set[bytes] = set()
+        self.earlier: set[bytes] = set()
+        self.attempt = 1
+        self.pass_run_ids: dict | None = None  # each primary's run_id when this pass began
         self.renamed: list[bytes] = []
+        self.leftover: set[bytes] = set()  # sets an earlier run left a pending set of
         self.scan_total: int | None = None
         self._now_ms: int | None = None
+
+    def start_again(self, run_ids: dict | None) -> None:
+        """Readies another pass over the whole selection after a server restart: the restart
+        may have brought back entries this run deleted, so nothing selected before is skipped
+        (they are counted once, in `matched`, and as `deleted_again` when deleted again)."""
+        if self.earlier:
+            self.earlier |= self.seen
+        else:
+            self.earlier = self.seen
+        self.seen = set()
+        self.attempt += 1
+        self.pass_run_ids = run_ids
+        self._now_ms = None
+
+    def selected(self, key: bytes) -> bool:
+        """Whether the run selected `key`, in any pass."""
+        return key in self.seen or key in self.earlier
+
+    def all_selected(self) -> Iterator[bytes]:
+        yield from self.earlier
+        yield from (k for k in self.seen if k not in self.earlier)
 
     def batches(self) -> Iterator[_Batch | _SetDrained]:
         for source in self.selection.sources:
@@ -210,7 +247,8 @@ class _Finder:
                 if key not in seen:
                     seen.add(key)
                     fresh.append(key)
-        self.result.matched += len(fresh)
+        earlier = self.earlier
+        self.result.matched += len(fresh) - (sum(k in earlier for k in fresh) if earlier else 0)
         return fresh
 
     def _filter(self, keys: list[bytes]) -> list[bytes]:
@@ -278,10 +316,20 @@ class _Finder:
                 if self._is_set(key):
                     yield from self._members(key, None if self.result.dry_run else key)
             return
-        for _ in range(TAKE_ATTEMPTS):
+        if self.attempt > 1 and source.set_key not in self.leftover and self._is_set(pending):
+            # A pass after a server restart, and the set this run took came back with it: it is
+            # finished, and the live set (writes made during the run) left alone, as the first
+            # pass would have. A pending set that vanished with the restart lost the take: the
+            # live set is then taken again, below.
+            self.renamed.append(pending)
+            yield from self._drain_until_gone(pending)
+            return
+        for attempt in range(TAKE_ATTEMPTS):
             # A pending set an earlier run left (stopped part way), or another run's: finish it
             # first, and wait until it is gone, since RENAMENX cannot take its name before then.
             if self._is_set(pending):
+                if attempt == 0 and self.attempt == 1:
+                    self.leftover.add(source.set_key)
                 self.renamed.append(pending)
                 if not (yield from self._drain_until_gone(pending)):
                     return  # stopped
@@ -321,7 +369,7 @@ class _Finder:
         while not drained.gone.wait(0.05):
             if self.stop.is_set():
                 return False
-        return True
+        return not drained.kept
 
     def _is_set(self, key: bytes) -> bool:
         """Whether `key` is a set; a key of another type where a set belongs is left alone."""
@@ -335,29 +383,18 @@ class _Finder:
     def _drain(self, pending: bytes) -> Iterator[_Batch | _SetDrained]:
         """Every member of a pending set, then the word that it may go. Nobody writes to a
         pending set, so one SSCAN pass sees every member, unless the server restarted under
-        the cursor (its hash seed changes): then the pass is made again."""
-        for _ in range(SCAN_PASSES):
-            before = self._run_ids()
-            for members in _chunks(
-                self.store.sscan(pending, self.options.scan_count), self.options.batch_size
-            ):
-                if self.pacer:
-                    self.pacer.take(len(members))
-                self.result.scanned += len(members)
-                yield _Batch(self._select(members))
-                if self.stop.is_set():
-                    return
-            if before is None or self._run_ids() == before:
-                yield _SetDrained(pending)
+        the cursor (its hash seed changes): the deleter then keeps the set (see
+        _Deleter._finish) and the run makes another pass."""
+        for members in _chunks(
+            self.store.sscan(pending, self.options.scan_count), self.options.batch_size
+        ):
+            if self.pacer:
+                self.pacer.take(len(members))
+            self.result.scanned += len(members)
+            yield _Batch(self._select(members))
+            if self.stop.is_set():
                 return
-            self.result.notes.append(
-                f"a server restarted while {pending.decode('utf-8', 'backslashreplace')} was "
-                "read: read again"
-            )
-        raise RedisError(
-            f"servers kept restarting while {pending.decode('utf-8', 'backslashreplace')} was read",
-            hint="rerun the same command once the servers are stable",
-        )
+        yield _SetDrained(pending)
 
     def _members(self, set_key: bytes, forget_in: bytes | None) -> Iterator[_Batch]:
         for members in _chunks(
@@ -379,32 +416,23 @@ class _Finder:
         all_entries = _only_entries_match(self.layout, source.pattern)
         if self.scan_total is None:
             self.scan_total = self.store.dbsize()
-        for _ in range(SCAN_PASSES):
-            before = self._run_ids()
-            buffer: list[bytes] = []
-            for _node, keys in self.store.scan_nodes(
-                match=source.pattern, count=count, pacer=self.pacer
-            ):
-                self.result.scanned += count
-                buffer += self._select(keys, source.endpoint, all_entries=all_entries)
-                if len(buffer) >= self.options.batch_size:
-                    yield _Batch(buffer)
-                    buffer = []
-                if self.stop.is_set():
-                    break
-            if buffer:
+        # A server that restarts under the cursor makes it meaningless: the run's next pass
+        # (see `invalidate`) scans again.
+        buffer: list[bytes] = []
+        for _node, keys in self.store.scan_nodes(
+            match=source.pattern, count=count, pacer=self.pacer
+        ):
+            self.result.scanned += count
+            buffer += self._select(keys, source.endpoint, all_entries=all_entries)
+            if len(buffer) >= self.options.batch_size:
                 yield _Batch(buffer)
-            if self.stop.is_set() or before is None or self._run_ids() == before:
-                return
-            self.result.notes.append(
-                f"a server restarted during the scan for {source.label}: scanned again"
-            )
-        raise RedisError(
-            f"servers kept restarting during the scan for {source.label}",
-            hint="rerun the same command once the servers are stable",
-        )
+                buffer = []
+            if self.stop.is_set():
+                break
+        if buffer:
+            yield _Batch(buffer)
 
-    def _run_ids(self) -> dict | None:
+    def run_ids(self) -> dict | None:
         """Each primary's run_id, or None when INFO is not allowed (no restart detection)."""
         try:
             info = self.store.server_info("server")
@@ -591,7 +619,8 @@ def invalidate(
 
     A Redis error that outlasts the retries ends the run: it is returned in `failure` along with
     what was done. A set `stop` event ends it after the current batch (`interrupted`). Either
-    way a rerun of the same selection finishes the job.
+    way a rerun of the same selection finishes the job. So does it when servers restarted
+    during each of PASSES passes over the selection (`failure` then says so).
     """
     if options.index_cleanup not in INDEX_CLEANUP:
         raise UsageError(f"--index-cleanup must be one of {', '.join(INDEX_CLEANUP)}")
@@ -601,7 +630,6 @@ def invalidate(
         selection=selection.describe(), filters=filters.to_dict(), notes=list(selection.notes)
     )
     started = time.monotonic()
-    halt = threading.Event()  # the finder's own stop: Ctrl-C, or the deleter failing
     finder = _Finder(
         store,
         layout,
@@ -611,11 +639,9 @@ def invalidate(
         result,
         take_sets=not filters.active,
         pacer=_pacer(options),
-        stop=halt,
+        stop=threading.Event(),
     )
     deleter = _Deleter(store, layout, options, result, finder)
-    # Connects, and makes the per-node clients, before two threads share the store.
-    store.for_each_primary()
 
     def report(phase: str) -> None:
         result.duration_seconds = time.monotonic() - started
@@ -626,11 +652,69 @@ def invalidate(
                     result.scanned,
                     finder.scan_total,
                     result.matched,
-                    result.deleted,
+                    result.deleted + result.deleted_again,
                     result.duration_seconds,
+                    finder.attempt,
                 )
             )
 
+    try:
+        # Connects, and makes the per-node clients, before two threads share the store.
+        store.for_each_primary()
+        finder.pass_run_ids = finder.run_ids()
+        for _ in range(PASSES):
+            _one_pass(finder, deleter, selection, stop, report)
+            if result.interrupted:
+                break
+            now = finder.run_ids()
+            if finder.pass_run_ids is None or now == finder.pass_run_ids:
+                break
+            result.notes.append(
+                "a server restarted during the run (its run_id changed) and may have come "
+                "back with entries already deleted: went through the whole selection again"
+            )
+            finder.start_again(now)
+            deleter.start_again()
+        else:
+            result.failure = _restarts_failure(result, deleter)
+    except RedisError as err:
+        result.failure = err
+    result.pending_sets = [p.decode("utf-8", "backslashreplace") for p in deleter.unfinished()]
+    if (
+        (result.interrupted or result.failure)
+        and result.index_cleanup == "not needed"
+        and deleter.cleanup_wanted(selection)
+    ):
+        result.index_cleanup = "not finished"
+    report("done")
+    return result
+
+
+def _restarts_failure(result: InvalidateResult, deleter: _Deleter) -> RedisError:
+    """A run whose every pass saw a server restart cannot tell what is left: it names what."""
+    left = "; ".join(result.selection)
+    pending = [p.decode("utf-8", "backslashreplace") for p in deleter.unfinished()]
+    also = f" (and the pending set(s) {', '.join(pending)})" if pending else ""
+    return RedisError(
+        f"servers restarted during each of {PASSES} passes over the selection: entries of "
+        f"{left}{also} may be left, brought back by a restart",
+        hint="rerun the same command once the servers are stable",
+    )
+
+
+def _one_pass(
+    finder: _Finder,
+    deleter: _Deleter,
+    selection: Selection,
+    stop: StopFlag | threading.Event,
+    report: Callable[[str], None],
+) -> None:
+    """One pass over the whole selection: the finder's thread hands batches to this one, which
+    deletes them, then the index cleanup. Ctrl-C sets `result.interrupted`; a Redis error is
+    raised."""
+    result = finder.result
+    halt = threading.Event()  # the finder's own stop: Ctrl-C, or the deleter failing
+    finder.stop = halt
     handoff: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
 
     def produce() -> None:
@@ -671,8 +755,6 @@ def invalidate(
             deleter.sweep_indexes(selection, stop, lambda: report("cleaning indexes"))
             if stop.is_set():
                 result.interrupted = True
-    except RedisError as err:
-        result.failure = err
     finally:
         halt.set()
         # Whatever the finder has in hand is dropped; it must not block on a full queue.
@@ -681,15 +763,6 @@ def invalidate(
                 handoff.get_nowait()
             except queue.Empty:
                 producer.join(timeout=0.1)
-    result.pending_sets = [p.decode("utf-8", "backslashreplace") for p in deleter.unfinished()]
-    if (
-        (result.interrupted or result.failure)
-        and result.index_cleanup == "not needed"
-        and (deleter.cleanup_wanted(selection))
-    ):
-        result.index_cleanup = "not finished"
-    report("done")
-    return result
 
 
 def _pacer(options: InvalidateOptions) -> Pacer | None:
@@ -722,6 +795,12 @@ class _Deleter:
         self.drained: set[bytes] = set()
         self.forgot_in: set[bytes] = set()
 
+    def start_again(self) -> None:
+        """Before another pass (see _Finder.start_again): a set drained before the restart may
+        be back, and the indexes want cleaning again."""
+        self.drained.clear()
+        self.result.index_cleanup = "not needed"
+
     def handle(self, item: _Batch | _SetDrained) -> None:
         if isinstance(item, _SetDrained):
             self._finish(item)
@@ -740,12 +819,26 @@ class _Deleter:
             # exist needs none (catch_up_logs covers one created during the run).
             exists = self.store.exists_many(self.all_logs)
             self.logs = [log for log, e in zip(self.all_logs, exists) if e]
+        earlier = self.finder.earlier
+        if earlier and not earlier.isdisjoint(keys):
+            # A pass after a restart: entries deleted before it and brought back are counted
+            # apart, so that `matched` = `deleted` + `already_gone` still holds.
+            again = [k for k in keys if k in earlier]
+            removed = self._unlink(again)
+            self.result.deleted_again += removed
+            keys = [k for k in keys if k not in earlier]
+            if not keys:
+                return
+        removed = self._unlink(keys)
+        self.result.deleted += removed
+        self.result.already_gone += len(keys) - removed
+
+    def _unlink(self, keys: list[bytes]) -> int:
         removed, log_replies = self.store.unlink_batch(
             keys, *[("ZREM", log, *keys) for log in self.logs]
         )
-        self.result.deleted += removed
-        self.result.already_gone += len(keys) - removed
         self.result.log_members_removed += sum(int(r) for r in log_replies)
+        return removed
 
     def catch_up_logs(self) -> None:
         """Removes the deleted entries from a log that appeared after the first delete."""
@@ -754,13 +847,22 @@ class _Deleter:
         late = [log for log in self.all_logs if log not in self.logs]
         for log, exists in zip(late, self.store.exists_many(late)):
             if exists:
-                for keys in _chunks(self.finder.seen, self.options.batch_size):
+                for keys in _chunks(self.finder.all_selected(), self.options.batch_size):
                     self.result.log_members_removed += int(self.store.execute("ZREM", log, *keys))
 
     def _finish(self, drained: _SetDrained) -> None:
         """Every member of the pending set has been dealt with (the finder read it whole, and
         batches are handled in order): the set itself can go. A big set is freed by Redis in
-        the background (UNLINK), so this never stalls the server."""
+        the background (UNLINK), so this never stalls the server.
+
+        Unless a server restarted since the pass began: the set may have come back whole, and
+        the SSCAN that read it may have missed members (its cursor means nothing to a restarted
+        server). It is then kept, for the next pass to read again."""
+        finder = self.finder
+        if finder.pass_run_ids is not None and finder.run_ids() != finder.pass_run_ids:
+            drained.kept = True
+            drained.gone.set()
+            return
         self.store.execute("UNLINK", drained.pending)
         self.drained.add(drained.pending)
         self.result.sets_deleted += 1
@@ -792,12 +894,12 @@ class _Deleter:
         if self.options.index_cleanup == "skip":
             result.index_cleanup = "skipped"
             return
-        deleted = self.finder.seen
+        finder = self.finder
         # Entries an earlier, interrupted run of the same scan deleted are no longer found, so
         # not in `deleted`: members its scans select are looked at too (drop_dangling removes
         # only those whose entry is gone), so that a rerun finishes the index cleanup as well.
         earlier = _scan_selects(self.layout, selection)
-        if not self.cleanup_wanted(selection) or not (deleted or earlier):
+        if not self.cleanup_wanted(selection) or not (finder.seen or finder.earlier or earlier):
             return
         touched: set[bytes] = set()
         pairs: list[tuple[bytes, bytes]] = []
@@ -818,7 +920,7 @@ class _Deleter:
                 pairs += [
                     (set_key, m)
                     for m in members
-                    if m in deleted or (earlier is not None and earlier(m))
+                    if finder.selected(m) or (earlier is not None and earlier(m))
                 ]
                 if len(pairs) >= self.options.batch_size:
                     flush()
@@ -839,7 +941,7 @@ __all__ = [
     "InvalidateProgress",
     "InvalidateResult",
     "check_permissions",
-    "permission_probes",
     "invalidate",
+    "permission_probes",
     "preview",
 ]

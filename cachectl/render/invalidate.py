@@ -128,6 +128,8 @@ def render_invalidate(out: Output, result: InvalidateResult) -> None:
     ]
     if result.not_entries_skipped:
         rows.insert(3, ("not entries, kept", f"{result.not_entries_skipped:,}"))
+    if result.deleted_again:
+        rows.insert(2, ("brought back by a restart, deleted again", f"{result.deleted_again:,}"))
     _render_rows(
         out,
         "Invalidated" if not (result.failure or result.interrupted) else "Invalidation stopped",

@@ -105,3 +105,93 @@ def test_server_that_stays_down_is_reported_and_a_rerun_finishes(make_redis):
     assert list(client.scan_iter("api_cache:k:*", count=1000)) == []
     assert len(list(client.scan_iter("api_cache:other:*", count=1000))) == 500
     assert client.keys("tag:*") == []
+
+
+# --- a restart that brings the data back -----------------------------------------------------
+# The server keeps no append-only file here: it comes back with the snapshot SAVEd before the
+# run, as one loaded from an RDB file (or a lagging replica promoted) does. Every entry the run
+# deleted before the restart is then there again. The restart is done from the run's own
+# progress callback, so it lands at a known point without any sleeping.
+
+
+def restart_when(server, should_restart):
+    """An on_progress callback that kills the server and restarts it (from its snapshot) at
+    each progress report `should_restart(progress, restarts_so_far)` says yes to."""
+    restarts = []
+
+    def on_progress(progress):
+        if should_restart(progress, len(restarts)):
+            restarts.append(progress.deleted)
+            server.kill()
+            server.restart()
+
+    on_progress.restarts = restarts
+    return on_progress
+
+
+def snapshot_loaded(make_redis, n_matching: int, n_other: int):
+    server = make_redis()
+    client = server.client()
+    load(client, n_matching, n_other, tag="t")
+    client.save()
+    return server, client
+
+
+@pytest.mark.parametrize(
+    "spec", [{"patterns": ["api_cache:k:*"]}, {"tags": ["t"]}], ids=["pattern", "tag"]
+)
+@pytest.mark.parametrize(
+    "when",
+    [
+        pytest.param(lambda p, n: n == 0 and p.deleted > 0, id="after-the-first-batch"),
+        pytest.param(lambda p, n: n == 0 and p.deleted >= 3000, id="after-every-deletion"),
+    ],
+)
+def test_restart_that_brings_the_data_back_is_deleted_again(make_redis, spec, when):
+    server, _ = snapshot_loaded(make_redis, 3000, 500)
+    selection = resolve_selection(LAYOUT, SelectionSpec(**spec))
+    on_progress = restart_when(server, when)
+    with Store(Settings(url=server.url, retries=12)) as store:
+        result = invalidate(
+            store,
+            selection,
+            Filters(),
+            InvalidateOptions(batch_size=100, scan_count=100),
+            on_progress=on_progress,
+        )
+    assert on_progress.restarts, "the server was never restarted"
+    assert result.failure is None, result.failure
+    client = server.client()
+    assert list(client.scan_iter("api_cache:k:*", count=1000)) == []
+    assert len(list(client.scan_iter("api_cache:other:*", count=1000))) == 500
+    if "tags" in spec:
+        assert list(client.scan_iter("tag:*")) == []
+    assert any("restarted" in note for note in result.notes)
+    # The entries are counted once; the ones the restart brought back are counted apart.
+    assert result.matched == 3000 == result.deleted + result.already_gone
+    assert result.deleted_again > 0
+
+
+def test_restarts_in_every_pass_end_the_run_with_what_is_left_named(make_redis):
+    server, _ = snapshot_loaded(make_redis, 1000, 100)
+    selection = resolve_selection(LAYOUT, SelectionSpec(patterns=["api_cache:k:*"], tags=["t"]))
+
+    def once_per_attempt(progress, restarts):
+        return progress.deleted > 0 and restarts < progress.attempt
+
+    on_progress = restart_when(server, once_per_attempt)
+    with Store(Settings(url=server.url, retries=12)) as store:
+        result = invalidate(
+            store,
+            selection,
+            Filters(),
+            InvalidateOptions(batch_size=100, scan_count=100),
+            on_progress=on_progress,
+        )
+    assert result.failure is not None
+    assert result.failure.exit_code != 0
+    message = result.failure.message
+    assert "restarted" in message
+    assert "pattern api_cache:k:*" in message and "tag t" in message
+    assert result.changed  # the CLI then exits 6: partial
+    assert server.client().exists(*[LAYOUT.entry("k", {"id": i}) for i in range(1000)]) > 0
