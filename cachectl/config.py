@@ -63,6 +63,9 @@ class Settings:
     scan_count: int = 1000
     batch_size: int = 1000
     rate: float | None = None  # keys per second cap for bulk operations; None = no cap
+    # `invalidate`: a tag or dependency set that does not exist, or a selection that matched
+    # nothing, is exit 5 (not found) rather than 0.
+    strict: bool = False
     layout: LayoutConfig = LayoutConfig()
     profile: str | None = None
     config_file: str | None = None
@@ -376,6 +379,7 @@ _SETTINGS: dict[str, _Setting] = {
         _Setting("scan_count", _whole(1), ("CACHECTL_SCAN_COUNT",)),
         _Setting("batch_size", _whole(1), ("CACHECTL_BATCH_SIZE",)),
         _Setting("rate", _rate, ("CACHECTL_RATE",)),
+        _Setting("strict", _bool, ("CACHECTL_STRICT",)),
         *(
             _Setting(
                 f"layout.{f.name}", _LAYOUT_PARSERS.get(f.name, _name), _LAYOUT_ENV.get(f.name, ())

@@ -171,6 +171,15 @@ def invalidate(
             "sweep (always), skip (leave it to prune).",
         ),
     ] = "auto",
+    strict: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict/--no-strict",
+            help="Exit 5 (not found) when a --tag or --depends-on set does not exist, or "
+            "nothing matched (default: the strict setting, off: exit 0, with a warning for a "
+            "missing set).",
+        ),
+    ] = None,
     show: Annotated[
         int,
         typer.Option(
@@ -188,9 +197,10 @@ def invalidate(
     given), narrowed by filters. Only cache entries are ever deleted. Asks first on a terminal
     (--yes skips it; with no terminal, --yes is required). Ctrl-C stops after the current batch;
     rerunning the same command finishes an interrupted run. Exit 0 done, 2 bad flags (or no
-    terminal to ask on and no --yes), 3 bad graph file, 4 Redis error before any change, 6
-    Redis error after some deletions, 130 interrupted (or the question answered no)."""
-    from cachectl.errors import UsageError
+    terminal to ask on and no --yes), 3 bad graph file, 4 Redis error before any change, 5 a
+    named set missing or nothing matched (with --strict), 6 Redis error after some deletions
+    (or servers restarting throughout), 130 interrupted (or the question answered no)."""
+    from cachectl.errors import ExitCode, UsageError
     from cachectl.layout import Layout
     from cachectl.ops.invalidate import InvalidateOptions, InvalidateResult, preview
     from cachectl.ops.selection import (
@@ -199,7 +209,7 @@ def invalidate(
         parse_seconds,
         resolve_selection,
     )
-    from cachectl.render.invalidate import render_preview
+    from cachectl.render.invalidate import render_preview, warn_missing_sets
 
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
@@ -232,12 +242,19 @@ def invalidate(
         rate=rate or settings.rate,
         index_cleanup=index_cleanup,
     )
+    strict = settings.strict if strict is None else strict
     store = app_ctx.store
     if dry_run:
         result = InvalidateResult(notes=list(selection.notes))
         error = render_preview(
-            out, preview(store, selection, filters, options, result), result, show=show
+            out,
+            preview(store, selection, filters, options, result),
+            result,
+            show=show,
+            strict=strict,
         )
+        if error is None or error.exit_code != ExitCode.NOT_FOUND:
+            warn_missing_sets(out, result)
         if error is not None:
             out.error(error, envelope=False)
             raise typer.Exit(error.exit_code)
@@ -248,13 +265,13 @@ def invalidate(
     from cachectl.ops.invalidate import check_permissions
 
     check_permissions(store, layout, selection, filters, options)
-    if not yes and not _confirmed_with_count(app_ctx, selection, filters, options, show):
+    if not yes and not _confirmed_with_count(app_ctx, selection, filters, options, show, strict):
         return
     from cachectl.signals import stop_on_signals
 
     with stop_on_signals() as stop:
         wait_first(out, delay_seconds, stop)
-        _run(app_ctx, layout, selection, filters, options, stop)
+        _run(app_ctx, layout, selection, filters, options, stop, strict)
 
 
 def _confirmed_with_count(
@@ -263,11 +280,12 @@ def _confirmed_with_count(
     filters: Filters,
     options: InvalidateOptions,
     show: int,
+    strict: bool,
 ) -> bool:
     """Counts what would go (a read-only pass: the count is the question's point), shows it
-    and asks. False when nothing matches, so there is nothing to ask."""
+    and asks. False when nothing matches, so there is nothing to ask (exit 5 with --strict)."""
     from cachectl.ops.invalidate import InvalidateResult, preview
-    from cachectl.render.invalidate import preview_lines
+    from cachectl.render.invalidate import preview_lines, warn_missing_sets
 
     out = app_ctx.output
     result = InvalidateResult(notes=list(selection.notes))
@@ -277,12 +295,19 @@ def _confirmed_with_count(
             if len(shown) < show:
                 shown.append(key)
             bar.update(completed=result.matched)
-    result.dry_run = False
     if result.matched == 0:
-        out.info("nothing matches: nothing to delete")
+        error = result.strict_problem() if strict else None
+        if error is None:
+            warn_missing_sets(out, result)
+            out.info("nothing matches: nothing to delete")
+        result.dry_run = False
         if out.json_mode:
-            out.json(result.to_dict())
+            out.json(result.to_dict(), ok=error is None, error=error)
+        if error is not None:
+            out.error(error, envelope=False)
+            raise typer.Exit(error.exit_code)
         return False
+    result.dry_run = False
     for line in preview_lines(result, shown):
         out.info(line)
     noun = "entry" if result.matched == 1 else "entries"
@@ -297,10 +322,15 @@ def _run(
     filters: Filters,
     options: InvalidateOptions,
     stop: StopFlag,
+    strict: bool,
 ) -> None:
-    from cachectl.errors import Interrupted, PartialFailure
+    from cachectl.errors import ExitCode, Interrupted, PartialFailure
     from cachectl.ops.invalidate import invalidate as run_invalidate
-    from cachectl.render.invalidate import invalidate_progress_text, render_invalidate
+    from cachectl.render.invalidate import (
+        invalidate_progress_text,
+        render_invalidate,
+        warn_missing_sets,
+    )
     from cachectl.runlog import record_run
 
     out = app_ctx.output
@@ -333,6 +363,10 @@ def _run(
             f"interrupted after {result.deleted:,} deletions",
             hint="rerun the same command to finish",
         )
+    elif strict:
+        error = result.strict_problem()
+    if error is None or error.exit_code != ExitCode.NOT_FOUND:
+        warn_missing_sets(out, result)
     if out.json_mode:
         out.json(result.to_dict(), ok=error is None, error=error)
     elif result.matched or result.changed or error is None:

@@ -39,7 +39,13 @@ from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from cachectl.errors import CachectlError, RedisError, RedisPermissionError, UsageError
+from cachectl.errors import (
+    CachectlError,
+    NotFoundError,
+    RedisError,
+    RedisPermissionError,
+    UsageError,
+)
 from cachectl.layout import Layout
 from cachectl.ops.prune import (
     INDEX_KINDS,
@@ -58,6 +64,10 @@ QUEUE_BATCHES = 8  # how far scanning may run ahead of deleting
 PASSES = 3  # passes over the selection that each saw a server restart: the run gives up
 TAKE_ATTEMPTS = 3  # a tag set that other runs keep taking first: give up after this many tries
 INDEX_CLEANUP = ("auto", "sweep", "skip")
+# A missing set's closest existing names come from a sample of the sets: at most this many
+# SCAN calls (of --count keys each), and of names.
+CLOSEST_SCAN_CALLS = 20
+CLOSEST_NAMES_SAMPLED = 10_000
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -93,6 +103,8 @@ class InvalidateResult:
     index_cleanup: str = "not needed"  # "swept" | "skipped" | "not needed" | "not finished"
     scanned: int = 0
     pending_sets: list[str] = field(default_factory=list)  # left half done: rerun to finish
+    # Named tag and dependency sets that do not exist: {"kind", "name", "key", "closest"}.
+    missing_sets: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
     duration_seconds: float = 0.0
@@ -111,6 +123,32 @@ class InvalidateResult:
         )
 
     @property
+    def nothing_matched(self) -> bool:
+        """No selected entry existed: nothing was (or would be) deleted."""
+        if self.dry_run:
+            return self.matched == 0
+        return self.deleted + self.deleted_again == 0
+
+    def strict_problem(self) -> NotFoundError | None:
+        """What --strict turns into exit 5 (not found): a named set that does not exist, or a
+        selection that matched nothing. None when neither."""
+        if self.missing_sets:
+            first, more = self.missing_sets[0], len(self.missing_sets) - 1
+            also = f" (nor {more} more named set{'s' if more > 1 else ''})" if more else ""
+            return NotFoundError(
+                missing_set_text(first) + also,
+                hint="--strict makes a missing set an error",
+                details={"missing_sets": self.missing_sets},
+            )
+        if self.nothing_matched:
+            done = "nothing would be deleted" if self.dry_run else "nothing was deleted"
+            return NotFoundError(
+                f"nothing matched {'; '.join(self.selection)}: {done}",
+                hint="--strict makes a selection that matches nothing an error",
+            )
+        return None
+
+    @property
     def keys_per_second(self) -> float:
         return self.deleted / self.duration_seconds if self.duration_seconds > 0 else 0.0
 
@@ -120,6 +158,41 @@ class InvalidateResult:
         out["keys_per_second"] = round(self.keys_per_second, 1)
         out["failure"] = self.failure.to_dict() if self.failure else None
         return out
+
+
+def missing_set_text(missing: dict) -> str:
+    """One line on a named set that does not exist (an entry of `missing_sets`)."""
+    kind = missing["kind"]
+    text = f"{kind} set {missing['key']} does not exist: nothing is cached under it"
+    if missing["closest"]:
+        text += f"; closest existing {kind} names: {', '.join(missing['closest'])}"
+    return text
+
+
+def closest_set_names(
+    store: Store, layout: Layout, kind: str, name: str, pacer: Pacer | None = None
+) -> list[str]:
+    """Up to 3 existing tag (or dependency) names closest to `name`, from a bounded sample of
+    the sets (CLOSEST_SCAN_CALLS SCANs): a hint, so a Redis error means no names."""
+    import difflib
+
+    prefix = (layout.config.tag_prefix if kind == "tag" else layout.config.dependency_prefix) + ":"
+    pattern = layout.tag_pattern() if kind == "tag" else layout.dependency_pattern()
+    names: list[str] = []
+    try:
+        for calls, (_node, keys) in enumerate(
+            store.scan_nodes(match=pattern, type="set", pacer=pacer), start=1
+        ):
+            names += [
+                k[len(prefix) :].decode("utf-8", "backslashreplace")
+                for k in keys
+                if not layout.is_pending_set(k)
+            ]
+            if calls >= CLOSEST_SCAN_CALLS or len(names) >= CLOSEST_NAMES_SAMPLED:
+                break
+    except RedisError:
+        return []
+    return difflib.get_close_matches(name, list(dict.fromkeys(names)), n=3, cutoff=0.6)
 
 
 @dataclass
@@ -312,9 +385,13 @@ class _Finder:
         if not self.take_sets:
             # A dry run or a filtered run reads without taking; a pending set an earlier
             # run left still holds entries of this tag.
+            found = False
             for key in (source.set_key, pending):
                 if self._is_set(key):
+                    found = True
                     yield from self._members(key, None if self.result.dry_run else key)
+            if not found:
+                self._missing(source)
             return
         if self.attempt > 1 and source.set_key not in self.leftover and self._is_set(pending):
             # A pass after a server restart, and the set this run took came back with it: it is
@@ -324,16 +401,20 @@ class _Finder:
             self.renamed.append(pending)
             yield from self._drain_until_gone(pending)
             return
+        found = False
         for attempt in range(TAKE_ATTEMPTS):
             # A pending set an earlier run left (stopped part way), or another run's: finish it
             # first, and wait until it is gone, since RENAMENX cannot take its name before then.
             if self._is_set(pending):
+                found = True
                 if attempt == 0 and self.attempt == 1:
                     self.leftover.add(source.set_key)
                 self.renamed.append(pending)
                 if not (yield from self._drain_until_gone(pending)):
                     return  # stopped
             if not self._is_set(source.set_key):
+                if attempt == 0 and not found:
+                    self._missing(source)
                 return
             try:
                 taken = store.execute("RENAMENX", source.set_key, pending)
@@ -354,6 +435,21 @@ class _Finder:
             f"{source.set_key.decode('utf-8', 'backslashreplace')} could not be taken: other "
             "invalidations of it kept running alongside this one",
             hint="rerun the same command once they are done",
+        )
+
+    def _missing(self, source: SetSource) -> None:
+        """Notes a named set that does not exist (once: not again in a pass after a restart)."""
+        if self.attempt > 1:
+            return
+        self.result.missing_sets.append(
+            {
+                "kind": source.kind,
+                "name": source.name,
+                "key": source.set_key.decode("utf-8", "backslashreplace"),
+                "closest": closest_set_names(
+                    self.store, self.layout, source.kind, source.name, self.pacer
+                ),
+            }
         )
 
     def _drain_until_gone(self, pending: bytes) -> Generator[_Batch | _SetDrained, None, bool]:
@@ -941,7 +1037,9 @@ __all__ = [
     "InvalidateProgress",
     "InvalidateResult",
     "check_permissions",
+    "closest_set_names",
     "invalidate",
+    "missing_set_text",
     "permission_probes",
     "preview",
 ]

@@ -119,6 +119,7 @@ class SetSource:
     label: str
     set_key: bytes
     kind: str  # "tag" | "dependency"
+    name: str = ""  # the tag or resource id as given
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def resolve_selection(layout: Layout, spec: SelectionSpec) -> Selection:
         selection.sources.append(_endpoint_keys(layout, spec.endpoints[0], spec.params))
     for tag in _unique(spec.tags):
         set_key = _set_key(layout, layout.tag(tag), "--tag", tag, layout.config.tag_prefix)
-        selection.sources.append(SetSource(f"tag {tag}", set_key, "tag"))
+        selection.sources.append(SetSource(f"tag {tag}", set_key, "tag", tag))
     for resource in _dependencies(spec):
         set_key = _set_key(
             layout,
@@ -206,7 +207,9 @@ def resolve_selection(layout: Layout, spec: SelectionSpec) -> Selection:
             resource,
             layout.config.dependency_prefix,
         )
-        selection.sources.append(SetSource(f"depends on {resource}", set_key, "dependency"))
+        selection.sources.append(
+            SetSource(f"depends on {resource}", set_key, "dependency", resource)
+        )
     for pattern in _unique(spec.patterns):
         selection.sources.append(_pattern_source(layout, pattern, spec.force, selection.notes))
     if not spec.params:

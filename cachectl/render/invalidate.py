@@ -28,12 +28,18 @@ def show_key(key: bytes | str) -> str:
 
 
 def render_preview(
-    out: Output, keys: Iterable[bytes], result: InvalidateResult, *, show: int
+    out: Output,
+    keys: Iterable[bytes],
+    result: InvalidateResult,
+    *,
+    show: int,
+    strict: bool = False,
 ) -> CachectlError | None:
     """Streams a dry run: with --json every key (written as found, so a million keys never
     sit in memory), else the count and the first `show` keys. A Redis error part way through
-    still ends the JSON document properly; it is returned for the caller to report. A reader
-    that goes away (`| head`) ends the command quietly in the CLI's frame (exit 141)."""
+    still ends the JSON document properly; it is returned for the caller to report, as is,
+    with `strict`, the result's strict_problem(). A reader that goes away (`| head`) ends the
+    command quietly in the CLI's frame (exit 141)."""
     from cachectl.errors import CachectlError
 
     error: CachectlError | None = None
@@ -49,6 +55,8 @@ def render_preview(
                 first = False
         except CachectlError as err:
             error = err
+        if error is None and strict:
+            error = result.strict_problem()
         data = dumps(result.to_dict())[1:-1]
         ending = f'],{data}}},"ok":{dumps(error is None)}'
         if error is not None:
@@ -68,7 +76,8 @@ def render_preview(
     if error is None:
         for line in preview_lines(result, shown):
             out.line(line)
-    elif result.matched:
+        return result.strict_problem() if strict else None
+    if result.matched:
         out.line(
             f"{result.matched:,} entries found before the error (the selection is not complete)"
         )
@@ -100,6 +109,14 @@ def _filters_text(filters: dict) -> str:
     if "larger_than_bytes" in filters:
         parts.append(f"larger than {filters['larger_than_bytes']:,} bytes")
     return ", only " + ", ".join(parts)
+
+
+def warn_missing_sets(out: Output, result: InvalidateResult) -> None:
+    """A warning on stderr for each named set that does not exist (with --json too)."""
+    from cachectl.ops.invalidate import missing_set_text
+
+    for missing in result.missing_sets:
+        out.warn(show_key(missing_set_text(missing)))
 
 
 # --- a run -------------------------------------------------------------------------------

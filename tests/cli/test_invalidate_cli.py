@@ -243,6 +243,111 @@ def test_dry_run_json_stays_one_valid_document_when_redis_fails():
     assert envelope["data"]["keys"] == []
 
 
+# --- a set that does not exist, nothing matched, --strict ------------------------------------
+
+
+def test_missing_tag_exits_0_and_says_so_naming_the_closest_tags(redis_url, client):
+    fill(client, 2, tag="user_123", endpoint="a")
+    fill(client, 2, tag="products", endpoint="b")
+    result = invoke(redis_url, "--tag", "user_132", "--yes")
+    assert result.exit_code == 0, result.output
+    [warning] = [line for line in result.stderr.splitlines() if "user_132" in line]
+    assert warning.startswith("warning: tag set tag:user_132 does not exist")
+    assert "user_123" in warning and "products" not in warning
+    assert client.exists(LAYOUT.tag("user_123"), LAYOUT.tag("products")) == 2
+
+
+def test_missing_dependency_says_so_and_json_names_it(redis_url, client):
+    client.sadd(LAYOUT.dependency("product_42"), LAYOUT.entry("e", {"id": 1}))
+    result = invoke(redis_url, "--depends-on", "product_24", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    assert "dependency set depends_on:product_24 does not exist" in result.stderr
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is True
+    assert envelope["data"]["missing_sets"] == [
+        {
+            "kind": "dependency",
+            "name": "product_24",
+            "key": "depends_on:product_24",
+            "closest": ["product_42"],
+        }
+    ]
+
+
+def test_existing_tag_has_no_missing_sets(redis_url, client):
+    fill(client, 3)
+    result = invoke(redis_url, "--tag", "t", "--yes", "--json", "--strict")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["data"]["missing_sets"] == []
+    assert "does not exist" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--strict"], {}),
+        ([], {"CACHECTL_STRICT": "true"}),
+    ],
+    ids=["flag", "env"],
+)
+def test_strict_makes_a_missing_tag_exit_5(redis_url, client, args, env):
+    result = runner.invoke(
+        app, ["--url", redis_url, "invalidate", "--tag", "nope", "--yes", *args], env=env
+    )
+    assert result.exit_code == ExitCode.NOT_FOUND, result.output
+    assert result.stderr.splitlines()[-1].startswith("error: tag set tag:nope does not exist")
+
+
+def test_strict_in_the_config_file_and_no_strict_overrides_it(redis_url, client, tmp_path):
+    config = tmp_path / "cachectl.yaml"
+    config.write_text("strict: true\n")
+    base = ["--config", str(config), "--url", redis_url, "invalidate", "--tag", "nope", "--yes"]
+    assert runner.invoke(app, base).exit_code == ExitCode.NOT_FOUND
+    assert runner.invoke(app, [*base, "--no-strict"]).exit_code == 0
+
+
+def test_strict_missing_set_is_exit_5_after_the_rest_is_done_and_json_says_why(redis_url, client):
+    keys = fill(client, 4)
+    result = invoke(redis_url, "--tag", "t", "--depends-on", "gone", "--yes", "--strict", "--json")
+    assert result.exit_code == ExitCode.NOT_FOUND, result.output
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is False and envelope["error"]["code"] == "not_found"
+    assert envelope["data"]["deleted"] == 4
+    assert [m["key"] for m in envelope["data"]["missing_sets"]] == ["depends_on:gone"]
+    assert client.exists(*keys) == 0
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        ["--pattern", "api_cache:nothing:*"],
+        ["--endpoint", "nothing"],
+        ["--key", "api_cache:e:gone"],
+        ["--endpoint", "e", "--param", "id=999"],
+    ],
+    ids=["pattern", "endpoint", "key", "endpoint-param"],
+)
+def test_nothing_matched_is_exit_0_and_exit_5_under_strict(redis_url, client, selection):
+    keys = fill(client, 3)
+    assert invoke(redis_url, *selection, "--yes").exit_code == 0
+    result = invoke(redis_url, *selection, "--yes", "--strict")
+    assert result.exit_code == ExitCode.NOT_FOUND, result.output
+    assert result.stderr.splitlines()[-1].startswith("error: nothing matched")
+    assert client.exists(*keys) == 3
+
+
+def test_strict_dry_run_of_a_missing_tag_is_exit_5(redis_url, client):
+    result = invoke(redis_url, "--tag", "nope", "--dry-run", "--strict")
+    assert result.exit_code == ExitCode.NOT_FOUND, result.output
+    result = invoke(redis_url, "--tag", "nope", "--dry-run")
+    assert result.exit_code == 0 and "tag set tag:nope does not exist" in result.stderr
+    result = invoke(redis_url, "--tag", "nope", "--dry-run", "--strict", "--json")
+    assert result.exit_code == ExitCode.NOT_FOUND
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is False and envelope["error"]["code"] == "not_found"
+    assert envelope["data"]["missing_sets"][0]["key"] == "tag:nope"
+
+
 # --- real processes: signals, a terminal, a server that dies -------------------------------
 
 
