@@ -101,6 +101,9 @@ class InvalidateResult:
     sets_updated: int = 0
     log_members_removed: int = 0
     index_cleanup: str = "not needed"  # "swept" | "skipped" | "not needed" | "not finished"
+    # Entries deleted while the cleanup was skipped: each may be left as a dangling member of
+    # other tag and dependency sets (which ones only a walk of the keyspace can tell).
+    unswept_entries: int = 0
     scanned: int = 0
     pending_sets: list[str] = field(default_factory=list)  # left half done: rerun to finish
     # Named tag and dependency sets that do not exist: {"kind", "name", "key", "closest"}.
@@ -782,6 +785,10 @@ def invalidate(
         and deleter.cleanup_wanted(selection)
     ):
         result.index_cleanup = "not finished"
+    elif result.index_cleanup == "not needed" and result.deleted:
+        # Stopped before the sweep was skipped: the same holds.
+        result.index_cleanup = "skipped"
+        result.unswept_entries = result.deleted
     report("done")
     return result
 
@@ -987,15 +994,19 @@ class _Deleter:
             existing = self.store.exists_many(sorted(self.forgot_in))
             result.sets_updated += sum(existing)
             result.sets_deleted += len(existing) - sum(existing)
-        if self.options.index_cleanup == "skip":
-            result.index_cleanup = "skipped"
+        if self.options.index_cleanup == "skip" or not self.cleanup_wanted(selection):
+            # `auto` after exact keys or sets: the entries deleted may still be named by other
+            # tag and dependency sets; the summary says so, and what removes them.
+            result.unswept_entries = result.deleted
+            if self.options.index_cleanup == "skip" or result.deleted:
+                result.index_cleanup = "skipped"
             return
         finder = self.finder
         # Entries an earlier, interrupted run of the same scan deleted are no longer found, so
         # not in `deleted`: members its scans select are looked at too (drop_dangling removes
         # only those whose entry is gone), so that a rerun finishes the index cleanup as well.
         earlier = _scan_selects(self.layout, selection)
-        if not self.cleanup_wanted(selection) or not (finder.seen or finder.earlier or earlier):
+        if not (finder.seen or finder.earlier or earlier):
             return
         touched: set[bytes] = set()
         pairs: list[tuple[bytes, bytes]] = []

@@ -137,7 +137,7 @@ def render_invalidate(out: Output, result: InvalidateResult) -> None:
         ("already gone", f"{result.already_gone:,}"),
         ("sets deleted", f"{result.sets_deleted:,}"),
         ("sets updated", f"{result.sets_updated:,}"),
-        ("index cleanup", result.index_cleanup),
+        ("index cleanup", index_cleanup_text(result)),
         (
             "duration",
             f"{human_duration(result.duration_seconds)} ({result.keys_per_second:,.0f} keys/s)",
@@ -160,6 +160,17 @@ def render_invalidate(out: Output, result: InvalidateResult) -> None:
             f"({', '.join(show_key(s) for s in result.pending_sets[:3])}"
             f"{', ...' if len(result.pending_sets) > 3 else ''}): rerun the same command to finish"
         )
+
+
+def index_cleanup_text(result: InvalidateResult) -> str:
+    if result.index_cleanup != "skipped" or not result.unswept_entries:
+        return result.index_cleanup
+    n = result.unswept_entries
+    return (
+        f"skipped: {n:,} deleted {'entry' if n == 1 else 'entries'} may still be named in other "
+        "tag or dependency sets (dangling members; cachectl prune or --index-cleanup sweep "
+        "removes them)"
+    )
 
 
 def prune_progress_text(p: PruneProgress) -> str:

@@ -348,6 +348,43 @@ def test_strict_dry_run_of_a_missing_tag_is_exit_5(redis_url, client):
     assert envelope["data"]["missing_sets"][0]["key"] == "tag:nope"
 
 
+# --- the index cleanup auto skips -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        ["--depends-on", "r"],
+        ["--endpoint", "e", "--param", "id=0"],
+        ["--key", LAYOUT.entry("e", {"id": 0})],
+    ],
+    ids=["depends-on", "endpoint-param", "key"],
+)
+def test_skipped_index_cleanup_says_what_it_left_and_what_removes_it(redis_url, client, selection):
+    [key, *_] = fill(client, 3)  # every entry is in tag:t
+    client.sadd(LAYOUT.dependency("r"), key)
+    result = invoke(redis_url, *selection, "--yes")
+    assert result.exit_code == 0, result.output
+    assert not client.exists(key) and client.sismember(LAYOUT.tag("t"), key)  # dangling
+    [row] = [line for line in result.stdout.splitlines() if "index cleanup" in line]
+    assert row.startswith("  index cleanup: skipped")
+    assert "1 deleted entry" in row
+    assert "cachectl prune" in row and "--index-cleanup sweep" in row
+
+    client.set(key, "v")
+    client.sadd(LAYOUT.dependency("r"), key)
+    result = invoke(redis_url, *selection, "--yes", "--json")
+    data = json.loads(result.stdout)["data"]
+    assert data["index_cleanup"] == "skipped" and data["unswept_entries"] == 1
+
+
+def test_index_cleanup_is_not_needed_when_nothing_was_deleted(redis_url, client):
+    fill(client, 3)
+    result = invoke(redis_url, "--key", LAYOUT.entry("e", {"id": 99}), "--yes", "--json")
+    data = json.loads(result.stdout)["data"]
+    assert data["index_cleanup"] == "not needed" and data["unswept_entries"] == 0
+
+
 # --- real processes: signals, a terminal, a server that dies -------------------------------
 
 
