@@ -538,3 +538,14 @@ def test_dry_run_into_a_closed_pipe_ends_quietly(redis_url, client):
     )
     assert proc.stdout.strip() == "141"  # ExitCode.CLOSED_PIPE
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+
+
+def test_terminal_run_of_a_missing_tag_asks_nothing_and_strict_is_exit_5(redis_url, client):
+    fill(client, 2, tag="user_123")
+    code, screen = ask_on_a_terminal(redis_url, b"y", "--tag", "user_132")
+    assert code == 0, screen
+    assert "tag set tag:user_132 does not exist" in screen and "user_123" in screen
+    assert "[y/N]" not in screen
+    code, screen = ask_on_a_terminal(redis_url, b"y", "--tag", "user_132", "--strict")
+    assert code == ExitCode.NOT_FOUND, screen
+    assert "error: tag set tag:user_132 does not exist" in screen
