@@ -73,6 +73,17 @@ def check(
         str | None,
         typer.Option("--sample", help="Measure over a live sample this long (default 10s)."),
     ] = None,
+    allow_lifetime: Annotated[
+        bool,
+        typer.Option(
+            "--allow-lifetime",
+            help="When the live sample has no data for a condition (no requests during it), "
+            "let the lifetime figure stand in: the counters' lifetime hit rate, the whole "
+            "response-time log's p95, evictions over the server's uptime. Said in the "
+            "condition's detail (and `lifetime` in --json). Without it such a condition is "
+            "NO DATA, a failure.",
+        ),
+    ] = False,
     window: Annotated[
         str | None,
         typer.Option(
@@ -100,8 +111,8 @@ def check(
     ] = None,
 ) -> None:
     """Hold the cache to thresholds: print every condition with its measured value and verdict.
-    Exit 0 when all hold, 7 when any fails (or cannot be measured), 2 for an impossible
-    threshold."""
+    Exit 0 when all hold, 7 when any fails or has no data in its sample or window (NO DATA;
+    see --allow-lifetime), 2 for an impossible threshold."""
     from cachectl.cli.stats import duration_option
     from cachectl.errors import CheckFailed, UsageError
     from cachectl.ops.check import MemoryLimit, Thresholds, check_webhook_url
@@ -114,10 +125,16 @@ def check(
         max_p95_ms=max_p95_ms,
         no_anomaly=no_anomaly,
         anomaly_sensitivity=sensitivity,
+        allow_lifetime=allow_lifetime,
     )
     thresholds.validate()
     if sample is not None and window is not None:
         raise UsageError("--sample and --window are two ways to measure: give one")
+    if allow_lifetime and window is not None:
+        raise UsageError(
+            "--allow-lifetime applies to a live sample, not --window: the stored history "
+            "has no lifetime figure to stand in"
+        )
     window_seconds = duration_option("--window", window)
     sample_seconds = duration_option("--sample", sample or "10s")
     baseline_seconds = duration_option("--baseline", baseline)
