@@ -97,7 +97,8 @@ def check(
         typer.Option(
             "--every",
             help="Repeat every DURATION as an alerting loop "
-            "(Ctrl-C or SIGTERM stops it; the exit code is the last round's).",
+            "(Ctrl-C or SIGTERM stops it; the exit code is the last round's, or 6 when it "
+            "holds but some rounds could not reach Redis).",
         ),
     ] = None,
     rounds: Annotated[
@@ -146,7 +147,7 @@ def check(
 
     from cachectl.errors import CachectlError
     from cachectl.layout import Layout
-    from cachectl.ops.check import check_loop, check_once, unreachable_result
+    from cachectl.ops.check import UncheckedRounds, check_loop, check_once, unreachable_result
     from cachectl.render.check import check_line, render_check
 
     app_ctx = command_context(ctx, json_mode=json_)
@@ -171,6 +172,7 @@ def check(
             return unreachable_result(thresholds, err, source, seconds)
 
     seen: list = []  # the rounds so far: an interrupted loop's verdict is its last round's
+    unchecked = UncheckedRounds()
 
     def on_round(round_):
         seen[:] = [round_]
@@ -189,6 +191,10 @@ def check(
             out.line(check_line(round_.result) + (f" [{round_.event}]" if round_.event else ""))
         if round_.webhook_error:
             out.warn(round_.webhook_error)
+        number, error = round_.number, round_.result.error
+        notice = unchecked.failed(number, error) if error else unchecked.checked(number)
+        if notice:  # the start and the end of a run of rounds that could not check
+            out.warn(notice)
 
     from cachectl.signals import sigterm_as_interrupt
 
@@ -212,6 +218,8 @@ def check(
     if result is not None and not result.ok:
         names = ", ".join(c.description for c in result.failed)
         failure = CheckFailed(f"{len(result.failed)} check condition(s) failed: {names}")
+    elif every_seconds is not None:
+        failure = unchecked.problem(last.number)
     if every_seconds is None:
         if out.json_mode:
             out.json(result.to_dict(), ok=result.ok, error=failure)
