@@ -4,12 +4,15 @@ tick), and the run ends with exit 6 naming how many ticks were not stored."""
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 import redis
 from typer.testing import CliRunner
 
 from cachectl.cli.app import app
 from cachectl.errors import ExitCode
+from tests.cli.test_loops_stop_cli import _start, _stop_after
 
 runner = CliRunner()
 
@@ -57,3 +60,12 @@ def test_a_run_of_failures_is_said_at_its_start_and_its_end():
     assert problem.exit_code == ExitCode.PARTIAL
     assert problem.message.startswith("3 of 5 ticks not stored") and "refused" in problem.message
     assert UnrecordedTicks().problem(5) is None
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_recording_with_ticks_not_stored_exits_6(no_evalsha_url, stop):
+    proc, lines = _start("--url", no_evalsha_url, "history", "record", "--every", "0.05s")
+    stderr = _stop_after(proc, lines, 2, stop)
+    assert proc.returncode == ExitCode.PARTIAL, stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "ticks not stored" in stderr
