@@ -720,9 +720,6 @@ class UnrecordedTicks:
             details={"failed_ticks": self.count, "ticks": ticks},
         )
 
-    def to_dict(self) -> dict:
-        return {"failed_ticks": self.count, "last_error": self.last_error}
-
 
 def watch(
     sampler: Sampler,
