@@ -604,29 +604,38 @@ class TimeSeries:
                 # by its key like any other command.
                 pipe.execute_command("EVALSHA", sha, 1, key, repr(value), stamp, bucket, expire_at)
             replies = pipe.execute(raise_on_error=False)
-        agg_replies = replies[len(batch) + len(last_by_name) :]
-        retry = [
-            call
-            for call, reply in zip(agg_calls, agg_replies)
-            if isinstance(reply, Exception) and "NOSCRIPT" in str(reply)
-        ]
-        if retry:
-            # A server restarted or flushed its scripts: load again, resend just those.
-            sha = self._load_script()
-            with self.store.errors("EVALSHA"):
-                pipe = self.store.client.pipeline(transaction=False)
-                for key, value, stamp, bucket, expire_at in retry:
-                    pipe.execute_command(
-                        "EVALSHA", sha, 1, key, repr(value), stamp, bucket, expire_at
-                    )
-                agg_replies = [r for r in agg_replies if not isinstance(r, Exception)]
-                agg_replies += pipe.execute(raise_on_error=False)
-        for reply in replies[: len(batch) + len(last_by_name)] + agg_replies:
+        written = len(batch) + len(last_by_name)
+        agg_replies = self._resend_forgotten(agg_calls, replies[written:])
+        for reply in replies[:written] + agg_replies:
             if isinstance(reply, Exception):
                 raise self.store.translate(reply, "history write")
         if self.on_lookups:
             existed = sum(1 for r in agg_replies if r)
             self.on_lookups(existed, len(agg_replies) - existed)
+
+    def _resend_forgotten(self, calls: list[tuple], replies: list) -> list:
+        """The replies with every NOSCRIPT one replaced by the reply to its call sent again.
+
+        A server that restarted, failed over or ran SCRIPT FLUSH has forgotten the script: it
+        answers NOSCRIPT (redis-py's NoScriptError, whose text is not "NOSCRIPT") and leaves
+        that bucket untouched, so the script is loaded again on every primary and just those
+        calls are resent. Any other error stays in its place for the caller."""
+        from redis.exceptions import NoScriptError
+
+        forgotten = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if not forgotten:
+            return list(replies)
+        sha = self._load_script()
+        with self.store.errors("EVALSHA"):
+            pipe = self.store.client.pipeline(transaction=False)
+            for i in forgotten:
+                key, value, stamp, bucket, expire_at = calls[i]
+                pipe.execute_command("EVALSHA", sha, 1, key, repr(value), stamp, bucket, expire_at)
+            again = pipe.execute(raise_on_error=False)
+        replies = list(replies)
+        for i, reply in zip(forgotten, again):
+            replies[i] = reply
+        return replies
 
     # reading
 

@@ -73,6 +73,17 @@ def check(
         str | None,
         typer.Option("--sample", help="Measure over a live sample this long (default 10s)."),
     ] = None,
+    allow_lifetime: Annotated[
+        bool,
+        typer.Option(
+            "--allow-lifetime",
+            help="When the live sample has no data for a condition (no requests during it), "
+            "let the lifetime figure stand in: the counters' lifetime hit rate, the whole "
+            "response-time log's p95, evictions over the server's uptime. Said in the "
+            "condition's detail (and `lifetime` in --json). Without it such a condition is "
+            "NO DATA, a failure.",
+        ),
+    ] = False,
     window: Annotated[
         str | None,
         typer.Option(
@@ -86,7 +97,8 @@ def check(
         typer.Option(
             "--every",
             help="Repeat every DURATION as an alerting loop "
-            "(Ctrl-C or SIGTERM stops it; the exit code is the last round's).",
+            "(Ctrl-C or SIGTERM stops it; the exit code is the last round's, or 6 when it "
+            "holds but some rounds could not reach Redis).",
         ),
     ] = None,
     rounds: Annotated[
@@ -100,8 +112,8 @@ def check(
     ] = None,
 ) -> None:
     """Hold the cache to thresholds: print every condition with its measured value and verdict.
-    Exit 0 when all hold, 7 when any fails (or cannot be measured), 2 for an impossible
-    threshold."""
+    Exit 0 when all hold, 7 when any fails or has no data in its sample or window (NO DATA;
+    see --allow-lifetime), 2 for an impossible threshold."""
     from cachectl.cli.stats import duration_option
     from cachectl.errors import CheckFailed, UsageError
     from cachectl.ops.check import MemoryLimit, Thresholds, check_webhook_url
@@ -114,10 +126,16 @@ def check(
         max_p95_ms=max_p95_ms,
         no_anomaly=no_anomaly,
         anomaly_sensitivity=sensitivity,
+        allow_lifetime=allow_lifetime,
     )
     thresholds.validate()
     if sample is not None and window is not None:
         raise UsageError("--sample and --window are two ways to measure: give one")
+    if allow_lifetime and window is not None:
+        raise UsageError(
+            "--allow-lifetime applies to a live sample, not --window: the stored history "
+            "has no lifetime figure to stand in"
+        )
     window_seconds = duration_option("--window", window)
     sample_seconds = duration_option("--sample", sample or "10s")
     baseline_seconds = duration_option("--baseline", baseline)
@@ -129,7 +147,7 @@ def check(
 
     from cachectl.errors import CachectlError
     from cachectl.layout import Layout
-    from cachectl.ops.check import check_loop, check_once, unreachable_result
+    from cachectl.ops.check import UncheckedRounds, check_loop, check_once, unreachable_result
     from cachectl.render.check import check_line, render_check
 
     app_ctx = command_context(ctx, json_mode=json_)
@@ -154,6 +172,7 @@ def check(
             return unreachable_result(thresholds, err, source, seconds)
 
     seen: list = []  # the rounds so far: an interrupted loop's verdict is its last round's
+    unchecked = UncheckedRounds()
 
     def on_round(round_):
         seen[:] = [round_]
@@ -172,6 +191,10 @@ def check(
             out.line(check_line(round_.result) + (f" [{round_.event}]" if round_.event else ""))
         if round_.webhook_error:
             out.warn(round_.webhook_error)
+        number, error = round_.number, round_.result.error
+        notice = unchecked.failed(number, error) if error else unchecked.checked(number)
+        if notice:  # the start and the end of a run of rounds that could not check
+            out.warn(notice)
 
     from cachectl.signals import sigterm_as_interrupt
 
@@ -195,6 +218,8 @@ def check(
     if result is not None and not result.ok:
         names = ", ".join(c.description for c in result.failed)
         failure = CheckFailed(f"{len(result.failed)} check condition(s) failed: {names}")
+    elif every_seconds is not None:
+        failure = unchecked.problem(last.number)
     if every_seconds is None:
         if out.json_mode:
             out.json(result.to_dict(), ok=result.ok, error=failure)

@@ -58,9 +58,11 @@ def record(
         int, typer.Option("--discover-every", help="Look for new endpoints every N samples.")
     ] = 60,
 ) -> None:
-    """Sample the cache's and the server's figures until stopped (Ctrl-C or SIGTERM: exit 0)
-    and store them as time series with 1m/5m/1h/1d aggregates. Compaction and retention run at
-    the start and every hour. One line per sample (one JSON object per line with --json)."""
+    """Sample the cache's and the server's figures until stopped (Ctrl-C or SIGTERM) and store
+    them as time series with 1m/5m/1h/1d aggregates. Compaction and retention run at the start
+    and every hour. One line per sample (one JSON object per line with --json). A tick that
+    cannot be stored is counted and the run goes on; the first of a run of them is said on
+    stderr. Exit 0 when every tick was stored, 6 when any was not."""
     from cachectl.layout import Layout
     from cachectl.ops.history import Recorder
     from cachectl.ops.history import record as run_record
@@ -85,13 +87,17 @@ def record(
     series = time_series(app_ctx, retention, on_lookups=sampler.count_own)
     recorder = Recorder(series, compact_after=compact_seconds)
 
+    seen: list = []  # the progress so far: a stopped run's failed ticks still count
+
     def on_tick(tick, progress):
+        seen[:] = [progress]
         error = tick.error.message if tick.error else None
         if out.json_mode:
             out.json_line(
                 {
                     "tick": progress.ticks,
                     "points": progress.points,
+                    "failed_ticks": progress.failed_ticks,
                     "error": error,
                     "taken_at": tick.report.taken_at if tick.report else None,
                     "warnings": progress.new_warnings,
@@ -101,12 +107,18 @@ def record(
             for warning in progress.new_warnings:  # each said once
                 out.warn(warning)
             out.line(record_line(progress, error))
+        if progress.notice:  # the start and the end of a run of failed ticks, not each one
+            out.warn(progress.notice)
 
     try:
         with sigterm_as_interrupt():  # SIGTERM (systemd, a cancelled job) stops it like Ctrl-C
             run_record(sampler, recorder, every_seconds, ticks=ticks, on_tick=on_tick)
     except KeyboardInterrupt:
         pass
+    problem = seen[0].problem() if seen else None
+    if problem is not None:
+        out.error(problem, envelope=False)
+        raise typer.Exit(problem.exit_code)
 
 
 @history_app.command("show")

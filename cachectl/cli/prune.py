@@ -20,8 +20,10 @@ def prune(
     """Remove tag and dependency set members whose entry no longer exists (Redis deletes the
     sets left empty), trim the write and access logs to live entries and the response-time log
     to its last hour. Asks first on a terminal (--yes skips it; with no terminal, --yes is
-    required). Exit 0 done, 2 no terminal to ask on and no --yes, 4 Redis error before any
-    change, 6 Redis error after some changes, 130 interrupted (or the question answered no)."""
+    required). Every command it sends is tried first, changing nothing. Exit 0 done, 2 no
+    terminal to ask on and no --yes, 4 a command the ACL user may not run or a Redis error,
+    before any change, 6 Redis error after some changes, 130 interrupted (or the question
+    answered no)."""
     from cachectl.errors import Interrupted, PartialFailure
     from cachectl.ops.prune import PruneOptions
     from cachectl.ops.prune import prune as run_prune

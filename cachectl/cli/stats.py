@@ -83,7 +83,7 @@ def stats(
         typer.Option(
             "--record",
             help="With --watch: also store each sample as history "
-            "(as `cachectl history record` does).",
+            "(as `cachectl history record` does; exit 6 if any tick was not stored).",
         ),
     ] = False,
     ticks: Annotated[
@@ -221,8 +221,15 @@ def _watch(
                         for warning in state.fresh_warnings:
                             out.warn(warning)
                         out.line(dashboard_line(state))
+                    if state.notice:  # a run of unrecorded ticks began or ended
+                        out.warn(state.notice)
     except KeyboardInterrupt:
         pass
+    # With --record the job is the history: ticks not stored make it a partial failure.
+    problem = state.unrecorded.problem(state.ticks) if record else None
+    if problem is not None:
+        out.error(problem, envelope=False)
+        raise typer.Exit(problem.exit_code)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,9 @@
 """`cachectl check`: thresholds held against a live sample, every condition with its measured
 value and verdict. A condition that cannot be measured fails: a gate that passes on no data
-would lie to the pipeline."""
+would lie to the pipeline. One rule for every condition: one with no data in its sample (no
+requests during it, for the hit rate and p95) is NO DATA, unless `allow_lifetime` lets the
+lifetime figure stand in (the counters' lifetime hit rate, the whole response-time log's p95,
+evictions over the server's uptime), which the condition then says (`lifetime`, its detail)."""
 
 from __future__ import annotations
 
@@ -70,6 +73,7 @@ class Thresholds:
     max_p95_ms: float | None = None
     no_anomaly: bool = False
     anomaly_sensitivity: float = 3.0
+    allow_lifetime: bool = False  # lifetime figures may stand in for a sample without data
 
     def validate(self) -> None:
         """Raises a usage error for a threshold no measurement could ever meet, or none at all."""
@@ -115,6 +119,7 @@ class Condition:
     unit: str  # percent, bytes, per_second, ms, z_score
     ok: bool
     detail: str = ""
+    lifetime: bool = False  # measured from the lifetime figure, the sample having no data
 
     @property
     def verdict(self) -> str:
@@ -157,10 +162,20 @@ def _pct(value: float) -> str:
     return f"{value:.4g}%"
 
 
-def evaluate_report(thresholds: Thresholds, report: StatsReport) -> list[Condition]:
-    """The live conditions measured from a stats report (rates over its sample)."""
+ALLOW_LIFETIME = "--allow-lifetime"
+
+
+def evaluate_report(
+    thresholds: Thresholds,
+    report: StatsReport,
+    lifetime_log: Callable[[], StatsReport] | None = None,
+) -> list[Condition]:
+    """The live conditions measured from a stats report (rates over its sample).
+
+    `lifetime_log` reads the whole response-time log, for a p95 with no request in the
+    sample when `thresholds.allow_lifetime` lets it stand in."""
     conditions: list[Condition] = []
-    app, server = report.application, report.server
+    server = report.server
     if thresholds.min_hit_rate_pct is not None:
         conditions.append(_hit_rate_condition(thresholds, report))
     if thresholds.max_memory is not None:
@@ -174,7 +189,19 @@ def evaluate_report(thresholds: Thresholds, report: StatsReport) -> list[Conditi
         )
     if thresholds.max_evictions_per_s is not None:
         limit = thresholds.max_evictions_per_s
-        measured = server.evicted_per_s
+        measured, detail, lifetime = server.evicted_per_s, "", False
+        if measured is None:
+            detail = "the server's evicted_keys could not be read twice"
+            over_uptime = (
+                server.evicted_keys / server.uptime_seconds
+                if server.evicted_keys is not None and server.uptime_seconds
+                else None
+            )
+            if over_uptime is not None and thresholds.allow_lifetime:
+                measured, lifetime = over_uptime, True
+                detail += f": the rate over the server's uptime stands in ({ALLOW_LIFETIME})"
+            elif over_uptime is not None:
+                detail += f" (the rate over the server's uptime stands in with {ALLOW_LIFETIME})"
         conditions.append(
             Condition(
                 "max_evictions_per_s",
@@ -183,22 +210,29 @@ def evaluate_report(thresholds: Thresholds, report: StatsReport) -> list[Conditi
                 measured,
                 "per_second",
                 measured is not None and measured <= limit,
-                "" if measured is not None else "the server's evicted_keys could not be read twice",
+                detail,
+                lifetime,
             )
         )
     if thresholds.max_p95_ms is not None:
         limit = thresholds.max_p95_ms
         what = f"p95 of {thresholds.endpoint}" if thresholds.endpoint else "p95"
-        if thresholds.endpoint:
-            stats = next((e for e in app.endpoints if e.endpoint == thresholds.endpoint), None)
-            measured, count = (stats.p95_ms, stats.logged_requests) if stats else (None, 0)
-        else:
-            measured, count = app.response_times.p95_ms, app.response_times.count
-        detail = (
-            f"{count:,} requests logged"
-            if measured is not None
-            else "no requests in the response-time log during the sample"
-        )
+        measured, count = _p95(report, thresholds.endpoint)
+        detail, lifetime = f"{count:,} requests logged", False
+        if measured is None:
+            detail = "no requests in the response-time log during the sample"
+            if thresholds.allow_lifetime and lifetime_log is not None:
+                measured, count = _p95(lifetime_log(), thresholds.endpoint)
+                if measured is not None:
+                    lifetime = True
+                    detail += (
+                        f": the p95 of the whole log (its last hour), {count:,} requests, "
+                        f"stands in ({ALLOW_LIFETIME})"
+                    )
+                else:
+                    detail += ", nor in the whole log"
+            else:
+                detail += f" (the whole log's p95 stands in with {ALLOW_LIFETIME})"
         conditions.append(
             Condition(
                 "max_p95_ms",
@@ -208,9 +242,19 @@ def evaluate_report(thresholds: Thresholds, report: StatsReport) -> list[Conditi
                 "ms",
                 measured is not None and measured <= limit,
                 detail,
+                lifetime,
             )
         )
     return conditions
+
+
+def _p95(report: StatsReport, endpoint: str | None) -> tuple[float | None, int]:
+    """The p95 of the report's logged requests (of one endpoint) and how many there were."""
+    app = report.application
+    if endpoint:
+        stats = next((e for e in app.endpoints if e.endpoint == endpoint), None)
+        return (stats.p95_ms, stats.logged_requests) if stats else (None, 0)
+    return app.response_times.p95_ms, app.response_times.count
 
 
 def _hit_rate_condition(thresholds: Thresholds, report: StatsReport) -> Condition:
@@ -246,15 +290,37 @@ def _hit_rate_condition(thresholds: Thresholds, report: StatsReport) -> Conditio
         interval, lifetime = app.interval_hit_rate, app.hit_rate
     if interval is not None:
         rate, detail = interval, "over the sample"
-    elif lifetime is not None:
-        rate, detail = lifetime, "no requests during the sample: the counters' lifetime rate"
-    else:
+    elif lifetime is None:
         return Condition(
             "min_hit_rate", description, limit, None, "percent", False, "no hits or misses counted"
         )
+    elif thresholds.allow_lifetime:
+        rate = lifetime
+        detail = (
+            "no requests during the sample: the counters' lifetime rate stands in "
+            f"({ALLOW_LIFETIME})"
+        )
+    else:
+        return Condition(
+            "min_hit_rate",
+            description,
+            limit,
+            None,
+            "percent",
+            False,
+            f"no requests during the sample (the counters' lifetime rate, {_pct(lifetime * 100)}, "
+            f"stands in with {ALLOW_LIFETIME})",
+        )
     measured = rate * 100
     return Condition(
-        "min_hit_rate", description, limit, measured, "percent", measured >= limit, detail
+        "min_hit_rate",
+        description,
+        limit,
+        measured,
+        "percent",
+        measured >= limit,
+        detail,
+        interval is None,
     )
 
 
@@ -546,7 +612,12 @@ def check_once(
         store, layout, sample_seconds=sample_seconds, log_window_seconds=0, sleep=sleep
     )
     result = CheckResult("sample", sample_seconds, checked_at=report.taken_at)
-    result.conditions = evaluate_report(thresholds, report)
+
+    def lifetime_log() -> StatsReport:
+        # One more read, only when the sample logged no request: the whole log.
+        return take_stats(store, layout, sample_seconds=0, log_window_seconds=None)
+
+    result.conditions = evaluate_report(thresholds, report, lifetime_log)
     if thresholds.no_anomaly:
         latest = dict(report_points(report))
         result.conditions.append(
@@ -583,6 +654,44 @@ def unreachable_result(
 
 
 # -- the alerting loop -----------------------------------------------------------------------
+
+
+@dataclass
+class UncheckedRounds:
+    """Rounds of the loop that could not reach Redis (each a breach): every one counted, the
+    first of a run of them and the first round that checks again after it each said once, and
+    the loop's problem at the end when its last round holds (exit 6: it could not tell)."""
+
+    count: int = 0
+    in_a_row: int = 0
+    last_error: str | None = None
+
+    def failed(self, number: int, error: str) -> str | None:
+        self.count += 1
+        self.in_a_row += 1
+        self.last_error = error
+        if self.in_a_row > 1:
+            return None
+        return (
+            f"round {number}: could not check: {error} (the loop goes on; each such round "
+            "is a breach)"
+        )
+
+    def checked(self, number: int) -> str | None:
+        failed, self.in_a_row = self.in_a_row, 0
+        if not failed:
+            return None
+        return f"round {number}: checking again after {failed} round{'s' * (failed > 1)} unchecked"
+
+    def problem(self, rounds: int) -> CachectlError | None:
+        from cachectl.errors import PartialFailure
+
+        if not self.count:
+            return None
+        return PartialFailure(
+            f"{self.count} of {rounds} rounds could not check (last error: {self.last_error})",
+            details={"unchecked_rounds": self.count, "rounds": rounds},
+        )
 
 
 def webhook_target(url: str) -> str:

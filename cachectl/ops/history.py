@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING
 
 from cachectl.analysis import Anomaly, Fences, align, iqr_outliers, pearson, zscore_anomaly
 from cachectl.errors import NotFoundError, UsageError
+from cachectl.ops.stats import UnrecordedTicks
 from cachectl.runlog import recent_runs
 from cachectl.timeseries import AGG_MEMORY_SAMPLE, RESOLUTION_MS, Range, SeriesInfo
 
 if TYPE_CHECKING:
+    from cachectl.errors import CachectlError
     from cachectl.ops.stats import DashboardState, Sampler, StatsReport, Tick
     from cachectl.timeseries import TimeSeries
 
@@ -154,9 +156,20 @@ class Recorder:
 class RecordProgress:
     ticks: int = 0
     points: int = 0
-    failed_ticks: int = 0
-    last_error: str | None = None
+    failures: UnrecordedTicks = field(default_factory=UnrecordedTicks)
+    notice: str | None = None  # a run of failed ticks began or ended at the last tick
     new_warnings: list[str] = field(default_factory=list)  # raised during the last tick
+
+    @property
+    def failed_ticks(self) -> int:
+        return self.failures.count
+
+    @property
+    def last_error(self) -> str | None:
+        return self.failures.last_error
+
+    def problem(self) -> CachectlError | None:
+        return self.failures.problem(self.ticks)
 
     def to_dict(self) -> dict:
         return {
@@ -177,8 +190,10 @@ def record(
     sleep: Callable[[float], None] = time.sleep,
 ) -> RecordProgress:
     """Samples every `every` seconds and stores the figures, until `ticks` or Ctrl-C. A tick
-    that cannot reach the server is reported through on_tick and the next one tries again;
-    stored data the upkeep cannot read is a warning (`progress.new_warnings`), told once."""
+    that cannot reach the server, or whose write is refused, is counted in
+    `progress.failures` and reported through on_tick (`progress.notice` when it starts or ends
+    a run of failures), and the next one tries again; stored data the upkeep cannot read is a
+    warning (`progress.new_warnings`), told once."""
     from cachectl.errors import RedisError
     from cachectl.ops.stats import watch
 
@@ -194,8 +209,9 @@ def record(
             progress.points = recorder.points
         progress.new_warnings = recorder.take_warnings()
         if tick.error is not None:
-            progress.failed_ticks += 1
-            progress.last_error = tick.error.message
+            progress.notice = progress.failures.failed(progress.ticks, tick.error.message)
+        else:
+            progress.notice = progress.failures.stored(progress.ticks)
         if on_tick:
             on_tick(tick, progress)
     return progress
@@ -380,19 +396,31 @@ def dashboard_tick(
     `refresh_every` ticks after.
 
     The stored history is a side show of the live figures: data in it that cannot be read is
-    a warning on the dashboard, said once, and the dashboard goes on."""
+    a warning on the dashboard, said once, and the dashboard goes on. When recording, a tick
+    whose figures were not stored (no sample, or a refused write) is counted in
+    `state.unrecorded`, with `state.notice` set when it starts or ends a run of them."""
     from cachectl.errors import RedisError
 
     state.update(tick)
+    state.notice = None
     if tick.error is not None:
+        if recorder is not None:  # nothing sampled, nothing stored
+            state.record_error = tick.error.message
+            state.notice = state.unrecorded.failed(state.ticks, tick.error.message)
         return
-    steps = []
-    if recorder is not None:
-        steps.append(("recording", lambda: recorder.record(tick.report)))
-    steps.append(("recent runs", lambda: refresh_runs(series, state)))
-    if state.session.ticks % refresh_every == 1 or refresh_every == 1:
-        steps.append(("stored history", lambda: refresh_stored(series, state)))
     try:
+        if recorder is not None:
+            try:
+                recorder.record(tick.report)
+            except RedisError as err:
+                state.record_error = err.message
+                state.notice = state.unrecorded.failed(state.ticks, err.message)
+                raise
+            state.record_error = None
+            state.notice = state.unrecorded.stored(state.ticks)
+        steps = [("recent runs", lambda: refresh_runs(series, state))]
+        if state.session.ticks % refresh_every == 1 or refresh_every == 1:
+            steps.append(("stored history", lambda: refresh_stored(series, state)))
         for what, step in steps:
             try:
                 step()
@@ -403,7 +431,8 @@ def dashboard_tick(
                     f"{what}: stored data could not be read ({type(exc).__name__}: {exc}); skipped"
                 )
     except RedisError as err:
-        state.error = err.message
+        if recorder is None or state.record_error is None:
+            state.error = err.message
     finally:
         if recorder is not None:
             state.recorded_points = recorder.points

@@ -47,6 +47,7 @@ from cachectl.errors import (
     UsageError,
 )
 from cachectl.layout import Layout
+from cachectl.ops.permissions import check_probes
 from cachectl.ops.prune import (
     INDEX_KINDS,
     drop_dangling,
@@ -597,28 +598,7 @@ def check_permissions(
     member that does not exist), so it changes nothing; a refusal for any other reason (such
     as "no such key") means the ACL let the command through.
     """
-    for command in permission_probes(layout, selection, filters, options):
-        try:
-            store.execute(*command)
-        except RedisPermissionError as err:
-            cause = str(err.__cause__ or "").lower()
-            if "key" in cause and command[0] not in _KEYLESS:  # a key the user may not touch
-                key = command[1] if command[0] not in ("OBJECT", "MEMORY") else command[2]
-                shown = key.decode("utf-8", "backslashreplace") if isinstance(key, bytes) else key
-                raise RedisPermissionError(
-                    f"{err.message} on {shown} (the ACL's key patterns exclude it)",
-                    command=err.command,
-                    hint=err.hint,
-                ) from err
-            raise
-        except RedisError as err:
-            # A plain refusal ("no such key") passed the ACL; anything more specific (no
-            # permission, unreachable, timeout) is the answer.
-            if type(err) is not RedisError:
-                raise
-
-
-_KEYLESS = ("SCAN", "DBSIZE", "TIME")
+    check_probes(store, permission_probes(layout, selection, filters, options))
 
 
 def permission_probes(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 INDEX_KINDS = ("tag", "dependency")
 RESPONSE_TIMES_KEPT_MS = 3_600_000  # LAYOUT.md: the response-time log keeps the last hour
+PROBE_NAME = "__cachectl_prune_probe__"
 
 
 # --- shared with invalidate: index upkeep ------------------------------------------------
@@ -116,6 +117,31 @@ def server_time_ms(store: Store) -> int:
 # --- prune -----------------------------------------------------------------------------------
 
 
+def permission_probes(layout: Layout, *, dry_run: bool = False) -> list[tuple]:
+    """Every command a prune sends (a dry run: its reads), aimed at keys and members that do
+    not exist, for cachectl.ops.permissions. SADD, which puts back a member whose entry came
+    back meanwhile, has no form that changes nothing: it adds the probe entry to the probe
+    set, and SREM (probed just before) takes it out again, which deletes the set. The run's
+    record in `history` is left out: the run goes on without it."""
+    entry = layout.entry(PROBE_NAME)
+    probes: list[tuple] = [("TIME",), ("SCAN", 0, "TYPE", "set", "COUNT", 1), ("EXISTS", entry)]
+    for container in (layout.tag(PROBE_NAME), layout.dependency(PROBE_NAME)):
+        probes += [("SSCAN", container, 0, "COUNT", 1), ("EXISTS", container)]
+        if not dry_run:
+            probes += [("SREM", container, entry), ("SADD", container, entry)]
+            probes.append(("SREM", container, entry))
+    for log in (layout.entries_log(), layout.access_log()):
+        probes.append(("ZSCAN", log, 0, "COUNT", 1))
+        if not dry_run:
+            probes += [("ZREM", log, entry), ("ZADD", log, "XX", "GT", 0, entry)]
+    log = layout.response_times()
+    if dry_run:
+        probes.append(("ZCOUNT", log, "-inf", "(0"))
+    else:
+        probes += [("ZRANGE", log, "-inf", "(0", "BYSCORE", "LIMIT", 0, 1), ("ZREM", log, entry)]
+    return probes
+
+
 @dataclass
 class PruneProgress:
     phase: str  # "sets" | "logs" | "response times"
@@ -175,9 +201,11 @@ def prune(
 ) -> PruneResult:
     """Removes dangling index members, trims the logs; see the module docstring.
 
-    A Redis error after the retries is returned in `failure` with what was done so far; a set
-    `stop` event ends the run after the current batch (`interrupted`).
+    A command the ACL user may not send is found before anything changes (`failure`, nothing
+    done); a Redis error after the retries is returned in `failure` with what was done so far;
+    a set `stop` event ends the run after the current batch (`interrupted`).
     """
+    from cachectl.ops.permissions import check_probes
     from cachectl.store import Pacer
 
     layout = Layout(store.settings.layout)
@@ -205,6 +233,9 @@ def prune(
         return result.interrupted
 
     try:
+        # Refused part way, a prune would have changed part of the indexes and could never
+        # finish by being run again: every command it sends is tried first.
+        check_probes(store, permission_probes(layout, dry_run=options.dry_run))
         now_ms = server_time_ms(store)
         emptied: set[bytes] = set()
         touched: set[bytes] = set()

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cachectl.analysis import counter_delta, hit_rate, percentile, ratio
-from cachectl.errors import RedisError
+from cachectl.errors import PartialFailure, RedisError
 from cachectl.runlog import RecentRun
 
 if TYPE_CHECKING:
@@ -681,6 +681,46 @@ class Tick:
     error: RedisError | None = None
 
 
+@dataclass
+class UnrecordedTicks:
+    """Ticks whose figures could not be stored (the server could not be sampled, or the write
+    was refused): every one counted, the first of a run of them and the recovery after it each
+    said once, so that a dead server or a missing permission is one line in the log, not one
+    a tick; and the run's problem at the end (exit 6)."""
+
+    count: int = 0
+    in_a_row: int = 0
+    last_error: str | None = None
+
+    def failed(self, tick: int, error: str) -> str | None:
+        """Counts a failed tick; the line to say when it starts a run of failures."""
+        self.count += 1
+        self.in_a_row += 1
+        self.last_error = error
+        if self.in_a_row > 1:
+            return None
+        return (
+            f"tick {tick}: figures not stored: {error} (recording goes on; the ticks that "
+            "fail are counted and the run will exit 6)"
+        )
+
+    def stored(self, tick: int) -> str | None:
+        """A tick stored; the line to say when it ends a run of failures."""
+        failed, self.in_a_row = self.in_a_row, 0
+        if not failed:
+            return None
+        return f"tick {tick}: figures stored again after {failed} failed tick{'s' * (failed > 1)}"
+
+    def problem(self, ticks: int) -> PartialFailure | None:
+        if not self.count:
+            return None
+        return PartialFailure(
+            f"{self.count} of {ticks} ticks not stored (last error: {self.last_error})",
+            hint="the history has a gap for each of them",
+            details={"failed_ticks": self.count, "ticks": ticks},
+        )
+
+
 def watch(
     sampler: Sampler,
     interval: float,
@@ -784,6 +824,10 @@ class DashboardState:
     endpoint_p95_ms: dict[str, float | None] | None = None
     warnings: list[str] = field(default_factory=list)  # about stored data, each said once
     fresh_warnings: list[str] = field(default_factory=list)  # those added this tick
+    # Recording (--record): the ticks not stored, and why the last one was not.
+    unrecorded: UnrecordedTicks = field(default_factory=UnrecordedTicks)
+    record_error: str | None = None
+    notice: str | None = None  # a run of unrecorded ticks began or ended this tick
 
     def __post_init__(self) -> None:
         if self.session is None:
@@ -836,6 +880,8 @@ class DashboardState:
             "failed_ticks": self.failed_ticks,
             "runs": [r.to_dict() for r in self.runs],
             "recorded_points": self.recorded_points if self.recording else None,
+            "unrecorded_ticks": self.unrecorded.count if self.recording else None,
+            "record_error": self.record_error,
             "response_window": self.response_window.to_dict() if self.response_window else None,
             "warnings": list(self.fresh_warnings),
         }

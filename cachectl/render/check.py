@@ -44,7 +44,8 @@ def render_check(out: Output, result: CheckResult) -> None:
     for c in result.conditions:
         verdict = c.verdict
         shown = f"[{styles[verdict]}]{verdict.upper()}[/]" if out.color else verdict.upper()
-        table.add_row(plain(c.description), measured_text(c), shown, plain(c.detail))
+        measured = measured_text(c) + (" (lifetime)" if c.lifetime else "")
+        table.add_row(plain(c.description), measured, shown, plain(c.detail))
     out.print(table)
     failed = len(result.failed)
     if failed:
@@ -59,7 +60,8 @@ def check_line(result: CheckResult) -> str:
 
     at = datetime.fromtimestamp(result.checked_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     parts = [
-        f"{c.name}={measured_text(c).replace(' ', '')}:{c.verdict.upper().replace(' ', '_')}"
+        f"{c.name}={measured_text(c).replace(' ', '')}{'(lifetime)' if c.lifetime else ''}:"
+        f"{c.verdict.upper().replace(' ', '_')}"
         for c in result.conditions
     ]
     return f"{at} {'OK' if result.ok else 'FAILED'} " + " ".join(parts)

@@ -74,7 +74,13 @@ def render_dashboard(state: DashboardState):
     )
     if state.recording:
         header.append(f"  recording ({state.recorded_points:,} points)", style="cyan")
+        if state.unrecorded.count:
+            header.append(f"  {state.unrecorded.count:,} ticks not stored", style="bold red")
     parts.append(header)
+    if state.record_error and not state.error:
+        parts.append(
+            Text(f"not stored: {state.record_error} (recording goes on)", style="bold red")
+        )
     if state.error:
         parts.append(
             Text(
@@ -198,4 +204,6 @@ def dashboard_line(state: DashboardState) -> str:
         line += f" session_hit_rate={pct(state.session.hit_rate)}"
     if state.recording:
         line += f" recorded_points={state.recorded_points}"
+        if state.unrecorded.count:
+            line += f" unrecorded_ticks={state.unrecorded.count}"
     return line

@@ -93,13 +93,14 @@ def test_check_fails_with_exit_7_and_names_the_condition(traffic_url):
         "95",
         "--max-memory",
         "1KiB",
+        "--allow-lifetime",
         "--json",
     )
     assert result.exit_code == ExitCode.CHECK_FAILED
     envelope = json.loads(result.stdout)
     assert envelope["ok"] is False and envelope["error"]["code"] == "check_failed"
     verdicts = {c["name"]: c for c in envelope["data"]["conditions"]}
-    # No traffic during the sample: the counters' lifetime rate is measured, and says so.
+    # No traffic during the sample: the counters' lifetime rate stands in, and says so.
     assert verdicts["min_hit_rate"]["measured"] == pytest.approx(90 / 110 * 100)
     assert verdicts["min_hit_rate"]["verdict"] == "fail"
     assert "lifetime" in verdicts["min_hit_rate"]["detail"]
@@ -107,8 +108,17 @@ def test_check_fails_with_exit_7_and_names_the_condition(traffic_url):
 
 
 def test_check_for_an_endpoint(traffic_url):
+    # The traffic came before the sample: its lifetime rate stands in.
     ok = invoke(
-        traffic_url, "check", "--sample", "0.2s", "--endpoint", "products", "--min-hit-rate", "85"
+        traffic_url,
+        "check",
+        "--sample",
+        "0.2s",
+        "--endpoint",
+        "products",
+        "--min-hit-rate",
+        "85",
+        "--allow-lifetime",
     )
     assert ok.exit_code == 0, ok.output
     bad = invoke(
@@ -165,7 +175,15 @@ def test_stats_and_check_on_a_cluster(cluster_url):
     assert (data["application"]["hits"], data["application"]["misses"]) == (32, 8)
     assert data["server"]["ops_per_s"] > 0
     checked = invoke(
-        cluster_url, "check", "--sample", "0.2s", "--min-hit-rate", "75", "--max-memory", "95%"
+        cluster_url,
+        "check",
+        "--sample",
+        "0.2s",
+        "--min-hit-rate",
+        "75",
+        "--max-memory",
+        "95%",
+        "--allow-lifetime",
     )
     assert checked.exit_code == 0, checked.output
 

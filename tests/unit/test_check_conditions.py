@@ -59,3 +59,27 @@ def test_a_user_without_a_password_is_sent_with_an_empty_one_and_no_userinfo_sen
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"token:").decode()
     url, headers = webhook_request("http://h:81/x")
     assert url == "http://h:81/x" and "Authorization" not in headers
+
+
+def _evictions_without_a_rate(allow_lifetime: bool):
+    from cachectl.ops.check import Thresholds, evaluate_report
+    from cachectl.ops.stats import NodeSample, Sample, compute_report
+
+    # One read of the counters: no rate over a sample (as after a restart between the two).
+    node = NodeSample("n:1", "run", {"evicted_keys": 600}, {"uptime_in_seconds": 60.0})
+    report = compute_report(None, Sample(taken_at=1_000.0, nodes=[node]))
+    thresholds = Thresholds(max_evictions_per_s=5, allow_lifetime=allow_lifetime)
+    (condition,) = evaluate_report(thresholds, report)
+    return condition
+
+
+def test_evictions_with_no_rate_in_the_sample_are_no_data_naming_the_stand_in():
+    condition = _evictions_without_a_rate(allow_lifetime=False)
+    assert condition.verdict == "no data" and not condition.lifetime
+    assert "--allow-lifetime" in condition.detail
+
+
+def test_evictions_over_the_uptime_stand_in_when_allowed_and_say_so():
+    condition = _evictions_without_a_rate(allow_lifetime=True)
+    assert (condition.measured, condition.verdict, condition.lifetime) == (10.0, "fail", True)
+    assert "uptime" in condition.detail and condition.to_dict()["lifetime"] is True
