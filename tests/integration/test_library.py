@@ -524,11 +524,20 @@ def test_early_refresh_leaves_a_fresh_entry_alone(make_cache):
 
 def test_stale_while_revalidate_answers_at_once_and_refreshes_behind(make_cache, conn):
     cache = make_cache(refresh=StaleWhileRevalidate(window=60))
-    origin = Origin(lambda n: n, delay=0.3)
+    release = threading.Event()
+
+    def refresh_waits_for_release(n):
+        if n > 1:  # the refresh behind: held in the origin until the test lets it go
+            release.wait(30)
+        return n
+
+    origin = Origin(refresh_waits_for_release)
     cache.cache_api_call("e", None, origin, 30)
-    started = time.monotonic()
-    assert cache.cache_api_call("e", None, origin, 30) == 1  # the old value, at once
-    assert time.monotonic() - started < 0.25
+    # The old value while the refresh is still held in the origin: not waited for (a call that
+    # waited would be answered only after the release, which comes after the answer).
+    assert cache.cache_api_call("e", None, origin, 30) == 1
+    assert not release.is_set()
+    release.set()
     deadline = time.monotonic() + 5
     while conn.get("api_cache:e:no_params") != b"2" and time.monotonic() < deadline:
         time.sleep(0.05)
