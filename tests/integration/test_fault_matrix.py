@@ -459,15 +459,36 @@ CASES = [
 @pytest.fixture
 def matrix_server(make_redis):
     """A durable server; the CLI connects as JOB_USER (all rights until a fault takes some)."""
-    return make_redis(
+    server = make_redis(
         password=ADMIN_PASSWORD,
         acl_users=[f"{JOB_USER} on >{JOB_PASSWORD} ~* &* +@all"],
         extra_args=DURABLE,
     )
+    yield server
+    if server.running:  # woken, should a failed case have left it frozen, so it stops at once
+        _signal_server(server, signal.SIGCONT)
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Starts the CLI; a run a failed case left behind (stopped, maybe) is killed."""
+    runs: list[Run] = []
+
+    def start(argv: list[str]) -> Run:
+        runs.append(Run(argv, tmp_path))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        if run.proc.poll() is None:
+            run.proc.kill()  # SIGKILL ends a stopped process too
+            run.proc.wait()
 
 
 @pytest.mark.parametrize(("job", "fault"), CASES)
-def test_exit_0_only_when_the_job_was_wholly_done(job, fault, matrix_server, request, tmp_path):
+def test_exit_0_only_when_the_job_was_wholly_done(
+    job, fault, matrix_server, cli, request, tmp_path
+):
     server = matrix_server
     origin = request.getfixturevalue("origin") if job is WARM else None
     with server.client() as admin:
@@ -476,7 +497,7 @@ def test_exit_0_only_when_the_job_was_wholly_done(job, fault, matrix_server, req
         before = outside(admin)
         before_run = {key: admin.dump(key) for key in admin.scan_iter(count=1000)}
     url = f"redis://{JOB_USER}:{JOB_PASSWORD}@{server.host}:{server.port}/0"
-    run = Run(["--url", url, *CLI_OPTIONS, *shlex.split(job.command(tmp_path, origin))], tmp_path)
+    run = cli(["--url", url, *CLI_OPTIONS, *shlex.split(job.command(tmp_path, origin))])
 
     with server.client() as admin:
         wait_until(lambda: job.begun(admin, run), f"{job.name} to begin", run)
