@@ -472,21 +472,34 @@ def test_without_stampede_protection_every_miss_calls_the_origin(make_cache):
 
 
 def test_a_lock_left_by_a_crashed_holder_blocks_only_until_it_expires(make_cache, conn):
-    cache = make_cache(stampede=StampedeOptions(wait_timeout=5))
-    conn.set(lock_key(cache.layout, cache.key("e", None)), "dead-holder", px=300)
-    origin = Origin("fresh")
-    started = time.monotonic()
-    assert cache.cache_api_call("e", None, origin, 60) == "fresh"
-    assert 0.25 < time.monotonic() - started < 3
-    assert origin.calls == 1
+    # The caller may wait ten minutes; the lock lives 0.3 s. It calls the origin once the lock
+    # has expired (never while the dead holder's lock stands: it does not delete it), and not
+    # ten minutes later: the join is a hang guard, a hundred times what the wait needs.
+    cache = make_cache(stampede=StampedeOptions(wait_timeout=600))
+    lock = lock_key(cache.layout, cache.key("e", None))
+    conn.set(lock, "dead-holder", px=300)
+    locks_seen = []
+    origin = Origin(lambda n: locks_seen.append(conn.get(lock)) or "fresh")
+    answers = []
+    caller = threading.Thread(
+        target=lambda: answers.append(cache.cache_api_call("e", None, origin, 60)), daemon=True
+    )
+    caller.start()
+    caller.join(30)
+    assert answers == ["fresh"], "still waiting long after the lock expired"
+    assert origin.calls == 1 and b"dead-holder" not in locks_seen
 
 
 def test_waiting_for_a_slow_holder_is_bounded(make_cache, conn):
+    # The holder's lock lives a minute; the caller gives up after its wait_timeout and calls
+    # the origin itself while that lock still stands.
     cache = make_cache(stampede=StampedeOptions(wait_timeout=0.3))
-    conn.set(lock_key(cache.layout, cache.key("e", None)), "slow-holder", px=60_000)
-    started = time.monotonic()
-    assert cache.cache_api_call("e", None, Origin("mine"), 60) == "mine"
-    assert time.monotonic() - started < 2
+    lock = lock_key(cache.layout, cache.key("e", None))
+    conn.set(lock, "slow-holder", px=60_000)
+    locks_seen = []
+    origin = Origin(lambda n: locks_seen.append(conn.get(lock)) or "mine")
+    assert cache.cache_api_call("e", None, origin, 60) == "mine"
+    assert locks_seen == [b"slow-holder"]
 
 
 def test_releasing_a_lock_never_deletes_another_holders_lock(conn):
