@@ -670,22 +670,32 @@ class _Run:
         )
         # A CI job being cancelled gets SIGTERM: stop as cleanly as on Ctrl-C.
         loop = asyncio.get_running_loop()
-        previous_sigterm = signal.getsignal(signal.SIGTERM)
         task = asyncio.current_task()
         stopping = terminated = False
 
         def on_term() -> None:
-            nonlocal terminated
-            terminated = True
             # Once: a second SIGTERM (a process group signalled and a parent forwarding it)
             # must not cancel the clean stop itself.
             if not stopping:
                 task.cancel()
 
+        def on_sigterm_signal(signum, frame) -> None:
+            nonlocal terminated
+            terminated = True
+            # Runs in the main thread between two bytecodes, maybe inside the loop's own code:
+            # it only hands the stop to the loop (as asyncio.run does with Ctrl-C).
+            try:
+                loop.call_soon_threadsafe(on_term)
+            except RuntimeError:  # the loop already closed: the round is over anyway
+                pass
+
+        # signal.signal rather than loop.add_signal_handler: removing the loop's handler sets
+        # SIG_DFL before anything else can be put back, and a second SIGTERM landing in that
+        # moment killed the process (exit -15, no report). This handler is swapped in one step.
         try:
-            loop.add_signal_handler(signal.SIGTERM, on_term)
+            previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm_signal)
             on_sigterm = True
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        except ValueError:  # not the main thread
             on_sigterm = False
         # Without a TTL check the workers take the plan's requests themselves, one at a time (the
         # plan is a lazy iterator and the loop runs one task at a time): no queue hand-off per
@@ -713,12 +723,10 @@ class _Run:
                 stopping = True
                 await self._stop([producer, *workers, flow, *helpers], writer, write_q)
                 if on_sigterm:
-                    loop.remove_signal_handler(signal.SIGTERM)  # leaves SIG_DFL behind
-                    if terminated:
-                        # On the way out: a later SIGTERM must not kill the report.
-                        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                    elif previous_sigterm is not None:
-                        signal.signal(signal.SIGTERM, previous_sigterm)  # warm_every's, say
+                    # On the way out after a SIGTERM: a later one must not kill the report.
+                    # Else what was there before (warm_every's, say; None: not set from Python).
+                    after = signal.SIG_IGN if terminated else previous_sigterm
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL if after is None else after)
         if flow.done() and not flow.cancelled() and flow.exception() is not None:
             exc = flow.exception()
             if not isinstance(exc, CachectlError):

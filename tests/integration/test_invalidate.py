@@ -345,7 +345,10 @@ def test_idle_filter_selects_entries_not_read_lately(redis_server, redis_url):
     client = redis_server.client()
     for name in ("stale", "fresh"):
         client.set(f"api_cache:{name}:no_params", "v")
-    time.sleep(2.1)
+    # Until the server counts the entries idle for 2 s (its LRU clock ticks in whole seconds:
+    # a fixed sleep could still read 1), then one is read again.
+    while client.object("idletime", "api_cache:stale:no_params") < 2:
+        time.sleep(0.1)
     client.get("api_cache:fresh:no_params")
     with Store(Settings(url=redis_url)) as store:
         result = run(store, make_filters(idle_above="1"), patterns=["api_cache:[fs]*"])

@@ -111,10 +111,15 @@ def test_tag_and_dependency_listings_read_the_sets_and_skip_dangling_members(sto
 
 
 def test_a_pattern_beyond_the_entries_lists_only_entries(store):
-    load(store.client)
+    entries = load(store.client)
     listing, rows = list_keys(store, LAYOUT, KeyQuery(pattern="*"))
     rows = list(rows)
     assert listing.pattern_outside_entries
+    # Every entry, and nothing else: an empty listing would pass an all() alone.
+    assert {r.key for r in rows} == set(entries) | {
+        LAYOUT.entry("users", {"id": 999}).encode(),
+        b"api_cache:bin:\xff\x00",
+    }
     assert all(LAYOUT.is_entry(r.key) for r in rows)
     assert listing.skipped_not_entries == 0  # the script sized only keys in the entry prefix
 

@@ -472,21 +472,34 @@ def test_without_stampede_protection_every_miss_calls_the_origin(make_cache):
 
 
 def test_a_lock_left_by_a_crashed_holder_blocks_only_until_it_expires(make_cache, conn):
-    cache = make_cache(stampede=StampedeOptions(wait_timeout=5))
-    conn.set(lock_key(cache.layout, cache.key("e", None)), "dead-holder", px=300)
-    origin = Origin("fresh")
-    started = time.monotonic()
-    assert cache.cache_api_call("e", None, origin, 60) == "fresh"
-    assert 0.25 < time.monotonic() - started < 3
-    assert origin.calls == 1
+    # The caller may wait ten minutes; the lock lives 0.3 s. It calls the origin once the lock
+    # has expired (never while the dead holder's lock stands: it does not delete it), and not
+    # ten minutes later: the join is a hang guard, a hundred times what the wait needs.
+    cache = make_cache(stampede=StampedeOptions(wait_timeout=600))
+    lock = lock_key(cache.layout, cache.key("e", None))
+    conn.set(lock, "dead-holder", px=300)
+    locks_seen = []
+    origin = Origin(lambda n: locks_seen.append(conn.get(lock)) or "fresh")
+    answers = []
+    caller = threading.Thread(
+        target=lambda: answers.append(cache.cache_api_call("e", None, origin, 60)), daemon=True
+    )
+    caller.start()
+    caller.join(30)
+    assert answers == ["fresh"], "still waiting long after the lock expired"
+    assert origin.calls == 1 and b"dead-holder" not in locks_seen
 
 
 def test_waiting_for_a_slow_holder_is_bounded(make_cache, conn):
+    # The holder's lock lives a minute; the caller gives up after its wait_timeout and calls
+    # the origin itself while that lock still stands.
     cache = make_cache(stampede=StampedeOptions(wait_timeout=0.3))
-    conn.set(lock_key(cache.layout, cache.key("e", None)), "slow-holder", px=60_000)
-    started = time.monotonic()
-    assert cache.cache_api_call("e", None, Origin("mine"), 60) == "mine"
-    assert time.monotonic() - started < 2
+    lock = lock_key(cache.layout, cache.key("e", None))
+    conn.set(lock, "slow-holder", px=60_000)
+    locks_seen = []
+    origin = Origin(lambda n: locks_seen.append(conn.get(lock)) or "mine")
+    assert cache.cache_api_call("e", None, origin, 60) == "mine"
+    assert locks_seen == [b"slow-holder"]
 
 
 def test_releasing_a_lock_never_deletes_another_holders_lock(conn):
@@ -524,11 +537,20 @@ def test_early_refresh_leaves_a_fresh_entry_alone(make_cache):
 
 def test_stale_while_revalidate_answers_at_once_and_refreshes_behind(make_cache, conn):
     cache = make_cache(refresh=StaleWhileRevalidate(window=60))
-    origin = Origin(lambda n: n, delay=0.3)
+    release = threading.Event()
+
+    def refresh_waits_for_release(n):
+        if n > 1:  # the refresh behind: held in the origin until the test lets it go
+            release.wait(30)
+        return n
+
+    origin = Origin(refresh_waits_for_release)
     cache.cache_api_call("e", None, origin, 30)
-    started = time.monotonic()
-    assert cache.cache_api_call("e", None, origin, 30) == 1  # the old value, at once
-    assert time.monotonic() - started < 0.25
+    # The old value while the refresh is still held in the origin: not waited for (a call that
+    # waited would be answered only after the release, which comes after the answer).
+    assert cache.cache_api_call("e", None, origin, 30) == 1
+    assert not release.is_set()
+    release.set()
     deadline = time.monotonic() + 5
     while conn.get("api_cache:e:no_params") != b"2" and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -79,21 +79,63 @@ def test_a_hundred_concurrent_misses_make_one_origin_call(any_url):
     assert origin.calls == 1
 
 
+class ReplyCountingRedis(aredis.Redis):
+    """An application's asyncio client that says when `gets` GET replies have come back."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.gets = 0
+        self._waits: list[tuple[int, asyncio.Event]] = []
+
+    async def get(self, name):
+        try:
+            return await super().get(name)
+        finally:
+            self.gets += 1
+            for count, event in self._waits:
+                if self.gets >= count:
+                    event.set()
+
+    async def replies(self, count: int) -> None:
+        event = asyncio.Event()
+        self._waits.append((count, event))
+        if self.gets >= count:
+            event.set()
+        await asyncio.wait_for(event.wait(), 30)
+
+
 def test_a_cancelled_leader_leaves_its_followers_an_answer(redis_url):
-    origin = Origin("v", delay=0.3)
+    leader_in_origin = asyncio.Event()
+    calls = []
+
+    async def origin():
+        calls.append(1)
+        if len(calls) == 1:  # the leader: inside the origin until it is cancelled
+            leader_in_origin.set()
+            await asyncio.Event().wait()
+        return "v"
 
     async def main():
-        async with AsyncAPICache(redis_url) as cache:
+        client = ReplyCountingRedis.from_url(redis_url)
+        async with AsyncAPICache(client) as cache:
             leader = asyncio.ensure_future(cache.cache_api_call("e", None, origin, 60))
-            await asyncio.sleep(0.05)
+            # Ordered by events, not sleeps: the leader holds the lock and is in the origin...
+            await asyncio.wait_for(leader_in_origin.wait(), 30)
+            looked_up = client.gets  # the leader's lookup and its read under the lock
             followers = [
                 asyncio.ensure_future(cache.cache_api_call("e", None, origin, 60)) for _ in range(5)
             ]
-            await asyncio.sleep(0.05)
+            # ...and every follower has had its miss: from its reply to joining the leader's
+            # flight the follower never yields, so all five now wait on the leader.
+            await client.replies(looked_up + 5)
+            assert len(calls) == 1
             leader.cancel()
-            return await asyncio.gather(*followers)
+            answers = await asyncio.gather(*followers)
+        await client.aclose()
+        return answers
 
     assert run(main()) == ["v"] * 5
+    assert len(calls) == 6  # each follower went to the origin itself, none got a CancelledError
     assert redis.Redis.from_url(redis_url).keys("api_cache_lock:*") == []
 
 
