@@ -329,7 +329,9 @@ def samples_left(conn, run) -> list[str]:
 
 
 def a_round_names_its_error(run: Run) -> bool:
-    return any(line.get("error") for line in run.json_lines())
+    # history record puts a failed tick in `error`; stats --watch --record keeps `error` for
+    # the sample and says why its figures were not stored in `record_error`.
+    return any(line.get("error") or line.get("record_error") for line in run.json_lines())
 
 
 def first_line(conn, run) -> bool:
