@@ -42,7 +42,16 @@ from cachectl.layout import (
     well_formed,
 )
 from cachectl.redact import MASK, is_secret_header, mask_url, scrub
-from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nearest
+from cachectl.yamlsrc import (
+    DocPath,
+    InputLimits,
+    Problems,
+    YamlDoc,
+    kind_of,
+    load_yaml,
+    nearest,
+    read_lines,
+)
 
 MANIFEST_VERSION = 1
 METHODS = ("GET", "POST")
@@ -331,14 +340,17 @@ class FileValues:
     path: str
     kind: str
     count: int
+    limits: InputLimits = field(default_factory=InputLimits, repr=False)
 
     def __iter__(self) -> Iterator[Any]:
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                text = line.strip()
-                if not text or text.startswith("#"):
-                    continue
-                yield text if self.kind == "string" else parse_cli_param("v=" + text)[1]
+        # Read line by line within the line-length limit: a file that changed since it was
+        # checked (a line grown past the limit, bytes that are not UTF-8) stops the run as a
+        # bad manifest (exit 3), not an internal error.
+        for _, line in read_lines(self.path, ManifestError, self.limits):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            yield text if self.kind == "string" else parse_cli_param("v=" + text)[1]
 
     def __len__(self) -> int:
         return self.count
@@ -695,18 +707,25 @@ def load_manifests(
     return manifests
 
 
-def load_manifest(path: str | os.PathLike, env: Mapping[str, str] | None = None) -> Manifest:
-    """One manifest, checked whole; a ManifestError lists every problem found."""
+def load_manifest(
+    path: str | os.PathLike,
+    env: Mapping[str, str] | None = None,
+    limits: InputLimits | None = None,
+) -> Manifest:
+    """One manifest, checked whole; a ManifestError lists every problem found. The file and its
+    matrix files are read within `limits` (default: from the environment, CACHECTL_MAX_*)."""
     env = os.environ if env is None else env
-    doc = load_yaml(path, env=env, kind=ManifestError)
-    return _Reader(doc).read()
+    limits = limits or InputLimits.from_env(env)
+    doc = load_yaml(path, env=env, kind=ManifestError, limits=limits)
+    return _Reader(doc, limits).read()
 
 
 class _Reader:
     """Reads one loaded document into a Manifest, collecting every problem on the way."""
 
-    def __init__(self, doc: YamlDoc):
+    def __init__(self, doc: YamlDoc, limits: InputLimits | None = None):
         self.doc = doc
+        self.limits = limits or InputLimits()
         self.problems = Problems(doc, kind=ManifestError)
         self.problems.extend(doc.problems)
         # Values left empty by an unset ${VAR}: already reported, not reported again.
@@ -1320,15 +1339,14 @@ class _Reader:
             return None
         file = self.here / os.path.expanduser(name)
         try:
-            count = _count_values(file)
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self.add(path + ("file",), f"cannot read {file}: {reason}")
+            count = _count_values(file, self.limits)
+        except ManifestError as exc:  # unreadable, not a regular file, a line past the limit
+            self.add(path + ("file",), exc.message)
             return None
         if count == 0:
             self.add(path + ("file",), f"{file} holds no values (blank and # lines are skipped)")
             return None
-        return FileValues(str(file), kind, count)
+        return FileValues(str(file), kind, count, self.limits)
 
 
 def _split(url: str) -> SplitResult | None:
@@ -1339,13 +1357,12 @@ def _split(url: str) -> SplitResult | None:
         return None
 
 
-def _count_values(file: Path) -> int:
+def _count_values(file: Path, limits: InputLimits) -> int:
     count = 0
-    with open(file, encoding="utf-8") as fh:
-        for line in fh:
-            text = line.strip()
-            if text and not text.startswith("#"):
-                count += 1
+    for _, line in read_lines(str(file), ManifestError, limits):
+        text = line.strip()
+        if text and not text.startswith("#"):
+            count += 1
     return count
 
 
