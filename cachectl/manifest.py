@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
-from cachectl.durations import parse_duration
+from cachectl.durations import parse_duration, parse_size
 from cachectl.errors import ManifestError, UsageError
 from cachectl.layout import (
     NO_PARAMS,
@@ -61,15 +61,23 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_RETRIES = 2
 DEFAULT_CONCURRENCY = 10
 MAX_RETRIES = 20
+# Sane bounds: past them a number is a typo (or a hostile file), and would reach a socket, a
+# sleep or Redis as an OverflowError or a TTL of a thousand years.
+MAX_CONCURRENCY = 1000  # connections held open at once
+MIN_RATE, MAX_RATE = 0.001, 1_000_000.0  # requests per second
+MAX_TIMEOUT_SECONDS = 3600.0
+MAX_RANGE_VALUE = 2**53 - 1  # JavaScript's largest safe integer: keys write larger ones as 1e+21
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 TOP_FIELDS = ("version", "defaults", "endpoints")
 DEFAULT_FIELDS = (
     "base_url", "headers", "timeout", "ttl", "cache_if", "retries", "concurrency",
-    "concurrency_per_host", "rate",
+    "concurrency_per_host", "rate", "max_response_bytes",
 )  # fmt: skip
 ENDPOINT_FIELDS = (
     "name", "url", "method", "headers", "body", "timeout", "params", "matrix", "ttl", "tags",
     "depends_on", "cache_if", "fallback_url", "concurrency", "rate", "retries",
+    "max_response_bytes",
 )  # fmt: skip
 SOURCE_FIELDS = ("range", "file", "as")
 
@@ -398,6 +406,9 @@ class Endpoint:
     concurrency: int | None
     rate: float | None
     retries: int
+    # The largest answer stored (its own, else the manifest's defaults); None: the run's limit,
+    # DEFAULT_MAX_RESPONSE_BYTES unless --max-response-bytes says otherwise.
+    max_response_bytes: int | None = None
     # The secrets of its manifest that `scrub` masks (4 characters or more), longest first: a
     # shown URL is scrubbed of them, under whatever name the URL holds them.
     secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -854,6 +865,7 @@ class _Reader:
             "concurrency": self._positive_int,
             "concurrency_per_host": self._positive_int,
             "rate": self._rate,
+            "max_response_bytes": self._size,
         }
         for name, reader in readers.items():
             if name in raw and path + (name,) not in self.unset:
@@ -956,6 +968,7 @@ class _Reader:
         concurrency = get("concurrency", self._positive_int)
         rate = get("rate", self._rate)
         retries = get("retries", self._retries, DEFAULT_RETRIES)
+        max_response_bytes = get("max_response_bytes", self._size)
         for header, value in headers.items():
             if is_secret_header(header):
                 self._secret_header_value(header, value)
@@ -991,6 +1004,7 @@ class _Reader:
             concurrency=concurrency,
             rate=rate,
             retries=DEFAULT_RETRIES if retries is None else retries,
+            max_response_bytes=max_response_bytes,
         )
 
     def _url(self, path: DocPath, raw: dict, defaults: dict, known: list[str]) -> Template | None:
@@ -1144,7 +1158,22 @@ class _Reader:
         return js_stringify(raw).encode()
 
     def _timeout(self, path: DocPath, raw: Any) -> float | None:
-        return self._duration(path, raw, "timeout")
+        seconds = self._duration(path, raw, "timeout")
+        if seconds is not None and seconds > MAX_TIMEOUT_SECONDS:
+            self.add(path, f"the timeout must be at most 1h, got {kind_of(raw)}")
+            return None
+        return seconds
+
+    def _size(self, path: DocPath, raw: Any) -> int | None:
+        try:
+            size = parse_size(raw)
+        except ValueError as exc:
+            self.add(path, str(exc))
+            return None
+        if size < 1:
+            self.add(path, f"expected a size of 1 byte or more, got {kind_of(raw)}")
+            return None
+        return size
 
     def _ttl(self, path: DocPath, raw: Any) -> int | None:
         seconds = self._duration(path, raw, "ttl")
@@ -1195,8 +1224,10 @@ class _Reader:
         return frozenset(statuses) if len(statuses) == len(raw) else None
 
     def _positive_int(self, path: DocPath, raw: Any) -> int | None:
-        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-            self.add(path, f"expected a whole number, 1 or more, got {kind_of(raw)}")
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_CONCURRENCY:
+            self.add(
+                path, f"expected a whole number from 1 to {MAX_CONCURRENCY}, got {kind_of(raw)}"
+            )
             return None
         return raw
 
@@ -1210,10 +1241,13 @@ class _Reader:
         if (
             isinstance(raw, bool)
             or not isinstance(raw, (int, float))
-            or not raw > 0
-            or not math.isfinite(raw)
+            or not MIN_RATE <= raw <= MAX_RATE
         ):
-            self.add(path, f"expected requests per second greater than 0, got {kind_of(raw)}")
+            self.add(
+                path,
+                f"expected requests per second from {MIN_RATE:g} to {MAX_RATE:g}, "
+                f"got {kind_of(raw)}",
+            )
             return None
         return float(raw)
 
@@ -1324,6 +1358,13 @@ class _Reader:
             self.add(path, f"expected two whole numbers [first, last], got {_range_kind(raw)}")
             return None
         first, last = raw
+        if max(abs(first), abs(last)) > MAX_RANGE_VALUE:
+            self.add(
+                path,
+                f"a range's ends must be within ±{MAX_RANGE_VALUE} (2^53 - 1, the largest whole "
+                "number a key writes exactly), got " + ", ".join(_short_number(v) for v in raw),
+            )
+            return None
         if first > last:
             self.add(path, f"the range is empty: first ({first}) is greater than last ({last})")
             return None
@@ -1364,6 +1405,11 @@ def _count_values(file: Path, limits: InputLimits) -> int:
         if text and not text.startswith("#"):
             count += 1
     return count
+
+
+def _short_number(value: int) -> str:
+    text = str(value) if abs(value) < 10**30 else ""
+    return text or "a number of over 30 digits"
 
 
 def _range_kind(raw: Any) -> str:
