@@ -190,6 +190,7 @@ def invalidate(
     rerunning the same command finishes an interrupted run. Exit 0 done, 2 bad flags (or no
     terminal to ask on and no --yes), 3 bad graph file, 4 Redis error before any change, 6
     Redis error after some deletions, 130 interrupted (or the question answered no)."""
+    from cachectl.cli.numbers import sane_number_text
     from cachectl.errors import UsageError
     from cachectl.layout import Layout
     from cachectl.ops.invalidate import InvalidateOptions, InvalidateResult, preview
@@ -221,7 +222,7 @@ def invalidate(
         ttl_above=ttl_above,
         idle_above=idle_above,
         older_than=older_than,
-        larger_than=larger_than,
+        larger_than=sane_number_text("--larger-than", larger_than),
     )
     delay_seconds = parse_seconds(delay, "--delay") if delay else 0.0
     if index_cleanup not in ("auto", "sweep", "skip"):

@@ -100,6 +100,7 @@ def warm(
     tags and dependencies. Every manifest is checked before anything is fetched. Exit 3 for a bad
     manifest, 4 when Redis is lost (with a report of what was stored), 6 when more requests
     failed than --max-failures allows, 130 on Ctrl-C (with the report so far)."""
+    from cachectl.cli.numbers import sane_number_text
     from cachectl.durations import parse_duration
     from cachectl.errors import UsageError
     from cachectl.layout import Layout
@@ -131,7 +132,7 @@ def warm(
         refresh_below_seconds=seconds("--refresh-below", refresh_below),
         dry_run=dry_run,
         from_access_log_top=(top or 100) if from_access_log else None,
-        max_failures=FailureLimit.parse(max_failures),
+        max_failures=FailureLimit.parse(sane_number_text("--max-failures", max_failures)),
         report_path=str(report) if report else None,
     )
     every_seconds = seconds("--every", every)
