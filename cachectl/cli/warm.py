@@ -85,6 +85,15 @@ def warm(
             "exit code says partial failure (6): a count or a percentage.",
         ),
     ] = "0",
+    max_response_bytes: Annotated[
+        str | None,
+        typer.Option(
+            "--max-response-bytes",
+            metavar="SIZE",
+            help="Largest answer stored (8MiB, 512KiB, bytes), over every endpoint's "
+            "max_response_bytes (default: theirs, else 8MiB). A bigger answer fails as too_large.",
+        ),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -101,7 +110,7 @@ def warm(
     manifest, 4 when Redis is lost (with a report of what was stored), 6 when more requests
     failed than --max-failures allows, 130 on Ctrl-C (with the report so far)."""
     from cachectl.cli.numbers import sane_number_text
-    from cachectl.durations import parse_duration
+    from cachectl.durations import parse_duration, parse_size
     from cachectl.errors import UsageError
     from cachectl.layout import Layout
     from cachectl.manifest import Plan, load_manifests
@@ -123,6 +132,17 @@ def warm(
             raise UsageError(f"{option} must be greater than 0, got {text!r}")
         return value
 
+    def size(option: str, text: str | None) -> int | None:
+        if text is None:
+            return None
+        try:
+            value = parse_size(sane_number_text(option, text))
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+        if value < 1:
+            raise UsageError(f"{option} must be 1 byte or more, got {text!r}")
+        return value
+
     if top is not None and not from_access_log:
         raise UsageError("--top applies only with --from-access-log")
     options = WarmOptions(
@@ -134,6 +154,7 @@ def warm(
         from_access_log_top=(top or 100) if from_access_log else None,
         max_failures=FailureLimit.parse(sane_number_text("--max-failures", max_failures)),
         report_path=str(report) if report else None,
+        max_response_bytes=size("--max-response-bytes", max_response_bytes),
     )
     every_seconds = seconds("--every", every)
 

@@ -99,6 +99,7 @@ class WarmOptions:
     from_access_log_top: int | None = None
     max_failures: FailureLimit = FailureLimit()
     report_path: str | None = None
+    max_response_bytes: int | None = None  # --max-response-bytes: over every endpoint's limit
 
     @property
     def checks_ttl(self) -> bool:
@@ -667,6 +668,7 @@ class _Run:
             rate=self.rate,
             scrub=self.plan.scrub,
             on_latency=self.tally.result.latency.add,
+            max_response_bytes=self.options.max_response_bytes,
         )
         # A CI job being cancelled gets SIGTERM: stop as cleanly as on Ctrl-C.
         loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from cachectl import __version__
+from cachectl.durations import format_size
 from cachectl.layout import js_stringify
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ BACKOFF_CAP_SECONDS = 10.0
 # from the origin. The wait still holds every request to that host.
 MAX_RETRY_AFTER_SECONDS = 60.0
 FALLBACK_ANSWER_MAX_BYTES = 64 * 1024
+_READ_CHUNK = 64 * 1024
 USER_AGENT = f"cachectl/{__version__} (cache warm)"
 
 _RETRIED_STATUSES = {408, 429}
@@ -244,8 +246,12 @@ class Fetcher:
         rate: float | None = None,
         scrub: Callable[[str], str] = lambda s: s,
         on_latency: Callable[[float], None] = lambda ms: None,
+        max_response_bytes: int | None = None,
     ):
         self.concurrency = concurrency
+        # The run's limit (--max-response-bytes) over every endpoint's; None: each endpoint's own
+        # (its manifest's default), else DEFAULT_MAX_RESPONSE_BYTES.
+        self.max_response_bytes = max_response_bytes
         self.per_host = per_host
         self.global_pacer = AsyncPacer(rate) if rate else None
         self.scrub = scrub
@@ -321,7 +327,7 @@ class Fetcher:
             )  # fmt: skip
 
         if attempt.status is None:
-            retry = attempt.reason not in ("redirects", "invalid_request")
+            retry = attempt.reason not in ("redirects", "invalid_request", "too_large")
             return outcome("failed", attempt.reason, error=attempt.error), retry
         status = attempt.status
         if not 200 <= status <= 299:
@@ -362,7 +368,18 @@ class Fetcher:
                 data=endpoint.body,
                 timeout=timeout,
             ) as response:
-                attempt.body = await response.read()
+                limit = self._response_limit(endpoint)
+                attempt.body = await _read_within(response, limit)
+                if attempt.body is None:
+                    # Not read further, never stored: a bigger answer is a failure of its own.
+                    attempt.body = b""
+                    attempt.reason = "too_large"
+                    attempt.error = (
+                        f"the answer is larger than {format_size(limit)}, the response size "
+                        "limit (max_response_bytes, --max-response-bytes)"
+                    )
+                    attempt.latency_ms = (time.perf_counter() - started) * 1000
+                    return attempt
                 attempt.status = response.status
                 attempt.reason_phrase = response.reason or ""
                 attempt.content_type = response.headers.get("Content-Type", "")
@@ -390,6 +407,15 @@ class Fetcher:
                 self._paused_until[host] = max(self._paused_until.get(host, 0.0), until)
         return attempt
 
+    def _response_limit(self, endpoint: Endpoint) -> int:
+        from cachectl.manifest import DEFAULT_MAX_RESPONSE_BYTES
+
+        return (
+            self.max_response_bytes
+            or getattr(endpoint, "max_response_bytes", None)
+            or DEFAULT_MAX_RESPONSE_BYTES
+        )
+
     async def _fallback(self, request: PlannedRequest, pacer, timeout) -> dict:
         from cachectl.manifest import mask_query_secrets
 
@@ -415,6 +441,27 @@ class Fetcher:
 
     def _text(self, exc: BaseException) -> str:
         return self.scrub(" ".join(str(exc).split()) or type(exc).__name__)
+
+
+async def _read_within(response: Any, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it proves larger than `limit`: a Content-Length over
+    it is refused before a byte is read, a chunked answer once `limit` bytes have come. Either
+    way the connection is closed, so the rest is never read."""
+    length = response.content_length
+    if length is not None and length > limit:
+        response.close()
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await response.content.read(_READ_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            return None
+        chunks.append(chunk)
 
 
 def _round(ms: float | None) -> float | None:
