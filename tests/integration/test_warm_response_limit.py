@@ -66,3 +66,28 @@ def test_the_limit_is_set_per_manifest_per_endpoint_and_by_the_run(
     assert dict(result.failed) == {"too_large": 3}
     result = run(redis_url, path, max_response_bytes=5000)
     assert result.stored == 3 and not result.failed
+
+
+def test_hostile_access_log_members_are_ignored_in_bounded_time_and_memory(
+    tmp_path, origin, redis_url, redis_server
+):
+    """The access log is read from Redis, where any client may write: a member of thousands of
+    colons (once read back by trying every split) or of megabytes is left alone and counted."""
+    from cachectl.layout import Layout
+
+    path = manifest(tmp_path, origin, '- {name: items, url: "/items/{id}", matrix: {id: [1]}}\n')
+    layout = Layout()
+    with redis_server.client() as conn:
+        conn.zadd(
+            "cache_access",
+            {
+                "api_cache:" + ":" * 40_000: 5000,  # no endpoint of the manifest: every split
+                "api_cache:items:" + "x" * (2 * MiB): 4000,
+                layout.entry("items", {"id": 7}): 1000,
+            },
+        )
+    before = rss_mb()
+    result = run(redis_url, path, from_access_log_top=5)
+    assert result.access_log.selected == 1 and result.stored == 1
+    assert dict(result.access_log.ignored) == {"other_endpoint": 1, "too_long": 1}
+    assert rss_mb() - before < 100
