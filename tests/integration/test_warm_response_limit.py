@@ -47,6 +47,22 @@ def test_an_answer_over_the_default_limit_fails_as_too_large_and_is_not_cached(
     assert by_endpoint["chunked"]["reason"] == "too_large"
 
 
+def test_fifty_answers_streaming_at_once_hold_a_bounded_share_not_fifty_limits(
+    tmp_path, origin, redis_url
+):
+    path = manifest(
+        tmp_path,
+        origin,
+        f"- {{name: chunked, url: '/bigchunked/{50 * MiB}/{{i}}', retries: 0,"
+        " matrix: {i: {range: [1, 50]}}}\n",
+    )
+    before = rss_mb()
+    result = run(redis_url, path, concurrency=50)
+    assert dict(result.failed) == {"too_large": 50}
+    # 50 x 8 MiB would be 400 MiB; the shared budget keeps it near 64 MiB plus one limit.
+    assert rss_mb() - before < 150
+
+
 def test_the_limit_is_set_per_manifest_per_endpoint_and_by_the_run(
     tmp_path, origin, redis_url, redis_server
 ):
