@@ -643,13 +643,19 @@ def kind_of(value: Any) -> str:
         return "nothing"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return "a number of over 30 digits"
     if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return f"'{value}'"
+    # One line, of a sane length: a problem quotes a value, never spreads it over the terminal.
+    text = str(value)
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return f"'{text}'" if len(text) <= 80 else f"'{text[:77]}...'"
 
 
 def _unreadable(node: Any, exc: BaseException) -> str:
