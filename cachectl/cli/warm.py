@@ -20,6 +20,7 @@ def warm(
         typer.Option(
             "--concurrency",
             min=1,
+            max=1000,  # manifest.MAX_CONCURRENCY: connections held open at once
             help="Requests in flight at once (default: the "
             "manifests' defaults.concurrency, else 10).",
         ),
@@ -29,6 +30,7 @@ def warm(
         typer.Option(
             "--rate",
             min=0.001,
+            max=1_000_000,  # manifest.MAX_RATE
             metavar="REQ_PER_S",
             help="Cap on requests per second "
             "over the whole run (default: the manifests' defaults.rate, else none).",

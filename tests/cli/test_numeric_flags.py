@@ -108,3 +108,9 @@ def test_zero_and_minus_one_in_a_flag_are_never_an_internal_error(path, flag, la
     result = run(path, flag, SANE[label], manifest)
     assert result.exit_code != 1, result.output
     assert "internal error" not in result.output
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--concurrency", "1001"), ("--rate", "1000001")])
+def test_warm_flags_keep_the_bounds_of_the_manifest_fields_they_override(flag, value, manifest):
+    result = run(("warm",), flag, value, manifest)
+    assert result.exit_code == 2 and flag in result.output
