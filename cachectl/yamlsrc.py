@@ -253,7 +253,13 @@ def open_input(file: str, kind: type[BadInputError], *, regular_only: bool = Fal
         what = "a regular file" if regular_only else "a file, a pipe or a character device"
         raise kind(f"{file}: not {what}: cachectl reads text files")
     try:
-        return open(file, "rb")
+        if not stat.S_ISFIFO(mode):
+            return open(file, "rb")
+        # A named pipe is opened without waiting for a writer (a plain open would wait forever
+        # for one that never comes), then read as usual: with no writer it reads as empty.
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
     except OSError as exc:
         raise kind(f"{file}: cannot read: {exc.strerror or exc}") from None
 

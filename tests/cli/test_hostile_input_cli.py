@@ -91,6 +91,14 @@ def test_a_directory_is_refused_up_front(tmp_path):
     assert "is a directory" in one_line(result)
 
 
+def test_a_named_pipe_with_no_writer_does_not_hang(tmp_path):
+    fifo = tmp_path / "m.yaml"
+    os.mkfifo(fifo)
+    result = cli("manifest", "validate", str(fifo))
+    assert result.exit_code == 3
+    assert "empty" in one_line(result)
+
+
 def test_a_yaml_document_over_the_size_limit_is_refused_naming_the_limit_and_its_setting(tmp_path):
     path = tmp_path / "big.yaml"
     path.write_text("version: 1\n# " + "x" * 2000 + "\n")
