@@ -173,7 +173,7 @@ def _is_number(value: Any) -> bool:
 
 def _as_number(value: Any) -> float | None:
     if _is_number(value):
-        return value
+        return value if abs(value) < 1e300 else math.inf  # no OverflowError on a huge int
     if isinstance(value, str):
         try:
             return float(value.strip())
@@ -182,18 +182,44 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
+# Sane bounds: past them a value is a typo, and would reach a socket or a sleep as an
+# OverflowError (a timeout of 10^21 seconds) or hold a connection for a lifetime.
+MAX_TIMEOUT_SECONDS = 86400.0
+MAX_RETRIES = 100
+MAX_BATCH = 1_000_000  # scan_count, batch_size
+MAX_RATE = 1e9
+
+
+def _shown_number(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return "a number of over 30 digits"
+    if isinstance(value, str) and len(value) > 40:
+        return f"{value[:37]!r}..."
+    return kind_of(value)
+
+
 def _seconds(value: Any) -> float:
     number = _as_number(value)
-    if number is None or not math.isfinite(number) or number <= 0:
-        raise ValueError(f"expected a number of seconds greater than 0, got {kind_of(value)}")
+    if number is None or not math.isfinite(number) or not 0 < number <= MAX_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"expected a number of seconds greater than 0 and at most {MAX_TIMEOUT_SECONDS:.0f}"
+            f" (a day), got {_shown_number(value)}"
+        )
     return float(number)
 
 
-def _whole(minimum: int) -> Callable[[Any], int]:
+def _whole(minimum: int, maximum: int) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         number = _as_number(value)
-        if number is None or not math.isfinite(number) or number != int(number) or number < minimum:
-            raise ValueError(f"expected a whole number, {minimum} or more, got {kind_of(value)}")
+        if (
+            number is None
+            or not math.isfinite(number)
+            or number != int(number)
+            or not minimum <= number <= maximum
+        ):
+            raise ValueError(
+                f"expected a whole number from {minimum} to {maximum}, got {_shown_number(value)}"
+            )
         return int(number)
 
     return parse
@@ -203,9 +229,10 @@ def _rate(value: Any) -> float | None:
     if isinstance(value, str) and value.strip().lower() in _NO_CAP:
         return None
     number = _as_number(value)
-    if number is None or not math.isfinite(number) or number <= 0:
+    if number is None or not math.isfinite(number) or not 0 < number <= MAX_RATE:
         raise ValueError(
-            f"expected keys per second greater than 0, or 'none' for no cap, got {kind_of(value)}"
+            f"expected keys per second greater than 0 and at most {MAX_RATE:g}, or 'none' for no "
+            f"cap, got {_shown_number(value)}"
         )
     return float(number)
 
@@ -375,9 +402,9 @@ _SETTINGS: dict[str, _Setting] = {
         _Setting("tls.verify", _bool, ("CACHECTL_TLS_VERIFY",)),
         _Setting("connect_timeout", _seconds, ("CACHECTL_CONNECT_TIMEOUT",)),
         _Setting("timeout", _seconds, ("CACHECTL_TIMEOUT",)),
-        _Setting("retries", _whole(0), ("CACHECTL_RETRIES",)),
-        _Setting("scan_count", _whole(1), ("CACHECTL_SCAN_COUNT",)),
-        _Setting("batch_size", _whole(1), ("CACHECTL_BATCH_SIZE",)),
+        _Setting("retries", _whole(0, MAX_RETRIES), ("CACHECTL_RETRIES",)),
+        _Setting("scan_count", _whole(1, MAX_BATCH), ("CACHECTL_SCAN_COUNT",)),
+        _Setting("batch_size", _whole(1, MAX_BATCH), ("CACHECTL_BATCH_SIZE",)),
         _Setting("rate", _rate, ("CACHECTL_RATE",)),
         _Setting("strict", _bool, ("CACHECTL_STRICT",)),
         *(

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
-from cachectl.durations import parse_duration
+from cachectl.durations import parse_duration, parse_size
 from cachectl.errors import ManifestError, UsageError
 from cachectl.layout import (
     NO_PARAMS,
@@ -42,7 +42,16 @@ from cachectl.layout import (
     well_formed,
 )
 from cachectl.redact import MASK, is_secret_header, mask_url, scrub
-from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nearest
+from cachectl.yamlsrc import (
+    DocPath,
+    InputLimits,
+    Problems,
+    YamlDoc,
+    kind_of,
+    load_yaml,
+    nearest,
+    read_lines,
+)
 
 MANIFEST_VERSION = 1
 METHODS = ("GET", "POST")
@@ -52,15 +61,23 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_RETRIES = 2
 DEFAULT_CONCURRENCY = 10
 MAX_RETRIES = 20
+# Sane bounds: past them a number is a typo (or a hostile file), and would reach a socket, a
+# sleep or Redis as an OverflowError or a TTL of a thousand years.
+MAX_CONCURRENCY = 1000  # connections held open at once
+MIN_RATE, MAX_RATE = 0.001, 1_000_000.0  # requests per second
+MAX_TIMEOUT_SECONDS = 3600.0
+MAX_RANGE_VALUE = 2**53 - 1  # JavaScript's largest safe integer: keys write larger ones as 1e+21
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
 TOP_FIELDS = ("version", "defaults", "endpoints")
 DEFAULT_FIELDS = (
     "base_url", "headers", "timeout", "ttl", "cache_if", "retries", "concurrency",
-    "concurrency_per_host", "rate",
+    "concurrency_per_host", "rate", "max_response_bytes",
 )  # fmt: skip
 ENDPOINT_FIELDS = (
     "name", "url", "method", "headers", "body", "timeout", "params", "matrix", "ttl", "tags",
     "depends_on", "cache_if", "fallback_url", "concurrency", "rate", "retries",
+    "max_response_bytes",
 )  # fmt: skip
 SOURCE_FIELDS = ("range", "file", "as")
 
@@ -331,14 +348,17 @@ class FileValues:
     path: str
     kind: str
     count: int
+    limits: InputLimits = field(default_factory=InputLimits, repr=False)
 
     def __iter__(self) -> Iterator[Any]:
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                text = line.strip()
-                if not text or text.startswith("#"):
-                    continue
-                yield text if self.kind == "string" else parse_cli_param("v=" + text)[1]
+        # Read line by line within the line-length limit: a file that changed since it was
+        # checked (a line grown past the limit, bytes that are not UTF-8) stops the run as a
+        # bad manifest (exit 3), not an internal error.
+        for _, line in read_lines(self.path, ManifestError, self.limits):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            yield text if self.kind == "string" else parse_cli_param("v=" + text)[1]
 
     def __len__(self) -> int:
         return self.count
@@ -386,6 +406,9 @@ class Endpoint:
     concurrency: int | None
     rate: float | None
     retries: int
+    # The largest answer stored (its own, else the manifest's defaults); None: the run's limit,
+    # DEFAULT_MAX_RESPONSE_BYTES unless --max-response-bytes says otherwise.
+    max_response_bytes: int | None = None
     # The secrets of its manifest that `scrub` masks (4 characters or more), longest first: a
     # shown URL is scrubbed of them, under whatever name the URL holds them.
     secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -695,18 +718,25 @@ def load_manifests(
     return manifests
 
 
-def load_manifest(path: str | os.PathLike, env: Mapping[str, str] | None = None) -> Manifest:
-    """One manifest, checked whole; a ManifestError lists every problem found."""
+def load_manifest(
+    path: str | os.PathLike,
+    env: Mapping[str, str] | None = None,
+    limits: InputLimits | None = None,
+) -> Manifest:
+    """One manifest, checked whole; a ManifestError lists every problem found. The file and its
+    matrix files are read within `limits` (default: from the environment, CACHECTL_MAX_*)."""
     env = os.environ if env is None else env
-    doc = load_yaml(path, env=env, kind=ManifestError)
-    return _Reader(doc).read()
+    limits = limits or InputLimits.from_env(env)
+    doc = load_yaml(path, env=env, kind=ManifestError, limits=limits)
+    return _Reader(doc, limits).read()
 
 
 class _Reader:
     """Reads one loaded document into a Manifest, collecting every problem on the way."""
 
-    def __init__(self, doc: YamlDoc):
+    def __init__(self, doc: YamlDoc, limits: InputLimits | None = None):
         self.doc = doc
+        self.limits = limits or InputLimits()
         self.problems = Problems(doc, kind=ManifestError)
         self.problems.extend(doc.problems)
         # Values left empty by an unset ${VAR}: already reported, not reported again.
@@ -835,6 +865,7 @@ class _Reader:
             "concurrency": self._positive_int,
             "concurrency_per_host": self._positive_int,
             "rate": self._rate,
+            "max_response_bytes": self._size,
         }
         for name, reader in readers.items():
             if name in raw and path + (name,) not in self.unset:
@@ -937,6 +968,7 @@ class _Reader:
         concurrency = get("concurrency", self._positive_int)
         rate = get("rate", self._rate)
         retries = get("retries", self._retries, DEFAULT_RETRIES)
+        max_response_bytes = get("max_response_bytes", self._size)
         for header, value in headers.items():
             if is_secret_header(header):
                 self._secret_header_value(header, value)
@@ -972,6 +1004,7 @@ class _Reader:
             concurrency=concurrency,
             rate=rate,
             retries=DEFAULT_RETRIES if retries is None else retries,
+            max_response_bytes=max_response_bytes,
         )
 
     def _url(self, path: DocPath, raw: dict, defaults: dict, known: list[str]) -> Template | None:
@@ -1125,7 +1158,22 @@ class _Reader:
         return js_stringify(raw).encode()
 
     def _timeout(self, path: DocPath, raw: Any) -> float | None:
-        return self._duration(path, raw, "timeout")
+        seconds = self._duration(path, raw, "timeout")
+        if seconds is not None and seconds > MAX_TIMEOUT_SECONDS:
+            self.add(path, f"the timeout must be at most 1h, got {kind_of(raw)}")
+            return None
+        return seconds
+
+    def _size(self, path: DocPath, raw: Any) -> int | None:
+        try:
+            size = parse_size(raw)
+        except ValueError as exc:
+            self.add(path, str(exc))
+            return None
+        if size < 1:
+            self.add(path, f"expected a size of 1 byte or more, got {kind_of(raw)}")
+            return None
+        return size
 
     def _ttl(self, path: DocPath, raw: Any) -> int | None:
         seconds = self._duration(path, raw, "ttl")
@@ -1176,8 +1224,10 @@ class _Reader:
         return frozenset(statuses) if len(statuses) == len(raw) else None
 
     def _positive_int(self, path: DocPath, raw: Any) -> int | None:
-        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-            self.add(path, f"expected a whole number, 1 or more, got {kind_of(raw)}")
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_CONCURRENCY:
+            self.add(
+                path, f"expected a whole number from 1 to {MAX_CONCURRENCY}, got {kind_of(raw)}"
+            )
             return None
         return raw
 
@@ -1191,10 +1241,13 @@ class _Reader:
         if (
             isinstance(raw, bool)
             or not isinstance(raw, (int, float))
-            or not raw > 0
-            or not math.isfinite(raw)
+            or not MIN_RATE <= raw <= MAX_RATE
         ):
-            self.add(path, f"expected requests per second greater than 0, got {kind_of(raw)}")
+            self.add(
+                path,
+                f"expected requests per second from {MIN_RATE:g} to {MAX_RATE:g}, "
+                f"got {kind_of(raw)}",
+            )
             return None
         return float(raw)
 
@@ -1305,6 +1358,13 @@ class _Reader:
             self.add(path, f"expected two whole numbers [first, last], got {_range_kind(raw)}")
             return None
         first, last = raw
+        if max(abs(first), abs(last)) > MAX_RANGE_VALUE:
+            self.add(
+                path,
+                f"a range's ends must be within ±{MAX_RANGE_VALUE} (2^53 - 1, the largest whole "
+                "number a key writes exactly), got " + ", ".join(_short_number(v) for v in raw),
+            )
+            return None
         if first > last:
             self.add(path, f"the range is empty: first ({first}) is greater than last ({last})")
             return None
@@ -1320,15 +1380,14 @@ class _Reader:
             return None
         file = self.here / os.path.expanduser(name)
         try:
-            count = _count_values(file)
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self.add(path + ("file",), f"cannot read {file}: {reason}")
+            count = _count_values(file, self.limits)
+        except ManifestError as exc:  # unreadable, not a regular file, a line past the limit
+            self.add(path + ("file",), exc.message)
             return None
         if count == 0:
             self.add(path + ("file",), f"{file} holds no values (blank and # lines are skipped)")
             return None
-        return FileValues(str(file), kind, count)
+        return FileValues(str(file), kind, count, self.limits)
 
 
 def _split(url: str) -> SplitResult | None:
@@ -1339,14 +1398,18 @@ def _split(url: str) -> SplitResult | None:
         return None
 
 
-def _count_values(file: Path) -> int:
+def _count_values(file: Path, limits: InputLimits) -> int:
     count = 0
-    with open(file, encoding="utf-8") as fh:
-        for line in fh:
-            text = line.strip()
-            if text and not text.startswith("#"):
-                count += 1
+    for _, line in read_lines(str(file), ManifestError, limits):
+        text = line.strip()
+        if text and not text.startswith("#"):
+            count += 1
     return count
+
+
+def _short_number(value: int) -> str:
+    text = str(value) if abs(value) < 10**30 else ""
+    return text or "a number of over 30 digits"
 
 
 def _range_kind(raw: Any) -> str:

@@ -5,6 +5,10 @@ reports every problem at once, each as `FILE:LINE:COL: field.path: what is wrong
 unknown name comes with the nearest valid one.
 
 `load_yaml` gives a `YamlDoc`: plain Python data plus the marks of every key and value.
+Every file is read within `InputLimits` (size, values after alias expansion, nesting depth, and
+for line-by-line files the length of a line), set by CACHECTL_MAX_* environment variables: a file
+that passes one is refused with one line naming the limit and its setting, before it can take
+memory or time without bound. Text is UTF-8 only, refused at the first byte that is not.
 `${VAR}` and `${VAR:-default}` in string values are filled from the environment. A `Problems`
 collector gathers what validation finds and raises one error holding them all; a loader adds
 to it the problems found while loading (`doc.problems`: all of them, or those that count).
@@ -12,13 +16,17 @@ to it the problems found while loading (`doc.problems`: all of them, or those th
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import itertools
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachectl.durations import format_size, parse_size
 from cachectl.errors import BadInputError, ConfigError, ManifestError
 from cachectl.redact import scrub
 
@@ -186,20 +194,244 @@ class Problems:
         raise kind(message, details={"problems": lines})
 
 
+# ---- limits on what a file may cost ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What one input file may cost. Real configs and manifests are a few KiB: the defaults leave
+    them far behind while keeping a hostile file under ~200 MB and a few seconds."""
+
+    yaml_bytes: int = 4 * 1024 * 1024  # a YAML document's size
+    yaml_nodes: int = 100_000  # values in a YAML document, each use of an alias counted in full
+    yaml_depth: int = 100  # nesting of lists and mappings
+    line_bytes: int = 64 * 1024  # one line of a file read line by line (a matrix file)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> InputLimits:
+        """The limits with the CACHECTL_MAX_* variables of `env` (default os.environ) applied;
+        a value that is not a size of 1 or more raises ConfigError naming the variable."""
+        env = os.environ if env is None else env
+        values = {}
+        for name, var in LIMIT_SETTINGS.items():
+            raw = env.get(var)
+            if not raw:
+                continue
+            try:
+                value = parse_size(raw)
+            except ValueError as exc:
+                raise ConfigError(f"env {var}: {exc}") from None
+            if value < 1:
+                raise ConfigError(f"env {var}: expected 1 or more, got {raw!r}")
+            values[name] = value
+        return cls(**values)
+
+
+LIMIT_SETTINGS = {
+    "yaml_bytes": "CACHECTL_MAX_YAML_BYTES",
+    "yaml_nodes": "CACHECTL_MAX_YAML_NODES",
+    "yaml_depth": "CACHECTL_MAX_YAML_DEPTH",
+    "line_bytes": "CACHECTL_MAX_LINE_BYTES",
+}
+_CHUNK = 64 * 1024
+
+
+def open_input(file: str, kind: type[BadInputError], *, regular_only: bool = False):
+    """`file` opened for reading bytes, after refusing what cannot be read as a file: a directory,
+    a socket, a block device; with `regular_only`, anything but a regular file (a file read more
+    than once, such as a matrix file, cannot be a device or a pipe)."""
+    try:
+        mode = os.stat(file).st_mode
+    except OSError as exc:
+        raise kind(f"{file}: cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise kind(f"{file}: is a directory, not a file")
+    readable = stat.S_ISREG(mode) or (
+        not regular_only and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode))
+    )
+    if not readable:
+        what = "a regular file" if regular_only else "a file, a pipe or a character device"
+        raise kind(f"{file}: not {what}: cachectl reads text files")
+    try:
+        if not stat.S_ISFIFO(mode):
+            return open(file, "rb")
+        # A named pipe is opened without waiting for a writer (a plain open would wait forever
+        # for one that never comes), then read as usual: with no writer it reads as empty.
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except OSError as exc:
+        raise kind(f"{file}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_input(file: str, kind: type[BadInputError], limits: InputLimits | None = None) -> bytes:
+    """A whole YAML document, read in chunks and never past the size limit: refused (as `kind`)
+    when it is larger, at the first NUL byte or the first byte that is not UTF-8."""
+    limits = limits or InputLimits.from_env()
+    limit = limits.yaml_bytes
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    chunks: list[bytes] = []
+    size = 0
+    with open_input(file, kind) as fh:
+        while size <= limit:
+            try:
+                chunk = fh.read(min(_CHUNK, limit + 1 - size))
+            except OSError as exc:
+                raise kind(f"{file}: cannot read: {exc.strerror or exc}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+            nul = chunk.find(b"\0")
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError:
+                check_utf8(b"".join(chunks), file, kind)
+            if nul != -1:
+                data = b"".join(chunks)
+                _refuse_nul(data, size - len(chunk) + nul, file, kind)
+    if size > limit:
+        raise kind(
+            f"{file}: larger than {format_size(limit)} ({limit} bytes), the limit for a YAML "
+            f"document: raise it with {LIMIT_SETTINGS['yaml_bytes']}"
+        )
+    data = b"".join(chunks)
+    check_utf8(data, file, kind)
+    return data
+
+
+def _line_and_column(data: bytes, offset: int) -> tuple[int, int]:
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8", "replace")) + 1
+    return data.count(b"\n", 0, offset) + 1, column
+
+
+def check_utf8(data: bytes, file: str, kind: type[BadInputError], line_offset: int = 0) -> str:
+    """`data` decoded; bytes that are not UTF-8 raise `kind` naming the first bad byte, its
+    offset in the file and its line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _line_and_column(data, exc.start)
+        byte = data[exc.start]
+        ending = " (the file ends inside a character)" if exc.end >= len(data) else ""
+        raise kind(
+            f"{file}:{line + line_offset}:{column}: not UTF-8: byte 0x{byte:02x} at offset "
+            f"{exc.start}{ending}: cachectl reads UTF-8 text only"
+        ) from None
+
+
+def _refuse_nul(data: bytes, offset: int, file: str, kind: type[BadInputError]) -> None:
+    line, column = _line_and_column(data, offset)
+    raise kind(
+        f"{file}:{line}:{column}: character U+0000 at offset {offset} is not allowed in YAML: "
+        "this is not a text file"
+    )
+
+
+def read_lines(
+    file: str, kind: type[BadInputError], limits: InputLimits | None = None
+) -> Iterator[tuple[int, str]]:
+    """(line number, text) for each line of a regular file, streamed: never holds more than one
+    line, and a line longer than the limit, or not UTF-8, raises `kind` with the line number."""
+    limits = limits or InputLimits.from_env()
+    limit = limits.line_bytes
+    offset = 0
+    with open_input(file, kind, regular_only=True) as fh:
+        for number in itertools.count(1):
+            raw = fh.readline(limit + 1)
+            if not raw:
+                return
+            if len(raw) > limit and not (len(raw) == limit + 1 and raw.endswith(b"\n")):
+                raise kind(
+                    f"{file}:{number}: a line longer than {format_size(limit)} ({limit} bytes), "
+                    f"the limit for a line: raise it with {LIMIT_SETTINGS['line_bytes']}"
+                )
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise kind(
+                    f"{file}:{number}: not UTF-8: byte 0x{raw[exc.start]:02x} at offset "
+                    f"{offset + exc.start}: cachectl reads UTF-8 text only"
+                ) from None
+            offset += len(raw)
+            yield number, text
+
+
+class _LimitPassed(Exception):
+    """A document passed one of the limits while being composed; the message says which."""
+
+
+def _limited_loader(limits: InputLimits, file: str):
+    """A SafeLoader that counts, while it composes, every value the document holds, an alias
+    counting the values of what it refers to (so a "billion laughs" file stops at the limit,
+    long before it expands), and refuses nesting deeper than the limit (PyYAML's composer
+    recurses once per level: a deep enough file would end in a RecursionError)."""
+    import yaml
+
+    class LimitedLoader(yaml.SafeLoader):
+        def __init__(self, stream):
+            super().__init__(stream)
+            self._depth = 0
+            self._nodes = 0
+            self._sizes: dict[int, int] = {}
+
+        def _passed(self, event, message: str, setting: str) -> None:
+            mark = event.start_mark
+            raise _LimitPassed(
+                f"{file}:{mark.line + 1}:{mark.column + 1}: {message}: raise it with {setting}"
+            )
+
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                node = super().compose_node(parent, index)
+                self._count(event, self._sizes.get(id(node), 1), alias=True)
+                return node
+            self._depth += 1
+            if self._depth > limits.yaml_depth:
+                self._passed(
+                    event,
+                    f"nested more than {limits.yaml_depth} levels deep, the limit",
+                    LIMIT_SETTINGS["yaml_depth"],
+                )
+            start = self._nodes
+            self._count(event, 1)
+            node = super().compose_node(parent, index)
+            self._depth -= 1
+            if getattr(event, "anchor", None) is not None:
+                self._sizes[id(node)] = self._nodes - start
+            return node
+
+        def _count(self, event, size: int, *, alias: bool = False) -> None:
+            self._nodes += size
+            if self._nodes > limits.yaml_nodes:
+                why = (
+                    f"this alias brings the document to over {limits.yaml_nodes} values"
+                    " (each use of an alias counts every value it refers to), the limit"
+                    if alias
+                    else f"the document holds over {limits.yaml_nodes} values, the limit"
+                )
+                self._passed(event, why, LIMIT_SETTINGS["yaml_nodes"])
+
+    return LimitedLoader
+
+
 def load_yaml(
     path: str | os.PathLike,
     *,
     env: Mapping[str, str] | None = None,
     kind: type[BadInputError] = ConfigError,
+    limits: InputLimits | None = None,
 ) -> YamlDoc:
-    """Reads and parses a YAML file; see `parse_yaml`. An unreadable file raises `kind`."""
+    """Reads and parses a YAML file within `limits` (default: from the environment); see
+    `parse_yaml`. An unreadable file, or one past a limit, raises `kind`."""
     file = os.fspath(path)
-    try:
-        with open(file, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise kind(f"{file}: cannot read: {exc.strerror or exc}") from None
-    return parse_yaml(raw, file, env=env, kind=kind)
+    limits = limits or InputLimits.from_env()
+    raw = read_input(file, kind, limits)
+    return parse_yaml(raw, file, env=env, kind=kind, limits=limits)
 
 
 def parse_yaml(
@@ -208,17 +440,28 @@ def parse_yaml(
     *,
     env: Mapping[str, str] | None = None,
     kind: type[BadInputError] = ConfigError,
+    limits: InputLimits | None = None,
 ) -> YamlDoc:
     """Parses one YAML document with the safe loader, keeping the mark of every key and value.
 
-    YAML that does not parse raises `kind` with one line `FILE:LINE:COL: problem`. Duplicate
-    keys, unset variables (from `env`, default os.environ) and unknown tags are recorded in
-    `doc.problems` for the caller to report with its own.
+    YAML that does not parse raises `kind` with one line `FILE:LINE:COL: problem`, as does a
+    document past one of `limits` (default: from the environment) or bytes that are not UTF-8.
+    Duplicate keys, unset variables (from `env`, default os.environ) and unknown tags are
+    recorded in `doc.problems` for the caller to report with its own.
     """
     import yaml
 
+    limits = limits or InputLimits.from_env()
+    size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    if size > limits.yaml_bytes:
+        raise kind(
+            f"{file}: larger than {format_size(limits.yaml_bytes)} ({limits.yaml_bytes} bytes), "
+            f"the limit for a YAML document: raise it with {LIMIT_SETTINGS['yaml_bytes']}"
+        )
+    if isinstance(text, bytes):
+        text = check_utf8(text, file, kind)
     try:
-        loader = yaml.SafeLoader(text)  # checks every character at once
+        loader = _limited_loader(limits, file)(text)  # checks every character at once
     except yaml.reader.ReaderError as exc:
         # The reader counts characters of the decoded text.
         chars = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
@@ -235,6 +478,8 @@ def parse_yaml(
         if node is not None:
             doc.data = _Walker(loader, doc, os.environ if env is None else env).value(node, ())
         return doc
+    except _LimitPassed as exc:
+        raise kind(str(exc)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "not valid YAML"
@@ -247,6 +492,7 @@ def parse_yaml(
         raise kind(f"{file}: {exc}") from None
     finally:
         loader.dispose()
+        loader.__dict__.clear()  # the composed nodes and marks go now, not at the next collection
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
@@ -334,6 +580,9 @@ class _Walker:
         except yaml.constructor.ConstructorError as exc:
             self.problem(node, path, exc.problem or "cannot read this value")
             return None
+        except (ValueError, OverflowError) as exc:
+            self.problem(node, path, _unreadable(node, exc))
+            return None
         if not isinstance(value, str):
             return value
         value = _joined_surrogates(value)
@@ -356,7 +605,11 @@ class _Walker:
             if key_node.id != "scalar":
                 self.problem(key_node, path, "a key must be a plain value, not a list or mapping")
                 continue
-            key = self.loader.construct_object(key_node)
+            try:
+                key = self.loader.construct_object(key_node)
+            except Exception as exc:  # noqa: BLE001 -- a tag or number a key cannot be
+                self.problem(key_node, path, _unreadable(key_node, exc))
+                continue
             if isinstance(key, str):
                 key = _joined_surrogates(key)
                 if key is None:
@@ -396,10 +649,31 @@ def kind_of(value: Any) -> str:
         return "nothing"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return "a number of over 30 digits"
     if isinstance(value, (int, float)):
         return f"the number {value}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return f"'{value}'"
+    # One line, of a sane length: a problem quotes a value, never spreads it over the terminal.
+    text = str(value)
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return f"'{text}'" if len(text) <= 80 else f"'{text[:77]}...'"
+
+
+def _unreadable(node: Any, exc: BaseException) -> str:
+    """Why a scalar cannot be read: a number with more digits than Python converts (4300), a
+    date that is no date (2024-13-45), a key of a tag no key can be."""
+    text = str(getattr(node, "value", ""))
+    if "digits" in str(exc) or (len(text) > 100 and text.lstrip("+-").isdigit()):
+        return (
+            f"a number of {len(text)} digits is more than cachectl reads: put it in quotes to "
+            "keep it as text"
+        )
+    if node.tag.endswith(":timestamp"):
+        return f"{text[:40]!r} reads as a date that does not exist: put it in quotes"
+    message = getattr(exc, "problem", None) or " ".join(str(exc).split())[:200]
+    return f"cannot read this value: {message}"

@@ -12,6 +12,9 @@ Each path behaves one way, so a manifest picks its behaviour by URL:
   /garbage/{id}           200 with an HTML body (not JSON)
   /broken/{id}            starts an answer, then drops the connection
   /empty/{kind}           200 with [] (kind "list"), {} ("object"), null ("null") or [1] ("full")
+  /big/{n}                200, a JSON string of n bytes in all, with its Content-Length
+  /bigchunked/{n}         the same, chunked (no Content-Length); `sent[kind]` counts the bytes
+                          written before the client went away
 Every request is logged (method, path with query, headers, monotonic time) in `requests`;
 `hits(path)` counts them; `max_in_flight[kind]` is the most requests of a kind (the first part of
 the path) ever answered at once.
@@ -44,6 +47,7 @@ class Origin:
         self.counts: Counter[str] = Counter()
         self.in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()
+        self.sent: Counter[str] = Counter()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -67,6 +71,7 @@ class Origin:
         self.requests.clear()
         self.counts.clear()
         self.max_in_flight.clear()
+        self.sent.clear()
 
     def hits(self, path: str) -> int:
         return sum(1 for _, p, _, _ in self.requests if p.split("?")[0] == path)
@@ -143,7 +148,31 @@ class Origin:
         if kind == "empty":
             value = {"list": [], "object": {}, "null": None, "full": [1]}[rest[0]]
             return web.Response(text=json.dumps(value), content_type="application/json")
+        if kind in ("big", "bigchunked"):
+            return await self._big(request, kind, int(rest[0]))
         return web.json_response({"error": "no such path"}, status=404)
+
+    async def _big(self, request: web.Request, kind: str, size: int) -> web.StreamResponse:
+        # Written a piece at a time: the test process holds no copy of a big answer.
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if kind == "big":
+            response.content_length = size
+        else:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        piece = b"x" * (64 * 1024)
+        try:
+            await response.write(b'"')
+            left = size - 2
+            while left > 0:
+                await response.write(piece[:left])
+                self.sent[kind] += min(len(piece), left)
+                left -= len(piece)
+            await response.write(b'"')
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client stopped reading
+        return response
 
 
 @pytest.fixture(scope="session")

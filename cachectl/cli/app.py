@@ -39,6 +39,9 @@ class CachectlGroup(TyperGroup):
         return super().main(args, *a, **kw)
 
     def make_context(self, *args, **kwargs):
+        from cachectl.cli.numbers import bound_numeric_options
+
+        bound_numeric_options(self)
         # The root's own output (--help, --version) meeting a closed pipe.
         try:
             return super().make_context(*args, **kwargs)

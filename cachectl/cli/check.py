@@ -114,6 +114,7 @@ def check(
     """Hold the cache to thresholds: print every condition with its measured value and verdict.
     Exit 0 when all hold, 7 when any fails or has no data in its sample or window (NO DATA;
     see --allow-lifetime), 2 for an impossible threshold."""
+    from cachectl.cli.numbers import sane_number_text
     from cachectl.cli.stats import duration_option
     from cachectl.errors import CheckFailed, UsageError
     from cachectl.ops.check import MemoryLimit, Thresholds, check_webhook_url
@@ -121,7 +122,9 @@ def check(
     thresholds = Thresholds(
         min_hit_rate_pct=min_hit_rate,
         endpoint=endpoint,
-        max_memory=MemoryLimit.parse(max_memory) if max_memory is not None else None,
+        max_memory=MemoryLimit.parse(sane_number_text("--max-memory", max_memory))
+        if max_memory is not None
+        else None,
         max_evictions_per_s=max_evictions_per_s,
         max_p95_ms=max_p95_ms,
         no_anomaly=no_anomaly,

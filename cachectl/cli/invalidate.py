@@ -200,6 +200,7 @@ def invalidate(
     terminal to ask on and no --yes), 3 bad graph file, 4 Redis error before any change, 5 a
     named set missing or nothing matched (with --strict), 6 Redis error after some deletions
     (or servers restarting throughout), 130 interrupted (or the question answered no)."""
+    from cachectl.cli.numbers import sane_number_text
     from cachectl.errors import ExitCode, UsageError
     from cachectl.layout import Layout
     from cachectl.ops.invalidate import InvalidateOptions, InvalidateResult, preview
@@ -231,7 +232,7 @@ def invalidate(
         ttl_above=ttl_above,
         idle_above=idle_above,
         older_than=older_than,
-        larger_than=larger_than,
+        larger_than=sane_number_text("--larger-than", larger_than),
     )
     delay_seconds = parse_seconds(delay, "--delay") if delay else 0.0
     if index_cleanup not in ("auto", "sweep", "skip"):

@@ -20,6 +20,7 @@ def warm(
         typer.Option(
             "--concurrency",
             min=1,
+            max=1000,  # manifest.MAX_CONCURRENCY: connections held open at once
             help="Requests in flight at once (default: the "
             "manifests' defaults.concurrency, else 10).",
         ),
@@ -29,6 +30,7 @@ def warm(
         typer.Option(
             "--rate",
             min=0.001,
+            max=1_000_000,  # manifest.MAX_RATE
             metavar="REQ_PER_S",
             help="Cap on requests per second "
             "over the whole run (default: the manifests' defaults.rate, else none).",
@@ -85,6 +87,15 @@ def warm(
             "exit code says partial failure (6): a count or a percentage.",
         ),
     ] = "0",
+    max_response_bytes: Annotated[
+        str | None,
+        typer.Option(
+            "--max-response-bytes",
+            metavar="SIZE",
+            help="Largest answer stored (8MiB, 512KiB, bytes), over every endpoint's "
+            "max_response_bytes (default: theirs, else 8MiB). A bigger answer fails as too_large.",
+        ),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -100,7 +111,8 @@ def warm(
     tags and dependencies. Every manifest is checked before anything is fetched. Exit 3 for a bad
     manifest, 4 when Redis is lost (with a report of what was stored), 6 when more requests
     failed than --max-failures allows, 130 on Ctrl-C (with the report so far)."""
-    from cachectl.durations import parse_duration
+    from cachectl.cli.numbers import sane_number_text
+    from cachectl.durations import parse_duration, parse_size
     from cachectl.errors import UsageError
     from cachectl.layout import Layout
     from cachectl.manifest import Plan, load_manifests
@@ -122,6 +134,17 @@ def warm(
             raise UsageError(f"{option} must be greater than 0, got {text!r}")
         return value
 
+    def size(option: str, text: str | None) -> int | None:
+        if text is None:
+            return None
+        try:
+            value = parse_size(sane_number_text(option, text))
+        except ValueError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+        if value < 1:
+            raise UsageError(f"{option} must be 1 byte or more, got {text!r}")
+        return value
+
     if top is not None and not from_access_log:
         raise UsageError("--top applies only with --from-access-log")
     options = WarmOptions(
@@ -131,8 +154,9 @@ def warm(
         refresh_below_seconds=seconds("--refresh-below", refresh_below),
         dry_run=dry_run,
         from_access_log_top=(top or 100) if from_access_log else None,
-        max_failures=FailureLimit.parse(max_failures),
+        max_failures=FailureLimit.parse(sane_number_text("--max-failures", max_failures)),
         report_path=str(report) if report else None,
+        max_response_bytes=size("--max-response-bytes", max_response_bytes),
     )
     every_seconds = seconds("--every", every)
 

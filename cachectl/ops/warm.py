@@ -45,6 +45,9 @@ FAILURE_SAMPLE_SIZE = 20
 PROGRESS_INTERVAL_SECONDS = 0.25
 TTL_CHECK_CHUNK = 500
 ACCESS_LOG_PAGE = 1000
+# An access log member longer than this is no key an application wrote: it is left alone
+# (`too_long`) rather than read back, which costs time and memory with its length.
+MAX_ACCESS_LOG_KEY_BYTES = 64 * 1024
 # Redis errors that a wait may cure (a restart, a failover); others (ACL, read-only replica,
 # wrong password) stop the run at once.
 _FATAL_AT_ONCE = (RedisAuthError, RedisPermissionError, RedisReadOnly)
@@ -99,6 +102,7 @@ class WarmOptions:
     from_access_log_top: int | None = None
     max_failures: FailureLimit = FailureLimit()
     report_path: str | None = None
+    max_response_bytes: int | None = None  # --max-response-bytes: over every endpoint's limit
 
     @property
     def checks_ttl(self) -> bool:
@@ -459,10 +463,17 @@ def select_from_access_log(
 def _request_for_key(
     plan: Plan, raw: bytes | str, names: list[str]
 ) -> tuple[PlannedRequest | None, str | None]:
+    if len(raw) > MAX_ACCESS_LOG_KEY_BYTES:
+        return None, "too_long"
     try:
         key = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError:
         return None, "unreadable_key"
+    # Every entry key starts with its endpoint's name: one that starts with none of the plan's is
+    # not read back (a key of many ':' would be tried at every one of them).
+    root = plan.layout.entry_root
+    if plan.layout.is_entry(key) and not any(key.startswith(root + name) for name in names):
+        return None, "other_endpoint"
     parsed = plan.layout.parse_entry(key, known_endpoints=names)
     if parsed is None:
         return None, "not_an_entry"
@@ -667,6 +678,7 @@ class _Run:
             rate=self.rate,
             scrub=self.plan.scrub,
             on_latency=self.tally.result.latency.add,
+            max_response_bytes=self.options.max_response_bytes,
         )
         # A CI job being cancelled gets SIGTERM: stop as cleanly as on Ctrl-C.
         loop = asyncio.get_running_loop()

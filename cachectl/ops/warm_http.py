@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from cachectl import __version__
+from cachectl.durations import format_size
 from cachectl.layout import js_stringify
 
 if TYPE_CHECKING:
@@ -31,6 +32,12 @@ BACKOFF_CAP_SECONDS = 10.0
 # from the origin. The wait still holds every request to that host.
 MAX_RETRY_AFTER_SECONDS = 60.0
 FALLBACK_ANSWER_MAX_BYTES = 64 * 1024
+_READ_CHUNK = 64 * 1024
+# Answer bytes held at once by all the requests being read. Past it, only the request holding
+# the most goes on reading (so one always progresses: it ends or passes its limit and lets go)
+# and the others wait: 50 answers streaming towards an 8 MiB limit hold about this plus one
+# limit, not 50 x 8 MiB.
+BODY_BUFFER_BUDGET_BYTES = 64 * 1024 * 1024
 USER_AGENT = f"cachectl/{__version__} (cache warm)"
 
 _RETRIED_STATUSES = {408, 429}
@@ -244,8 +251,15 @@ class Fetcher:
         rate: float | None = None,
         scrub: Callable[[str], str] = lambda s: s,
         on_latency: Callable[[float], None] = lambda ms: None,
+        max_response_bytes: int | None = None,
     ):
         self.concurrency = concurrency
+        # The run's limit (--max-response-bytes) over every endpoint's; None: each endpoint's own
+        # (its manifest's default), else DEFAULT_MAX_RESPONSE_BYTES.
+        self.max_response_bytes = max_response_bytes
+        self._held: dict[int, int] = {}  # a body being read -> the bytes it holds
+        self._held_total = 0
+        self._released: asyncio.Condition | None = None
         self.per_host = per_host
         self.global_pacer = AsyncPacer(rate) if rate else None
         self.scrub = scrub
@@ -260,6 +274,7 @@ class Fetcher:
 
         self._aiohttp = aiohttp
         self._url = yarl.URL
+        self._released = asyncio.Condition()
         connector = aiohttp.TCPConnector(
             limit=self.concurrency, limit_per_host=self.per_host or 0, ttl_dns_cache=300
         )
@@ -321,7 +336,7 @@ class Fetcher:
             )  # fmt: skip
 
         if attempt.status is None:
-            retry = attempt.reason not in ("redirects", "invalid_request")
+            retry = attempt.reason not in ("redirects", "invalid_request", "too_large")
             return outcome("failed", attempt.reason, error=attempt.error), retry
         status = attempt.status
         if not 200 <= status <= 299:
@@ -362,7 +377,18 @@ class Fetcher:
                 data=endpoint.body,
                 timeout=timeout,
             ) as response:
-                attempt.body = await response.read()
+                limit = self._response_limit(endpoint)
+                attempt.body = await self._read_within(response, limit)
+                if attempt.body is None:
+                    # Not read further, never stored: a bigger answer is a failure of its own.
+                    attempt.body = b""
+                    attempt.reason = "too_large"
+                    attempt.error = (
+                        f"the answer is larger than {format_size(limit)}, the response size "
+                        "limit (max_response_bytes, --max-response-bytes)"
+                    )
+                    attempt.latency_ms = (time.perf_counter() - started) * 1000
+                    return attempt
                 attempt.status = response.status
                 attempt.reason_phrase = response.reason or ""
                 attempt.content_type = response.headers.get("Content-Type", "")
@@ -389,6 +415,58 @@ class Fetcher:
                 host, until = target.host or "", time.monotonic() + attempt.retry_after
                 self._paused_until[host] = max(self._paused_until.get(host, 0.0), until)
         return attempt
+
+    async def _read_within(self, response: Any, limit: int) -> bytes | None:
+        """The whole body, or None as soon as it proves larger than `limit`: a Content-Length
+        over it is refused before a byte is read, a chunked answer once `limit` bytes have come.
+        Either way the connection is closed, so the rest is never read."""
+        length = response.content_length
+        if length is not None and length > limit:
+            response.close()
+            return None
+        reader = id(response)
+        self._held[reader] = 0
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                if self._held_total > BODY_BUFFER_BUDGET_BYTES:
+                    await self._room_for(reader)
+                chunk = await response.content.read(_READ_CHUNK)
+                if not chunk:
+                    return b"".join(chunks)
+                size += len(chunk)
+                if size > limit:
+                    response.close()
+                    return None
+                chunks.append(chunk)
+                self._held[reader] = size
+                self._held_total += len(chunk)
+        finally:
+            self._held_total -= self._held.pop(reader)
+            async with self._released:
+                self._released.notify_all()
+
+    async def _room_for(self, reader: int) -> None:
+        """Waits while the bodies being read hold more than the budget and another holds more
+        than this one."""
+
+        def may_read() -> bool:
+            return self._held_total <= BODY_BUFFER_BUDGET_BYTES or self._held[reader] >= max(
+                self._held.values()
+            )
+
+        async with self._released:
+            await self._released.wait_for(may_read)
+
+    def _response_limit(self, endpoint: Endpoint) -> int:
+        from cachectl.manifest import DEFAULT_MAX_RESPONSE_BYTES
+
+        return (
+            self.max_response_bytes
+            or getattr(endpoint, "max_response_bytes", None)
+            or DEFAULT_MAX_RESPONSE_BYTES
+        )
 
     async def _fallback(self, request: PlannedRequest, pacer, timeout) -> dict:
         from cachectl.manifest import mask_query_secrets

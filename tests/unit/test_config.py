@@ -288,8 +288,8 @@ def test_wrong_types_are_all_reported_together_with_lines_and_expectations(load,
     path = work / "cachectl.yaml"
     assert err.value.message.startswith(f"{path}: 3 problems, the first: {path}:1:10: timeout: ")
     assert problems_of(err) == [
-        f"{path}:1:10: timeout: expected a number of seconds greater than 0, got 'fast'",
-        f"{path}:2:10: retries: expected a whole number, 0 or more, got the number -1",
+        f"{path}:1:10: timeout: expected a number of seconds greater than 0 and at most 86400 (a day), got 'fast'",
+        f"{path}:2:10: retries: expected a whole number from 0 to 100, got the number -1",
         f"{path}:4:19: layout.param_encoding: expected one of json, plain, got 'xml'",
     ]
 
@@ -596,3 +596,29 @@ def test_sample_config_resolves_every_profile(home):
 def test_importing_config_does_not_import_yaml_or_redis():
     code = "import sys, cachectl.config; sys.exit(bool({'yaml', 'redis'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("timeout", "1000000000000000000000"),
+        ("connect_timeout", ".nan"),
+        ("retries", "9" * 10_000),
+        ("scan_count", "1.0e+400"),
+        ("batch_size", "1000000000000000000000"),
+        ("rate", "-1"),
+    ],
+)
+def test_absurd_numbers_in_the_config_file_are_problems_naming_the_setting(tmp_path, name, value):
+    path = tmp_path / "cachectl.yaml"
+    path.write_text(f"{name}: {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(config_path=str(path), env={}, cwd=tmp_path)
+    assert f"{path}:1:" in err.value.message and name in err.value.message
+    assert len(err.value.message) < 300
+
+
+def test_absurd_numbers_in_the_environment_are_problems_naming_the_variable(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"CACHECTL_TIMEOUT": "1e21"}, cwd=tmp_path)
+    assert "CACHECTL_TIMEOUT" in err.value.message
