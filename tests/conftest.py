@@ -148,7 +148,7 @@ def server_binary(kind: str = "redis") -> str:
 
 @pytest.fixture(scope="session")
 def server_kind(request) -> str:
-    """ "redis" or "valkey": which server this test's fixtures start (see pytest_generate_tests)."""
+    """Which server this test's fixtures start, "redis" or "valkey" (pytest_generate_tests)."""
     return getattr(request, "param", "redis")
 
 
