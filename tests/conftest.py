@@ -46,7 +46,7 @@ ACL_USERS = {
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 JS_DIR = Path(__file__).resolve().parent / "js"
 NODE_INSTALL = "apt-get install nodejs npm"
-NPM_INSTALL = "run ./scripts/test.sh, or npm ci --prefix tests/js"
+NPM_INSTALL = "npm ci --prefix tests/js (./scripts/test.sh runs it where npm is installed)"
 
 _MARKERS_BY_FIXTURE = {
     "redis_cluster": "cluster",
