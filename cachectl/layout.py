@@ -1,7 +1,7 @@
 """Every key name in the cache's keyspace, byte for byte as the JavaScript applications write them.
 
 Entry keys embed params the way JavaScript's `JSON.stringify` (or `String()`) writes them, so the
-encoder here reproduces those, not Python's `json.dumps`. The keyspace contract is LAYOUT.md.
+encoder here reproduces those, not Python's `json.dumps`. The keyspace contract is docs/keyspace.md.
 
 Pure Python and stdlib only: the CLI imports this module without loading Redis or YAML.
 """
@@ -30,7 +30,7 @@ NO_PARAMS = "no_params"
 PARAM_ENCODINGS = ("json", "plain")
 SCHEMES = ("standard", "versioned")
 AGG_RESOLUTIONS = ("1m", "5m", "1h", "1d")
-# cachectl's own bookkeeping, beyond LAYOUT.md (see Layout.pending_set and Layout.lock).
+# cachectl's own bookkeeping, beyond docs/keyspace.md (see Layout.pending_set and Layout.lock).
 PENDING_SUFFIX = b":invalidating"
 LOCK_SUFFIX = "_lock:"
 CLUSTER_SLOTS = 16384
@@ -576,7 +576,7 @@ class Layout:
     def access_log(self) -> str:
         return self.config.access_log
 
-    # cachectl's own bookkeeping (not in LAYOUT.md): both are told apart by `kind`, so no
+    # cachectl's own bookkeeping (not in docs/keyspace.md): both are told apart by `kind`, so no
     # listing counts them as entries or tags and no invalidation or prune deletes them.
 
     def pending_set(self, set_key: Key) -> Key:
@@ -675,7 +675,7 @@ class Layout:
 
     def kind(self, key: Key) -> str | None:
         """What `key` is: "entry", "tag", "dependency", "metrics", "entries_log", "access_log"
-        or "timeseries" (LAYOUT.md's keys); "pending_set" (a tag or dependency set an
+        or "timeseries" (docs/keyspace.md's keys); "pending_set" (a tag or dependency set an
         `invalidate` is draining, see `pending_set`) or "lock" (the library's stampede lock,
         see `lock`); None for a key outside the cache's prefixes."""
         raw = _as_bytes(key)

@@ -9,7 +9,7 @@ Expansion streams: a matrix of a million combinations is produced one request at
 Secrets: header values that carry credentials (and secret-looking query values) are collected in
 `Manifest.secrets`, masked in every URL shown (`PlannedRequest.shown_url`), and never enter a key:
 a param named like a credential (`api_key`), or a param, tag or dependency holding one of those
-values, is a problem, since every param is part of the entry key (LAYOUT.md).
+values, is a problem, since every param is part of the entry key (docs/keyspace.md).
 
 URLs: the manifest's own URL text is sent as written, so what cannot be sent that way (a space, a
 non-ASCII character, a stray `%`, a bad host or port) is a problem too; values filled in from
@@ -1277,7 +1277,7 @@ class _Reader:
         return out
 
     def _param_name(self, path: DocPath, name: str) -> bool:
-        """False (with a problem) for a param named like a credential: LAYOUT.md makes every
+        """False (with a problem) for a param named like a credential: docs/keyspace.md makes every
         param part of the entry key, which Redis, the tag sets and the write log hold and
         expand and the report show."""
         if not is_secret_param(name):

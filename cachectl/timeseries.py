@@ -1,4 +1,4 @@
-"""Time series in Redis, in the layout of LAYOUT.md, so that other tools can read them.
+"""Time series in Redis, in the layout of docs/keyspace.md, so that other tools can read them.
 
 Keys (all named by `Layout`):
 - `metric:{name}`, a sorted set: score = epoch ms, member = JSON
@@ -15,7 +15,7 @@ Keys (all named by `Layout`):
   bucket: each bucket is one key, so the script is atomic and cluster-safe under any number of
   concurrent writers. Each bucket expires (PEXPIREAT) when its resolution's retention has
   passed; `prune` applies a retention changed since, and removes aged buckets that other
-  writers left without a TTL (LAYOUT.md does not promise one).
+  writers left without a TTL (docs/keyspace.md does not promise one).
 
 Compacted chunks: the raw points of one hour window, older than `compact_after`, as the field
 `chunk:{window_start_ms}` of `meta:{name}` with the value

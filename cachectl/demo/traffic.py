@@ -10,7 +10,7 @@ sequence: the same `--seed` asks for the same things), each through the library 
 application would, with the keys, TTLs, tags and dependencies of `sample_configs/
 demo_manifest.yaml`; then many callers ask for one uncached search at once, and stampede
 protection makes one API call for all of them. The library writes its hit and miss counters,
-access log and response times as LAYOUT.md says, so `cachectl stats` shows this traffic.
+access log and response times as docs/keyspace.md says, so `cachectl stats` shows this traffic.
 
 Exit 0; 4 when Redis fails (the cache does not fail open here: a demo should show the error);
 6 when API requests failed; 130 on Ctrl-C.

@@ -1,4 +1,4 @@
-"""APICache: the cache an application reads and writes, in exactly the keyspace of LAYOUT.md, so
+"""APICache: the cache an application reads and writes, in exactly the docs/keyspace.md layout, so
 a Python service, a JavaScript service and cachectl share one cache.
 
 A hit costs one GET. Its counters, access-log and response-time records are gathered in memory
@@ -58,7 +58,7 @@ _BATCH = 1000
 
 
 class APICache:
-    """A Redis-backed cache of API responses, written as LAYOUT.md says.
+    """A Redis-backed cache of API responses, written as docs/keyspace.md says.
 
     connection: a Redis URL, cachectl `Settings`, or your own `redis.Redis` / `RedisCluster`
     (closing it stays yours). None reads cachectl's settings (CACHECTL_URL, cachectl.yaml).

@@ -1,8 +1,8 @@
 """What the sync and the asyncio cache share, with no I/O: options, calls, values, writes and the
 bookkeeping buffer.
 
-Both caches write LAYOUT.md's keyspace through `cachectl.layout.Layout`; the commands they send
-are built here, so the two cannot drift apart.
+Both caches write the keyspace of docs/keyspace.md through `cachectl.layout.Layout`; the commands
+they send are built here, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from cachectl.library.strategies import EarlyRefresh, RefreshPolicy, StaleWhileR
 
 log = logging.getLogger("cachectl.library")
 
-RESPONSE_TIMES_KEPT_MS = 3_600_000  # LAYOUT.md: the response-time log keeps the last hour
+RESPONSE_TIMES_KEPT_MS = 3_600_000  # docs/keyspace.md: the response-time log keeps the last hour
 WARN_EVERY_SECONDS = 10.0  # a down Redis fails every call and push: say so now and then
 _ZADD_PAIRS_PER_COMMAND = 500
 _ORIGIN_TIME_WEIGHT = 0.2  # how much a new origin duration moves an endpoint's running average

@@ -10,8 +10,8 @@ waiter calls the origin itself.
 
 The lock key is `Layout.lock(entry key)`, `{prefix}_lock:{entry key}`
 (`api_cache_lock:api_cache:users:id:1`): in the cache's namespace, but outside every prefix of
-LAYOUT.md; `Layout.kind` calls it a "lock", so cachectl's tools never take it for an entry (nor
-delete one as an entry: it expires within `lock_timeout`).
+docs/keyspace.md; `Layout.kind` calls it a "lock", so cachectl's tools never take it for an entry
+(nor delete one as an entry: it expires within `lock_timeout`).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class StaleWhileRevalidate:
     """In the last `window` seconds of an entry's life, callers keep getting the cached value
     while one caller (the one that takes the lock) refreshes it in the background.
 
-    The entry's TTL stays the key's TTL (LAYOUT.md), so the "stale" period is the end of its life,
+    The entry's TTL stays the key's TTL (docs/keyspace.md), so the "stale" period is its life's end,
     not a time after it: an entry nobody asks for in its window still expires."""
 
     window: float

@@ -114,7 +114,7 @@ class Inspection:
 
 
 def entry_key(layout: Layout, endpoint: str, params: list[str]) -> str:
-    """The entry key of `--endpoint E --param k=v ...`, params read as LAYOUT.md says."""
+    """The entry key of `--endpoint E --param k=v ...`, params read as docs/keyspace.md says."""
     parsed: dict[str, Any] = {}
     for text in params:
         name, value = parse_cli_param(text)

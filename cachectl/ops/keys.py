@@ -369,7 +369,9 @@ _SCRIPT_COMMANDS = {
     if "redis.call(" in line
 }
 _SCRIPT_LINE = re.compile(r"@user_script:\s*(\d+)")
-_SCRIPT_REFUSED = "the user executing the script can't"
+# How a script's refused call is worded: Redis 7, then Valkey 8 (which also names the command).
+_SCRIPT_REFUSED = ("the user executing the script can't", "acl failure in script")
+_SCRIPT_KEY_REFUSED = ("access at least one of the keys", "no permissions to access a key")
 
 
 def type_name(reply: bytes | str) -> str:
@@ -679,11 +681,13 @@ def _script_refusal(store: Store, error: RedisError, reads: str) -> RedisPermiss
     sent on its own ("the ACL user 'u' may not run PTTL"), or None when `error` is not that.
 
     Redis (6.2 to 8 at least) does not name the command, only the script line, which names one
-    here; without a line, the commands this script runs are listed. Naming it from the line
-    rather than falling back to pipelining: no second round trip, no change of read method
-    mid-scan, and the same words for a refusal met on any page.
+    here; without a line, the commands this script runs are listed. Valkey 8 words the refusal
+    otherwise and names the command too, with the same line. Naming it from the line rather than
+    falling back to pipelining: no second round trip, no change of read method mid-scan, and the
+    same words for a refusal met on any page.
     """
-    if _SCRIPT_REFUSED not in error.message.lower():
+    text = error.message.lower()
+    if not any(marker in text for marker in _SCRIPT_REFUSED):
         return None
     import redis.exceptions as rx
 
@@ -698,7 +702,7 @@ def _script_refusal(store: Store, error: RedisError, reads: str) -> RedisPermiss
                 f"it may run EVAL but not one of the commands the scan's script runs: {', '.join(sent)}"
             )
         )
-    if "access at least one of the keys" in error.message.lower():
+    if any(marker in text for marker in _SCRIPT_KEY_REFUSED):
         # A key pattern of the ACL, not the command: the key is one the scan found.
         refused.message += (
             " on some of the keys the scan found (the ACL's key patterns exclude them)"

@@ -1,6 +1,6 @@
 """`cachectl prune`: take out what points at entries that no longer exist.
 
-Tag and dependency sets only grow while applications write (LAYOUT.md), and the write and
+Tag and dependency sets only grow while applications write (docs/keyspace.md), and the write and
 access logs keep a member for every entry ever written; once entries expire, those members
 dangle. Prune removes them, lets Redis delete the sets left empty, and trims the response-time
 log to its last hour.
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from cachectl.store import Pacer, Store
 
 INDEX_KINDS = ("tag", "dependency")
-RESPONSE_TIMES_KEPT_MS = 3_600_000  # LAYOUT.md: the response-time log keeps the last hour
+RESPONSE_TIMES_KEPT_MS = 3_600_000  # docs/keyspace.md: the response-time log keeps the last hour
 PROBE_NAME = "__cachectl_prune_probe__"
 
 

@@ -266,7 +266,7 @@ def _endpoint_keys(layout: Layout, endpoint: str, raw_params: Sequence[str]) -> 
                 "entry with --key",
             )
         params[name] = value
-    # LAYOUT.md: two param encodings exist in the wild; the same call may be cached under both.
+    # docs/keyspace.md: two param encodings exist in the wild; one call may be cached under both.
     layouts = [layout]
     if not layout.versioned:
         layouts = [

@@ -432,7 +432,7 @@ def select_from_access_log(
 ) -> tuple[list[PlannedRequest], AccessLogSelection]:
     """The `top` most recently hit entries of the plan's endpoints, newest first.
 
-    The access log (LAYOUT.md: `cache_access`, score = epoch ms of an entry's last hit) holds no
+    The access log (docs/keyspace.md: `cache_access`, score = epoch ms of the last hit) holds no
     hit counts, so "most accessed" is ranked by the latest hit. Each key is read back into its
     endpoint and params (`Layout.parse_entry`) and rebuilt from the manifest's definition of that
     endpoint; a key the definition does not give back exactly is left alone (and counted).

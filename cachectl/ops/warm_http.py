@@ -118,7 +118,7 @@ def parse_json_body(body: bytes) -> tuple[bool, Any]:
 
 # ---- the text stored for an answer ---------------------------------------------------------------
 #
-# An entry holds JSON.stringify(JSON.parse(body)) (LAYOUT.md), which js_stringify writes in pure
+# An entry holds JSON.stringify(JSON.parse(body)) (docs/keyspace.md); js_stringify writes it in pure
 # Python. Python's C encoder, compact and with ensure_ascii off, writes the very same text for
 # most answers: strings are escaped alike (the short escapes, \u00XX for other control
 # characters, nothing else), and so are true, false, null, arrays and the order of object keys as
@@ -177,7 +177,7 @@ _INDEX_KEY = re.compile(r'"(?:0|[1-9][0-9]*)":')
 
 def stored_json(body: bytes) -> tuple[bool, Any, bytes]:
     """(True, value, text) when the body is JSON (as parse_json_body reads it): `text` is what
-    the entry holds, JSON.stringify(value) as UTF-8 (LAYOUT.md). (False, None, b"") otherwise,
+    the entry holds, JSON.stringify(value) in UTF-8 (docs/keyspace.md). (False, None, b"") else,
     and for an answer nested too deeply for Python to read or write (hundreds of levels): it is
     failed as not JSON instead of stopping the run."""
     try:

@@ -4,7 +4,6 @@ application read, and the other way round."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 
@@ -88,71 +87,30 @@ def test_the_library_hits_what_cachectl_warm_stored(
     assert cache.invalidate_tag("items") == 3
 
 
-JS_APP = r"""
-// A JavaScript application's own cache code: its key, JSON.stringify to write, JSON.parse to read.
-const net = require("net");
-const [port, mode, endpoint, paramsJson, valueJson] = process.argv.slice(2);
-const params = JSON.parse(paramsJson);
-const parts = Object.keys(params).sort().map(k => `${k}:${JSON.stringify(params[k])}`);
-const key = `api_cache:${endpoint}:${parts.length ? parts.join("|") : "no_params"}`;
-const bulk = s => `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
-const sock = net.connect(Number(port), "127.0.0.1", () => {
-  if (mode === "write") {
-    const text = JSON.stringify(JSON.parse(valueJson));
-    sock.write(`*5\r\n${bulk("SET")}${bulk(key)}${bulk(text)}${bulk("EX")}${bulk("60")}`);
-  } else {
-    sock.write(`*2\r\n${bulk("GET")}${bulk(key)}`);
-  }
-});
-let buf = Buffer.alloc(0);
-sock.on("data", d => {
-  buf = Buffer.concat([buf, d]);
-  const nl = buf.indexOf("\r\n");
-  if (nl < 0) return;
-  if (mode === "write") { console.log(JSON.stringify({key})); sock.end(); return; }
-  const n = Number(buf.slice(1, nl).toString());
-  if (n < 0) { console.log(JSON.stringify({key, found: false})); sock.end(); return; }
-  if (buf.length < nl + 2 + n) return;
-  const text = buf.slice(nl + 2, nl + 2 + n).toString("utf8");
-  console.log(JSON.stringify({key, found: true, same: JSON.stringify(JSON.parse(text)) === text,
-                              value: JSON.parse(text)}));
-  sock.end();
-});
-"""
-
-needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-
-
-def node(tmp_path, redis_server, *args: str) -> dict:
-    script = tmp_path / "app.js"
-    script.write_text(JS_APP)
+def node_app(js_app, server, *args: str) -> dict:
+    """Runs tests/js/app.js, a JavaScript application's cache code on the `redis` npm client."""
     out = subprocess.run(
-        ["node", str(script), str(redis_server.port), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
+        [*js_app, server.url, *args], capture_output=True, text=True, check=False, timeout=60
     )
+    assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
 
-@needs_node
 def test_a_javascript_application_reads_what_the_library_wrote_byte_for_byte(
-    tmp_path, cache, redis_server
+    js_app, cache, redis_server
 ):
     params = {"category": "electronics", "limit": 10}
     value = {"price": 2.0, "ratio": 1e21, "tiny": 1e-7, "name": "café", "10": "a", "2": None}
     key = cache.set("products", params, value, ttl=60)
-    seen = node(tmp_path, redis_server, "read", "products", json.dumps(params))
+    seen = node_app(js_app, redis_server, "read", "products", json.dumps(params))
     assert seen["key"] == key and seen["found"] and seen["same"]
     assert seen["value"] == {"2": None, "10": "a", "price": 2, "ratio": 1e21, "tiny": 1e-7,
                              "name": "café"}  # fmt: skip
 
 
-@needs_node
-def test_the_library_reads_what_a_javascript_application_wrote(tmp_path, cache, redis_server):
+def test_the_library_reads_what_a_javascript_application_wrote(js_app, cache, redis_server):
     params = {"userId": 123}
-    node(tmp_path, redis_server, "write", "user_posts", json.dumps(params), '[{"id":1.5}]')
+    node_app(js_app, redis_server, "write", "user_posts", json.dumps(params), '[{"id":1.5}]')
     origin_calls = []
     assert cache.cache_api_call("user_posts", params, lambda: origin_calls.append(1), 60) == [
         {"id": 1.5}

@@ -1,5 +1,5 @@
 """`cachectl stats` and its sampler against real servers, with traffic the tests make the way
-the applications do: entries, HINCRBY counters and the response-time log of LAYOUT.md."""
+the applications do: entries, HINCRBY counters and the response-time log of docs/keyspace.md."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ LAYOUT = Layout()
 
 
 class App:
-    """An application caching API responses in Redis as LAYOUT.md says (one request at a time)."""
+    """An application caching API responses as docs/keyspace.md says (one request at a time)."""
 
     def __init__(self, client, layout: Layout = LAYOUT, seed: int = 7):
         self.client = client

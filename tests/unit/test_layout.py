@@ -1,4 +1,4 @@
-"""Key names, patterns, classification and parsing of the cache's keyspace (shared/LAYOUT.md)."""
+"""Key names, patterns, classification and parsing of the cache's keyspace (docs/keyspace.md)."""
 
 from __future__ import annotations
 

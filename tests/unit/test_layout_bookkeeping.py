@@ -1,4 +1,4 @@
-"""cachectl's own keys beside LAYOUT.md's: the pending set an invalidation drains and the
+"""cachectl's own keys beside docs/keyspace.md's: the pending set an invalidation drains and the
 library's stampede lock. Named by the layout, told apart by `Layout.kind`, never entries."""
 
 from __future__ import annotations

@@ -7,11 +7,9 @@ import json
 import math
 import random
 import re
-import shutil
 import struct
 import subprocess
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -362,13 +360,12 @@ def _node_cases(rng: random.Random) -> tuple[list, list[str]]:
     return numbers + strings + objects + [[1, [2, [None]], {"k": "v"}]], strings
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_encoder_agrees_with_node():
+def test_encoder_agrees_with_node(node):
     values, names = _node_cases(random.Random(20240611))
     # ensure_ascii carries lone surrogates to node as \\udXXX escapes, which JSON.parse keeps.
     payload = json.dumps({"values": values, "names": names})
     run = subprocess.run(
-        ["node", "-e", _NODE_SCRIPT],
+        [node, "-e", _NODE_SCRIPT],
         input=payload,
         capture_output=True,
         encoding="utf-8",

@@ -1,11 +1,11 @@
 """Entry keys byte for byte as the JavaScript applications write them: every line of
-shared/vectors/keys.jsonl and every example in shared/LAYOUT.md."""
+tests/data/keys.jsonl and every example in docs/keyspace.md."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,26 +13,20 @@ import pytest
 from cachectl.config import LayoutConfig
 from cachectl.layout import Layout, js_string
 
-# The repository's parent holds shared/ (CI copies it beside the clone).
-_BESIDE_REPO = Path(__file__).resolve().parents[3] / "shared"
+REPO = Path(__file__).resolve().parents[2]
+VECTORS_PATH = REPO / "tests" / "data" / "keys.jsonl"
+KEYSPACE_DOC = REPO / "docs" / "keyspace.md"
+MAKE_KEYS = REPO / "tests" / "js" / "make_keys.js"
 
 
-def _shared_dir() -> Path | None:
-    candidates = [_BESIDE_REPO]
-    if os.environ.get("CACHECTL_SHARED_DIR"):
-        candidates.append(Path(os.environ["CACHECTL_SHARED_DIR"]))
-    return next((c for c in candidates if (c / "vectors" / "keys.jsonl").is_file()), None)
-
-
-def _read_vectors(shared: Path) -> list[dict]:
+def _read_vectors(path: Path) -> list[dict]:
     # Split on "\n" only: str.splitlines() would also cut at the raw U+2028 inside a case.
-    text = (shared / "vectors" / "keys.jsonl").read_text("utf-8")
+    text = path.read_text("utf-8")
     return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
-SHARED = _shared_dir()
-VECTORS = _read_vectors(SHARED) if SHARED else []
-LAYOUT_MD = (SHARED / "LAYOUT.md").read_text("utf-8") if SHARED else ""
+VECTORS = _read_vectors(VECTORS_PATH)
+LAYOUT_MD = KEYSPACE_DOC.read_text("utf-8")
 
 
 def _ids(cases: list[dict]) -> list[str]:
@@ -43,15 +37,23 @@ STANDARD = [c for c in VECTORS if "json" in c]
 VERSIONED = [c for c in VECTORS if "versioned" in c]
 
 
-def test_shared_vectors_are_present():
-    assert SHARED is not None, (
-        f"shared/vectors/keys.jsonl not found in {_BESIDE_REPO} (beside the repository) nor in "
-        f"$CACHECTL_SHARED_DIR ({os.environ.get('CACHECTL_SHARED_DIR', 'unset')}): put the shared/ "
-        "directory beside the clone or point CACHECTL_SHARED_DIR at it"
-    )
-    assert STANDARD and VERSIONED
+def test_the_vectors_hold_both_schemes_and_every_line_has_a_key():
+    assert len(STANDARD) >= 20 and len(VERSIONED) >= 4
     unread = [c for c in VECTORS if "json" not in c and "versioned" not in c]
     assert not unread, f"vector lines with no key to check: {unread}"
+
+
+def test_the_vectors_are_what_node_writes(node):
+    """tests/js/make_keys.js builds every key of the file with the applications' own key code on
+    node's JSON.stringify and String(): the file is what it prints, line for line."""
+    run = subprocess.run(
+        [node, str(MAKE_KEYS), str(VECTORS_PATH), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
 
 @pytest.mark.parametrize("case", STANDARD, ids=_ids(STANDARD))
@@ -139,7 +141,7 @@ DOC_ROWS = _doc_table_rows()
 
 
 def test_layout_md_examples_are_found():
-    assert len(DOC_ROWS) >= 4, "the example table of shared/LAYOUT.md was not read"
+    assert len(DOC_ROWS) >= 4, "the example table of docs/keyspace.md was not read"
 
 
 @pytest.mark.parametrize(

@@ -425,8 +425,8 @@ def test_template_values_are_written_as_javascript_string_writes_them(value):
 
 
 def test_a_param_named_like_a_credential_is_refused_at_its_name(tmp_path):
-    """Every param is part of the entry key (LAYOUT.md): `api_key: ${KEY}` as a param wrote the
-    key `api_cache:items:api_key:"myapikey999"|...` to Redis, the tag sets and the write log."""
+    """Every param is part of the entry key (docs/keyspace.md): `api_key: ${KEY}` as a param wrote
+    the key `api_cache:items:api_key:"myapikey999"|...` to Redis, the tag sets and the write log."""
     env = {"KEY": "myapikey999", "TOK": "supersecrettoken123"}
     problems = problems_of(
         tmp_path,

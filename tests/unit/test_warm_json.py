@@ -1,5 +1,5 @@
-"""The text warm stores for an answer: JSON.stringify(JSON.parse(body)) (LAYOUT.md), whether it is
-written by the quick path (Python's C encoder) or by js_stringify."""
+"""The text warm stores for an answer: JSON.stringify(JSON.parse(body)) (docs/keyspace.md), whether
+it is written by the quick path (Python's C encoder) or by js_stringify."""
 
 from __future__ import annotations
 
