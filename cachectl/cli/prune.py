@@ -22,8 +22,9 @@ def prune(
     to its last hour. Asks first on a terminal (--yes skips it; with no terminal, --yes is
     required). Every command it sends is tried first, changing nothing. Exit 0 done, 2 no
     terminal to ask on and no --yes, 4 a command the ACL user may not run or a Redis error,
-    before any change, 6 Redis error after some changes, 130 interrupted (or the question
-    answered no)."""
+    before any change, 6 Redis error after some changes (or servers that restarted during each
+    of 3 passes: a restart makes it go through everything again), 130 interrupted (or the
+    question answered no)."""
     from cachectl.errors import Interrupted, PartialFailure
     from cachectl.ops.prune import PruneOptions
     from cachectl.ops.prune import prune as run_prune

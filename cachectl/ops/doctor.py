@@ -172,6 +172,7 @@ PERMISSION_PROBES: list[Probe] = [
     Probe("prune", "ZRANGE", lambda k: ("ZRANGE", k.log, "-inf", "(0", "BYSCORE", "LIMIT", 0, 1)),
     Probe("prune", "ZREM", lambda k: ("ZREM", k.log, k.entry)),
     Probe("prune", "ZADD", lambda k: ("ZADD", k.log, "XX", "GT", 0, k.entry)),
+    Probe("prune", "INFO", lambda k: ("INFO", "server"), note="noticing a server restart"),
     *_recording("prune"),
     # stats (also `check`, which reads the same)
     Probe("stats", "INFO", lambda k: ("INFO", "stats")),

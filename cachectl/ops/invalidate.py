@@ -51,6 +51,7 @@ from cachectl.ops.permissions import check_probes
 from cachectl.ops.prune import (
     INDEX_KINDS,
     drop_dangling,
+    primary_run_ids,
     server_time_ms,
     set_member_pages,
 )
@@ -534,11 +535,7 @@ class _Finder:
 
     def run_ids(self) -> dict | None:
         """Each primary's run_id, or None when INFO is not allowed (no restart detection)."""
-        try:
-            info = self.store.server_info("server")
-        except RedisPermissionError:
-            return None
-        return {node: section.get("run_id") for node, section in info.items()}
+        return primary_run_ids(self.store)
 
 
 def _only_entries_match(layout: Layout, pattern: bytes) -> bool:

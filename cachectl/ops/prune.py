@@ -10,6 +10,12 @@ application may re-create the entry (SET, then SADD). So after each SREM the rem
 are checked once more and any whose entry is back is put back: with SET-then-SADD writers no
 live entry ends up missing from its set. Everything runs in pipelined batches, paced, over
 every primary of a cluster, a SCAN or SSCAN page at a time.
+
+A server that restarts during a run may come back with members the run had removed (an RDB or
+AOF file loaded, a lagging replica promoted), and SCAN's cursor means nothing to it. So the run
+compares every primary's run_id at the start and the end of a pass over everything (sets, logs,
+response times); when one changed, it makes another whole pass, and only a pass that saw no
+restart ends the run as done (the same check as `invalidate`'s).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from cachectl.errors import CachectlError, RedisError
+from cachectl.errors import CachectlError, RedisError, RedisPermissionError
 from cachectl.layout import Layout
 
 if TYPE_CHECKING:
@@ -32,6 +38,11 @@ if TYPE_CHECKING:
 INDEX_KINDS = ("tag", "dependency")
 RESPONSE_TIMES_KEPT_MS = 3_600_000  # docs/keyspace.md: the response-time log keeps the last hour
 PROBE_NAME = "__cachectl_prune_probe__"
+PASSES = 3  # passes over everything that each saw a server restart: the run gives up
+RESTART_NOTE = (
+    "a server restarted during the run (its run_id changed) and may have come back with "
+    "members already removed, or lost SCAN's place: went through everything again"
+)
 
 
 # --- shared with invalidate: index upkeep ------------------------------------------------
@@ -109,6 +120,17 @@ def drop_dangling(
     return removed
 
 
+def primary_run_ids(store: Store) -> dict | None:
+    """Each primary's INFO run_id, keyed by node: a server that restarted, or a replica
+    promoted in its place, has another. None when the ACL user may not send INFO (restarts
+    then cannot be seen)."""
+    try:
+        info = store.server_info("server")
+    except RedisPermissionError:
+        return None
+    return {node: section.get("run_id") for node, section in info.items()}
+
+
 def server_time_ms(store: Store) -> int:
     seconds, micros = store.execute("TIME")
     return int(seconds) * 1000 + int(micros) // 1000
@@ -144,15 +166,20 @@ def permission_probes(layout: Layout, *, dry_run: bool = False) -> list[tuple]:
 
 @dataclass
 class PruneProgress:
-    phase: str  # "sets" | "logs" | "response times"
+    phase: str  # "sets" | "logs" | "response times" | "done"
     sets_scanned: int
     members_checked: int
     removed: int
     elapsed_seconds: float
+    attempt: int = 1  # the pass over everything: more than 1 after a server restart
 
 
 @dataclass
 class PruneResult:
+    """What a run did. After a server restart the run goes through everything again (see
+    `passes`): the counts then add up every pass, so a member that the restart brought back and
+    that was removed again is counted each time; a dry run's counts are of its last pass."""
+
     dry_run: bool = False
     sets_scanned: int = 0
     members_checked: int = 0
@@ -164,6 +191,8 @@ class PruneResult:
     response_times_removed: int = 0
     # Sets an interrupted `invalidate` left half done: rerunning that command finishes them.
     pending_invalidations: list[str] = field(default_factory=list)
+    passes: int = 1  # over everything: more than 1 when a server restarted during a pass
+    notes: list[str] = field(default_factory=list)
     interrupted: bool = False
     duration_seconds: float = 0.0
     failure: CachectlError | None = None
@@ -182,6 +211,18 @@ class PruneResult:
         out["duration_seconds"] = round(self.duration_seconds, 3)
         out["failure"] = self.failure.to_dict() if self.failure else None
         return out
+
+
+COUNTS = (
+    "sets_scanned",
+    "members_checked",
+    "members_removed",
+    "sets_deleted",
+    "sets_updated",
+    "entries_log_removed",
+    "access_log_removed",
+    "response_times_removed",
+)
 
 
 @dataclass
@@ -203,58 +244,127 @@ def prune(
 
     A command the ACL user may not send is found before anything changes (`failure`, nothing
     done); a Redis error after the retries is returned in `failure` with what was done so far;
-    a set `stop` event ends the run after the current batch (`interrupted`).
+    a set `stop` event ends the run after the current batch (`interrupted`). A server restart
+    during a pass makes the run go through everything again; one during each of PASSES passes
+    ends it with a `failure` saying what may be left.
     """
     from cachectl.ops.permissions import check_probes
     from cachectl.store import Pacer
 
     layout = Layout(store.settings.layout)
-    pacer = Pacer(options.rate) if options.rate else None
-    result = PruneResult(dry_run=options.dry_run)
-    started = time.monotonic()
-    phase = "sets"
+    run = _Run(
+        store,
+        layout,
+        options,
+        PruneResult(dry_run=options.dry_run),
+        Pacer(options.rate) if options.rate else None,
+        on_progress,
+        stop,
+    )
+    result = run.result
+    try:
+        # Refused part way, a prune would have changed part of the indexes and could never
+        # finish by being run again: every command it sends is tried first.
+        check_probes(store, permission_probes(layout, dry_run=options.dry_run))
+        # A server that restarted may be back with members this run removed (an RDB file, a
+        # lagging replica promoted), and SCAN's cursor means nothing to it: a pass that saw a
+        # restart proves nothing, and the run goes through everything again.
+        run_ids = primary_run_ids(store)
+        for attempt in range(1, PASSES + 1):
+            result.passes = attempt
+            run.one_pass()
+            if result.interrupted:
+                break
+            now = primary_run_ids(store)
+            if run_ids is None or now == run_ids:
+                break
+            run_ids = now
+            if attempt < PASSES and RESTART_NOTE not in result.notes:
+                result.notes.append(RESTART_NOTE)
+        else:
+            result.failure = RedisError(
+                f"servers restarted during each of {PASSES} passes: dangling members may be "
+                "left in tag and dependency sets and in the write and access logs, and response "
+                "times older than an hour in their log",
+                hint="rerun once the servers are stable",
+            )
+    except RedisError as err:
+        result.failure = err
+    run.progress("done")
+    return result
 
-    def progress() -> None:
-        result.duration_seconds = time.monotonic() - started
-        if on_progress:
-            on_progress(
+
+class _Run:
+    """One prune: its passes over the sets, then the logs, then the response times."""
+
+    def __init__(
+        self,
+        store: Store,
+        layout: Layout,
+        options: PruneOptions,
+        result: PruneResult,
+        pacer: Pacer | None,
+        on_progress: Callable[[PruneProgress], None] | None,
+        stop: StopFlag | threading.Event | None,
+    ):
+        self.store = store
+        self.layout = layout
+        self.options = options
+        self.result = result
+        self.pacer = pacer
+        self.on_progress = on_progress
+        self.stop = stop
+        self.started = time.monotonic()
+
+    def progress(self, phase: str) -> None:
+        result = self.result
+        result.duration_seconds = time.monotonic() - self.started
+        if self.on_progress:
+            self.on_progress(
                 PruneProgress(
                     phase,
                     result.sets_scanned,
                     result.members_checked,
                     _removed(result),
                     result.duration_seconds,
+                    result.passes,
                 )
             )
 
-    def stopped() -> bool:
-        if stop is not None and stop.is_set():
-            result.interrupted = True
-        return result.interrupted
+    def stopped(self) -> bool:
+        if self.stop is not None and self.stop.is_set():
+            self.result.interrupted = True
+        return self.result.interrupted
 
-    try:
-        # Refused part way, a prune would have changed part of the indexes and could never
-        # finish by being run again: every command it sends is tried first.
-        check_probes(store, permission_probes(layout, dry_run=options.dry_run))
-        now_ms = server_time_ms(store)
-        emptied: set[bytes] = set()
+    def one_pass(self) -> None:
+        """Everything once: a pass after a restart finds again what is left, and what the
+        restart brought back. A dry run counts afresh, so its counts are of one pass."""
+        result = self.result
+        result.pending_invalidations = []
+        if self.options.dry_run:
+            for name in COUNTS:
+                setattr(result, name, 0)
+        now_ms = server_time_ms(self.store)
+        self._sets()
+        if not self.stopped():
+            self._logs(now_ms)
+        if not self.stopped():
+            result.response_times_removed += _trim_response_times(
+                self.store,
+                self.layout.response_times(),
+                now_ms - RESPONSE_TIMES_KEPT_MS,
+                self.options,
+                self.pacer,
+                self.stopped,
+            )
+            self.progress("response times")
+
+    def _sets(self) -> None:
+        store, layout, options, result = self.store, self.layout, self.options, self.result
         touched: set[bytes] = set()
         seen_in_set: dict[bytes, int] = defaultdict(int)
         gone_in_set: dict[bytes, int] = defaultdict(int)
-
-        def flush(pairs: list[tuple[bytes, bytes]]) -> None:
-            for container, _ in pairs:
-                seen_in_set[container] += 1
-            removed = drop_dangling(store, pairs, dry_run=options.dry_run)
-            for container, n in removed.items():
-                gone_in_set[container] += n
-                result.members_removed += n
-                if n:
-                    touched.add(container)
-            result.members_checked += len(pairs)
-            progress()
-
-        for _, keys in store.scan_nodes(type="set", count=options.scan_count, pacer=pacer):
+        for _, keys in store.scan_nodes(type="set", count=options.scan_count, pacer=self.pacer):
             kinds = [layout.kind(k) for k in keys]
             # A pending set is left whole for the rerun of its `invalidate` to finish.
             sets = [k for k, kind in zip(keys, kinds) if kind in INDEX_KINDS]
@@ -265,56 +375,54 @@ def prune(
                 if kind == "pending_set"
             ]
             for pairs in _pair_batches(
-                set_member_pages(store, sets, options.scan_count, pacer),
+                set_member_pages(store, sets, options.scan_count, self.pacer),
                 options.batch_size,
             ):
-                if stopped():
+                if self.stopped():
                     break
-                flush(pairs)
-            if stopped():
+                for container, _ in pairs:
+                    seen_in_set[container] += 1
+                removed = drop_dangling(store, pairs, dry_run=options.dry_run)
+                for container, n in removed.items():
+                    gone_in_set[container] += n
+                    result.members_removed += n
+                    if n:
+                        touched.add(container)
+                result.members_checked += len(pairs)
+                self.progress("sets")
+            if self.stopped():
                 break
         if options.dry_run:
             emptied = {s for s in touched if gone_in_set[s] >= seen_in_set[s]}
         elif touched:
             ordered = sorted(touched)
             emptied = {s for s, e in zip(ordered, store.exists_many(ordered)) if not e}
-        result.sets_deleted = len(emptied)
-        result.sets_updated = len(touched) - len(emptied)
+        else:
+            emptied = set()
+        result.sets_deleted += len(emptied)
+        result.sets_updated += len(touched) - len(emptied)
 
-        phase = "logs"
+    def _logs(self, now_ms: int) -> None:
+        result, options = self.result, self.options
         for log, field_name in (
-            (layout.entries_log(), "entries_log_removed"),
-            (layout.access_log(), "access_log_removed"),
+            (self.layout.entries_log(), "entries_log_removed"),
+            (self.layout.access_log(), "access_log_removed"),
         ):
-            if stopped():
-                break
+            if self.stopped():
+                return
             for pairs in _pair_batches(
-                _zset_pages(store, log, options.scan_count), options.batch_size
+                _zset_pages(self.store, log, options.scan_count), options.batch_size
             ):
-                if stopped():
-                    break
-                if pacer:
-                    pacer.take(len(pairs))
-                removed = drop_dangling(store, pairs, zset_score_ms=now_ms, dry_run=options.dry_run)
+                if self.stopped():
+                    return
+                if self.pacer:
+                    self.pacer.take(len(pairs))
+                removed = drop_dangling(
+                    self.store, pairs, zset_score_ms=now_ms, dry_run=options.dry_run
+                )
                 setattr(result, field_name, getattr(result, field_name) + sum(removed.values()))
                 result.members_checked += len(pairs)
-                progress()
-
-        phase = "response times"
-        if not stopped():
-            result.response_times_removed = _trim_response_times(
-                store,
-                layout.response_times(),
-                now_ms - RESPONSE_TIMES_KEPT_MS,
-                options,
-                pacer,
-                stopped,
-            )
-    except RedisError as err:
-        result.failure = err
-    result.duration_seconds = time.monotonic() - started
-    progress()
-    return result
+                self.progress("logs")
 
 
 def _removed(result: PruneResult) -> int:

@@ -174,8 +174,9 @@ def index_cleanup_text(result: InvalidateResult) -> str:
 
 
 def prune_progress_text(p: PruneProgress) -> str:
+    again = f" (pass {p.attempt}, after a server restart)" if p.attempt > 1 else ""
     return (
-        f"{p.phase}: {p.sets_scanned:,} sets, {p.members_checked:,} members checked, "
+        f"{p.phase}{again}: {p.sets_scanned:,} sets, {p.members_checked:,} members checked, "
         f"{p.removed:,} removed"
     )
 
@@ -193,10 +194,14 @@ def render_prune(out: Output, result: PruneResult) -> None:
         (f"response times {would}removed (older than 1h)", f"{result.response_times_removed:,}"),
         ("duration", human_duration(result.duration_seconds)),
     ]
+    if result.passes > 1:
+        rows.insert(-1, ("passes (a server restarted)", f"{result.passes}"))
     title = "Prune (dry run)" if result.dry_run else "Pruned"
     if result.failure or result.interrupted:
         title = "Prune stopped"
     _render_rows(out, title, rows)
+    for note in result.notes:
+        out.warn(note)
     if result.pending_invalidations:
         out.warn(
             f"{len(result.pending_invalidations)} half-finished invalidation(s) found "

@@ -60,6 +60,39 @@ def test_no_terminal_and_no_yes_refuses(redis_url, client):
     assert client.scard("tag:t") == 2
 
 
+def restarts_seen(monkeypatch, run_ids: list[str]) -> None:
+    """The primaries' run_id as each look at it finds it (the last one repeats): a change is
+    how a run sees a server restart (real restarts: tests/integration/test_prune_restart.py)."""
+    seen = iter(run_ids)
+    last = {}
+
+    def primary_run_ids(store):
+        last["id"] = next(seen, last.get("id"))
+        return {"node": last["id"]}
+
+    monkeypatch.setattr("cachectl.ops.prune.primary_run_ids", primary_run_ids)
+
+
+def test_restart_during_every_pass_exits_6_naming_what_may_be_left(redis_url, client, monkeypatch):
+    restarts_seen(monkeypatch, ["a", "b", "c", "d"])
+    result = runner.invoke(app, ["--url", redis_url, "prune", "--yes", "--json"])
+    assert result.exit_code == ExitCode.PARTIAL, result.output
+    envelope = json.loads(result.stdout)
+    assert envelope["data"]["passes"] == 3 and len(envelope["data"]["notes"]) == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: stopped part way: servers restarted during each of 3 passes")
+    assert "dangling members may be left" in line and "rerun" in line
+
+
+def test_restart_during_one_pass_is_noted_and_then_done(redis_url, client, monkeypatch):
+    restarts_seen(monkeypatch, ["a", "b"])
+    result = runner.invoke(app, ["--url", redis_url, "prune", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "  passes (a server restarted): 2" in result.stdout.splitlines()
+    assert "a server restarted during the run" in result.stderr
+    assert client.smembers("tag:t") == {b"api_cache:live:no_params"}
+
+
 # --- real processes: a signal, a server that dies ----------------------------------------------
 
 
