@@ -29,6 +29,8 @@ from cachectl.errors import (
     PartialFailure,
     RedisAuthError,
     RedisError,
+    RedisFull,
+    RedisOutOfMemory,
     RedisPermissionError,
     RedisReadOnly,
     UsageError,
@@ -38,7 +40,6 @@ from cachectl.manifest import DEFAULT_CONCURRENCY
 if TYPE_CHECKING:
     from cachectl.manifest import Plan, PlannedRequest
     from cachectl.ops.warm_http import FetchOutcome
-    from cachectl.signals import StopFlag
     from cachectl.store import Store
 
 FAILURE_SAMPLE_SIZE = 20
@@ -46,8 +47,9 @@ PROGRESS_INTERVAL_SECONDS = 0.25
 TTL_CHECK_CHUNK = 500
 ACCESS_LOG_PAGE = 1000
 # Redis errors that a wait may cure (a restart, a failover); others (ACL, read-only replica,
-# wrong password) stop the run at once.
-_FATAL_AT_ONCE = (RedisAuthError, RedisPermissionError, RedisReadOnly)
+# wrong password, maxmemory reached) stop the run at once: every later write would be refused
+# too, and each would cost the origin a request for nothing.
+_FATAL_AT_ONCE = (RedisAuthError, RedisPermissionError, RedisReadOnly, RedisOutOfMemory)
 _END = object()
 
 
@@ -231,7 +233,8 @@ class WarmResult:
 
     def problem(self) -> CachectlError | None:
         """The error that decides the exit code, or None when the round went as it should:
-        interrupted (130), Redis lost (4), more failures than --max-failures allows (6)."""
+        interrupted (130), Redis lost (4), Redis full (6: it refused writes for lack of memory,
+        what was stored stands), more failures than --max-failures allows (6)."""
         if self.stopped == "interrupted":
             if self.dry_run:
                 counted = self.would_request + self.skipped_total
@@ -240,6 +243,14 @@ class WarmResult:
                 )
             return Interrupted(
                 f"interrupted: {self.stored:,} of {self.planned:,} entries stored before stopping"
+            )
+        if isinstance(self.error, RedisOutOfMemory):
+            return RedisFull(
+                f"Redis is full (maxmemory reached): {self.stored:,} of {self.planned:,} entries "
+                f"stored, then the run stopped at the first refused write ({self.error.message})",
+                hint=self.error.hint,
+                details={"cause": self.error.to_dict()},
+                result=self,
             )
         if self.error is not None:
             return self.error
@@ -766,7 +777,7 @@ class _Run:
         from cachectl.ops.warm_write import ToWrite
 
         queued = source.get if isinstance(source, asyncio.Queue) else None
-        while True:
+        while not self.abort.is_set():  # a fatal Redis error: no new request starts
             request = await queued() if queued is not None else next(source, None)
             if request is None:
                 return

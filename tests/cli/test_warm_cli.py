@@ -537,3 +537,27 @@ def test_validate_refuses_a_url_that_cannot_be_sent(tmp_path, origin, redis_url)
     ]
     warmed = invoke(redis_url, "warm", str(path))
     assert warmed.exit_code == ExitCode.BAD_INPUT and origin.requests == []
+
+
+def test_warm_into_a_full_redis_exits_6_and_says_why(tmp_path, origin, make_redis):
+    server = make_redis()
+    with server.client() as conn:
+        conn.config_set("maxmemory-policy", "noeviction")
+        conn.config_set("maxmemory", 1)  # already over: every write is refused
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
+        - name: items
+          url: /items/{id}
+          matrix: {id: {range: [1, 5000]}}
+        """,
+    )
+    result = invoke(server.url, "warm", str(path), "--concurrency", "3", "--json")
+    assert result.exit_code == ExitCode.PARTIAL, result.output
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is False
+    assert envelope["error"]["code"] == "partial.redis_full"
+    assert "maxmemory" in envelope["error"]["message"]
+    assert envelope["data"]["stored"] == 0
+    assert envelope["data"]["requested"] < 100
