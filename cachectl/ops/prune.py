@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from cachectl.errors import CachectlError, RedisError
+from cachectl.keytext import show_bytes
 from cachectl.layout import Layout
 
 if TYPE_CHECKING:
@@ -229,7 +230,7 @@ def prune(
             sets = [k for k, kind in zip(keys, kinds) if kind in INDEX_KINDS]
             result.sets_scanned += len(sets)
             result.pending_invalidations += [
-                k.decode("utf-8", "backslashreplace")
+                show_bytes(k)  # escaped as every command prints keys
                 for k, kind in zip(keys, kinds)
                 if kind == "pending_set"
             ]

@@ -35,6 +35,7 @@ from cachectl.errors import (
     RedisReadOnly,
     UsageError,
 )
+from cachectl.keytext import show_bytes
 from cachectl.manifest import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
@@ -397,7 +398,7 @@ class _Tally:
             return
         record = {
             "endpoint": request.endpoint.name,
-            "key": request.key,
+            "key": show_bytes(request.key),  # escaped as every command prints keys
             "method": request.endpoint.method,
             # Masked, then scrubbed of every known secret: `?access=${TOKEN}` as well as `?token=`.
             "url": self.plan.scrub(request.shown_url),

@@ -561,3 +561,35 @@ def test_warm_into_a_full_redis_exits_6_and_says_why(tmp_path, origin, make_redi
     assert "maxmemory" in envelope["error"]["message"]
     assert envelope["data"]["stored"] == 0
     assert envelope["data"]["requested"] < 100
+
+
+def test_expand_the_report_and_keys_print_an_odd_key_alike(tmp_path, origin, redis_url):
+    """A param holding a quote and a backslash gives a key with backslashes in it (its JSON):
+    `manifest expand`, the warm report and `keys` print it in the one escaped form, which
+    `inspect` reads back."""
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
+        - name: odd
+          url: /items/1
+          params: {q: 'a"b\\c'}
+        """,
+    )
+    expanded = runner.invoke(
+        app, ["manifest", "expand", str(path), "--json"], env={"API_TOKEN": "x"}
+    )
+    assert expanded.exit_code == 0, expanded.output
+    (request,) = json.loads(expanded.stdout)["data"]["requests"]
+    assert request["key"] == 'api_cache:odd:q:"a\\\\"b\\\\\\\\c"'
+    table = runner.invoke(
+        app, ["manifest", "expand", str(path)], env={"API_TOKEN": "x", "COLUMNS": "300"}
+    )
+    assert request["key"] in table.stdout
+    report = tmp_path / "report.json"
+    warmed = invoke(redis_url, "warm", str(path), "--report", str(report))
+    assert warmed.exit_code == 0, warmed.output
+    assert json.loads(report.read_text())["requests"][0]["key"] == request["key"]
+    listed = invoke(redis_url, "keys", "--jsonl")
+    assert [json.loads(line)["key"] for line in listed.stdout.splitlines()] == [request["key"]]
+    assert invoke(redis_url, "inspect", request["key"]).exit_code == 0
