@@ -22,15 +22,20 @@ import ipaddress
 import math
 import os
 import re
+import shutil
 import string
+import tempfile
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
 from cachectl.durations import parse_duration
-from cachectl.errors import ManifestError, UsageError
+from cachectl.errors import BadInputError, ManifestError, UsageError
+from cachectl.keytext import show_bytes
 from cachectl.layout import (
     NO_PARAMS,
     Layout,
@@ -425,6 +430,22 @@ class Endpoint:
         for combo in combos:
             yield make(combo)
 
+    def keys(self, layout: Layout) -> Iterator[str]:
+        """The key of every request of the matrix, in order, worked out alone: the same as the
+        `.key` of each of `requests` (tests/unit/test_manifest_fastpath.py), at a fraction of
+        the cost, for the check that no two requests write one key."""
+        names = [name for name, _ in self.matrix]
+        combos = _product([source for _, source in self.matrix])
+        key_of = _compile_key(self, layout)
+        if key_of is None:
+            for combo in combos:
+                params = dict(self.params)
+                params.update(zip(names, combo))
+                yield layout.entry(self.name, params, headers=self.headers)
+            return
+        for combo in combos:
+            yield key_of(combo)
+
     def request_for(self, params: Mapping[str, Any], layout: Layout) -> PlannedRequest:
         """The request for one combination of params (which must fill every template)."""
         url = self.url.render(params, _url_value)
@@ -487,21 +508,88 @@ def _literal(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
+def _key_format(endpoint: Endpoint, layout: Layout, names: list[str], slot) -> str:
+    """The entry key as a str.format template, as Layout.entry writes it: params sorted by name
+    (which the matrix does not change), each matrix value a slot from `slot(name, encoder)`."""
+    static = endpoint.params
+    config = layout.config
+    position = set(names)
+    order = param_order((*static, *names))
+    if not layout.versioned:
+        encode = _json_value_fast if config.param_encoding == "json" else _plain_value_fast
+        static_encode = js_stringify if config.param_encoding == "json" else js_string
+        pieces = [
+            _literal(f"{n}:")
+            + (slot(n, encode) if n in position else _literal(static_encode(static[n])))
+            for n in order
+        ]
+        return _literal(f"{layout.entry_root}{endpoint.name}:") + (
+            "|".join(pieces) if pieces else NO_PARAMS
+        )
+    key = _literal(f"{layout.entry_root}{endpoint.name}")
+    pieces = [
+        _literal(f"{n}=")
+        + (slot(n, _json_value_fast) if n in position else _literal(js_stringify(static[n])))
+        for n in order
+    ]
+    if pieces:
+        key += "?" + "&".join(pieces)
+    kept = sorted(
+        layout.key_headers(endpoint.headers).items(), key=lambda item: js_sort_key(item[0])
+    )
+    if kept:
+        key += _literal("#" + "&".join(f"{name}={value}" for name, value in kept))
+    return key
+
+
+def _fast_path_applies(endpoint: Endpoint, layout: Layout) -> bool:
+    """Whether the endpoint is what a loaded manifest and a plain Layout give (else the caller
+    takes the reference path)."""
+    static = endpoint.params
+    names = [name for name, _ in endpoint.matrix]
+    return not (
+        len(set(names)) != len(names)
+        or any(name in static for name in names)
+        or not all(isinstance(name, str) for name in (*static, *names))
+        or getattr(type(layout), "entry", None) is not Layout.entry
+    )
+
+
+def _compile_key(endpoint: Endpoint, layout: Layout) -> Callable[[tuple], str] | None:
+    """A function from one matrix combination to its entry key alone, equal to the key of
+    `endpoint.request_for(params, layout)`; None when the fast path does not apply."""
+    if not _fast_path_applies(endpoint, layout):
+        return None
+    names = [name for name, _ in endpoint.matrix]
+    position = {name: i for i, name in enumerate(names)}
+    slots: list[tuple[int, Any]] = []
+    slot_of: dict[tuple[int, Any], int] = {}
+
+    def slot(name: str, encode) -> str:
+        key = (position[name], encode)
+        if key not in slot_of:
+            slot_of[key] = len(slots)
+            slots.append(key)
+        return "{" + str(slot_of[key]) + "}"
+
+    key_f = _key_format(endpoint, layout, names, slot).format
+    slot_plan = tuple(slots)
+
+    def key_of(combo: tuple) -> str:
+        return well_formed(key_f(*[encode(combo[i]) for i, encode in slot_plan]))
+
+    return key_of
+
+
 def _compile(endpoint: Endpoint, layout: Layout):
     """A function from one matrix combination (a tuple in matrix order) to its PlannedRequest,
     equal to `endpoint.request_for(params, layout)`; None when this endpoint is not one the fast
     path handles (the caller then takes the reference path)."""
+    if not _fast_path_applies(endpoint, layout):
+        return None  # not what a loaded manifest and a plain Layout give: the reference path
     static = endpoint.params
     names = [name for name, _ in endpoint.matrix]
     position = {name: i for i, name in enumerate(names)}
-    if (
-        len(position) != len(names)
-        or any(name in static for name in names)
-        or not all(isinstance(name, str) for name in (*static, *names))
-        or getattr(type(layout), "entry", None) is not Layout.entry
-    ):
-        return None  # not what a loaded manifest and a plain Layout give: the reference path
-    config = layout.config
 
     # Every encoded matrix value a template needs gets one positional slot: (matrix index, encoder).
     slots: list[tuple[int, Any]] = []
@@ -543,33 +631,7 @@ def _compile(endpoint: Endpoint, layout: Layout):
         has_question = any(isinstance(p, str) and "?" in p for p in endpoint.url.parts)
         url += ("&" if has_question else "?") + "&".join(query)
 
-    # The key, as Layout.entry writes it: params sorted by name, which the matrix does not change.
-    order = param_order((*static, *names))
-    if not layout.versioned:
-        encode = _json_value_fast if config.param_encoding == "json" else _plain_value_fast
-        static_encode = js_stringify if config.param_encoding == "json" else js_string
-        pieces = [
-            _literal(f"{n}:")
-            + (slot(n, encode) if n in position else _literal(static_encode(static[n])))
-            for n in order
-        ]
-        key = _literal(f"{layout.entry_root}{endpoint.name}:") + (
-            "|".join(pieces) if pieces else NO_PARAMS
-        )
-    else:
-        key = _literal(f"{layout.entry_root}{endpoint.name}")
-        pieces = [
-            _literal(f"{n}=")
-            + (slot(n, _json_value_fast) if n in position else _literal(js_stringify(static[n])))
-            for n in order
-        ]
-        if pieces:
-            key += "?" + "&".join(pieces)
-        kept = sorted(
-            layout.key_headers(endpoint.headers).items(), key=lambda item: js_sort_key(item[0])
-        )
-        if kept:
-            key += _literal("#" + "&".join(f"{name}={value}" for name, value in kept))
+    key = _key_format(endpoint, layout, names, slot)
 
     tags = [template(t, _plain_value_fast, _text_of) for t in endpoint.tags]
     depends_on = [template(t, _plain_value_fast, _text_of) for t in endpoint.depends_on]
@@ -1441,6 +1503,13 @@ class Plan:
         """`text` with every secret of the manifests masked (for errors from the network)."""
         return scrub(text, self.secrets)
 
+    def check_unique_keys(self) -> None:
+        """A ManifestError naming both places when two requests of the plan write one key
+        (checked once per plan: `warm --every` does not pay for it each round)."""
+        if not self.__dict__.get("_keys_checked"):
+            check_unique_keys(self)
+            self._keys_checked = True
+
     def request_for_entry(
         self, key: str, endpoint: str, params: Mapping[str, Any]
     ) -> tuple[PlannedRequest | None, str | None]:
@@ -1459,3 +1528,283 @@ class Plan:
                 request = definition.request_for(dict(params), self.layout)
                 return (request, None) if request.key == key else (None, "key_mismatch")
         return None, "params_do_not_fit"
+
+
+# ---- one key, one request ----------------------------------------------------------------------
+#
+# Two requests that write one key (an endpoint defined twice, a matrix value repeated, `1` and
+# `1.0`, two templates giving the same params) would store one answer over the other, and a warm
+# would count both as stored. The plan is refused instead (exit 3), naming both places.
+#
+# Most endpoints are proven free of repeats without expanding them: an endpoint whose name is
+# shared with no other (nor the start of another's) writes keys no other endpoint writes, and its
+# key is its matrix values between fixed text, so two of its requests share a key only when a
+# matrix param repeats a value (as the key encodes it), provided no value holds the separator
+# that follows it in the key (`|`; `&` or `#` in the versioned scheme). So only each matrix
+# param's values are read (a range of safe integers not even that): a range of a billion costs
+# nothing. Other endpoints (names shared, a separator in a value, a layout of its own) are
+# checked request by request, reading every key once (`Endpoint.keys`, the key alone).
+#
+# Either way, texts are checked by their 64-bit hash: Python's own string hash (SipHash, seeded
+# per process), 8 bytes a text in arrays split by the low byte. Up to KEY_CHECK_HASHES_IN_MEMORY
+# of them are held in memory (32 MB); beyond, they are appended to files in a temporary directory
+# (8 bytes a text on disk, removed at the end): memory stays bounded, no text goes unchecked, and
+# there is no cap on the plan's size. A hash seen twice is confirmed in a second pass against the
+# texts themselves, so two different keys sharing a hash (about n^2 / 2^65: one chance in 3.7
+# million for 10 million keys) never refuse a plan.
+
+KEY_CHECK_HASHES_IN_MEMORY = 4_000_000
+KEY_CHECK_LISTED = 20  # repeated keys listed in the error (the count says how many in all)
+KEY_CHECK_CONFIRMED = 1000  # repeated hashes confirmed against the texts in the second pass
+_HASH_BUCKETS = 256
+_TEXT_CHUNK = 65536
+_text_hash = hash  # replaced in tests to force collisions
+
+
+@dataclass(frozen=True)
+class KeyPlace:
+    """One request of a plan: the endpoint that gives it and its matrix combination."""
+
+    endpoint: Endpoint
+    combo: tuple
+
+    def describe(self) -> str:
+        e = self.endpoint
+        values = ", ".join(
+            f"{name}={_shortened(js_stringify(value))}"
+            for (name, _), value in zip(e.matrix, self.combo)
+        )
+        return (
+            f"{e.file}:{e.line}: endpoints[{e.index}] ({e.name}{', ' + values if values else ''})"
+        )
+
+
+def _shortened(text: str, limit: int = 40) -> str:
+    text = show_bytes(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+Repeat = tuple[str, KeyPlace, KeyPlace]  # a key, the first request writing it, a later one
+
+
+def find_duplicate_keys(plan: Plan) -> tuple[list[Repeat], int]:
+    """The keys that two requests of the plan write, each with its first and a later place (at
+    most KEY_CHECK_LISTED), and how many requests write a key another one writes."""
+    found: list[Repeat] = []
+    total = 0
+    for group in _groups_that_may_share_keys(plan.endpoints, plan.layout):
+        if len(group) == 1:
+            proven = _repeats_by_construction(group[0], plan.layout)
+            if proven is not None:
+                repeats, count = proven
+                found += repeats
+                total += count
+                continue
+        repeats, count = _repeats_request_by_request(group, plan.layout)
+        found += repeats
+        total += count
+    return found[:KEY_CHECK_LISTED], total
+
+
+def _groups_that_may_share_keys(
+    endpoints: Sequence[Endpoint], layout: Layout
+) -> list[list[Endpoint]]:
+    """Endpoints whose keys may meet: one name, or a name that is another's and the separator
+    after it in a key (`a` and `a:b` may write one key; `a` and `ab`, or `a` and `b`, cannot)."""
+    groups: list[list[Endpoint]] = []
+    for endpoint in endpoints:
+        joined = [g for g in groups if any(_names_meet(endpoint.name, e.name, layout) for e in g)]
+        merged = [e for g in joined for e in g] + [endpoint]
+        groups = [g for g in groups if not any(g is j for j in joined)] + [merged]
+    return groups
+
+
+def _names_meet(a: str, b: str, layout: Layout) -> bool:
+    if a == b:
+        return True
+    short, long = sorted((a, b), key=len)
+    # A standard key goes on after the name with ":", a versioned one with "?", "#" or ":user_".
+    after = ("?", "#", ":") if layout.versioned else (":",)
+    return long.startswith(short) and long[len(short) : len(short) + 1] in after
+
+
+def _repeats_by_construction(endpoint: Endpoint, layout: Layout) -> tuple[list[Repeat], int] | None:
+    """The repeats of one endpoint read from its matrix params' values alone, or None when its
+    keys cannot be told apart that way (then each request's key is read)."""
+    if not _fast_path_applies(endpoint, layout):
+        return None
+    if layout.versioned:
+        encode, separators = _json_value_fast, ("&", "#")
+    elif layout.config.param_encoding == "json":
+        encode, separators = _json_value_fast, ("|",)
+    else:
+        encode, separators = _plain_value_fast, ("|",)
+    per_param: list[tuple[int, list[tuple[int, int]], int]] = []  # (values, repeats, extra)
+    for _, source in endpoint.matrix:
+        if (
+            isinstance(source, RangeValues)
+            and -_SAFE_INTEGER < source.start
+            and source.end < _SAFE_INTEGER
+        ):
+            per_param.append((len(source), [], 0))  # distinct integers, digits and "-"
+            continue
+
+        def texts(source=source) -> Iterator[str]:
+            for value in source:
+                text = well_formed(encode(value))
+                if any(sep in text for sep in separators):
+                    raise _NotProvable
+                yield text
+
+        try:
+            pairs, extra = _repeated_texts(texts)
+        except _NotProvable:
+            return None
+        per_param.append((len(source), [(i, j) for _, i, j in pairs], extra))
+    distinct_keys = math.prod(n - extra for n, _, extra in per_param)
+    total = endpoint.count - distinct_keys
+    if not total:
+        return [], 0
+    key_of = _compile_key(endpoint, layout)
+    first = tuple(next(iter(source)) for _, source in endpoint.matrix)
+    found: list[Repeat] = []
+    for d, (_, pairs, _) in enumerate(per_param):
+        source = endpoint.matrix[d][1]
+        for i, j in pairs[: KEY_CHECK_LISTED - len(found)]:
+            a = (*first[:d], _nth(source, i), *first[d + 1 :])
+            b = (*first[:d], _nth(source, j), *first[d + 1 :])
+            found.append((key_of(a), KeyPlace(endpoint, a), KeyPlace(endpoint, b)))
+    return found, total
+
+
+class _NotProvable(Exception):
+    pass
+
+
+def _nth(source: Source, index: int) -> Any:
+    return next(islice(iter(source), index, None))
+
+
+def _repeats_request_by_request(
+    endpoints: list[Endpoint], layout: Layout
+) -> tuple[list[Repeat], int]:
+    def keys() -> Iterator[str]:
+        for endpoint in endpoints:
+            yield from endpoint.keys(layout)
+
+    def places() -> Iterator[KeyPlace]:
+        for endpoint in endpoints:
+            for combo in _product([source for _, source in endpoint.matrix]):
+                yield KeyPlace(endpoint, combo)
+
+    pairs, total = _repeated_texts(keys)
+    if not pairs:
+        return [], total
+    wanted = {i for _, first, later in pairs for i in (first, later)}
+    at = {i: place for i, place in enumerate(places()) if i in wanted}
+    return [(key, at[i], at[j]) for key, i, j in pairs], total
+
+
+def _repeated_texts(
+    texts: Callable[[], Iterator[str]],
+) -> tuple[list[tuple[str, int, int]], int]:
+    """The texts `texts()` gives more than once: up to KEY_CHECK_LISTED (text, index of its
+    first, index of a later), and how many texts repeat one before. `texts` is called again
+    to confirm what the hashes found."""
+    hashes, total = _repeated_hashes(texts())
+    if not hashes:
+        return [], 0
+    firsts: dict[int, dict[str, int]] = {h: {} for h in hashes}
+    found: list[tuple[str, int, int]] = []
+    confirmed = hits = 0
+    for index, text in enumerate(texts()):
+        seen = firsts.get(_text_hash(text))
+        if seen is None:
+            continue
+        hits += 1
+        if text not in seen:
+            seen[text] = index
+            continue
+        confirmed += 1
+        if len(found) < KEY_CHECK_LISTED:
+            found.append((text, seen[text], index))
+    if not found:
+        return [], 0
+    # The repeats of hashes not confirmed (past KEY_CHECK_CONFIRMED) are counted as they are:
+    # that many shared 64-bit hashes are repeated texts, not collisions.
+    return found, confirmed + max(0, total - (hits - len(hashes)))
+
+
+def _repeated_hashes(texts: Iterator[str]) -> tuple[set[int], int]:
+    """Up to KEY_CHECK_CONFIRMED hashes that more than one text has, and how many texts repeat
+    a hash seen before."""
+    buckets = [array("q") for _ in range(_HASH_BUCKETS)]
+    mask = _HASH_BUCKETS - 1
+    held = 0
+    spill: str | None = None
+    hash_of = _text_hash
+    try:
+        while chunk := list(islice(texts, _TEXT_CHUNK)):
+            for h in map(hash_of, chunk):
+                buckets[h & mask].append(h)
+            held += len(chunk)
+            if held >= KEY_CHECK_HASHES_IN_MEMORY:
+                spill = spill or tempfile.mkdtemp(prefix="cachectl-keycheck-")
+                for i, bucket in enumerate(buckets):
+                    if bucket:
+                        with open(os.path.join(spill, str(i)), "ab") as fh:
+                            bucket.tofile(fh)
+                        buckets[i] = array("q")
+                held = 0
+        repeated: set[int] = set()
+        total = 0
+        for i, bucket in enumerate(buckets):
+            if spill is not None and os.path.exists(os.path.join(spill, str(i))):
+                with open(os.path.join(spill, str(i)), "rb") as fh:
+                    on_disk = array("q", fh.read())
+                on_disk.extend(bucket)
+                bucket = on_disk
+            distinct = set(bucket)
+            if len(distinct) == len(bucket):
+                continue
+            total += len(bucket) - len(distinct)
+            seen: set[int] = set()
+            for h in bucket:
+                if h in seen and len(repeated) < KEY_CHECK_CONFIRMED:
+                    repeated.add(h)
+                seen.add(h)
+        return repeated, total
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot check the plan for keys written twice: the key hashes could not be kept "
+            f"in {spill or tempfile.gettempdir()}: {exc.strerror or exc}",
+            hint="free space there, or point TMPDIR at a directory with room (8 bytes a key)",
+        ) from None
+    finally:
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
+
+
+def check_unique_keys(plan: Plan) -> None:
+    """A ManifestError (exit 3) when two requests of the plan write one key, naming both."""
+    found, total = find_duplicate_keys(plan)
+    if not found:
+        return
+    problems = [
+        f"{first.describe()} and {later.describe()} write the same key {show_bytes(key)}"
+        for key, first, later in found
+    ]
+    if total > len(found):
+        problems.append(f"... and {total - len(found):,} more requests write a key written before")
+    subject = "the manifest" if len(plan.files) == 1 else "the manifests"
+    message = (
+        problems[0]
+        if total == 1
+        else f"{subject}: {total:,} requests write a key another one writes, the first: "
+        f"{problems[0]}"
+    )
+    hint = (
+        "one answer would overwrite the other: remove the repeated value, or tell the endpoints "
+        "apart by name or params"
+    )
+    raise ManifestError(message, problems=problems, hint=hint)

@@ -508,9 +508,13 @@ def warm(
     on_progress: Callable[[WarmProgress], None] | None = None,
     round_number: int = 1,
 ) -> WarmResult:
-    """One warm round over the plan. Errors found before anything is fetched (Redis unreachable
-    at the start, a report file that cannot be written) raise; once fetching began, the result
-    says how the run ended (`stopped`, `error`) and what it stored."""
+    """One warm round over the plan. Errors found before anything is fetched (two requests that
+    would write one key, Redis unreachable at the start, a report file that cannot be written)
+    raise; once fetching began, the result says how the run ended (`stopped`, `error`) and what
+    it stored."""
+    if not options.from_access_log_top:
+        # Before Redis or the origin is touched; the access log's keys are distinct already.
+        plan.check_unique_keys()
     concurrency, per_host, rate = _limits(plan, options)
     result = WarmResult(
         manifests=plan.files,

@@ -593,3 +593,40 @@ def test_expand_the_report_and_keys_print_an_odd_key_alike(tmp_path, origin, red
     listed = invoke(redis_url, "keys", "--jsonl")
     assert [json.loads(line)["key"] for line in listed.stdout.splitlines()] == [request["key"]]
     assert invoke(redis_url, "inspect", request["key"]).exit_code == 0
+
+
+def test_two_requests_writing_one_key_are_refused_by_validate_and_warm(tmp_path, origin, redis_url):
+    """Two endpoints of one name: validate passed and warm said `stored 4` with 2 keys, one
+    holding the other endpoint's answer. Now both refuse with exit 3, naming both places, and
+    warm fetches and writes nothing."""
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
+        - name: items
+          url: /items/{id}
+          matrix: {id: [1, 2]}
+        - name: items
+          url: /echo
+          matrix: {id: [1, 2]}
+        """,
+    )
+    validated = invoke(redis_url, "manifest", "validate", str(path))
+    assert validated.exit_code == ExitCode.BAD_INPUT, validated.output
+    assert f"{path}:8: endpoints[0] (items, id=1) and {path}:11: endpoints[1] (items, id=1)" in (
+        validated.stderr
+    )
+    assert "api_cache:items:id:1" in validated.stderr
+    for args in (
+        ["warm", str(path)],
+        ["warm", str(path), "--dry-run"],
+        ["warm", str(path), "--json"],
+    ):
+        warmed = invoke(redis_url, *args)
+        assert warmed.exit_code == ExitCode.BAD_INPUT, warmed.output
+        assert "write the same key" in warmed.output
+    assert origin.requests == []
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.dbsize() == 0
