@@ -12,10 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cachectl import manifest as manifest_module
+from cachectl import manifest_keys
 from cachectl.config import LayoutConfig
 from cachectl.errors import ExitCode, ManifestError
 from cachectl.layout import Layout
-from cachectl.manifest import Plan, check_unique_keys, find_duplicate_keys, load_manifests
+from cachectl.manifest import Plan, load_manifests
+from cachectl.manifest_keys import check_unique_keys, find_duplicate_keys
 
 HEAD = "version: 1\ndefaults: {base_url: 'https://api.example.com', ttl: 1m}\nendpoints:\n"
 
@@ -136,7 +138,7 @@ def ids(tmp_path):
 
 @pytest.mark.parametrize("text", [BY_REQUEST, BY_VALUES], ids=["by request", "by values"])
 def test_hashes_shared_by_different_keys_never_refuse(tmp_path, monkeypatch, ids, text):
-    monkeypatch.setattr(manifest_module, "_text_hash", lambda text: 7)  # every text collides
+    monkeypatch.setattr(manifest_keys, "_text_hash", lambda text: 7)  # every text collides
     check_unique_keys(plan_of(tmp_path, text))
     with ids.open("a") as fh:
         fh.write("3\n")
@@ -147,8 +149,8 @@ def test_hashes_shared_by_different_keys_never_refuse(tmp_path, monkeypatch, ids
 
 @pytest.mark.parametrize("text", [BY_REQUEST, BY_VALUES], ids=["by request", "by values"])
 def test_hashes_spilled_to_disk_are_checked_and_removed(tmp_path, monkeypatch, ids, text):
-    monkeypatch.setattr(manifest_module, "KEY_CHECK_HASHES_IN_MEMORY", 10)
-    monkeypatch.setattr(manifest_module, "_TEXT_CHUNK", 7)
+    monkeypatch.setattr(manifest_keys, "KEY_CHECK_HASHES_IN_MEMORY", 10)
+    monkeypatch.setattr(manifest_keys, "_TEXT_CHUNK", 7)
     spills = tmp_path / "tmp"
     spills.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(spills))
@@ -189,14 +191,14 @@ def test_many_repeats_are_counted_and_a_few_listed(tmp_path):
     )
     error = refusal(plan)
     assert "100 requests write a key another one writes" in error.message
-    assert len(error.problems) == manifest_module.KEY_CHECK_LISTED + 1
+    assert len(error.problems) == manifest_keys.KEY_CHECK_LISTED + 1
     assert error.problems[-1] == "... and 80 more requests write a key written before"
 
 
 def test_plan_checks_once(tmp_path, monkeypatch):
     plan = plan_of(tmp_path, "- {name: e, url: /e, matrix: {id: [1, 2]}}\n")
     calls = []
-    monkeypatch.setattr(manifest_module, "check_unique_keys", lambda p: calls.append(p))
+    monkeypatch.setattr(manifest_keys, "check_unique_keys", lambda p: calls.append(p))
     plan.check_unique_keys()
     plan.check_unique_keys()
     assert calls == [plan]
