@@ -885,8 +885,9 @@ class _Run:
                 continue
             to_write, fetched = item
             if result.stopped == "redis":
+                why = "full" if isinstance(result.error, RedisOutOfMemory) else "was lost"
                 self.tally.record(
-                    to_write.request, "failed", "redis", fetched, "not written: Redis was lost"
+                    to_write.request, "failed", "redis", fetched, f"not written: Redis {why}"
                 )
             else:
                 result.interrupted += 1

@@ -646,3 +646,4 @@ def test_redis_full_under_noeviction_stops_the_run_with_partial_failure(
     assert len(origin.requests) - seen_at_refusal[0] <= 2 * concurrency
     accounted = result.stored + result.failed_total + result.interrupted + result.not_attempted
     assert accounted == 20000
+    assert all("Redis was lost" not in (f["error"] or "") for f in result.failures)
