@@ -3,6 +3,10 @@ per-endpoint fast path (`Endpoint.requests`) against the reference path (`Endpoi
 on each combination, what `requests` did before), for benchmarks/warm.py's manifest shapes and
 sample_configs/manifest.yaml, in the same run, interleaved, reported as ratios.
 
+Also what warm adds before its first request, the check that no two requests write one key
+(`check_unique_keys`), per planned entry: as it runs (an endpoint proven by its matrix values)
+and request by request (what endpoints sharing a name cost), beside the fast expansion.
+
 Usage:
   python benchmarks/plan_expand.py [--entries 200000] [--rounds 3] [--json]
 """
@@ -25,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from cachectl.config import LayoutConfig
 from cachectl.layout import Layout
 from cachectl.manifest import Plan, _product, load_manifests
+from cachectl.manifest_keys import _repeats_request_by_request
 
 
 def warm_manifest(directory: Path, entries: int, sharded: bool) -> Path:
@@ -59,6 +64,11 @@ def reference(plan: Plan):
 
 def fast(plan: Plan):
     return plan.requests()
+
+
+def _fresh(plan: Plan) -> Plan:
+    """The plan again, not yet checked (a Plan checks its keys once)."""
+    return Plan(plan.manifests, plan.layout)
 
 
 def timed(expand, plan: Plan, n: int) -> float:
@@ -106,10 +116,23 @@ def main() -> None:
                     ref_s.append(timed(reference, plan, args.entries))
                     fast_s.append(timed(fast, plan, args.entries))
                 ref, new = statistics.median(ref_s), statistics.median(fast_s)
+                check_s, by_request_s = [], []
+                for _ in range(args.rounds):
+                    started = time.perf_counter()
+                    plan.check_unique_keys.__func__(_fresh(plan))
+                    check_s.append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    _repeats_request_by_request(plan.endpoints, plan.layout)
+                    by_request_s.append(time.perf_counter() - started)
+                total = plan.total
                 report["cases"][f"{label}, {scheme}"] = {
                     "reference_us_per_entry": round(ref / args.entries * 1e6, 2),
                     "fast_us_per_entry": round(new / args.entries * 1e6, 2),
                     "fast_over_reference": round(new / ref, 3),
+                    "key_check_us_per_entry": round(statistics.median(check_s) / total * 1e6, 3),
+                    "key_check_by_request_us_per_entry": round(
+                        statistics.median(by_request_s) / total * 1e6, 2
+                    ),
                 }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -118,7 +141,9 @@ def main() -> None:
     for label, row in report["cases"].items():
         print(
             f"  {label:48} reference {row['reference_us_per_entry']:6.2f} us  "
-            f"fast {row['fast_us_per_entry']:6.2f} us  ratio {row['fast_over_reference']:.3f}"
+            f"fast {row['fast_us_per_entry']:6.2f} us  ratio {row['fast_over_reference']:.3f}  "
+            f"key check {row['key_check_us_per_entry']:6.3f} us "
+            f"(by request {row['key_check_by_request_us_per_entry']:5.2f} us)"
         )
 
 

@@ -139,6 +139,13 @@ class RedisReadOnly(RedisError):
     code = "redis.read_only"
 
 
+class RedisOutOfMemory(RedisError):
+    """A write refused with OOM: `maxmemory` reached and nothing the policy may evict (noeviction,
+    or a volatile-* policy with no key that has a TTL)."""
+
+    code = "redis.oom"
+
+
 class RedisClusterDown(RedisError):
     code = "redis.cluster_down"
 
@@ -161,6 +168,13 @@ class PartialFailure(CachectlError):
     def __init__(self, message: str, *, result=None, **kw):
         super().__init__(message, **kw)
         self.result = result
+
+
+class RedisFull(PartialFailure):
+    """A job that writes stopped because Redis refused its writes for lack of memory: what was
+    done before stands, the rest was not attempted (exit 6, not 4: Redis is there and answers)."""
+
+    code = "partial.redis_full"
 
 
 class CheckFailed(CachectlError):

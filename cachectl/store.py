@@ -34,6 +34,7 @@ from cachectl.errors import (
     RedisAuthError,
     RedisClusterDown,
     RedisError,
+    RedisOutOfMemory,
     RedisPermissionError,
     RedisReadOnly,
     RedisTimeout,
@@ -756,6 +757,11 @@ class Store:
             return RedisReadOnly(
                 f"{where} is a read-only replica and refused {command or 'a write'}",
                 hint="connect to the primary",
+            )
+        if isinstance(exc, rx.OutOfMemoryError) or "used memory > 'maxmemory'" in lowered:
+            return RedisOutOfMemory(
+                f"{where} is full and refused {command or 'a write'}: {detail}",
+                hint="free memory, raise maxmemory, or set a maxmemory-policy that may evict",
             )
         if isinstance(exc, (rx.ClusterDownError, rx.SlotNotCoveredError)) or lowered.startswith(
             "clusterdown"

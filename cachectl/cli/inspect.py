@@ -13,7 +13,9 @@ def inspect(
     ctx: typer.Context,
     key: Annotated[
         str | None,
-        typer.Argument(help="The key, exactly (or as `cachectl keys` shows it, escapes and all)."),
+        typer.Argument(
+            help="The key as `cachectl keys` prints it: \\xff, \\n and \\\\ (a backslash) read back."
+        ),
     ] = None,
     endpoint: Annotated[
         str | None, typer.Option("--endpoint", "-e", help="Build the entry key from an endpoint...")

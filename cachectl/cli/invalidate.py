@@ -65,7 +65,13 @@ def invalidate(
         ),
     ] = None,
     key: Annotated[
-        Many, typer.Option("--key", metavar="KEY", help="An exact entry key (repeatable).")
+        Many,
+        typer.Option(
+            "--key",
+            metavar="KEY",
+            help="An exact entry key as `cachectl keys` prints it, \\xff, \\n and \\\\ "
+            "(a backslash) read back (repeatable).",
+        ),
     ] = None,
     endpoint: Annotated[
         Many,

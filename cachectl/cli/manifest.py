@@ -23,13 +23,17 @@ FilesArg = Annotated[
 @manifest_app.command("validate")
 def validate(ctx: typer.Context, files: FilesArg, json_: JsonOpt = False) -> None:
     """Check manifests: every problem of every file at once, each with file, line, column and
-    field; unknown fields with the nearest valid name; unset environment variables. Exit 3 when
-    anything is wrong. Nothing is fetched."""
-    from cachectl.manifest import load_manifests
+    field; unknown fields with the nearest valid name; unset environment variables; two requests
+    that would write one key (keys as the config's layout writes them). Exit 3 when anything is
+    wrong. Nothing is fetched."""
+    from cachectl.layout import Layout
+    from cachectl.manifest import Plan, load_manifests
     from cachectl.render.warm import render_validate, validate_data
 
-    out = command_context(ctx, json_mode=json_).output
+    app_ctx = command_context(ctx, json_mode=json_)
+    out = app_ctx.output
     manifests = load_manifests(files)
+    Plan(manifests, Layout(app_ctx.settings.layout)).check_unique_keys()
     if out.json_mode:
         out.json(validate_data(manifests))
     else:

@@ -109,8 +109,10 @@ def warm(
 ) -> None:
     """Call the endpoints of warm manifests and store each answer as a cache entry, with its TTL,
     tags and dependencies. Every manifest is checked before anything is fetched. Exit 3 for a bad
-    manifest, 4 when Redis is lost (with a report of what was stored), 6 when more requests
-    failed than --max-failures allows, 130 on Ctrl-C (with the report so far)."""
+    manifest or two requests that would write one key, 4 when Redis is lost (with a report of
+    what was stored), 6 when more requests failed than --max-failures allows or Redis is full
+    (maxmemory: the run stops at the first refused write), 130 on Ctrl-C (with the report so
+    far)."""
     from cachectl.cli.numbers import sane_number_text
     from cachectl.durations import parse_duration, parse_size
     from cachectl.errors import UsageError

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cachectl.errors import CachectlError, NotFoundError, RedisPermissionError, UsageError
+from cachectl.keytext import show_bytes, unshow_bytes
 from cachectl.layout import Layout, parse_cli_param
-from cachectl.ops.keys import EntryParser, show_bytes, unshow_bytes
+from cachectl.ops.keys import EntryParser
 
 if TYPE_CHECKING:
     from cachectl.store import Pacer, Store
@@ -173,18 +174,13 @@ def inspect_key(
 
 
 def _find(store: Store, typed: str) -> tuple[bytes, Inspection]:
-    """The key as typed; failing that, as `keys` shows keys it had to escape."""
-    literal = typed.encode("utf-8", "surrogateescape")
-    candidates = [literal]
-    unescaped = unshow_bytes(typed)
-    if unescaped != literal:
-        candidates.append(unescaped)
-    for raw in candidates:
-        found = _figures(store, raw)
-        if found is not None:
-            return raw, found
-    tried = " or ".join(show_bytes(c) for c in candidates)
-    raise NotFoundError(f"no key {tried}")
+    """The key typed in the escaped form every listing prints (`\\xff`, `\\n`, `\\\\`): one
+    reading only, so a printed key never finds another key that happens to be spelled so."""
+    raw = unshow_bytes(typed)
+    found = _figures(store, raw)
+    if found is None:
+        raise NotFoundError(f"no key {show_bytes(raw)}")
+    return raw, found
 
 
 def _figures(store: Store, raw: bytes) -> Inspection | None:

@@ -29,6 +29,9 @@ from cachectl.errors import (
     RedisPermissionError,
     UsageError,
 )
+
+# The key escaping, imported from here by the readers too (it lives in cachectl.keytext).
+from cachectl.keytext import _NEEDS_ESCAPES, safe_text, show_bytes, unshow_bytes  # noqa: F401
 from cachectl.layout import NO_PARAMS, Layout, js_sort_key
 
 if TYPE_CHECKING:
@@ -36,63 +39,7 @@ if TYPE_CHECKING:
 
 KEY_TYPES = ("string", "list", "set", "zset", "hash", "stream")
 
-# --- showing bytes ---------------------------------------------------------------------------
-
-# C0 and C1 controls and DEL would move a terminal's cursor or worse. A key holding a backslash
-# is shown escaped too (the backslash doubled): then a shown key with no backslash is the key
-# itself, and one with a backslash reads back to exactly one key.
-_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_NEEDS_ESCAPES = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_ESCAPE_SEQUENCE = re.compile(rb"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[nrt\\])")
-_UNESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"\\": b"\\"}
-
-
-def show_bytes(raw: bytes | str) -> str:
-    """Text for a key or value: as it is when it is UTF-8 without control characters or
-    backslashes, else with backslash escapes (`\\xff`, `\\n`, `\\\\`) that `unshow_bytes` reads
-    back to the same bytes."""
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogateescape")
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        return _escaped(raw)
-    return _escaped(raw) if _NEEDS_ESCAPES.search(text) else text
-
-
-def _escaped(raw: bytes) -> str:
-    text = raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
-    return _UNSAFE_CHARS.sub(_escape_char, text)
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    # A C1 control is two bytes of UTF-8: \u0085 reads back to them, \x85 would not.
-    return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
-
-
-def safe_text(text: str) -> str:
-    """`text` for a terminal: control characters escaped (`\\x1b`), the rest as it is. For
-    names read out of a key (an endpoint, a param) that are shown apart from the key."""
-    return _UNSAFE_CHARS.sub(_escape_char, text) if _UNSAFE_CHARS.search(text) else text
-
-
-def unshow_bytes(text: str) -> bytes:
-    """The bytes an escaped form from `show_bytes` stands for."""
-    raw = text.encode("utf-8", "surrogateescape")
-
-    def unescape(match: re.Match[bytes]) -> bytes:
-        code = match.group(1)
-        if code[:1] == b"x":
-            return bytes([int(code[1:], 16)])
-        if code[:1] == b"u":
-            return chr(int(code[1:], 16)).encode("utf-8", "surrogatepass")
-        return _UNESCAPES[code]
-
-    return _ESCAPE_SEQUENCE.sub(unescape, raw)
-
+# --- showing bytes: the one escaping of keys lives in cachectl/keytext.py -----------------------
 
 # --- parsing entry keys ----------------------------------------------------------------------
 

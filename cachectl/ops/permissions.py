@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from cachectl.errors import RedisError, RedisPermissionError
+from cachectl.keytext import show_bytes
 
 if TYPE_CHECKING:
     from cachectl.store import Store
@@ -34,7 +35,7 @@ def check_probes(store: Store, probes: Iterable[tuple]) -> None:
             cause = str(err.__cause__ or "").lower()
             if "key" in cause and command[0] not in _KEYLESS:  # a key the user may not touch
                 key = command[1] if command[0] not in ("OBJECT", "MEMORY") else command[2]
-                shown = key.decode("utf-8", "backslashreplace") if isinstance(key, bytes) else key
+                shown = show_bytes(key) if isinstance(key, bytes) else key
                 raise RedisPermissionError(
                     f"{err.message} on {shown} (the ACL's key patterns exclude it)",
                     command=err.command,

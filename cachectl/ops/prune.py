@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from cachectl.errors import CachectlError, RedisError, RedisPermissionError
+from cachectl.keytext import show_bytes
 from cachectl.layout import Layout
 
 if TYPE_CHECKING:
@@ -370,7 +371,7 @@ class _Run:
             sets = [k for k, kind in zip(keys, kinds) if kind in INDEX_KINDS]
             result.sets_scanned += len(sets)
             result.pending_invalidations += [
-                k.decode("utf-8", "backslashreplace")
+                show_bytes(k)  # escaped as every command prints keys
                 for k, kind in zip(keys, kinds)
                 if kind == "pending_set"
             ]

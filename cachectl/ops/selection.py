@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from cachectl.durations import parse_duration
 from cachectl.errors import UsageError
+from cachectl.keytext import show_bytes, unshow_bytes
 from cachectl.layout import Layout, parse_cli_param
 
 # --- filters ---------------------------------------------------------------------------------
@@ -188,11 +189,7 @@ def resolve_selection(layout: Layout, spec: SelectionSpec) -> Selection:
     selection = Selection()
     keys = [_entry_key(layout, key) for key in _unique(spec.keys)]
     if keys:
-        label = (
-            f"key {keys[0].decode('utf-8', 'backslashreplace')}"
-            if len(keys) == 1
-            else f"{len(keys)} keys"
-        )
+        label = f"key {show_bytes(keys[0])}" if len(keys) == 1 else f"{len(keys)} keys"
         selection.sources.append(KeySource(label, tuple(keys)))
     if spec.params:
         selection.sources.append(_endpoint_keys(layout, spec.endpoints[0], spec.params))
@@ -244,13 +241,15 @@ def _set_key(layout: Layout, set_key: str, option: str, name: str, prefix: str) 
 
 
 def _entry_key(layout: Layout, key: str) -> bytes:
-    if not layout.is_entry(key):
+    """A --key as typed, in the escaped form every listing prints (`\\xff`, `\\n`, `\\\\`)."""
+    raw = unshow_bytes(key)
+    if not layout.is_entry(raw):
         raise UsageError(
-            f"--key {key!r} is not a cache entry: entries start with {layout.entry_root!r}",
+            f"--key {show_bytes(raw)} is not a cache entry: entries start with "
+            f"{layout.entry_root!r}",
             hint="cachectl deletes only cache entries; check the key, or the layout's prefix",
         )
-    # A key typed with surrogate escapes (undecodable bytes in argv) gets its bytes back.
-    return key.encode("utf-8", "surrogateescape")
+    return raw
 
 
 def _endpoint_keys(layout: Layout, endpoint: str, raw_params: Sequence[str]) -> KeySource:

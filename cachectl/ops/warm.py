@@ -29,16 +29,18 @@ from cachectl.errors import (
     PartialFailure,
     RedisAuthError,
     RedisError,
+    RedisFull,
+    RedisOutOfMemory,
     RedisPermissionError,
     RedisReadOnly,
     UsageError,
 )
+from cachectl.keytext import show_bytes
 from cachectl.manifest import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
     from cachectl.manifest import Plan, PlannedRequest
     from cachectl.ops.warm_http import FetchOutcome
-    from cachectl.signals import StopFlag
     from cachectl.store import Store
 
 FAILURE_SAMPLE_SIZE = 20
@@ -49,8 +51,9 @@ ACCESS_LOG_PAGE = 1000
 # (`too_long`) rather than read back, which costs time and memory with its length.
 MAX_ACCESS_LOG_KEY_BYTES = 64 * 1024
 # Redis errors that a wait may cure (a restart, a failover); others (ACL, read-only replica,
-# wrong password) stop the run at once.
-_FATAL_AT_ONCE = (RedisAuthError, RedisPermissionError, RedisReadOnly)
+# wrong password, maxmemory reached) stop the run at once: every later write would be refused
+# too, and each would cost the origin a request for nothing.
+_FATAL_AT_ONCE = (RedisAuthError, RedisPermissionError, RedisReadOnly, RedisOutOfMemory)
 _END = object()
 
 
@@ -235,7 +238,8 @@ class WarmResult:
 
     def problem(self) -> CachectlError | None:
         """The error that decides the exit code, or None when the round went as it should:
-        interrupted (130), Redis lost (4), more failures than --max-failures allows (6)."""
+        interrupted (130), Redis lost (4), Redis full (6: it refused writes for lack of memory,
+        what was stored stands), more failures than --max-failures allows (6)."""
         if self.stopped == "interrupted":
             if self.dry_run:
                 counted = self.would_request + self.skipped_total
@@ -244,6 +248,14 @@ class WarmResult:
                 )
             return Interrupted(
                 f"interrupted: {self.stored:,} of {self.planned:,} entries stored before stopping"
+            )
+        if isinstance(self.error, RedisOutOfMemory):
+            return RedisFull(
+                f"Redis is full (maxmemory reached): {self.stored:,} of {self.planned:,} entries "
+                f"stored, then the run stopped at the first refused write ({self.error.message})",
+                hint=self.error.hint,
+                details={"cause": self.error.to_dict()},
+                result=self,
             )
         if self.error is not None:
             return self.error
@@ -390,7 +402,7 @@ class _Tally:
             return
         record = {
             "endpoint": request.endpoint.name,
-            "key": request.key,
+            "key": show_bytes(request.key),  # escaped as every command prints keys
             "method": request.endpoint.method,
             # Masked, then scrubbed of every known secret: `?access=${TOKEN}` as well as `?token=`.
             "url": self.plan.scrub(request.shown_url),
@@ -507,9 +519,13 @@ def warm(
     on_progress: Callable[[WarmProgress], None] | None = None,
     round_number: int = 1,
 ) -> WarmResult:
-    """One warm round over the plan. Errors found before anything is fetched (Redis unreachable
-    at the start, a report file that cannot be written) raise; once fetching began, the result
-    says how the run ended (`stopped`, `error`) and what it stored."""
+    """One warm round over the plan. Errors found before anything is fetched (two requests that
+    would write one key, Redis unreachable at the start, a report file that cannot be written)
+    raise; once fetching began, the result says how the run ended (`stopped`, `error`) and what
+    it stored."""
+    if not options.from_access_log_top:
+        # Before Redis or the origin is touched; the access log's keys are distinct already.
+        plan.check_unique_keys()
     concurrency, per_host, rate = _limits(plan, options)
     result = WarmResult(
         manifests=plan.files,
@@ -786,7 +802,7 @@ class _Run:
         from cachectl.ops.warm_write import ToWrite
 
         queued = source.get if isinstance(source, asyncio.Queue) else None
-        while True:
+        while not self.abort.is_set():  # a fatal Redis error: no new request starts
             request = await queued() if queued is not None else next(source, None)
             if request is None:
                 return
@@ -889,8 +905,9 @@ class _Run:
                 continue
             to_write, fetched = item
             if result.stopped == "redis":
+                why = "full" if isinstance(result.error, RedisOutOfMemory) else "was lost"
                 self.tally.record(
-                    to_write.request, "failed", "redis", fetched, "not written: Redis was lost"
+                    to_write.request, "failed", "redis", fetched, f"not written: Redis {why}"
                 )
             else:
                 result.interrupted += 1

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from cachectl.keytext import show_bytes
 from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps, plain
 from cachectl.render.units import human_duration
 
@@ -14,14 +14,11 @@ if TYPE_CHECKING:
     from cachectl.ops.invalidate import InvalidateProgress, InvalidateResult
     from cachectl.ops.prune import PruneProgress, PruneResult
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
 
 def show_key(key: bytes | str) -> str:
-    """A key as one safe line: undecodable bytes and control characters as escapes, so a key
-    can neither garble a terminal nor pass for two lines."""
-    text = key.decode("utf-8", "backslashreplace") if isinstance(key, bytes) else key
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """A key as one safe line, escaped as every command prints keys and reads them back
+    (`cachectl.keytext.show_bytes`): `invalidate --key` takes this form."""
+    return show_bytes(key)
 
 
 # --- dry run -----------------------------------------------------------------------------
@@ -157,7 +154,7 @@ def render_invalidate(out: Output, result: InvalidateResult) -> None:
     if result.pending_sets:
         out.warn(
             f"{len(result.pending_sets)} set(s) half invalidated "
-            f"({', '.join(show_key(s) for s in result.pending_sets[:3])}"
+            f"({', '.join(result.pending_sets[:3])}"  # escaped by the run
             f"{', ...' if len(result.pending_sets) > 3 else ''}): rerun the same command to finish"
         )
 
@@ -205,7 +202,7 @@ def render_prune(out: Output, result: PruneResult) -> None:
     if result.pending_invalidations:
         out.warn(
             f"{len(result.pending_invalidations)} half-finished invalidation(s) found "
-            f"({', '.join(show_key(s) for s in result.pending_invalidations[:3])}): rerun the "
+            f"({', '.join(result.pending_invalidations[:3])}): rerun the "  # escaped by the run
             "`cachectl invalidate` that was interrupted to finish it"
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from cachectl.keytext import show_bytes
 from cachectl.redact import mask_headers
 from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps, plain
 from cachectl.render.units import human_bytes, human_duration
@@ -212,13 +213,14 @@ def render_expand(out: Output, plan: Plan, limit: int) -> None:
         tags = [plan.layout.tag(t) for t in request.tags] + [
             plan.layout.dependency(d) for d in request.depends_on
         ]
-        # A key is shown to be copied into redis-cli: exactly as it is, never as markup.
+        # A key is shown never as markup, and escaped as `keys` prints it and `inspect` and
+        # `invalidate --key` read it back (a control character or a backslash in it escaped).
         table.add_row(
             plain(request.endpoint.method),
             plain(request.shown_url),
-            plain(request.key),
+            plain(show_bytes(request.key)),
             human_duration(request.endpoint.ttl_ms / 1000),
-            plain(", ".join(tags)),
+            plain(", ".join(show_bytes(t) for t in tags)),
         )
         shown += 1
     out.print(table)
@@ -242,6 +244,7 @@ def write_expand_json(out: Output, plan: Plan, limit: int | None) -> None:
         if limit is not None and n >= limit:
             break
         item = request.to_dict()
+        item["key"] = show_bytes(request.key)  # as `keys --json` prints it
         item["headers"] = mask_headers(request.endpoint.headers)
         write(("," if n else "") + dumps(item))
     write("]}}\n")

@@ -350,3 +350,50 @@ def test_jsonl_errors_are_one_line_on_stderr_and_nothing_on_stdout(url, args, co
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("error: ")
+
+
+ODD_KEYS = [
+    b"api_cache:bin:\xff\x00",
+    b"api_cache:nl:a\nb",
+    b"api_cache:bs:a\\b",
+    b"api_cache:bs:a\\\\b",  # two backslashes: printed as a\\\\b, never found as a\\b
+    b'api_cache:q:q:"a\\"b\\u0001"',
+    b"api_cache:c1:\xc2\x85",
+]
+
+
+@pytest.mark.parametrize("raw", ODD_KEYS)
+def test_a_key_as_keys_prints_it_is_what_inspect_and_invalidate_key_take(redis_url, raw):
+    with redis.Redis.from_url(redis_url) as client:
+        for key in ODD_KEYS:
+            client.set(key, "{}")
+        listed = run(redis_url, "keys", "--jsonl")
+        assert listed.exit_code == 0, listed.output
+        printed = {json.loads(line)["key"] for line in listed.stdout.splitlines()}
+        from cachectl.ops.keys import show_bytes
+
+        shown = show_bytes(raw)
+        assert shown in printed
+        inspected = run(redis_url, "inspect", shown, "--json")
+        assert inspected.exit_code == 0, inspected.output
+        assert json.loads(inspected.stdout)["data"]["key"] == shown
+        preview = runner.invoke(
+            app, ["--url", redis_url, "invalidate", "--key", shown, "--dry-run"]
+        )
+        assert preview.exit_code == 0, preview.output
+        assert shown in preview.stdout
+        gone = runner.invoke(
+            app, ["--url", redis_url, "invalidate", "--key", shown, "--yes", "--json"]
+        )
+        assert gone.exit_code == 0, gone.output
+        data = json.loads(gone.stdout)["data"]
+        assert (data["deleted"], data["already_gone"]) == (1, 0)
+        assert not client.exists(raw)
+        assert client.exists(*[k for k in ODD_KEYS if k != raw]) == len(ODD_KEYS) - 1
+
+
+def test_a_key_typed_with_a_backslash_that_starts_no_escape_is_a_usage_error(redis_url):
+    for args in (["inspect", "api_cache:x:a\\yb"], ["invalidate", "--key", "api_cache:x:\\q"]):
+        result = run(redis_url, *args)
+        assert result.exit_code == ExitCode.USAGE, result.output
+        assert "starts no escape" in result.stderr and "\\\\" in result.stderr

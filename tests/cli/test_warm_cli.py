@@ -569,3 +569,96 @@ def test_validate_refuses_a_url_that_cannot_be_sent(tmp_path, origin, redis_url)
     ]
     warmed = invoke(redis_url, "warm", str(path))
     assert warmed.exit_code == ExitCode.BAD_INPUT and origin.requests == []
+
+
+def test_warm_into_a_full_redis_exits_6_and_says_why(tmp_path, origin, make_redis):
+    server = make_redis()
+    with server.client() as conn:
+        conn.config_set("maxmemory-policy", "noeviction")
+        conn.config_set("maxmemory", 1)  # already over: every write is refused
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
+        - name: items
+          url: /items/{id}
+          matrix: {id: {range: [1, 5000]}}
+        """,
+    )
+    result = invoke(server.url, "warm", str(path), "--concurrency", "3", "--json")
+    assert result.exit_code == ExitCode.PARTIAL, result.output
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is False
+    assert envelope["error"]["code"] == "partial.redis_full"
+    assert "maxmemory" in envelope["error"]["message"]
+    assert envelope["data"]["stored"] == 0
+    assert envelope["data"]["requested"] < 100
+
+
+def test_expand_the_report_and_keys_print_an_odd_key_alike(tmp_path, origin, redis_url):
+    """A param holding a quote and a backslash gives a key with backslashes in it (its JSON):
+    `manifest expand`, the warm report and `keys` print it in the one escaped form, which
+    `inspect` reads back."""
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
+        - name: odd
+          url: /items/1
+          params: {q: 'a"b\\c'}
+        """,
+    )
+    expanded = runner.invoke(
+        app, ["manifest", "expand", str(path), "--json"], env={"API_TOKEN": "x"}
+    )
+    assert expanded.exit_code == 0, expanded.output
+    (request,) = json.loads(expanded.stdout)["data"]["requests"]
+    assert request["key"] == 'api_cache:odd:q:"a\\\\"b\\\\\\\\c"'
+    table = runner.invoke(
+        app, ["manifest", "expand", str(path)], env={"API_TOKEN": "x", "COLUMNS": "300"}
+    )
+    assert request["key"] in table.stdout
+    report = tmp_path / "report.json"
+    warmed = invoke(redis_url, "warm", str(path), "--report", str(report))
+    assert warmed.exit_code == 0, warmed.output
+    assert json.loads(report.read_text())["requests"][0]["key"] == request["key"]
+    listed = invoke(redis_url, "keys", "--jsonl")
+    assert [json.loads(line)["key"] for line in listed.stdout.splitlines()] == [request["key"]]
+    assert invoke(redis_url, "inspect", request["key"]).exit_code == 0
+
+
+def test_two_requests_writing_one_key_are_refused_by_validate_and_warm(tmp_path, origin, redis_url):
+    """Two endpoints of one name: validate passed and warm said `stored 4` with 2 keys, one
+    holding the other endpoint's answer. Now both refuse with exit 3, naming both places, and
+    warm fetches and writes nothing."""
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
+        - name: items
+          url: /items/{id}
+          matrix: {id: [1, 2]}
+        - name: items
+          url: /echo
+          matrix: {id: [1, 2]}
+        """,
+    )
+    validated = invoke(redis_url, "manifest", "validate", str(path))
+    assert validated.exit_code == ExitCode.BAD_INPUT, validated.output
+    assert f"{path}:8: endpoints[0] (items, id=1) and {path}:11: endpoints[1] (items, id=1)" in (
+        validated.stderr
+    )
+    assert "api_cache:items:id:1" in validated.stderr
+    for args in (
+        ["warm", str(path)],
+        ["warm", str(path), "--dry-run"],
+        ["warm", str(path), "--json"],
+    ):
+        warmed = invoke(redis_url, *args)
+        assert warmed.exit_code == ExitCode.BAD_INPUT, warmed.output
+        assert "write the same key" in warmed.output
+    assert origin.requests == []
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.dbsize() == 0

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cachectl.config import LayoutConfig, Settings
+from cachectl.keytext import show_bytes
 from cachectl.layout import Layout, escape_glob
 from cachectl.ops.invalidate import InvalidateOptions, invalidate
 from cachectl.ops.selection import Filters, SelectionSpec, resolve_selection
@@ -126,7 +127,9 @@ def test_deleted_set_equals_the_selection(redis_server, data, written):
         expected |= {k for k in existing if regex.fullmatch(k)}
 
     with Store(Settings(url=redis_server.url)) as store:
-        selection = resolve_selection(LAYOUT, SelectionSpec(**spec))
+        # --key takes a key as `keys` prints it (a backslash doubled, odd bytes escaped).
+        typed = {**spec, "keys": [show_bytes(k) for k in spec["keys"]]}
+        selection = resolve_selection(LAYOUT, SelectionSpec(**typed))
         result = invalidate(
             store, selection, Filters(), InvalidateOptions(batch_size=3, scan_count=5)
         )

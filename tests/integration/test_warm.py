@@ -566,3 +566,55 @@ def test_every_repeats_rounds_until_stopped(tmp_path, origin, redis_url):
     assert [r.round for r in rounds] == [1, 2, 3]
     assert last is rounds[-1] and last.problem() is None
     assert origin.hits("/items/a") == 3
+
+
+def test_redis_full_under_noeviction_stops_the_run_with_partial_failure(
+    tmp_path, origin, make_redis, monkeypatch
+):
+    """maxmemory reached under noeviction: the first refused write stops the run as a read-only
+    replica or an ACL refusal does. In-flight requests end, no new one starts (so the origin sees
+    at most about `concurrency` more requests after the refusal), the result says why, exit 6."""
+    from cachectl.ops import warm_write
+
+    server = make_redis()
+    with server.client() as conn:
+        used = conn.info("memory")["used_memory"]
+        conn.config_set("maxmemory-policy", "noeviction")
+        conn.config_set("maxmemory", used + 1_000_000)  # room for some thousands of entries
+    path = manifest(
+        tmp_path,
+        origin,
+        """\
+        - name: items
+          url: /items/{id}
+          matrix: {id: {range: [1, 20000]}}
+          tags: ["item_{id}"]
+        """,
+    )
+    seen_at_refusal: list[int] = []
+    write = warm_write.EntryWriter.write
+
+    def watched(self, items):
+        results = write(self, items)
+        if not seen_at_refusal and any(
+            e is not None and "maxmemory" in e.message for _, e in results
+        ):
+            seen_at_refusal.append(len(origin.requests))
+        return results
+
+    monkeypatch.setattr(warm_write.EntryWriter, "write", watched)
+    concurrency = 4
+    result = run(server.url, path, concurrency=concurrency)
+    assert seen_at_refusal, "Redis never refused a write: maxmemory too high for the test"
+    assert result.error is not None and result.error.code == "redis.oom"
+    problem = result.problem()
+    assert problem.exit_code == ExitCode.PARTIAL
+    assert "maxmemory" in problem.message and "stored" in problem.message
+    assert result.stopped == "redis"
+    assert 0 < result.stored < 20000
+    # The requests answered in the refused batch and those already on their way are all that
+    # follow the refusal: no new request starts once it is known.
+    assert len(origin.requests) - seen_at_refusal[0] <= 2 * concurrency
+    accounted = result.stored + result.failed_total + result.interrupted + result.not_attempted
+    assert accounted == 20000
+    assert all("Redis was lost" not in (f["error"] or "") for f in result.failures)

@@ -263,7 +263,7 @@ def test_ttl_window_that_selects_nothing_is_refused():
 
 
 def test_shown_keys_cannot_garble_a_terminal():
-    assert show_key(b"api_cache:x:\xff\x1b[31m\nq") == "api_cache:x:\\xff\\x1b[31m\\x0aq"
+    assert show_key(b"api_cache:x:\xff\x1b[31m\nq") == "api_cache:x:\\xff\\x1b[31m\\nq"
     assert show_key(b"api_cache:caf\xc3\xa9:no_params") == "api_cache:café:no_params"
 
 

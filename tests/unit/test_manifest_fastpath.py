@@ -65,10 +65,20 @@ def outcome(requests) -> list | str:
         return type(exc).__name__
 
 
+def keys_alone(plan: Plan) -> list | str:
+    try:
+        return [key for endpoint in plan.endpoints for key in endpoint.keys(plan.layout)]
+    except (UnicodeError, ValueError, TypeError, RecursionError) as exc:
+        return type(exc).__name__
+
+
 def assert_same(plan: Plan) -> int:
     fast = outcome(plan.requests())
     slow = outcome(reference(plan))
     assert fast == slow
+    # The keys alone (Endpoint.keys, read by the duplicate-key check) are the requests' keys.
+    alone = keys_alone(plan)
+    assert alone == (slow if isinstance(slow, str) else [shape[2] for shape in slow])
     return len(fast)
 
 
