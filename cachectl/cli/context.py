@@ -104,14 +104,47 @@ def confirm_destructive(app_ctx: AppContext, prompt: str, *, yes: bool) -> None:
             hint="pass --yes to confirm, or --dry-run to see what would be deleted",
         )
     try:
-        confirmed = typer.confirm(prompt, default=False, err=True)
-    except (typer.Abort, KeyboardInterrupt, EOFError) as exc:
-        # click turns Ctrl-C and Ctrl-D into Abort (the key pressed is the Abort's context) and
-        # leaves the cursor after the question: end that line first, so ours is a line of its own.
+        confirmed = ask_yes_no(prompt)
+    except (KeyboardInterrupt, EOFError) as exc:
+        # The cursor is still after the question: end that line first, so ours is one of its own.
         sys.stderr.write("\n")
-        cause = exc.__context__ if isinstance(exc, typer.Abort) else exc
-        if isinstance(cause, EOFError):
+        if isinstance(exc, EOFError):
             raise Interrupted("nothing deleted: not confirmed") from None
         raise Interrupted("interrupted: nothing deleted") from None
     if not confirmed:
         raise Interrupted("nothing deleted: not confirmed")
+
+
+_YES = ("y", "yes")
+_NO = ("", "n", "no")
+
+
+def ask_yes_no(prompt: str) -> bool:
+    """Asks `prompt [y/N]: ` on stderr and reads a line of the terminal; no by default.
+
+    Not input(): a Ctrl-C that lands after the question is shown but before input() has begun
+    its read sets Python's signal flag and nothing looks at it again while the read blocks, so
+    the question hangs with ^C on the screen. Waiting in select() with a short timeout gives
+    the interpreter a moment to act on a pending signal at least every `_TICK` seconds.
+    Ctrl-C raises KeyboardInterrupt, Ctrl-D (an empty read) EOFError.
+    """
+    import select
+    import sys
+
+    while True:
+        sys.stderr.write(f"{prompt} [y/N]: ")
+        sys.stderr.flush()
+        while not select.select([sys.stdin], [], [], _TICK)[0]:
+            pass
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        answer = line.strip().lower()
+        if answer in _YES:
+            return True
+        if answer in _NO:
+            return False
+        sys.stderr.write("Please answer y or n.\n")
+
+
+_TICK = 0.2

@@ -198,6 +198,9 @@ def _run_in_pty(argv: list[str], answer: bytes, wait_for: bytes = b"[y/N]") -> t
             if not sent and wait_for in screen:
                 os.write(fd, answer)
                 sent = True
+    except BaseException:
+        os.kill(pid, 9)  # a child that hangs must not hang the test run in waitpid below
+        raise
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
@@ -453,3 +456,48 @@ def test_the_readme_opens_with_the_demo_and_the_test_command_that_ci_runs():
     ci = (root / ".ci" / "run").read_text()
     ran = [line.strip() for line in ci.splitlines() if line.strip().startswith("./scripts/")]
     assert ran == ["./scripts/test.sh"], "CI must run the README's test command"
+
+
+_INTERRUPTED_WHILE_WAITING = """
+import _thread, os, sys, threading
+from cachectl.cli.context import ask_yes_no
+
+main = threading.get_native_id()
+
+def interrupt_once_main_waits():
+    # Wait until the main thread sleeps in its read of the terminal, then set the interpreter's
+    # signal flag as a SIGINT landing just before that read would: no system call is cut short.
+    stat = f"/proc/self/task/{main}/stat"
+    while open(stat).read().rsplit(")", 1)[1].split()[0] != "S":
+        pass
+    _thread.interrupt_main()
+
+threading.Thread(target=interrupt_once_main_waits, daemon=True).start()
+try:
+    ask_yes_no("Delete 3 entries?")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_ctrl_c_landing_before_the_read_still_ends_the_question():
+    """A SIGINT that sets Python's flag after the question is shown but before the read begins
+    must still end the question (input() would wait on with ^C on the screen)."""
+    import os
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _INTERRUPTED_WHILE_WAITING],
+            stdin=terminal,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert proc.stdout.decode().strip() == "interrupted", proc.stderr.decode()
+    assert proc.stderr.decode().startswith("Delete 3 entries? [y/N]: ")
