@@ -51,7 +51,9 @@ def listening(port: int) -> bool:
 
 
 def processes_serving(port: int) -> list[str]:
-    """Command lines of live processes started with this port (a redis-server: --port N)."""
+    """Command lines of live server processes on this port: redis-server and valkey-server
+    replace their argv (`--port N`) with a title, `/path/valkey-server 127.0.0.1:N`."""
+    title = re.compile(rf"(^| )(127\.0\.0\.1:{port}|--port {port})( |$)")
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -60,8 +62,9 @@ def processes_serving(port: int) -> list[str]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"--port" in argv and str(port).encode() in argv:
-            found.append(b" ".join(argv).decode("utf-8", "replace"))
+        line = b" ".join(part for part in argv if part).decode("utf-8", "replace")
+        if title.search(line):
+            found.append(line)
     return found
 
 
@@ -299,6 +302,15 @@ def test_asking_for_redis_server_without_one_fails_before_starting_anything(tmp_
     assert proc.stderr.startswith("error: redis-server not found on PATH")
     assert "--redis auto" in proc.stderr
     assert "$ " not in proc.stdout
+
+
+@pytest.mark.parametrize("kind", ["redis", "valkey"])
+def test_the_check_that_nothing_is_left_sees_a_live_server(kind):
+    from cachectl.devserver import RedisServer, find_server
+
+    with RedisServer(binary=find_server(kind)) as server:
+        assert len(processes_serving(server.port)) == 1
+    assert processes_serving(server.port) == []
 
 
 def test_the_fakeredis_fallback_is_gone():
