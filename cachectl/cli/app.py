@@ -248,7 +248,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
         "demo",
         (
-            "Start a throwaway Redis (redis-server on a free port, else an in-process one) and a "
+            "Start a throwaway Redis (redis-server, else valkey-server, on a free port) and a "
             "sample HTTP API, then run the real commands against them one after another, each "
             "printed as you would type it: warm, application traffic through the Python library, "
             "stats, keys, tags, invalidate, the traffic and stats again. Everything is stopped "
