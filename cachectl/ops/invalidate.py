@@ -839,7 +839,7 @@ __all__ = [
     "InvalidateProgress",
     "InvalidateResult",
     "check_permissions",
-    "permission_probes",
     "invalidate",
+    "permission_probes",
     "preview",
 ]

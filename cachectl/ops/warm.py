@@ -38,7 +38,6 @@ from cachectl.manifest import DEFAULT_CONCURRENCY
 if TYPE_CHECKING:
     from cachectl.manifest import Plan, PlannedRequest
     from cachectl.ops.warm_http import FetchOutcome
-    from cachectl.signals import StopFlag
     from cachectl.store import Store
 
 FAILURE_SAMPLE_SIZE = 20
