@@ -1,0 +1,55 @@
+"""What the package promises about itself: the version written once, the lowest versions CI
+tests being pyproject's floors, the typing marker and exports, the licence."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+; CI runs 3.11
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+PROJECT = PYPROJECT["project"]
+
+
+def _name(requirement: str) -> str:
+    """`redis[hiredis]>=7.3,<9` -> `redis` (lower case, as pip compares names)."""
+    return re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _floor(requirement: str) -> str | None:
+    match = re.search(r">=\s*([0-9][^,;\s]*)", requirement)
+    return match[1] if match else None
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text("utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[_name(name)] = version.strip()
+    return pins
+
+
+# --- the lowest versions ---------------------------------------------------------------------
+
+
+def test_every_direct_dependency_has_a_floor_and_the_lowest_constraints_pin_it():
+    floors = {_name(req): _floor(req) for req in PROJECT["dependencies"]}
+    assert None not in floors.values(), floors
+    assert _pins(ROOT / "constraints-lowest.txt") == floors
+
+
+def test_hiredis_floor_is_one_redis_py_floor_accepts():
+    """redis[hiredis] brings its own hiredis bound; ours must not sit below it."""
+    floors = {_name(req): _floor(req) for req in PROJECT["dependencies"]}
+    redis_meta = importlib.metadata.metadata("redis")
+    if importlib.metadata.version("redis") != floors["redis"]:
+        pytest.skip("checked in the lowest-versions venv, where redis is at its floor")
+    wanted = [r for r in redis_meta.get_all("Requires-Dist") or [] if r.startswith("hiredis")]
+    (bound,) = [_floor(r) for r in wanted]
+    assert tuple(map(int, floors["hiredis"].split("."))) >= tuple(map(int, bound.split(".")))
