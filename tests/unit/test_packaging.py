@@ -3,11 +3,14 @@ tests being pyproject's floors, the typing marker and exports, the licence."""
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import re
 from pathlib import Path
 
 import pytest
+
+import cachectl
 
 ROOT = Path(__file__).resolve().parents[2]
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+; CI runs 3.11
@@ -53,3 +56,25 @@ def test_hiredis_floor_is_one_redis_py_floor_accepts():
     wanted = [r for r in redis_meta.get_all("Requires-Dist") or [] if r.startswith("hiredis")]
     (bound,) = [_floor(r) for r in wanted]
     assert tuple(map(int, floors["hiredis"].split("."))) >= tuple(map(int, bound.split(".")))
+
+
+# --- typing ----------------------------------------------------------------------------------
+
+
+def test_the_package_is_marked_typed():
+    assert (ROOT / "cachectl" / "py.typed").is_file()
+    assert "py.typed" in PYPROJECT["tool"]["setuptools"]["package-data"]["cachectl"]
+
+
+def test_type_checkers_see_every_lazy_library_name():
+    """cachectl/__init__.py loads the library on first use (__getattr__); a TYPE_CHECKING block
+    imports the same names, so a type checker knows `cachectl.APICache`."""
+    tree = ast.parse((ROOT / "cachectl" / "__init__.py").read_text("utf-8"))
+    seen = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for stmt in node.body:
+                if isinstance(stmt, ast.ImportFrom) and stmt.module == "cachectl.library":
+                    seen |= {alias.asname or alias.name for alias in stmt.names}
+    assert seen == set(cachectl._LIBRARY_NAMES)
+    assert set(cachectl.__all__) == {"__version__", *cachectl._LIBRARY_NAMES}
