@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,29 @@ def _pins(path: Path) -> dict[str, str]:
             name, _, version = line.partition("==")
             pins[_name(name)] = version.strip()
     return pins
+
+
+# --- the version -----------------------------------------------------------------------------
+
+
+def test_the_version_is_written_once_in_the_package():
+    assert "version" not in PROJECT and "version" in PROJECT.get("dynamic", [])
+    dynamic = PYPROJECT["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "cachectl.__version__"}
+    assert importlib.metadata.version("cachectl") == cachectl.__version__
+
+
+def test_version_reads_no_metadata_and_loads_no_heavy_module():
+    code = (
+        "import sys\n"
+        "sys.argv = ['cachectl', '--version']\n"
+        "from cachectl.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('redis', 'yaml', 'aiohttp', 'rich', 'importlib.metadata')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.splitlines() == [f"cachectl {cachectl.__version__}", "[]"]
 
 
 # --- the lowest versions ---------------------------------------------------------------------
@@ -78,3 +103,13 @@ def test_type_checkers_see_every_lazy_library_name():
                     seen |= {alias.asname or alias.name for alias in stmt.names}
     assert seen == set(cachectl._LIBRARY_NAMES)
     assert set(cachectl.__all__) == {"__version__", *cachectl._LIBRARY_NAMES}
+
+
+# --- licence ---------------------------------------------------------------------------------
+
+
+def test_the_licence_file_matches_pyproject():
+    text = (ROOT / "LICENSE").read_text("utf-8")
+    assert text.startswith("MIT License")
+    assert re.search(r"^Copyright \(c\) \d{4} the cachectl developers$", text, re.MULTILINE)
+    assert PROJECT["license"] == "MIT" and PROJECT["license-files"] == ["LICENSE"]
