@@ -11,12 +11,8 @@ from collections.abc import Iterable
 from typing import Annotated
 
 import typer
+from typer._click import ClickException  # typer 0.28 vendors click
 from typer.core import TyperGroup
-
-try:  # typer 0.2x vendors click; older releases use the click package
-    from typer._click import ClickException
-except ImportError:  # pragma: no cover
-    from click import ClickException
 
 from cachectl import __version__
 from cachectl.cli.context import AppContext

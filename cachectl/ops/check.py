@@ -694,7 +694,7 @@ def check_webhook_url(url: str) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError("--webhook must be an http:// or https:// URL")
     try:
-        parts.port
+        parts.port  # noqa: B018 -- reading it checks the port
     except ValueError:
         raise UsageError(
             "--webhook: the part after the host's ':' is not a port number",
