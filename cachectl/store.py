@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis import exceptions as rx
@@ -41,7 +41,7 @@ from cachectl.errors import (
     RedisUnreachable,
 )
 from cachectl.redact import scrub
-from cachectl.store_wire import NodeRef, _naming_node, _pack, _read_replies
+from cachectl.store_wire import NodeRef, SentAhead, _naming_node, dialogue, round_trip
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -79,6 +79,8 @@ _DNS_FAILURES = (
 )
 
 log = logging.getLogger("cachectl")
+
+T = TypeVar("T")
 
 
 class Pacer:
@@ -369,6 +371,10 @@ class Store:
             return NodeRef(kwargs["path"])
         return NodeRef(kwargs.get("host", "localhost"), kwargs.get("port", 6379))
 
+    def _client_of(self, node: NodeRef) -> redis.Redis | RedisCluster:
+        """The client for_each_primary pairs with `node`."""
+        return self._node_client(node) if self.is_cluster else self.client
+
     def _node_client(self, node: NodeRef) -> redis.Redis:
         client = self._node_clients.get(node.name)
         if client is None:
@@ -416,6 +422,12 @@ class Store:
         """One command, routed by redis-py (by key slot in a cluster), errors translated."""
         with self.errors(str(args[0]).upper()):
             return self.client.execute_command(*args, **options)
+
+    def execute_on(self, node: NodeRef, *args: Any) -> Any:
+        """One command on `node` (a primary from for_each_primary), errors translated naming
+        it: INFO, DBSIZE, SCRIPT LOAD per node."""
+        with self.errors(str(args[0]).upper(), node=node):
+            return self._client_of(node).execute_command(*args)
 
     # -- scanning --------------------------------------------------------------------------
 
@@ -655,18 +667,124 @@ class Store:
         What redis-py's pipeline does, without its per-command bookkeeping (packing, reply
         parsing and callbacks cost ~20 us a command there, which the warm writer felt).
         """
-        pool = self.client.connection_pool
-        conn = pool.get_connection()
+        return round_trip(self.client, commands)
+
+    # -- conversations on one connection ----------------------------------------------------
+
+    def exchange(self, node: NodeRef, talk: Generator[list[tuple], list, T], command: str) -> T:
+        """`talk` on one connection to `node` (a primary from for_each_primary): it yields the
+        commands of each write, all sent at once, and is sent their replies (a refused one as
+        its CachectlError, in place); what it returns is returned. For a dialogue whose next
+        write depends on the last replies, such as a MULTI confirmed alone before anything is
+        queued in it. Not retried; a connection left mid-dialogue is dropped. An error that is
+        no reply (lost connection, timeout) is raised as `command`'s."""
+
+        def translated() -> Generator[list[tuple], list, T]:
+            commands = next(talk)
+            while True:
+                replies = yield commands
+                replies = [
+                    self.translate(r, str(args[0]), node) if isinstance(r, Exception) else r
+                    for r, args in zip(replies, commands)
+                ]
+                try:
+                    commands = talk.send(replies)
+                except StopIteration as done:
+                    return done.value
+
+        with self.errors(command, node=node):
+            return dialogue(self._client_of(node), translated())
+
+    def pages(
+        self,
+        node: NodeRef,
+        request: tuple,
+        following: Callable[[Any], tuple | None],
+        command: str,
+    ) -> Iterator[Any]:
+        """The replies to a chain of requests on one connection to `node` (a primary from
+        for_each_primary), without reply callbacks: `request` first, then `following(reply)`
+        of each reply until it says None. Each next request is sent before its reply's
+        predecessor is yielded, so the server works on it while the caller works on the page.
+        A lost connection is retried with the store's backoff, the unanswered request sent
+        again; errors are raised as `command`'s. Close the generator (or run it out) to give
+        the connection back."""
+        chain = SentAhead(self._client_of(node))
         try:
-            packed = _pack(conn, commands)
-
-            def exchange() -> list:
-                conn.send_packed_command(packed)
-                return _read_replies(conn, len(commands))
-
-            return conn.retry.call_with_retry(exchange, lambda error: conn.disconnect())
+            with self.errors(command):
+                reply = chain.call(request)
+            while True:
+                ahead = following(reply)
+                if ahead is not None:
+                    chain.send(ahead)
+                yield reply
+                if ahead is None:
+                    return
+                with self.errors(command):
+                    reply = chain.receive(ahead)
         finally:
-            pool.release(conn)
+            chain.close()
+
+    def scan_page(
+        self,
+        node: NodeRef,
+        cursor: int | bytes,
+        match: str | bytes | None = None,
+        count: int | None = None,
+        type: str | None = None,
+    ) -> tuple[int, list[bytes]]:
+        """One SCAN call on `node`: (next cursor, keys)."""
+        with self.errors("SCAN"):
+            return self._client_of(node).scan(cursor, match=match, count=count, _type=type)
+
+    def send_many_to(self, node: NodeRef, commands: Sequence[tuple], command: str) -> list:
+        """Commands in one pipelined round trip to `node`, the raw replies in order (a refused
+        command's error in its place, untranslated, for the caller to word). Other errors are
+        raised as `command`'s."""
+        with self.errors(command):
+            pipe = self._client_of(node).pipeline(transaction=False)
+            for args in commands:
+                pipe.execute_command(*args)
+            return pipe.execute(raise_on_error=False)
+
+    @contextmanager
+    def pipeline(self, command: str) -> Iterator[Any]:
+        """A redis-py pipeline without MULTI (in a cluster each command routed by its key's
+        slot) to fill and execute inside the block, with redis-py's reply parsing (HGETALL as a
+        dict, WITHSCORES as pairs); errors inside raised as `command`'s."""
+        with self.errors(command):
+            yield self.client.pipeline(transaction=False)
+
+    def scored_range(
+        self,
+        key: str | bytes,
+        low: int | str,
+        high: int | str,
+        *,
+        newest_first: bool = False,
+        start: int | None = None,
+        num: int | None = None,
+    ) -> list[tuple[bytes, float]]:
+        """ZRANGEBYSCORE key low high WITHSCORES (ZREVRANGEBYSCORE key high low with
+        `newest_first`), optionally LIMIT start num: (member, score) pairs."""
+        if newest_first:
+            with self.errors("ZREVRANGEBYSCORE"):
+                return self.client.zrevrangebyscore(
+                    key, high, low, start=start, num=num, withscores=True
+                )
+        with self.errors("ZRANGEBYSCORE"):
+            return self.client.zrangebyscore(key, low, high, start=start, num=num, withscores=True)
+
+    def permission_refused(self, reason: str, command: str | None = None) -> CachectlError:
+        """The error for a refusal by the ACL that Redis reported in other words (inside a
+        script, say), worded as a refused `command` sent on its own is."""
+        return self.translate(rx.NoPermissionError(reason), command)
+
+    @staticmethod
+    def script_forgotten(reply: Any) -> bool:
+        """Whether a raw pipeline reply is NOSCRIPT: the server no longer holds the script
+        (a restart, a failover, SCRIPT FLUSH)."""
+        return isinstance(reply, rx.NoScriptError)
 
     # -- errors ----------------------------------------------------------------------------
 

@@ -10,11 +10,13 @@ reading, and tests/unit/test_store_wire.py says which path ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from redis import exceptions as rx
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,29 @@ except ImportError:  # another redis-py: replies are read one call each
     _HiredisParser = _NOT_ENOUGH_DATA = None
 
 
+# How replies are read back: by redis-py's hiredis reader in one loop, or one read_response()
+# call each (redis-py without hiredis, another redis-py, fakeredis's sockets, RESP3 without push
+# support in the parser).
+HIREDIS, ONE_BY_ONE = "hiredis", "one by one"
+
+
+def reply_path(conn: Any) -> str:
+    """Which way `_read_replies` reads `conn`'s replies: HIREDIS or ONE_BY_ONE."""
+    parser = getattr(conn, "_parser", None)
+    if (
+        _HiredisParser is None
+        or type(conn).__module__ != "redis.connection"  # redis-py's own sockets (not fakeredis's)
+        or type(parser) is not _HiredisParser
+        or getattr(parser, "_reader", None) is None
+        or (
+            getattr(parser, "_hiredis_PushNotificationType", None) is None
+            and str(getattr(conn, "protocol", 2)) == "3"
+        )
+    ):
+        return ONE_BY_ONE
+    return HIREDIS
+
+
 def _read_replies(conn: Any, count: int) -> list:
     """`count` replies from the connection, an error reply as its exception in place.
 
@@ -91,17 +116,7 @@ def _read_replies(conn: Any, count: int) -> list:
     socket read as the parser itself does (Connection.read_response costs ~4 us a reply around
     the ~0.3 us of hiredis's own); anything else reads them one call each.
     """
-    parser = getattr(conn, "_parser", None)
-    reader = getattr(parser, "_reader", None)
-    # RESP3 may interleave push messages: they go to the parser's handler, as it does itself.
-    push_type = getattr(parser, "_hiredis_PushNotificationType", None)
-    if (
-        _HiredisParser is None
-        or type(conn).__module__ != "redis.connection"  # redis-py's own sockets (not fakeredis's)
-        or type(parser) is not _HiredisParser
-        or reader is None
-        or (push_type is None and str(getattr(conn, "protocol", 2)) == "3")
-    ):
+    if reply_path(conn) == ONE_BY_ONE:
         replies: list = []
         for _ in range(count):
             try:
@@ -109,6 +124,10 @@ def _read_replies(conn: Any, count: int) -> list:
             except rx.ResponseError as exc:
                 replies.append(exc)
         return replies
+    parser = conn._parser
+    reader = parser._reader
+    # RESP3 may interleave push messages: they go to the parser's handler, as it does itself.
+    push_type = getattr(parser, "_hiredis_PushNotificationType", None)
     replies = []
     try:
         while len(replies) < count:
@@ -128,3 +147,104 @@ def _read_replies(conn: Any, count: int) -> list:
         conn.disconnect()  # never leave unread replies on a pooled connection
         raise
     return replies
+
+
+def round_trip(client: Any, commands: list[tuple]) -> list:
+    """Commands sent in one write and their raw replies read back (an error reply as its
+    exception, in place), on one connection of a single server's pool, retried as a
+    pipeline is on a lost connection. No reply callbacks: a QUEUED stays a QUEUED.
+
+    What redis-py's pipeline does, without its per-command bookkeeping (packing, reply
+    parsing and callbacks cost ~20 us a command there, which the warm writer felt).
+    """
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        packed = _pack(conn, commands)
+
+        def exchange() -> list:
+            conn.send_packed_command(packed)
+            return _read_replies(conn, len(commands))
+
+        return conn.retry.call_with_retry(exchange, lambda error: conn.disconnect())
+    finally:
+        pool.release(conn)
+
+
+def dialogue(client: Any, talk: Generator[list[tuple], list, T]) -> T:
+    """`talk` on one connection of the client's pool: it yields the commands of each write and
+    is sent their raw replies (an error reply as its exception, in place); what it returns is
+    returned. Nothing is retried: a dialogue may leave the connection in a state (MULTI) that a
+    resend would not find. A connection the dialogue did not finish on cleanly (an error, a
+    half-read reply) is dropped, never given back to the pool as it is."""
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    clean = False
+    try:
+        commands = next(talk)
+        while True:
+            conn.send_packed_command(_pack(conn, commands))
+            replies = _read_replies(conn, len(commands))
+            try:
+                commands = talk.send(replies)
+            except StopIteration as done:
+                clean = True
+                return done.value
+    finally:
+        if not clean:
+            conn.disconnect()
+        pool.release(conn)
+
+
+class SentAhead:
+    """A chain of requests on one connection of a client's pool, each next one sent before the
+    caller works on the reply just read, so the server works on it meanwhile. A lost connection
+    is retried with the connection's own retries and backoff: the unanswered request is sent
+    again on a fresh connection."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self._conn: Any = None
+        self._sent = False
+
+    def call(self, request: tuple) -> Any:
+        """The reply to `request`, the first of the chain."""
+        self._conn = self.client.connection_pool.get_connection()
+        return self.receive(request)
+
+    def send(self, request: tuple) -> None:
+        """Sends `request` ahead; a failure is left for `receive` to retry and report."""
+        try:
+            self._conn.send_command(*request)
+            self._sent = True
+        except Exception:  # noqa: BLE001 -- receive resends it, and reports what keeps failing
+            self._conn.disconnect()
+            self._sent = False
+
+    def receive(self, request: tuple) -> Any:
+        """The reply to `request` (sent ahead or not), resending it on a new connection after a
+        connection error, with the connection's retries and backoff."""
+        conn = self._conn
+
+        def attempt() -> Any:
+            if not self._sent:
+                conn.send_command(*request)
+                self._sent = True
+            reply = conn.read_response()
+            self._sent = False
+            return reply
+
+        def failed(_error: Exception) -> None:
+            self._sent = False
+            conn.disconnect()
+
+        return conn.retry.call_with_retry(attempt, failed)
+
+    def close(self) -> None:
+        if self._conn is None:
+            return
+        if self._sent:
+            # A request sent ahead is still unanswered: the connection cannot be reused as is.
+            self._conn.disconnect()
+        self.client.connection_pool.release(self._conn)
+        self._conn = None

@@ -528,9 +528,8 @@ class TimeSeries:
     # writing
 
     def _load_script(self) -> str:
-        with self.store.errors("SCRIPT LOAD"):
-            for _, client in self.store.for_each_primary():
-                self._script_sha = _text(client.script_load(AGGREGATE_SCRIPT))
+        for node in self.store.primaries():
+            self._script_sha = _text(self.store.execute_on(node, "SCRIPT LOAD", AGGREGATE_SCRIPT))
         return self._script_sha
 
     def add(
@@ -587,8 +586,7 @@ class TimeSeries:
                         expire_at,
                     )
                 )
-        with self.store.errors("ZADD"):
-            pipe = self.store.client.pipeline(transaction=False)
+        with self.store.pipeline("ZADD") as pipe:
             for name, point in batch:
                 pipe.zadd(self.layout.metric(name), {encode_member(point): point.timestamp_ms})
             for name, last in last_by_name.items():
@@ -620,14 +618,11 @@ class TimeSeries:
         answers NOSCRIPT (redis-py's NoScriptError, whose text is not "NOSCRIPT") and leaves
         that bucket untouched, so the script is loaded again on every primary and just those
         calls are resent. Any other error stays in its place for the caller."""
-        from redis.exceptions import NoScriptError
-
-        forgotten = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        forgotten = [i for i, reply in enumerate(replies) if self.store.script_forgotten(reply)]
         if not forgotten:
             return list(replies)
         sha = self._load_script()
-        with self.store.errors("EVALSHA"):
-            pipe = self.store.client.pipeline(transaction=False)
+        with self.store.pipeline("EVALSHA") as pipe:
             for i in forgotten:
                 key, value, stamp, bucket, expire_at = calls[i]
                 pipe.execute_command("EVALSHA", sha, 1, key, repr(value), stamp, bucket, expire_at)
@@ -642,11 +637,8 @@ class TimeSeries:
     def points(self, name: str, start_ms: int, end_ms: int) -> Range:
         """Raw points in [start_ms, end_ms], from the sorted set and the compacted chunks."""
         result = Range(name, start_ms, end_ms, "raw")
-        with self.store.errors("ZRANGEBYSCORE"):
-            members = self.store.client.zrangebyscore(
-                self.layout.metric(name), start_ms, end_ms, withscores=True
-            )
-            fields = self.store.client.hkeys(self.layout.meta(name))
+        members = self.store.scored_range(self.layout.metric(name), start_ms, end_ms)
+        fields = self.store.execute("HKEYS", self.layout.meta(name))
         seen: set[Point] = set()
         for member, score in members:
             point = decode_member(member, score)
@@ -656,8 +648,7 @@ class TimeSeries:
                 seen.add(point)
         wanted = [f for f in fields if _chunk_overlaps(f, start_ms, end_ms)]
         if wanted:
-            with self.store.errors("HMGET"):
-                values = self.store.client.hmget(self.layout.meta(name), wanted)
+            values = self.store.execute("HMGET", self.layout.meta(name), *wanted)
             for value in values:
                 if value is None:
                     continue
@@ -672,10 +663,9 @@ class TimeSeries:
 
     def recent(self, name: str, limit: int) -> list[Point]:
         """The newest `limit` raw points (one command: cheap enough for every dashboard tick)."""
-        with self.store.errors("ZREVRANGEBYSCORE"):
-            members = self.store.client.zrevrangebyscore(
-                self.layout.metric(name), "+inf", "-inf", start=0, num=limit, withscores=True
-            )
+        members = self.store.scored_range(
+            self.layout.metric(name), "-inf", "+inf", newest_first=True, start=0, num=limit
+        )
         if self.on_lookups:
             # Over the whole range, an empty reply means the key does not exist: a miss.
             self.on_lookups(1 if members else 0, 0 if members else 1)
@@ -771,8 +761,7 @@ class TimeSeries:
 
     def info(self, names: Sequence[str]) -> list[SeriesInfo]:
         infos = [SeriesInfo(name) for name in names]
-        with self.store.errors("ZCARD"):
-            pipe = self.store.client.pipeline(transaction=False)
+        with self.store.pipeline("ZCARD") as pipe:
             for name in names:
                 key = self.layout.metric(name)
                 pipe.zcard(key)
@@ -825,8 +814,7 @@ class TimeSeries:
         keep_raw = self.retention.get("raw")
         if keep_raw is not None:
             cutoff = now - int(keep_raw * 1000)
-            with self.store.errors("ZREMRANGEBYSCORE"):
-                pipe = self.store.client.pipeline(transaction=False)
+            with self.store.pipeline("ZREMRANGEBYSCORE") as pipe:
                 for name in names:
                     pipe.zremrangebyscore(self.layout.metric(name), "-inf", f"({cutoff}")
                 result.raw_points_removed = sum(pipe.execute())
@@ -861,8 +849,7 @@ class TimeSeries:
         return name, resolution, int(rest)
 
     def _chunks(self, name: str) -> dict[bytes, bytes]:
-        with self.store.errors("HGETALL"):
-            meta = self.store.client.hgetall(self.layout.meta(name))
+        meta = self.store.execute("HGETALL", self.layout.meta(name))
         return {f: v for f, v in meta.items() if f.startswith(CHUNK_FIELD.encode())}
 
     def _prune_chunks(self, name: str, cutoff: int, result: PruneResult) -> None:
@@ -886,20 +873,19 @@ class TimeSeries:
                     result.corrupt_chunks += 1
                     continue
                 whole = True
-            with self.store.errors("HDEL"):
-                if whole:
-                    self.store.client.hdel(key, fieldname)
-                    result.chunks_removed += 1
-                    result.compacted_points_removed += header.count if header else 0
-                    continue
-                try:
-                    points = decode_chunk(value)
-                except ValueError:
-                    result.corrupt_chunks += 1
-                    continue
-                kept = [p for p in points if p.timestamp_ms >= cutoff]
-                self.store.client.hset(key, fieldname, encode_chunk(kept))
-                result.compacted_points_removed += header.count - len(kept)
+            if whole:
+                self.store.execute("HDEL", key, fieldname)
+                result.chunks_removed += 1
+                result.compacted_points_removed += header.count if header else 0
+                continue
+            try:
+                points = decode_chunk(value)
+            except ValueError:
+                result.corrupt_chunks += 1
+                continue
+            kept = [p for p in points if p.timestamp_ms >= cutoff]
+            self.store.execute("HSET", key, fieldname, encode_chunk(kept))
+            result.compacted_points_removed += header.count - len(kept)
 
     def compact(
         self,
@@ -924,8 +910,7 @@ class TimeSeries:
 
     def _compact_one(self, name: str, cutoff: int, result: CompactResult) -> None:
         metric, meta = self.layout.metric(name), self.layout.meta(name)
-        with self.store.errors("ZRANGEBYSCORE"):
-            members = self.store.client.zrangebyscore(metric, "-inf", f"({cutoff}", withscores=True)
+        members = self.store.scored_range(metric, "-inf", f"({cutoff}")
         if not members:
             return
         raw_before, meta_before = self.store.memory_usage([metric, meta])
@@ -940,24 +925,22 @@ class TimeSeries:
             windows[point.timestamp_ms - point.timestamp_ms % CHUNK_WINDOW_MS].append(point)
             done.append(member)
         existing = self._chunks(name)
-        with self.store.errors("HSET"):
-            for window, points in windows.items():
-                fieldname = f"{CHUNK_FIELD}{window}".encode()
-                merged = set(points)
-                if fieldname in existing:
-                    try:
-                        merged.update(decode_chunk(existing[fieldname]))
-                    except ValueError:
-                        # An unreadable chunk is kept under another name, never overwritten.
-                        self.store.client.hset(
-                            meta, fieldname + b":unreadable", existing[fieldname]
-                        )
-                        result.corrupt_chunks += 1
-                self.store.client.hset(meta, fieldname, encode_chunk(list(merged)))
-                result.chunks_written += 1
-        with self.store.errors("ZREM"):
-            for start in range(0, len(done), BATCH):
-                self.store.client.zrem(metric, *done[start : start + BATCH])
+        for window, points in windows.items():
+            fieldname = f"{CHUNK_FIELD}{window}".encode()
+            merged = set(points)
+            if fieldname in existing:
+                try:
+                    merged.update(decode_chunk(existing[fieldname]))
+                except ValueError:
+                    # An unreadable chunk is kept under another name, never overwritten.
+                    self.store.execute(
+                        "HSET", meta, fieldname + b":unreadable", existing[fieldname]
+                    )
+                    result.corrupt_chunks += 1
+            self.store.execute("HSET", meta, fieldname, encode_chunk(list(merged)))
+            result.chunks_written += 1
+        for start in range(0, len(done), BATCH):
+            self.store.execute("ZREM", metric, *done[start : start + BATCH])
         raw_after, meta_after = self.store.memory_usage([metric, meta])
         result.points_compacted += len(done)
         result.raw_bytes_before += raw_before or 0

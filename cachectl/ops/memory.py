@@ -286,8 +286,7 @@ def raise_if_incomplete(report: MemoryReport) -> None:
 
 
 def _node_sizes(store: Store) -> dict[str, int]:
-    with store.errors("DBSIZE"):
-        return {node.name: client.dbsize() for node, client in store.for_each_primary()}
+    return {node.name: store.execute_on(node, "DBSIZE") for node in store.primaries()}
 
 
 class _Tally:

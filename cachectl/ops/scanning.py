@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cachectl.errors import CachectlError, RedisError, RedisPermissionError
 from cachectl.keytext import show_bytes
@@ -164,17 +163,17 @@ def scan_sized(
     if not plan.reads:
         state.method = "scan"
     count = plan.count or store.settings.scan_count
-    nodes = store.for_each_primary()
+    nodes = store.primaries()
     state.nodes_total = len(nodes)
-    for node, client in nodes:
+    for node in nodes:
         limit = None if plan.per_node_limit is None else plan.per_node_limit.get(node.name, 0)
         if limit == 0:
             state.nodes_done += 1
             continue
-        reader = _NodeReader(store, client, plan, count, state)
+        pages = _NodeReader(store, node, plan, count, state).pages(pacer)
         scanned = 0
         try:
-            for page in reader.pages(pacer):
+            for page in pages:
                 page.node = node
                 scanned += page.scanned
                 state.keys_scanned += page.scanned
@@ -195,39 +194,39 @@ def scan_sized(
             )
             raise
         finally:
-            reader.close()
+            pages.close()
         state.nodes_done += 1
 
 
 class _NodeReader:
-    """One node's pages, each next request sent ahead on one connection: by the script, or with
-    nothing to read per key by plain SCAN; when scripts are refused (an ACL without EVAL, a
-    managed Redis without scripting), by SCAN and a pipeline of TYPE, PTTL and MEMORY USAGE per
-    page: the same figures, more slowly."""
+    """One node's pages, each next request sent ahead on one connection (`Store.pages`): by the
+    script, or with nothing to read per key by plain SCAN; when scripts are refused (an ACL
+    without EVAL, a managed Redis without scripting), by SCAN and a pipeline of TYPE, PTTL and
+    MEMORY USAGE per page: the same figures, more slowly."""
 
-    def __init__(self, store: Store, client: Any, plan: ScanPlan, count: int, state: ScanState):
+    def __init__(self, store: Store, node: NodeRef, plan: ScanPlan, count: int, state: ScanState):
         self.store = store
-        self.client = client
+        self.node = node
         self.plan = plan
         self.count = count
         self.state = state
         self.reads = "".join(r for r in ALL_READS if r in plan.reads)
-        self._conn = None
-        self._sent = False
 
     def pages(self, pacer: Pacer | None) -> Iterator[SizedPage]:
         if self.state.method == "scan":
-            yield from self._sent_ahead_pages(self._call(0, "SCAN"), pacer, "SCAN")
+            yield from self._sent_ahead_pages(pacer, "SCAN")
             return
         if self.state.method == "script":
+            replies = self._replies(pacer, "EVAL")
             try:
-                first = self._call(0, "EVAL")
+                first = next(replies)
             except CachectlError as error:
+                replies.close()
                 if not _scripts_refused(error):
                     raise
                 self.state.method = "pipeline"
             else:
-                yield from self._sent_ahead_pages(first, pacer, "EVAL")
+                yield from self._sent_ahead_pages(pacer, "EVAL", replies, first)
                 return
         yield from self._pipelined_pages(pacer)
 
@@ -248,43 +247,61 @@ class _NodeReader:
             self.reads, len(plan.prefixes), *plan.prefixes,
         )  # fmt: skip
 
-    def _call(self, cursor: bytes | int, command: str) -> list:
-        with self._errors(command):
-            self._conn = self.client.connection_pool.get_connection()
-            return self._receive(self._request(cursor, command))
+    def _replies(self, pacer: Pacer | None, command: str) -> Iterator[list]:
+        """The node's replies to `command`, page after page, the pacer charged COUNT for each
+        request, and for the script a refusal of a command it runs named as that command's own
+        refusal is (Redis says only "can't run this command")."""
+        charged_first = False
 
-    @contextmanager
-    def _errors(self, command: str) -> Iterator[None]:
-        """The store's error translation, and for the script a refusal of a command it runs
-        named as that command's own refusal is (Redis says only "can't run this command")."""
+        def following(reply: list) -> tuple | None:
+            nonlocal charged_first
+            if pacer and not charged_first:
+                pacer.take(self.count)  # the first request, once it was answered
+            charged_first = True
+            cursor = reply[0]
+            if int(cursor) == 0:
+                return None
+            if pacer:
+                pacer.take(self.count)
+            return self._request(cursor, command)
+
+        replies = self.store.pages(self.node, self._request(0, command), following, command)
         try:
-            with self.store.errors(command):
-                yield
-        except RedisError as error:
-            refused = _script_refusal(self.store, error, self.reads) if command == "EVAL" else None
-            if refused is None:
-                raise
-            raise refused from error
+            while True:
+                try:
+                    reply = next(replies)
+                except StopIteration:
+                    return
+                except RedisError as error:
+                    refused = (
+                        _script_refusal(self.store, error, self.reads)
+                        if command == "EVAL"
+                        else None
+                    )
+                    if refused is None:
+                        raise
+                    raise refused from error
+                yield reply
+        finally:
+            replies.close()
 
     def _sent_ahead_pages(
-        self, reply: list, pacer: Pacer | None, command: str
+        self,
+        pacer: Pacer | None,
+        command: str,
+        replies: Iterator[list] | None = None,
+        first: list | None = None,
     ) -> Iterator[SizedPage]:
-        if pacer:
-            pacer.take(self.count)
         page_of = self._scan_page if command == "SCAN" else self._script_page
-        while True:
-            cursor = reply[0]
-            request = None
-            if int(cursor) != 0:
-                if pacer:
-                    pacer.take(self.count)
-                request = self._request(cursor, command)
-                self._send(request)
-            yield page_of(reply)
-            if request is None:
-                return
-            with self._errors(command):
-                reply = self._receive(request)
+        if replies is None:
+            replies = self._replies(pacer, command)
+        try:
+            if first is not None:
+                yield page_of(first)
+            for reply in replies:
+                yield page_of(reply)
+        finally:
+            replies.close()
 
     def _scan_page(self, reply: list) -> SizedPage:
         keys = reply[1]
@@ -306,69 +323,28 @@ class _NodeReader:
             columns.get(READ_SIZE),
         )
 
-    def _send(self, request: tuple) -> None:
-        try:
-            self._conn.send_command(*request)
-            self._sent = True
-        except Exception:  # noqa: BLE001 -- _receive resends it, and reports what keeps failing
-            self._conn.disconnect()
-            self._sent = False
-
-    def _receive(self, request: tuple) -> list:
-        """The reply to `request` (sent ahead or not), resending it on a new connection after a
-        connection error, with the store's retries and backoff."""
-        conn = self._conn
-
-        def attempt() -> list:
-            if not self._sent:
-                conn.send_command(*request)
-                self._sent = True
-            reply = conn.read_response()
-            self._sent = False
-            return reply
-
-        def failed(_error: Exception) -> None:
-            self._sent = False
-            conn.disconnect()
-
-        return conn.retry.call_with_retry(attempt, failed)
-
-    def close(self) -> None:
-        if self._conn is None:
-            return
-        if self._sent:
-            # A request sent ahead is still unanswered: the connection cannot be reused as is.
-            self._conn.disconnect()
-        self.client.connection_pool.release(self._conn)
-        self._conn = None
-
     # -- by pipeline -------------------------------------------------------------------------
 
     def _pipelined_pages(self, pacer: Pacer | None) -> Iterator[SizedPage]:
         plan = self.plan
         reads = self.reads
         prefixes = tuple(plan.prefixes)
+        commands = [_READ_COMMANDS[r] for r in reads]
         cursor = 0
         while True:
             if pacer:
                 pacer.take(self.count)
-            with self.store.errors("SCAN"):
-                cursor, keys = self.client.scan(
-                    cursor, match=plan.match, count=self.count, _type=plan.type
-                )
+            cursor, keys = self.store.scan_page(
+                self.node, cursor, match=plan.match, count=self.count, type=plan.type
+            )
             kept = [k for k in keys if k.startswith(prefixes)] if prefixes else keys
             columns: dict[str, list] = {r: [] for r in reads}
             if kept:
-                with self.store.errors(_READ_COMMANDS[reads[-1]]):
-                    pipe = self.client.pipeline(transaction=False)
-                    for key in kept:
-                        if READ_TYPE in reads:
-                            pipe.type(key)
-                        if READ_TTL in reads:
-                            pipe.pttl(key)
-                        if READ_SIZE in reads:
-                            pipe.execute_command("MEMORY USAGE", key)
-                    replies = pipe.execute(raise_on_error=False)
+                replies = self.store.send_many_to(
+                    self.node,
+                    [(c, key) for key in kept for c in commands],
+                    _READ_COMMANDS[reads[-1]],
+                )
                 for i, reply in enumerate(replies):
                     if isinstance(reply, Exception):
                         # The refused command and key named, whichever of the page's it was.
@@ -411,18 +387,14 @@ def _script_refusal(store: Store, error: RedisError, reads: str) -> RedisPermiss
     text = error.message.lower()
     if not any(marker in text for marker in _SCRIPT_REFUSED):
         return None
-    import redis.exceptions as rx
-
     line = _SCRIPT_LINE.search(error.message)
     command = _SCRIPT_COMMANDS.get(int(line[1])) if line else None
     if command is not None:
-        refused = store.translate(rx.NoPermissionError("refused inside a script"), command)
+        refused = store.permission_refused("refused inside a script", command)
     else:
         sent = ["SCAN", *(_READ_COMMANDS[r] for r in reads)]
-        refused = store.translate(
-            rx.NoPermissionError(
-                f"it may run EVAL but not one of the commands the scan's script runs: {', '.join(sent)}"
-            )
+        refused = store.permission_refused(
+            f"it may run EVAL but not one of the commands the scan's script runs: {', '.join(sent)}"
         )
     if any(marker in text for marker in _SCRIPT_KEY_REFUSED):
         # A key pattern of the ACL, not the command: the key is one the scan found.
