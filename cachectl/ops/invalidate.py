@@ -737,7 +737,7 @@ def invalidate(
 
     try:
         # Connects, and makes the per-node clients, before two threads share the store.
-        store.primaries()
+        store.for_each_primary()
         finder.pass_run_ids = finder.run_ids()
         for _ in range(PASSES):
             _one_pass(finder, deleter, selection, stop, report)
