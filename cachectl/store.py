@@ -37,7 +37,7 @@ from cachectl.errors import (
 )
 from cachectl.redact import scrub
 from cachectl.store_errors import secrets, translate, user
-from cachectl.store_wire import NodeRef, SentAhead, _naming_node, dialogue, round_trip
+from cachectl.store_wire import NodeRef, SentAhead, dialogue, naming_node, round_trip
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -353,7 +353,7 @@ class Store:
             kwargs = {**self.connection_kwargs(), "host": node.host, "port": node.port, "db": 0}
             client = self._node_clients[node.name] = redis.Redis(retry=self._retry(), **kwargs)
             pool = client.connection_pool
-            pool.connection_class = _naming_node(pool.connection_class)
+            pool.connection_class = naming_node(pool.connection_class)
         return client
 
     def server_info(self, section: str | None = None) -> dict[str, dict]:

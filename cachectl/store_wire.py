@@ -34,7 +34,7 @@ class NodeRef:
 _NAMING: dict[type, type] = {}
 
 
-def _naming_node(connection_class: type) -> type:
+def naming_node(connection_class: type) -> type:
     """`connection_class` whose errors carry the server they came from (`cachectl_node`).
 
     For the per-node clients: redis-py names the server of a socket error, but not of a
