@@ -34,10 +34,8 @@ def wire_uses(package: Path) -> list[str]:
                 names = [node.module or ""]
             elif isinstance(node, ast.Attribute):
                 client_of_store = node.attr == "client" and (
-                    isinstance(node.value, ast.Name)
-                    and node.value.id == "store"
-                    or isinstance(node.value, ast.Attribute)
-                    and node.value.attr == "store"
+                    (isinstance(node.value, ast.Name) and node.value.id == "store")
+                    or (isinstance(node.value, ast.Attribute) and node.value.attr == "store")
                 )
                 if node.attr in CONNECTION_ATTRIBUTES or client_of_store:
                     found.append(f"{relative}:{node.lineno}: .{node.attr}")
