@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from cachectl.config import LayoutConfig
 from cachectl.layout import Layout
 from cachectl.manifest import Plan, _product, load_manifests
-from cachectl.manifest_keys import _repeats_request_by_request
+from cachectl.manifest.keys import _repeats_request_by_request
 
 
 def warm_manifest(directory: Path, entries: int, sharded: bool) -> Path:
