@@ -12,23 +12,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cachectl.durations import parse_duration, parse_size
 from cachectl.errors import ManifestError
 from cachectl.layout import js_stringify
+from cachectl.manifest import fields
 from cachectl.manifest.credentials import _texts_in, is_secret_param
 from cachectl.manifest.model import (
-    CACHE_IF_WORDS,
-    DEFAULT_RETRIES,
-    DEFAULT_TIMEOUT_SECONDS,
     FILE_VALUE_KINDS,
     MANIFEST_VERSION,
-    MAX_CONCURRENCY,
     MAX_RANGE_VALUE,
-    MAX_RATE,
-    MAX_RETRIES,
-    MAX_TIMEOUT_SECONDS,
-    METHODS,
-    MIN_RATE,
     Defaults,
     Endpoint,
     FileValues,
@@ -58,18 +49,7 @@ from cachectl.yamlsrc import (
 )
 
 TOP_FIELDS = ("version", "defaults", "endpoints")
-DEFAULT_FIELDS = (
-    "base_url", "headers", "timeout", "ttl", "cache_if", "retries", "concurrency",
-    "concurrency_per_host", "rate", "max_response_bytes",
-)  # fmt: skip
-ENDPOINT_FIELDS = (
-    "name", "url", "method", "headers", "body", "timeout", "params", "matrix", "ttl", "tags",
-    "depends_on", "cache_if", "fallback_url", "concurrency", "rate", "retries",
-    "max_response_bytes",
-)  # fmt: skip
 SOURCE_FIELDS = ("range", "file", "as")
-
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
 # ---- loading ----------------------------------------------------------------------------------
@@ -215,11 +195,11 @@ class _Reader:
         if not isinstance(raw, dict):
             self.add(path, f"expected a mapping of default settings, got {kind_of(raw)}")
             return {}
-        self.problems.unknown_keys(path, raw, DEFAULT_FIELDS)
+        self.problems.unknown_keys(path, raw, fields.DEFAULT_FIELDS)
         self.defaults_given = set(raw)
         out: dict[str, Any] = {}
         if "base_url" in raw:
-            base = self._text(path + ("base_url",), raw["base_url"])
+            base = fields.text(self, path + ("base_url",), raw["base_url"])
             if base is not None:
                 parts = _split(base)
                 if parts is None:
@@ -237,22 +217,11 @@ class _Reader:
                         self.add(path + ("base_url",), problem)
                         # Kept: each endpoint's own part is still checked, its host is not.
                     out["base_url"] = base
-        readers = {
-            "headers": self._headers,
-            "timeout": self._timeout,
-            "ttl": self._ttl,
-            "cache_if": self._cache_if,
-            "retries": self._retries,
-            "concurrency": self._positive_int,
-            "concurrency_per_host": self._positive_int,
-            "rate": self._rate,
-            "max_response_bytes": self._size,
-        }
-        for name, reader in readers.items():
-            if name in raw and path + (name,) not in self.unset:
-                value = reader(path + (name,), raw[name])
+        for f in fields.CHECKED_FIELDS:
+            if f.in_defaults and f.name in raw and path + (f.name,) not in self.unset:
+                value = f.check(self, path + (f.name,), raw[f.name])
                 if value is not None:
-                    out[name] = value
+                    out[f.name] = value
         for header, value in out.get("headers", {}).items():
             if is_secret_header(header):
                 self._secret_header_value(header, value)
@@ -292,7 +261,7 @@ class _Reader:
             )
             return None
         before = len(self.problems)
-        self.problems.unknown_keys(path, raw, ENDPOINT_FIELDS)
+        self.problems.unknown_keys(path, raw, fields.ENDPOINT_FIELDS)
 
         def get(name: str, reader, fallback=None):
             if name in raw:
@@ -304,7 +273,14 @@ class _Reader:
         name = self._required_text(path, raw, "name")
         if name is not None:
             self.key_texts.append((path + ("name",), name, "the endpoint name"))
-        method = get("method", self._method, "GET")
+        # The fields a check reads alone (fields.FIELDS): the endpoint's value, else defaults',
+        # else the field's default; one an unset ${VAR} left empty takes the field's default.
+        values: dict[str, Any] = {}
+        for f in fields.CHECKED_FIELDS:
+            if f.in_endpoint:
+                value = get(f.name, lambda p, v, check=f.check: check(self, p, v), f.default)
+                values[f.name] = f.default if value is None else value
+        method = values["method"]
         params = get("params", self._params, {}) or {}
         matrix = get("matrix", self._matrix, ()) or ()
         for param, _ in matrix:
@@ -326,7 +302,7 @@ class _Reader:
 
         url = self._url(path, raw, defaults, known)
         headers = dict(defaults.get("headers", {}))
-        own_headers = get("headers", self._headers, {}) or {}
+        own_headers = values["headers"]
         for header, value in own_headers.items():
             for existing in [h for h in headers if h.lower() == header.lower()]:
                 del headers[existing]
@@ -334,22 +310,16 @@ class _Reader:
         body = None
         if "body" in raw:
             body = self._body(path + ("body",), raw["body"], method, headers)
-        timeout = get("timeout", self._timeout, DEFAULT_TIMEOUT_SECONDS)
-        ttl_ms = get("ttl", self._ttl)
+        ttl_ms = values["ttl"]
         if ttl_ms is None and "ttl" not in raw and "ttl" not in self.defaults_given:
             self.add(path, "missing field 'ttl' (set ttl here or in defaults)")
         tags = get("tags", lambda p, v: self._templates(p, v, known), ())
         depends_on = get("depends_on", lambda p, v: self._templates(p, v, known), ())
-        cache_if = get("cache_if", self._cache_if, "always")
         fallback = None
         if "fallback_url" in raw and path + ("fallback_url",) not in self.unset:
             fallback = self._url_template(
                 path + ("fallback_url",), raw["fallback_url"], defaults, known
             )
-        concurrency = get("concurrency", self._positive_int)
-        rate = get("rate", self._rate)
-        retries = get("retries", self._retries, DEFAULT_RETRIES)
-        max_response_bytes = get("max_response_bytes", self._size)
         for header, value in headers.items():
             if is_secret_header(header):
                 self._secret_header_value(header, value)
@@ -371,21 +341,21 @@ class _Reader:
             line=self.doc.mark(path).line,
             name=name,
             url=url,
-            method=method or "GET",
+            method=method,
             headers=headers,
             body=body,
-            timeout_seconds=timeout or DEFAULT_TIMEOUT_SECONDS,
+            timeout_seconds=values["timeout"],
             params=params,
             matrix=tuple(matrix),
             ttl_ms=ttl_ms,
             tags=tuple(tags or ()),
             depends_on=tuple(depends_on or ()),
-            cache_if=cache_if or "always",
+            cache_if=values["cache_if"],
             fallback_url=fallback,
-            concurrency=concurrency,
-            rate=rate,
-            retries=DEFAULT_RETRIES if retries is None else retries,
-            max_response_bytes=max_response_bytes,
+            concurrency=values["concurrency"],
+            rate=values["rate"],
+            retries=values["retries"],
+            max_response_bytes=values["max_response_bytes"],
         )
 
     def _url(self, path: DocPath, raw: dict, defaults: dict, known: list[str]) -> Template | None:
@@ -399,7 +369,7 @@ class _Reader:
     def _url_template(
         self, path: DocPath, raw: Any, defaults: dict, known: list[str]
     ) -> Template | None:
-        text = own = self._text(path, raw)
+        text = own = fields.text(self, path, raw)
         if text is None:
             return None
         absolute = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text) is not None
@@ -477,52 +447,13 @@ class _Reader:
                 out.append(template)
         return tuple(out)
 
-    # -- single values -----------------------------------------------------------------------
-
-    def _text(self, path: DocPath, raw: Any) -> str | None:
-        if path in self.unset:
-            return None
-        if not isinstance(raw, str) or not raw.strip():
-            self.add(path, f"expected text, got {kind_of(raw) if raw != '' else 'an empty value'}")
-            return None
-        return raw.strip()
+    # -- values that depend on others -------------------------------------------------------
 
     def _required_text(self, path: DocPath, raw: dict, name: str) -> str | None:
         if name not in raw:
             self.add(path, f"missing field '{name}'")
             return None
-        return self._text(path + (name,), raw[name])
-
-    def _method(self, path: DocPath, raw: Any) -> str | None:
-        method = raw.upper() if isinstance(raw, str) else None
-        if method not in METHODS:
-            self.add(path, f"expected one of {', '.join(METHODS)}, got {kind_of(raw)}")
-            return None
-        return method
-
-    def _headers(self, path: DocPath, raw: Any) -> dict[str, str] | None:
-        if not isinstance(raw, dict):
-            self.add(path, f"expected a mapping of header names to values, got {kind_of(raw)}")
-            return None
-        out = {}
-        for name, value in raw.items():
-            at = path + (name,)
-            if not isinstance(name, str) or not _HEADER_NAME.match(name):
-                self.add(at, f"'{name}' is not a valid header name", key=True)
-                continue
-            if at in self.unset:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                # A secret header's value is never echoed, even when it is the wrong type.
-                shown = "a value" if is_secret_header(name) else kind_of(value)
-                self.add(at, f"expected text, got {shown}")
-                continue
-            text = str(value)
-            if "\n" in text or "\r" in text:
-                self.add(at, "a header value cannot span lines")
-                continue
-            out[name] = text
-        return out
+        return fields.text(self, path + (name,), raw[name])
 
     def _body(self, path: DocPath, raw: Any, method: str | None, headers: dict) -> bytes | None:
         if method != "POST":
@@ -537,100 +468,6 @@ class _Reader:
         if not any(h.lower() == "content-type" for h in headers):
             headers["Content-Type"] = "application/json"
         return js_stringify(raw).encode()
-
-    def _timeout(self, path: DocPath, raw: Any) -> float | None:
-        seconds = self._duration(path, raw, "timeout")
-        if seconds is not None and seconds > MAX_TIMEOUT_SECONDS:
-            self.add(path, f"the timeout must be at most 1h, got {kind_of(raw)}")
-            return None
-        return seconds
-
-    def _size(self, path: DocPath, raw: Any) -> int | None:
-        try:
-            size = parse_size(raw)
-        except ValueError as exc:
-            self.add(path, str(exc))
-            return None
-        if size < 1:
-            self.add(path, f"expected a size of 1 byte or more, got {kind_of(raw)}")
-            return None
-        return size
-
-    def _ttl(self, path: DocPath, raw: Any) -> int | None:
-        seconds = self._duration(path, raw, "ttl")
-        if seconds is None:
-            return None
-        ms = round(seconds * 1000)
-        if ms < 1:
-            self.add(path, f"the ttl must be at least 1 ms, got {kind_of(raw)}")
-            return None
-        return ms
-
-    def _duration(self, path: DocPath, raw: Any, what: str) -> float | None:
-        try:
-            seconds = parse_duration(raw)
-        except ValueError as exc:
-            self.add(path, str(exc) if isinstance(raw, str) else f"{exc}, got {kind_of(raw)}")
-            return None
-        if seconds <= 0:
-            self.add(path, f"the {what} must be greater than 0, got {kind_of(raw)}")
-            return None
-        return seconds
-
-    def _cache_if(self, path: DocPath, raw: Any) -> str | frozenset[int] | None:
-        if isinstance(raw, str):
-            if raw in CACHE_IF_WORDS:
-                return raw
-            guess = nearest(raw, CACHE_IF_WORDS)
-            hint = f" (did you mean '{guess}'?)" if guess else ""
-            self.add(
-                path, f"expected always, non_empty or a list of 2xx statuses, got '{raw}'{hint}"
-            )
-            return None
-        if not isinstance(raw, list) or not raw:
-            self.add(
-                path, f"expected always, non_empty or a list of 2xx statuses, got {kind_of(raw)}"
-            )
-            return None
-        statuses = set()
-        for i, status in enumerate(raw):
-            if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 299:
-                self.add(
-                    path + (i,),
-                    f"expected a success status (200 to 299), got {kind_of(status)}: "
-                    "only successful responses are ever cached",
-                )
-            else:
-                statuses.add(status)
-        return frozenset(statuses) if len(statuses) == len(raw) else None
-
-    def _positive_int(self, path: DocPath, raw: Any) -> int | None:
-        if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_CONCURRENCY:
-            self.add(
-                path, f"expected a whole number from 1 to {MAX_CONCURRENCY}, got {kind_of(raw)}"
-            )
-            return None
-        return raw
-
-    def _retries(self, path: DocPath, raw: Any) -> int | None:
-        if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_RETRIES:
-            self.add(path, f"expected a whole number from 0 to {MAX_RETRIES}, got {kind_of(raw)}")
-            return None
-        return raw
-
-    def _rate(self, path: DocPath, raw: Any) -> float | None:
-        if (
-            isinstance(raw, bool)
-            or not isinstance(raw, (int, float))
-            or not MIN_RATE <= raw <= MAX_RATE
-        ):
-            self.add(
-                path,
-                f"expected requests per second from {MIN_RATE:g} to {MAX_RATE:g}, "
-                f"got {kind_of(raw)}",
-            )
-            return None
-        return float(raw)
 
     # -- params and matrix -------------------------------------------------------------------
 
@@ -756,7 +593,7 @@ class _Reader:
         if kind not in FILE_VALUE_KINDS:
             self.add(path + ("as",), f"expected json or string, got {kind_of(kind)}")
             return None
-        name = self._text(path + ("file",), spec["file"])
+        name = fields.text(self, path + ("file",), spec["file"])
         if name is None:
             return None
         file = self.here / os.path.expanduser(name)
