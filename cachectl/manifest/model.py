@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from cachectl.errors import ManifestError
 from cachectl.layout import Layout, parse_cli_param
-from cachectl.manifest.fastpath import _compile, _compile_key
+from cachectl.manifest.fastpath import _compile_key
 from cachectl.manifest.templates import Template, _query_value, _text_of, _url_value
 from cachectl.manifest.urls import mask_query_secrets
 from cachectl.redact import MASK
@@ -159,27 +159,12 @@ class Endpoint:
         return f"{self.file}:{self.line} endpoints[{self.index}] ({self.name})"
 
     def requests(self, layout: Layout) -> Iterator[PlannedRequest]:
-        """Every request of the matrix, in order. What is constant across the matrix (static
-        params, literal text, the key's head, the headers that enter a versioned key) is worked
-        out once here; each request then encodes only its own matrix values. The result is the
-        same as `request_for` on each combination (tests/unit/test_manifest_fastpath.py)."""
+        """Every request of the matrix, in order, one `request_for` each."""
         names = [name for name, _ in self.matrix]
-        combos = _product([source for _, source in self.matrix])
-        cached = self.__dict__.get("_compiled")
-        if cached is not None and cached[0] is layout:
-            make = cached[1]
-        else:
-            make = _compile(self, layout)
-            # Not a field: a frozen Endpoint keeps its compiled expansion for the last layout.
-            object.__setattr__(self, "_compiled", (layout, make))
-        if make is None:
-            for combo in combos:
-                params = dict(self.params)
-                params.update(zip(names, combo))
-                yield self.request_for(params, layout)
-            return
-        for combo in combos:
-            yield make(combo)
+        for combo in _product([source for _, source in self.matrix]):
+            params = dict(self.params)
+            params.update(zip(names, combo))
+            yield self.request_for(params, layout)
 
     def keys(self, layout: Layout) -> Iterator[str]:
         """The key of every request of the matrix, in order, worked out alone: the same as the
