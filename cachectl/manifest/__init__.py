@@ -17,8 +17,9 @@ params are percent-encoded.
 
 The parts: `templates` (placeholders and how values are written into them), `urls` (what can be
 sent), `credentials` (what may not enter a key), `model` (Manifest, Endpoint, PlannedRequest,
-the matrix sources), `fastpath` (expansion compiled once per endpoint), `reader` (loading and
-checking), `plan` (what a run asks for) and `keys` (no two requests write one key).
+the matrix sources), `fields` (the table of settings an endpoint or `defaults` may hold, with
+their checks), `reader` (loading and checking), `fastpath` (the entry key compiled once per
+endpoint), `plan` (what a run asks for) and `keys` (no two requests write one key).
 """
 
 from cachectl.manifest.credentials import is_secret_param
