@@ -165,6 +165,9 @@ class Sampler:
         self.own_hits = 0
         self.own_misses = 0
         self._log_read_to_ms: int | None = None
+        # The log holds whole milliseconds, and the one a read ends in is still running: the next
+        # read starts inside it again, skipping the members this read already took there.
+        self._edge_members: frozenset[bytes] = frozenset()
 
     def count_own(self, hits: int = 0, misses: int = 0) -> None:
         """Key lookups made by cachectl (the recorder's too), taken out of the server's rate."""
@@ -201,6 +204,7 @@ class Sampler:
         self._read_info(sample)
         if log_from_ms is not None:
             self._log_read_to_ms = log_from_ms
+            self._edge_members = frozenset()
         self._read_counters_and_log(sample, int(now * 1000))
         return sample
 
@@ -239,8 +243,9 @@ class Sampler:
             )
             replies = pipe.execute(raise_on_error=False)
         sample.commands += len(replies)
-        self._log_read_to_ms = now_ms
+        self._log_read_to_ms = now_ms - 1
         sample.log_from_ms = log_from
+        read_before, self._edge_members = self._edge_members, frozenset()
 
         # None: corrupt; MISSING: no such hash (zero when its partner counter exists).
         values: list[int | None | object] = []
@@ -278,6 +283,9 @@ class Sampler:
         else:
             self.count_own(misses=1)
         sample.log_truncated = len(log_reply) >= self.log_limit
+        if read_before:
+            log_reply = [(m, score) for m, score in log_reply if m not in read_before]
+        self._edge_members = frozenset(m for m, score in log_reply if score >= now_ms)
         for member, score in log_reply:
             parsed = parse_log_member(member, score)
             if parsed is None:
