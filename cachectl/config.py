@@ -18,28 +18,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cachectl.errors import CachectlError, ConfigError, EnvVarMissing, UsageError
+from cachectl.layout import LOCK_SUFFIX, LayoutConfig
 from cachectl.redact import MASK, is_secret_header, mask_url, scrub
 from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nearest
-
-
-@dataclass(frozen=True)
-class LayoutConfig:
-    """The cache's key names (see docs/keyspace.md); every prefix is what the applications use."""
-
-    prefix: str = "api_cache"
-    tag_prefix: str = "tag"
-    dependency_prefix: str = "depends_on"
-    metrics_prefix: str = "cache_metrics"
-    entries_log: str = "cache_entries"
-    access_log: str = "cache_access"
-    metric_prefix: str = "metric"
-    meta_prefix: str = "meta"
-    agg_prefix: str = "agg"
-    param_encoding: str = "json"  # json | plain
-    scheme: str = "standard"  # standard | versioned
-    version: str = "v1"
-    versioned_prefix: str = "api"
-    header_allowlist: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,7 +47,7 @@ class Settings:
     # `invalidate`: a tag or dependency set that does not exist, or a selection that matched
     # nothing, is exit 5 (not found) rather than 0.
     strict: bool = False
-    layout: LayoutConfig = LayoutConfig()
+    layout: LayoutConfig = LayoutConfig()  # noqa: RUF009 (frozen: one shared default is safe)
     profile: str | None = None
     config_file: str | None = None
     # setting -> where its value came from: "flag --url", "env CACHECTL_URL",
@@ -561,8 +542,6 @@ def _check_layout(
     """Two kinds of keys that would share a prefix (or the two logs one name): a problem at
     the setting that made them meet, naming both kinds and the prefix. cachectl.layout.Layout
     refuses the same layouts, by the same rule, but can say neither where nor which."""
-    from cachectl.layout import LOCK_SUFFIX
-
     versioned = layout.scheme == "versioned"
     entry = "versioned_prefix" if versioned else "prefix"
     roots = [

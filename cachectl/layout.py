@@ -16,13 +16,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 from cachectl.errors import ConfigError, UsageError
 from cachectl.redact import is_secret_header
-
-if TYPE_CHECKING:
-    from cachectl.config import LayoutConfig
 
 Key = str | bytes
 
@@ -437,6 +434,26 @@ def _longest_first(endpoints: Iterable[str]) -> list[str]:
 # --- the layout ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LayoutConfig:
+    """The cache's key names (see docs/keyspace.md); every prefix is what the applications use."""
+
+    prefix: str = "api_cache"
+    tag_prefix: str = "tag"
+    dependency_prefix: str = "depends_on"
+    metrics_prefix: str = "cache_metrics"
+    entries_log: str = "cache_entries"
+    access_log: str = "cache_access"
+    metric_prefix: str = "metric"
+    meta_prefix: str = "meta"
+    agg_prefix: str = "agg"
+    param_encoding: str = "json"  # json | plain
+    scheme: str = "standard"  # standard | versioned
+    version: str = "v1"
+    versioned_prefix: str = "api"
+    header_allowlist: tuple[str, ...] = ()
+
+
 def _check_config(config: LayoutConfig) -> None:
     if config.param_encoding not in PARAM_ENCODINGS:
         raise ConfigError(
@@ -471,8 +488,6 @@ class Layout:
 
     def __init__(self, config: LayoutConfig | None = None):
         if config is None:
-            from cachectl.config import LayoutConfig
-
             config = LayoutConfig()
         _check_config(config)
         self.config = config
