@@ -173,3 +173,11 @@ def test_dependencies_point_one_way():
             wrong += [f"{name} imports {i}" for i in imported if i.startswith("cachectl.cli")]
     assert not wrong, "\n".join(wrong)
 
+
+def test_no_module_is_longer_than_the_limit():
+    long = {
+        str(path.relative_to(PACKAGE.parent)): lines
+        for path in PACKAGE.rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, f"modules over {MAX_LINES} lines (split them along their seams): {long}"
