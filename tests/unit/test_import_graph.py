@@ -181,3 +181,18 @@ def test_no_module_is_longer_than_the_limit():
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert not long, f"modules over {MAX_LINES} lines (split them along their seams): {long}"
+
+
+def test_a_command_module_imports_no_other_command_module():
+    """Options and helpers two commands share live in cli.options / cli.context, not in one of
+    the commands' modules."""
+    shared = {"cachectl.cli.context", "cachectl.cli.options", "cachectl.cli.numbers"}
+    graph = import_graph()
+    wrong = [
+        f"{name} imports {target}"
+        for name, targets in graph.items()
+        if name.startswith("cachectl.cli.") and name != "cachectl.cli.app"
+        for target in sorted(targets)
+        if target.startswith("cachectl.cli.") and target not in shared
+    ]
+    assert not wrong, "\n".join(wrong)
