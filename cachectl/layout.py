@@ -261,17 +261,19 @@ def parse_cli_param(text: str) -> tuple[str, Any]:
             f"param {text!r} has no name before '='", hint="Write params as name=value."
         )
     try:
-        return name, _STRICT_JSON.decode(raw)
+        return name, STRICT_JSON.decode(raw)
     except ValueError:
         return name, raw
 
 
-def _reject_constant(name: str) -> Any:
-    # Python's json reads NaN and Infinity; JavaScript's JSON.parse does not.
+def reject_json_constant(name: str) -> Any:
+    """`parse_constant` for a decoder that reads JSON as JavaScript's JSON.parse does: Python's
+    json reads NaN and Infinity, JSON.parse does not."""
     raise ValueError(f"{name} is not JSON")
 
 
-_STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+# The one strict JSON reader: NaN and Infinity are a ValueError, as in JSON.parse.
+STRICT_JSON = json.JSONDecoder(parse_constant=reject_json_constant)
 
 
 # --- glob ------------------------------------------------------------------------------------
@@ -387,7 +389,7 @@ def _scan_json_params(
             return None
         name = raw[pos:sep_at]
         try:
-            value, pos = _STRICT_JSON.raw_decode(raw, sep_at + 1)
+            value, pos = STRICT_JSON.raw_decode(raw, sep_at + 1)
         except ValueError:
             return None
         # A name holding the separator is a misread: the writer never splits a name so.

@@ -8,13 +8,12 @@ found by scanning those sets (every primary) and asking each whether it holds th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cachectl.errors import CachectlError, NotFoundError, RedisPermissionError, UsageError
 from cachectl.keytext import show_bytes, unshow_bytes
-from cachectl.layout import Layout, parse_cli_param
+from cachectl.layout import STRICT_JSON, Layout, parse_cli_param
 from cachectl.layout_parse import EntryParser
 
 if TYPE_CHECKING:
@@ -28,12 +27,6 @@ PREVIEW_LINES = 40
 PREVIEW_LINE_CHARS = 400
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-# NaN and Infinity are not JSON: a value holding them is shown as text, never re-emitted as JSON.
-_STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
 _READS = {
     "hash": ("HLEN", "HSCAN"),
     "set": ("SCARD", "SSCAN"),
@@ -301,7 +294,8 @@ def _string_value(store: Store, raw: bytes, full: bool) -> Value:
     value.format = "text"
     if whole:
         try:
-            value.json = _STRICT_JSON.decode(text)
+            # NaN and Infinity are not JSON: such a value is shown as text, never re-emitted.
+            value.json = STRICT_JSON.decode(text)
             value.format = "json"
         except ValueError:
             pass
