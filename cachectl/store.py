@@ -18,7 +18,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -28,6 +27,7 @@ from redis.cluster import RedisCluster
 from redis.connection import parse_url
 from redis.retry import Retry
 
+from cachectl.batches import batched
 from cachectl.errors import (
     CachectlError,
     ConfigError,
@@ -490,7 +490,7 @@ class Store:
         `on_batch(n_sent, n_removed)` is called after every batch.
         """
         removed_total = 0
-        for batch in _batched(keys, batch_size or self.settings.batch_size):
+        for batch in batched(keys, batch_size or self.settings.batch_size):
             if pacer:
                 pacer.take(len(batch))
             removed, _ = self.unlink_batch(batch)
@@ -533,7 +533,7 @@ class Store:
         per node per batch.
         """
         replies: list = []
-        for batch in _batched(keys, batch_size or self.settings.batch_size):
+        for batch in batched(keys, batch_size or self.settings.batch_size):
             with self.errors(command):
                 pipe = self.client.pipeline(transaction=False)
                 for key in batch:
@@ -550,7 +550,7 @@ class Store:
         if self.is_cluster:
             return [_text(reply) for reply in self.pipelined("TYPE", keys)]
         types: list[str] = []
-        for batch in _batched(keys, self.settings.batch_size):
+        for batch in batched(keys, self.settings.batch_size):
             with self.errors("TYPE"):
                 for reply in self._raw_round_trip([("TYPE", key) for key in batch]):
                     if isinstance(reply, Exception):
@@ -569,7 +569,7 @@ class Store:
         """How many of the keys exist (a key named twice counts twice): one multi-key EXISTS
         per batch, or per hash slot of the batch in a cluster, pipelined."""
         total = 0
-        for batch in _batched(keys, batch_size or self.settings.batch_size):
+        for batch in batched(keys, batch_size or self.settings.batch_size):
             with self.errors("EXISTS"):
                 pipe = self.client.pipeline(transaction=False)
                 for group in self._by_slot(batch):
@@ -833,9 +833,3 @@ def _names(commands: Sequence[tuple]) -> str:
 
 def _text(reply: Any) -> str:
     return reply.decode() if isinstance(reply, bytes) else str(reply)
-
-
-def _batched(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch

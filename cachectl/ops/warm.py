@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from cachectl.batches import batched
 from cachectl.errors import (
     CachectlError,
     RedisAuthError,
@@ -357,17 +358,6 @@ def _kept_by_ttl(options: WarmOptions, pttl_ms: int) -> str | None:
     return "cached"
 
 
-def _chunks(requests: Iterable[PlannedRequest], size: int) -> Iterator[list[PlannedRequest]]:
-    chunk: list[PlannedRequest] = []
-    for request in requests:
-        chunk.append(request)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def _dry_run(
     store: Store, requests: Iterable[PlannedRequest], options: WarmOptions, tally: _Tally
 ) -> None:
@@ -377,7 +367,7 @@ def _dry_run(
     from cachectl.signals import stop_on_signals
 
     with stop_on_signals() as stop:
-        for chunk in _chunks(requests, TTL_CHECK_CHUNK):
+        for chunk in batched(requests, TTL_CHECK_CHUNK):
             if stop.is_set():
                 tally.result.stopped = "interrupted"
                 return
@@ -516,7 +506,7 @@ class _Run:
     async def _produce(self, requests: Iterator[PlannedRequest], fetch_q: asyncio.Queue) -> None:
         if not self.options.checks_ttl:
             return  # the workers read the plan themselves
-        for chunk in _chunks(requests, TTL_CHECK_CHUNK):
+        for chunk in batched(requests, TTL_CHECK_CHUNK):
             ttls = await self._redis(self.store.ttls, [r.key for r in chunk], ms=True)
             for request, ttl in zip(chunk, ttls):
                 why = _kept_by_ttl(self.options, ttl)

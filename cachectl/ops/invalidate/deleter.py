@@ -7,8 +7,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from cachectl.batches import batched
 from cachectl.layout import Layout
-from cachectl.ops.invalidate.finder import _Batch, _chunks, _Finder, _scan_selects, _SetDrained
+from cachectl.ops.invalidate.finder import _Batch, _Finder, _scan_selects, _SetDrained
 from cachectl.ops.invalidate.results import InvalidateOptions, InvalidateResult
 from cachectl.ops.prune import (
     INDEX_KINDS,
@@ -112,7 +113,7 @@ class _Deleter:
         late = [log for log in self.all_logs if log not in self.logs]
         for log, exists in zip(late, self.store.exists_many(late)):
             if exists:
-                for keys in _chunks(self.finder.all_selected(), self.options.batch_size):
+                for keys in batched(self.finder.all_selected(), self.options.batch_size):
                     self.result.log_members_removed += int(self.store.execute("ZREM", log, *keys))
 
     def _finish(self, drained: _SetDrained) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import TYPE_CHECKING
 
+from cachectl.batches import batched
 from cachectl.errors import (
     RedisError,
     RedisPermissionError,
@@ -307,7 +307,7 @@ class _Finder:
         pending set, so one SSCAN pass sees every member, unless the server restarted under
         the cursor (its hash seed changes): the deleter then keeps the set (see
         _Deleter._finish) and the run makes another pass."""
-        for members in _chunks(
+        for members in batched(
             self.store.sscan(pending, self.options.scan_count), self.options.batch_size
         ):
             if self.pacer:
@@ -319,7 +319,7 @@ class _Finder:
         yield _SetDrained(pending)
 
     def _members(self, set_key: bytes, forget_in: bytes | None) -> Iterator[_Batch]:
-        for members in _chunks(
+        for members in batched(
             self.store.sscan(set_key, self.options.scan_count), self.options.batch_size
         ):
             if self.pacer:
@@ -391,9 +391,3 @@ def _scan_selects(layout: Layout, selection: Selection) -> Callable[[bytes], boo
         )
 
     return selects
-
-
-def _chunks(items, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
