@@ -35,6 +35,7 @@ from cachectl.errors import (
     RedisTimeout,
     RedisUnreachable,
 )
+from cachectl.keytext import reply_text
 from cachectl.redact import scrub
 from cachectl.store_errors import secrets, translate, user
 from cachectl.store_wire import NodeRef, SentAhead, dialogue, naming_node, round_trip
@@ -548,14 +549,14 @@ class Store:
     def types(self, keys: Iterable[str | bytes]) -> list[str]:
         """Each key's type ("string", "set"...; "none" when missing)."""
         if self.is_cluster:
-            return [_text(reply) for reply in self.pipelined("TYPE", keys)]
+            return [reply_text(reply) for reply in self.pipelined("TYPE", keys)]
         types: list[str] = []
         for batch in batched(keys, self.settings.batch_size):
             with self.errors("TYPE"):
                 for reply in self._raw_round_trip([("TYPE", key) for key in batch]):
                     if isinstance(reply, Exception):
                         raise reply
-                    types.append(_text(reply))
+                    types.append(reply_text(reply))
         return types
 
     def memory_usage(self, keys: Iterable[str | bytes], samples: int = 0) -> list[int | None]:
@@ -829,7 +830,3 @@ def _cluster_enabled(client: redis.Redis) -> bool | None:
 def _names(commands: Sequence[tuple]) -> str:
     """The distinct command names of a pipeline, for an error message: "SET, SADD"."""
     return ", ".join(dict.fromkeys(str(args[0]).upper() for args in commands)) or "a pipeline"
-
-
-def _text(reply: Any) -> str:
-    return reply.decode() if isinstance(reply, bytes) else str(reply)
