@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from cachectl.errors import CachectlError, ConfigError, EnvVarMissing, UsageError
 from cachectl.layout import LOCK_SUFFIX, LayoutConfig
-from cachectl.redact import MASK, is_secret_header, mask_url, scrub
+from cachectl.redact import MASK, is_secret_header, mask_url, scrub, userinfo_breaks_url
 from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nearest
 
 
@@ -55,7 +55,7 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def masked_url(self) -> str:
-        return masked_url(self.url)
+        return mask_url(self.url)
 
     def bad_setting(self, name: str, reason: str) -> CachectlError:
         """The error for a setting whose value proves unusable once it is used (a TLS file that
@@ -252,12 +252,12 @@ def url_problem(url: str) -> str | None:
     """What is wrong with a Redis URL, or None. The words never quote the user name or the
     password: a reason from urllib or redis-py may hold a piece of them (a password holding a
     '/' ends the host part there, and what follows is read as a port or a database)."""
-    shown = masked_url(url)
+    shown = mask_url(url)
 
     def bad(reason: str) -> str:
         return f"invalid Redis URL {shown}: {reason}"
 
-    if _userinfo_breaks_url(url):
+    if userinfo_breaks_url(url):
         return bad(
             "the password (or user name) holds a '/', '#' or '?', which ends a URL's host part: "
             "percent-encode it (%2F, %23, %3F), or leave the password out of the URL and set "
@@ -287,32 +287,10 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def masked_url(url: str) -> str:
-    """The URL as cachectl shows it: its password masked, and, when the password (or user
-    name) holds a character that breaks the URL apart, all of its user part that could be."""
-    if not _userinfo_breaks_url(url):
-        return scrub(mask_url(url), [])  # scrub also catches a password urlsplit misreads
-    scheme, _, rest = url.partition("://")
-    userinfo, _, host = rest.rpartition("@")
-    user, colon, _ = userinfo.partition(":")
-    shown_user = f"{user}:" if colon and user and not any(c in user for c in "/?#") else ""
-    return f"{scheme}://{shown_user}{MASK}@{host}"
-
-
-def _userinfo_breaks_url(url: str) -> bool:
-    """An '@' after the first '/', '#' or '?' of a redis:// URL: a user part holding one of
-    them, which URL parsers read as the end of the host part."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in ("redis", "rediss"):
-        return False
-    end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
-    return "@" not in rest[:end] and "@" in rest[end:]
-
-
 def _url_username(url: str) -> str | None:
     """The user name in the URL; masked when it stands alone (`redis://name@host`), as every
     URL cachectl shows masks it: it may be a password written without its colon."""
-    if _userinfo_breaks_url(url):
+    if userinfo_breaks_url(url):
         return None
     try:
         parts = urlsplit(url)
@@ -406,7 +384,7 @@ def _shown(name: str, value: Any) -> str:
     if name == "password":
         return MASK if value else "(not set)"
     if name == "url":
-        return masked_url(value)
+        return mask_url(value)
     if value is None:
         return {"cluster": "auto (detect from the server)", "rate": "no cap"}.get(name, "(not set)")
     if isinstance(value, bool):
