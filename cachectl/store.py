@@ -18,7 +18,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -28,6 +27,7 @@ from redis.cluster import RedisCluster
 from redis.connection import parse_url
 from redis.retry import Retry
 
+from cachectl.batches import batched
 from cachectl.errors import (
     CachectlError,
     ConfigError,
@@ -35,6 +35,7 @@ from cachectl.errors import (
     RedisTimeout,
     RedisUnreachable,
 )
+from cachectl.keytext import reply_text
 from cachectl.redact import scrub
 from cachectl.store_errors import secrets, translate, user
 from cachectl.store_wire import NodeRef, SentAhead, dialogue, naming_node, round_trip
@@ -490,7 +491,7 @@ class Store:
         `on_batch(n_sent, n_removed)` is called after every batch.
         """
         removed_total = 0
-        for batch in _batched(keys, batch_size or self.settings.batch_size):
+        for batch in batched(keys, batch_size or self.settings.batch_size):
             if pacer:
                 pacer.take(len(batch))
             removed, _ = self.unlink_batch(batch)
@@ -533,7 +534,7 @@ class Store:
         per node per batch.
         """
         replies: list = []
-        for batch in _batched(keys, batch_size or self.settings.batch_size):
+        for batch in batched(keys, batch_size or self.settings.batch_size):
             with self.errors(command):
                 pipe = self.client.pipeline(transaction=False)
                 for key in batch:
@@ -548,14 +549,14 @@ class Store:
     def types(self, keys: Iterable[str | bytes]) -> list[str]:
         """Each key's type ("string", "set"...; "none" when missing)."""
         if self.is_cluster:
-            return [_text(reply) for reply in self.pipelined("TYPE", keys)]
+            return [reply_text(reply) for reply in self.pipelined("TYPE", keys)]
         types: list[str] = []
-        for batch in _batched(keys, self.settings.batch_size):
+        for batch in batched(keys, self.settings.batch_size):
             with self.errors("TYPE"):
                 for reply in self._raw_round_trip([("TYPE", key) for key in batch]):
                     if isinstance(reply, Exception):
                         raise reply
-                    types.append(_text(reply))
+                    types.append(reply_text(reply))
         return types
 
     def memory_usage(self, keys: Iterable[str | bytes], samples: int = 0) -> list[int | None]:
@@ -569,7 +570,7 @@ class Store:
         """How many of the keys exist (a key named twice counts twice): one multi-key EXISTS
         per batch, or per hash slot of the batch in a cluster, pipelined."""
         total = 0
-        for batch in _batched(keys, batch_size or self.settings.batch_size):
+        for batch in batched(keys, batch_size or self.settings.batch_size):
             with self.errors("EXISTS"):
                 pipe = self.client.pipeline(transaction=False)
                 for group in self._by_slot(batch):
@@ -829,13 +830,3 @@ def _cluster_enabled(client: redis.Redis) -> bool | None:
 def _names(commands: Sequence[tuple]) -> str:
     """The distinct command names of a pipeline, for an error message: "SET, SADD"."""
     return ", ".join(dict.fromkeys(str(args[0]).upper() for args in commands)) or "a pipeline"
-
-
-def _text(reply: Any) -> str:
-    return reply.decode() if isinstance(reply, bytes) else str(reply)
-
-
-def _batched(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch

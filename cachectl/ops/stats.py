@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from cachectl.analysis import counter_delta, hit_rate, percentile, ratio
 from cachectl.errors import PartialFailure, RedisError
+from cachectl.keytext import reply_text
 from cachectl.ops.streak import FailureStreak, plural
 from cachectl.runlog import RecentRun
 
@@ -214,7 +215,7 @@ class Sampler:
             sample.nodes.append(
                 NodeSample(
                     node=node,
-                    run_id=_text(info.get("run_id")),
+                    run_id=None if info.get("run_id") is None else reply_text(info["run_id"]),
                     counters={k: int(info[k]) for k in INFO_COUNTERS if _is_number(info.get(k))},
                     gauges={k: float(info[k]) for k in INFO_GAUGES if _is_number(info.get(k))},
                 )
@@ -316,12 +317,6 @@ def _is_number(value: Any) -> bool:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # -- the report ------------------------------------------------------------------------------

@@ -14,9 +14,8 @@ import pytest
 import redis
 
 from cachectl import MISS, APICache, EarlyRefresh, StaleWhileRevalidate, StampedeOptions, cached
-from cachectl.config import LayoutConfig
 from cachectl.errors import ExitCode, RedisError, UsageError
-from cachectl.layout import Layout
+from cachectl.layout import Layout, LayoutConfig
 from cachectl.library import decorator
 from cachectl.library.core import Warnings
 from cachectl.library.decorator import set_default_cache
