@@ -89,18 +89,25 @@ class Pacer:
             self._sleep(-self._tokens / self.rate)
 
 
-class _Retry(Retry):
-    """redis-py's Retry, except that no retry is wasted on an answer that cannot change.
+def worth_retrying(error: Exception) -> bool:
+    """Whether a failed connection or command may succeed if tried again: the one retry policy
+    of the sync Store and the asyncio library alike.
 
     redis-py raises a refused password and a failed certificate check as ConnectionErrors, which
     plain Retry would retry (and a 3 a.m. user would wait for) before saying no.
     """
+    if isinstance(error, (rx.AuthenticationError, rx.AuthorizationError)):
+        return False
+    return not isinstance(error.__context__, ssl.SSLCertVerificationError)
+
+
+class _Retry(Retry):
+    """redis-py's Retry, except that no retry is wasted on an answer that cannot change
+    (`worth_retrying`)."""
 
     def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
         def retryable(error: Exception) -> bool:
-            if isinstance(error, (rx.AuthenticationError, rx.AuthorizationError)):
-                return False
-            if isinstance(error.__context__, ssl.SSLCertVerificationError):
+            if not worth_retrying(error):
                 return False
             return is_retryable is None or is_retryable(error)
 

@@ -20,7 +20,7 @@ from redis.cluster import RedisCluster
 
 from cachectl.config import Settings
 from cachectl.errors import ConfigError, UsageError
-from cachectl.store import BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, Store
+from cachectl.store import BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, Store, worth_retrying
 
 URL_CONNECT_TIMEOUT_SECONDS = 1.0
 URL_TIMEOUT_SECONDS = 1.0
@@ -90,9 +90,11 @@ async def connect_async(store: Store) -> aredis.Redis | AsyncRedisCluster:
     settings = store.settings
     # Store builds the options; redis-py's asyncio clients take the same ones.
     kwargs = store.connection_kwargs()
+    # The Store's retry policy: a refused password or certificate is never retried.
     retry = AsyncRetry(
         ExponentialWithJitterBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS),
         settings.retries,
+        is_retryable=worth_retrying,
     )
     forced = settings.cluster
     if "unix_socket_path" in kwargs:
