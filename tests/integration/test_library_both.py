@@ -13,8 +13,9 @@ import pytest
 import redis
 
 from cachectl import APICache, AsyncAPICache
-from cachectl.config import Settings
-from cachectl.errors import RedisAuthError
+from cachectl.config import Settings, TLSConfig
+from cachectl.devserver import free_port
+from cachectl.errors import ConfigError, RedisAuthError
 
 
 class Driven:
@@ -93,3 +94,18 @@ def test_a_refused_password_is_never_retried(make_cache, acl_redis, sleeps):
     assert "refused the user name or password" in caught.value.message
     assert "not-the-pass-1234" not in str(caught.value)
     assert sleeps == []  # refused again on every try: the caller hears it at once
+
+
+def test_a_missing_tls_file_is_named_as_a_setting_before_any_connection(make_cache, tmp_path):
+    missing = tmp_path / "no-such-ca.pem"
+    settings = Settings(url=f"rediss://127.0.0.1:{free_port()}/0", tls=TLSConfig(ca_file=missing))
+    cache = make_cache(settings)
+    with pytest.raises(ConfigError, match=f"tls.ca_file: no such file: {missing}"):
+        cache.get("users", {"id": 1})
+
+
+def test_a_database_other_than_0_on_a_single_server_is_used(make_cache, redis_url, conn):
+    cache = make_cache(redis_url.rsplit("/", 1)[0] + "/3")
+    cache.set("users", {"id": 1}, {"name": "Ann"}, ttl=60)
+    assert cache.get("users", {"id": 1}) == {"name": "Ann"}
+    assert conn.dbsize() == 0  # database 0 is untouched
