@@ -17,7 +17,6 @@ from cachectl import APICache, StaleWhileRevalidate, StampedeOptions, cached
 from cachectl.errors import ExitCode, RedisError
 from cachectl.layout import Layout
 from cachectl.library import decorator
-from cachectl.library.core import Warnings
 from cachectl.library.decorator import set_default_cache
 from cachectl.library.stampede import RELEASE_SCRIPT, lock_key
 
@@ -289,75 +288,6 @@ def test_counters_reach_redis_within_the_flush_interval_without_a_flush(make_cac
 
 
 # --- failures --------------------------------------------------------------------------------
-
-
-def test_a_down_redis_answers_cache_api_call_from_the_origin(make_redis):
-    server = make_redis()
-    cache = APICache(server.url)
-    cache.set("e", None, "cached", ttl=60)
-    server.kill()
-    origin = Origin("from origin")
-    assert cache.cache_api_call("e", None, origin, 60) == "from origin"
-    with pytest.raises(RedisError) as err:
-        cache.get("e")
-    assert err.value.exit_code == ExitCode.REDIS and server.url.split("@")[-1] in str(err.value)
-    cache.close()
-
-
-def test_with_redis_down_counter_warnings_keep_the_limiters_pace_and_count_what_was_dropped(
-    make_redis, caplog
-):
-    server = make_redis()
-    # No periodic push: the flushes below are the only ones, and the limiter's clock is ours.
-    cache = APICache(server.url, metrics_flush_interval=3600, stampede=False)
-    now = [1000.0]
-    cache._warnings = Warnings(clock=lambda: now[0])
-    server.kill()
-    caplog.set_level("WARNING", logger="cachectl.library")
-
-    def said():
-        return [r.getMessage() for r in caplog.records]
-
-    for _ in range(4):
-        for _ in range(3):
-            cache.cache_api_call("e", None, Origin("from origin"), 60)
-        cache.flush()
-    # One warning (Redis down, answering from the origin) in these "10 seconds", not one more
-    # at every push.
-    assert len(said()) == 1 and "answering from the origin" in said()[0]
-    now[0] += 10
-    cache.flush()
-    assert said()[1].startswith("cachectl: could not write the cache counters: ")
-    assert said()[1].endswith(
-        "; the hits, misses and response times of 12 calls were dropped since the last warning"
-    )
-
-    cache.cache_api_call("e", None, Origin("from origin"), 60)  # 1 more dropped, not told yet
-    cache.flush()
-    server.restart()
-    cache.cache_api_call("e", None, Origin("from origin"), 60)  # a miss that reaches Redis
-    now[0] += 10
-    cache.flush()
-    assert said()[2].startswith(
-        "cachectl: the cache counters are written again; the hits, "
-        "misses and response times of 1 call were dropped while they "
-        "could not be ("
-    )
-    assert len(said()) == 3
-    conn = server.client()
-    # Dropped, not resent: only the call made after the restart is counted.
-    assert conn.hget("cache_metrics:misses:e", "count") == b"1"
-    conn.close()
-    cache.close()
-
-
-def test_fail_open_off_raises_the_redis_error(make_redis):
-    server = make_redis()
-    cache = APICache(server.url, fail_open=False)
-    server.kill()
-    with pytest.raises(RedisError):
-        cache.cache_api_call("e", None, Origin("x"), 60)
-    cache.close()
 
 
 def test_an_applications_own_client_is_used_and_left_open(redis_url, conn):

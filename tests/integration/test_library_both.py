@@ -13,6 +13,7 @@ import time
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from cachectl import (
     MISS,
@@ -23,7 +24,8 @@ from cachectl import (
 )
 from cachectl.config import LayoutConfig, Settings, TLSConfig
 from cachectl.devserver import free_port
-from cachectl.errors import ConfigError, RedisAuthError, UsageError
+from cachectl.errors import ConfigError, ExitCode, RedisAuthError, RedisError, UsageError
+from cachectl.library.core import Warnings
 from cachectl.library.stampede import lock_key
 from cachectl.ops.stats import parse_log_member
 
@@ -408,3 +410,147 @@ def test_a_failed_refresh_keeps_answering_the_cached_value(make_cache):
     cache = make_cache(refresh=EarlyRefresh(beta=1e9))
     cache.set("e", None, "cached", ttl=60)
     assert cache.cache_api_call("e", None, Origin(error=RuntimeError("down")), 60) == "cached"
+
+
+# --- single server and cluster ----------------------------------------------------------------
+
+
+@pytest.fixture(params=["single", "cluster"])
+def any_url(request) -> str:
+    return request.getfixturevalue("redis_url" if request.param == "single" else "cluster_url")
+
+
+def sync_client(url: str, cluster: bool):
+    return RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+
+
+def test_set_get_and_falsy_hits_write_the_layout(make_cache, any_url, request):
+    cluster = "cluster" in request.node.callspec.id
+    cache = make_cache(any_url)
+    key = cache.set("users", {"id": 1}, {"n": 1.0}, ttl=60, tags=["u"])
+    cache.set("flags", {"id": 1}, 0, ttl=60)
+    assert cache.get("users", {"id": 1}) == {"n": 1}
+    assert cache.get("flags", {"id": 1}, default=MISS) == 0
+    assert cache.get("nothing", default=MISS) is MISS
+    cache.close()
+    conn = sync_client(any_url, cluster)
+    assert conn.get(key) == b'{"n":1}' and conn.smembers("tag:u") == {key.encode()}
+    assert conn.hget("cache_metrics:hits", "total") == b"2"
+    assert conn.hget("cache_metrics:misses:nothing", "count") == b"1"
+    assert conn.zcard("cache_entries") == 2 and conn.zcard("cache_access") == 2
+    conn.close()
+
+
+def test_every_strategy(make_cache, any_url, request):
+    cluster = "cluster" in request.node.callspec.id
+    aside = make_cache(any_url)
+    origin = Origin(lambda n: n)
+    assert [aside.cache_api_call("a", None, origin, 60) for _ in range(3)] == [1] * 3
+    aside.close()
+    through = make_cache(any_url, strategy="write_through")
+    origin = Origin(lambda n: n)
+    answers = [through.cache_api_call("t", None, origin, 60, ["t"]) for _ in range(3)]
+    assert answers == [1, 2, 3]
+    through.close()
+    behind = make_cache(any_url, strategy="write_behind")
+    origin = Origin(lambda n: {"n": n})
+    assert behind.cache_api_call("b", None, origin, 60, ["b"]) == {"n": 1}
+    assert behind.cache_api_call("b", None, origin, 60) == {"n": 1}
+    assert origin.calls == 1
+    behind.close()
+    conn = sync_client(any_url, cluster)
+    assert conn.get("api_cache:a:no_params") == b"1"
+    assert conn.get("api_cache:t:no_params") == b"3"
+    assert conn.get("api_cache:b:no_params") == b'{"n":1}'
+    assert conn.smembers("tag:t") == {b"api_cache:t:no_params"}
+    assert conn.smembers("tag:b") == {b"api_cache:b:no_params"}
+    assert conn.zcard("cache_entries") == 3
+    conn.close()
+
+
+def test_tags_dependencies_and_delete(make_cache, any_url, request):
+    cluster = "cluster" in request.node.callspec.id
+    cache = make_cache(any_url)
+    for i in range(20):
+        cache.set("p", {"id": i}, i, ttl=60, tags=["sale"], depends_on=[f"u:{i % 2}"])
+    assert cache.invalidate_dependency("u:0") == 10
+    assert cache.invalidate_tag("sale") == 10
+    cache.set("p", {"id": 1}, 1, ttl=60, tags=["x"])
+    assert cache.delete("p", {"id": 1}, tags=["x"]) is True
+    cache.close()
+    conn = sync_client(any_url, cluster)
+    assert sum(conn.exists(f"api_cache:p:id:{i}") for i in range(20)) == 0
+    assert not conn.exists("tag:sale") and not conn.exists("tag:x")
+    conn.close()
+
+
+# --- failures --------------------------------------------------------------------------------
+
+
+def test_a_down_redis_answers_cache_api_call_from_the_origin(make_cache, make_redis):
+    server = make_redis()
+    cache = make_cache(server.url)
+    cache.set("e", None, "cached", ttl=60)
+    server.kill()
+    origin = Origin("from origin")
+    assert cache.cache_api_call("e", None, origin, 60) == "from origin"
+    with pytest.raises(RedisError) as err:
+        cache.get("e")
+    assert err.value.exit_code == ExitCode.REDIS and server.url.split("@")[-1] in str(err.value)
+    cache.close()
+
+
+def test_with_redis_down_counter_warnings_keep_the_limiters_pace_and_count_what_was_dropped(
+    make_cache, make_redis, caplog
+):
+    server = make_redis()
+    # No periodic push: the flushes below are the only ones, and the limiter's clock is ours.
+    cache = make_cache(server.url, metrics_flush_interval=3600, stampede=False)
+    now = [1000.0]
+    cache.cache._warnings = Warnings(clock=lambda: now[0])
+    server.kill()
+    caplog.set_level("WARNING", logger="cachectl.library")
+
+    def said():
+        return [r.getMessage() for r in caplog.records]
+
+    for _ in range(4):
+        for _ in range(3):
+            cache.cache_api_call("e", None, Origin("from origin"), 60)
+        cache.flush()
+    # One warning (Redis down, answering from the origin) in these "10 seconds", not one more
+    # at every push.
+    assert len(said()) == 1 and "answering from the origin" in said()[0]
+    now[0] += 10
+    cache.flush()
+    assert said()[1].startswith("cachectl: could not write the cache counters: ")
+    assert said()[1].endswith(
+        "; the hits, misses and response times of 12 calls were dropped since the last warning"
+    )
+
+    cache.cache_api_call("e", None, Origin("from origin"), 60)  # 1 more dropped, not told yet
+    cache.flush()
+    server.restart()
+    cache.cache_api_call("e", None, Origin("from origin"), 60)  # a miss that reaches Redis
+    now[0] += 10
+    cache.flush()
+    assert said()[2].startswith(
+        "cachectl: the cache counters are written again; the hits, "
+        "misses and response times of 1 call were dropped while they "
+        "could not be ("
+    )
+    assert len(said()) == 3
+    conn = server.client()
+    # Dropped, not resent: only the call made after the restart is counted.
+    assert conn.hget("cache_metrics:misses:e", "count") == b"1"
+    conn.close()
+    cache.close()
+
+
+def test_fail_open_off_raises_the_redis_error(make_cache, make_redis):
+    server = make_redis()
+    cache = make_cache(server.url, fail_open=False)
+    server.kill()
+    with pytest.raises(RedisError):
+        cache.cache_api_call("e", None, Origin("x"), 60)
+    cache.close()
