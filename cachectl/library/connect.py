@@ -89,11 +89,9 @@ async def connect_async(store: Store) -> aredis.Redis | AsyncRedisCluster:
     """An asyncio client for the store's settings, a cluster client when the server is a cluster
     node: `Store.connection_plan` driven with asyncio clients, as `Store.client` drives it with
     sync ones (the same options, checks and retry policy)."""
-    # The Store's retry policy: a refused password or certificate is never retried.
-    retry = AsyncRetry(
+    retry = _AsyncRetry(
         ExponentialWithJitterBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS),
         store.settings.retries,
-        is_retryable=worth_retrying,
     )
     plan = store.connection_plan()
     probe: aredis.Redis | None = None
@@ -115,6 +113,26 @@ async def connect_async(store: Store) -> aredis.Redis | AsyncRedisCluster:
     finally:
         if probe is not None:
             await probe.aclose()
+
+
+class _AsyncRetry(AsyncRetry):
+    """redis-py's asyncio Retry with the Store's policy (`store.worth_retrying`): a refused
+    password or certificate is never retried. (Retry's own is_retryable argument is newer than
+    redis-py 7.3, the lowest supported.)"""
+
+    async def call_with_retry(
+        self,
+        do: Any,
+        fail: Any,
+        is_retryable: Any = None,
+        with_failure_count: bool = False,
+    ) -> Any:
+        def retryable(error: Exception) -> bool:
+            if not worth_retrying(error):
+                return False
+            return is_retryable is None or is_retryable(error)
+
+        return await super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
 def _step(plan: Generator[Any, Any, Any], reply: Any) -> Any:
