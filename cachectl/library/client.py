@@ -20,27 +20,19 @@ from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from cachectl.errors import CachectlError, UsageError
-from cachectl.layout import Layout
-from cachectl.library.connect import resolve
+from cachectl.errors import CachectlError
+from cachectl.library.base import CacheBase
 from cachectl.library.core import (
-    Bookkeeping,
     Call,
-    EntryKeys,
-    OriginTimes,
     Outcome,
-    Warnings,
     Write,
-    as_layout,
     as_refresh,
-    as_stampede,
     as_strategy,
     decode_value,
     delete_commands,
     encode_value,
     index_keys,
     refresh_due,
-    ttl_to_ms,
     write_commands,
 )
 from cachectl.library.io_sync import (
@@ -55,10 +47,9 @@ from cachectl.library.io_sync import (
     sleep,
     unlink,
 )
-from cachectl.library.stampede import RELEASE_SCRIPT, Flights, StampedeOptions, new_token
+from cachectl.library.stampede import RELEASE_SCRIPT, Flights, new_token
 from cachectl.library.strategies import RefreshPolicy, StaleWhileRevalidate, Strategy
 from cachectl.library.writebehind import BackgroundWriter
-from cachectl.store import Store
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -68,7 +59,7 @@ log = logging.getLogger("cachectl.library")
 _BATCH = 1000
 
 
-class APICache:
+class APICache(CacheBase):
     """A Redis-backed cache of API responses, written as docs/keyspace.md says.
 
     connection: a Redis URL, cachectl `Settings`, or your own `redis.Redis` / `RedisCluster`
@@ -87,56 +78,11 @@ class APICache:
     close_timeout: how long close() (and interpreter exit) waits for queued writes.
     """
 
-    def __init__(
-        self,
-        connection: Any = None,
-        *,
-        layout: Any = None,
-        default_ttl: float = 300,
-        strategy: Strategy | str = Strategy.CACHE_ASIDE,
-        stampede: StampedeOptions | bool = True,
-        refresh: RefreshPolicy | None = None,
-        fail_open: bool = True,
-        metrics: bool = True,
-        metrics_flush_interval: float = 1.0,
-        write_queue_size: int = 10_000,
-        close_timeout: float = 10.0,
-    ):
-        settings, client = resolve(connection, want_async=False)
-        self._store = Store(settings, client=client)
-        self._given = client
-        self.layout: Layout = as_layout(layout, Layout(settings.layout))
-        self.default_ttl_ms = ttl_to_ms(default_ttl)
-        self.strategy = as_strategy(strategy)
-        self.stampede = as_stampede(stampede)
-        self.refresh = as_refresh(refresh)
-        self.fail_open = fail_open
-        if metrics_flush_interval < 0:
-            raise UsageError("metrics_flush_interval must be 0 or more seconds")
-        self._interval = metrics_flush_interval
-        self._close_timeout = close_timeout
-        self._keys = EntryKeys(self.layout)
-        self._metrics = Bookkeeping(self.layout) if metrics else None
-        self._background = BackgroundWriter(
-            self._write,
-            self._push_bookkeeping,
-            interval=metrics_flush_interval or 1.0,
-            warn=self._warn,
-            max_queue=write_queue_size,
-            exit_timeout=close_timeout,
-        )
-        self._lock_options = self.stampede or StampedeOptions()
-        self._flights = Flights()
-        self._origin_times = OriginTimes()
-        self._refresher = Refresher()
-        self._connecting = new_lock()
-        self._client: Any = None
-        self._cluster = False
-        self._release: Any = None
-        self._warnings = Warnings()
-
-    def __repr__(self) -> str:
-        return f"APICache({self._store.settings.masked_url()})"
+    _want_async = False
+    _writer_class = BackgroundWriter
+    _flights_class = Flights
+    _refresher_class = Refresher
+    _lock_class = staticmethod(new_lock)
 
     def __enter__(self) -> Self:
         return self
@@ -145,12 +91,6 @@ class APICache:
         self.close()
 
     # -- the application's calls -----------------------------------------------------------
-
-    def key(
-        self, endpoint: str, params: dict | None = None, *, user_id: Any = None, headers: Any = None
-    ) -> str:
-        """The entry key of a call, as every writer of this cache spells it."""
-        return self._keys(endpoint, params, user_id, headers)
 
     def get(
         self,
@@ -288,19 +228,6 @@ class APICache:
         self._record(endpoint, key, hit, started)
         return self._resolve(fallback, outcome)
 
-    def cached(
-        self,
-        endpoint: str | None = None,
-        ttl: float | None = None,
-        tags: Iterable = (),
-        **options: Any,
-    ) -> Callable:
-        """`@cache.cached("users", ttl=60)`: cache_api_call with params from the call's
-        arguments. See `cachectl.cached` for the options."""
-        from cachectl.library.decorator import cached
-
-        return cached(endpoint, ttl, tags, cache=self, **options)
-
     def flush(self) -> None:
         """Writes the queued writes and the gathered counters and logs now. Raises PartialFailure
         if queued writes were lost since the last flush."""
@@ -353,15 +280,6 @@ class APICache:
         except REDIS_ERRORS as exc:
             raise self._store.translate(exc, "GET") from exc
         return (*self._decode(key, raw), remaining_ms)
-
-    def _decode(self, key: str, raw: Any) -> tuple[bool, Any]:
-        if raw is None:
-            return False, None
-        try:
-            return True, decode_value(raw)
-        except ValueError:
-            self._warn(f"{key} does not hold JSON text; it is read as a miss and overwritten")
-            return False, None
 
     # -- filling ---------------------------------------------------------------------------
 
@@ -555,9 +473,6 @@ class APICache:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _ttl_ms(self, ttl: float | None) -> int:
-        return self.default_ttl_ms if ttl is None else ttl_to_ms(ttl)
-
     def _write(self, writes: list[Write]) -> None:
         """Stores a batch; on failure deletes its entries again (an entry missing from its tag
         set would survive an invalidation of the tag) and raises. Releases the writes' locks."""
@@ -643,14 +558,3 @@ class APICache:
                 metrics.pushed(calls, None)
         if metrics.dropped_untold and self._warnings.due():
             log.warning("cachectl: %s", metrics.drop_report())
-
-    # -- failures --------------------------------------------------------------------------
-
-    def _fail_open(self, exc: CachectlError) -> None:
-        if not self.fail_open:
-            raise exc
-        self._warn(f"{exc}; answering from the origin")
-
-    def _warn(self, message: str) -> None:
-        # One limiter for the cache and its background worker: a down Redis fails both.
-        self._warnings.warn(message)

@@ -73,7 +73,7 @@ never cost the caller a second round trip.
         ),
     ),
     ("from cachectl.library.io_async import", "from cachectl.library.io_sync import"),
-    ("want_async=True", "want_async=False"),
+    ("_want_async = True", "_want_async = False"),
     ("cache_if: Callable[[Any], Any]", "cache_if: Callable[[Any], bool]"),
 ]
 
