@@ -98,7 +98,7 @@ def check(
             "--every",
             help="Repeat every DURATION as an alerting loop "
             "(Ctrl-C or SIGTERM stops it; the exit code is the last round's, or 6 when it "
-            "holds but some rounds could not reach Redis).",
+            "holds but some rounds could not reach Redis or some alerts were not delivered).",
         ),
     ] = None,
     rounds: Annotated[
@@ -107,7 +107,9 @@ def check(
     webhook: Annotated[
         str | None,
         typer.Option(
-            "--webhook", help="POST a JSON alert to this URL on each breach and each recovery."
+            "--webhook",
+            help="POST a JSON alert to this URL on each breach and each recovery. An alert "
+            "not delivered makes the exit 6 (7 when a condition fails: that comes first).",
         ),
     ] = None,
 ) -> None:
