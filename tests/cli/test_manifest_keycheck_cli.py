@@ -24,11 +24,18 @@ endpoints:
 """
 
 
-def _validate(tmp_path: Path, size: int, **env: str) -> subprocess.Popen:
+COMMANDS = pytest.mark.parametrize(
+    "command", [("manifest", "validate"), ("warm", "--dry-run")], ids=["validate", "warm"]
+)
+
+
+def _validate(
+    tmp_path: Path, size: int, command=("manifest", "validate"), **env: str
+) -> subprocess.Popen:
     manifest = tmp_path / "m.yaml"
     manifest.write_text(MANIFEST % (size, size))
     return subprocess.Popen(
-        [sys.executable, "-m", "cachectl", "manifest", "validate", str(manifest)],
+        [sys.executable, "-m", "cachectl", *command, str(manifest)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -54,8 +61,9 @@ def test_a_stopped_key_check_removes_its_temporary_folder(tmp_path, stop):
     assert list(spill.iterdir()) == []
 
 
-def test_a_plan_past_the_key_check_limit_is_refused_at_once(tmp_path):
-    proc = _validate(tmp_path, 9007199254740991)
+@COMMANDS
+def test_a_plan_past_the_key_check_limit_is_refused_at_once(tmp_path, command):
+    proc = _validate(tmp_path, 9007199254740991, command)
     _, err = proc.communicate()
     assert proc.returncode == ExitCode.BAD_INPUT
     assert "CACHECTL_MAX_KEY_CHECK" in err and "items, items:v2" in err
