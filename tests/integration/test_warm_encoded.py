@@ -52,3 +52,24 @@ def test_a_decompression_bomb_fails_as_too_large_holding_no_more_than_the_limit(
     assert dict(result.failed) == {"too_large": 8}, result
     # Each stops once 8 MiB are unpacked: 8 x 1 GiB unpacked would be gigabytes.
     assert rss_mb() - before < 150
+
+
+def test_unpacking_stops_at_the_limit_and_refuses_broken_or_cut_gzip():
+    import gzip
+
+    from cachectl.ops.warm_http import _BadEncoding, _Unpacker
+
+    packed = gzip.compress(b"x" * (10 * MiB))
+    unpack = _Unpacker.of("gzip")
+    assert sum(map(len, unpack.feed(packed, 1000 + 1))) == 1001  # no more than asked
+    whole = _Unpacker.of("gzip")
+    assert b"".join(whole.feed(packed, 20 * MiB)) == b"x" * (10 * MiB)
+    whole.finish()
+    cut = _Unpacker.of("gzip")
+    cut.feed(packed[: len(packed) // 2], 20 * MiB)
+    with pytest.raises(_BadEncoding, match="cut short"):
+        cut.finish()
+    with pytest.raises(_BadEncoding, match="broken"):
+        _Unpacker.of("gzip").feed(b"\x1f\x8b not gzip at all", 100)
+    with pytest.raises(_BadEncoding, match="not asked for"):
+        _Unpacker.of("zstd")
