@@ -206,6 +206,7 @@ class InputLimits:
     yaml_nodes: int = 100_000  # values in a YAML document, each use of an alias counted in full
     yaml_depth: int = 100  # nesting of lists and mappings
     line_bytes: int = 64 * 1024  # one line of a file read line by line (a matrix file)
+    key_check: int = 20_000_000  # keys a plan's duplicate-key check works out one by one
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> InputLimits:
@@ -232,6 +233,7 @@ LIMIT_SETTINGS = {
     "yaml_nodes": "CACHECTL_MAX_YAML_NODES",
     "yaml_depth": "CACHECTL_MAX_YAML_DEPTH",
     "line_bytes": "CACHECTL_MAX_LINE_BYTES",
+    "key_check": "CACHECTL_MAX_KEY_CHECK",
 }
 _CHUNK = 64 * 1024
 
