@@ -535,8 +535,8 @@ def parse_yaml(
     except RecursionError:
         # A last resort: the depth limit stops nesting long before Python's stack ends.
         raise kind(
-            f"{file}: nested too deep to read (the limit is {limits.yaml_depth} levels): "
-            f"lower the nesting, or mind {LIMIT_SETTINGS['yaml_depth']}"
+            f"{file}: nested too deep to read: the depth limit, {limits.yaml_depth} levels, "
+            f"is more than Python reads: lower {LIMIT_SETTINGS['yaml_depth']} (default 100)"
         ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -261,3 +261,11 @@ def test_a_problem_line_shows_at_most_80_characters_of_a_key():
     problems.unknown_keys((), problems.doc.data, ["name"])
     line = str(problems.items[0])
     assert "… (5000 characters)" in line and len(line) < 300
+
+
+def test_nesting_past_what_python_reads_is_the_depth_problem_even_with_the_limit_raised():
+    from cachectl.yamlsrc import InputLimits
+
+    text = "a: " + "[" * 5000 + "]" * 5000 + "\n"
+    with pytest.raises(ConfigError, match=r"f\.yaml: nested too deep .*CACHECTL_MAX_YAML_DEPTH"):
+        parse_yaml(text, "f.yaml", limits=InputLimits(yaml_depth=100_000))
