@@ -449,13 +449,13 @@ def _limited_loader(limits: InputLimits, file: str):
             self._chars += chars
             limit = limits.text_chars
             if self._chars > limit:
-                why = "this alias brings" if alias else "the text of"
-                self._passed(
-                    event,
-                    f"{why} the document to over {limit} characters of text (each use of an "
-                    "alias counts every character it refers to), the limit",
-                    LIMIT_SETTINGS["yaml_chars"],
+                why = (
+                    f"this alias brings the document to over {limit} characters of text (each "
+                    "use of an alias counts every character it refers to), the limit"
+                    if alias
+                    else f"the document holds over {limit} characters of text, the limit"
                 )
+                self._passed(event, why, LIMIT_SETTINGS["yaml_chars"])
 
         def _count(self, event, size: int, *, alias: bool = False) -> None:
             self._nodes += size
