@@ -369,7 +369,7 @@ def main() -> None:
             f"under {TARGET_MB} MB and {TARGET_S:g} s"
         ),
         (
-            f"cachectl from {args.pythonpath or ROOT}; {os.cpu_count()} cores; load average "
+            f"cachectl {_revision(args.pythonpath or ROOT)}; {os.cpu_count()} cores; load average "
             f"{os.getloadavg()[0]:.1f}; address space capped at {args.cap_mb} MB, killed after "
             f"{args.timeout:g} s"
         ),
@@ -390,3 +390,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _revision(checkout) -> str:
+    """The commit measured (never the machine's path to it)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "(not a git checkout)"
+    return f"at commit {out.stdout.strip()}"
