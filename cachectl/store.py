@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,6 +26,7 @@ import redis
 from redis import exceptions as rx
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
+from redis.connection import SSLConnection as ssl_connection
 from redis.connection import parse_url
 from redis.retry import Retry
 
@@ -37,7 +39,15 @@ from cachectl.errors import (
 )
 from cachectl.redact import scrub
 from cachectl.store_errors import secrets, translate, user
-from cachectl.store_wire import NodeRef, SentAhead, dialogue, naming_node, round_trip
+from cachectl.store_wire import (
+    NodeRef,
+    Reconnects,
+    SentAhead,
+    counting_reconnects,
+    dialogue,
+    naming_node,
+    round_trip,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -107,6 +117,34 @@ class _Retry(Retry):
         return super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
+@dataclass(frozen=True)
+class Epoch:
+    """A deployment's identity as far as a run can see it: two equal epochs, one taken before a
+    pass and one after, mean no primary restarted or failed over in between.
+
+    `run_ids`: each primary's INFO run_id (None when the ACL user may not send INFO). A restart
+    also breaks every connection to the server, so `reconnects` (connections made again, per
+    node) grows with one, INFO or not; it grows after a network blip too (an extra pass, never a
+    wrong answer). None when the store cannot count them (a client the application passed in).
+    """
+
+    primaries: tuple[str, ...]
+    run_ids: dict[str, str | None] | None
+    reconnects: dict[str, int] | None
+
+    @property
+    def blind(self) -> bool:
+        """Neither run_ids nor reconnections: a restart cannot be seen."""
+        return self.run_ids is None and self.reconnects is None
+
+
+BLIND_NOTE = (
+    "a server restart during the run cannot be detected (the ACL user may not send INFO and "
+    "the Redis client was passed in, so its reconnections are not counted): what the run "
+    "removed may have come back, had one restarted"
+)
+
+
 class Store:
     """One Redis deployment, standalone or cluster, reached lazily on first use.
 
@@ -128,6 +166,8 @@ class Store:
         self._node_clients: dict[str, redis.Redis] = {}
         self.on_warning = on_warning
         self._alone_checked = False
+        self._reconnects = Reconnects()
+        self._counting: dict[type, type] = {}
 
     def __enter__(self) -> Self:
         return self
@@ -168,7 +208,7 @@ class Store:
         if cluster is None:
             if kwargs["db"] == 0:
                 # Ask the client we would keep: one connection (and TLS handshake), not two.
-                client = redis.Redis(retry=self._retry(), **kwargs)
+                client = self._watched(redis.Redis(retry=self._retry(), **kwargs))
                 try:
                     enabled = _cluster_enabled(client)
                     if enabled is None:
@@ -183,14 +223,28 @@ class Store:
             else:
                 cluster = self._cluster_enabled(kwargs)
         if not cluster:
-            return redis.Redis(retry=self._retry(), **kwargs)
+            return self._watched(redis.Redis(retry=self._retry(), **kwargs))
         db = kwargs.pop("db")
         if db:
             raise ConfigError(
                 f"{self.settings.masked_url()} asks for database {db}, "
                 "but a Redis Cluster has only database 0"
             )
-        return RedisCluster(retry=self._retry(), **kwargs)
+        base = ssl_connection if kwargs.get("ssl") else redis.Connection
+        return RedisCluster(retry=self._retry(), connection_class=self._count(base), **kwargs)
+
+    def _count(self, connection_class: type) -> type:
+        """`connection_class` counting this store's reconnections (see epoch())."""
+        counting = self._counting.get(connection_class)
+        if counting is None:
+            counting = counting_reconnects(connection_class, self._reconnects)
+            self._counting[connection_class] = counting
+        return counting
+
+    def _watched(self, client: redis.Redis) -> redis.Redis:
+        pool = client.connection_pool
+        pool.connection_class = self._count(pool.connection_class)
+        return client
 
     def _check_tls_files(self) -> None:
         # A missing file is a setting to fix, said as such (exit 2 for a flag, 3 for the
@@ -353,7 +407,7 @@ class Store:
             kwargs = {**self.connection_kwargs(), "host": node.host, "port": node.port, "db": 0}
             client = self._node_clients[node.name] = redis.Redis(retry=self._retry(), **kwargs)
             pool = client.connection_pool
-            pool.connection_class = naming_node(pool.connection_class)
+            pool.connection_class = self._count(naming_node(pool.connection_class))
         return client
 
     def server_info(self, section: str | None = None) -> dict[str, dict]:
@@ -363,6 +417,29 @@ class Store:
             with self.errors("INFO", node=node):
                 infos[node.name] = client.info(section)
         return infos
+
+    def epoch(self) -> Epoch:
+        """What a server restart or a failover changes, to compare before and after a pass over
+        the data (see Epoch). Talks to every primary (INFO, else PING) first, so a connection
+        the server broke since the last command is made again, and counted, now."""
+        nodes = self.for_each_primary()
+        run_ids: dict[str, str | None] | None = {}
+        for node, client in nodes:
+            try:
+                with self.errors("INFO", node=node):
+                    run_ids[node.name] = _text_or_none(client.info("server").get("run_id"))
+            except RedisPermissionError:
+                run_ids = None
+                break
+        if run_ids is None:
+            for node, client in nodes:
+                try:
+                    with self.errors("PING", node=node):
+                        client.ping()
+                except RedisPermissionError:
+                    pass  # answered all the same, over a live connection
+        reconnects = self._reconnects.counts() if self._owns_client else None
+        return Epoch(tuple(n.name for n, _ in nodes), run_ids, reconnects)
 
     def server_mode(self) -> str:
         """The deployment's shape: "cluster", "replica" (read-only) or "standalone"."""
@@ -829,6 +906,10 @@ def _cluster_enabled(client: redis.Redis) -> bool | None:
 def _names(commands: Sequence[tuple]) -> str:
     """The distinct command names of a pipeline, for an error message: "SET, SADD"."""
     return ", ".join(dict.fromkeys(str(args[0]).upper() for args in commands)) or "a pipeline"
+
+
+def _text_or_none(reply: Any) -> str | None:
+    return None if reply is None else _text(reply)
 
 
 def _text(reply: Any) -> str:

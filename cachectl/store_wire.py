@@ -10,6 +10,7 @@ reading, and tests/unit/test_store_wire.py says which path ran.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -58,9 +59,78 @@ def naming_node(connection_class: type) -> type:
         named = _NAMING[connection_class] = type(
             f"Naming{connection_class.__name__}",
             (connection_class,),
-            {name: naming(getattr(connection_class, name)) for name in methods},
+            {name: naming(getattr(connection_class, name)) for name in methods} | _MADE,
         )
     return named
+
+
+class Reconnects:
+    """How many times each node's connections were made again after having been connected.
+
+    A server restart or a failover breaks every connection to the server: whatever cachectl
+    sends next goes over a new socket, redis-py's silent reconnect included (a pooled socket
+    the server closed is replaced when the pool hands it out, or when a command fails and is
+    retried). So a count that grew says the server may not be the one it was; it also grows
+    after a mere network blip, or an idle connection the server timed out. `counts()` is None
+    when the connection class could not be watched (a redis-py without `_sock`).
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.watchable = True
+
+    def note(self, node: str) -> None:
+        with self._lock:
+            self._counts[node] = self._counts.get(node, 0) + 1
+
+    def counts(self) -> dict[str, int] | None:
+        with self._lock:
+            return dict(self._counts) if self.watchable else None
+
+
+def counting_reconnects(connection_class: type, reconnects: Reconnects) -> type:
+    """`connection_class` (a naming_node one) that tells `reconnects` of each new socket on a
+    connection that had one before. redis-py's connect() and connect_check_health() (which a
+    command's send calls itself) may call each other: a socket is counted once, by identity."""
+
+    def counting(method: Callable) -> Callable:
+        def call(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                sock = getattr(self, "_sock", _MISSING)
+                if sock is _MISSING:
+                    reconnects.watchable = False
+                elif sock is not None and sock is not getattr(self, "_cachectl_sock", None):
+                    if getattr(self, "_cachectl_sock", None) is not None:
+                        reconnects.note(_node_name(self))
+                    self._cachectl_sock = sock
+
+        return call
+
+    methods = [m for m in ("connect", "connect_check_health") if hasattr(connection_class, m)]
+    return type(
+        f"Counting{connection_class.__name__}",
+        (connection_class,),
+        {name: counting(getattr(connection_class, name)) for name in methods} | _MADE,
+    )
+
+
+_MISSING = object()
+_MADE = {"_cachectl_made": True}  # a connection class cachectl derived from redis-py's
+
+
+def _underlying(conn: Any) -> type:
+    """The connection class under the ones cachectl derived from it (naming, counting)."""
+    return next(c for c in type(conn).__mro__ if "_cachectl_made" not in vars(c))
+
+
+def _node_name(conn: Any) -> str:
+    path = getattr(conn, "path", None)
+    if path:
+        return str(path)
+    return NodeRef(conn.host, conn.port).name
 
 
 try:
@@ -103,7 +173,8 @@ def reply_path(conn: Any) -> str:
     parser = getattr(conn, "_parser", None)
     if (
         _HiredisParser is None
-        or type(conn).__module__ != "redis.connection"  # redis-py's own sockets (not fakeredis's)
+        # redis-py's own sockets (not fakeredis's), under cachectl's naming and counting
+        or _underlying(conn).__module__ != "redis.connection"
         or type(parser) is not _HiredisParser
         or getattr(parser, "_reader", None) is None
         or (

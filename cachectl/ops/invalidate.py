@@ -22,8 +22,10 @@ How a run goes:
   run also finishes the cleanup its first run did not get to.
 - A server that restarts during a run may come back with data (an RDB or AOF file loaded, a
   replica that lags promoted) holding entries the run had already deleted, and SCAN's cursor
-  means nothing to it (its hash seed changes). So a run compares every primary's run_id at the
-  start and the end of its pass over the selection; when one changed, it goes through the whole
+  means nothing to it (its hash seed changes). So a run compares the deployment's epoch
+  (`Store.epoch`: every primary's run_id where INFO is allowed, and the connections made again,
+  which a restart forces) at the start and the end of its pass over the selection (a dry run
+  too); when it changed, it goes through the whole
   selection again, with its de-duplication started afresh, and only a pass that saw no restart
   ends the run as done. A tag whose pending set vanished with the restart is taken again from
   its live set.
@@ -52,7 +54,6 @@ from cachectl.ops.permissions import check_probes
 from cachectl.ops.prune import (
     INDEX_KINDS,
     drop_dangling,
-    primary_run_ids,
     server_time_ms,
     set_member_pages,
 )
@@ -60,13 +61,23 @@ from cachectl.ops.selection import Filters, KeySource, ScanSource, Selection, Se
 
 if TYPE_CHECKING:
     from cachectl.signals import StopFlag
-    from cachectl.store import Pacer, Store
+    from cachectl.store import Epoch, Pacer, Store
 
 PROBE_NAME = "__cachectl_invalidate_probe__"
+PREVIEW_RESTART_NOTE = (
+    "a server restarted during the dry run (a primary's run_id changed, or its connections were "
+    "broken and made again): the counts are those of a later pass over the whole selection; "
+    "the keys listed may include some found before the restart only"
+)
 QUEUE_BATCHES = 8  # how far scanning may run ahead of deleting
 PASSES = 3  # passes over the selection that each saw a server restart: the run gives up
 TAKE_ATTEMPTS = 3  # a tag set that other runs keep taking first: give up after this many tries
 INDEX_CLEANUP = ("auto", "sweep", "skip")
+RESTART_NOTE = (
+    "a server restarted during the run (a primary's run_id changed, or its connections were "
+    "broken and made again) and may have come back with entries already deleted: went "
+    "through the whole selection again"
+)
 # A missing set's closest existing names come from a sample of the sets: at most this many
 # SCAN calls (of --count keys each), and of names.
 CLOSEST_SCAN_CALLS = 20
@@ -261,13 +272,13 @@ class _Finder:
         self.seen: set[bytes] = set()
         self.earlier: set[bytes] = set()
         self.attempt = 1
-        self.pass_run_ids: dict | None = None  # each primary's run_id when this pass began
+        self.pass_epoch: Epoch | None = None  # the deployment's epoch when this pass began
         self.renamed: list[bytes] = []
         self.leftover: set[bytes] = set()  # sets an earlier run left a pending set of
         self.scan_total: int | None = None
         self._now_ms: int | None = None
 
-    def start_again(self, run_ids: dict | None) -> None:
+    def start_again(self, epoch: Epoch) -> None:
         """Readies another pass over the whole selection after a server restart: the restart
         may have brought back entries this run deleted, so nothing selected before is skipped
         (they are counted once, in `matched`, and as `deleted_again` when deleted again)."""
@@ -277,7 +288,7 @@ class _Finder:
             self.earlier = self.seen
         self.seen = set()
         self.attempt += 1
-        self.pass_run_ids = run_ids
+        self.pass_epoch = epoch
         self._now_ms = None
 
     def selected(self, key: bytes) -> bool:
@@ -534,9 +545,10 @@ class _Finder:
         if buffer:
             yield _Batch(buffer)
 
-    def run_ids(self) -> dict | None:
-        """Each primary's run_id, or None when INFO is not allowed (no restart detection)."""
-        return primary_run_ids(self.store)
+    def epoch(self) -> Epoch:
+        """The deployment's epoch (Store.epoch): run_ids where INFO is allowed, and the
+        connections made again, which a restart forces."""
+        return self.store.epoch()
 
 
 def _only_entries_match(layout: Layout, pattern: bytes) -> bool:
@@ -677,9 +689,33 @@ def preview(
         pacer=_pacer(options),
         stop=threading.Event(),
     )
-    for item in finder.batches():
-        if isinstance(item, _Batch):
-            yield from item.keys
+    from cachectl.store import BLIND_NOTE
+
+    finder.pass_epoch = finder.epoch()
+    if finder.pass_epoch.blind:
+        result.notes.append(BLIND_NOTE)
+    for _ in range(PASSES):
+        earlier = finder.earlier
+        for item in finder.batches():
+            if isinstance(item, _Batch):
+                # A pass after a restart lists only what no pass listed before.
+                yield from (k for k in item.keys if k not in earlier) if earlier else item.keys
+        now = finder.epoch()
+        if now == finder.pass_epoch:
+            # The counts are this clean pass's alone.
+            result.matched = len(finder.seen)
+            break
+        if PREVIEW_RESTART_NOTE not in result.notes:
+            result.notes.append(PREVIEW_RESTART_NOTE)
+        finder.start_again(now)
+        result.scanned = result.not_entries_skipped = 0
+    else:
+        result.duration_seconds = time.monotonic() - started
+        raise RedisError(
+            f"servers restarted during each of {PASSES} passes over the selection "
+            f"({'; '.join(result.selection)}): what would be deleted could not be counted",
+            hint="rerun once the servers are stable",
+        )
     result.duration_seconds = time.monotonic() - started
 
 
@@ -701,6 +737,8 @@ def invalidate(
     """
     if options.index_cleanup not in INDEX_CLEANUP:
         raise UsageError(f"--index-cleanup must be one of {', '.join(INDEX_CLEANUP)}")
+    from cachectl.store import BLIND_NOTE
+
     layout = Layout(store.settings.layout)
     stop = stop or threading.Event()
     result = InvalidateResult(
@@ -738,18 +776,17 @@ def invalidate(
     try:
         # Connects, and makes the per-node clients, before two threads share the store.
         store.for_each_primary()
-        finder.pass_run_ids = finder.run_ids()
+        finder.pass_epoch = finder.epoch()
+        if finder.pass_epoch.blind:
+            result.notes.append(BLIND_NOTE)
         for _ in range(PASSES):
             _one_pass(finder, deleter, selection, stop, report)
             if result.interrupted:
                 break
-            now = finder.run_ids()
-            if finder.pass_run_ids is None or now == finder.pass_run_ids:
+            now = finder.epoch()
+            if now == finder.pass_epoch:
                 break
-            result.notes.append(
-                "a server restarted during the run (its run_id changed) and may have come "
-                "back with entries already deleted: went through the whole selection again"
-            )
+            result.notes.append(RESTART_NOTE)
             finder.start_again(now)
             deleter.start_again()
         else:
@@ -948,7 +985,7 @@ class _Deleter:
         the SSCAN that read it may have missed members (its cursor means nothing to a restarted
         server). It is then kept, for the next pass to read again."""
         finder = self.finder
-        if finder.pass_run_ids is not None and finder.run_ids() != finder.pass_run_ids:
+        if finder.epoch() != finder.pass_epoch:
             drained.kept = True
             drained.gone.set()
             return
