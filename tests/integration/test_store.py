@@ -230,3 +230,18 @@ def test_cluster_scan_names_the_node_that_stays_down(own_cluster, no_backoff):
         "keys_found": found,
     }
     store.close()
+
+
+def test_epoch_changes_when_the_stores_connections_are_broken_and_made_again(deployment):
+    """What a restart does to a run's connections, without the restart: a user who may not send
+    INFO still sees it, by the connections made again (redis-py's silent reconnect included)."""
+    store, raw = deployment
+    before = store.epoch()
+    assert store.epoch() == before  # nothing happened: a pass would be trusted
+    assert before.run_ids and before.reconnects is not None and not before.blind
+    kill = {"target_nodes": "primaries"} if store.is_cluster else {}
+    raw.client_kill_filter(_type="normal", skipme=True, **kill)
+    after = store.epoch()
+    assert after.run_ids == before.run_ids
+    assert after != before
+    assert sum(after.reconnects.values()) > sum(before.reconnects.values())
