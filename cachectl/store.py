@@ -123,9 +123,10 @@ class Epoch:
     pass and one after, mean no primary restarted or failed over in between.
 
     `run_ids`: each primary's INFO run_id (None when the ACL user may not send INFO). A restart
-    also breaks every connection to the server, so `reconnects` (connections made again, per
-    node) grows with one, INFO or not; it grows after a network blip too (an extra pass, never a
-    wrong answer). None when the store cannot count them (a client the application passed in).
+    also breaks every connection to the server, so `reconnects` (connections found broken, and
+    so made again, per node: store_wire.Reconnects) grows with one, INFO or not; it grows after
+    a network blip too (an extra pass, never a wrong answer). None when the store cannot count
+    them (a client the application passed in).
     """
 
     primaries: tuple[str, ...]

@@ -65,59 +65,72 @@ def naming_node(connection_class: type) -> type:
 
 
 class Reconnects:
-    """How many times each node's connections were made again after having been connected.
+    """How many times each node's connections were found broken (and so made again).
 
     A server restart or a failover breaks every connection to the server: whatever cachectl
-    sends next goes over a new socket, redis-py's silent reconnect included (a pooled socket
-    the server closed is replaced when the pool hands it out, or when a command fails and is
-    retried). So a count that grew says the server may not be the one it was; it also grows
-    after a mere network blip, or an idle connection the server timed out. `counts()` is None
-    when the connection class could not be watched (a redis-py without `_sock`).
+    sends next finds its socket closed, redis-py's silent reconnect included (a pooled socket
+    the server closed is found so when the pool hands it out), or the server refusing or
+    still loading. So a count that grew says the server may not be the one it was; it also
+    grows after a mere network blip, or an idle connection the server timed out. A connection
+    cachectl or redis-py closes itself (a pool trimmed, a dialogue dropped) is not counted:
+    only a connection error is.
     """
 
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
-        self.watchable = True
 
     def note(self, node: str) -> None:
         with self._lock:
             self._counts[node] = self._counts.get(node, 0) + 1
 
-    def counts(self) -> dict[str, int] | None:
+    def counts(self) -> dict[str, int]:
         with self._lock:
-            return dict(self._counts) if self.watchable else None
+            return dict(self._counts)
 
 
 def counting_reconnects(connection_class: type, reconnects: Reconnects) -> type:
-    """`connection_class` (a naming_node one) that tells `reconnects` of each new socket on a
-    connection that had one before. redis-py's connect() and connect_check_health() (which a
-    command's send calls itself) may call each other: a socket is counted once, by identity."""
+    """`connection_class` that tells `reconnects` of each connection error on it: a socket
+    found closed when the pool hands it out (can_read), a write or a read that failed, a
+    connect refused (see also _read_replies, which reads below read_response)."""
 
     def counting(method: Callable) -> Callable:
         def call(self, *args, **kwargs):
             try:
                 return method(self, *args, **kwargs)
-            finally:
-                sock = getattr(self, "_sock", _MISSING)
-                if sock is _MISSING:
-                    reconnects.watchable = False
-                elif sock is not None and sock is not getattr(self, "_cachectl_sock", None):
-                    if getattr(self, "_cachectl_sock", None) is not None:
-                        reconnects.note(_node_name(self))
-                    self._cachectl_sock = sock
+            except rx.ConnectionError as exc:
+                _note_broken(self, exc)
+                raise
 
         return call
 
-    methods = [m for m in ("connect", "connect_check_health") if hasattr(connection_class, m)]
+    methods = ("connect", "connect_check_health", "can_read", "send_packed_command")
+    methods += ("read_response",)
     return type(
         f"Counting{connection_class.__name__}",
         (connection_class,),
-        {name: counting(getattr(connection_class, name)) for name in methods} | _MADE,
+        {
+            name: counting(getattr(connection_class, name))
+            for name in methods
+            if hasattr(connection_class, name)
+        }
+        | _MADE
+        | {"_cachectl_reconnects": reconnects},
     )
 
 
-_MISSING = object()
+def _note_broken(conn: Any, exc: BaseException) -> None:
+    """Counts a connection error once (methods that call each other see the same one)."""
+    reconnects = getattr(type(conn), "_cachectl_reconnects", None)
+    if reconnects is None or getattr(exc, "_cachectl_counted", False):
+        return
+    try:
+        exc._cachectl_counted = True
+    except AttributeError:
+        pass
+    reconnects.note(_node_name(conn))
+
+
 _MADE = {"_cachectl_made": True}  # a connection class cachectl derived from redis-py's
 
 
@@ -219,9 +232,13 @@ def _read_replies(conn: Any, count: int) -> list:
                 replies.append(reply)
     except OSError as exc:
         conn.disconnect()
-        raise rx.ConnectionError(f"Error while reading from the server: {exc}") from exc
-    except BaseException:
+        error = rx.ConnectionError(f"Error while reading from the server: {exc}")
+        _note_broken(conn, error)
+        raise error from exc
+    except BaseException as exc:
         conn.disconnect()  # never leave unread replies on a pooled connection
+        if isinstance(exc, rx.ConnectionError):
+            _note_broken(conn, exc)
         raise
     return replies
 
