@@ -168,6 +168,7 @@ class Store:
         self.on_warning = on_warning
         self._alone_checked = False
         self._reconnects = Reconnects()
+        self._info_refused = False
         self._counting: dict[type, type] = {}
 
     def __enter__(self) -> Self:
@@ -424,12 +425,14 @@ class Store:
         the data (see Epoch). Talks to every primary (INFO, else PING) first, so a connection
         the server broke since the last command is made again, and counted, now."""
         nodes = self.for_each_primary()
-        run_ids: dict[str, str | None] | None = {}
-        for node, client in nodes:
+        # A refused INFO is asked once per store: each refusal is an entry in the ACL LOG.
+        run_ids: dict[str, str | None] | None = None if self._info_refused else {}
+        for node, client in nodes if run_ids is not None else ():
             try:
                 with self.errors("INFO", node=node):
                     run_ids[node.name] = _text_or_none(client.info("server").get("run_id"))
             except RedisPermissionError:
+                self._info_refused = True
                 run_ids = None
                 break
         if run_ids is None:
