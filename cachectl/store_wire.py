@@ -92,12 +92,18 @@ class Reconnects:
 def counting_reconnects(connection_class: type, reconnects: Reconnects) -> type:
     """`connection_class` that tells `reconnects` of each connection error on it: a socket
     found closed when the pool hands it out (can_read), a write or a read that failed, a
-    connect refused (see also _read_replies, which reads below read_response)."""
+    connect refused (see also _read_replies, which reads below read_response). The methods
+    are looked up on `connection_class` at each call, not copied."""
+    counted = type(
+        f"Counting{connection_class.__name__}",
+        (connection_class,),
+        _MADE | {"_cachectl_reconnects": reconnects},
+    )
 
-    def counting(method: Callable) -> Callable:
+    def counting(name: str) -> Callable:
         def call(self, *args, **kwargs):
             try:
-                return method(self, *args, **kwargs)
+                return getattr(super(counted, self), name)(*args, **kwargs)
             except rx.ConnectionError as exc:
                 _note_broken(self, exc)
                 raise
@@ -105,18 +111,10 @@ def counting_reconnects(connection_class: type, reconnects: Reconnects) -> type:
         return call
 
     methods = ("connect", "connect_check_health", "can_read", "send_packed_command")
-    methods += ("read_response",)
-    return type(
-        f"Counting{connection_class.__name__}",
-        (connection_class,),
-        {
-            name: counting(getattr(connection_class, name))
-            for name in methods
-            if hasattr(connection_class, name)
-        }
-        | _MADE
-        | {"_cachectl_reconnects": reconnects},
-    )
+    for name in (*methods, "read_response"):
+        if hasattr(connection_class, name):
+            setattr(counted, name, counting(name))
+    return counted
 
 
 def _note_broken(conn: Any, exc: BaseException) -> None:
