@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -24,6 +23,7 @@ import redis
 from redis import exceptions as rx
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
+from redis.connection import SSLConnection as ssl_connection
 from redis.connection import parse_url
 from redis.retry import Retry
 
@@ -38,81 +38,33 @@ from cachectl.errors import (
 from cachectl.keytext import reply_text
 from cachectl.redact import scrub
 from cachectl.store_errors import secrets, translate, user
-from cachectl.store_wire import NodeRef, SentAhead, dialogue, naming_node, round_trip
+from cachectl.store_policy import (  # Pacer, Epoch, BLIND_NOTE, worth_retrying: re-exported
+    BACKOFF_BASE_SECONDS,
+    BACKOFF_CAP_SECONDS,
+    BLIND_NOTE,
+    Epoch,
+    Pacer,
+    _Retry,
+    worth_retrying,
+)
+from cachectl.store_wire import (
+    NodeRef,
+    Reconnects,
+    SentAhead,
+    counting_reconnects,
+    dialogue,
+    naming_node,
+    round_trip,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
     from cachectl.config import Settings
 
-# Full-jitter exponential backoff: the n-th retry waits up to 0.2 * 2**n s, capped at 2 s. With the
-# default 3 retries a server that restarts within a few seconds is ridden out, and one that stays
-# down is reported within seconds rather than minutes.
-BACKOFF_BASE_SECONDS = 0.2
-BACKOFF_CAP_SECONDS = 2.0
-
 log = logging.getLogger("cachectl")
 
 T = TypeVar("T")
-
-
-class Pacer:
-    """A token bucket that holds work to `rate_per_s` units a second; None never waits.
-
-    The bucket holds one second's worth and starts full, so a paced job may do that much at once
-    before it settles to the rate. `take(n)` may overdraw: a batch bigger than the bucket waits
-    off its whole debt, which keeps the long-run rate whatever the batch size.
-    """
-
-    def __init__(
-        self,
-        rate_per_s: float | None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        if rate_per_s is not None and rate_per_s <= 0:
-            raise ConfigError(f"the rate must be a positive number per second, not {rate_per_s}")
-        self.rate = rate_per_s
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = rate_per_s or 0.0
-        self._last = clock()
-
-    def take(self, n: float = 1) -> None:
-        if self.rate is None:
-            return
-        now = self._clock()
-        refilled = min(self.rate, self._tokens + (now - self._last) * self.rate)
-        self._tokens = refilled - n
-        self._last = now
-        if self._tokens < 0:
-            # The debt refills while we sleep; the next take() counts that time from _last.
-            self._sleep(-self._tokens / self.rate)
-
-
-def worth_retrying(error: Exception) -> bool:
-    """Whether a failed connection or command may succeed if tried again: the one retry policy
-    of the sync Store and the asyncio library alike.
-
-    redis-py raises a refused password and a failed certificate check as ConnectionErrors, which
-    plain Retry would retry (and a 3 a.m. user would wait for) before saying no.
-    """
-    if isinstance(error, (rx.AuthenticationError, rx.AuthorizationError)):
-        return False
-    return not isinstance(error.__context__, ssl.SSLCertVerificationError)
-
-
-class _Retry(Retry):
-    """redis-py's Retry, except that no retry is wasted on an answer that cannot change
-    (`worth_retrying`)."""
-
-    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
-        def retryable(error: Exception) -> bool:
-            if not worth_retrying(error):
-                return False
-            return is_retryable is None or is_retryable(error)
-
-        return super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
 class Store:
@@ -136,6 +88,9 @@ class Store:
         self._node_clients: dict[str, redis.Redis] = {}
         self.on_warning = on_warning
         self._alone_checked = False
+        self._reconnects = Reconnects()
+        self._info_refused = False
+        self._counting: dict[type, type] = {}
 
     def __enter__(self) -> Self:
         return self
@@ -170,16 +125,19 @@ class Store:
         try:
             step = _step(plan, None)
             if isinstance(step, dict):
-                probe = redis.Redis(retry=self._retry(), **step)
+                probe = self._watched(redis.Redis(retry=self._retry(), **step))
                 step = _step(plan, _cluster_enabled(probe))
             cluster, kwargs = step
             if cluster:
-                return RedisCluster(retry=self._retry(), **kwargs)
+                base = ssl_connection if kwargs.get("ssl") else redis.Connection
+                return RedisCluster(
+                    retry=self._retry(), connection_class=self._count(base), **kwargs
+                )
             if probe is not None and kwargs["db"] == 0:
                 # Keep the client we asked: one connection (and TLS handshake), not two.
                 client, probe = probe, None
                 return client
-            return redis.Redis(retry=self._retry(), **kwargs)
+            return self._watched(redis.Redis(retry=self._retry(), **kwargs))
         finally:
             if probe is not None:
                 probe.close()
@@ -217,6 +175,19 @@ class Store:
                 "but a Redis Cluster has only database 0"
             )
         return True, kwargs
+
+    def _count(self, connection_class: type) -> type:
+        """`connection_class` counting this store's reconnections (see epoch())."""
+        counting = self._counting.get(connection_class)
+        if counting is None:
+            counting = counting_reconnects(connection_class, self._reconnects)
+            self._counting[connection_class] = counting
+        return counting
+
+    def _watched(self, client: redis.Redis) -> redis.Redis:
+        pool = client.connection_pool
+        pool.connection_class = self._count(pool.connection_class)
+        return client
 
     def _check_tls_files(self) -> None:
         # A missing file is a setting to fix, said as such (exit 2 for a flag, 3 for the
@@ -371,7 +342,7 @@ class Store:
             kwargs = {**self.connection_kwargs(), "host": node.host, "port": node.port, "db": 0}
             client = self._node_clients[node.name] = redis.Redis(retry=self._retry(), **kwargs)
             pool = client.connection_pool
-            pool.connection_class = naming_node(pool.connection_class)
+            pool.connection_class = self._count(naming_node(pool.connection_class))
         return client
 
     def server_info(self, section: str | None = None) -> dict[str, dict]:
@@ -381,6 +352,31 @@ class Store:
             with self.errors("INFO", node=node):
                 infos[node.name] = client.info(section)
         return infos
+
+    def epoch(self) -> Epoch:
+        """What a server restart or a failover changes, to compare before and after a pass over
+        the data (see Epoch). Talks to every primary (INFO, else PING) first, so a connection
+        the server broke since the last command is made again, and counted, now."""
+        nodes = self.for_each_primary()
+        # A refused INFO is asked once per store: each refusal is an entry in the ACL LOG.
+        run_ids: dict[str, str | None] | None = None if self._info_refused else {}
+        for node, client in nodes if run_ids is not None else ():
+            try:
+                with self.errors("INFO", node=node):
+                    run_ids[node.name] = _text_or_none(client.info("server").get("run_id"))
+            except RedisPermissionError:
+                self._info_refused = True
+                run_ids = None
+                break
+        if run_ids is None:
+            for node, client in nodes:
+                try:
+                    with self.errors("PING", node=node):
+                        client.ping()
+                except RedisPermissionError:
+                    pass  # answered all the same, over a live connection
+        reconnects = self._reconnects.counts() if self._owns_client else None
+        return Epoch(tuple(n.name for n, _ in nodes), run_ids, reconnects)
 
     def server_mode(self) -> str:
         """The deployment's shape: "cluster", "replica" (read-only) or "standalone"."""
@@ -855,3 +851,18 @@ def _cluster_enabled(client: redis.Redis) -> bool | None:
 def _names(commands: Sequence[tuple]) -> str:
     """The distinct command names of a pipeline, for an error message: "SET, SADD"."""
     return ", ".join(dict.fromkeys(str(args[0]).upper() for args in commands)) or "a pipeline"
+
+
+def _text_or_none(reply: Any) -> str | None:
+    return None if reply is None else reply_text(reply)
+
+
+__all__ = [
+    "BLIND_NOTE",
+    "Epoch",
+    "NodeRef",
+    "Pacer",
+    "Store",
+    "cluster_detection",
+    "worth_retrying",
+]

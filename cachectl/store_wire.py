@@ -10,6 +10,7 @@ reading, and tests/unit/test_store_wire.py says which path ran.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -58,9 +59,89 @@ def naming_node(connection_class: type) -> type:
         named = _NAMING[connection_class] = type(
             f"Naming{connection_class.__name__}",
             (connection_class,),
-            {name: naming(getattr(connection_class, name)) for name in methods},
+            {name: naming(getattr(connection_class, name)) for name in methods} | _MADE,
         )
     return named
+
+
+class Reconnects:
+    """How many times each node's connections were found broken (and so made again).
+
+    A server restart or a failover breaks every connection to the server: whatever cachectl
+    sends next finds its socket closed, redis-py's silent reconnect included (a pooled socket
+    the server closed is found so when the pool hands it out), or the server refusing or
+    still loading. So a count that grew says the server may not be the one it was; it also
+    grows after a mere network blip, or an idle connection the server timed out. A connection
+    cachectl or redis-py closes itself (a pool trimmed, a dialogue dropped) is not counted:
+    only a connection error is.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def note(self, node: str) -> None:
+        with self._lock:
+            self._counts[node] = self._counts.get(node, 0) + 1
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+def counting_reconnects(connection_class: type, reconnects: Reconnects) -> type:
+    """`connection_class` that tells `reconnects` of each connection error on it: a socket
+    found closed when the pool hands it out (can_read), a write or a read that failed, a
+    connect refused (see also _read_replies, which reads below read_response). The methods
+    are looked up on `connection_class` at each call, not copied."""
+    counted = type(
+        f"Counting{connection_class.__name__}",
+        (connection_class,),
+        _MADE | {"_cachectl_reconnects": reconnects},
+    )
+
+    def counting(name: str) -> Callable:
+        def call(self, *args, **kwargs):
+            try:
+                return getattr(super(counted, self), name)(*args, **kwargs)
+            except rx.ConnectionError as exc:
+                _note_broken(self, exc)
+                raise
+
+        return call
+
+    methods = ("connect", "connect_check_health", "can_read", "send_packed_command")
+    for name in (*methods, "read_response"):
+        if hasattr(connection_class, name):
+            setattr(counted, name, counting(name))
+    return counted
+
+
+def _note_broken(conn: Any, exc: BaseException) -> None:
+    """Counts a connection error once (methods that call each other see the same one)."""
+    reconnects = getattr(type(conn), "_cachectl_reconnects", None)
+    if reconnects is None or getattr(exc, "_cachectl_counted", False):
+        return
+    try:
+        exc._cachectl_counted = True
+    except AttributeError:
+        pass
+    reconnects.note(_node_name(conn))
+
+
+_MADE = {"_cachectl_made": True}  # a connection class cachectl derived from redis-py's
+
+
+def _underlying(conn: Any) -> type:
+    """The connection class under the ones cachectl derived from it (naming, counting)."""
+    return next(c for c in type(conn).__mro__ if "_cachectl_made" not in vars(c))
+
+
+def _node_name(conn: Any) -> str:
+    path = getattr(conn, "path", None)
+    if path:
+        return str(path)
+    return NodeRef(conn.host, conn.port).name
 
 
 try:
@@ -103,7 +184,8 @@ def reply_path(conn: Any) -> str:
     parser = getattr(conn, "_parser", None)
     if (
         _HiredisParser is None
-        or type(conn).__module__ != "redis.connection"  # redis-py's own sockets (not fakeredis's)
+        # redis-py's own sockets (not fakeredis's), under cachectl's naming and counting
+        or _underlying(conn).__module__ != "redis.connection"
         or type(parser) is not _HiredisParser
         or getattr(parser, "_reader", None) is None
         or (
@@ -148,9 +230,13 @@ def _read_replies(conn: Any, count: int) -> list:
                 replies.append(reply)
     except OSError as exc:
         conn.disconnect()
-        raise rx.ConnectionError(f"Error while reading from the server: {exc}") from exc
-    except BaseException:
+        error = rx.ConnectionError(f"Error while reading from the server: {exc}")
+        _note_broken(conn, error)
+        raise error from exc
+    except BaseException as exc:
         conn.disconnect()  # never leave unread replies on a pooled connection
+        if isinstance(exc, rx.ConnectionError):
+            _note_broken(conn, exc)
         raise
     return replies
 

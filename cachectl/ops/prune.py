@@ -13,8 +13,9 @@ every primary of a cluster, a SCAN or SSCAN page at a time.
 
 A server that restarts during a run may come back with members the run had removed (an RDB or
 AOF file loaded, a lagging replica promoted), and SCAN's cursor means nothing to it. So the run
-compares every primary's run_id at the start and the end of a pass over everything (sets, logs,
-response times); when one changed, it makes another whole pass, and only a pass that saw no
+compares the deployment's epoch (`Store.epoch`: every primary's run_id where INFO is allowed,
+and the connections made again to each, which a restart forces) at the start and the end of a
+pass over everything (sets, logs, response times); when it changed, it makes another whole pass, and only a pass that saw no
 restart ends the run as done (the same check as `invalidate`'s).
 """
 
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from cachectl.errors import CachectlError, RedisError, RedisPermissionError
+from cachectl.errors import CachectlError, RedisError
 from cachectl.keytext import show_bytes
 from cachectl.layout import Layout
 
@@ -41,8 +42,9 @@ RESPONSE_TIMES_KEPT_MS = 3_600_000  # docs/keyspace.md: the response-time log ke
 PROBE_NAME = "__cachectl_prune_probe__"
 PASSES = 3  # passes over everything that each saw a server restart: the run gives up
 RESTART_NOTE = (
-    "a server restarted during the run (its run_id changed) and may have come back with "
-    "members already removed, or lost SCAN's place: went through everything again"
+    "a server restarted during the run (a primary's run_id changed, or its connections were "
+    "broken and made again) and may have come back with members already removed, or lost "
+    "SCAN's place: went through everything again"
 )
 
 
@@ -119,17 +121,6 @@ def drop_dangling(
         for container, added in zip(back, raise_refusals(store.send_many(commands))):
             removed[container] -= added
     return removed
-
-
-def primary_run_ids(store: Store) -> dict | None:
-    """Each primary's INFO run_id, keyed by node: a server that restarted, or a replica
-    promoted in its place, has another. None when the ACL user may not send INFO (restarts
-    then cannot be seen)."""
-    try:
-        info = store.server_info("server")
-    except RedisPermissionError:
-        return None
-    return {node: section.get("run_id") for node, section in info.items()}
 
 
 def server_time_ms(store: Store) -> int:
@@ -250,7 +241,7 @@ def prune(
     ends it with a `failure` saying what may be left.
     """
     from cachectl.ops.permissions import check_probes
-    from cachectl.store import Pacer
+    from cachectl.store import BLIND_NOTE, Pacer
 
     layout = Layout(store.settings.layout)
     run = _Run(
@@ -270,16 +261,18 @@ def prune(
         # A server that restarted may be back with members this run removed (an RDB file, a
         # lagging replica promoted), and SCAN's cursor means nothing to it: a pass that saw a
         # restart proves nothing, and the run goes through everything again.
-        run_ids = primary_run_ids(store)
+        epoch = store.epoch()
+        if epoch.blind:
+            result.notes.append(BLIND_NOTE)
         for attempt in range(1, PASSES + 1):
             result.passes = attempt
             run.one_pass()
             if result.interrupted:
                 break
-            now = primary_run_ids(store)
-            if run_ids is None or now == run_ids:
+            now = store.epoch()
+            if now == epoch:
                 break
-            run_ids = now
+            epoch = now
             if attempt < PASSES and RESTART_NOTE not in result.notes:
                 result.notes.append(RESTART_NOTE)
         else:

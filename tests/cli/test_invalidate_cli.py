@@ -549,3 +549,44 @@ def test_terminal_run_of_a_missing_tag_asks_nothing_and_strict_is_exit_5(redis_u
     code, screen = ask_on_a_terminal(redis_url, b"y", "--tag", "user_132", "--strict")
     assert code == ExitCode.NOT_FOUND, screen
     assert "error: tag set tag:user_132 does not exist" in screen
+
+
+def restarts_seen(monkeypatch, run_ids: list[str]) -> None:
+    """The primaries' run_id as each look at the deployment's epoch finds it (the last one
+    repeats): a change is how a run sees a server restart (real restarts:
+    tests/integration/test_invalidate_restart.py)."""
+    from cachectl.store import Epoch
+
+    seen = iter(run_ids)
+    last = {}
+
+    def epoch(store):
+        last["id"] = next(seen, last.get("id"))
+        return Epoch(("node",), {"node": last["id"]}, {})
+
+    monkeypatch.setattr("cachectl.store.Store.epoch", epoch)
+
+
+def test_dry_run_that_saw_a_restart_in_every_pass_exits_non_zero_naming_it(
+    redis_url, client, monkeypatch
+):
+    keys = fill(client, 50)
+    restarts_seen(monkeypatch, ["a", "b", "c", "d"])
+    result = invoke(redis_url, "--tag", "t", "--dry-run", "--json")
+    assert result.exit_code == ExitCode.REDIS, result.output
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is False
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: servers restarted during each of 3 passes over the selection")
+    assert "tag t" in line and "could not be counted" in line
+    assert client.exists(*keys) == 50
+
+
+def test_dry_run_that_saw_one_restart_counts_the_clean_pass(redis_url, client, monkeypatch):
+    keys = fill(client, 50)
+    restarts_seen(monkeypatch, ["a", "b"])
+    result = invoke(redis_url, "--tag", "t", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)["data"]
+    assert data["matched"] == 50 and sorted(data["keys"]) == sorted(keys)
+    assert any("restarted during the dry run" in note for note in data["notes"])

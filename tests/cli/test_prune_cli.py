@@ -61,16 +61,19 @@ def test_no_terminal_and_no_yes_refuses(redis_url, client):
 
 
 def restarts_seen(monkeypatch, run_ids: list[str]) -> None:
-    """The primaries' run_id as each look at it finds it (the last one repeats): a change is
-    how a run sees a server restart (real restarts: tests/integration/test_prune_restart.py)."""
+    """The primaries' run_id as each look at the deployment's epoch finds it (the last one
+    repeats): a change is how a run sees a server restart (real restarts:
+    tests/integration/test_prune_restart.py)."""
+    from cachectl.store import Epoch
+
     seen = iter(run_ids)
     last = {}
 
-    def primary_run_ids(store):
+    def epoch(store):
         last["id"] = next(seen, last.get("id"))
-        return {"node": last["id"]}
+        return Epoch(("node",), {"node": last["id"]}, {})
 
-    monkeypatch.setattr("cachectl.ops.prune.primary_run_ids", primary_run_ids)
+    monkeypatch.setattr("cachectl.store.Store.epoch", epoch)
 
 
 def test_restart_during_every_pass_exits_6_naming_what_may_be_left(redis_url, client, monkeypatch):

@@ -24,6 +24,9 @@ The faults, applied while the CLI is stopped:
   script-flush    SCRIPT FLUSH: the CLI's loaded scripts are gone
   out-of-memory   maxmemory 1 byte under noeviction: every write that needs memory is refused
   acl-refusal     the CLI's ACL user loses a permission the job needs
+
+The deleting jobs meet a restart and a rollback again as a user whose ACL denies INFO (as
+many do: it is in @dangerous), who cannot read a server's run_id (the `-no-info` cases).
 """
 
 from __future__ import annotations
@@ -447,11 +450,21 @@ def after_the_run(server, fault: str) -> None:
             admin.config_set("maxmemory", "0")
 
 
+ALL_RIGHTS = "~* &* +@all"
+# INFO is in @dangerous, which many ACLs deny: a deleting job must still see a restart (by the
+# connections it broke) and go through its selection again.
+NO_INFO = f"{ALL_RIGHTS} -info"
+
 CASES = [
-    pytest.param(job, fault, id=f"{job.name}-{fault}")
+    pytest.param(job, fault, ALL_RIGHTS, id=f"{job.name}-{fault}")
     for job in JOBS
     for fault in FAULTS
     if fault != "rolled-back" or job.deletes
+] + [
+    pytest.param(job, fault, NO_INFO, id=f"{job.name}-{fault}-no-info")
+    for job in JOBS
+    for fault in ("restarted", "rolled-back")
+    if job.deletes
 ]
 
 
@@ -459,11 +472,11 @@ CASES = [
 
 
 @pytest.fixture
-def matrix_server(make_redis):
-    """A durable server; the CLI connects as JOB_USER (all rights until a fault takes some)."""
+def matrix_server(make_redis, rights):
+    """A durable server; the CLI connects as JOB_USER (with `rights` until a fault takes some)."""
     server = make_redis(
         password=ADMIN_PASSWORD,
-        acl_users=[f"{JOB_USER} on >{JOB_PASSWORD} ~* &* +@all"],
+        acl_users=[f"{JOB_USER} on >{JOB_PASSWORD} {rights}"],
         extra_args=DURABLE,
     )
     yield server
@@ -487,9 +500,9 @@ def cli(tmp_path):
             run.proc.wait()
 
 
-@pytest.mark.parametrize(("job", "fault"), CASES)
+@pytest.mark.parametrize(("job", "fault", "rights"), CASES)
 def test_exit_0_only_when_the_job_was_wholly_done(
-    job, fault, matrix_server, cli, request, tmp_path
+    job, fault, rights, matrix_server, cli, request, tmp_path
 ):
     server = matrix_server
     origin = request.getfixturevalue("origin") if job is WARM else None

@@ -195,3 +195,93 @@ def test_restarts_in_every_pass_end_the_run_with_what_is_left_named(make_redis):
     assert "pattern api_cache:k:*" in message and "tag t" in message
     assert result.changed  # the CLI then exits 6: partial
     assert server.client().exists(*[LAYOUT.entry("k", {"id": i}) for i in range(1000)]) > 0
+
+
+# --- a user who may not send INFO ------------------------------------------------------------
+# INFO is in @dangerous, which many ACLs deny: the run_id cannot be read. A restart still breaks
+# every connection to the server, and the run sees the connections made again.
+
+ADMIN_PASSWORD = "admin-pass"
+NOINFO = ("noinfo", "noinfo-pass")
+
+
+def noinfo_snapshot_loaded(make_redis, n_matching: int, n_other: int):
+    user, password = NOINFO
+    server = make_redis(
+        password=ADMIN_PASSWORD, acl_users=[f"{user} on >{password} ~* &* +@all -info"]
+    )
+    client = server.client()
+    load(client, n_matching, n_other, tag="t")
+    client.save()
+    return server, f"redis://{user}:{password}@{server.host}:{server.port}/0"
+
+
+@pytest.mark.parametrize(
+    "spec", [{"patterns": ["api_cache:k:*"]}, {"tags": ["t"]}], ids=["pattern", "tag"]
+)
+def test_restart_is_seen_by_a_user_who_may_not_send_info(make_redis, spec):
+    server, url = noinfo_snapshot_loaded(make_redis, 3000, 500)
+    selection = resolve_selection(LAYOUT, SelectionSpec(**spec))
+    on_progress = restart_when(server, lambda p, n: n == 0 and p.deleted > 0)
+    with Store(Settings(url=url, retries=12)) as store:
+        result = invalidate(
+            store,
+            selection,
+            Filters(),
+            InvalidateOptions(batch_size=100, scan_count=100),
+            on_progress=on_progress,
+        )
+    assert on_progress.restarts, "the server was never restarted"
+    assert result.failure is None, result.failure
+    client = server.client()
+    assert list(client.scan_iter("api_cache:k:*", count=1000)) == []
+    assert len(list(client.scan_iter("api_cache:other:*", count=1000))) == 500
+    assert any("restarted" in note for note in result.notes)
+
+
+def test_a_client_passed_in_and_no_info_says_restarts_cannot_be_seen(make_redis):
+    import redis
+
+    _, url = noinfo_snapshot_loaded(make_redis, 10, 0)
+    selection = resolve_selection(LAYOUT, SelectionSpec(patterns=["api_cache:k:*"]))
+    with redis.Redis.from_url(url) as own:
+        store = Store(Settings(url=url), client=own)
+        result = invalidate(store, selection, Filters(), InvalidateOptions())
+    assert result.failure is None and result.deleted == 10
+    assert any("cannot be detected" in note for note in result.notes)
+
+
+# --- a dry run through a restart --------------------------------------------------------------
+# A dry run has no progress callback: the restart is done by the reader of its keys, after it
+# has read some, so it lands mid-scan.
+
+
+def preview_restarting(server, store, spec, after: int):
+    from cachectl.ops.invalidate import InvalidateResult, preview
+
+    selection = resolve_selection(LAYOUT, SelectionSpec(**spec))
+    result = InvalidateResult()
+    listed = []
+    for key in preview(
+        store, selection, Filters(), InvalidateOptions(batch_size=50, scan_count=50), result
+    ):
+        listed.append(key)
+        if len(listed) == after:
+            server.kill()
+            server.restart()
+    return result, listed
+
+
+@pytest.mark.parametrize("info", [True, False], ids=["info", "no-info"])
+def test_dry_run_through_a_restart_counts_a_clean_pass(make_redis, info):
+    if info:
+        server, _ = snapshot_loaded(make_redis, 3000, 500)
+        url = server.url
+    else:
+        server, url = noinfo_snapshot_loaded(make_redis, 3000, 500)
+    with Store(Settings(url=url, retries=12)) as store:
+        result, listed = preview_restarting(server, store, {"patterns": ["api_cache:k:*"]}, 500)
+    assert result.matched == 3000
+    assert set(listed) == {LAYOUT.entry("k", {"id": i}).encode() for i in range(3000)}
+    assert len(listed) == 3000  # a later pass lists only what no pass listed before
+    assert any("restarted during the dry run" in note for note in result.notes)

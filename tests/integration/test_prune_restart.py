@@ -186,3 +186,26 @@ def test_restarts_in_every_pass_end_the_run_saying_what_may_be_left(snapshot_loa
     assert result.changed  # the CLI then exits 6: partial, rerun to finish
     with server.client() as client:
         assert left(client) != NOTHING_LEFT
+
+
+def test_restart_is_seen_by_a_user_who_may_not_send_info(make_redis):
+    """INFO is in @dangerous, which many ACLs deny: the restart is seen by the connections it
+    broke, which the run made again."""
+    server = make_redis(
+        password="admin-pass", acl_users=["noinfo on >noinfo-pass ~* &* +@all -info"]
+    )
+    with server.client() as client:
+        load(client)
+        client.save()
+        before = kept(client)
+    url = f"redis://noinfo:noinfo-pass@{server.host}:{server.port}/0"
+    on_progress = restart_when(server, WHEN[0].values[0], keep_data=False)
+    with Store(Settings(url=url, retries=12)) as store:
+        result = prune(store, OPTIONS, on_progress=on_progress)
+    assert on_progress.restarts, "the server was never restarted"
+    assert result.failure is None, result.failure
+    with server.client() as client:
+        assert left(client) == NOTHING_LEFT
+        assert kept(client) == before
+    assert result.passes == 2
+    assert any("restarted" in note for note in result.notes)

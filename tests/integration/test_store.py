@@ -230,3 +230,35 @@ def test_cluster_scan_names_the_node_that_stays_down(own_cluster, no_backoff):
         "keys_found": found,
     }
     store.close()
+
+
+def test_epoch_changes_when_the_stores_connections_are_broken_and_made_again(deployment):
+    """What a restart does to a run's connections, without the restart: a user who may not send
+    INFO still sees it, by the connections made again (redis-py's silent reconnect included)."""
+    store, raw = deployment
+    before = store.epoch()
+    assert store.epoch() == before  # nothing happened: a pass would be trusted
+    assert before.run_ids and before.reconnects is not None and not before.blind
+    kill = {"target_nodes": "primaries"} if store.is_cluster else {}
+    raw.client_kill_filter(_type="normal", skipme=True, **kill)
+    after = store.epoch()
+    assert after.run_ids == before.run_ids
+    assert after != before
+    assert sum(after.reconnects.values()) > sum(before.reconnects.values())
+
+
+def test_epoch_holds_when_a_connection_was_closed_on_purpose(deployment):
+    """A connection closed on purpose (a pool trimmed by redis-py as the cluster client starts,
+    a scan left with a page asked for ahead) is made again quietly: no restart, so no extra
+    pass for a run."""
+    store, raw = deployment
+    keys = [f"api_cache:e:id:{i}" for i in range(200)]
+    write(raw, keys)
+    with Store(store.settings) as fresh:
+        before = fresh.epoch()
+        assert sum(fresh.exists_many(keys)) == 200
+        pages = fresh.scan_nodes(match="api_cache:*", count=10)
+        next(pages)
+        pages.close()
+        assert list(fresh.scan(match="api_cache:*", count=10))
+        assert fresh.epoch() == before

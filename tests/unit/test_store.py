@@ -164,7 +164,7 @@ def test_rediss_url_carries_the_tls_settings(tmp_path):
     tls = TLSConfig(ca_file=str(files[0]), cert_file=str(files[1]), key_file=str(files[2]))
     client = Store(Settings(url="rediss://h:1/0", tls=tls, cluster=False)).client
     kwargs = client.connection_pool.connection_kwargs
-    assert client.connection_pool.connection_class is redis.SSLConnection
+    assert issubclass(client.connection_pool.connection_class, redis.SSLConnection)
     assert (kwargs["ssl_ca_certs"], kwargs["ssl_certfile"], kwargs["ssl_keyfile"]) == tuple(
         map(str, files)
     )

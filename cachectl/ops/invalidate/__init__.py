@@ -22,8 +22,10 @@ How a run goes:
   run also finishes the cleanup its first run did not get to.
 - A server that restarts during a run may come back with data (an RDB or AOF file loaded, a
   replica that lags promoted) holding entries the run had already deleted, and SCAN's cursor
-  means nothing to it (its hash seed changes). So a run compares every primary's run_id at the
-  start and the end of its pass over the selection; when one changed, it goes through the whole
+  means nothing to it (its hash seed changes). So a run compares the deployment's epoch
+  (`Store.epoch`: every primary's run_id where INFO is allowed, and the connections made again,
+  which a restart forces) at the start and the end of its pass over the selection (a dry run
+  too); when it changed, it goes through the whole
   selection again, with its de-duplication started afresh, and only a pass that saw no restart
   ends the run as done. A tag whose pending set vanished with the restart is taken again from
   its live set.

@@ -125,7 +125,7 @@ class _Deleter:
         the SSCAN that read it may have missed members (its cursor means nothing to a restarted
         server). It is then kept, for the next pass to read again."""
         finder = self.finder
-        if finder.pass_run_ids is not None and finder.run_ids() != finder.pass_run_ids:
+        if finder.epoch() != finder.pass_epoch:
             drained.kept = True
             drained.gone.set()
             return

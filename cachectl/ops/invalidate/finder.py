@@ -16,14 +16,11 @@ from cachectl.errors import (
 )
 from cachectl.layout import Layout
 from cachectl.ops.invalidate.results import InvalidateOptions, InvalidateResult, closest_set_names
-from cachectl.ops.prune import (
-    primary_run_ids,
-    server_time_ms,
-)
+from cachectl.ops.prune import server_time_ms
 from cachectl.ops.selection import Filters, KeySource, ScanSource, Selection, SetSource
 
 if TYPE_CHECKING:
-    from cachectl.store import Pacer, Store
+    from cachectl.store import Epoch, Pacer, Store
 
 
 TAKE_ATTEMPTS = 3  # a tag set that other runs keep taking first: give up after this many tries
@@ -81,13 +78,13 @@ class _Finder:
         self.seen: set[bytes] = set()
         self.earlier: set[bytes] = set()
         self.attempt = 1
-        self.pass_run_ids: dict | None = None  # each primary's run_id when this pass began
+        self.pass_epoch: Epoch | None = None  # the deployment's epoch when this pass began
         self.renamed: list[bytes] = []
         self.leftover: set[bytes] = set()  # sets an earlier run left a pending set of
         self.scan_total: int | None = None
         self._now_ms: int | None = None
 
-    def start_again(self, run_ids: dict | None) -> None:
+    def start_again(self, epoch: Epoch) -> None:
         """Readies another pass over the whole selection after a server restart: the restart
         may have brought back entries this run deleted, so nothing selected before is skipped
         (they are counted once, in `matched`, and as `deleted_again` when deleted again)."""
@@ -97,7 +94,7 @@ class _Finder:
             self.earlier = self.seen
         self.seen = set()
         self.attempt += 1
-        self.pass_run_ids = run_ids
+        self.pass_epoch = epoch
         self._now_ms = None
 
     def selected(self, key: bytes) -> bool:
@@ -354,9 +351,10 @@ class _Finder:
         if buffer:
             yield _Batch(buffer)
 
-    def run_ids(self) -> dict | None:
-        """Each primary's run_id, or None when INFO is not allowed (no restart detection)."""
-        return primary_run_ids(self.store)
+    def epoch(self) -> Epoch:
+        """The deployment's epoch (Store.epoch): run_ids where INFO is allowed, and the
+        connections made again, which a restart forces."""
+        return self.store.epoch()
 
 
 def _only_entries_match(layout: Layout, pattern: bytes) -> bool:

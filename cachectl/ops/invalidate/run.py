@@ -30,6 +30,16 @@ PROBE_NAME = "__cachectl_invalidate_probe__"
 QUEUE_BATCHES = 8  # how far scanning may run ahead of deleting
 PASSES = 3  # passes over the selection that each saw a server restart: the run gives up
 INDEX_CLEANUP = ("auto", "sweep", "skip")
+RESTART_NOTE = (
+    "a server restarted during the run (a primary's run_id changed, or its connections were "
+    "broken and made again) and may have come back with entries already deleted: went "
+    "through the whole selection again"
+)
+PREVIEW_RESTART_NOTE = (
+    "a server restarted during the dry run (a primary's run_id changed, or its connections were "
+    "broken and made again): the counts are those of a later pass over the whole selection; "
+    "the keys listed may include some found before the restart only"
+)
 
 
 # --- the runs --------------------------------------------------------------------------------
@@ -130,9 +140,33 @@ def preview(
         pacer=_pacer(options),
         stop=threading.Event(),
     )
-    for item in finder.batches():
-        if isinstance(item, _Batch):
-            yield from item.keys
+    from cachectl.store import BLIND_NOTE
+
+    finder.pass_epoch = finder.epoch()
+    if finder.pass_epoch.blind:
+        result.notes.append(BLIND_NOTE)
+    for _ in range(PASSES):
+        earlier = finder.earlier
+        for item in finder.batches():
+            if isinstance(item, _Batch):
+                # A pass after a restart lists only what no pass listed before.
+                yield from (k for k in item.keys if k not in earlier) if earlier else item.keys
+        now = finder.epoch()
+        if now == finder.pass_epoch:
+            # The counts are this clean pass's alone.
+            result.matched = len(finder.seen)
+            break
+        if PREVIEW_RESTART_NOTE not in result.notes:
+            result.notes.append(PREVIEW_RESTART_NOTE)
+        finder.start_again(now)
+        result.scanned = result.not_entries_skipped = 0
+    else:
+        result.duration_seconds = time.monotonic() - started
+        raise RedisError(
+            f"servers restarted during each of {PASSES} passes over the selection "
+            f"({'; '.join(result.selection)}): what would be deleted could not be counted",
+            hint="rerun once the servers are stable",
+        )
     result.duration_seconds = time.monotonic() - started
 
 
@@ -154,6 +188,8 @@ def invalidate(
     """
     if options.index_cleanup not in INDEX_CLEANUP:
         raise UsageError(f"--index-cleanup must be one of {', '.join(INDEX_CLEANUP)}")
+    from cachectl.store import BLIND_NOTE
+
     layout = Layout(store.settings.layout)
     stop = stop or threading.Event()
     result = InvalidateResult(
@@ -191,18 +227,17 @@ def invalidate(
     try:
         # Connects, and makes the per-node clients, before two threads share the store.
         store.for_each_primary()
-        finder.pass_run_ids = finder.run_ids()
+        finder.pass_epoch = finder.epoch()
+        if finder.pass_epoch.blind:
+            result.notes.append(BLIND_NOTE)
         for _ in range(PASSES):
             _one_pass(finder, deleter, selection, stop, report)
             if result.interrupted:
                 break
-            now = finder.run_ids()
-            if finder.pass_run_ids is None or now == finder.pass_run_ids:
+            now = finder.epoch()
+            if now == finder.pass_epoch:
                 break
-            result.notes.append(
-                "a server restarted during the run (its run_id changed) and may have come "
-                "back with entries already deleted: went through the whole selection again"
-            )
+            result.notes.append(RESTART_NOTE)
             finder.start_again(now)
             deleter.start_again()
         else:
