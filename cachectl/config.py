@@ -424,11 +424,6 @@ def load_settings(
 
     config_file, config_source = _find_config_file(config_path, env, cwd)
     doc = load_yaml(config_file, env=env) if config_file else None
-    if doc is not None and doc.data is None and config_source.startswith(("flag", "env")):
-        # Named on purpose but holding nothing (`-c /dev/null`, an empty file): say so.
-        raise ConfigError(
-            f"config file {config_file} (from {config_source}): empty, no settings in it"
-        )
     problems = Problems(doc)
     secrets: list[str | None] = []
     chosen, profile_source = _choose_profile(profile, env, doc, config_source, problems)

@@ -346,7 +346,7 @@ def test_a_utf8_bom_at_the_start_of_a_yaml_file_is_skipped(tmp_path):
 
 @pytest.mark.parametrize(
     "target, said",
-    [("/dev/null", "empty"), ("/dev/zero", "not a text file"), ("dir", "directory")],
+    [("/dev/zero", "not a text file"), ("dir", "directory")],
 )
 def test_a_config_file_that_is_not_a_file_says_what_it_is(tmp_path, target, said):
     if target == "dir":
@@ -366,3 +366,11 @@ def test_a_config_file_that_is_a_symlink_loop_says_so(tmp_path):
     assert result.exit_code == 3, result.output
     line = one_line(result)
     assert "not found" not in line and "loop" in line, line
+
+
+def test_an_empty_config_file_named_on_purpose_is_no_settings():
+    """`-c /dev/null` is the usual way to leave every config file out: no settings, no error."""
+    from cachectl.config import load_settings
+
+    settings = load_settings(config_path="/dev/null", env={}, cwd="/")
+    assert settings.url == load_settings(env={}, cwd="/").url
