@@ -277,11 +277,7 @@ def _repeated_hashes(texts: Iterator[str]) -> tuple[set[int], int]:
                 held += len(chunk)
                 if held >= KEY_CHECK_HASHES_IN_MEMORY:
                     if spill is None:
-                        spill = stack.enter_context(
-                            tempfile.TemporaryDirectory(
-                                prefix="cachectl-keycheck-", ignore_cleanup_errors=True
-                            )
-                        )
+                        spill = _spill_folder(stack)
                     for i, bucket in enumerate(buckets):
                         if bucket:
                             with open(os.path.join(spill, str(i)), "ab") as fh:
@@ -312,6 +308,29 @@ def _repeated_hashes(texts: Iterator[str]) -> tuple[set[int], int]:
                 f"kept in {spill or tempfile.gettempdir()}: {exc.strerror or exc}",
                 hint="free space there, or point TMPDIR at a directory with room (8 bytes a key)",
             ) from None
+
+
+def _spill_folder(stack: contextlib.ExitStack) -> str:
+    """A temporary folder that is removed however the check ends. Its removal is registered
+    before it is made, and runs with Ctrl-C and SIGTERM held off: a signal (turned into
+    KeyboardInterrupt) can land neither between making it and owning it nor in its removal."""
+    path = os.path.join(
+        tempfile.gettempdir(), f"cachectl-keycheck-{os.getpid()}-{os.urandom(4).hex()}"
+    )
+    stack.callback(_remove_folder, path)
+    os.mkdir(path, 0o700)
+    return path
+
+
+def _remove_folder(path: str) -> None:
+    import shutil
+    import signal
+
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def check_unique_keys(plan: Plan) -> None:
