@@ -1,0 +1,48 @@
+"""The docs site's shape: a short README that links into docs/, and a reference page per command
+whose options are generated from the command itself. `mkdocs build --strict` (in .ci/run) checks
+every link and anchor inside the site; these checks need no mkdocs."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from cachectl.cli.app import COMMANDS
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_readme_stays_short():
+    assert len(README.splitlines()) <= 250
+
+
+def test_every_relative_link_of_the_readme_names_a_file():
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README)
+    local = [t for t in targets if not t.startswith(("http://", "https://", "mailto:"))]
+    assert local, "the README links into the docs"
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert missing == []
+
+
+def _cli_commands():
+    spec = importlib.util.spec_from_file_location(
+        "cli_commands", ROOT / "docs" / "_build" / "cli_commands.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_a_reference_page_generated_from_it(name):
+    page = (ROOT / "docs" / "reference" / f"{name}.md").read_text()
+    assert re.search(
+        rf"^::: mkdocs-typer2\n    :module: cli_commands\n    :name: {name}\n", page, re.MULTILINE
+    ), f"docs/reference/{name}.md has no generated options block for {name}"
+    assert getattr(_cli_commands(), name).name == name
+    nav = (ROOT / "mkdocs.yml").read_text()
+    assert f"reference/{name}.md" in nav
