@@ -7,9 +7,24 @@ Importing this package loads no CLI code and no Redis client: the library's name
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# The one place the version is written: pyproject.toml reads it (setuptools' dynamic version)
+# and `cachectl --version` prints it without reading any package metadata.
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports them on first use
+    from cachectl.library import (
+        MISS,
+        APICache,
+        AsyncAPICache,
+        EarlyRefresh,
+        StaleWhileRevalidate,
+        StampedeOptions,
+        Strategy,
+        cached,
+        set_default_cache,
+    )
 
 _LIBRARY_NAMES = (
     "MISS",

@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from cachectl.errors import ConfigError, UsageError
 from cachectl.redact import is_secret_header
@@ -280,6 +280,10 @@ _STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
 # --- glob ------------------------------------------------------------------------------------
 
 
+@overload
+def escape_glob(s: str) -> str: ...
+@overload
+def escape_glob(s: bytes) -> bytes: ...
 def escape_glob(s: Key) -> Key:
     """`s` with Redis glob characters (`* ? [ ] \\`) backslash-escaped, so a SCAN MATCH pattern
     built from it matches `s` itself and nothing else."""

@@ -250,7 +250,7 @@ def _authority_problem(authority: str) -> str | None:
     hostport = authority.rpartition("@")[2]
     if hostport.startswith("["):
         host, bracket, port = hostport[1:].partition("]")
-        port = port[1:] if port.startswith(":") else port
+        port = port.removeprefix(":")
         try:
             ipaddress.IPv6Address(host.partition("%")[0])
         except ValueError:

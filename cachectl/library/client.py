@@ -129,7 +129,7 @@ class APICache:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- the application's calls -----------------------------------------------------------
@@ -267,7 +267,7 @@ class APICache:
             self._keep(call, outcome)
             self._record(endpoint, key, False, started)
             return outcome.resolve(fallback)
-        if found:
+        if found and remaining_ms is not None:
             value, refreshed = self._maybe_refresh(call, fn, value, remaining_ms)
             self._record(endpoint, key, not refreshed, started)
             return value
@@ -276,7 +276,11 @@ class APICache:
         return outcome.resolve(fallback)
 
     def cached(
-        self, endpoint: str | None = None, ttl: float | None = None, tags: Iterable = (), **options
+        self,
+        endpoint: str | None = None,
+        ttl: float | None = None,
+        tags: Iterable = (),
+        **options: Any,
     ) -> Callable:
         """`@cache.cached("users", ttl=60)`: cache_api_call with params from the call's
         arguments. See `cachectl.cached` for the options."""
@@ -380,6 +384,7 @@ class APICache:
     def _fill(self, call: Call, fn: Callable[[], Any]) -> tuple[Outcome, bool]:
         """The Outcome of a miss, and whether it counts as a hit (it was answered from the cache,
         or by another caller's origin call)."""
+        outcome: Outcome | None
         if self.stampede is None:
             outcome = self._origin(call.endpoint, fn)
             self._keep(call, outcome)
@@ -440,8 +445,8 @@ class APICache:
     def _wait_for_entry(self, key: str, lock: str) -> tuple[bool, Any]:
         """Polls for the entry while the lock is held; (False, None) when the wait is over or
         the lock went without an entry (the holder's answer was not cacheable, or it died)."""
-        deadline = time.monotonic() + self.stampede.wait_timeout
-        delays = self.stampede.poll_delays()
+        deadline = time.monotonic() + self._lock_options.wait_timeout
+        delays = self._lock_options.poll_delays()
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -464,7 +469,9 @@ class APICache:
     ) -> tuple[Any, bool]:
         """(the value to answer, whether this caller refreshed it from the origin)."""
         origin_ms = self._origin_times.get(call.endpoint)
-        if not refresh_due(call.refresh, remaining_ms, call, origin_ms, 1.0 - random.random()):
+        if call.refresh is None or not refresh_due(
+            call.refresh, remaining_ms, call, origin_ms, 1.0 - random.random()
+        ):
             return value, False
         lock = call.lock_key(self.layout)
         try:

@@ -68,7 +68,7 @@ def describe_client(client: Any) -> Settings:
     if isinstance(client, (RedisCluster, AsyncRedisCluster)):
         kwargs = dict(getattr(client, "connection_kwargs", None) or {})
         kwargs.update(getattr(client.nodes_manager, "connection_kwargs", None) or {})
-        node = next(iter(client.nodes_manager.startup_nodes.values()), None)
+        node: Any = next(iter(client.nodes_manager.startup_nodes.values()), None)
         host, port, db = (node.host, node.port, 0) if node else ("cluster", None, 0)
     else:
         kwargs = client.connection_pool.connection_kwargs

@@ -33,9 +33,9 @@ _ORIGIN_TIME_WEIGHT = 0.2  # how much a new origin duration moves an endpoint's 
 class _Miss:
     """What `get(..., default=MISS)` returns on a miss, so a cached `None` can be told apart."""
 
-    _instance = None
+    _instance: _Miss | None = None
 
-    def __new__(cls):
+    def __new__(cls) -> _Miss:  # noqa: PYI034 -- the one instance, never subclassed
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance

@@ -251,8 +251,9 @@ class AsyncBackgroundWriter:
         self._attempts = attempts
         self._state = _Counts()
         self._task: asyncio.Task | None = None
-        self._changed: asyncio.Condition | None = None
-        self._wake: asyncio.Event | None = None
+        # Made by start(), before anything waits on them.
+        self._changed: asyncio.Condition
+        self._wake: asyncio.Event
 
     def start(self) -> None:
         if self._task is None or self._task.done():

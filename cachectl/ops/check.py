@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes, urlsplit, urlunsplit
 
-from cachectl.errors import CachectlError, UsageError
+from cachectl.errors import CachectlError, PartialFailure, UsageError
+from cachectl.ops.streak import FailureStreak, plural
 
 if TYPE_CHECKING:
     from cachectl.layout import Layout
@@ -656,38 +657,20 @@ def unreachable_result(
 # -- the alerting loop -----------------------------------------------------------------------
 
 
-@dataclass
-class UncheckedRounds:
-    """Rounds of the loop that could not reach Redis (each a breach): every one counted, the
-    first of a run of them and the first round that checks again after it each said once, and
-    the loop's problem at the end when its last round holds (exit 6: it could not tell)."""
+class UncheckedRounds(FailureStreak):
+    """Rounds of the loop that could not reach Redis (each a breach); the loop's problem at the
+    end when its last round holds (exit 6: it could not tell)."""
 
-    count: int = 0
-    in_a_row: int = 0
-    last_error: str | None = None
-
-    def failed(self, number: int, error: str) -> str | None:
-        self.count += 1
-        self.in_a_row += 1
-        self.last_error = error
-        if self.in_a_row > 1:
-            return None
+    def failing_line(self, number: int, error: str) -> str:
         return (
             f"round {number}: could not check: {error} (the loop goes on; each such round "
             "is a breach)"
         )
 
-    def checked(self, number: int) -> str | None:
-        failed, self.in_a_row = self.in_a_row, 0
-        if not failed:
-            return None
-        return f"round {number}: checking again after {failed} round{'s' * (failed > 1)} unchecked"
+    def recovered_line(self, number: int, failed: int) -> str:
+        return f"round {number}: checking again after {plural(failed, 'round')} unchecked"
 
-    def problem(self, rounds: int) -> CachectlError | None:
-        from cachectl.errors import PartialFailure
-
-        if not self.count:
-            return None
+    def problem_for(self, rounds: int) -> PartialFailure:
         return PartialFailure(
             f"{self.count} of {rounds} rounds could not check (last error: {self.last_error})",
             details={"unchecked_rounds": self.count, "rounds": rounds},
@@ -711,7 +694,7 @@ def check_webhook_url(url: str) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError("--webhook must be an http:// or https:// URL")
     try:
-        parts.port
+        parts.port  # noqa: B018 -- reading it checks the port
     except ValueError:
         raise UsageError(
             "--webhook: the part after the host's ':' is not a port number",

@@ -211,7 +211,7 @@ def record(
         if tick.error is not None:
             progress.notice = progress.failures.failed(progress.ticks, tick.error.message)
         else:
-            progress.notice = progress.failures.stored(progress.ticks)
+            progress.notice = progress.failures.succeeded(progress.ticks)
         if on_tick:
             on_tick(tick, progress)
     return progress
@@ -417,7 +417,7 @@ def dashboard_tick(
                 state.notice = state.unrecorded.failed(state.ticks, err.message)
                 raise
             state.record_error = None
-            state.notice = state.unrecorded.stored(state.ticks)
+            state.notice = state.unrecorded.succeeded(state.ticks)
         steps = [("recent runs", lambda: refresh_runs(series, state))]
         if state.session.ticks % refresh_every == 1 or refresh_every == 1:
             steps.append(("stored history", lambda: refresh_stored(series, state)))

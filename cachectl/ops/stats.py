@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from cachectl.analysis import counter_delta, hit_rate, percentile, ratio
 from cachectl.errors import PartialFailure, RedisError
+from cachectl.ops.streak import FailureStreak, plural
 from cachectl.runlog import RecentRun
 
 if TYPE_CHECKING:
@@ -681,43 +682,24 @@ class Tick:
     error: RedisError | None = None
 
 
-@dataclass
-class UnrecordedTicks:
+class UnrecordedTicks(FailureStreak):
     """Ticks whose figures could not be stored (the server could not be sampled, or the write
-    was refused): every one counted, the first of a run of them and the recovery after it each
-    said once, so that a dead server or a missing permission is one line in the log, not one
-    a tick; and the run's problem at the end (exit 6)."""
+    was refused)."""
 
-    count: int = 0
-    in_a_row: int = 0
-    last_error: str | None = None
-
-    def failed(self, tick: int, error: str) -> str | None:
-        """Counts a failed tick; the line to say when it starts a run of failures."""
-        self.count += 1
-        self.in_a_row += 1
-        self.last_error = error
-        if self.in_a_row > 1:
-            return None
+    def failing_line(self, number: int, error: str) -> str:
         return (
-            f"tick {tick}: figures not stored: {error} (recording goes on; the ticks that "
+            f"tick {number}: figures not stored: {error} (recording goes on; the ticks that "
             "fail are counted and the run will exit 6)"
         )
 
-    def stored(self, tick: int) -> str | None:
-        """A tick stored; the line to say when it ends a run of failures."""
-        failed, self.in_a_row = self.in_a_row, 0
-        if not failed:
-            return None
-        return f"tick {tick}: figures stored again after {failed} failed tick{'s' * (failed > 1)}"
+    def recovered_line(self, number: int, failed: int) -> str:
+        return f"tick {number}: figures stored again after {plural(failed, 'failed tick')}"
 
-    def problem(self, ticks: int) -> PartialFailure | None:
-        if not self.count:
-            return None
+    def problem_for(self, rounds: int) -> PartialFailure:
         return PartialFailure(
-            f"{self.count} of {ticks} ticks not stored (last error: {self.last_error})",
+            f"{self.count} of {rounds} ticks not stored (last error: {self.last_error})",
             hint="the history has a gap for each of them",
-            details={"failed_ticks": self.count, "ticks": ticks},
+            details={"failed_ticks": self.count, "ticks": rounds},
         )
 
 

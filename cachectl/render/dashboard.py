@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cachectl.render.output import plain
 from cachectl.render.stats import (
     count,
     endpoint_table,
@@ -19,7 +20,6 @@ from cachectl.render.stats import (
     slowest_table,
     stats_line,
 )
-from cachectl.render.output import plain
 from cachectl.render.units import human_duration
 
 if TYPE_CHECKING:

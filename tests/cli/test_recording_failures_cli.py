@@ -51,8 +51,8 @@ def test_a_run_of_failures_is_said_at_its_start_and_its_end():
     from cachectl.ops.history import UnrecordedTicks
 
     failures = UnrecordedTicks()
-    told = [failures.failed(1, "down"), failures.failed(2, "down"), failures.stored(3)]
-    told += [failures.stored(4), failures.failed(5, "refused")]
+    told = [failures.failed(1, "down"), failures.failed(2, "down"), failures.succeeded(3)]
+    told += [failures.succeeded(4), failures.failed(5, "refused")]
     assert [t is not None for t in told] == [True, False, True, False, True]
     assert "after 2 failed ticks" in told[2]
     assert failures.count == 3

@@ -24,11 +24,11 @@ from cachectl.library.connect import (
     resolve,
 )
 from cachectl.library.core import (
-    Warnings,
     RESPONSE_TIMES_KEPT_MS,
     Bookkeeping,
     Call,
     EntryKeys,
+    Warnings,
     Write,
     as_strategy,
     encode_value,

@@ -498,21 +498,31 @@ def test_a_param_that_holds_a_header_credential_is_refused(tmp_path):
     )
     f = str(tmp_path / "m.yaml")
     assert problems == [
-        f"{f}:9:22: endpoints[0].params.access: param 'access' holds a credential (the value of "
-        "the X-Api-Key header), and every param is part of the entry key: send it as a "
-        "header only (headers never enter a key)",
-        f"{f}:9:35: endpoints[0].params.q: param 'q' holds a credential (the value of the "
-        "password in defaults.base_url), and every param is part of the entry key: send it as a "
-        "header only (headers never enter a key)",
-        f"{f}:10:22: endpoints[0].matrix.id[1]: param 'id' holds a credential (the value of the "
-        "X-Api-Key header), and every param is part of the entry key: send it as a header "
-        "only (headers never enter a key)",
-        f"{f}:11:12: endpoints[0].tags[0]: a tag name holds a credential (the value of the "
-        "X-Api-Key header): it would be part of a Redis key name, stored and shown; keep "
-        "credentials to headers",
-        f"{f}:12:18: endpoints[0].depends_on[0]: a dependency name holds a credential (the value "
-        "of the password in defaults.base_url): it would be part of a Redis key name, stored and "
-        "shown; keep credentials to headers",
+        (
+            f"{f}:9:22: endpoints[0].params.access: param 'access' holds a credential (the value "
+            "of the X-Api-Key header), and every param is part of the entry key: send it as a "
+            "header only (headers never enter a key)"
+        ),
+        (
+            f"{f}:9:35: endpoints[0].params.q: param 'q' holds a credential (the value of the "
+            "password in defaults.base_url), and every param is part of the entry key: send it as "
+            "a header only (headers never enter a key)"
+        ),
+        (
+            f"{f}:10:22: endpoints[0].matrix.id[1]: param 'id' holds a credential (the value of "
+            "the X-Api-Key header), and every param is part of the entry key: send it as a header "
+            "only (headers never enter a key)"
+        ),
+        (
+            f"{f}:11:12: endpoints[0].tags[0]: a tag name holds a credential (the value of the "
+            "X-Api-Key header): it would be part of a Redis key name, stored and shown; keep "
+            "credentials to headers"
+        ),
+        (
+            f"{f}:12:18: endpoints[0].depends_on[0]: a dependency name holds a credential (the "
+            "value of the password in defaults.base_url): it would be part of a Redis key name, "
+            "stored and shown; keep credentials to headers"
+        ),
     ]
 
 
@@ -615,8 +625,10 @@ def test_a_base_url_that_cannot_be_sent_is_one_problem_not_one_per_endpoint(tmp_
     f = str(tmp_path / "m.yaml")
     assert problems == [
         f"{f}:2:22: defaults.base_url: the port '70000' is not a port number (1 to 65535)",
-        f"{f}:5:20: endpoints[1].url: the URL holds a space, which cannot be sent as it is: "
-        "percent-encode it (b c -> b%20c)",
+        (
+            f"{f}:5:20: endpoints[1].url: the URL holds a space, which cannot be sent as it is: "
+            "percent-encode it (b c -> b%20c)"
+        ),
     ]
 
 
@@ -654,9 +666,11 @@ def test_a_fragment_that_would_swallow_the_query_params_is_refused(tmp_path):
         """,
     )
     assert problems == [
-        f"{tmp_path / 'm.yaml'}:3:20: endpoints[0].url: the URL ends in a #fragment, which is never "
-        "sent, and the params not in it (page, q) would be added after it: remove it, or write %23 "
-        "for a literal #"
+        (
+            f"{tmp_path / 'm.yaml'}:3:20: endpoints[0].url: the URL ends in a #fragment, which is "
+            "never sent, and the params not in it (page, q) would be added after it: remove it, or "
+            "write %23 for a literal #"
+        )
     ]
 
 

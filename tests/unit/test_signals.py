@@ -9,7 +9,6 @@ signals sent as fast as another process can send them, and requires it to finish
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import textwrap
