@@ -45,7 +45,8 @@ from inspect_data import load
 from cachectl.config import Settings
 from cachectl.devserver import RedisServer
 from cachectl.layout import Layout
-from cachectl.ops.keys import ScanPlan, ScanState, owned_prefixes, scan_sized
+from cachectl.layout_parse import owned_prefixes
+from cachectl.ops.scanning import ScanPlan, ScanState, scan_sized
 from cachectl.store import Store
 
 

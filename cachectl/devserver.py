@@ -330,6 +330,18 @@ class RedisServer:
 
         return redis.Redis(**{**self._connection_kwargs(), **kw})
 
+    def version(self) -> str | None:
+        """The version INFO reports: valkey_version on Valkey (its redis_version is a fixed
+        7.2.4); None when the server does not answer."""
+        import redis
+
+        try:
+            with self.client(decode_responses=True) as conn:
+                info = conn.info("server")
+        except redis.RedisError:
+            return None
+        return info.get("valkey_version") or info.get("redis_version")
+
     def _connection_kwargs(self) -> dict:
         kwargs = {"host": self.host, "port": self.port, "password": self.password}
         if self.tls:

@@ -142,7 +142,7 @@ def _repeats_by_construction(endpoint: Endpoint, layout: Layout) -> tuple[list[R
     for _, source in endpoint.matrix:
         if (
             isinstance(source, RangeValues)
-            and -_SAFE_INTEGER < source.start
+            and source.start > -_SAFE_INTEGER
             and source.end < _SAFE_INTEGER
         ):
             per_param.append((len(source), [], 0))  # distinct integers, digits and "-"

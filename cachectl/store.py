@@ -3,23 +3,23 @@
 What to send is decided in `cachectl.ops`. This module owns the rest: building the client from
 the settings (URL, TLS, ACL user, cluster detection), retries with backoff, pacing, SCAN over
 every primary, pipelined batches grouped by hash slot, and turning every redis-py error into one
-CachectlError line with the URL masked. The CLI imports it only inside commands, so the redis
-import at the top never slows `cachectl --help`.
+CachectlError line with the URL masked (cachectl/store_errors.py words them). Connection-level
+I/O (reading replies, sending ahead, dialogues on one connection) is in cachectl/store_wire.py;
+no module outside these three, cachectl/library/ and cachectl/devserver.py imports redis. The
+CLI imports it only inside commands, so the redis import at the top never slows `cachectl --help`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import ssl
 import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis import exceptions as rx
@@ -31,17 +31,13 @@ from redis.retry import Retry
 from cachectl.errors import (
     CachectlError,
     ConfigError,
-    RedisAuthError,
-    RedisClusterDown,
-    RedisError,
-    RedisOutOfMemory,
     RedisPermissionError,
-    RedisReadOnly,
     RedisTimeout,
-    RedisTLSError,
     RedisUnreachable,
 )
 from cachectl.redact import scrub
+from cachectl.store_errors import secrets, translate, user
+from cachectl.store_wire import NodeRef, SentAhead, dialogue, naming_node, round_trip
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -54,43 +50,9 @@ if TYPE_CHECKING:
 BACKOFF_BASE_SECONDS = 0.2
 BACKOFF_CAP_SECONDS = 2.0
 
-# What redis-py and ssl wrap around an error's own words: "Error 111 connecting to h:p. ...",
-# "Error while reading from h:p : (104, '...')", "[SSL: CERTIFICATE_VERIFY_FAILED] ... (_ssl.c:1006)".
-_WRAPPERS = (
-    re.compile(r"^Error -?\d+ connecting to \S+?\. "),
-    re.compile(r"^Error while reading from \S+ ?: \(\d+, '(?P<reason>[^']*)'\)$"),
-    re.compile(r"\[SSL: [A-Z_]+\] "),
-    re.compile(r" \(_ssl\.c:\d+\)"),
-)
-_NOPERM_COMMAND = re.compile(r"run the '(?P<command>[^']+)' command")
-# Where redis-py says a socket error happened: "Error 111 connecting to 10.0.0.3:6379.",
-# "Error while reading from 10.0.0.3:6379 : (104, ...)", "Timeout reading from 10.0.0.3:6379".
-_FAILED_AT = re.compile(r"(?:connecting to|reading from|writing to) (?P<host>\S+):(?P<port>\d+)")
-# A (masked) URL around its host and port: what _url_of swaps for another node's.
-_URL_HOST = re.compile(
-    r"(?P<head>[a-z]+://(?:[^@/?#]*@)?)[^/?#]*(?P<tail>.*)", re.IGNORECASE | re.DOTALL
-)
-_DNS_FAILURES = (
-    "name or service not known",
-    "nodename nor servname",
-    "temporary failure in name resolution",
-    "no address associated",
-    "getaddrinfo failed",
-)
-
 log = logging.getLogger("cachectl")
 
-
-@dataclass(frozen=True)
-class NodeRef:
-    """A server cachectl talks to: the standalone server or one cluster primary."""
-
-    host: str  # the socket path for a unix socket
-    port: int | None = None
-
-    @property
-    def name(self) -> str:
-        return self.host if self.port is None else f"{self.host}:{self.port}"
+T = TypeVar("T")
 
 
 class Pacer:
@@ -381,13 +343,17 @@ class Store:
             return NodeRef(kwargs["path"])
         return NodeRef(kwargs.get("host", "localhost"), kwargs.get("port", 6379))
 
+    def _client_of(self, node: NodeRef) -> redis.Redis | RedisCluster:
+        """The client for_each_primary pairs with `node`."""
+        return self._node_client(node) if self.is_cluster else self.client
+
     def _node_client(self, node: NodeRef) -> redis.Redis:
         client = self._node_clients.get(node.name)
         if client is None:
             kwargs = {**self.connection_kwargs(), "host": node.host, "port": node.port, "db": 0}
             client = self._node_clients[node.name] = redis.Redis(retry=self._retry(), **kwargs)
             pool = client.connection_pool
-            pool.connection_class = _naming_node(pool.connection_class)
+            pool.connection_class = naming_node(pool.connection_class)
         return client
 
     def server_info(self, section: str | None = None) -> dict[str, dict]:
@@ -428,6 +394,12 @@ class Store:
         """One command, routed by redis-py (by key slot in a cluster), errors translated."""
         with self.errors(str(args[0]).upper()):
             return self.client.execute_command(*args, **options)
+
+    def execute_on(self, node: NodeRef, *args: Any) -> Any:
+        """One command on `node` (a primary from for_each_primary), errors translated naming
+        it: INFO, DBSIZE, SCRIPT LOAD per node."""
+        with self.errors(str(args[0]).upper(), node=node):
+            return self._client_of(node).execute_command(*args)
 
     # -- scanning --------------------------------------------------------------------------
 
@@ -667,18 +639,124 @@ class Store:
         What redis-py's pipeline does, without its per-command bookkeeping (packing, reply
         parsing and callbacks cost ~20 us a command there, which the warm writer felt).
         """
-        pool = self.client.connection_pool
-        conn = pool.get_connection()
+        return round_trip(self.client, commands)
+
+    # -- conversations on one connection ----------------------------------------------------
+
+    def exchange(self, node: NodeRef, talk: Generator[list[tuple], list, T], command: str) -> T:
+        """`talk` on one connection to `node` (a primary from for_each_primary): it yields the
+        commands of each write, all sent at once, and is sent their replies (a refused one as
+        its CachectlError, in place); what it returns is returned. For a dialogue whose next
+        write depends on the last replies, such as a MULTI confirmed alone before anything is
+        queued in it. Not retried; a connection left mid-dialogue is dropped. An error that is
+        no reply (lost connection, timeout) is raised as `command`'s."""
+
+        def translated() -> Generator[list[tuple], list, T]:
+            commands = next(talk)
+            while True:
+                replies = yield commands
+                replies = [
+                    self.translate(r, str(args[0]), node) if isinstance(r, Exception) else r
+                    for r, args in zip(replies, commands)
+                ]
+                try:
+                    commands = talk.send(replies)
+                except StopIteration as done:
+                    return done.value
+
+        with self.errors(command, node=node):
+            return dialogue(self._client_of(node), translated())
+
+    def pages(
+        self,
+        node: NodeRef,
+        request: tuple,
+        following: Callable[[Any], tuple | None],
+        command: str,
+    ) -> Iterator[Any]:
+        """The replies to a chain of requests on one connection to `node` (a primary from
+        for_each_primary), without reply callbacks: `request` first, then `following(reply)`
+        of each reply until it says None. Each next request is sent before its reply's
+        predecessor is yielded, so the server works on it while the caller works on the page.
+        A lost connection is retried with the store's backoff, the unanswered request sent
+        again; errors are raised as `command`'s. Close the generator (or run it out) to give
+        the connection back."""
+        chain = SentAhead(self._client_of(node))
         try:
-            packed = _pack(conn, commands)
-
-            def exchange() -> list:
-                conn.send_packed_command(packed)
-                return _read_replies(conn, len(commands))
-
-            return conn.retry.call_with_retry(exchange, lambda error: conn.disconnect())
+            with self.errors(command):
+                reply = chain.call(request)
+            while True:
+                ahead = following(reply)
+                if ahead is not None:
+                    chain.send(ahead)
+                yield reply
+                if ahead is None:
+                    return
+                with self.errors(command):
+                    reply = chain.receive(ahead)
         finally:
-            pool.release(conn)
+            chain.close()
+
+    def scan_page(
+        self,
+        node: NodeRef,
+        cursor: int | bytes,
+        match: str | bytes | None = None,
+        count: int | None = None,
+        type: str | None = None,
+    ) -> tuple[int, list[bytes]]:
+        """One SCAN call on `node`: (next cursor, keys)."""
+        with self.errors("SCAN"):
+            return self._client_of(node).scan(cursor, match=match, count=count, _type=type)
+
+    def send_many_to(self, node: NodeRef, commands: Sequence[tuple], command: str) -> list:
+        """Commands in one pipelined round trip to `node`, the raw replies in order (a refused
+        command's error in its place, untranslated, for the caller to word). Other errors are
+        raised as `command`'s."""
+        with self.errors(command):
+            pipe = self._client_of(node).pipeline(transaction=False)
+            for args in commands:
+                pipe.execute_command(*args)
+            return pipe.execute(raise_on_error=False)
+
+    @contextmanager
+    def pipeline(self, command: str) -> Iterator[Any]:
+        """A redis-py pipeline without MULTI (in a cluster each command routed by its key's
+        slot) to fill and execute inside the block, with redis-py's reply parsing (HGETALL as a
+        dict, WITHSCORES as pairs); errors inside raised as `command`'s."""
+        with self.errors(command):
+            yield self.client.pipeline(transaction=False)
+
+    def scored_range(
+        self,
+        key: str | bytes,
+        low: int | str,
+        high: int | str,
+        *,
+        newest_first: bool = False,
+        start: int | None = None,
+        num: int | None = None,
+    ) -> list[tuple[bytes, float]]:
+        """ZRANGEBYSCORE key low high WITHSCORES (ZREVRANGEBYSCORE key high low with
+        `newest_first`), optionally LIMIT start num: (member, score) pairs."""
+        if newest_first:
+            with self.errors("ZREVRANGEBYSCORE"):
+                return self.client.zrevrangebyscore(
+                    key, high, low, start=start, num=num, withscores=True
+                )
+        with self.errors("ZRANGEBYSCORE"):
+            return self.client.zrangebyscore(key, low, high, start=start, num=num, withscores=True)
+
+    def permission_refused(self, reason: str, command: str | None = None) -> CachectlError:
+        """The error for a refusal by the ACL that Redis reported in other words (inside a
+        script, say), worded as a refused `command` sent on its own is."""
+        return self.translate(rx.NoPermissionError(reason), command)
+
+    @staticmethod
+    def script_forgotten(reply: Any) -> bool:
+        """Whether a raw pipeline reply is NOSCRIPT: the server no longer holds the script
+        (a restart, a failover, SCRIPT FLUSH)."""
+        return isinstance(reply, rx.NoScriptError)
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -696,146 +774,16 @@ class Store:
     def translate(
         self, exc: BaseException, command: str | None = None, node: NodeRef | None = None
     ) -> CachectlError:
-        """The CachectlError for a redis-py (or socket) error: one line, URL masked, no secret.
-
-        It names the server that failed: `node` when given, else the one redis-py's words name
-        (a cluster node other than the URL's is shown as the URL with its host and port).
-        """
-        if isinstance(exc, CachectlError):
-            return exc
-        if isinstance(exc, rx.RedisClusterException) and "cluster mode is not enabled" in (
-            _chain_text(exc).lower()
-        ):
-            source = self.settings.sources.get("cluster")
-            return RedisError(
-                f"the server at {self.settings.masked_url()} is not a cluster node, "
-                "but cluster mode is on" + (f" ({source})" if source else ""),
-                hint="drop --cluster, or set `cluster: auto` in the profile",
-            )
-        if isinstance(exc, rx.RedisClusterException) and isinstance(
-            exc.__cause__, (rx.RedisError, OSError)
-        ):
-            # "Redis Cluster cannot be connected...": the startup node's own error says why.
-            return self.translate(exc.__cause__, command, node)
-        node = node or getattr(exc, "cachectl_node", None) or _failed_node(exc)
-        url = self._url_of(node)
-        # redis-py wraps socket and TLS errors in its own; the original says what happened.
-        root = exc.__context__ if isinstance(exc.__context__, OSError) else exc
-        detail = scrub(_reason(exc), self._secrets())
-        lowered = detail.lower()
-        tls = self.settings.url.startswith("rediss://")
-        if node is None and isinstance(self._client, RedisCluster):
-            # Not said by redis-py ("Timeout connecting to server", a refused AUTH): say only
-            # what is known, rather than blame the URL's node, which answered.
-            where = f"a node of the Redis Cluster at {url}"
-        else:
-            where = f"Redis at {url}"
-        # A node other than the URL's (ACL users, like keys, are per node in a cluster).
-        elsewhere = f" on {node.name}" if url != self.settings.masked_url() else ""
-
-        if isinstance(exc, (rx.AuthenticationError, rx.AuthorizationError)) or lowered.startswith(
-            ("wrongpass", "noauth")
-        ):
-            if not self._secrets():
-                return RedisAuthError(
-                    f"{where} requires a password and none was given",
-                    hint="put the password in the URL or in the profile's settings",
-                )
-            return RedisAuthError(
-                f"{where} refused the user name or password: {detail}",
-                hint="check the password, and the ACL user name if there is one",
-            )
-        if isinstance(exc, rx.NoPermissionError):
-            refused = _refused_command(exc, command)
-            what = f"may not run {refused}" if refused else f"was refused: {detail}"
-            return RedisPermissionError(
-                f"the ACL user '{self._user()}' {what}{elsewhere}",
-                command=refused,
-                hint="grant it with ACL SETUSER, or connect as a user that may",
-            )
-        if isinstance(exc, rx.ReadOnlyError):
-            return RedisReadOnly(
-                f"{where} is a read-only replica and refused {command or 'a write'}",
-                hint="connect to the primary",
-            )
-        if isinstance(exc, rx.OutOfMemoryError) or "used memory > 'maxmemory'" in lowered:
-            return RedisOutOfMemory(
-                f"{where} is full and refused {command or 'a write'}: {detail}",
-                hint="free memory, raise maxmemory, or set a maxmemory-policy that may evict",
-            )
-        if isinstance(exc, (rx.ClusterDownError, rx.SlotNotCoveredError)) or lowered.startswith(
-            "clusterdown"
-        ):
-            return RedisClusterDown(f"the Redis Cluster at {url} is down: {detail}")
-        if isinstance(exc, rx.MovedError):
-            return RedisError(
-                f"Redis at {url} is a cluster node (it answered MOVED) but was used as one server",
-                hint="set `cluster: true` in the profile",
-            )
-        if isinstance(exc, (rx.TimeoutError, TimeoutError)):
-            if "connecting" in lowered:
-                attempts = self.settings.retries + 1
-                return RedisTimeout(
-                    f"timed out connecting to {where} ({attempts} attempt"
-                    f"{'s' if attempts > 1 else ''}, {self.settings.connect_timeout:g}s each)",
-                    hint="a server that does not speak TLS never answers a rediss:// handshake"
-                    if tls
-                    else None,
-                )
-            return RedisTimeout(
-                f"{where} did not answer {command or 'a command'} "
-                f"within {self.settings.timeout:g}s",
-                hint="the server may be overloaded; raise the timeout or lower the batch size",
-            )
-        if isinstance(exc, (rx.ConnectionError, OSError)):
-            if any(marker in lowered for marker in _DNS_FAILURES):
-                return RedisUnreachable(
-                    f"cannot connect to {where}: the host name does not resolve"
-                )
-            if isinstance(root, ssl.SSLError) or (tls and isinstance(root, FileNotFoundError)):
-                return RedisTLSError(
-                    f"TLS with {where} failed: {detail}",
-                    hint="check the TLS files (tls.ca_file, tls.cert_file, tls.key_file) "
-                    "and that the server name matches its certificate",
-                )
-            reset = isinstance(root, ConnectionResetError) or "reset by peer" in lowered
-            return RedisUnreachable(
-                f"cannot connect to {where}: {detail}",
-                hint="a TLS server drops plain connections: use a rediss:// URL"
-                if reset and not tls
-                else None,
-            )
-        return RedisError(f"Redis{elsewhere} refused {command or 'the command'}: {detail}")
-
-    def _url_of(self, node: NodeRef | None) -> str:
-        """The masked URL, or for another node of the deployment the same URL with that
-        node's host and port: `redis://app:****@10.0.0.3:6379/0`."""
-        url = self.settings.masked_url()
-        if node is None or node.port is None:
-            return url
-        try:
-            parsed = parse_url(self.settings.url)
-        except ValueError:
-            return url
-        if (parsed.get("host"), parsed.get("port", 6379)) == (node.host, node.port):
-            return url
-        match = _URL_HOST.match(url)
-        if match is None:
-            return node.name
-        host = f"[{node.host}]" if ":" in node.host else node.host
-        return f"{match['head']}{host}:{node.port}{match['tail']}"
+        """The CachectlError for a redis-py (or socket) error: one line, URL masked, no secret
+        (see cachectl.store_errors.translate)."""
+        cluster = isinstance(self._client, RedisCluster)
+        return translate(self.settings, exc, command, node, cluster=cluster)
 
     def _secrets(self) -> list[str]:
-        return [s for s in (self.settings.password, self._from_url("password")) if s]
+        return secrets(self.settings)
 
     def _user(self) -> str:
-        return self.settings.username or self._from_url("username") or "default"
-
-    def _from_url(self, part: str) -> str | None:
-        try:
-            return parse_url(self.settings.url).get(part)
-        except ValueError:
-            return None
+        return user(self.settings)
 
 
 def cluster_detection() -> Generator[tuple, Any, bool | None]:
@@ -876,148 +824,6 @@ def _cluster_enabled(client: redis.Redis) -> bool | None:
             command = questions.send(reply)
         except StopIteration as done:
             return done.value
-
-
-_NAMING: dict[type, type] = {}
-
-
-def _naming_node(connection_class: type) -> type:
-    """`connection_class` whose errors carry the server they came from (`cachectl_node`).
-
-    For the per-node clients: redis-py names the server of a socket error, but not of a
-    refused AUTH or command, and a cluster's nodes may differ there (ACL users are per node).
-    """
-    named = _NAMING.get(connection_class)
-    if named is None:
-
-        def naming(method: Callable) -> Callable:
-            def call(self, *args, **kwargs):
-                try:
-                    return method(self, *args, **kwargs)
-                except Exception as exc:
-                    if getattr(exc, "cachectl_node", None) is None:
-                        exc.cachectl_node = NodeRef(self.host, self.port)
-                    raise
-
-            return call
-
-        methods = ("connect", "send_packed_command", "read_response")
-        named = _NAMING[connection_class] = type(
-            f"Naming{connection_class.__name__}",
-            (connection_class,),
-            {name: naming(getattr(connection_class, name)) for name in methods},
-        )
-    return named
-
-
-def _failed_node(exc: BaseException) -> NodeRef | None:
-    """The server redis-py's message says a socket error happened with, if it says."""
-    match = _FAILED_AT.search(_chain_text(exc))
-    return NodeRef(match["host"], int(match["port"])) if match else None
-
-
-def _chain_text(exc: BaseException) -> str:
-    """The words of the error and of the errors it was raised from."""
-    texts = []
-    seen: BaseException | None = exc
-    while seen is not None and len(texts) < 5:
-        texts.append(str(seen))
-        seen = seen.__cause__
-    return " ".join(texts)
-
-
-def _reason(exc: BaseException) -> str:
-    """The error's own words, without redis-py's "Error 111 connecting to h:p." wrapping."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    for pattern in _WRAPPERS:
-        text = pattern.sub(lambda m: m.groupdict().get("reason", ""), text)
-    text = text.strip().rstrip(".")
-    # "Connection refused" reads better mid-sentence as "connection refused"; "DEBUG ..." stays.
-    if text[1:2].islower():
-        text = text[:1].lower() + text[1:]
-    return text
-
-
-def _refused_command(exc: BaseException, command: str | None) -> str | None:
-    match = _NOPERM_COMMAND.search(str(exc))
-    if match:
-        return match["command"].replace("|", " ").upper()
-    return command
-
-
-try:
-    from hiredis import pack_command as _hiredis_pack
-except ImportError:  # redis[hiredis] is a dependency, but redis-py works without it
-    _hiredis_pack = None
-
-
-def _pack(conn: Any, commands: list[tuple]) -> list:
-    """The commands in RESP, as the chunks send_packed_command takes."""
-    if _hiredis_pack is not None:
-        try:
-            return [b"".join([_hiredis_pack(args) for args in commands])]
-        except TypeError:  # an argument hiredis does not take: redis-py says which
-            pass
-        # redis-py before 8.0 hands bytearray and memoryview to hiredis as they are, and fails.
-        commands = [tuple(_as_bytes(arg) for arg in args) for args in commands]
-    return conn.pack_commands(commands)
-
-
-def _as_bytes(arg: Any) -> Any:
-    return bytes(arg) if isinstance(arg, (bytearray, memoryview)) else arg
-
-
-try:
-    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
-    from redis._parsers.hiredis import _HiredisParser
-except ImportError:  # another redis-py: replies are read one call each
-    _HiredisParser = _NOT_ENOUGH_DATA = None
-
-
-def _read_replies(conn: Any, count: int) -> list:
-    """`count` replies from the connection, an error reply as its exception in place.
-
-    With redis-py's hiredis parser they are taken from its reader in one loop, the
-    socket read as the parser itself does (Connection.read_response costs ~4 us a reply around
-    the ~0.3 us of hiredis's own); anything else reads them one call each.
-    """
-    parser = getattr(conn, "_parser", None)
-    reader = getattr(parser, "_reader", None)
-    # RESP3 may interleave push messages: they go to the parser's handler, as it does itself.
-    push_type = getattr(parser, "_hiredis_PushNotificationType", None)
-    if (
-        _HiredisParser is None
-        or type(conn).__module__ != "redis.connection"  # redis-py's own sockets (not fakeredis's)
-        or type(parser) is not _HiredisParser
-        or reader is None
-        or (push_type is None and str(getattr(conn, "protocol", 2)) == "3")
-    ):
-        replies: list = []
-        for _ in range(count):
-            try:
-                replies.append(conn.read_response())
-            except rx.ResponseError as exc:
-                replies.append(exc)
-        return replies
-    replies = []
-    try:
-        while len(replies) < count:
-            reply = reader.gets()
-            if reply is _NOT_ENOUGH_DATA:
-                parser.read_from_socket()
-            elif isinstance(reply, rx.ConnectionError):  # LOADING and the like: retried
-                raise reply
-            elif push_type is not None and isinstance(reply, push_type):
-                parser.handle_push_response(reply)
-            else:
-                replies.append(reply)
-    except OSError as exc:
-        conn.disconnect()
-        raise rx.ConnectionError(f"Error while reading from the server: {exc}") from exc
-    except BaseException:
-        conn.disconnect()  # never leave unread replies on a pooled connection
-        raise
-    return replies
 
 
 def _names(commands: Sequence[tuple]) -> str:

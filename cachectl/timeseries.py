@@ -18,27 +18,16 @@ Keys (all named by `Layout`):
   writers left without a TTL (docs/keyspace.md does not promise one).
 
 Compacted chunks: the raw points of one hour window, older than `compact_after`, as the field
-`chunk:{window_start_ms}` of `meta:{name}` with the value
-`c1:{count}:{first_ms}:{last_ms}:{base64 of the body}`. The body, all integers as LEB128
-varints (signed ones zigzag-encoded):
-  count; the number of distinct tag texts, then each as length + UTF-8;
-  the first timestamp, the first delta, then delta-of-deltas (0 for a regular interval: 1 byte);
-  a value mode byte: 0 = whole numbers as signed deltas from the previous value;
-    1 = doubles XORed with the previous one's bits, each written as one byte
-    (leading zero bytes << 4 | trailing zero bytes; 0xFF for "same as before") and the
-    remaining middle bytes;
-  when there is more than one tag text, each point's tag index.
+`chunk:{window_start_ms}` of `meta:{name}`, in the format cachectl/timeseries_codec.py describes.
 Reads merge chunks and raw points transparently and drop duplicates (a compaction that died
 between writing its chunk and removing the raw points leaves both).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
-import struct
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -48,6 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 from cachectl.errors import UsageError
 from cachectl.layout import AGG_RESOLUTIONS, escape_glob, js_stringify
+from cachectl.timeseries_codec import (
+    Point,
+    chunk_header,
+    decode_chunk,
+    decode_member,
+    encode_chunk,
+    encode_member,
+)
 
 if TYPE_CHECKING:
     from cachectl.layout import Layout
@@ -61,7 +58,6 @@ DEFAULT_RETENTION_SECONDS: dict[str, float | None] = {
 }  # fmt: skip
 CHUNK_WINDOW_MS = 3_600_000
 CHUNK_FIELD = "chunk:"
-CHUNK_VERSION = "c1"
 DEFAULT_COMPACT_AFTER_SECONDS = 3600.0
 MAX_BUCKETS = 20_000
 BATCH = 500
@@ -153,213 +149,6 @@ def parse_retention(
             raise UsageError(f"--retention {item!r}: the duration must be above 0")
         retention[name] = seconds
     return retention
-
-
-# -- points ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Point:
-    timestamp_ms: int
-    value: float
-    tags: str = "{}"  # JSON text of a tag object, as stored
-
-    @property
-    def tag_dict(self) -> dict[str, Any]:
-        try:
-            tags = json.loads(self.tags)
-        except ValueError:
-            return {}
-        return tags if isinstance(tags, dict) else {}
-
-    def to_dict(self) -> dict:
-        return {"timestamp_ms": self.timestamp_ms, "value": self.value, "tags": self.tag_dict}
-
-
-def encode_member(point: Point) -> str:
-    value = point.value
-    number: float | int = int(value) if float(value).is_integer() else value
-    return js_stringify({"value": number, "timestamp": point.timestamp_ms, "tags": point.tags})
-
-
-def decode_member(member: bytes | str, score: float) -> Point | None:
-    """A raw member read back; None when it is not a point (it is then skipped and counted)."""
-    try:
-        data = json.loads(member)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    value = data.get("value")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    stamp = data.get("timestamp", score)
-    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
-        stamp = score
-    tags = data.get("tags", "{}")
-    if isinstance(tags, dict):
-        tags = js_stringify(tags)
-    elif not isinstance(tags, str):
-        tags = "{}"
-    return Point(int(stamp), float(value), tags)
-
-
-# -- chunks ------------------------------------------------------------------------------------
-
-
-def _varint(n: int, out: bytearray) -> None:
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return
-
-
-def _zigzag(n: int, out: bytearray) -> None:
-    _varint((n << 1) if n >= 0 else ((-n << 1) - 1), out)
-
-
-class _Reader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def byte(self) -> int:
-        b = self.data[self.pos]
-        self.pos += 1
-        return b
-
-    def take(self, n: int) -> bytes:
-        chunk = self.data[self.pos : self.pos + n]
-        if len(chunk) != n:
-            raise ValueError("chunk ends early")
-        self.pos += n
-        return chunk
-
-    def varint(self) -> int:
-        shift = result = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-
-    def zigzag(self) -> int:
-        n = self.varint()
-        return (n >> 1) if not n & 1 else -((n + 1) >> 1)
-
-
-_INT_LIMIT = 2**53
-
-
-def encode_chunk(points: Sequence[Point]) -> str:
-    """Points (any order) as a chunk field value: `c1:{count}:{first}:{last}:{base64}`."""
-    points = sorted(points, key=lambda p: p.timestamp_ms)
-    body = bytearray()
-    _varint(len(points), body)
-    tags = list(dict.fromkeys(p.tags for p in points))
-    _varint(len(tags), body)
-    for text in tags:
-        raw = text.encode("utf-8")
-        _varint(len(raw), body)
-        body += raw
-    previous_ts = previous_delta = 0
-    for i, p in enumerate(points):
-        if i == 0:
-            _zigzag(p.timestamp_ms, body)
-        else:
-            delta = p.timestamp_ms - previous_ts
-            _zigzag(delta if i == 1 else delta - previous_delta, body)
-            previous_delta = delta
-        previous_ts = p.timestamp_ms
-    whole = all(float(p.value).is_integer() and abs(p.value) < _INT_LIMIT for p in points)
-    body.append(0 if whole else 1)
-    previous_bits = previous_int = 0
-    for p in points:
-        if whole:
-            value = int(p.value)
-            _zigzag(value - previous_int, body)
-            previous_int = value
-            continue
-        bits = struct.unpack(">Q", struct.pack(">d", p.value))[0]
-        xor = bits ^ previous_bits
-        previous_bits = bits
-        if xor == 0:
-            body.append(0xFF)
-            continue
-        raw = xor.to_bytes(8, "big")
-        lead = len(raw) - len(raw.lstrip(b"\0"))
-        trail = len(raw) - len(raw.rstrip(b"\0"))
-        body.append(lead << 4 | trail)
-        body += raw[lead : 8 - trail]
-    if len(tags) > 1:
-        index = {text: i for i, text in enumerate(tags)}
-        for p in points:
-            _varint(index[p.tags], body)
-    first, last = (points[0].timestamp_ms, points[-1].timestamp_ms) if points else (0, 0)
-    encoded = base64.b64encode(bytes(body)).decode("ascii")
-    return f"{CHUNK_VERSION}:{len(points)}:{first}:{last}:{encoded}"
-
-
-@dataclass(frozen=True)
-class ChunkHeader:
-    count: int
-    first_ms: int
-    last_ms: int
-
-
-def chunk_header(value: bytes | str) -> ChunkHeader | None:
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
-    parts = text.split(":", 4)
-    if len(parts) != 5 or parts[0] != CHUNK_VERSION:
-        return None
-    try:
-        return ChunkHeader(int(parts[1]), int(parts[2]), int(parts[3]))
-    except ValueError:
-        return None
-
-
-def decode_chunk(value: bytes | str) -> list[Point]:
-    """A chunk field value back into its points; ValueError when it does not read."""
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
-    header = chunk_header(text)
-    if header is None:
-        raise ValueError("not a chunk")
-    try:
-        reader = _Reader(base64.b64decode(text.split(":", 4)[4], validate=True))
-        count = reader.varint()
-        tags = [reader.take(reader.varint()).decode("utf-8") for _ in range(reader.varint())]
-        stamps: list[int] = []
-        delta = 0
-        for i in range(count):
-            if i == 0:
-                stamps.append(reader.zigzag())
-            else:
-                delta = reader.zigzag() if i == 1 else delta + reader.zigzag()
-                stamps.append(stamps[-1] + delta)
-        mode = reader.byte()
-        values: list[float] = []
-        previous = 0
-        for _ in range(count):
-            if mode == 0:
-                previous += reader.zigzag()
-                values.append(float(previous))
-                continue
-            control = reader.byte()
-            if control != 0xFF:
-                lead, trail = control >> 4, control & 0x0F
-                middle = reader.take(8 - lead - trail)
-                previous ^= int.from_bytes(b"\0" * lead + middle + b"\0" * trail, "big")
-            values.append(struct.unpack(">d", previous.to_bytes(8, "big"))[0])
-        indexes = [reader.varint() for _ in range(count)] if len(tags) > 1 else [0] * count
-        if count != header.count or reader.pos != len(reader.data):
-            raise ValueError("its length does not match its header")
-        return [Point(t, v, tags[i]) for t, v, i in zip(stamps, values, indexes)]
-    except (IndexError, UnicodeDecodeError, struct.error, ValueError, OverflowError) as exc:
-        raise ValueError(f"chunk does not read: {exc}") from None
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -528,9 +317,8 @@ class TimeSeries:
     # writing
 
     def _load_script(self) -> str:
-        with self.store.errors("SCRIPT LOAD"):
-            for _, client in self.store.for_each_primary():
-                self._script_sha = _text(client.script_load(AGGREGATE_SCRIPT))
+        for node in self.store.primaries():
+            self._script_sha = _text(self.store.execute_on(node, "SCRIPT LOAD", AGGREGATE_SCRIPT))
         return self._script_sha
 
     def add(
@@ -587,8 +375,7 @@ class TimeSeries:
                         expire_at,
                     )
                 )
-        with self.store.errors("ZADD"):
-            pipe = self.store.client.pipeline(transaction=False)
+        with self.store.pipeline("ZADD") as pipe:
             for name, point in batch:
                 pipe.zadd(self.layout.metric(name), {encode_member(point): point.timestamp_ms})
             for name, last in last_by_name.items():
@@ -620,14 +407,11 @@ class TimeSeries:
         answers NOSCRIPT (redis-py's NoScriptError, whose text is not "NOSCRIPT") and leaves
         that bucket untouched, so the script is loaded again on every primary and just those
         calls are resent. Any other error stays in its place for the caller."""
-        from redis.exceptions import NoScriptError
-
-        forgotten = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        forgotten = [i for i, reply in enumerate(replies) if self.store.script_forgotten(reply)]
         if not forgotten:
             return list(replies)
         sha = self._load_script()
-        with self.store.errors("EVALSHA"):
-            pipe = self.store.client.pipeline(transaction=False)
+        with self.store.pipeline("EVALSHA") as pipe:
             for i in forgotten:
                 key, value, stamp, bucket, expire_at = calls[i]
                 pipe.execute_command("EVALSHA", sha, 1, key, repr(value), stamp, bucket, expire_at)
@@ -642,11 +426,8 @@ class TimeSeries:
     def points(self, name: str, start_ms: int, end_ms: int) -> Range:
         """Raw points in [start_ms, end_ms], from the sorted set and the compacted chunks."""
         result = Range(name, start_ms, end_ms, "raw")
-        with self.store.errors("ZRANGEBYSCORE"):
-            members = self.store.client.zrangebyscore(
-                self.layout.metric(name), start_ms, end_ms, withscores=True
-            )
-            fields = self.store.client.hkeys(self.layout.meta(name))
+        members = self.store.scored_range(self.layout.metric(name), start_ms, end_ms)
+        fields = self.store.execute("HKEYS", self.layout.meta(name))
         seen: set[Point] = set()
         for member, score in members:
             point = decode_member(member, score)
@@ -656,8 +437,7 @@ class TimeSeries:
                 seen.add(point)
         wanted = [f for f in fields if _chunk_overlaps(f, start_ms, end_ms)]
         if wanted:
-            with self.store.errors("HMGET"):
-                values = self.store.client.hmget(self.layout.meta(name), wanted)
+            values = self.store.execute("HMGET", self.layout.meta(name), *wanted)
             for value in values:
                 if value is None:
                     continue
@@ -672,10 +452,9 @@ class TimeSeries:
 
     def recent(self, name: str, limit: int) -> list[Point]:
         """The newest `limit` raw points (one command: cheap enough for every dashboard tick)."""
-        with self.store.errors("ZREVRANGEBYSCORE"):
-            members = self.store.client.zrevrangebyscore(
-                self.layout.metric(name), "+inf", "-inf", start=0, num=limit, withscores=True
-            )
+        members = self.store.scored_range(
+            self.layout.metric(name), "-inf", "+inf", newest_first=True, start=0, num=limit
+        )
         if self.on_lookups:
             # Over the whole range, an empty reply means the key does not exist: a miss.
             self.on_lookups(1 if members else 0, 0 if members else 1)
@@ -771,8 +550,7 @@ class TimeSeries:
 
     def info(self, names: Sequence[str]) -> list[SeriesInfo]:
         infos = [SeriesInfo(name) for name in names]
-        with self.store.errors("ZCARD"):
-            pipe = self.store.client.pipeline(transaction=False)
+        with self.store.pipeline("ZCARD") as pipe:
             for name in names:
                 key = self.layout.metric(name)
                 pipe.zcard(key)
@@ -825,8 +603,7 @@ class TimeSeries:
         keep_raw = self.retention.get("raw")
         if keep_raw is not None:
             cutoff = now - int(keep_raw * 1000)
-            with self.store.errors("ZREMRANGEBYSCORE"):
-                pipe = self.store.client.pipeline(transaction=False)
+            with self.store.pipeline("ZREMRANGEBYSCORE") as pipe:
                 for name in names:
                     pipe.zremrangebyscore(self.layout.metric(name), "-inf", f"({cutoff}")
                 result.raw_points_removed = sum(pipe.execute())
@@ -861,8 +638,7 @@ class TimeSeries:
         return name, resolution, int(rest)
 
     def _chunks(self, name: str) -> dict[bytes, bytes]:
-        with self.store.errors("HGETALL"):
-            meta = self.store.client.hgetall(self.layout.meta(name))
+        meta = self.store.execute("HGETALL", self.layout.meta(name))
         return {f: v for f, v in meta.items() if f.startswith(CHUNK_FIELD.encode())}
 
     def _prune_chunks(self, name: str, cutoff: int, result: PruneResult) -> None:
@@ -886,20 +662,19 @@ class TimeSeries:
                     result.corrupt_chunks += 1
                     continue
                 whole = True
-            with self.store.errors("HDEL"):
-                if whole:
-                    self.store.client.hdel(key, fieldname)
-                    result.chunks_removed += 1
-                    result.compacted_points_removed += header.count if header else 0
-                    continue
-                try:
-                    points = decode_chunk(value)
-                except ValueError:
-                    result.corrupt_chunks += 1
-                    continue
-                kept = [p for p in points if p.timestamp_ms >= cutoff]
-                self.store.client.hset(key, fieldname, encode_chunk(kept))
-                result.compacted_points_removed += header.count - len(kept)
+            if whole:
+                self.store.execute("HDEL", key, fieldname)
+                result.chunks_removed += 1
+                result.compacted_points_removed += header.count if header else 0
+                continue
+            try:
+                points = decode_chunk(value)
+            except ValueError:
+                result.corrupt_chunks += 1
+                continue
+            kept = [p for p in points if p.timestamp_ms >= cutoff]
+            self.store.execute("HSET", key, fieldname, encode_chunk(kept))
+            result.compacted_points_removed += header.count - len(kept)
 
     def compact(
         self,
@@ -924,8 +699,7 @@ class TimeSeries:
 
     def _compact_one(self, name: str, cutoff: int, result: CompactResult) -> None:
         metric, meta = self.layout.metric(name), self.layout.meta(name)
-        with self.store.errors("ZRANGEBYSCORE"):
-            members = self.store.client.zrangebyscore(metric, "-inf", f"({cutoff}", withscores=True)
+        members = self.store.scored_range(metric, "-inf", f"({cutoff}")
         if not members:
             return
         raw_before, meta_before = self.store.memory_usage([metric, meta])
@@ -940,24 +714,22 @@ class TimeSeries:
             windows[point.timestamp_ms - point.timestamp_ms % CHUNK_WINDOW_MS].append(point)
             done.append(member)
         existing = self._chunks(name)
-        with self.store.errors("HSET"):
-            for window, points in windows.items():
-                fieldname = f"{CHUNK_FIELD}{window}".encode()
-                merged = set(points)
-                if fieldname in existing:
-                    try:
-                        merged.update(decode_chunk(existing[fieldname]))
-                    except ValueError:
-                        # An unreadable chunk is kept under another name, never overwritten.
-                        self.store.client.hset(
-                            meta, fieldname + b":unreadable", existing[fieldname]
-                        )
-                        result.corrupt_chunks += 1
-                self.store.client.hset(meta, fieldname, encode_chunk(list(merged)))
-                result.chunks_written += 1
-        with self.store.errors("ZREM"):
-            for start in range(0, len(done), BATCH):
-                self.store.client.zrem(metric, *done[start : start + BATCH])
+        for window, points in windows.items():
+            fieldname = f"{CHUNK_FIELD}{window}".encode()
+            merged = set(points)
+            if fieldname in existing:
+                try:
+                    merged.update(decode_chunk(existing[fieldname]))
+                except ValueError:
+                    # An unreadable chunk is kept under another name, never overwritten.
+                    self.store.execute(
+                        "HSET", meta, fieldname + b":unreadable", existing[fieldname]
+                    )
+                    result.corrupt_chunks += 1
+            self.store.execute("HSET", meta, fieldname, encode_chunk(list(merged)))
+            result.chunks_written += 1
+        for start in range(0, len(done), BATCH):
+            self.store.execute("ZREM", metric, *done[start : start + BATCH])
         raw_after, meta_after = self.store.memory_usage([metric, meta])
         result.points_compacted += len(done)
         result.raw_bytes_before += raw_before or 0

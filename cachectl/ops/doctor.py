@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -364,10 +364,9 @@ def _node_infos(store: Store) -> tuple[dict[str, dict | None], dict[str, RedisEr
     the error of each unreachable one. A node down leaves the others to report on."""
     infos: dict[str, dict | None] = {}
     unreachable: dict[str, RedisError] = {}
-    for node, client in store.for_each_primary():
+    for node in store.primaries():
         try:
-            with store.errors("INFO", node=node):
-                infos[node.name] = client.info()
+            infos[node.name] = store.execute_on(node, "INFO")
         except RedisPermissionError:
             raise
         except RedisError as err:
@@ -451,9 +450,8 @@ def _permissions(settings: Settings, store: Store) -> dict[str, dict[str, bool |
     commands = [probe.args(keys) for probe in PERMISSION_PROBES]
     # Never queued: MULTI is what queues, and EXEC would run everything queued before it.
     to_queue = [c for c, p in zip(commands, PERMISSION_PROBES) if p.command not in _NOT_QUEUED]
-    node, client = store.reachable_primary()
-    with store.errors("MULTI", node=node):
-        queued = _queued(client, to_queue)
+    node, _ = store.reachable_primary()
+    queued = store.exchange(node, _queued(to_queue), "MULTI")
     allowed: dict[str, dict[str, bool | None]] = {}
     answers = iter(queued or ())
     for probe, command in zip(PERMISSION_PROBES, commands):
@@ -474,38 +472,20 @@ def _permissions(settings: Settings, store: Store) -> dict[str, dict[str, bool |
 _NOT_QUEUED = ("MULTI", "EXEC")
 
 
-def _queued(client: Any, commands: list[tuple]) -> list[bool] | None:
+def _queued(commands: list[tuple]) -> Generator[list[tuple], list, list[bool] | None]:
     """Queues each command in one MULTI, then DISCARDs it; per command whether the ACL let it
-    be queued. None when MULTI itself is refused (nothing else was sent)."""
-    from redis import exceptions as rx
-
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    in_multi = False
-    try:
-        conn.send_command("MULTI")
-        try:
-            conn.read_response()
-        except rx.NoPermissionError:
-            return None
-        in_multi = True
-        conn.send_packed_command(conn.pack_commands([*commands, ("DISCARD",)]))
-        answers = []
-        for _ in commands:
-            try:
-                conn.read_response()  # QUEUED
-                answers.append(True)
-            except rx.NoPermissionError:
-                answers.append(False)
-            except rx.ResponseError:
-                answers.append(True)  # refused after the ACL check (MOVED in a cluster...)
-        conn.read_response()  # DISCARD's OK
-        in_multi = False
-        return answers
-    finally:
-        if in_multi:
-            conn.disconnect()  # a half-read reply or an open MULTI: never reuse this connection
-        pool.release(conn)
+    be queued. None when MULTI itself is refused (nothing else was sent). A dialogue for
+    `Store.exchange`: MULTI goes alone, and only once it is confirmed the rest follows."""
+    [multi] = yield [("MULTI",)]
+    if isinstance(multi, RedisPermissionError):
+        return None
+    if isinstance(multi, Exception):
+        raise multi
+    *answers, discarded = yield [*commands, ("DISCARD",)]
+    if isinstance(discarded, Exception):
+        raise discarded  # still in MULTI: the store drops the connection
+    # QUEUED; a refusal other than the ACL's (MOVED in a cluster...) came after the ACL check.
+    return [not isinstance(answer, RedisPermissionError) for answer in answers]
 
 
 def _sent(store: Store, command: tuple) -> bool:

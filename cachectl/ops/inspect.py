@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from cachectl.errors import CachectlError, NotFoundError, RedisPermissionError, UsageError
 from cachectl.keytext import show_bytes, unshow_bytes
 from cachectl.layout import Layout, parse_cli_param
-from cachectl.ops.keys import EntryParser
+from cachectl.layout_parse import EntryParser
 
 if TYPE_CHECKING:
     from cachectl.store import Pacer, Store

@@ -553,7 +553,7 @@ def _only_entries_match(layout: Layout, pattern: bytes) -> bool:
 def _scan_selects(layout: Layout, selection: Selection) -> Callable[[bytes], bool] | None:
     """Whether a key is an entry one of the selection's scans would select (the filters
     aside); None without scans."""
-    from cachectl.ops.keys import glob_to_regex
+    from cachectl.layout_parse import glob_to_regex
 
     tests = [
         (glob_to_regex(s.pattern).match, s.endpoint)

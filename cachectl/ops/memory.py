@@ -1,7 +1,7 @@
 """`cachectl memory`: where the cache's memory goes.
 
 One SCAN walk of every primary (no MATCH: one walk serves every kind of key), the cache's keys
-sized server-side a page per call (see `ops.keys.scan_sized`); other applications' keys are
+sized server-side a page per call (see `ops.scanning.scan_sized`); other applications' keys are
 counted, not sized. Figures per endpoint (or key prefix), per TTL bucket, the largest entries,
 the bookkeeping apart from the entries, and a few plain recommendations.
 
@@ -19,16 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cachectl.errors import CachectlError, Interrupted, PartialFailure, RedisError, UsageError
+from cachectl.keytext import show_bytes
 from cachectl.layout import Layout
-from cachectl.ops.keys import (
-    EntryParser,
-    ScanPlan,
-    ScanState,
-    entry_prefix_is_shared,
-    owned_prefixes,
-    scan_sized,
-    show_bytes,
-)
+from cachectl.layout_parse import EntryParser, entry_prefix_is_shared, owned_prefixes
+from cachectl.ops.scanning import ScanPlan, ScanState, scan_sized
 
 if TYPE_CHECKING:
     from cachectl.store import Pacer, Store
@@ -292,8 +286,7 @@ def raise_if_incomplete(report: MemoryReport) -> None:
 
 
 def _node_sizes(store: Store) -> dict[str, int]:
-    with store.errors("DBSIZE"):
-        return {node.name: client.dbsize() for node, client in store.for_each_primary()}
+    return {node.name: store.execute_on(node, "DBSIZE") for node in store.primaries()}
 
 
 class _Tally:

@@ -225,8 +225,7 @@ class Sampler:
         if log_from is None:
             window = self.log_window_seconds
             log_from = now_ms - int(window * 1000) if window is not None else 0
-        with self.store.errors("HGETALL"):
-            pipe = self.store.client.pipeline(transaction=False)
+        with self.store.pipeline("HGETALL") as pipe:
             for key, _ in hashes:
                 pipe.hgetall(key)
             # Newest first, so a log too big to read whole gives the most recent members.

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cachectl.errors import CachectlError, NotFoundError, PartialFailure, UsageError
+from cachectl.keytext import show_bytes
 from cachectl.layout import Layout
-from cachectl.ops.keys import show_bytes
 from cachectl.ops.prune import raise_refusals
 
 if TYPE_CHECKING:

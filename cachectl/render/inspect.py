@@ -6,8 +6,8 @@ import json
 import re
 import time
 
+from cachectl.keytext import safe_text
 from cachectl.ops.inspect import PREVIEW_LINE_CHARS, PREVIEW_LINES, Inspection, Value
-from cachectl.ops.keys import safe_text
 from cachectl.render.output import Output, plain
 from cachectl.render.units import human_bytes, human_duration
 

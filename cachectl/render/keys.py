@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cachectl.errors import CachectlError
-from cachectl.ops.keys import FIELDS, KeyRow, safe_text
+from cachectl.keytext import safe_text
+from cachectl.ops.keys import FIELDS, KeyRow
 from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps
 from cachectl.render.units import human_bytes, human_duration
 

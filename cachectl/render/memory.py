@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cachectl.ops.keys import safe_text
+from cachectl.keytext import safe_text
 from cachectl.ops.memory import MemoryReport, sorted_groups
 from cachectl.render.output import Output, plain
 from cachectl.render.units import human_bytes, human_duration

@@ -370,7 +370,7 @@ def test_a_key_as_keys_prints_it_is_what_inspect_and_invalidate_key_take(redis_u
         listed = run(redis_url, "keys", "--jsonl")
         assert listed.exit_code == 0, listed.output
         printed = {json.loads(line)["key"] for line in listed.stdout.splitlines()}
-        from cachectl.ops.keys import show_bytes
+        from cachectl.keytext import show_bytes
 
         shown = show_bytes(raw)
         assert shown in printed

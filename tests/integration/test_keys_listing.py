@@ -9,7 +9,9 @@ import redis
 from cachectl.config import Settings
 from cachectl.errors import NotFoundError, PartialFailure, RedisError, UsageError
 from cachectl.layout import Layout
-from cachectl.ops.keys import KeyQuery, ScanPlan, ScanState, glob_to_regex, list_keys, scan_sized
+from cachectl.layout_parse import glob_to_regex
+from cachectl.ops.keys import KeyQuery, list_keys
+from cachectl.ops.scanning import ScanPlan, ScanState, scan_sized
 from cachectl.store import Store
 
 LAYOUT = Layout()
@@ -213,7 +215,7 @@ def test_a_command_refused_to_the_script_mid_scan_is_named_in_the_partial_listin
 
 
 def test_a_script_refusal_without_a_line_lists_the_commands_the_script_runs(store):
-    from cachectl.ops.keys import _script_refusal
+    from cachectl.ops.scanning import _script_refusal
 
     said = RedisError(
         "Redis refused EVAL: the user executing the script can't run this command or subcommand"

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cachectl.errors import ExitCode, UsageError
+from cachectl.keytext import show_bytes, unshow_bytes
 from cachectl.layout import Layout
-from cachectl.ops.keys import show_bytes, unshow_bytes
 from cachectl.ops.selection import SelectionSpec, resolve_selection
 from cachectl.render.invalidate import show_key
 

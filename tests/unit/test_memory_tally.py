@@ -7,8 +7,8 @@ import pytest
 
 from cachectl.errors import Interrupted
 from cachectl.layout import Layout
-from cachectl.ops.keys import SizedPage
 from cachectl.ops.memory import MemoryReport, _scale, _Tally, recommend
+from cachectl.ops.scanning import SizedPage
 from cachectl.render.memory import render_memory
 from cachectl.render.output import Output
 from cachectl.store import NodeRef
