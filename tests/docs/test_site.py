@@ -46,3 +46,12 @@ def test_every_command_has_a_reference_page_generated_from_it(name):
     assert getattr(_cli_commands(), name).name == name
     nav = (ROOT / "mkdocs.yml").read_text()
     assert f"reference/{name}.md" in nav
+
+
+def test_every_cachectl_environment_variable_is_in_the_configuration_page():
+    names = set()
+    for path in (ROOT / "cachectl").rglob("*.py"):
+        names |= set(re.findall(r"\bCACHECTL_[A-Z][A-Z_]*[A-Z]\b", path.read_text()))
+    page = (ROOT / "docs" / "reference" / "configuration.md").read_text()
+    assert names, "the settings are read from CACHECTL_* variables"
+    assert sorted(n for n in names if f"`{n}`" not in page) == []
