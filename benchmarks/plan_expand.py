@@ -1,11 +1,12 @@
-"""Plan expansion alone (no network, no Redis): the time to expand N requests with the
-per-endpoint fast path (`Endpoint.requests`) against the reference path (`Endpoint.request_for`
-on each combination, what `requests` did before), for benchmarks/warm.py's manifest shapes and
-sample_configs/manifest.yaml, in the same run, interleaved, reported as ratios.
+"""Plan expansion alone (no network, no Redis), for benchmarks/warm.py's manifest shapes and
+sample_configs/manifest.yaml, in the same run, interleaved:
 
-Also what warm adds before its first request, the check that no two requests write one key
-(`check_unique_keys`), per planned entry: as it runs (an endpoint proven by its matrix values)
-and request by request (what endpoints sharing a name cost), beside the fast expansion.
+- the entry keys alone, by the fast path (`Endpoint.keys`, the key compiled once per endpoint)
+  against the reference path (`Layout.entry` on each combination's params), as a ratio;
+- whole requests (`Endpoint.requests`, `request_for` on each combination), per request;
+- the check that no two requests write one key (`check_unique_keys`), what warm does before its
+  first request, per planned entry: as it runs (an endpoint proven by its matrix values) and
+  request by request (what endpoints sharing a name cost).
 
 Usage:
   python benchmarks/plan_expand.py [--entries 200000] [--rounds 3] [--json]
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from cachectl.config import LayoutConfig
 from cachectl.layout import Layout
 from cachectl.manifest import Plan, _product, load_manifests
-from cachectl.manifest_keys import _repeats_request_by_request
+from cachectl.manifest.keys import _repeats_request_by_request
 
 
 def warm_manifest(directory: Path, entries: int, sharded: bool) -> Path:
@@ -59,10 +60,15 @@ def reference(plan: Plan):
         for combo in _product([source for _, source in endpoint.matrix]):
             params = dict(endpoint.params)
             params.update(zip(names, combo))
-            yield endpoint.request_for(params, plan.layout)
+            yield plan.layout.entry(endpoint.name, params, headers=endpoint.headers)
 
 
 def fast(plan: Plan):
+    for endpoint in plan.endpoints:
+        yield from endpoint.keys(plan.layout)
+
+
+def requests(plan: Plan):
     return plan.requests()
 
 
@@ -111,10 +117,11 @@ def main() -> None:
         for label, path in cases.items():
             for scheme, layout in layouts.items():
                 plan = Plan(load_manifests([path], env=env), layout)
-                ref_s, fast_s = [], []
+                ref_s, fast_s, requests_s = [], [], []
                 for _ in range(args.rounds):
                     ref_s.append(timed(reference, plan, args.entries))
                     fast_s.append(timed(fast, plan, args.entries))
+                    requests_s.append(timed(requests, plan, args.entries))
                 ref, new = statistics.median(ref_s), statistics.median(fast_s)
                 check_s, by_request_s = [], []
                 for _ in range(args.rounds):
@@ -126,9 +133,12 @@ def main() -> None:
                     by_request_s.append(time.perf_counter() - started)
                 total = plan.total
                 report["cases"][f"{label}, {scheme}"] = {
-                    "reference_us_per_entry": round(ref / args.entries * 1e6, 2),
-                    "fast_us_per_entry": round(new / args.entries * 1e6, 2),
-                    "fast_over_reference": round(new / ref, 3),
+                    "key_reference_us_per_entry": round(ref / args.entries * 1e6, 2),
+                    "key_fast_us_per_entry": round(new / args.entries * 1e6, 2),
+                    "key_fast_over_reference": round(new / ref, 3),
+                    "request_us_per_entry": round(
+                        statistics.median(requests_s) / args.entries * 1e6, 2
+                    ),
                     "key_check_us_per_entry": round(statistics.median(check_s) / total * 1e6, 3),
                     "key_check_by_request_us_per_entry": round(
                         statistics.median(by_request_s) / total * 1e6, 2
@@ -140,8 +150,10 @@ def main() -> None:
     print(f"{args.entries} requests, median of {args.rounds}; load average {report['loadavg']}")
     for label, row in report["cases"].items():
         print(
-            f"  {label:48} reference {row['reference_us_per_entry']:6.2f} us  "
-            f"fast {row['fast_us_per_entry']:6.2f} us  ratio {row['fast_over_reference']:.3f}  "
+            f"  {label:40} key: reference {row['key_reference_us_per_entry']:5.2f} us  "
+            f"fast {row['key_fast_us_per_entry']:5.2f} us  "
+            f"ratio {row['key_fast_over_reference']:.3f}  "
+            f"request {row['request_us_per_entry']:5.2f} us  "
             f"key check {row['key_check_us_per_entry']:6.3f} us "
             f"(by request {row['key_check_by_request_us_per_entry']:5.2f} us)"
         )

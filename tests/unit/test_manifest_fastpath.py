@@ -1,6 +1,7 @@
-"""Expansion's fast path (`Endpoint.requests`, templates and key head compiled once per endpoint)
-gives exactly the requests of the reference path (`Endpoint.request_for` on each combination):
-same URL, key, params (values and order), tags, dependencies, fallback URL and headers."""
+"""The keys' fast path (`Endpoint.keys`, the key compiled once per endpoint, read by the check
+that no two requests write one key) gives exactly the keys of the reference path
+(`Endpoint.request_for` on each combination); and `Endpoint.requests` gives the reference's
+requests: same URL, key, params (values and order), tags, dependencies, fallback URL, headers."""
 
 from __future__ import annotations
 

@@ -39,18 +39,15 @@ from typing import Any
 from cachectl.errors import BadInputError, ManifestError
 from cachectl.keytext import show_bytes
 from cachectl.layout import Layout, js_stringify, well_formed
-from cachectl.manifest import (
-    _SAFE_INTEGER,
-    Endpoint,
-    Plan,
-    RangeValues,
-    Source,
+from cachectl.manifest.fastpath import (
     _compile_key,
     _fast_path_applies,
     _json_value_fast,
     _plain_value_fast,
-    _product,
 )
+from cachectl.manifest.model import Endpoint, RangeValues, Source, _product
+from cachectl.manifest.plan import Plan
+from cachectl.manifest.templates import _SAFE_INTEGER
 
 KEY_CHECK_HASHES_IN_MEMORY = 4_000_000
 KEY_CHECK_LISTED = 20  # repeated keys listed in the error (the count says how many in all)
