@@ -55,3 +55,17 @@ def test_every_cachectl_environment_variable_is_in_the_configuration_page():
     page = (ROOT / "docs" / "reference" / "configuration.md").read_text()
     assert names, "the settings are read from CACHECTL_* variables"
     assert sorted(n for n in names if f"`{n}`" not in page) == []
+
+
+def _table_fields(page: str, heading: str) -> set[str]:
+    """The first column of the table under a `## heading` of the page."""
+    section = page.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
+
+
+def test_the_manifest_format_page_has_a_row_for_every_field_the_reader_knows():
+    from cachectl.manifest.fields import DEFAULT_FIELDS, ENDPOINT_FIELDS
+
+    page = (ROOT / "docs" / "reference" / "manifest-format.md").read_text()
+    assert _table_fields(page, "`defaults`") == set(DEFAULT_FIELDS)
+    assert _table_fields(page, "An endpoint") == set(ENDPOINT_FIELDS)
