@@ -27,8 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cachectl.config import LayoutConfig
-from cachectl.layout import Layout
+from cachectl.layout import Layout, LayoutConfig
 from cachectl.manifest import Plan, _product, load_manifests
 from cachectl.manifest.keys import _repeats_request_by_request
 

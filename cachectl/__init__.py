@@ -26,19 +26,9 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports the
         set_default_cache,
     )
 
-_LIBRARY_NAMES = (
-    "MISS",
-    "APICache",
-    "AsyncAPICache",
-    "EarlyRefresh",
-    "StaleWhileRevalidate",
-    "StampedeOptions",
-    "Strategy",
-    "cached",
-    "set_default_cache",
-)
-
-__all__ = [  # noqa: RUF022 -- the version first, then the library's names as above
+# The one list of the public names: the version, then the library's names (a test holds it
+# equal to cachectl.library.__all__ and to the TYPE_CHECKING import above).
+__all__ = [  # noqa: RUF022 -- the version first
     "__version__",
     "MISS",
     "APICache",
@@ -50,6 +40,7 @@ __all__ = [  # noqa: RUF022 -- the version first, then the library's names as ab
     "cached",
     "set_default_cache",
 ]
+_LIBRARY_NAMES = frozenset(__all__) - {"__version__"}
 
 
 def __getattr__(name: str) -> Any:

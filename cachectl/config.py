@@ -18,28 +18,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cachectl.errors import CachectlError, ConfigError, EnvVarMissing, UsageError
-from cachectl.redact import MASK, is_secret_header, mask_url, scrub
+from cachectl.layout import LOCK_SUFFIX, LayoutConfig
+from cachectl.redact import MASK, is_secret_header, mask_url, scrub, userinfo_breaks_url
 from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nearest
-
-
-@dataclass(frozen=True)
-class LayoutConfig:
-    """The cache's key names (see docs/keyspace.md); every prefix is what the applications use."""
-
-    prefix: str = "api_cache"
-    tag_prefix: str = "tag"
-    dependency_prefix: str = "depends_on"
-    metrics_prefix: str = "cache_metrics"
-    entries_log: str = "cache_entries"
-    access_log: str = "cache_access"
-    metric_prefix: str = "metric"
-    meta_prefix: str = "meta"
-    agg_prefix: str = "agg"
-    param_encoding: str = "json"  # json | plain
-    scheme: str = "standard"  # standard | versioned
-    version: str = "v1"
-    versioned_prefix: str = "api"
-    header_allowlist: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,7 +47,7 @@ class Settings:
     # `invalidate`: a tag or dependency set that does not exist, or a selection that matched
     # nothing, is exit 5 (not found) rather than 0.
     strict: bool = False
-    layout: LayoutConfig = LayoutConfig()
+    layout: LayoutConfig = LayoutConfig()  # noqa: RUF009 (frozen: one shared default is safe)
     profile: str | None = None
     config_file: str | None = None
     # setting -> where its value came from: "flag --url", "env CACHECTL_URL",
@@ -74,7 +55,7 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def masked_url(self) -> str:
-        return masked_url(self.url)
+        return mask_url(self.url)
 
     def bad_setting(self, name: str, reason: str) -> CachectlError:
         """The error for a setting whose value proves unusable once it is used (a TLS file that
@@ -271,12 +252,12 @@ def url_problem(url: str) -> str | None:
     """What is wrong with a Redis URL, or None. The words never quote the user name or the
     password: a reason from urllib or redis-py may hold a piece of them (a password holding a
     '/' ends the host part there, and what follows is read as a port or a database)."""
-    shown = masked_url(url)
+    shown = mask_url(url)
 
     def bad(reason: str) -> str:
         return f"invalid Redis URL {shown}: {reason}"
 
-    if _userinfo_breaks_url(url):
+    if userinfo_breaks_url(url):
         return bad(
             "the password (or user name) holds a '/', '#' or '?', which ends a URL's host part: "
             "percent-encode it (%2F, %23, %3F), or leave the password out of the URL and set "
@@ -306,32 +287,10 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def masked_url(url: str) -> str:
-    """The URL as cachectl shows it: its password masked, and, when the password (or user
-    name) holds a character that breaks the URL apart, all of its user part that could be."""
-    if not _userinfo_breaks_url(url):
-        return scrub(mask_url(url), [])  # scrub also catches a password urlsplit misreads
-    scheme, _, rest = url.partition("://")
-    userinfo, _, host = rest.rpartition("@")
-    user, colon, _ = userinfo.partition(":")
-    shown_user = f"{user}:" if colon and user and not any(c in user for c in "/?#") else ""
-    return f"{scheme}://{shown_user}{MASK}@{host}"
-
-
-def _userinfo_breaks_url(url: str) -> bool:
-    """An '@' after the first '/', '#' or '?' of a redis:// URL: a user part holding one of
-    them, which URL parsers read as the end of the host part."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in ("redis", "rediss"):
-        return False
-    end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
-    return "@" not in rest[:end] and "@" in rest[end:]
-
-
 def _url_username(url: str) -> str | None:
     """The user name in the URL; masked when it stands alone (`redis://name@host`), as every
     URL cachectl shows masks it: it may be a password written without its colon."""
-    if _userinfo_breaks_url(url):
+    if userinfo_breaks_url(url):
         return None
     try:
         parts = urlsplit(url)
@@ -425,7 +384,7 @@ def _shown(name: str, value: Any) -> str:
     if name == "password":
         return MASK if value else "(not set)"
     if name == "url":
-        return masked_url(value)
+        return mask_url(value)
     if value is None:
         return {"cluster": "auto (detect from the server)", "rate": "no cap"}.get(name, "(not set)")
     if isinstance(value, bool):
@@ -561,8 +520,6 @@ def _check_layout(
     """Two kinds of keys that would share a prefix (or the two logs one name): a problem at
     the setting that made them meet, naming both kinds and the prefix. cachectl.layout.Layout
     refuses the same layouts, by the same rule, but can say neither where nor which."""
-    from cachectl.layout import LOCK_SUFFIX
-
     versioned = layout.scheme == "versioned"
     entry = "versioned_prefix" if versioned else "prefix"
     roots = [

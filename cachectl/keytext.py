@@ -48,6 +48,13 @@ def _escape_char(match: re.Match[str]) -> str:
     return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
 
 
+def reply_text(reply: object) -> str:
+    """A word the server made (a TYPE, an object encoding, a run_id, a score, a stream ID) as
+    text. Such words are ASCII; a byte that is not UTF-8 becomes U+FFFD rather than an error.
+    Keys and values are not words: they go through `show_bytes`."""
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
 def safe_text(text: str) -> str:
     """`text` for a terminal: control characters escaped (`\\x1b`), the rest as it is. For
     names read out of a key (an endpoint, a param) that are shown apart from the key."""

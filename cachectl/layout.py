@@ -16,13 +16,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 from cachectl.errors import ConfigError, UsageError
 from cachectl.redact import is_secret_header
-
-if TYPE_CHECKING:
-    from cachectl.config import LayoutConfig
 
 Key = str | bytes
 
@@ -264,17 +261,19 @@ def parse_cli_param(text: str) -> tuple[str, Any]:
             f"param {text!r} has no name before '='", hint="Write params as name=value."
         )
     try:
-        return name, _STRICT_JSON.decode(raw)
+        return name, STRICT_JSON.decode(raw)
     except ValueError:
         return name, raw
 
 
-def _reject_constant(name: str) -> Any:
-    # Python's json reads NaN and Infinity; JavaScript's JSON.parse does not.
+def reject_json_constant(name: str) -> Any:
+    """`parse_constant` for a decoder that reads JSON as JavaScript's JSON.parse does: Python's
+    json reads NaN and Infinity, JSON.parse does not."""
     raise ValueError(f"{name} is not JSON")
 
 
-_STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+# The one strict JSON reader: NaN and Infinity are a ValueError, as in JSON.parse.
+STRICT_JSON = json.JSONDecoder(parse_constant=reject_json_constant)
 
 
 # --- glob ------------------------------------------------------------------------------------
@@ -390,7 +389,7 @@ def _scan_json_params(
             return None
         name = raw[pos:sep_at]
         try:
-            value, pos = _STRICT_JSON.raw_decode(raw, sep_at + 1)
+            value, pos = STRICT_JSON.raw_decode(raw, sep_at + 1)
         except ValueError:
             return None
         # A name holding the separator is a misread: the writer never splits a name so.
@@ -437,6 +436,26 @@ def _longest_first(endpoints: Iterable[str]) -> list[str]:
 # --- the layout ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LayoutConfig:
+    """The cache's key names (see docs/keyspace.md); every prefix is what the applications use."""
+
+    prefix: str = "api_cache"
+    tag_prefix: str = "tag"
+    dependency_prefix: str = "depends_on"
+    metrics_prefix: str = "cache_metrics"
+    entries_log: str = "cache_entries"
+    access_log: str = "cache_access"
+    metric_prefix: str = "metric"
+    meta_prefix: str = "meta"
+    agg_prefix: str = "agg"
+    param_encoding: str = "json"  # json | plain
+    scheme: str = "standard"  # standard | versioned
+    version: str = "v1"
+    versioned_prefix: str = "api"
+    header_allowlist: tuple[str, ...] = ()
+
+
 def _check_config(config: LayoutConfig) -> None:
     if config.param_encoding not in PARAM_ENCODINGS:
         raise ConfigError(
@@ -471,8 +490,6 @@ class Layout:
 
     def __init__(self, config: LayoutConfig | None = None):
         if config is None:
-            from cachectl.config import LayoutConfig
-
             config = LayoutConfig()
         _check_config(config)
         self.config = config

@@ -13,19 +13,15 @@ import re
 from typing import Any
 
 from cachectl.keytext import show_bytes
-from cachectl.layout import NO_PARAMS, Layout, js_sort_key
+from cachectl.layout import NO_PARAMS, STRICT_JSON, Layout, js_sort_key
 
 # --- parsing entry keys ----------------------------------------------------------------------
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 # The strict reader's scanner itself, as raw_decode calls it (one Python frame less per value: a
 # million keys pass through here): (value, end) from a position, StopIteration when no value
 # starts there, ValueError for a bad one.
-_scan_json_value = json.scanner.make_scanner(json.JSONDecoder(parse_constant=_reject_constant))
+_scan_json_value = json.scanner.make_scanner(STRICT_JSON)
 
 
 class EntryParser:

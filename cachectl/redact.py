@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import overload
 
 MASK = "****"
 
@@ -35,14 +36,44 @@ _URL_USERINFO = re.compile(
 )
 
 
+@overload
+def mask_url(url: str) -> str: ...
+@overload
+def mask_url(url: None) -> None: ...
+
+
 def mask_url(url: str | None) -> str | None:
-    """The URL with its password (and any `password=` query value) replaced by ****.
+    """The URL as cachectl shows it: its password (and any `password=` query value) replaced by
+    ****, and any credentials of a URL inside it too. When the password (or user name) of a
+    redis:// URL holds a character that breaks the URL apart, all of its user part that could
+    be is masked.
 
     Works on the text itself rather than re-assembling parsed parts, so the URL keeps its exact
     form (`unix:///path` stays `unix:///path`).
     """
     if not url:
         return url
+    if userinfo_breaks_url(url):
+        scheme, _, rest = url.partition("://")
+        userinfo, _, host = rest.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        shown_user = f"{user}:" if colon and user and not any(c in user for c in "/?#") else ""
+        return f"{scheme}://{shown_user}{MASK}@{host}"
+    # mask_urls_in_text also catches a password urlsplit misreads
+    return mask_urls_in_text(_mask_url_text(url))
+
+
+def userinfo_breaks_url(url: str) -> bool:
+    """An '@' after the first '/', '#' or '?' of a redis:// URL: a user part holding one of
+    them, which URL parsers read as the end of the host part."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("redis", "rediss"):
+        return False
+    end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
+    return "@" not in rest[:end] and "@" in rest[end:]
+
+
+def _mask_url_text(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return _QUERY_SECRET.sub(rf"\g<1>{MASK}", url)

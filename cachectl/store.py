@@ -18,7 +18,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -28,6 +27,7 @@ from redis.cluster import RedisCluster
 from redis.connection import parse_url
 from redis.retry import Retry
 
+from cachectl.batches import batched
 from cachectl.errors import (
     CachectlError,
     ConfigError,
@@ -35,6 +35,7 @@ from cachectl.errors import (
     RedisTimeout,
     RedisUnreachable,
 )
+from cachectl.keytext import reply_text
 from cachectl.redact import scrub
 from cachectl.store_errors import secrets, translate, user
 from cachectl.store_wire import NodeRef, SentAhead, dialogue, naming_node, round_trip
@@ -89,18 +90,25 @@ class Pacer:
             self._sleep(-self._tokens / self.rate)
 
 
-class _Retry(Retry):
-    """redis-py's Retry, except that no retry is wasted on an answer that cannot change.
+def worth_retrying(error: Exception) -> bool:
+    """Whether a failed connection or command may succeed if tried again: the one retry policy
+    of the sync Store and the asyncio library alike.
 
     redis-py raises a refused password and a failed certificate check as ConnectionErrors, which
     plain Retry would retry (and a 3 a.m. user would wait for) before saying no.
     """
+    if isinstance(error, (rx.AuthenticationError, rx.AuthorizationError)):
+        return False
+    return not isinstance(error.__context__, ssl.SSLCertVerificationError)
+
+
+class _Retry(Retry):
+    """redis-py's Retry, except that no retry is wasted on an answer that cannot change
+    (`worth_retrying`)."""
 
     def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
         def retryable(error: Exception) -> bool:
-            if isinstance(error, (rx.AuthenticationError, rx.AuthorizationError)):
-                return False
-            if isinstance(error.__context__, ssl.SSLCertVerificationError):
+            if not worth_retrying(error):
                 return False
             return is_retryable is None or is_retryable(error)
 
@@ -157,6 +165,36 @@ class Store:
         return isinstance(self.client, RedisCluster)
 
     def _connect(self) -> redis.Redis | RedisCluster:
+        plan = self.connection_plan()
+        probe: redis.Redis | None = None
+        try:
+            step = _step(plan, None)
+            if isinstance(step, dict):
+                probe = redis.Redis(retry=self._retry(), **step)
+                step = _step(plan, _cluster_enabled(probe))
+            cluster, kwargs = step
+            if cluster:
+                return RedisCluster(retry=self._retry(), **kwargs)
+            if probe is not None and kwargs["db"] == 0:
+                # Keep the client we asked: one connection (and TLS handshake), not two.
+                client, probe = probe, None
+                return client
+            return redis.Redis(retry=self._retry(), **kwargs)
+        finally:
+            if probe is not None:
+                probe.close()
+
+    def connection_plan(
+        self,
+    ) -> Generator[dict[str, Any], bool | None, tuple[bool, dict[str, Any]]]:
+        """How to connect for these settings, without I/O: the one set of decisions the Store
+        and the asyncio library (cachectl/library/connect.py) each drive their own way.
+
+        When cluster mode must be found out, yields the options of a client to ask
+        `cluster_detection`'s questions of (database 0: a cluster node refuses to SELECT any
+        other) and is sent the answer. Returns (cluster?, the options of the client to make);
+        raises the ConfigError of a setting that cannot work, before any connection where it can.
+        """
         kwargs = self.connection_kwargs()
         if kwargs.get("ssl"):
             self._check_tls_files()
@@ -166,31 +204,19 @@ class Store:
                 raise ConfigError("a Redis Cluster cannot be reached over a unix socket")
             cluster = False
         if cluster is None:
-            if kwargs["db"] == 0:
-                # Ask the client we would keep: one connection (and TLS handshake), not two.
-                client = redis.Redis(retry=self._retry(), **kwargs)
-                try:
-                    enabled = _cluster_enabled(client)
-                    if enabled is None:
-                        raise self.cluster_undetectable()
-                    if not enabled:
-                        return client
-                except BaseException:
-                    client.close()
-                    raise
-                client.close()
-                cluster = True
-            else:
-                cluster = self._cluster_enabled(kwargs)
+            enabled = yield {**kwargs, "db": 0}
+            if enabled is None:
+                raise self.cluster_undetectable()
+            cluster = enabled
         if not cluster:
-            return redis.Redis(retry=self._retry(), **kwargs)
+            return False, kwargs
         db = kwargs.pop("db")
         if db:
             raise ConfigError(
                 f"{self.settings.masked_url()} asks for database {db}, "
                 "but a Redis Cluster has only database 0"
             )
-        return RedisCluster(retry=self._retry(), **kwargs)
+        return True, kwargs
 
     def _check_tls_files(self) -> None:
         # A missing file is a setting to fix, said as such (exit 2 for a flag, 3 for the
@@ -199,14 +225,6 @@ class Store:
             path = getattr(self.settings.tls, name)
             if path is not None and not os.path.isfile(path):
                 raise self.settings.bad_setting(f"tls.{name}", f"no such file: {path}")
-
-    def _cluster_enabled(self, kwargs: dict[str, Any]) -> bool:
-        # The probe asks for database 0: a cluster node refuses to SELECT any other.
-        with redis.Redis(retry=self._retry(), **{**kwargs, "db": 0}) as probe:
-            enabled = _cluster_enabled(probe)
-        if enabled is None:
-            raise self.cluster_undetectable()
-        return enabled
 
     def cluster_undetectable(self) -> CachectlError:
         # Guessing is what must not happen: a cluster taken for one server lists a third of
@@ -490,7 +508,7 @@ class Store:
         `on_batch(n_sent, n_removed)` is called after every batch.
         """
         removed_total = 0
-        for batch in _batched(keys, batch_size or self.settings.batch_size):
+        for batch in batched(keys, batch_size or self.settings.batch_size):
             if pacer:
                 pacer.take(len(batch))
             removed, _ = self.unlink_batch(batch)
@@ -533,7 +551,7 @@ class Store:
         per node per batch.
         """
         replies: list = []
-        for batch in _batched(keys, batch_size or self.settings.batch_size):
+        for batch in batched(keys, batch_size or self.settings.batch_size):
             with self.errors(command):
                 pipe = self.client.pipeline(transaction=False)
                 for key in batch:
@@ -548,14 +566,14 @@ class Store:
     def types(self, keys: Iterable[str | bytes]) -> list[str]:
         """Each key's type ("string", "set"...; "none" when missing)."""
         if self.is_cluster:
-            return [_text(reply) for reply in self.pipelined("TYPE", keys)]
+            return [reply_text(reply) for reply in self.pipelined("TYPE", keys)]
         types: list[str] = []
-        for batch in _batched(keys, self.settings.batch_size):
+        for batch in batched(keys, self.settings.batch_size):
             with self.errors("TYPE"):
                 for reply in self._raw_round_trip([("TYPE", key) for key in batch]):
                     if isinstance(reply, Exception):
                         raise reply
-                    types.append(_text(reply))
+                    types.append(reply_text(reply))
         return types
 
     def memory_usage(self, keys: Iterable[str | bytes], samples: int = 0) -> list[int | None]:
@@ -569,7 +587,7 @@ class Store:
         """How many of the keys exist (a key named twice counts twice): one multi-key EXISTS
         per batch, or per hash slot of the batch in a cluster, pipelined."""
         total = 0
-        for batch in _batched(keys, batch_size or self.settings.batch_size):
+        for batch in batched(keys, batch_size or self.settings.batch_size):
             with self.errors("EXISTS"):
                 pipe = self.client.pipeline(transaction=False)
                 for group in self._by_slot(batch):
@@ -811,6 +829,14 @@ def cluster_detection() -> Generator[tuple, Any, bool | None]:
     return None
 
 
+def _step(plan: Generator[Any, Any, T], reply: Any) -> Any:
+    """The plan's next request, or what it returned."""
+    try:
+        return plan.send(reply)
+    except StopIteration as done:
+        return done.value
+
+
 def _cluster_enabled(client: redis.Redis) -> bool | None:
     """cluster_detection's questions, asked of `client`."""
     questions = cluster_detection()
@@ -829,13 +855,3 @@ def _cluster_enabled(client: redis.Redis) -> bool | None:
 def _names(commands: Sequence[tuple]) -> str:
     """The distinct command names of a pipeline, for an error message: "SET, SADD"."""
     return ", ".join(dict.fromkeys(str(args[0]).upper() for args in commands)) or "a pipeline"
-
-
-def _text(reply: Any) -> str:
-    return reply.decode() if isinstance(reply, bytes) else str(reply)
-
-
-def _batched(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch

@@ -96,7 +96,9 @@ def _zigzag(n: int, out: bytearray) -> None:
     _varint((n << 1) if n >= 0 else ((-n << 1) - 1), out)
 
 
-class _Reader:
+class _ByteCursor:
+    """A compacted chunk's bytes, read forward a byte, a slice or a varint at a time."""
+
     def __init__(self, data: bytes):
         self.data, self.pos = data, 0
 
@@ -203,33 +205,33 @@ def decode_chunk(value: bytes | str) -> list[Point]:
     if header is None:
         raise ValueError("not a chunk")
     try:
-        reader = _Reader(base64.b64decode(text.split(":", 4)[4], validate=True))
-        count = reader.varint()
-        tags = [reader.take(reader.varint()).decode("utf-8") for _ in range(reader.varint())]
+        cursor = _ByteCursor(base64.b64decode(text.split(":", 4)[4], validate=True))
+        count = cursor.varint()
+        tags = [cursor.take(cursor.varint()).decode("utf-8") for _ in range(cursor.varint())]
         stamps: list[int] = []
         delta = 0
         for i in range(count):
             if i == 0:
-                stamps.append(reader.zigzag())
+                stamps.append(cursor.zigzag())
             else:
-                delta = reader.zigzag() if i == 1 else delta + reader.zigzag()
+                delta = cursor.zigzag() if i == 1 else delta + cursor.zigzag()
                 stamps.append(stamps[-1] + delta)
-        mode = reader.byte()
+        mode = cursor.byte()
         values: list[float] = []
         previous = 0
         for _ in range(count):
             if mode == 0:
-                previous += reader.zigzag()
+                previous += cursor.zigzag()
                 values.append(float(previous))
                 continue
-            control = reader.byte()
+            control = cursor.byte()
             if control != 0xFF:
                 lead, trail = control >> 4, control & 0x0F
-                middle = reader.take(8 - lead - trail)
+                middle = cursor.take(8 - lead - trail)
                 previous ^= int.from_bytes(b"\0" * lead + middle + b"\0" * trail, "big")
             values.append(struct.unpack(">d", previous.to_bytes(8, "big"))[0])
-        indexes = [reader.varint() for _ in range(count)] if len(tags) > 1 else [0] * count
-        if count != header.count or reader.pos != len(reader.data):
+        indexes = [cursor.varint() for _ in range(count)] if len(tags) > 1 else [0] * count
+        if count != header.count or cursor.pos != len(cursor.data):
             raise ValueError("its length does not match its header")
         return [Point(t, v, tags[i]) for t, v, i in zip(stamps, values, indexes)]
     except (IndexError, UnicodeDecodeError, struct.error, ValueError, OverflowError) as exc:

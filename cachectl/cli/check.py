@@ -115,7 +115,7 @@ def check(
     Exit 0 when all hold, 7 when any fails or has no data in its sample or window (NO DATA;
     see --allow-lifetime), 2 for an impossible threshold."""
     from cachectl.cli.numbers import sane_number_text
-    from cachectl.cli.stats import duration_option
+    from cachectl.cli.options import duration_option
     from cachectl.errors import CheckFailed, UsageError
     from cachectl.ops.check import MemoryLimit, Thresholds, check_webhook_url
 

@@ -121,6 +121,13 @@ _YES = ("y", "yes")
 _NO = ("", "n", "no")
 
 
+def can_ask() -> bool:
+    """Whether a question can be asked (as confirm_destructive decides)."""
+    import sys
+
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 def ask_yes_no(prompt: str) -> bool:
     """Asks `prompt [y/N]: ` on stderr and reads a line of the terminal; no by default.
 

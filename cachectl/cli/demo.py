@@ -59,7 +59,7 @@ def demo(
     would type it: warm, application traffic through the Python library, stats, keys, tags,
     invalidate, the traffic and stats again. Everything is stopped and removed at the end.
     Exit 0; a failed step's own exit status; 130 on Ctrl-C (after cleaning up)."""
-    from cachectl.cli.stats import duration_option
+    from cachectl.cli.options import duration_option
     from cachectl.demo import run as demo_run
     from cachectl.demo.api import DemoAPI
     from cachectl.errors import ExitCode, Interrupted

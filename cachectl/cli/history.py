@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
-from cachectl.cli.stats import duration_option
+from cachectl.cli.options import duration_option
 
 history_app = typer.Typer(
     name="history",

@@ -1,13 +1,20 @@
-"""`cachectl invalidate`, and the options and --delay handling `cachectl prune` shares."""
+"""`cachectl invalidate`, and the --delay handling `cachectl prune` shares."""
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cachectl.cli.context import DryRunOpt, JsonOpt, YesOpt, command_context, confirm_destructive
+from cachectl.cli.context import (
+    DryRunOpt,
+    JsonOpt,
+    YesOpt,
+    can_ask,
+    command_context,
+    confirm_destructive,
+)
+from cachectl.cli.options import BatchOpt, CountOpt, RateOpt
 
 if TYPE_CHECKING:
     from cachectl.cli.context import AppContext
@@ -18,36 +25,6 @@ if TYPE_CHECKING:
     from cachectl.signals import StopFlag
 
 Many = list[str] | None
-
-CountOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--count",
-        min=1,
-        metavar="N",
-        help="SCAN COUNT: keys the server looks at per call "
-        "(default: the scan_count setting, 1000).",
-    ),
-]
-BatchOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--batch-size",
-        min=1,
-        metavar="N",
-        help="Keys per pipelined batch (default: the batch_size setting, 1000).",
-    ),
-]
-RateOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--rate",
-        min=0.001,
-        metavar="KEYS_PER_S",
-        help="At most this many keys a "
-        "second, scanned and deleted (default: the rate setting, no cap).",
-    ),
-]
 
 
 def invalidate(
@@ -384,11 +361,6 @@ def _run(
 
 
 # --- shared with prune -------------------------------------------------------------------
-
-
-def can_ask() -> bool:
-    """Whether a question can be asked (as confirm_destructive decides)."""
-    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def wait_first(out: Output, seconds: float, stop: StopFlag) -> None:

@@ -7,10 +7,7 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
-
-JsonlOpt = Annotated[
-    bool, typer.Option("--jsonl", help="One JSON object per line, written as rows arrive.")
-]
+from cachectl.cli.options import JsonlOpt
 
 
 def keys(

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from cachectl.cli.context import DryRunOpt, JsonOpt, YesOpt, command_context, confirm_destructive
-from cachectl.cli.invalidate import BatchOpt, CountOpt, RateOpt, can_ask
+from cachectl.cli.context import (
+    DryRunOpt,
+    JsonOpt,
+    YesOpt,
+    can_ask,
+    command_context,
+    confirm_destructive,
+)
+from cachectl.cli.options import BatchOpt, CountOpt, RateOpt
 
 
 def prune(

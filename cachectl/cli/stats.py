@@ -7,23 +7,7 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
-
-
-def duration_option(option: str, text: str | None, *, allow_zero: bool = False) -> float | None:
-    """A duration option's seconds, or a usage error naming the option."""
-    if text is None:
-        return None
-    from cachectl.durations import parse_duration
-    from cachectl.errors import UsageError
-
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise UsageError(f"{option} must be greater than 0, not {text!r}")
-    return seconds
-
+from cachectl.cli.options import duration_option
 
 FORMATS = ("text", "json", "prometheus")
 

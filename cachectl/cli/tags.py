@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from cachectl.cli.context import JsonOpt, command_context
-from cachectl.cli.keys import JsonlOpt
+from cachectl.cli.options import JsonlOpt
 
 
 class TagsGroup(TyperGroup):

@@ -3,117 +3,70 @@
 It belongs to one event loop (redis-py's asyncio connections do): make it inside the loop that
 uses it. Close it with `await cache.aclose()` or `async with`; when `asyncio.run()` ends, the
 background task writes what is still queued before the loop closes.
+
+This file is the one implementation of the cache's behaviour: client.py (APICache) is generated
+from it by `python -m cachectl.library.unasync`. What the asyncio side does its own way (tasks,
+connecting, closing) is in io_async.py; io_sync.py has the same names for threads.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from redis import exceptions as rx
-from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-
-from cachectl.errors import CachectlError, UsageError
-from cachectl.layout import Layout
-from cachectl.library.connect import connect_async, resolve
+from cachectl.errors import CachectlError
+from cachectl.library.base import CacheBase
 from cachectl.library.core import (
-    Bookkeeping,
     Call,
-    EntryKeys,
-    OriginTimes,
     Outcome,
-    Warnings,
     Write,
-    as_layout,
     as_refresh,
-    as_stampede,
     as_strategy,
     decode_value,
     delete_commands,
     encode_value,
     index_keys,
     refresh_due,
-    ttl_to_ms,
     write_commands,
 )
-from cachectl.library.stampede import RELEASE_SCRIPT, AsyncFlights, StampedeOptions, new_token
+from cachectl.library.io_async import (
+    CLUSTER_CLIENT,
+    REDIS_ERRORS,
+    Refresher,
+    connect,
+    disconnect,
+    maybe_await,
+    new_lock,
+    set_members,
+    sleep,
+    unlink,
+)
+from cachectl.library.stampede import RELEASE_SCRIPT, AsyncFlights, new_token
 from cachectl.library.strategies import RefreshPolicy, StaleWhileRevalidate, Strategy
 from cachectl.library.writebehind import AsyncBackgroundWriter
-from cachectl.store import Store
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 log = logging.getLogger("cachectl.library")
 
-_REDIS_ERRORS = (rx.RedisError, rx.RedisClusterException, OSError)
 _BATCH = 1000
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
-class AsyncAPICache:
+class AsyncAPICache(CacheBase):
     """The asyncio twin of `APICache`: the same arguments (with an asyncio redis-py client, if
     you pass your own), the same methods as coroutines, `aclose()` for close(). `fn`,
     `fallback` and `cache_if` may be plain or async callables."""
 
-    def __init__(
-        self,
-        connection: Any = None,
-        *,
-        layout: Any = None,
-        default_ttl: float = 300,
-        strategy: Strategy | str = Strategy.CACHE_ASIDE,
-        stampede: StampedeOptions | bool = True,
-        refresh: RefreshPolicy | None = None,
-        fail_open: bool = True,
-        metrics: bool = True,
-        metrics_flush_interval: float = 1.0,
-        write_queue_size: int = 10_000,
-        close_timeout: float = 10.0,
-    ):
-        settings, client = resolve(connection, want_async=True)
-        # For its error translation only: the asyncio client is made and kept here.
-        self._store = Store(settings)
-        self._owns_client = client is None
-        self.layout: Layout = as_layout(layout, Layout(settings.layout))
-        self.default_ttl_ms = ttl_to_ms(default_ttl)
-        self.strategy = as_strategy(strategy)
-        self.stampede = as_stampede(stampede)
-        self.refresh = as_refresh(refresh)
-        self.fail_open = fail_open
-        if metrics_flush_interval < 0:
-            raise UsageError("metrics_flush_interval must be 0 or more seconds")
-        self._interval = metrics_flush_interval
-        self._close_timeout = close_timeout
-        self._keys = EntryKeys(self.layout)
-        self._metrics = Bookkeeping(self.layout) if metrics else None
-        self._background = AsyncBackgroundWriter(
-            self._write,
-            self._push_bookkeeping,
-            interval=metrics_flush_interval or 1.0,
-            warn=self._warn,
-            max_queue=write_queue_size,
-        )
-        self._lock_options = self.stampede or StampedeOptions()
-        self._flights = AsyncFlights()
-        self._origin_times = OriginTimes()
-        self._refreshes: set[asyncio.Task] = set()
-        self._connecting: asyncio.Lock | None = None
-        self._client: Any = client
-        self._cluster = isinstance(client, AsyncRedisCluster)
-        self._release: Any = client.register_script(RELEASE_SCRIPT) if client is not None else None
-        self._warnings = Warnings()
-
-    def __repr__(self) -> str:
-        return f"AsyncAPICache({self._store.settings.masked_url()})"
+    _want_async = True
+    _writer_class = AsyncBackgroundWriter
+    _flights_class = AsyncFlights
+    _refresher_class = Refresher
+    _lock_class = staticmethod(new_lock)
 
     async def __aenter__(self) -> Self:
         return self
@@ -122,11 +75,6 @@ class AsyncAPICache:
         await self.aclose()
 
     # -- the application's calls -----------------------------------------------------------
-
-    def key(
-        self, endpoint: str, params: dict | None = None, *, user_id: Any = None, headers: Any = None
-    ) -> str:
-        return self._keys(endpoint, params, user_id, headers)
 
     async def get(
         self,
@@ -137,6 +85,8 @@ class AsyncAPICache:
         user_id: Any = None,
         headers: Any = None,
     ) -> Any:
+        """The cached value, or `default` on a miss. A cached `0`, `false`, `""` or `null` is a
+        hit: pass `default=MISS` to tell a cached None from a miss. Counts the hit or miss."""
         key = self._keys(endpoint, params, user_id, headers)
         started = perf_counter()
         found, value = await self._read(key)
@@ -155,6 +105,9 @@ class AsyncAPICache:
         user_id: Any = None,
         headers: Any = None,
     ) -> str:
+        """Stores `value` (JSON text as JavaScript writes it) for `ttl` seconds, adds the entry to
+        its tag and dependency sets and to the write log; returns the entry key. With the
+        write_behind strategy the write is queued."""
         key = self._keys(endpoint, params, user_id, headers)
         write = Write(
             key,
@@ -178,16 +131,22 @@ class AsyncAPICache:
         user_id: Any = None,
         headers: Any = None,
     ) -> bool:
+        """Deletes the entry and drops it from the write and access logs and from the tag and
+        dependency sets named here (`cachectl prune` cleans the others); True if it existed."""
         key = self._keys(endpoint, params, user_id, headers)
         if self._background.pending(key) is not None:
+            # A queued write of this key must not land after the delete.
             await self._background.flush(self._close_timeout)
         commands = delete_commands(self.layout, key, index_keys(self.layout, tags, depends_on))
-        return (await self._send(commands, transaction=True))[0] == 1
+        replies = await self._send(commands, transaction=True)
+        return replies[0] == 1
 
     async def invalidate_tag(self, tag: Any) -> int:
+        """Deletes every entry the tag's set names; returns how many existed."""
         return await self._invalidate(self.layout.tag(tag))
 
     async def invalidate_dependency(self, resource: Any) -> int:
+        """Deletes every entry that depends on `resource`; returns how many existed."""
         return await self._invalidate(self.layout.dependency(resource))
 
     async def cache_api_call(
@@ -206,6 +165,12 @@ class AsyncAPICache:
         user_id: Any = None,
         headers: Any = None,
     ) -> Any:
+        """The answer for (endpoint, params): from the cache, or from `fn()` (then stored).
+
+        cache_if(value): store only answers it approves. fallback(error): called when `fn`
+        raises; its answer is returned and never cached. strategy and refresh override the
+        cache's own for this call.
+        """
         key = self._keys(endpoint, params, user_id, headers)
         strategy = self.strategy if strategy is None else as_strategy(strategy)
         refresh = self.refresh if refresh is None else as_refresh(refresh)
@@ -247,44 +212,30 @@ class AsyncAPICache:
         await self._record(endpoint, key, hit, started)
         return await self._resolve(fallback, outcome)
 
-    def cached(
-        self,
-        endpoint: str | None = None,
-        ttl: float | None = None,
-        tags: Iterable = (),
-        **options: Any,
-    ) -> Callable:
-        from cachectl.library.decorator import cached
-
-        return cached(endpoint, ttl, tags, cache=self, **options)
-
     async def flush(self) -> None:
+        """Writes the queued writes and the gathered counters and logs now. Raises PartialFailure
+        if queued writes were lost since the last flush."""
         await self._background.flush(self._close_timeout)
 
     async def aclose(self) -> None:
+        """Finishes background refreshes and queued writes, writes the counters, and closes the
+        connection (unless it is the application's own client)."""
         try:
-            if self._refreshes:
-                await asyncio.gather(*self._refreshes, return_exceptions=True)
+            await self._refresher.close()
             await self._background.close(self._close_timeout)
         finally:
-            # The application's own client stays open and in use; ours is made again if needed.
-            if self._owns_client and self._client is not None:
-                client, self._client = self._client, None
-                await client.aclose()
+            # Made again if the cache is used after this.
+            client, self._client = self._client, None
+            await disconnect(self._store, client, self._given)
 
     # -- reading ---------------------------------------------------------------------------
 
     async def _redis(self) -> Any:
         if self._client is None:
-            if self._connecting is None:
-                self._connecting = asyncio.Lock()
             async with self._connecting:
                 if self._client is None:
-                    try:
-                        client = await connect_async(self._store)
-                    except _REDIS_ERRORS as exc:
-                        raise self._store.translate(exc, "INFO") from exc
-                    self._cluster = isinstance(client, AsyncRedisCluster)
+                    client = await connect(self._store, self._given)
+                    self._cluster = isinstance(client, CLUSTER_CLIENT)
                     self._release = client.register_script(RELEASE_SCRIPT)
                     self._client = client
         return self._client
@@ -295,39 +246,33 @@ class AsyncAPICache:
             return True, decode_value(queued.text)
         try:
             raw = await (self._client or await self._redis()).get(key)
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise self._store.translate(exc, "GET") from exc
         return self._decode(key, raw)
 
     async def _lookup(
         self, key: str, refresh: RefreshPolicy | None
     ) -> tuple[bool, Any, int | None]:
+        """(found, value, ms the entry has left: asked for only when it may be refreshed)."""
         if refresh is None or self._background.pending(key) is not None:
-            return (*await self._read(key), None)
+            found, value = await self._read(key)
+            return found, value, None
         try:
-            pipe = (await self._redis()).pipeline(transaction=False)
+            client = await self._redis()
+            pipe = client.pipeline(transaction=False)
             pipe.get(key)
             pipe.pttl(key)
             raw, remaining_ms = await pipe.execute()
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise self._store.translate(exc, "GET") from exc
         return (*self._decode(key, raw), remaining_ms)
-
-    def _decode(self, key: str, raw: Any) -> tuple[bool, Any]:
-        if raw is None:
-            return False, None
-        try:
-            return True, decode_value(raw)
-        except ValueError:
-            self._warn(f"{key} does not hold JSON text; it is read as a miss and overwritten")
-            return False, None
 
     # -- filling ---------------------------------------------------------------------------
 
     async def _origin(self, endpoint: str, fn: Callable[[], Any]) -> Outcome:
         started = perf_counter()
         try:
-            value = await _maybe_await(fn())
+            value = await maybe_await(fn())
         except Exception as exc:  # noqa: BLE001 -- the caller's fallback or raise decides
             return Outcome(error=exc)
         self._origin_times.note(endpoint, (perf_counter() - started) * 1000)
@@ -336,20 +281,24 @@ class AsyncAPICache:
     @staticmethod
     async def _resolve(fallback: Callable[[BaseException], Any] | None, outcome: Outcome) -> Any:
         if outcome.error is not None and fallback is not None:
-            return await _maybe_await(fallback(outcome.error))
+            return await maybe_await(fallback(outcome.error))
         return outcome.resolve(None)
 
     async def _keep(
         self, call: Call, outcome: Outcome, lock: tuple[str, str] | None = None
     ) -> bool:
+        """Stores the origin's answer if it may be cached. The caller then gets what the cache
+        will answer next time (the JSON round trip: tuples become lists, keys strings).
+        Returns whether the lock went with the write (which then releases it)."""
         if outcome.error is not None:
             return False
-        if call.cache_if is not None and not await _maybe_await(call.cache_if(outcome.value)):
+        if call.cache_if is not None and not await maybe_await(call.cache_if(outcome.value)):
             return False
         text = encode_value(call.key, outcome.value)
         outcome.value = decode_value(text)
         write = Write(call.key, text, call.ttl_ms, call.index_keys, lock)
         if call.strategy is Strategy.WRITE_BEHIND:
+            # The lock is released once the write is in Redis, so waiters elsewhere find it.
             await self._background.enqueue(write)
             return lock is not None
         try:
@@ -359,6 +308,8 @@ class AsyncAPICache:
         return lock is not None
 
     async def _fill(self, call: Call, fn: Callable[[], Any]) -> tuple[Outcome, bool]:
+        """The Outcome of a miss, and whether it counts as a hit (it was answered from the cache,
+        or by another caller's origin call)."""
         outcome: Outcome | None
         if self.stampede is None:
             outcome = await self._origin(call.endpoint, fn)
@@ -402,6 +353,7 @@ class AsyncAPICache:
             return outcome
         handed = False
         try:
+            # Another process may have filled the entry between our GET and the lock.
             try:
                 found, value = await self._read(call.key)
             except CachectlError as exc:
@@ -417,20 +369,22 @@ class AsyncAPICache:
                 await self._release_quietly(lock, token)
 
     async def _wait_for_entry(self, key: str, lock: str) -> tuple[bool, Any]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._lock_options.wait_timeout
+        """Polls for the entry while the lock is held; (False, None) when the wait is over or
+        the lock went without an entry (the holder's answer was not cacheable, or it died)."""
+        deadline = time.monotonic() + self._lock_options.wait_timeout
         delays = self._lock_options.poll_delays()
         while True:
-            left = deadline - loop.time()
+            left = deadline - time.monotonic()
             if left <= 0:
                 return False, None
-            await asyncio.sleep(min(next(delays), left))
+            await sleep(min(next(delays), left))
             try:
-                pipe = (await self._redis()).pipeline(transaction=False)
+                client = await self._redis()
+                pipe = client.pipeline(transaction=False)
                 pipe.get(key)
                 pipe.exists(lock)
                 raw, locked = await pipe.execute()
-            except _REDIS_ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 self._fail_open(self._store.translate(exc, "GET"))
                 return False, None
             found, value = self._decode(key, raw)
@@ -440,6 +394,7 @@ class AsyncAPICache:
     async def _maybe_refresh(
         self, call: Call, fn: Callable[[], Any], value: Any, remaining_ms: int
     ) -> tuple[Any, bool]:
+        """(the value to answer, whether this caller refreshed it from the origin)."""
         origin_ms = self._origin_times.get(call.endpoint)
         if call.refresh is None or not refresh_due(
             call.refresh, remaining_ms, call, origin_ms, 1.0 - random.random()
@@ -451,19 +406,16 @@ class AsyncAPICache:
         except CachectlError as exc:
             self._warn(str(exc))
             return value, False
-        if token is None:
+        if token is None:  # someone else is refreshing it
             return value, False
         if isinstance(call.refresh, StaleWhileRevalidate):
-            task = asyncio.get_running_loop().create_task(
-                self._refresh_in_background(call, fn, lock, token)
-            )
-            self._refreshes.add(task)
-            task.add_done_callback(self._refreshes.discard)
+            self._refresher.submit(self._refresh_in_background, call, fn, lock, token)
             return value, False
         handed = False
         try:
             outcome = await self._origin(call.endpoint, fn)
             if outcome.error is not None:
+                # The entry is still good: answer it and let a later caller try again.
                 self._warn(f"refreshing {call.key} failed: {outcome.error}")
                 return value, False
             handed = await self._keep(call, outcome, (lock, token))
@@ -482,7 +434,7 @@ class AsyncAPICache:
                 self._warn(f"refreshing {call.key} failed: {outcome.error}")
                 return
             handed = await self._keep(call, outcome, (lock, token))
-        except Exception as exc:  # noqa: BLE001 -- a refresh task has no caller to raise to
+        except Exception as exc:  # noqa: BLE001 -- a refresh has no caller to raise to
             self._warn(f"refreshing {call.key} failed: {exc}")
         finally:
             if not handed:
@@ -495,7 +447,7 @@ class AsyncAPICache:
         try:
             client = await self._redis()
             taken = await client.set(lock, token, nx=True, px=self._lock_options.lock_timeout_ms)
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise self._store.translate(exc, "SET") from exc
         return token if taken else None
 
@@ -503,15 +455,15 @@ class AsyncAPICache:
         try:
             await self._redis()
             await self._release(keys=[lock], args=[token])
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
+            # It expires by itself within lock_timeout.
             self._warn(f"could not release {lock}: {self._store.translate(exc, 'EVALSHA')}")
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _ttl_ms(self, ttl: float | None) -> int:
-        return self.default_ttl_ms if ttl is None else ttl_to_ms(ttl)
-
     async def _write(self, writes: list[Write]) -> None:
+        """Stores a batch; on failure deletes its entries again (an entry missing from its tag
+        set would survive an invalidation of the tag) and raises. Releases the writes' locks."""
         try:
             client = await self._redis()
             for commands in write_commands(self.layout, writes, self._cluster):
@@ -519,7 +471,7 @@ class AsyncAPICache:
                 for command in commands:
                     pipe.execute_command(*command)
                 await pipe.execute()
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             error = self._store.translate(exc, "SET")
             try:
                 await self._unlink([w.key for w in writes])
@@ -533,39 +485,29 @@ class AsyncAPICache:
 
     async def _send(self, commands: list[tuple], *, transaction: bool = False) -> list:
         try:
-            pipe = (await self._redis()).pipeline(transaction=transaction and not self._cluster)
+            client = await self._redis()
+            pipe = client.pipeline(transaction=transaction and not self._cluster)
             for command in commands:
                 pipe.execute_command(*command)
             return await pipe.execute()
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise self._store.translate(exc, str(commands[0][0])) from exc
 
     async def _unlink(self, keys: list) -> int:
-        removed = 0
-        client = await self._redis()
-        for start in range(0, len(keys), _BATCH):
-            try:
-                # A cluster client splits a multi-key UNLINK by slot itself.
-                removed += await client.unlink(*keys[start : start + _BATCH])
-            except _REDIS_ERRORS as exc:
-                raise self._store.translate(exc, "UNLINK") from exc
-        return removed
+        return await unlink(self._store, await self._redis(), keys)
 
     async def _invalidate(self, index: str) -> int:
         if self._background.queued:
             await self._background.flush(self._close_timeout)
-        client = await self._redis()
-        try:
-            scanned = [
-                m async for m in client.sscan_iter(index, count=self._store.settings.scan_count)
-            ]
-        except _REDIS_ERRORS as exc:
-            raise self._store.translate(exc, "SSCAN") from exc
+        scanned = await set_members(self._store, await self._redis(), index)
+        # Only entries: a set may name keys of other prefixes, which are never ours to delete.
         members = list(dict.fromkeys(m for m in scanned if self.layout.is_entry(m)))
         removed = 0
         for start in range(0, len(members), _BATCH):
             batch = members[start : start + _BATCH]
             removed += await self._unlink(batch)
+            # SREM, not UNLINK of the set: an entry added to it meanwhile keeps its place.
+            # Redis deletes the set with its last member.
             await self._send(
                 [
                     ("SREM", index, *batch),
@@ -584,7 +526,7 @@ class AsyncAPICache:
         metrics.record(endpoint, key, hit, (perf_counter() - started) * 1000)
         if self._interval == 0:
             await self._push_bookkeeping()
-        else:
+        elif not self._background.running:
             self._background.start()
 
     async def _push_bookkeeping(self) -> None:
@@ -604,14 +546,3 @@ class AsyncAPICache:
                 metrics.pushed(calls, None)
         if metrics.dropped_untold and self._warnings.due():
             log.warning("cachectl: %s", metrics.drop_report())
-
-    # -- failures --------------------------------------------------------------------------
-
-    def _fail_open(self, exc: CachectlError) -> None:
-        if not self.fail_open:
-            raise exc
-        self._warn(f"{exc}; answering from the origin")
-
-    def _warn(self, message: str) -> None:
-        # One limiter for the cache and its background worker: a down Redis fails both.
-        self._warnings.warn(message)

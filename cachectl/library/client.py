@@ -1,63 +1,65 @@
+# Generated from aio.py by `python -m cachectl.library.unasync`: edit aio.py, not this.
 """APICache: the cache an application reads and writes, in exactly the docs/keyspace.md layout, so
 a Python service, a JavaScript service and cachectl share one cache.
 
 A hit costs one GET. Its counters, access-log and response-time records are gathered in memory
 and written together, one pipeline per `metrics_flush_interval` (and at close and exit), so they
 never cost the caller a second round trip.
+
+aio.py is the one implementation of the cache's behaviour: this file (APICache) is generated
+from it by `python -m cachectl.library.unasync`. What the sync side does its own way (threads,
+connecting, closing) is in io_sync.py; io_async.py has the same names for asyncio.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from redis import exceptions as rx
-from redis.cluster import RedisCluster
-
-from cachectl.errors import CachectlError, UsageError
-from cachectl.layout import Layout
-from cachectl.library.connect import resolve
+from cachectl.errors import CachectlError
+from cachectl.library.base import CacheBase
 from cachectl.library.core import (
-    Bookkeeping,
     Call,
-    EntryKeys,
-    OriginTimes,
     Outcome,
-    Warnings,
     Write,
-    as_layout,
     as_refresh,
-    as_stampede,
     as_strategy,
     decode_value,
     delete_commands,
     encode_value,
     index_keys,
     refresh_due,
-    ttl_to_ms,
     write_commands,
 )
-from cachectl.library.stampede import RELEASE_SCRIPT, Flights, StampedeOptions, new_token
+from cachectl.library.io_sync import (
+    CLUSTER_CLIENT,
+    REDIS_ERRORS,
+    Refresher,
+    connect,
+    disconnect,
+    maybe_await,
+    new_lock,
+    set_members,
+    sleep,
+    unlink,
+)
+from cachectl.library.stampede import RELEASE_SCRIPT, Flights, new_token
 from cachectl.library.strategies import RefreshPolicy, StaleWhileRevalidate, Strategy
 from cachectl.library.writebehind import BackgroundWriter
-from cachectl.store import Store
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 log = logging.getLogger("cachectl.library")
 
-_REDIS_ERRORS = (rx.RedisError, rx.RedisClusterException, OSError)
 _BATCH = 1000
 
 
-class APICache:
+class APICache(CacheBase):
     """A Redis-backed cache of API responses, written as docs/keyspace.md says.
 
     connection: a Redis URL, cachectl `Settings`, or your own `redis.Redis` / `RedisCluster`
@@ -76,55 +78,11 @@ class APICache:
     close_timeout: how long close() (and interpreter exit) waits for queued writes.
     """
 
-    def __init__(
-        self,
-        connection: Any = None,
-        *,
-        layout: Any = None,
-        default_ttl: float = 300,
-        strategy: Strategy | str = Strategy.CACHE_ASIDE,
-        stampede: StampedeOptions | bool = True,
-        refresh: RefreshPolicy | None = None,
-        fail_open: bool = True,
-        metrics: bool = True,
-        metrics_flush_interval: float = 1.0,
-        write_queue_size: int = 10_000,
-        close_timeout: float = 10.0,
-    ):
-        settings, client = resolve(connection, want_async=False)
-        self._store = Store(settings, client=client)
-        self.layout: Layout = as_layout(layout, Layout(settings.layout))
-        self.default_ttl_ms = ttl_to_ms(default_ttl)
-        self.strategy = as_strategy(strategy)
-        self.stampede = as_stampede(stampede)
-        self.refresh = as_refresh(refresh)
-        self.fail_open = fail_open
-        if metrics_flush_interval < 0:
-            raise UsageError("metrics_flush_interval must be 0 or more seconds")
-        self._interval = metrics_flush_interval
-        self._close_timeout = close_timeout
-        self._keys = EntryKeys(self.layout)
-        self._metrics = Bookkeeping(self.layout) if metrics else None
-        self._background = BackgroundWriter(
-            self._write,
-            self._push_bookkeeping,
-            interval=metrics_flush_interval or 1.0,
-            warn=self._warn,
-            max_queue=write_queue_size,
-            exit_timeout=close_timeout,
-        )
-        self._lock_options = self.stampede or StampedeOptions()
-        self._flights = Flights()
-        self._origin_times = OriginTimes()
-        self._refresher: ThreadPoolExecutor | None = None
-        self._connect_lock = threading.Lock()
-        self._client: Any = None
-        self._cluster = False
-        self._release: Any = None
-        self._warnings = Warnings()
-
-    def __repr__(self) -> str:
-        return f"APICache({self._store.settings.masked_url()})"
+    _want_async = False
+    _writer_class = BackgroundWriter
+    _flights_class = Flights
+    _refresher_class = Refresher
+    _lock_class = staticmethod(new_lock)
 
     def __enter__(self) -> Self:
         return self
@@ -133,12 +91,6 @@ class APICache:
         self.close()
 
     # -- the application's calls -----------------------------------------------------------
-
-    def key(
-        self, endpoint: str, params: dict | None = None, *, user_id: Any = None, headers: Any = None
-    ) -> str:
-        """The entry key of a call, as every writer of this cache spells it."""
-        return self._keys(endpoint, params, user_id, headers)
 
     def get(
         self,
@@ -202,7 +154,8 @@ class APICache:
             # A queued write of this key must not land after the delete.
             self._background.flush(self._close_timeout)
         commands = delete_commands(self.layout, key, index_keys(self.layout, tags, depends_on))
-        return self._send(commands, transaction=True)[0] == 1
+        replies = self._send(commands, transaction=True)
+        return replies[0] == 1
 
     def invalidate_tag(self, tag: Any) -> int:
         """Deletes every entry the tag's set names; returns how many existed."""
@@ -247,7 +200,7 @@ class APICache:
                 self._fail_open(exc)
                 outcome = self._origin(endpoint, fn)
                 self._record(endpoint, key, False, started)
-                return outcome.resolve(fallback)
+                return self._resolve(fallback, outcome)
             # The hot path: a hit with nothing to refresh needs none of the rest.
             if found and (refresh is None or remaining_ms is None or remaining_ms <= 0):
                 self._record(endpoint, key, True, started)
@@ -266,27 +219,14 @@ class APICache:
             outcome = self._origin(endpoint, fn)
             self._keep(call, outcome)
             self._record(endpoint, key, False, started)
-            return outcome.resolve(fallback)
+            return self._resolve(fallback, outcome)
         if found and remaining_ms is not None:
             value, refreshed = self._maybe_refresh(call, fn, value, remaining_ms)
             self._record(endpoint, key, not refreshed, started)
             return value
         outcome, hit = self._fill(call, fn)
         self._record(endpoint, key, hit, started)
-        return outcome.resolve(fallback)
-
-    def cached(
-        self,
-        endpoint: str | None = None,
-        ttl: float | None = None,
-        tags: Iterable = (),
-        **options: Any,
-    ) -> Callable:
-        """`@cache.cached("users", ttl=60)`: cache_api_call with params from the call's
-        arguments. See `cachectl.cached` for the options."""
-        from cachectl.library.decorator import cached
-
-        return cached(endpoint, ttl, tags, cache=self, **options)
+        return self._resolve(fallback, outcome)
 
     def flush(self) -> None:
         """Writes the queued writes and the gathered counters and logs now. Raises PartialFailure
@@ -297,27 +237,24 @@ class APICache:
         """Finishes background refreshes and queued writes, writes the counters, and closes the
         connection (unless it is the application's own client)."""
         try:
-            if self._refresher is not None:
-                self._refresher.shutdown(wait=True)
-                self._refresher = None
+            self._refresher.close()
             self._background.close(self._close_timeout)
         finally:
-            self._store.close()
-            self._client = None
+            # Made again if the cache is used after this.
+            client, self._client = self._client, None
+            disconnect(self._store, client, self._given)
 
     # -- reading ---------------------------------------------------------------------------
 
     def _redis(self) -> Any:
-        client = self._client
-        if client is None:
-            with self._connect_lock:
+        if self._client is None:
+            with self._connecting:
                 if self._client is None:
-                    client = self._store.client
-                    self._cluster = isinstance(client, RedisCluster)
+                    client = connect(self._store, self._given)
+                    self._cluster = isinstance(client, CLUSTER_CLIENT)
                     self._release = client.register_script(RELEASE_SCRIPT)
                     self._client = client
-                client = self._client
-        return client
+        return self._client
 
     def _read(self, key: str) -> tuple[bool, Any]:
         queued = self._background.pending(key)
@@ -325,48 +262,49 @@ class APICache:
             return True, decode_value(queued.text)
         try:
             raw = (self._client or self._redis()).get(key)
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise self._store.translate(exc, "GET") from exc
         return self._decode(key, raw)
 
     def _lookup(self, key: str, refresh: RefreshPolicy | None) -> tuple[bool, Any, int | None]:
         """(found, value, ms the entry has left: asked for only when it may be refreshed)."""
         if refresh is None or self._background.pending(key) is not None:
-            return (*self._read(key), None)
+            found, value = self._read(key)
+            return found, value, None
         try:
-            pipe = self._redis().pipeline(transaction=False)
+            client = self._redis()
+            pipe = client.pipeline(transaction=False)
             pipe.get(key)
             pipe.pttl(key)
             raw, remaining_ms = pipe.execute()
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise self._store.translate(exc, "GET") from exc
         return (*self._decode(key, raw), remaining_ms)
-
-    def _decode(self, key: str, raw: Any) -> tuple[bool, Any]:
-        if raw is None:
-            return False, None
-        try:
-            return True, decode_value(raw)
-        except ValueError:
-            self._warn(f"{key} does not hold JSON text; it is read as a miss and overwritten")
-            return False, None
 
     # -- filling ---------------------------------------------------------------------------
 
     def _origin(self, endpoint: str, fn: Callable[[], Any]) -> Outcome:
         started = perf_counter()
         try:
-            value = fn()
+            value = maybe_await(fn())
         except Exception as exc:  # noqa: BLE001 -- the caller's fallback or raise decides
             return Outcome(error=exc)
         self._origin_times.note(endpoint, (perf_counter() - started) * 1000)
         return Outcome(value=value)
 
+    @staticmethod
+    def _resolve(fallback: Callable[[BaseException], Any] | None, outcome: Outcome) -> Any:
+        if outcome.error is not None and fallback is not None:
+            return maybe_await(fallback(outcome.error))
+        return outcome.resolve(None)
+
     def _keep(self, call: Call, outcome: Outcome, lock: tuple[str, str] | None = None) -> bool:
         """Stores the origin's answer if it may be cached. The caller then gets what the cache
         will answer next time (the JSON round trip: tuples become lists, keys strings).
         Returns whether the lock went with the write (which then releases it)."""
-        if outcome.error is not None or not call.should_store(outcome.value):
+        if outcome.error is not None:
+            return False
+        if call.cache_if is not None and not maybe_await(call.cache_if(outcome.value)):
             return False
         text = encode_value(call.key, outcome.value)
         outcome.value = decode_value(text)
@@ -391,7 +329,7 @@ class APICache:
             return outcome, False
         flight, leader = self._flights.join(call.key)
         if not leader:
-            outcome = flight.wait(self.stampede.wait_timeout)
+            outcome = self._flights.wait(flight, self.stampede.wait_timeout)
             if outcome is not None:
                 return outcome, outcome.error is None
             outcome = self._origin(call.endpoint, fn)
@@ -451,13 +389,14 @@ class APICache:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False, None
-            time.sleep(min(next(delays), left))
+            sleep(min(next(delays), left))
             try:
-                pipe = self._redis().pipeline(transaction=False)
+                client = self._redis()
+                pipe = client.pipeline(transaction=False)
                 pipe.get(key)
                 pipe.exists(lock)
                 raw, locked = pipe.execute()
-            except _REDIS_ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 self._fail_open(self._store.translate(exc, "GET"))
                 return False, None
             found, value = self._decode(key, raw)
@@ -482,8 +421,6 @@ class APICache:
         if token is None:  # someone else is refreshing it
             return value, False
         if isinstance(call.refresh, StaleWhileRevalidate):
-            if self._refresher is None:
-                self._refresher = ThreadPoolExecutor(2, thread_name_prefix="cachectl-refresh")
             self._refresher.submit(self._refresh_in_background, call, fn, lock, token)
             return value, False
         handed = False
@@ -509,7 +446,7 @@ class APICache:
                 self._warn(f"refreshing {call.key} failed: {outcome.error}")
                 return
             handed = self._keep(call, outcome, (lock, token))
-        except Exception as exc:  # noqa: BLE001 -- a refresh thread has no caller to raise to
+        except Exception as exc:  # noqa: BLE001 -- a refresh has no caller to raise to
             self._warn(f"refreshing {call.key} failed: {exc}")
         finally:
             if not handed:
@@ -520,8 +457,9 @@ class APICache:
     def _acquire(self, lock: str) -> str | None:
         token = new_token()
         try:
-            taken = self._redis().set(lock, token, nx=True, px=self._lock_options.lock_timeout_ms)
-        except _REDIS_ERRORS as exc:
+            client = self._redis()
+            taken = client.set(lock, token, nx=True, px=self._lock_options.lock_timeout_ms)
+        except REDIS_ERRORS as exc:
             raise self._store.translate(exc, "SET") from exc
         return token if taken else None
 
@@ -529,14 +467,11 @@ class APICache:
         try:
             self._redis()
             self._release(keys=[lock], args=[token])
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             # It expires by itself within lock_timeout.
             self._warn(f"could not release {lock}: {self._store.translate(exc, 'EVALSHA')}")
 
     # -- writing ---------------------------------------------------------------------------
-
-    def _ttl_ms(self, ttl: float | None) -> int:
-        return self.default_ttl_ms if ttl is None else ttl_to_ms(ttl)
 
     def _write(self, writes: list[Write]) -> None:
         """Stores a batch; on failure deletes its entries again (an entry missing from its tag
@@ -548,7 +483,7 @@ class APICache:
                 for command in commands:
                     pipe.execute_command(*command)
                 pipe.execute()
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             error = self._store.translate(exc, "SET")
             try:
                 self._unlink([w.key for w in writes])
@@ -562,25 +497,23 @@ class APICache:
 
     def _send(self, commands: list[tuple], *, transaction: bool = False) -> list:
         try:
-            pipe = self._redis().pipeline(transaction=transaction and not self._cluster)
+            client = self._redis()
+            pipe = client.pipeline(transaction=transaction and not self._cluster)
             for command in commands:
                 pipe.execute_command(*command)
             return pipe.execute()
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise self._store.translate(exc, str(commands[0][0])) from exc
 
     def _unlink(self, keys: list) -> int:
-        self._redis()
-        return self._store.unlink(keys)
+        return unlink(self._store, self._redis(), keys)
 
     def _invalidate(self, index: str) -> int:
         if self._background.queued:
             self._background.flush(self._close_timeout)
-        self._redis()
+        scanned = set_members(self._store, self._redis(), index)
         # Only entries: a set may name keys of other prefixes, which are never ours to delete.
-        members = list(
-            dict.fromkeys(m for m in self._store.sscan(index) if self.layout.is_entry(m))
-        )
+        members = list(dict.fromkeys(m for m in scanned if self.layout.is_entry(m)))
         removed = 0
         for start in range(0, len(members), _BATCH):
             batch = members[start : start + _BATCH]
@@ -625,14 +558,3 @@ class APICache:
                 metrics.pushed(calls, None)
         if metrics.dropped_untold and self._warnings.due():
             log.warning("cachectl: %s", metrics.drop_report())
-
-    # -- failures --------------------------------------------------------------------------
-
-    def _fail_open(self, exc: CachectlError) -> None:
-        if not self.fail_open:
-            raise exc
-        self._warn(f"{exc}; answering from the origin")
-
-    def _warn(self, message: str) -> None:
-        # One limiter for the cache and its background worker: a down Redis fails both.
-        self._warnings.warn(message)

@@ -8,6 +8,7 @@ back to its origin when Redis is down should not wait the CLI's 5 s per request 
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import redis
@@ -19,8 +20,8 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
 
 from cachectl.config import Settings
-from cachectl.errors import ConfigError, UsageError
-from cachectl.store import BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, Store
+from cachectl.errors import UsageError
+from cachectl.store import BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, Store, worth_retrying
 
 URL_CONNECT_TIMEOUT_SECONDS = 1.0
 URL_TIMEOUT_SECONDS = 1.0
@@ -86,38 +87,64 @@ def describe_client(client: Any) -> Settings:
 
 async def connect_async(store: Store) -> aredis.Redis | AsyncRedisCluster:
     """An asyncio client for the store's settings, a cluster client when the server is a cluster
-    node: the asyncio twin of `Store.client`, with the same connection options."""
-    settings = store.settings
-    # Store builds the options; redis-py's asyncio clients take the same ones.
-    kwargs = store.connection_kwargs()
-    retry = AsyncRetry(
+    node: `Store.connection_plan` driven with asyncio clients, as `Store.client` drives it with
+    sync ones (the same options, checks and retry policy)."""
+    retry = _AsyncRetry(
         ExponentialWithJitterBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS),
-        settings.retries,
+        store.settings.retries,
     )
-    forced = settings.cluster
-    if "unix_socket_path" in kwargs:
-        if forced:
-            raise ConfigError("a Redis Cluster cannot be reached over a unix socket")
-        forced = False
-    if forced is not True:
-        standalone = aredis.Redis(retry=retry, **kwargs)
-        if forced is False or not await _cluster_enabled(standalone, store):
-            return standalone
-        await standalone.aclose()
-    db = kwargs.pop("db")
-    if db:
-        raise ConfigError(
-            f"{settings.masked_url()} asks for database {db}, "
-            "but a Redis Cluster has only database 0"
-        )
-    cluster = AsyncRedisCluster(retry=retry, **kwargs)
-    await cluster.initialize()
-    return cluster
+    plan = store.connection_plan()
+    probe: aredis.Redis | None = None
+    try:
+        step = _step(plan, None)
+        if isinstance(step, dict):
+            probe = aredis.Redis(retry=retry, **step)
+            step = _step(plan, await _cluster_enabled(probe))
+        cluster, kwargs = step
+        if cluster:
+            client = AsyncRedisCluster(retry=retry, **kwargs)
+            await client.initialize()
+            return client
+        if probe is not None and kwargs["db"] == 0:
+            # Keep the client we asked: one connection (and TLS handshake), not two.
+            kept, probe = probe, None
+            return kept
+        return aredis.Redis(retry=retry, **kwargs)
+    finally:
+        if probe is not None:
+            await probe.aclose()
 
 
-async def _cluster_enabled(client: aredis.Redis, store: Store) -> bool:
-    """`cachectl.store.cluster_detection`'s questions, asked of an asyncio client; when none
-    may be asked, the Store's error (never a guess)."""
+class _AsyncRetry(AsyncRetry):
+    """redis-py's asyncio Retry with the Store's policy (`store.worth_retrying`): a refused
+    password or certificate is never retried. (Retry's own is_retryable argument is newer than
+    redis-py 7.3, the lowest supported.)"""
+
+    async def call_with_retry(
+        self,
+        do: Any,
+        fail: Any,
+        is_retryable: Any = None,
+        with_failure_count: bool = False,
+    ) -> Any:
+        def retryable(error: Exception) -> bool:
+            if not worth_retrying(error):
+                return False
+            return is_retryable is None or is_retryable(error)
+
+        return await super().call_with_retry(do, fail, retryable, with_failure_count)
+
+
+def _step(plan: Generator[Any, Any, Any], reply: Any) -> Any:
+    """The plan's next request, or what it returned."""
+    try:
+        return plan.send(reply)
+    except StopIteration as done:
+        return done.value
+
+
+async def _cluster_enabled(client: aredis.Redis) -> bool | None:
+    """`cachectl.store.cluster_detection`'s questions, asked of an asyncio client."""
     from cachectl.store import cluster_detection
 
     questions = cluster_detection()
@@ -130,6 +157,4 @@ async def _cluster_enabled(client: aredis.Redis, store: Store) -> bool:
         try:
             command = questions.send(reply)
         except StopIteration as done:
-            if done.value is None:
-                raise store.cluster_undetectable() from None
             return done.value

@@ -80,7 +80,7 @@ def as_refresh(value: RefreshPolicy | None) -> RefreshPolicy | None:
 
 
 def as_layout(layout: Any, default: Layout | None = None) -> Layout:
-    from cachectl.config import LayoutConfig
+    from cachectl.layout import LayoutConfig
 
     if layout is None:
         return default or Layout()

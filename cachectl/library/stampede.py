@@ -105,6 +105,11 @@ class Flights:
         flight.outcome = outcome
         flight.done.set()
 
+    @staticmethod
+    def wait(flight: _Flight, timeout: float) -> Any:
+        """The leader's Outcome; None when it took longer than `timeout` or gave up."""
+        return flight.wait(timeout)
+
 
 class _Flight:
     __slots__ = ("done", "outcome")

@@ -240,8 +240,12 @@ class AsyncBackgroundWriter:
         batch_size: int = 500,
         max_queue: int = 10_000,
         attempts: int = 3,
+        exit_timeout: float = 10.0,
         warn: Callable[[str], object] | None = None,
     ):
+        # exit_timeout is BackgroundWriter's: here the end of asyncio.run() cancels the task,
+        # which writes what is queued before the loop closes.
+        del exit_timeout
         self._write_batch = write_batch
         self._push_bookkeeping = push_bookkeeping
         self._warn = warn or Warnings().warn
@@ -254,6 +258,11 @@ class AsyncBackgroundWriter:
         # Made by start(), before anything waits on them.
         self._changed: asyncio.Condition
         self._wake: asyncio.Event
+
+    @property
+    def running(self) -> bool:
+        task = self._task
+        return task is not None and not task.done()
 
     def start(self) -> None:
         if self._task is None or self._task.done():

@@ -34,7 +34,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cachectl.errors import BadInputError, ManifestError
 from cachectl.keytext import show_bytes
@@ -46,8 +46,10 @@ from cachectl.manifest.fastpath import (
     _plain_value_fast,
 )
 from cachectl.manifest.model import Endpoint, RangeValues, Source, _product
-from cachectl.manifest.plan import Plan
 from cachectl.manifest.templates import _SAFE_INTEGER
+
+if TYPE_CHECKING:
+    from cachectl.manifest.plan import Plan
 
 KEY_CHECK_HASHES_IN_MEMORY = 4_000_000
 KEY_CHECK_LISTED = 20  # repeated keys listed in the error (the count says how many in all)

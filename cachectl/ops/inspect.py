@@ -8,13 +8,12 @@ found by scanning those sets (every primary) and asking each whether it holds th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cachectl.errors import CachectlError, NotFoundError, RedisPermissionError, UsageError
-from cachectl.keytext import show_bytes, unshow_bytes
-from cachectl.layout import Layout, parse_cli_param
+from cachectl.keytext import reply_text, show_bytes, unshow_bytes
+from cachectl.layout import STRICT_JSON, Layout, parse_cli_param
 from cachectl.layout_parse import EntryParser
 
 if TYPE_CHECKING:
@@ -28,12 +27,6 @@ PREVIEW_LINES = 40
 PREVIEW_LINE_CHARS = 400
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-# NaN and Infinity are not JSON: a value holding them is shown as text, never re-emitted as JSON.
-_STRICT_JSON = json.JSONDecoder(parse_constant=_reject_constant)
 _READS = {
     "hash": ("HLEN", "HSCAN"),
     "set": ("SCARD", "SSCAN"),
@@ -196,7 +189,7 @@ def _figures(store: Store, raw: bytes) -> Inspection | None:
     for reply in replies[:2]:
         if isinstance(reply, CachectlError):
             raise reply
-    type_ = _text(replies[0])
+    type_ = reply_text(replies[0])
     pttl = replies[1]
     if type_ == "none" or pttl == -2:
         return None
@@ -205,7 +198,7 @@ def _figures(store: Store, raw: bytes) -> Inspection | None:
         type=type_,
         ttl_seconds=None if pttl < 0 else pttl / 1000,
         size_bytes=_ok(replies[2]),
-        encoding=_text(_ok(replies[3])) if _ok(replies[3]) is not None else None,
+        encoding=reply_text(_ok(replies[3])) if _ok(replies[3]) is not None else None,
         idle_seconds=_ok(replies[4]),
     )
     # These figures are extras: one the ACL refuses is left unknown, and said to be.
@@ -301,7 +294,8 @@ def _string_value(store: Store, raw: bytes, full: bool) -> Value:
     value.format = "text"
     if whole:
         try:
-            value.json = _STRICT_JSON.decode(text)
+            # NaN and Infinity are not JSON: such a value is shown as text, never re-emitted.
+            value.json = STRICT_JSON.decode(text)
             value.format = "json"
         except ValueError:
             pass
@@ -327,10 +321,10 @@ def _items(store: Store, raw: bytes, type_: str, limit: int | None) -> list[list
         return [[show_bytes(v)] for v in store.execute("LRANGE", raw, 0, stop)]
     if type_ == "zset":
         reply = store.execute("ZRANGE", raw, 0, stop, "WITHSCORES")
-        return [[show_bytes(m), _text(s)] for m, s in _pairs(reply)]
+        return [[show_bytes(m), reply_text(s)] for m, s in _pairs(reply)]
     if type_ == "stream":
         reply = store.execute("XRANGE", raw, "-", "+", *(() if limit is None else ("COUNT", limit)))
-        return [[_text(entry_id), show_bytes(b" ".join(fields))] for entry_id, fields in reply]
+        return [[reply_text(entry_id), show_bytes(b" ".join(fields))] for entry_id, fields in reply]
     command = _READS[type_][1]
     out: list[list[str]] = []
     cursor = 0
@@ -390,7 +384,3 @@ def _score(reply: Any) -> int | None:
     if reply is None or isinstance(reply, CachectlError):
         return None
     return int(float(reply))
-
-
-def _text(reply: Any) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)

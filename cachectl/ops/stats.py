@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from cachectl.analysis import counter_delta, hit_rate, percentile, ratio
 from cachectl.errors import PartialFailure, RedisError
+from cachectl.keytext import reply_text
 from cachectl.ops.streak import FailureStreak, plural
 from cachectl.runlog import RecentRun
 
@@ -165,6 +166,9 @@ class Sampler:
         self.own_hits = 0
         self.own_misses = 0
         self._log_read_to_ms: int | None = None
+        # The log holds whole milliseconds, and the one a read ends in is still running: the next
+        # read starts inside it again, skipping the members this read already took there.
+        self._edge_members: frozenset[bytes] = frozenset()
 
     def count_own(self, hits: int = 0, misses: int = 0) -> None:
         """Key lookups made by cachectl (the recorder's too), taken out of the server's rate."""
@@ -201,6 +205,7 @@ class Sampler:
         self._read_info(sample)
         if log_from_ms is not None:
             self._log_read_to_ms = log_from_ms
+            self._edge_members = frozenset()
         self._read_counters_and_log(sample, int(now * 1000))
         return sample
 
@@ -210,7 +215,7 @@ class Sampler:
             sample.nodes.append(
                 NodeSample(
                     node=node,
-                    run_id=_text(info.get("run_id")),
+                    run_id=None if info.get("run_id") is None else reply_text(info["run_id"]),
                     counters={k: int(info[k]) for k in INFO_COUNTERS if _is_number(info.get(k))},
                     gauges={k: float(info[k]) for k in INFO_GAUGES if _is_number(info.get(k))},
                 )
@@ -239,8 +244,9 @@ class Sampler:
             )
             replies = pipe.execute(raise_on_error=False)
         sample.commands += len(replies)
-        self._log_read_to_ms = now_ms
+        self._log_read_to_ms = now_ms - 1
         sample.log_from_ms = log_from
+        read_before, self._edge_members = self._edge_members, frozenset()
 
         # None: corrupt; MISSING: no such hash (zero when its partner counter exists).
         values: list[int | None | object] = []
@@ -278,6 +284,9 @@ class Sampler:
         else:
             self.count_own(misses=1)
         sample.log_truncated = len(log_reply) >= self.log_limit
+        if read_before:
+            log_reply = [(m, score) for m, score in log_reply if m not in read_before]
+        self._edge_members = frozenset(m for m, score in log_reply if score >= now_ms)
         for member, score in log_reply:
             parsed = parse_log_member(member, score)
             if parsed is None:
@@ -308,12 +317,6 @@ def _is_number(value: Any) -> bool:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # -- the report ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cachectl import __version__
 from cachectl.durations import format_size
-from cachectl.layout import js_stringify
+from cachectl.layout import STRICT_JSON, js_stringify, reject_json_constant
 
 if TYPE_CHECKING:
     from cachectl.manifest import Endpoint, PlannedRequest
@@ -100,18 +100,11 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_JSON = json.JSONDecoder(parse_constant=_reject_constant)
-
-
 def parse_json_body(body: bytes) -> tuple[bool, Any]:
     """(True, value) when the body is one JSON text as JavaScript's JSON.parse reads it (UTF-8,
     an initial BOM ignored as fetch's .json() does, no NaN), else (False, None)."""
     try:
-        return True, _JSON.decode(body.decode("utf-8").removeprefix("\ufeff"))
+        return True, STRICT_JSON.decode(body.decode("utf-8").removeprefix("\ufeff"))
     except (UnicodeDecodeError, ValueError):
         return False, None
 
@@ -152,7 +145,7 @@ def _plain_float(text: str) -> float:
 
 
 _QUICK_JSON = json.JSONDecoder(
-    parse_int=_plain_int, parse_float=_plain_float, parse_constant=_reject_constant
+    parse_int=_plain_int, parse_float=_plain_float, parse_constant=reject_json_constant
 )
 _COMPACT = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False

@@ -409,7 +409,7 @@ def test_write_log_created_during_the_run_loses_the_deleted_entries(target):
 def test_pattern_within_entries_never_deletes_a_nested_kind_of_key(redis_server, redis_url):
     """With entries under `shop:` and tags under `shop:tags:`, a pattern inside the entry
     prefix also matches tag sets: they must be skipped, not deleted."""
-    from cachectl.config import LayoutConfig
+    from cachectl.layout import LayoutConfig
 
     layout = Layout(LayoutConfig(prefix="shop", tag_prefix="shop:tags"))
     client = redis_server.client()

@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from cachectl.config import LayoutConfig, Settings
-from cachectl.layout import Layout
+from cachectl.config import Settings
+from cachectl.layout import Layout, LayoutConfig
 from cachectl.store import Store
 
 LAYOUT = Layout()

@@ -8,9 +8,9 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cachectl.config import LayoutConfig, Settings
+from cachectl.config import Settings
 from cachectl.keytext import show_bytes
-from cachectl.layout import Layout, escape_glob
+from cachectl.layout import Layout, LayoutConfig, escape_glob
 from cachectl.ops.invalidate import InvalidateOptions, invalidate
 from cachectl.ops.selection import Filters, SelectionSpec, resolve_selection
 from cachectl.store import Store

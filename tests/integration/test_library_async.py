@@ -11,20 +11,14 @@ import textwrap
 import pytest
 import redis
 import redis.asyncio as aredis
-from redis.cluster import RedisCluster
 
-from cachectl import MISS, AsyncAPICache, StaleWhileRevalidate, cached
-from cachectl.errors import RedisError, UsageError
-from cachectl.library.core import Warnings
+from cachectl import AsyncAPICache, StaleWhileRevalidate, cached
+from cachectl.errors import UsageError
 
 
 @pytest.fixture(params=["single", "cluster"])
 def any_url(request) -> str:
     return request.getfixturevalue("redis_url" if request.param == "single" else "cluster_url")
-
-
-def sync_client(url: str, cluster: bool):
-    return RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
 
 
 def run(coro):
@@ -43,27 +37,6 @@ class Origin:
         if self.error is not None:
             raise self.error
         return self.value(n) if callable(self.value) else self.value
-
-
-def test_set_get_and_falsy_hits_write_the_layout(any_url, request):
-    cluster = "cluster" in request.node.callspec.id
-
-    async def main():
-        async with AsyncAPICache(any_url) as cache:
-            key = await cache.set("users", {"id": 1}, {"n": 1.0}, ttl=60, tags=["u"])
-            await cache.set("flags", {"id": 1}, 0, ttl=60)
-            assert await cache.get("users", {"id": 1}) == {"n": 1}
-            assert await cache.get("flags", {"id": 1}, default=MISS) == 0
-            assert await cache.get("nothing", default=MISS) is MISS
-            return key
-
-    key = run(main())
-    conn = sync_client(any_url, cluster)
-    assert conn.get(key) == b'{"n":1}' and conn.smembers("tag:u") == {key.encode()}
-    assert conn.hget("cache_metrics:hits", "total") == b"2"
-    assert conn.hget("cache_metrics:misses:nothing", "count") == b"1"
-    assert conn.zcard("cache_entries") == 2 and conn.zcard("cache_access") == 2
-    conn.close()
 
 
 def test_a_hundred_concurrent_misses_make_one_origin_call(any_url):
@@ -170,34 +143,6 @@ def test_caches_in_separate_loops_meet_at_the_redis_lock(redis_url):
     assert len(origin_calls) == 1 and answers == ["v"] * 100
 
 
-def test_every_strategy(any_url, request):
-    cluster = "cluster" in request.node.callspec.id
-
-    async def main():
-        async with AsyncAPICache(any_url) as aside:
-            origin = Origin(lambda n: n)
-            assert [await aside.cache_api_call("a", None, origin, 60) for _ in range(3)] == [1] * 3
-        async with AsyncAPICache(any_url, strategy="write_through") as through:
-            origin = Origin(lambda n: n)
-            answers = [await through.cache_api_call("t", None, origin, 60, ["t"]) for _ in range(3)]
-            assert answers == [1, 2, 3]
-        async with AsyncAPICache(any_url, strategy="write_behind") as behind:
-            origin = Origin(lambda n: {"n": n})
-            assert await behind.cache_api_call("b", None, origin, 60, ["b"]) == {"n": 1}
-            assert await behind.cache_api_call("b", None, origin, 60) == {"n": 1}
-            assert origin.calls == 1
-
-    run(main())
-    conn = sync_client(any_url, cluster)
-    assert conn.get("api_cache:a:no_params") == b"1"
-    assert conn.get("api_cache:t:no_params") == b"3"
-    assert conn.get("api_cache:b:no_params") == b'{"n":1}'
-    assert conn.smembers("tag:t") == {b"api_cache:t:no_params"}
-    assert conn.smembers("tag:b") == {b"api_cache:b:no_params"}
-    assert conn.zcard("cache_entries") == 3
-    conn.close()
-
-
 def test_write_behind_writes_everything_when_asyncio_run_ends_without_close(redis_url):
     script = f"""
         import asyncio
@@ -242,25 +187,6 @@ def test_cache_if_fallback_and_async_callables(redis_url):
     conn.close()
 
 
-def test_tags_dependencies_and_delete(any_url, request):
-    cluster = "cluster" in request.node.callspec.id
-
-    async def main():
-        async with AsyncAPICache(any_url) as cache:
-            for i in range(20):
-                await cache.set("p", {"id": i}, i, ttl=60, tags=["sale"], depends_on=[f"u:{i % 2}"])
-            assert await cache.invalidate_dependency("u:0") == 10
-            assert await cache.invalidate_tag("sale") == 10
-            await cache.set("p", {"id": 1}, 1, ttl=60, tags=["x"])
-            assert await cache.delete("p", {"id": 1}, tags=["x"]) is True
-
-    run(main())
-    conn = sync_client(any_url, cluster)
-    assert sum(conn.exists(f"api_cache:p:id:{i}") for i in range(20)) == 0
-    assert not conn.exists("tag:sale") and not conn.exists("tag:x")
-    conn.close()
-
-
 def test_stale_while_revalidate_refreshes_in_a_task(redis_url):
     origin = Origin(lambda n: n, delay=0.2)
 
@@ -297,43 +223,6 @@ def test_a_coroutine_function_needs_an_async_cache():
 
     with pytest.raises(UsageError, match="AsyncAPICache"):
         run(get_user(1))
-
-
-def test_a_down_redis_answers_from_the_origin(make_redis):
-    server = make_redis()
-    server.kill()
-
-    async def main():
-        async with AsyncAPICache(server.url) as cache:
-            assert await cache.cache_api_call("e", None, Origin("origin"), 60) == "origin"
-            with pytest.raises(RedisError):
-                await cache.get("e")
-
-    run(main())
-
-
-def test_with_redis_down_counter_warnings_keep_the_limiters_pace(make_redis, caplog):
-    server = make_redis()
-    server.kill()
-    caplog.set_level("WARNING", logger="cachectl.library")
-
-    async def main():
-        async with AsyncAPICache(server.url, metrics_flush_interval=3600, stampede=False) as cache:
-            now = [1000.0]
-            cache._warnings = Warnings(clock=lambda: now[0])
-            for _ in range(3):
-                for _ in range(2):
-                    await cache.cache_api_call("e", None, Origin("origin"), 60)
-                await cache.flush()
-            now[0] += 10
-            await cache.flush()
-
-    run(main())
-    said = [r.getMessage() for r in caplog.records]
-    assert len(said) == 2 and "answering from the origin" in said[0]
-    assert said[1].endswith(
-        "the hits, misses and response times of 6 calls were dropped since the last warning"
-    )
 
 
 def test_an_applications_asyncio_client_is_used_and_left_open(redis_url):

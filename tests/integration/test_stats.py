@@ -104,6 +104,30 @@ def test_rates_come_from_two_samples(single):
     assert report.application.response_times.count == 20
 
 
+def test_a_request_logged_in_the_millisecond_of_a_sample_is_counted_once_by_the_next(single):
+    """The log holds whole milliseconds: a request logged after a sample was taken but in the
+    same millisecond is read by the next sample, and one the sample read already is not read
+    again by the next."""
+    client, store = single
+    at = [1_800_000_000.0004]
+    sampler = Sampler(store, LAYOUT, clock=lambda: at[0])
+    app = App(client)
+
+    def log(endpoint: str) -> None:
+        app.request(endpoint, {"id": 1}, 5.0, now_ms=int(at[0] * 1000))
+
+    sampler.sample()
+    log("after_first")  # the first sample's millisecond, after it read the log
+    at[0] += 2.0
+    log("before_second")  # the second sample's millisecond, before it reads
+    second = sampler.sample()
+    log("after_second")  # the same millisecond again, after the second read
+    at[0] += 2.0
+    third = sampler.sample()
+    assert sorted(rt.endpoint for rt in second.response_times) == ["after_first", "before_second"]
+    assert [rt.endpoint for rt in third.response_times] == ["after_second"]
+
+
 def test_server_interval_hit_rate_leaves_out_cachectls_own_reads(single):
     client, store = single
     client.set("k", "v")

@@ -70,7 +70,7 @@ def test_entries_are_stored_with_ttl_tags_dependencies_and_write_log(tmp_path, o
           depends_on: ["cat_{id}"]
         """,
     )
-    before_ms = time.time() * 1000
+    before_ms = int(time.time() * 1000)  # the log holds whole milliseconds, as JS Date.now()
     result = run(any_url, path)
     assert (result.planned, result.requested, result.stored, result.failed_total) == (30, 30, 30, 0)
     assert result.problem() is None

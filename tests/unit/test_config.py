@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cachectl.config import LayoutConfig, Settings, load_settings
+from cachectl.config import Settings, load_settings
 from cachectl.errors import ConfigError, EnvVarMissing, ExitCode, UsageError
+from cachectl.layout import LayoutConfig
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_configs" / "cachectl.yaml"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from cachectl.config import LayoutConfig
 from cachectl.errors import BadInputError, UsageError
 from cachectl.graph import DependencyGraph, load_graph
-from cachectl.layout import Layout
+from cachectl.layout import Layout, LayoutConfig
 from cachectl.ops.selection import (
     KeySource,
     ScanSource,

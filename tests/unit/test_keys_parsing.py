@@ -10,10 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cachectl.config import LayoutConfig
 from cachectl.errors import UsageError
 from cachectl.keytext import safe_text, show_bytes, unshow_bytes
-from cachectl.layout import Layout
+from cachectl.layout import Layout, LayoutConfig
 from cachectl.layout_parse import EntryParser, entry_prefix_is_shared, glob_to_regex, owned_prefixes
 from cachectl.ops.keys import FIELDS, KeyRow, parse_fields
 from cachectl.render.keys import key_row_json, key_row_serializer

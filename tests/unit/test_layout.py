@@ -7,10 +7,10 @@ from fnmatch import fnmatchcase
 
 import pytest
 
-from cachectl.config import LayoutConfig
 from cachectl.errors import ConfigError, ExitCode, UsageError
 from cachectl.layout import (
     Layout,
+    LayoutConfig,
     encode_params,
     escape_glob,
     js_string,

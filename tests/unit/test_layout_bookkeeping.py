@@ -8,9 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot as redis_key_slot
 
-from cachectl.config import LayoutConfig
 from cachectl.errors import ConfigError, UsageError
-from cachectl.layout import Layout, key_slot
+from cachectl.layout import Layout, LayoutConfig, key_slot
 from cachectl.library.stampede import lock_key
 from cachectl.ops.selection import SelectionSpec, resolve_selection
 

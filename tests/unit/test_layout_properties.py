@@ -13,8 +13,15 @@ import subprocess
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cachectl.config import LayoutConfig
-from cachectl.layout import Layout, encode_params, escape_glob, js_sort_key, js_string, js_stringify
+from cachectl.layout import (
+    Layout,
+    LayoutConfig,
+    encode_params,
+    escape_glob,
+    js_sort_key,
+    js_string,
+    js_stringify,
+)
 
 # Generated cases must never fail on how long they took.
 PROPERTY = settings(deadline=None, max_examples=300)

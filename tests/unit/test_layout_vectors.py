@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cachectl.config import LayoutConfig
-from cachectl.layout import Layout, js_string
+from cachectl.layout import Layout, LayoutConfig, js_string
 
 REPO = Path(__file__).resolve().parents[2]
 VECTORS_PATH = REPO / "tests" / "data" / "keys.jsonl"

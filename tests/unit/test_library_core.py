@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cachectl.config import LayoutConfig, Settings
+from cachectl.config import Settings
 from cachectl.errors import UsageError
-from cachectl.layout import Layout
+from cachectl.layout import Layout, LayoutConfig
 from cachectl.library.connect import (
     URL_CONNECT_TIMEOUT_SECONDS,
     URL_RETRIES,

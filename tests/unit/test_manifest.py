@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cachectl.config import LayoutConfig
 from cachectl.errors import ManifestError, UsageError
-from cachectl.layout import Layout
+from cachectl.layout import Layout, LayoutConfig
 from cachectl.manifest import Plan, load_manifest, load_manifests
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_configs"

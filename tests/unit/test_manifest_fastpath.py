@@ -13,9 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cachectl.config import LayoutConfig
 from cachectl.errors import ManifestError
-from cachectl.layout import Layout
+from cachectl.layout import Layout, LayoutConfig
 from cachectl.manifest import Plan, _product, load_manifest
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_configs"

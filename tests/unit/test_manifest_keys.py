@@ -12,9 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cachectl import manifest as manifest_module
-from cachectl.config import LayoutConfig
 from cachectl.errors import ExitCode, ManifestError
-from cachectl.layout import Layout
+from cachectl.layout import Layout, LayoutConfig
 from cachectl.manifest import Plan, load_manifests
 from cachectl.manifest import keys as manifest_keys
 from cachectl.manifest.keys import check_unique_keys, find_duplicate_keys

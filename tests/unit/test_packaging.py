@@ -105,6 +105,18 @@ def test_type_checkers_see_every_lazy_library_name():
     assert set(cachectl.__all__) == {"__version__", *cachectl._LIBRARY_NAMES}
 
 
+def test_the_package_exports_exactly_the_library_names():
+    """cachectl.__all__ is written out (importing the library to read its list would load
+    Redis); it must name what cachectl.library exports, no more, no less."""
+    import cachectl.library
+
+    assert set(cachectl._LIBRARY_NAMES) == set(cachectl.library.__all__)
+    assert all(
+        getattr(cachectl, name) is getattr(cachectl.library, name)
+        for name in cachectl._LIBRARY_NAMES
+    )
+
+
 # --- licence ---------------------------------------------------------------------------------
 
 

@@ -34,3 +34,12 @@ def test_mask_headers_masks_credentials_only():
 def test_scrub_removes_known_secrets_and_url_passwords():
     text = "failed with token tok-123456 at redis://u:pw@h:1"
     assert scrub(text, ["tok-123456"]) == "failed with token **** at redis://u:****@h:1"
+
+
+def test_a_password_holding_a_slash_is_masked_with_all_of_the_user_part_it_breaks():
+    assert mask_url("redis://user:pa/ss@host:6379/0") == "redis://user:****@host:6379/0"
+
+
+def test_a_url_inside_a_url_has_its_password_masked_too():
+    shown = mask_url("https://api.example.com/login?next=https://bob:hunter22@other/x")
+    assert "hunter22" not in shown
