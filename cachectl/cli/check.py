@@ -98,7 +98,7 @@ def check(
             "--every",
             help="Repeat every DURATION as an alerting loop "
             "(Ctrl-C or SIGTERM stops it; the exit code is the last round's, or 6 when it "
-            "holds but some rounds could not reach Redis).",
+            "holds but some rounds could not reach Redis or some alerts were not delivered).",
         ),
     ] = None,
     rounds: Annotated[
@@ -107,7 +107,9 @@ def check(
     webhook: Annotated[
         str | None,
         typer.Option(
-            "--webhook", help="POST a JSON alert to this URL on each breach and each recovery."
+            "--webhook",
+            help="POST a JSON alert to this URL on each breach and each recovery. An alert "
+            "not delivered makes the exit 6 (7 when a condition fails: that comes first).",
         ),
     ] = None,
 ) -> None:
@@ -150,7 +152,14 @@ def check(
 
     from cachectl.errors import CachectlError
     from cachectl.layout import Layout
-    from cachectl.ops.check import UncheckedRounds, check_loop, check_once, unreachable_result
+    from cachectl.ops.check import (
+        UncheckedRounds,
+        UndeliveredAlerts,
+        check_loop,
+        check_once,
+        loop_problem,
+        unreachable_result,
+    )
     from cachectl.render.check import check_line, render_check
 
     app_ctx = command_context(ctx, json_mode=json_)
@@ -176,9 +185,16 @@ def check(
 
     seen: list = []  # the rounds so far: an interrupted loop's verdict is its last round's
     unchecked = UncheckedRounds()
+    undelivered = UndeliveredAlerts()
 
     def on_round(round_):
         seen[:] = [round_]
+        # Said at the start and the end of a run of alerts the webhook did not take.
+        delivery = (
+            undelivered.post_done(round_.number, round_.webhook_error)
+            if round_.event and webhook
+            else None
+        )
         if every_seconds is None:
             return
         if out.json_mode:
@@ -187,13 +203,14 @@ def check(
                     "round": round_.number,
                     "event": round_.event,
                     "webhook_error": round_.webhook_error,
+                    "undelivered_alerts": undelivered.count,
                     **round_.result.to_dict(),
                 }
             )
         else:
             out.line(check_line(round_.result) + (f" [{round_.event}]" if round_.event else ""))
-        if round_.webhook_error:
-            out.warn(round_.webhook_error)
+        if delivery:
+            out.warn(delivery)
         number, error = round_.number, round_.result.error
         notice = unchecked.failed(number, error) if error else unchecked.succeeded(number)
         if notice:  # the start and the end of a run of rounds that could not check
@@ -217,19 +234,24 @@ def check(
             raise  # nothing was judged: exit 130
         last = seen[-1]
     result = last.result
-    failure = None
+    # Precedence: a condition that fails (7) over the job's own shortfalls (6: rounds that could
+    # not check, alerts the webhook did not take). Undelivered alerts are said either way.
+    lost_alerts = undelivered.problem(undelivered.posted)
     if result is not None and not result.ok:
         names = ", ".join(c.description for c in result.failed)
         failure = CheckFailed(f"{len(result.failed)} check condition(s) failed: {names}")
-    elif every_seconds is not None:
-        failure = unchecked.problem(last.number)
+    else:
+        failure = loop_problem(
+            unchecked.problem(last.number) if every_seconds is not None else None, lost_alerts
+        )
     if every_seconds is None:
         if out.json_mode:
-            out.json(result.to_dict(), ok=result.ok, error=failure)
+            data = {**result.to_dict(), "undelivered_alerts": undelivered.count}
+            out.json(data, ok=failure is None, error=failure)
         else:
             render_check(out, result)
-            if last.webhook_error:
-                out.warn(last.webhook_error)
+    if lost_alerts is not None and isinstance(failure, CheckFailed):
+        out.warn(lost_alerts.message)
     if failure is not None:
         out.error(failure, envelope=False)
         raise typer.Exit(failure.exit_code)

@@ -58,7 +58,8 @@ def warm(
         typer.Option(
             "--every",
             metavar="DURATION",
-            help="Repeat every DURATION (30s, 10m...) until stopped, with a report per round.",
+            help="Repeat every DURATION (30s, 10m...) until stopped, with a report per round. "
+            "A failed round does not end the loop; the loop then exits 6, naming how many failed.",
         ),
     ] = None,
     from_access_log: Annotated[
@@ -112,7 +113,7 @@ def warm(
     manifest or two requests that would write one key, 4 when Redis is lost (with a report of
     what was stored), 6 when more requests failed than --max-failures allows or Redis is full
     (maxmemory: the run stops at the first refused write), 130 on Ctrl-C (with the report so
-    far)."""
+    far). With --every, 6 when any round failed, not only the last."""
     from cachectl.cli.numbers import sane_number_text
     from cachectl.durations import parse_duration, parse_size
     from cachectl.errors import UsageError
@@ -183,8 +184,14 @@ def warm(
                 out.print()
 
     if every_seconds:
-        result = warm_every(
-            app_ctx.store, plan, options, every_seconds, on_round=show, on_progress=progress.update
+        outcome = warm_every(
+            app_ctx.store,
+            plan,
+            options,
+            every_seconds,
+            on_round=show,
+            on_progress=progress.update,
+            on_notice=out.warn,
         )
     else:
         from cachectl.signals import sigterm_as_interrupt
@@ -192,9 +199,10 @@ def warm(
         # The round handles SIGTERM itself; around it (the report being printed), SIGTERM ends
         # the command as Ctrl-C does rather than killing it silently.
         with sigterm_as_interrupt():
-            result = warm(app_ctx.store, plan, options, on_progress=progress.update)
-            show(result)
-    problem = result.problem()
+            outcome = warm(app_ctx.store, plan, options, on_progress=progress.update)
+            show(outcome)
+    # A loop is judged on every round (WarmLoop.problem), a single run on itself.
+    problem = outcome.problem()
     if problem is not None:
         out.error(problem, envelope=False)
         raise typer.Exit(problem.exit_code)

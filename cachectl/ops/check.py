@@ -677,6 +677,49 @@ class UncheckedRounds(FailureStreak):
         )
 
 
+@dataclass
+class UndeliveredAlerts(FailureStreak):
+    """Alerts (breach, recovery) the webhook did not take; an alert lost is a breach nobody was
+    told of, so the loop's problem at the end when its last round holds (exit 6). Counted per
+    alert posted, not per round: the rounds in between post nothing."""
+
+    posted: int = 0
+
+    def post_done(self, number: int, error: str | None) -> str | None:
+        """Counts a post to the webhook; the line to say at the start or the end of a run of
+        undelivered alerts."""
+        self.posted += 1
+        return self.failed(number, error) if error else self.succeeded(number)
+
+    def failing_line(self, number: int, error: str) -> str:
+        return (
+            f"round {number}: alert not delivered: {error} (the loop goes on; undelivered "
+            "alerts are counted and the loop will exit 6)"
+        )
+
+    def recovered_line(self, number: int, failed: int) -> str:
+        return f"round {number}: alert delivered again after {plural(failed, 'undelivered alert')}"
+
+    def problem_for(self, rounds: int) -> PartialFailure:
+        return PartialFailure(
+            f"{self.count} of {plural(self.posted, 'alert')} not delivered to the webhook "
+            f"(last error: {self.last_error})",
+            details={"undelivered_alerts": self.count, "alerts": self.posted},
+        )
+
+
+def loop_problem(*problems: PartialFailure | None) -> PartialFailure | None:
+    """The loop's problems (rounds unchecked, alerts undelivered) as one error: exit 6, every
+    message said, every count in its details."""
+    found = [p for p in problems if p is not None]
+    if len(found) <= 1:
+        return found[0] if found else None
+    details: dict = {}
+    for p in found:
+        details.update(p.details)
+    return PartialFailure("; ".join(p.message for p in found), details=details)
+
+
 def webhook_target(url: str) -> str:
     """The webhook as it may be shown: scheme and host only (its path often holds a token, its
     userinfo a password)."""

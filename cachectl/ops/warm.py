@@ -18,11 +18,13 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cachectl.batches import batched
 from cachectl.errors import (
     CachectlError,
+    PartialFailure,
     RedisAuthError,
     RedisError,
     RedisOutOfMemory,
@@ -32,6 +34,7 @@ from cachectl.errors import (
 )
 from cachectl.keytext import show_bytes
 from cachectl.manifest import DEFAULT_CONCURRENCY
+from cachectl.ops.streak import FailureStreak, plural
 from cachectl.ops.warm_result import (
     AccessLogSelection,
     EndpointTally,
@@ -314,6 +317,42 @@ def warm(
     return result
 
 
+class FailedRounds(FailureStreak):
+    """Rounds of `warm --every` that failed as a single run fails (more failed requests than
+    --max-failures allows): the loop goes on, and ends with exit 6 naming how many."""
+
+    def failing_line(self, number: int, error: str) -> str:
+        return (
+            f"round {number} failed: {error} (the loop goes on; failed rounds are counted and "
+            "the loop will exit 6)"
+        )
+
+    def recovered_line(self, number: int, failed: int) -> str:
+        return f"round {number} went well after {plural(failed, 'failed round')}"
+
+    def problem_for(self, rounds: int) -> PartialFailure:
+        return PartialFailure(
+            f"{self.count} of {rounds} rounds failed (last error: {self.last_error})",
+            details={"failed_rounds": self.count, "rounds": rounds},
+        )
+
+
+@dataclass
+class WarmLoop:
+    """How `warm --every` ended: its last round, and the rounds that failed before."""
+
+    last: WarmResult
+    failed: FailedRounds = field(default_factory=FailedRounds)
+
+    def problem(self) -> CachectlError | None:
+        """A round that ended the loop (Ctrl-C or SIGTERM during it: 130, Redis lost: 4, Redis
+        full: 6) decides; else any round that failed makes the loop's exit 6: exit 0 means
+        every round did its job, not the last one alone."""
+        if self.last.stopped:
+            return self.last.problem()
+        return self.failed.problem(self.last.round)
+
+
 def warm_every(
     store: Store,
     plan: Plan,
@@ -322,15 +361,19 @@ def warm_every(
     *,
     on_round: Callable[[WarmResult], None],
     on_progress: Callable[[WarmProgress], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> WarmResult:
+) -> WarmLoop:
     """Rounds `every_seconds` apart (start to start; a round that takes longer is followed at
-    once) until stopped. Ctrl-C or SIGTERM between rounds ends it with the last round's result
-    (a clean end: stopping is how a loop ends); a round stopped by Ctrl-C, SIGTERM or by Redis
-    ends it too, with that round's result."""
+    once) until stopped. Ctrl-C or SIGTERM between rounds ends it (a clean end: stopping is how
+    a loop ends); a round stopped by Ctrl-C, SIGTERM or by Redis ends it too, with that round's
+    result. A round that fails otherwise (more failed requests than --max-failures allows) is
+    counted and the loop goes on; `on_notice` is told at the start and the end of a run of
+    failed rounds, after that round's `on_round`."""
     from cachectl.signals import sigterm_as_interrupt
 
     round_number = 0
+    failed = FailedRounds()
     # SIGTERM (a cancelled job, systemd) between rounds ends the loop as Ctrl-C does; during a
     # round the round's own handler stops it cleanly with its report.
     with sigterm_as_interrupt():
@@ -338,13 +381,23 @@ def warm_every(
             round_number += 1
             started = time.monotonic()
             result = warm(store, plan, options, on_progress=on_progress, round_number=round_number)
+            notice = None
+            if not result.stopped:
+                problem = result.problem()
+                notice = (
+                    failed.failed(round_number, problem.message)
+                    if problem is not None
+                    else failed.succeeded(round_number)
+                )
             on_round(result)
+            if notice and on_notice is not None:
+                on_notice(notice)
             if result.stopped:
-                return result
+                return WarmLoop(result, failed)
             try:
                 sleep(max(0.0, every_seconds - (time.monotonic() - started)))
             except KeyboardInterrupt:
-                return result
+                return WarmLoop(result, failed)
 
 
 def _kept_by_ttl(options: WarmOptions, pttl_ms: int) -> str | None:

@@ -662,3 +662,45 @@ def test_two_requests_writing_one_key_are_refused_by_validate_and_warm(tmp_path,
 
     with redis.Redis.from_url(redis_url) as client:
         assert client.dbsize() == 0
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_every_exits_6_for_a_failed_round_though_later_rounds_went_well(
+    tmp_path, origin, redis_url, stop
+):
+    """Round 1: three 503s (retries 0), more than --max-failures 0 allows; the origin answers
+    every later round. Stopped between rounds, the loop was judged on its last round alone
+    (exit 0); a round that failed is a job not done: exit 6, the failed rounds counted."""
+    path = manifest(
+        tmp_path, origin, "- {name: f, url: '/flaky/{id}?fail=1', matrix: {id: [1, 2, 3]}}\n"
+    )
+    proc = _cli("--url", redis_url, "warm", str(path), "--every", "2s", "--json")
+    lines = _lines_of(proc.stdout)
+    _wait_for(lambda: len(lines) >= 2)
+    proc.send_signal(stop)
+    _, stderr = proc.communicate(timeout=30)
+    rounds = [json.loads(line) for line in lines]
+    assert [r["ok"] for r in rounds] == [False] + [True] * (len(rounds) - 1)
+    assert rounds[0]["data"]["failed"]["total"] == 3
+    assert proc.returncode == ExitCode.PARTIAL, stderr
+    said = stderr.strip().splitlines()
+    assert said[0].startswith("warning: round 1 failed: 3 of 3 requests failed")
+    assert said[1] == "warning: round 2 went well after 1 failed round"
+    assert said[-1].startswith(f"error: 1 of {len(rounds)} rounds failed")
+    assert len(said) == 3, stderr
+
+
+def test_every_says_a_run_of_failed_rounds_once_and_goes_on(tmp_path, origin, redis_url):
+    path = manifest(tmp_path, origin, "- {name: s, url: '/status/500/{id}', matrix: {id: [1]}}\n")
+    # A round takes milliseconds: the signal lands in the wait for the next one.
+    proc = _cli("--url", redis_url, "warm", str(path), "--every", "1s", "--json")
+    lines = _lines_of(proc.stdout)
+    _wait_for(lambda: len(lines) >= 3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.PARTIAL, stderr
+    said = stderr.strip().splitlines()
+    assert said[0].startswith("warning: round 1 failed: 1 of 1 requests failed")
+    assert len(said) == 2 and said[1].startswith("error: "), stderr
+    rounds = int(said[1].split(" of ")[1].split()[0])
+    assert rounds >= 3 and said[1].startswith(f"error: {rounds} of {rounds} rounds failed")

@@ -87,3 +87,132 @@ def test_a_loop_that_always_reaches_redis_says_nothing_on_stderr(redis_url, roun
     result = loop(redis_url, rounds)
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
+
+
+class ScriptedWebhook:
+    """A webhook receiver answering each post as scripted: a status (500), or "close" (the
+    connection dropped unanswered, as a refusing or dying server does). Before answering it
+    runs the post's action on Redis, so the next round's verdict is set by the post itself, not
+    by a sleep."""
+
+    def __init__(self, answers, actions):
+        self.events: list[str] = []
+        self.answers, self.actions = list(answers), list(actions)
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                n = len(hook.events)
+                hook.events.append(body["event"])
+                hook.actions[n]()
+                answer = hook.answers[n]
+                if answer == "close":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.send_response(answer)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.http = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_port}/hook/SECRET-TOKEN"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.http.shutdown()
+        self.http.server_close()
+
+
+BIG = 8_000_000  # bytes of one value: used memory over --max-memory 5MB while it is there
+
+
+def fill(conn) -> None:
+    # Made by the server from a short command: an 8 MB SET would leave an 8 MB query buffer
+    # counted in used memory after the value is gone.
+    conn.setrange("big", BIG, "x")
+
+
+def memory_loop(url: str, hook, rounds: int, *extra: str):
+    return runner.invoke(
+        app,
+        ["--url", url, "check", "--max-memory", "5MB", "--sample", "0.05s"]
+        + ["--every", "0.01s", "--rounds", str(rounds), "--webhook", hook.url, *extra],
+    )
+
+
+@pytest.mark.parametrize("answer", [500, "close"])
+def test_a_loop_whose_alerts_were_not_delivered_exits_6_though_it_holds_at_the_end(
+    make_redis, answer
+):
+    server = make_redis()
+    conn = server.client()
+    hooks = []
+
+    def run(*extra):
+        fill(conn)
+        # Round 1 breaches; its post frees the memory, so round 2 recovers; both posts fail.
+        hooks.append(ScriptedWebhook([answer, answer], [lambda: conn.delete("big"), lambda: 0]))
+        return memory_loop(server.url, hooks[-1], 2, *extra)
+
+    try:
+        result, as_json = run(), run("--json")
+    finally:
+        for hook in hooks:
+            hook.close()
+    assert hooks[0].events == hooks[1].events == ["breach", "recovery"], as_json.output
+    assert result.exit_code == ExitCode.PARTIAL, result.output
+    said = result.stderr.strip().splitlines()
+    assert len(said) == 2, result.stderr  # the first undelivered alert, then the loop's end
+    assert said[0].startswith("warning: round 1: alert not delivered: the webhook at http://127")
+    assert said[-1].startswith("error: 2 of 2 alerts not delivered to the webhook")
+    assert "SECRET-TOKEN" not in result.output
+    # --json: each round's line carries the count so far.
+    assert as_json.exit_code == ExitCode.PARTIAL, as_json.output
+    lines = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [(r["event"], r["undelivered_alerts"]) for r in lines] == [
+        ("breach", 1), ("recovery", 2)]  # fmt: skip
+
+
+def test_delivery_that_works_again_is_said_once_and_the_lost_alerts_still_count(make_redis):
+    server = make_redis()
+    conn = server.client()
+    fill(conn)
+    big = lambda: fill(conn)  # noqa: E731
+    free = lambda: conn.delete("big")  # noqa: E731
+    hook = ScriptedWebhook([500, 500, 204, 204], [free, big, free, lambda: None])
+    try:
+        result = memory_loop(server.url, hook, 4)
+    finally:
+        hook.close()
+    assert hook.events == ["breach", "recovery", "breach", "recovery"]
+    assert result.exit_code == ExitCode.PARTIAL, result.output
+    said = result.stderr.strip().splitlines()
+    assert said[0].startswith("warning: round 1: alert not delivered")
+    assert said[1] == "warning: round 3: alert delivered again after 2 undelivered alerts"
+    assert said[2].startswith("error: 2 of 4 alerts not delivered")
+    assert len(said) == 3, result.stderr
+
+
+def test_a_failed_condition_outranks_an_undelivered_alert_which_is_still_said(make_redis):
+    """One-shot: the alert is posted only on a breach, so a lost alert comes with exit 7 (the
+    condition failed: what a CI job must see first); the loss is said, and in --json."""
+    server = make_redis()
+    fill(server.client())
+    hook = ScriptedWebhook([500], [lambda: None])
+    try:
+        result = runner.invoke(
+            app,
+            ["--url", server.url, "check", "--max-memory", "5MB", "--sample", "0.05s",
+             "--webhook", hook.url, "--json"],
+        )  # fmt: skip
+    finally:
+        hook.close()
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    assert json.loads(result.stdout)["data"]["undelivered_alerts"] == 1
+    said = result.stderr.strip().splitlines()
+    assert said[0].startswith("warning: 1 of 1 alert not delivered to the webhook")
+    assert "answered HTTP 500" in said[0]
+    assert said[1].startswith("error: 1 check condition(s) failed")

@@ -562,10 +562,42 @@ def test_every_repeats_rounds_until_stopped(tmp_path, origin, redis_url):
     settings = Settings(url=redis_url, retries=1)
     plan = Plan(load_manifests([path], env={}), Layout())
     with Store(settings) as store:
-        last = warm_every(store, plan, WarmOptions(), 0.01, on_round=rounds.append, sleep=sleep)
+        loop = warm_every(store, plan, WarmOptions(), 0.01, on_round=rounds.append, sleep=sleep)
     assert [r.round for r in rounds] == [1, 2, 3]
-    assert last is rounds[-1] and last.problem() is None
+    assert loop.last is rounds[-1] and loop.problem() is None
     assert origin.hits("/items/a") == 3
+
+
+def test_every_goes_on_after_a_failed_round_and_the_loop_still_fails(tmp_path, origin, redis_url):
+    """A round over --max-failures does not end the loop, nor does a later good round clear it:
+    the loop's problem names the failed rounds (exit 6). Said at the start and the end of the
+    run of failed rounds, each after its round."""
+    path = manifest(
+        tmp_path, origin, "- {name: f, url: '/flaky/{id}?fail=4', matrix: {id: [1, 2]}}\n"
+    )  # retries: 1
+    events = []
+
+    def sleep(seconds):
+        if len(events) == 4 + 2:  # four rounds and two notices
+            raise KeyboardInterrupt
+
+    settings = Settings(url=redis_url, retries=0)
+    plan = Plan(load_manifests([path], env={}), Layout())
+    with Store(settings) as store:
+        loop = warm_every(
+            store, plan, WarmOptions(), 0.01, on_round=lambda r: events.append(r.round),
+            on_notice=events.append, sleep=sleep,
+        )  # fmt: skip
+    first = (
+        "round 1 failed: 2 of 2 requests failed, more than --max-failures 0 allows (the loop "
+        "goes on; failed rounds are counted and the loop will exit 6)"
+    )
+    assert events == [1, first, 2, 3, "round 3 went well after 2 failed rounds", 4]
+    problem = loop.problem()
+    assert loop.last.round == 4 and loop.last.problem() is None
+    assert problem.exit_code == ExitCode.PARTIAL
+    assert problem.message.startswith("2 of 4 rounds failed (last error: 2 of 2 requests failed")
+    assert problem.details == {"failed_rounds": 2, "rounds": 4}
 
 
 def test_redis_full_under_noeviction_stops_the_run_with_partial_failure(
