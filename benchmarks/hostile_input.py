@@ -66,6 +66,13 @@ def manifest(endpoint: str) -> str:
     )
 
 
+def long_alias(text: str) -> str:
+    out = f"s: &l0 {text}\n"
+    for level in range(1, 5):
+        out += f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 10) + "]\n"
+    return out
+
+
 def write_inputs(directory: Path) -> dict[str, Path]:
     files = {
         "laughs": LAUGHS,
@@ -76,7 +83,25 @@ def write_inputs(directory: Path) -> dict[str, Path]:
         "wide": "version: 1\nx: [" + ",".join(["1"] * 99_990) + "]\n",
         # The largest document accepted by default (4 MiB), of long text: read in full.
         "large": "version: 1\nx: '" + "abc " * (MiB - 8) + "'\n",
+        # One 2 MiB text anchored and used 10,000 times through nested aliases (few values).
+        "alias_text": long_alias("x" * (2 * MiB)),
+        "alias_text_var": long_alias("${HOME}" + "x" * (2 * MiB)),
+        # 12 anchors each 90 levels deep, each ending in an alias of the one before.
+        "alias_depth": "".join(
+            f"k{n}: &a{n} " + "[" * 90 + (f"*a{n - 1}" if n else "0") + "]" * 90 + "\n"
+            for n in range(12)
+        ),
+        # A problem about a 200 KB key: the line quoting it, and masking URLs in it.
+        "long_key": "? " + "k" * 200_000 + "\n: 1\n",
+        # A dependency graph of one id with 99,990 dependents.
+        "wide_graph": "a: [" + ", ".join(f"id{i}" for i in range(99_990)) + "]\n",
+        "deep_json_matrix": manifest("matrix: {i: {file: deep_json.txt}}\n"),
+        "inf_matrix": manifest("matrix: {i: {file: inf.txt}}\n"),
     }
+    (directory / "deep_json.txt").write_text("[" * 30_000 + "]" * 30_000 + "\n")
+    (directory / "inf.txt").write_text("1\n1e400\n")
+    (directory / "loop1").symlink_to(directory / "loop2")
+    (directory / "loop2").symlink_to(directory / "loop1")
     paths = {}
     for name, text in files.items():
         paths[name] = directory / f"{name}.yaml"
@@ -186,6 +211,7 @@ def main() -> None:
     parser.add_argument("--pythonpath", help="run another checkout's cachectl")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/hostile_input.txt"))
     parser.add_argument("--no-warm", action="store_true", help="skip the warm cases")
+    parser.add_argument("--only", help="run only the cases whose name holds this text")
     args = parser.parse_args()
 
     from cachectl.devserver import RedisServer
@@ -240,7 +266,63 @@ def main() -> None:
                 "YAML of 4 MiB (the limit), one long string",
                 ["manifest", "validate", str(paths["large"])],
             ),
+            (
+                "audit: 2 MiB text aliased 10,000 times",
+                ["manifest", "validate", str(paths["alias_text"])],
+            ),
+            (
+                "audit: 2 MiB text with ${HOME} aliased 10,000 times",
+                ["manifest", "validate", str(paths["alias_text_var"])],
+            ),
+            (
+                "audit: 2 MiB text aliased, config file",
+                ["--config", str(paths["alias_text"]), "doctor"],
+            ),
+            (
+                "audit: 2 MiB text aliased, invalidate --graph",
+                [
+                    "--url",
+                    dead,
+                    "invalidate",
+                    "--depends-on",
+                    "a",
+                    "--graph",
+                    str(paths["alias_text"]),
+                    "--yes",
+                ],
+            ),
+            (
+                "audit: 12 x 90 levels stacked through aliases",
+                ["manifest", "validate", str(paths["alias_depth"])],
+            ),
+            (
+                "audit: a 200 KB key in a problem line",
+                ["manifest", "validate", str(paths["long_key"])],
+            ),
+            (
+                "audit: graph of 99,990 dependents",
+                [
+                    "--url",
+                    dead,
+                    "invalidate",
+                    "--depends-on",
+                    "zz",
+                    "--graph",
+                    str(paths["wide_graph"]),
+                    "--dry-run",
+                ],
+            ),
+            (
+                "audit: matrix line of 30,000 nested [",
+                ["manifest", "expand", str(paths["deep_json_matrix"])],
+            ),
+            ("audit: matrix line 1e400", ["manifest", "expand", str(paths["inf_matrix"])]),
+            ("audit: -c /dev/null", ["-c", "/dev/null", "doctor"]),
+            ("audit: -c a directory", ["-c", str(directory), "doctor"]),
+            ("audit: -c a symlink loop", ["-c", str(directory / "loop1"), "doctor"]),
         ]
+        if args.only:
+            cases = [(name, argv) for name, argv in cases if args.only in name]
         rows = [(name, *run_case(argv, env, args.timeout, args.cap_mb)) for name, argv in cases]
         if not args.no_warm:
             origin = Origin()
@@ -287,7 +369,7 @@ def main() -> None:
             f"under {TARGET_MB} MB and {TARGET_S:g} s"
         ),
         (
-            f"cachectl from {args.pythonpath or ROOT}; {os.cpu_count()} cores; load average "
+            f"cachectl {_revision(args.pythonpath or ROOT)}; {os.cpu_count()} cores; load average "
             f"{os.getloadavg()[0]:.1f}; address space capped at {args.cap_mb} MB, killed after "
             f"{args.timeout:g} s"
         ),
@@ -308,3 +390,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _revision(checkout) -> str:
+    """The commit measured (never the machine's path to it)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "(not a git checkout)"
+    return f"at commit {out.stdout.strip()}"

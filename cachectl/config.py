@@ -9,8 +9,10 @@ yaml is imported only when a config file is read (via cachectl.yamlsrc), never a
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -422,6 +424,11 @@ def load_settings(
 
     config_file, config_source = _find_config_file(config_path, env, cwd)
     doc = load_yaml(config_file, env=env) if config_file else None
+    if doc is not None and doc.data is None and config_source.startswith(("flag", "env")):
+        # Named on purpose but holding nothing (`-c /dev/null`, an empty file): say so.
+        raise ConfigError(
+            f"config file {config_file} (from {config_source}): empty, no settings in it"
+        )
     problems = Problems(doc)
     secrets: list[str | None] = []
     chosen, profile_source = _choose_profile(profile, env, doc, config_source, problems)
@@ -598,8 +605,11 @@ def _find_config_file(
         explicit = None
     if explicit:
         path = cwd / Path(explicit).expanduser()
-        if not path.is_file():
+        problem = _not_a_config_file(path)
+        if problem == "not found":
             raise ConfigError(f"config file not found: {path} (from {source})")
+        if problem:
+            raise ConfigError(f"config file {path} (from {source}): {problem}")
         return path, source
 
     xdg = env.get("XDG_CONFIG_HOME")
@@ -613,6 +623,24 @@ def _find_config_file(
         if path.is_file():
             return path, source
     return None, "none found (looked for " + ", ".join(str(p) for p, _ in candidates) + ")"
+
+
+def _not_a_config_file(path: Path) -> str | None:
+    """Why `path` cannot be read as a config file, in words (None when it can be opened: a
+    regular file, or a pipe or character device read within the limits on input files)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a loop of symbolic links, not a file"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "not found"
+        return f"cannot read: {exc.strerror or exc}"
+    if stat.S_ISDIR(mode):
+        return "a directory, not a file"
+    if stat.S_ISREG(mode) or stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return None
+    return "not a regular file (a socket or block device): cachectl reads text files"
 
 
 def _choose_profile(

@@ -70,13 +70,13 @@ def load_graph(path: str | os.PathLike) -> DependencyGraph:
         else:
             problems.add((key,), f"expected a list of resource ids, got {kind_of(value)}")
             continue
-        ids = []
+        ids: dict[str, None] = {}  # a dict: each id once, in file order, found in O(1)
         for index, item in enumerate(dependents):
             dependent = _resource_id(item)
             if dependent is None:
                 problems.add((key, index), _not_an_id(item))
-            elif dependent not in ids:
-                ids.append(dependent)
+            else:
+                ids.setdefault(dependent)
         edges[resource] = tuple(ids)
     problems.raise_if_any(f"dependency graph {doc.file}")
     return DependencyGraph(edges, doc.file)

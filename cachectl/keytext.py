@@ -86,3 +86,37 @@ def unshow_bytes(text: str) -> bytes:
         )
 
     return _ESCAPE_SEQUENCE.sub(unescape, raw)
+
+
+_GLOB_SPECIAL = frozenset(b"*?[]\\")
+_PATTERN_ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[nrt]|.?)", re.DOTALL)
+
+
+def glob_from_shown(text: str) -> str:
+    """A glob typed with the escapes keys are printed with (`\\xff`, `\\n`, `\\u00e9`), as the
+    glob SCAN MATCH takes: each such escape becomes its byte (a glob character made so, such
+    as `\\x2a`, stands for itself), while the glob's own escapes (`\\*`, `\\?`, `\\[`, `\\\\`)
+    stay as they are. So `api_cache:bin:\\xff*` finds the keys `keys` prints that way.
+    Returned as text whose undecodable bytes are surrogate escapes (`.encode("utf-8",
+    "surrogateescape")` gives the bytes)."""
+    raw = text.encode("utf-8", "surrogateescape")
+    if b"\\" not in raw:
+        return text
+
+    def unescape(match: re.Match[bytes]) -> bytes:
+        code = match.group(1)
+        if code[:1] == b"x" and len(code) == 3:
+            byte = int(code[1:], 16)
+        elif code[:1] == b"u" and len(code) == 5 and not 0xD800 <= int(code[1:], 16) <= 0xDFFF:
+            return _glob_literal(chr(int(code[1:], 16)).encode())
+        elif code in _UNESCAPES and code != b"\\":
+            byte = _UNESCAPES[code][0]
+        else:
+            return match.group(0)  # the glob's own escape (or a lone backslash): as typed
+        return _glob_literal(bytes([byte]))
+
+    return _PATTERN_ESCAPE.sub(unescape, raw).decode("utf-8", "surrogateescape")
+
+
+def _glob_literal(raw: bytes) -> bytes:
+    return b"".join(b"\\" + bytes([b]) if b in _GLOB_SPECIAL else bytes([b]) for b in raw)

@@ -70,8 +70,19 @@ def format_path(path: Iterable[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            part = shorten(str(part))
+            out += f".{part}" if out else part
     return out
+
+
+SHOWN_CHARS = 80
+
+
+def shorten(text: str) -> str:
+    """`text` as a one-line problem quotes it: its first 80 characters and how long it is."""
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}… ({len(text)} characters)"
 
 
 def nearest(name: object, candidates: Iterable[str]) -> str | None:
@@ -165,9 +176,9 @@ class Problems:
         path, allowed = tuple(path), list(allowed)
         unknown = [k for k in mapping if k not in allowed]
         for name in unknown:
-            guess = nearest(name, allowed)
+            guess = nearest(name, allowed) if len(str(name)) <= 2 * SHOWN_CHARS else None
             hint = f" (did you mean '{guess}'?)" if guess else ""
-            self.add(path + (name,), f"unknown {what} '{name}'{hint}", key=True)
+            self.add(path + (name,), f"unknown {what} '{shorten(str(name))}'{hint}", key=True)
         return unknown
 
     def raise_if_any(
@@ -204,8 +215,12 @@ class InputLimits:
 
     yaml_bytes: int = 4 * 1024 * 1024  # a YAML document's size
     yaml_nodes: int = 100_000  # values in a YAML document, each use of an alias counted in full
-    yaml_depth: int = 100  # nesting of lists and mappings
+    yaml_depth: int = 100  # nesting of lists and mappings, counted through aliases
+    # characters of text in a YAML document, each use of an alias counting every character of
+    # what it refers to (0: four times yaml_bytes)
+    yaml_chars: int = 0
     line_bytes: int = 64 * 1024  # one line of a file read line by line (a matrix file)
+    key_check: int = 20_000_000  # keys a plan's duplicate-key check works out one by one
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> InputLimits:
@@ -226,14 +241,22 @@ class InputLimits:
             values[name] = value
         return cls(**values)
 
+    @property
+    def text_chars(self) -> int:
+        """The limit on the characters of text a YAML document expands to."""
+        return self.yaml_chars or 4 * self.yaml_bytes
+
 
 LIMIT_SETTINGS = {
     "yaml_bytes": "CACHECTL_MAX_YAML_BYTES",
     "yaml_nodes": "CACHECTL_MAX_YAML_NODES",
     "yaml_depth": "CACHECTL_MAX_YAML_DEPTH",
+    "yaml_chars": "CACHECTL_MAX_YAML_CHARS",
     "line_bytes": "CACHECTL_MAX_LINE_BYTES",
+    "key_check": "CACHECTL_MAX_KEY_CHECK",
 }
 _CHUNK = 64 * 1024
+BOM = "\ufeff"
 
 
 def open_input(file: str, kind: type[BadInputError], *, regular_only: bool = False):
@@ -357,6 +380,8 @@ def read_lines(
                     f"{offset + exc.start}: cachectl reads UTF-8 text only"
                 ) from None
             offset += len(raw)
+            if number == 1:
+                text = text.removeprefix(BOM)  # a UTF-8 byte order mark is not part of a value
             yield number, text
 
 
@@ -376,7 +401,10 @@ def _limited_loader(limits: InputLimits, file: str):
             super().__init__(stream)
             self._depth = 0
             self._nodes = 0
-            self._sizes: dict[int, int] = {}
+            self._chars = 0
+            # per anchored node: (values, characters of text, levels of nesting) it holds
+            self._sizes: dict[int, tuple[int, int, int]] = {}
+            self._deepest = 0  # the deepest level reached, aliases expanded
 
         def _passed(self, event, message: str, setting: str) -> None:
             mark = event.start_mark
@@ -388,22 +416,48 @@ def _limited_loader(limits: InputLimits, file: str):
             event = self.peek_event()
             if isinstance(event, yaml.AliasEvent):
                 node = super().compose_node(parent, index)
-                self._count(event, self._sizes.get(id(node), 1), alias=True)
+                # Checked before anything is expanded: an alias brings all it refers to.
+                values, chars, levels = self._sizes.get(id(node), (1, 0, 1))
+                self._check_depth(event, self._depth + levels)
+                self._count(event, values, alias=True)
+                self._count_chars(event, chars, alias=True)
                 return node
             self._depth += 1
-            if self._depth > limits.yaml_depth:
+            self._check_depth(event, self._depth)
+            start, start_chars, outer_deepest = self._nodes, self._chars, self._deepest
+            self._deepest = self._depth
+            self._count(event, 1)
+            if isinstance(event, yaml.ScalarEvent):
+                self._count_chars(event, len(event.value))
+            node = super().compose_node(parent, index)
+            if getattr(event, "anchor", None) is not None:
+                levels = self._deepest - self._depth + 1
+                self._sizes[id(node)] = (self._nodes - start, self._chars - start_chars, levels)
+            self._deepest = max(outer_deepest, self._deepest)
+            self._depth -= 1
+            return node
+
+        def _check_depth(self, event, depth: int) -> None:
+            self._deepest = max(self._deepest, depth)
+            if depth > limits.yaml_depth:
                 self._passed(
                     event,
-                    f"nested more than {limits.yaml_depth} levels deep, the limit",
+                    f"nested more than {limits.yaml_depth} levels deep (aliases expanded), "
+                    "the limit",
                     LIMIT_SETTINGS["yaml_depth"],
                 )
-            start = self._nodes
-            self._count(event, 1)
-            node = super().compose_node(parent, index)
-            self._depth -= 1
-            if getattr(event, "anchor", None) is not None:
-                self._sizes[id(node)] = self._nodes - start
-            return node
+
+        def _count_chars(self, event, chars: int, *, alias: bool = False) -> None:
+            self._chars += chars
+            limit = limits.text_chars
+            if self._chars > limit:
+                why = (
+                    f"this alias brings the document to over {limit} characters of text (each "
+                    "use of an alias counts every character it refers to), the limit"
+                    if alias
+                    else f"the document holds over {limit} characters of text, the limit"
+                )
+                self._passed(event, why, LIMIT_SETTINGS["yaml_chars"])
 
         def _count(self, event, size: int, *, alias: bool = False) -> None:
             self._nodes += size
@@ -480,6 +534,12 @@ def parse_yaml(
         return doc
     except _LimitPassed as exc:
         raise kind(str(exc)) from None
+    except RecursionError:
+        # A last resort: the depth limit stops nesting long before Python's stack ends.
+        raise kind(
+            f"{file}: nested too deep to read: the depth limit, {limits.yaml_depth} levels, "
+            f"is more than Python reads: lower {LIMIT_SETTINGS['yaml_depth']} (default 100)"
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "not valid YAML"
@@ -550,6 +610,8 @@ class _Walker:
         self.doc = doc
         self.env = env
         self.active: set[int] = set()  # nodes being walked, to stop on a recursive alias
+        # A scalar used again through an alias is read once: its value and what was wrong.
+        self.scalars: dict[int, tuple[Any, list[tuple[str, str | None]]]] = {}
 
     def mark(self, node: Any) -> Mark:
         return Mark(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -573,31 +635,39 @@ class _Walker:
             self.active.discard(id(node))
 
     def scalar(self, node: Any, path: DocPath) -> Any:
+        known = self.scalars.get(id(node))
+        if known is None:
+            known = self.scalars[id(node)] = self._read_scalar(node)
+        value, problems = known
+        for message, env_var in problems:
+            self.problem(node, path, message, env_var)
+        return value
+
+    def _read_scalar(self, node: Any) -> tuple[Any, list[tuple[str, str | None]]]:
+        """A scalar's value, and the problems found reading it (message, unset variable)."""
         import yaml
 
         try:
             value = self.loader.construct_object(node)
         except yaml.constructor.ConstructorError as exc:
-            self.problem(node, path, exc.problem or "cannot read this value")
-            return None
+            return None, [(exc.problem or "cannot read this value", None)]
         except (ValueError, OverflowError) as exc:
-            self.problem(node, path, _unreadable(node, exc))
-            return None
+            return None, [(_unreadable(node, exc), None)]
         if not isinstance(value, str):
-            return value
+            return value, []
         value = _joined_surrogates(value)
         if value is None:
-            self.problem(node, path, LONE_SURROGATE)
-            return None
+            return None, [(LONE_SURROGATE, None)]
         value, missing = interpolate(value, self.env)
+        problems: list[tuple[str, str | None]] = []
         for name in missing:
             if name.startswith("${"):
-                self.problem(
-                    node, path, f"malformed variable {name}: use ${{NAME}} or ${{NAME:-default}}"
+                problems.append(
+                    (f"malformed variable {name}: use ${{NAME}} or ${{NAME:-default}}", None)
                 )
             else:
-                self.problem(node, path, f"environment variable {name} is not set", env_var=name)
-        return None if missing else value
+                problems.append((f"environment variable {name} is not set", name))
+        return (None if missing else value), problems
 
     def mapping(self, node: Any, path: DocPath) -> dict:
         out: dict = {}
@@ -620,7 +690,9 @@ class _Walker:
                 if not merged:  # a key given here overrides one merged in with `<<`
                     first = self.doc.key_marks[sub].line
                     self.problem(
-                        key_node, sub, f"duplicate key '{key}' (first given on line {first})"
+                        key_node,
+                        sub,
+                        f"duplicate key '{shorten(str(key))}' (first given on line {first})",
                     )
                 continue
             self.doc.key_marks[sub] = self.mark(key_node)

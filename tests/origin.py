@@ -15,6 +15,9 @@ Each path behaves one way, so a manifest picks its behaviour by URL:
   /big/{n}                200, a JSON string of n bytes in all, with its Content-Length
   /bigchunked/{n}         the same, chunked (no Content-Length); `sent[kind]` counts the bytes
                           written before the client went away
+  /encoded/{enc}/{n}      200, a JSON string of n bytes compressed with enc (gzip, deflate as
+                          zlib, rawdeflate sent as "deflate", br: bytes that are not brotli),
+                          with its Content-Encoding; `sent["encoded"]` counts compressed bytes
 Every request is logged (method, path with query, headers, monotonic time) in `requests`;
 `hits(path)` counts them; `max_in_flight[kind]` is the most requests of a kind (the first part of
 the path) ever answered at once.
@@ -23,9 +26,11 @@ the path) ever answered at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
+import zlib
 from collections import Counter
 
 import pytest
@@ -150,6 +155,8 @@ class Origin:
             return web.Response(text=json.dumps(value), content_type="application/json")
         if kind in ("big", "bigchunked"):
             return await self._big(request, kind, int(rest[0]))
+        if kind == "encoded":
+            return await self._encoded(request, rest[0], int(rest[1]))
         return web.json_response({"error": "no such path"}, status=404)
 
     async def _big(self, request: web.Request, kind: str, size: int) -> web.StreamResponse:
@@ -173,6 +180,44 @@ class Origin:
         except (ConnectionError, RuntimeError):
             pass  # the client stopped reading
         return response
+
+    async def _encoded(self, request: web.Request, encoding: str, size: int) -> web.StreamResponse:
+        body = await asyncio.to_thread(_compressed_json_string, encoding, size)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/json",
+                "Content-Encoding": "deflate" if encoding == "rawdeflate" else encoding,
+            }
+        )
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            for at in range(0, len(body), 16 * 1024):
+                await response.write(body[at : at + 16 * 1024])
+                self.sent["encoded"] += min(16 * 1024, len(body) - at)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client stopped reading
+        return response
+
+
+@functools.lru_cache(maxsize=8)
+def _compressed_json_string(encoding: str, size: int) -> bytes:
+    """A JSON string of `size` bytes ("xxx..."), compressed a piece at a time (a bomb of a GiB
+    is a few MB, never held unpacked)."""
+    if encoding == "br":
+        return b"not brotli at all"
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS, "rawdeflate": -zlib.MAX_WBITS}
+    packer = zlib.compressobj(1, zlib.DEFLATED, wbits[encoding])
+    out = [packer.compress(b'"')]
+    piece = b"x" * (1024 * 1024)
+    left = size - 2
+    while left > 0:
+        out.append(packer.compress(piece[:left]))
+        left -= len(piece)
+    out.append(packer.compress(b'"'))
+    out.append(packer.flush())
+    return b"".join(out)
 
 
 @pytest.fixture(scope="session")

@@ -62,6 +62,7 @@ def keys(
     from the key, streamed as they are found: a table on a terminal, --json, or --jsonl.
     SCAN never KEYS; every primary of a cluster. Exit 5 when --tag/--depends-on names no set;
     exit 6 when Redis fails part way (the rows listed stand; the error says how far it got)."""
+    from cachectl.keytext import glob_from_shown
     from cachectl.layout import Layout
     from cachectl.ops.keys import KeyQuery, list_keys, parse_fields
     from cachectl.render.keys import key_listing, stream_listing
@@ -71,7 +72,8 @@ def keys(
     out = app_ctx.output
     settings = app_ctx.settings
     shown = parse_fields(fields)
-    query = KeyQuery(pattern, endpoint, tag, depends_on, type_, no_ttl, limit, shown)
+    glob = glob_from_shown(pattern) if pattern is not None else None  # keys' printed escapes
+    query = KeyQuery(glob, endpoint, tag, depends_on, type_, no_ttl, limit, shown)
     listing, rows = list_keys(app_ctx.store, Layout(settings.layout), query, Pacer(settings.rate))
     if listing.pattern_outside_entries:
         out.warn(

@@ -29,11 +29,14 @@ def validate(ctx: typer.Context, files: FilesArg, json_: JsonOpt = False) -> Non
     from cachectl.layout import Layout
     from cachectl.manifest import Plan, load_manifests
     from cachectl.render.warm import render_validate, validate_data
+    from cachectl.signals import sigterm_as_interrupt
 
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
     manifests = load_manifests(files)
-    Plan(manifests, Layout(app_ctx.settings.layout)).check_unique_keys()
+    # SIGTERM (a cancelled CI job) ends the check like Ctrl-C: its temporary folder is removed.
+    with sigterm_as_interrupt():
+        Plan(manifests, Layout(app_ctx.settings.layout)).check_unique_keys()
     if out.json_mode:
         out.json(validate_data(manifests))
     else:

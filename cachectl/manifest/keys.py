@@ -18,17 +18,18 @@ checked request by request, reading every key once (`Endpoint.keys`, the key alo
 Either way, texts are checked by their 64-bit hash: Python's own string hash (SipHash, seeded
 per process), 8 bytes a text in arrays split by the low byte. Up to KEY_CHECK_HASHES_IN_MEMORY
 of them are held in memory (32 MB); beyond, they are appended to files in a temporary directory
-(8 bytes a text on disk, removed at the end): memory stays bounded, no text goes unchecked, and
-there is no cap on the plan's size. A hash seen twice is confirmed in a second pass against the
+(8 bytes a text on disk, removed on every way out): memory stays bounded and no text goes
+unchecked. Time and disk are bounded by the key_check limit (InputLimits, CACHECTL_MAX_KEY_CHECK):
+a plan with more keys to check one by one is refused before any is worked out. A hash seen twice is confirmed in a second pass against the
 texts themselves, so two different keys sharing a hash (about n^2 / 2^65: one chance in 3.7
 million for 10 million keys) never refuse a plan.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import shutil
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +48,7 @@ from cachectl.manifest.fastpath import (
 )
 from cachectl.manifest.model import Endpoint, RangeValues, Source, _product
 from cachectl.manifest.templates import _SAFE_INTEGER
+from cachectl.yamlsrc import LIMIT_SETTINGS, InputLimits
 
 if TYPE_CHECKING:
     from cachectl.manifest.plan import Plan
@@ -87,10 +89,17 @@ Repeat = tuple[str, KeyPlace, KeyPlace]  # a key, the first request writing it, 
 
 def find_duplicate_keys(plan: Plan) -> tuple[list[Repeat], int]:
     """The keys that two requests of the plan write, each with its first and a later place (at
-    most KEY_CHECK_LISTED), and how many requests write a key another one writes."""
+    most KEY_CHECK_LISTED), and how many requests write a key another one writes. A plan whose
+    keys checked one by one would number more than the key_check limit is refused first."""
+    limit = InputLimits.from_env().key_check
+    groups = _groups_that_may_share_keys(plan.endpoints, plan.layout)
+    # The endpoints surely checked key by key (their count is known without reading a key):
+    # refused before any work when past the limit.
+    by_request = [g for g in groups if len(g) > 1 or not _fast_path_applies(g[0], plan.layout)]
+    _check_key_count([e for g in by_request for e in g], limit)
     found: list[Repeat] = []
     total = 0
-    for group in _groups_that_may_share_keys(plan.endpoints, plan.layout):
+    for group in groups:
         if len(group) == 1:
             proven = _repeats_by_construction(group[0], plan.layout)
             if proven is not None:
@@ -98,10 +107,27 @@ def find_duplicate_keys(plan: Plan) -> tuple[list[Repeat], int]:
                 found += repeats
                 total += count
                 continue
+            if not any(group is g for g in by_request):
+                by_request.append(group)  # not provable after all: counted with the others
+                _check_key_count([e for g in by_request for e in g], limit)
         repeats, count = _repeats_request_by_request(group, plan.layout)
         found += repeats
         total += count
     return found[:KEY_CHECK_LISTED], total
+
+
+def _check_key_count(endpoints: list[Endpoint], limit: int) -> None:
+    count = sum(e.count for e in endpoints)
+    if count <= limit:
+        return
+    names = ", ".join(dict.fromkeys(_shortened(e.name) for e in endpoints))
+    var = LIMIT_SETTINGS["key_check"]
+    raise ManifestError(
+        f"cannot check the plan for keys written twice: endpoints {names} would have "
+        f"{count:,} keys checked one by one, over {var}={limit:,}",
+        hint=f"split the plan, give the endpoints names that are not extensions of one another, "
+        f"or raise {var}: each key checked costs about 1 µs and 8 bytes of TMPDIR",
+    )
 
 
 def _groups_that_may_share_keys(
@@ -239,48 +265,53 @@ def _repeated_hashes(texts: Iterator[str]) -> tuple[set[int], int]:
     buckets = [array("q") for _ in range(_HASH_BUCKETS)]
     mask = _HASH_BUCKETS - 1
     held = 0
-    spill: str | None = None
     hash_of = _text_hash
-    try:
-        while chunk := list(islice(texts, _TEXT_CHUNK)):
-            for h in map(hash_of, chunk):
-                buckets[h & mask].append(h)
-            held += len(chunk)
-            if held >= KEY_CHECK_HASHES_IN_MEMORY:
-                spill = spill or tempfile.mkdtemp(prefix="cachectl-keycheck-")
-                for i, bucket in enumerate(buckets):
-                    if bucket:
-                        with open(os.path.join(spill, str(i)), "ab") as fh:
-                            bucket.tofile(fh)
-                        buckets[i] = array("q")
-                held = 0
-        repeated: set[int] = set()
-        total = 0
-        for i, bucket in enumerate(buckets):
-            if spill is not None and os.path.exists(os.path.join(spill, str(i))):
-                with open(os.path.join(spill, str(i)), "rb") as fh:
-                    on_disk = array("q", fh.read())
-                on_disk.extend(bucket)
-                bucket = on_disk
-            distinct = set(bucket)
-            if len(distinct) == len(bucket):
-                continue
-            total += len(bucket) - len(distinct)
-            seen: set[int] = set()
-            for h in bucket:
-                if h in seen and len(repeated) < KEY_CHECK_CONFIRMED:
-                    repeated.add(h)
-                seen.add(h)
-        return repeated, total
-    except OSError as exc:
-        raise BadInputError(
-            f"cannot check the plan for keys written twice: the key hashes could not be kept "
-            f"in {spill or tempfile.gettempdir()}: {exc.strerror or exc}",
-            hint="free space there, or point TMPDIR at a directory with room (8 bytes a key)",
-        ) from None
-    finally:
-        if spill is not None:
-            shutil.rmtree(spill, ignore_errors=True)
+    # A with-block: the folder is removed on every way out, an error, Ctrl-C, or SIGTERM turned
+    # into KeyboardInterrupt by the command (cachectl.signals.sigterm_as_interrupt).
+    with contextlib.ExitStack() as stack:
+        spill: str | None = None
+        try:
+            while chunk := list(islice(texts, _TEXT_CHUNK)):
+                for h in map(hash_of, chunk):
+                    buckets[h & mask].append(h)
+                held += len(chunk)
+                if held >= KEY_CHECK_HASHES_IN_MEMORY:
+                    if spill is None:
+                        spill = stack.enter_context(
+                            tempfile.TemporaryDirectory(
+                                prefix="cachectl-keycheck-", ignore_cleanup_errors=True
+                            )
+                        )
+                    for i, bucket in enumerate(buckets):
+                        if bucket:
+                            with open(os.path.join(spill, str(i)), "ab") as fh:
+                                bucket.tofile(fh)
+                            buckets[i] = array("q")
+                    held = 0
+            repeated: set[int] = set()
+            total = 0
+            for i, bucket in enumerate(buckets):
+                if spill is not None and os.path.exists(os.path.join(spill, str(i))):
+                    with open(os.path.join(spill, str(i)), "rb") as fh:
+                        on_disk = array("q", fh.read())
+                    on_disk.extend(bucket)
+                    bucket = on_disk
+                distinct = set(bucket)
+                if len(distinct) == len(bucket):
+                    continue
+                total += len(bucket) - len(distinct)
+                seen: set[int] = set()
+                for h in bucket:
+                    if h in seen and len(repeated) < KEY_CHECK_CONFIRMED:
+                        repeated.add(h)
+                    seen.add(h)
+            return repeated, total
+        except OSError as exc:
+            raise BadInputError(
+                f"cannot check the plan for keys written twice: the key hashes could not be "
+                f"kept in {spill or tempfile.gettempdir()}: {exc.strerror or exc}",
+                hint="free space there, or point TMPDIR at a directory with room (8 bytes a key)",
+            ) from None
 
 
 def check_unique_keys(plan: Plan) -> None:

@@ -87,11 +87,14 @@ class FileValues:
         # Read line by line within the line-length limit: a file that changed since it was
         # checked (a line grown past the limit, bytes that are not UTF-8) stops the run as a
         # bad manifest (exit 3), not an internal error.
-        for _, line in read_lines(self.path, ManifestError, self.limits):
+        for number, line in read_lines(self.path, ManifestError, self.limits):
             text = line.strip()
             if not text or text.startswith("#"):
                 continue
-            yield text if self.kind == "string" else parse_cli_param("v=" + text)[1]
+            if self.kind == "string":
+                yield text
+            else:
+                yield file_value(text, self.path, number, self.limits)
 
     def __len__(self) -> int:
         return self.count
@@ -101,6 +104,35 @@ class FileValues:
 
 
 Source = ListValues | RangeValues | FileValues
+
+
+def file_value(text: str, file: str, number: int, limits: InputLimits) -> Any:
+    """One line of a matrix file read as `--param` reads a value (JSON when it parses, else
+    text); JSON nested deeper than the depth limit, or a number JSON cannot hold (`1e400` reads
+    as infinity), raises ManifestError naming `file:number`."""
+    depth_limit = limits.yaml_depth
+    too_deep = (
+        f"{file}:{number}: JSON nested more than {depth_limit} levels deep, the limit: "
+        f"raise it with CACHECTL_MAX_YAML_DEPTH"
+    )
+    try:
+        value = parse_cli_param("v=" + text)[1]
+    except RecursionError:
+        raise ManifestError(too_deep) from None
+    stack = [(value, 0)]  # walked without recursion: the value may be deep
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ManifestError(
+                f"{file}:{number}: a number too large for JSON (it reads as {item}): "
+                "put it in quotes to keep it as text"
+            )
+        if isinstance(item, (list, dict)):
+            if depth >= depth_limit:
+                raise ManifestError(too_deep)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return value
 
 
 def _product(sources: Sequence[Source]) -> Iterator[tuple]:

@@ -27,6 +27,7 @@ from cachectl.manifest.model import (
     Manifest,
     RangeValues,
     Source,
+    file_value,
 )
 from cachectl.manifest.templates import Template
 from cachectl.manifest.urls import (
@@ -598,7 +599,7 @@ class _Reader:
             return None
         file = self.here / os.path.expanduser(name)
         try:
-            count = _count_values(file, self.limits)
+            count = _count_values(file, kind, self.limits)
         except ManifestError as exc:  # unreadable, not a regular file, a line past the limit
             self.add(path + ("file",), exc.message)
             return None
@@ -608,11 +609,14 @@ class _Reader:
         return FileValues(str(file), kind, count, self.limits)
 
 
-def _count_values(file: Path, limits: InputLimits) -> int:
+def _count_values(file: Path, kind: str, limits: InputLimits) -> int:
+    """The values in a matrix file, each read once here so that a bad line is found now."""
     count = 0
-    for _, line in read_lines(str(file), ManifestError, limits):
+    for number, line in read_lines(str(file), ManifestError, limits):
         text = line.strip()
         if text and not text.startswith("#"):
+            if kind == "json":
+                file_value(text, str(file), number, limits)
             count += 1
     return count
 

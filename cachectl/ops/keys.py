@@ -201,13 +201,14 @@ def _rows(
         match = query.pattern or (
             layout.endpoint_pattern(endpoint) if endpoint is not None else layout.entry_pattern()
         )
-        listing.source = f"SCAN MATCH {match}"
+        listing.source = f"SCAN MATCH {show_bytes(match)}"
+        match = match.encode("utf-8", "surrogateescape")  # a typed \xff is the byte 0xff
         plan = ScanPlan(match=match, type=query.type, prefixes=(root,), reads=query.reads())
         pages = scan_sized(store, plan, listing.state, pacer)
     from_sets = query.tag is not None or query.depends_on is not None
     # A SCAN MATCH applies the pattern itself unless the keys come from somewhere else.
     pattern = (
-        glob_to_regex(query.pattern.encode())
+        glob_to_regex(query.pattern.encode("utf-8", "surrogateescape"))
         if query.pattern is not None and (endpoint is not None or from_sets)
         else None
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from cachectl.durations import parse_duration
 from cachectl.errors import UsageError
-from cachectl.keytext import show_bytes, unshow_bytes
+from cachectl.keytext import glob_from_shown, show_bytes, unshow_bytes
 from cachectl.layout import Layout, parse_cli_param
 
 # --- filters ---------------------------------------------------------------------------------
@@ -208,7 +208,8 @@ def resolve_selection(layout: Layout, spec: SelectionSpec) -> Selection:
             SetSource(f"depends on {resource}", set_key, "dependency", resource)
         )
     for pattern in _unique(spec.patterns):
-        selection.sources.append(_pattern_source(layout, pattern, spec.force, selection.notes))
+        glob = glob_from_shown(pattern)  # typed with the escapes keys are printed with
+        selection.sources.append(_pattern_source(layout, glob, spec.force, selection.notes))
     if not spec.params:
         for endpoint in _unique(spec.endpoints):
             if not endpoint:
@@ -307,7 +308,7 @@ def _pattern_source(layout: Layout, pattern: str, force: bool, notes: list[str])
                 hint="add --force to empty the whole cache",
             )
         notes.append(f"--force: pattern {pattern!r} matches every entry of the cache")
-    return ScanSource(f"pattern {pattern}", pattern.encode("utf-8", "surrogateescape"))
+    return ScanSource(f"pattern {show_bytes(pattern)}", pattern.encode("utf-8", "surrogateescape"))
 
 
 def matches_every_entry(layout: Layout, pattern: str) -> bool:

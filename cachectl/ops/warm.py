@@ -55,7 +55,8 @@ PROGRESS_INTERVAL_SECONDS = 0.25
 TTL_CHECK_CHUNK = 500
 ACCESS_LOG_PAGE = 1000
 # An access log member longer than this is no key an application wrote: it is left alone
-# (`too_long`) rather than read back, which costs time and memory with its length.
+# (`too_long`) rather than parsed, which costs time with its length. It has been read by then:
+# ZREVRANGE sends members whole, so a page costs the size of its members (README).
 MAX_ACCESS_LOG_KEY_BYTES = 64 * 1024
 # Redis errors that a wait may cure (a restart, a failover); others (ACL, read-only replica,
 # wrong password, maxmemory reached) stop the run at once: every later write would be refused

@@ -14,6 +14,7 @@ import math
 import random
 import re
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -39,6 +40,9 @@ _READ_CHUNK = 64 * 1024
 # limit, not 50 x 8 MiB.
 BODY_BUFFER_BUDGET_BYTES = 64 * 1024 * 1024
 USER_AGENT = f"cachectl/{__version__} (cache warm)"
+# The encodings asked for, and unpacked by cachectl itself (aiohttp's own unpacking is off: before
+# 3.10 or so it unpacked a chunk whole, so a few MB of gzip could take gigabytes).
+ACCEPT_ENCODING = "gzip, deflate"
 
 _RETRIED_STATUSES = {408, 429}
 
@@ -274,7 +278,12 @@ class Fetcher:
         self._session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # no answer may change what the next request sends
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            headers={
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
+            auto_decompress=False,  # unpacked in _read_within, counted against the limit
         )
         return self
 
@@ -397,6 +406,8 @@ class Fetcher:
             attempt.reason, attempt.error = "invalid_request", self._text(exc)
         except (aiohttp.ClientConnectorError, ConnectionRefusedError) as exc:
             attempt.reason, attempt.error = "connect", self._text(exc)
+        except _BadEncoding as exc:
+            attempt.reason, attempt.error = "bad_answer", str(exc)
         except (aiohttp.ClientError, OSError) as exc:
             # Dropped mid-answer, or an answer that is not HTTP at all.
             attempt.reason, attempt.error = "bad_answer", self._text(exc)
@@ -410,31 +421,40 @@ class Fetcher:
         return attempt
 
     async def _read_within(self, response: Any, limit: int) -> bytes | None:
-        """The whole body, or None as soon as it proves larger than `limit`: a Content-Length
-        over it is refused before a byte is read, a chunked answer once `limit` bytes have come.
-        Either way the connection is closed, so the rest is never read."""
+        """The whole body, unpacked (gzip, deflate), or None as soon as it proves larger than
+        `limit`: a Content-Length over it is refused before a byte is read, a chunked or packed
+        answer once `limit` bytes have come or been unpacked (never more than that held). Either
+        way the connection is closed, so the rest is never read. _BadEncoding for an encoding
+        not asked for, or packed bytes that do not unpack."""
         length = response.content_length
         if length is not None and length > limit:
             response.close()
             return None
+        unpack = _Unpacker.of(response.headers.get("Content-Encoding", ""))
         reader = id(response)
         self._held[reader] = 0
         chunks: list[bytes] = []
         size = 0
+        read = 0
         try:
             while True:
                 if self._held_total > BODY_BUFFER_BUDGET_BYTES:
                     await self._room_for(reader)
                 chunk = await response.content.read(_READ_CHUNK)
                 if not chunk:
+                    if unpack is not None and read:
+                        unpack.finish()
                     return b"".join(chunks)
-                size += len(chunk)
-                if size > limit:
-                    response.close()
-                    return None
-                chunks.append(chunk)
-                self._held[reader] = size
-                self._held_total += len(chunk)
+                read += len(chunk)
+                pieces = [chunk] if unpack is None else unpack.feed(chunk, limit - size + 1)
+                for piece in pieces:
+                    size += len(piece)
+                    if size > limit or read > limit:
+                        response.close()
+                        return None
+                    chunks.append(piece)
+                    self._held[reader] = size
+                    self._held_total += len(piece)
         finally:
             self._held_total -= self._held.pop(reader)
             async with self._released:
@@ -486,6 +506,58 @@ class Fetcher:
 
     def _text(self, exc: BaseException) -> str:
         return self.scrub(" ".join(str(exc).split()) or type(exc).__name__)
+
+
+class _BadEncoding(Exception):
+    """An answer packed otherwise than asked, or whose packed bytes do not unpack."""
+
+
+class _Unpacker:
+    """Unpacks a gzip or deflate body a piece at a time, never more than asked at once (zlib's
+    max_length): a bomb costs what the limit allows, not what it packs."""
+
+    def __init__(self, encoding: str, wbits: int) -> None:
+        self.encoding = encoding
+        self.wbits = wbits
+        self._zlib: Any = None
+
+    @classmethod
+    def of(cls, header: str) -> _Unpacker | None:
+        encoding = header.strip().lower()
+        if encoding in ("", "identity"):
+            return None
+        if encoding in ("gzip", "x-gzip"):
+            return cls(encoding, 16 + zlib.MAX_WBITS)
+        if encoding == "deflate":
+            return cls(encoding, zlib.MAX_WBITS)  # zlib-wrapped, or raw (told by the 1st byte)
+        raise _BadEncoding(
+            f"the answer is encoded as {header.strip()[:40]!r}, not asked for "
+            f"(Accept-Encoding: {ACCEPT_ENCODING})"
+        )
+
+    def feed(self, data: bytes, most: int) -> list[bytes]:
+        """What `data` unpacks to, stopping once `most` bytes have come out (the caller's
+        limit is then passed; the rest is never unpacked)."""
+        if self._zlib is None:
+            # A "deflate" answer is meant to be zlib-wrapped; some servers send it raw.
+            raw = self.wbits == zlib.MAX_WBITS and data[0] & 0x0F != 8
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS if raw else self.wbits)
+        out: list[bytes] = []
+        try:
+            while most > 0 and not self._zlib.eof:
+                piece = self._zlib.decompress(data, min(most, _READ_CHUNK))
+                data = self._zlib.unconsumed_tail
+                out.append(piece)
+                most -= len(piece)
+                if not data and len(piece) < _READ_CHUNK:
+                    break
+        except zlib.error as exc:
+            raise _BadEncoding(f"the answer's {self.encoding} encoding is broken: {exc}") from None
+        return out
+
+    def finish(self) -> None:
+        if self._zlib is None or not self._zlib.eof:
+            raise _BadEncoding(f"the answer's {self.encoding} encoding is cut short")
 
 
 def _round(ms: float | None) -> float | None:

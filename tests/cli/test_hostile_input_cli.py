@@ -201,3 +201,168 @@ def test_a_matrix_file_of_a_million_lines_streams(tmp_path):
     result = cli("manifest", "expand", str(path), "--limit", "3", "--json")
     assert result.exit_code == 0, result.output
     assert rss_mb() - before < 60
+
+
+# ---- audit cases: each run as a subprocess with a timeout, so a regression fails, never hangs --
+
+
+def cli_bounded(*args: str, env: dict | None = None, timeout: float = 60):
+    """The CLI in a subprocess under a 1 GB address-space cap and a timeout."""
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+        "from cachectl.cli.app import main; sys.argv = ['cachectl'] + sys.argv[1:]; main()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def first_line(proc) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines, proc.stdout
+    return lines[0]
+
+
+def big_alias_yaml(text_chars: int, with_variable: bool) -> str:
+    """One long text anchored, then used 10**4 times through nested aliases (few values)."""
+    value = ("${HOME}" if with_variable else "") + "x" * text_chars
+    out = f"s: &s0 {value}\n"
+    out += "l1: &l1 [" + ", ".join(["*s0"] * 10) + "]\n"
+    for level in range(2, 5):
+        out += f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 10) + "]\n"
+    return out
+
+
+@pytest.mark.parametrize("with_variable", [True, False])
+def test_an_alias_of_a_long_text_used_many_times_is_refused_by_its_characters(
+    tmp_path, with_variable
+):
+    path = tmp_path / "m.yaml"
+    path.write_text(big_alias_yaml(100_000, with_variable))
+    proc = cli_bounded("manifest", "validate", str(path))
+    assert proc.returncode == 3, proc.stderr
+    line = first_line(proc)
+    assert str(path) in line and "CACHECTL_MAX_YAML_CHARS" in line, line
+
+
+def test_an_alias_of_a_long_text_is_refused_as_config_and_graph(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(big_alias_yaml(100_000, False))
+    proc = cli_bounded("--config", str(path), "doctor")
+    assert proc.returncode == 3, proc.stderr
+    assert "CACHECTL_MAX_YAML_CHARS" in first_line(proc)
+    proc = cli_bounded(
+        "--url", "redis://127.0.0.1:1", "invalidate", "--graph", str(path), "--depends-on", "x"
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "CACHECTL_MAX_YAML_CHARS" in first_line(proc)
+
+
+def test_nesting_stacked_through_aliases_counts_against_the_depth_limit(tmp_path):
+    out = ""
+    for n in range(12):
+        inner = f"*a{n - 1}" if n else "0"
+        out += f"k{n}: &a{n} " + "[" * 90 + inner + "]" * 90 + "\n"
+    path = tmp_path / "m.yaml"
+    path.write_text(out)
+    proc = cli_bounded("manifest", "validate", str(path))
+    assert proc.returncode == 3, proc.stderr
+    line = first_line(proc)
+    assert str(path) in line and "CACHECTL_MAX_YAML_DEPTH" in line, line
+
+
+def test_an_error_line_about_a_long_key_is_quick_and_short(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("? " + "k" * 200_000 + "\n: 1\n")
+    proc = cli_bounded("manifest", "validate", str(path), timeout=30)
+    assert proc.returncode == 3, proc.stderr
+    assert len(proc.stderr) < 2000, len(proc.stderr)
+
+
+def test_a_wide_dependency_graph_reads_in_linear_time(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("a: [" + ", ".join(f"id{i}" for i in range(99_000)) + "]\n")
+    proc = cli_bounded(
+        "--url",
+        "redis://127.0.0.1:1",
+        "invalidate",
+        "--graph",
+        str(path),
+        "--depends-on",
+        "zz",
+        "--dry-run",
+        timeout=30,
+    )
+    # Reading the graph is what is timed; Redis is unreachable afterwards (exit 4).
+    assert proc.returncode in (0, 4, 5), proc.stderr
+
+
+def test_a_matrix_line_of_deep_json_is_refused_with_its_line(tmp_path):
+    (tmp_path / "ids.txt").write_text("1\n" + "[" * 30000 + "]" * 30000 + "\n")
+    path = tmp_path / "m.yaml"
+    path.write_text(manifest_text("matrix: {i: {file: ids.txt}}\n"))
+    for command in ("validate", "expand"):
+        proc = cli_bounded("manifest", command, str(path))
+        assert proc.returncode == 3, proc.stderr
+        assert "ids.txt:2" in first_line(proc), first_line(proc)
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "[1e400]"])
+def test_a_matrix_line_that_is_not_a_finite_number_is_refused_with_its_line(tmp_path, number):
+    (tmp_path / "ids.txt").write_text(f"1\n{number}\n")
+    path = tmp_path / "m.yaml"
+    path.write_text(manifest_text("matrix: {i: {file: ids.txt}}\n"))
+    result = cli("manifest", "expand", str(path))
+    assert result.exit_code == 3, result.output
+    assert "ids.txt:2" in one_line(result), one_line(result)
+
+
+def test_a_utf8_bom_at_the_start_of_a_matrix_file_is_not_part_of_the_first_value(tmp_path):
+    (tmp_path / "ids.txt").write_bytes(b"\xef\xbb\xbf1\r\n2\r\n")
+    path = tmp_path / "m.yaml"
+    path.write_text(manifest_text("matrix: {i: {file: ids.txt}}\n"))
+    result = cli("manifest", "expand", str(path))
+    assert result.exit_code == 0, result.output
+    assert "%EF%BB%BF" not in result.output and "/items/1" in result.output
+
+
+def test_a_utf8_bom_at_the_start_of_a_yaml_file_is_skipped(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + manifest_text("matrix: {i: [1]}\n").encode().replace(b"\n", b"\r\n")
+    )
+    result = cli("manifest", "validate", str(path))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "target, said",
+    [("/dev/null", "empty"), ("/dev/zero", "not a text file"), ("dir", "directory")],
+)
+def test_a_config_file_that_is_not_a_file_says_what_it_is(tmp_path, target, said):
+    if target == "dir":
+        target = str(tmp_path)
+    elif not os.path.exists(target):
+        pytest.skip(f"no {target}")
+    result = cli("-c", target, "doctor")
+    assert result.exit_code == 3, result.output
+    line = one_line(result)
+    assert "not found" not in line and said in line, line
+
+
+def test_a_config_file_that_is_a_symlink_loop_says_so(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    result = cli("-c", str(tmp_path / "a"), "doctor")
+    assert result.exit_code == 3, result.output
+    line = one_line(result)
+    assert "not found" not in line and "loop" in line, line

@@ -397,3 +397,24 @@ def test_a_key_typed_with_a_backslash_that_starts_no_escape_is_a_usage_error(red
         result = run(redis_url, *args)
         assert result.exit_code == ExitCode.USAGE, result.output
         assert "starts no escape" in result.stderr and "\\\\" in result.stderr
+
+
+@pytest.mark.parametrize("raw", ODD_KEYS)
+def test_a_printed_key_typed_as_a_glob_finds_it_in_keys_and_invalidate_pattern(redis_url, raw):
+    from cachectl.keytext import show_bytes
+
+    with redis.Redis.from_url(redis_url) as client:
+        for key in ODD_KEYS:
+            client.set(key, "{}")
+        # The printed key with the glob's own characters escaped, as a user types it to match it.
+        glob = "".join("\\" + c if c in "*?[]" else c for c in show_bytes(raw))
+        listed = run(redis_url, "keys", glob, "--jsonl")
+        assert listed.exit_code == 0, listed.output
+        assert [json.loads(line)["key"] for line in listed.stdout.splitlines()] == [show_bytes(raw)]
+        gone = runner.invoke(
+            app, ["--url", redis_url, "invalidate", "--pattern", glob, "--yes", "--json"]
+        )
+        assert gone.exit_code == 0, gone.output
+        assert json.loads(gone.stdout)["data"]["deleted"] == 1
+        assert not client.exists(raw)
+        assert client.exists(*[k for k in ODD_KEYS if k != raw]) == len(ODD_KEYS) - 1

@@ -44,7 +44,12 @@ def _stop_after(proc: subprocess.Popen, lines: list[str], count: int, stop) -> s
             raise AssertionError(f"{count} lines never came: {lines} {proc.stderr.read()}")
         time.sleep(0.05)
     proc.send_signal(stop)
-    _, stderr = proc.communicate(timeout=30)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # one left running would go on writing into the shared test server
+        _, stderr = proc.communicate()
+        raise AssertionError(f"still running 30 s after signal {stop}: {stderr}") from None
     return stderr
 
 

@@ -81,3 +81,39 @@ def test_invalidate_key_reads_the_printed_form_back_to_the_bytes():
 def test_invalidate_key_with_a_bad_escape_is_a_usage_error():
     with pytest.raises(UsageError):
         resolve_selection(Layout(), SelectionSpec(keys=("api_cache:e:\\q",)))
+
+
+# --- globs typed with the printed escapes --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "glob"),
+    [
+        ("api_cache:users:*", b"api_cache:users:*"),
+        ("api_cache:bin:\\xff*", b"api_cache:bin:\xff*"),
+        ("api_cache:bin:\\xff\\x00", b"api_cache:bin:\xff\x00"),
+        ("api_cache:a\\nb", b"api_cache:a\nb"),
+        ("api_cache:a\\x0ab", b"api_cache:a\nb"),
+        ("api_cache:caf\\u00e9", "api_cache:café".encode()),
+        ("api_cache:\\x2a", b"api_cache:\\*"),  # an escaped glob character stands for itself
+        ("api_cache:\\*", b"api_cache:\\*"),  # the glob's own escapes stay
+        ("api_cache:a\\\\b", b"api_cache:a\\\\b"),  # a literal backslash, as keys prints it
+        ("api_cache:\\[x]", b"api_cache:\\[x]"),
+    ],
+)
+def test_a_glob_reads_the_escapes_keys_are_printed_with(typed, glob):
+    from cachectl.keytext import glob_from_shown
+
+    assert glob_from_shown(typed).encode("utf-8", "surrogateescape") == glob
+
+
+@given(st.binary(min_size=1, max_size=24))
+def test_a_printed_key_used_as_a_glob_matches_exactly_that_key(raw):
+    from cachectl.keytext import glob_from_shown
+    from cachectl.layout_parse import glob_to_regex
+
+    # What `keys` prints, with the glob's own characters escaped as a user would to match it.
+    printed = show_bytes(raw)
+    typed = "".join("\\" + c if c in "*?[]" else c for c in printed)
+    regex = glob_to_regex(glob_from_shown(typed).encode("utf-8", "surrogateescape"))
+    assert regex.fullmatch(raw)

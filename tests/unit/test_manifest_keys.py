@@ -281,3 +281,37 @@ def test_the_check_counts_what_brute_force_counts(tmp_path, endpoints, layout):
                 **dict(zip([n for n, _ in place.endpoint.matrix], place.combo)),
             }
             assert place.endpoint.request_for(params, layout).key == key
+
+
+def test_a_plan_whose_check_would_work_out_too_many_keys_is_refused_up_front(tmp_path, monkeypatch):
+    def no_keys(self, layout):
+        raise AssertionError("expanded")
+
+    monkeypatch.setattr(manifest_module.Endpoint, "keys", no_keys)
+    plan = plan_of(
+        tmp_path,
+        """\
+        - {name: items, url: /a, matrix: {id: {range: [1, 9007199254740991]}}}
+        - {name: 'items:v2', url: /b, matrix: {id: {range: [1, 9007199254740991]}}}
+        """,
+    )
+    error = refusal(plan)
+    assert "items, items:v2" in error.message
+    assert "18,014,398,509,481,982 keys" in error.message
+    assert "CACHECTL_MAX_KEY_CHECK" in error.message
+    assert "\n" not in error.message
+
+
+def test_the_key_check_limit_is_set_in_the_environment(tmp_path, monkeypatch):
+    plan = plan_of(
+        tmp_path,
+        """\
+        - {name: items, url: /a, matrix: {id: {range: [1, 30]}}}
+        - {name: 'items:v2', url: /b, matrix: {id: {range: [1, 30]}}}
+        """,
+    )
+    check_unique_keys(plan)
+    monkeypatch.setenv("CACHECTL_MAX_KEY_CHECK", "59")
+    assert "60 keys" in refusal(plan).message
+    monkeypatch.setenv("CACHECTL_MAX_KEY_CHECK", "60")
+    check_unique_keys(plan)

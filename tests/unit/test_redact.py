@@ -43,3 +43,11 @@ def test_a_password_holding_a_slash_is_masked_with_all_of_the_user_part_it_break
 def test_a_url_inside_a_url_has_its_password_masked_too():
     shown = mask_url("https://api.example.com/login?next=https://bob:hunter22@other/x")
     assert "hunter22" not in shown
+
+
+def test_urls_in_text_are_masked_after_long_words_and_digits_with_the_bounded_pattern():
+    from cachectl.redact import mask_urls_in_text
+
+    text = "x" * 40 + "redis://u:pw1@h and 1redis://:pw2@h, a://" + "k" * 5000
+    out = mask_urls_in_text(text)
+    assert "pw1" not in out and "pw2" not in out and out.endswith("k" * 5000)

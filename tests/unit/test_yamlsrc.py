@@ -218,3 +218,54 @@ def test_mapping_reports_a_value_of_the_wrong_shape():
 def test_importing_yamlsrc_does_not_import_yaml():
     code = "import sys, cachectl.yamlsrc; sys.exit('yaml' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# ---- aliases: text and depth counted as expanded; a scalar read once however often used ----
+
+
+def test_the_characters_an_alias_brings_count_against_the_text_limit():
+    from cachectl.yamlsrc import InputLimits
+
+    text = "a: &a " + "x" * 100 + "\nb: [*a, *a, *a]\n"  # keys count: 2 + 4 x 100
+    limits = InputLimits(yaml_chars=350)
+    with pytest.raises(ConfigError, match=r":2:13: this alias .* 350 characters .*MAX_YAML_CHARS"):
+        parse_yaml(text, "f.yaml", limits=limits)
+    assert parse_yaml(text, "f.yaml", limits=InputLimits(yaml_chars=402)).data["b"][2] == "x" * 100
+
+
+def test_the_text_limit_defaults_to_four_times_the_size_limit_and_is_set_in_the_environment():
+    from cachectl.yamlsrc import InputLimits
+
+    assert InputLimits(yaml_bytes=1000).text_chars == 4000
+    assert InputLimits.from_env({"CACHECTL_MAX_YAML_CHARS": "1MiB"}).text_chars == 1024 * 1024
+
+
+def test_depth_is_counted_through_aliases():
+    from cachectl.yamlsrc import InputLimits
+
+    # The top mapping is level 1, a's lists 2 to 4 and its value 5; b's lists are 2 and 3, so
+    # its alias of a (4 levels) reaches level 7.
+    text = "a: &a [[[1]]]\nb: [[*a]]\n"
+    with pytest.raises(ConfigError, match=r":2:6: nested more than 6 levels.*MAX_YAML_DEPTH"):
+        parse_yaml(text, "f.yaml", limits=InputLimits(yaml_depth=6))
+    assert parse_yaml(text, "f.yaml", limits=InputLimits(yaml_depth=7)).data["b"] == [[[[[1]]]]]
+
+
+def test_an_aliased_text_with_an_unset_variable_is_a_problem_at_each_use():
+    doc = parse_yaml("a: &a ${NOPE_UNSET}\nb: [*a, *a]\n", "f.yaml", env={})
+    assert [p.path for p in doc.problems] == [("a",), ("b", 0), ("b", 1)]
+
+
+def test_a_problem_line_shows_at_most_80_characters_of_a_key():
+    problems = Problems(parse_yaml("? " + "k" * 5000 + "\n: 1\n", "f.yaml"))
+    problems.unknown_keys((), problems.doc.data, ["name"])
+    line = str(problems.items[0])
+    assert "… (5000 characters)" in line and len(line) < 300
+
+
+def test_nesting_past_what_python_reads_is_the_depth_problem_even_with_the_limit_raised():
+    from cachectl.yamlsrc import InputLimits
+
+    text = "a: " + "[" * 5000 + "]" * 5000 + "\n"
+    with pytest.raises(ConfigError, match=r"f\.yaml: nested too deep .*CACHECTL_MAX_YAML_DEPTH"):
+        parse_yaml(text, "f.yaml", limits=InputLimits(yaml_depth=100_000))
