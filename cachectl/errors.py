@@ -1,7 +1,7 @@
 """Every error cachectl reports, each with its exit status and a stable machine code.
 
 The exit-code table lives here and nowhere else; the CLI applies it in one place
-(`cachectl.cli.app.CachectlGroup`) and the README documents it.
+(`cachectl.cli.app.CachectlGroup`); docs/reference/exit-codes.md documents it.
 """
 
 from __future__ import annotations

@@ -120,6 +120,29 @@ def _report(ctx: typer.Context, err: CachectlError, exc: BaseException | None = 
         raise typer.Exit(ExitCode.CLOSED_PIPE) from None
 
 
+# Every help text ends with the page of the docs site (docs/, built with mkdocs) that tells the
+# whole story: the root's, and each command's reference page (a group's subcommands share it).
+ROOT_DOCS_PAGE = "docs/index.md"
+
+
+def docs_epilog(page: str) -> str:
+    return f"Docs: {page}"
+
+
+def command_docs_page(name: str) -> str:
+    return f"docs/reference/{name}.md"
+
+
+def _point_to_the_docs(target: typer.Typer) -> None:
+    for command in target.registered_commands:
+        command.epilog = docs_epilog(command_docs_page(command.name))
+    for group in target.registered_groups:
+        name = group.name or group.typer_instance.info.name
+        group.epilog = docs_epilog(command_docs_page(name))
+        for command in group.typer_instance.registered_commands:
+            command.epilog = group.epilog
+
+
 def _new_app() -> typer.Typer:
     return typer.Typer(
         name="cachectl",
@@ -127,6 +150,7 @@ def _new_app() -> typer.Typer:
         help="Run an API-response cache that lives in Redis: warm it, invalidate it, inspect it, "
         "watch it.",
         no_args_is_help=True,
+        epilog=docs_epilog(ROOT_DOCS_PAGE),
         add_completion=False,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
@@ -372,6 +396,7 @@ def _register(target: typer.Typer, names: Iterable[str] = COMMAND_MODULES) -> No
 
     for module in dict.fromkeys(COMMAND_MODULES[name] for name in names):
         importlib.import_module(f"cachectl.cli.{module}").register(target)
+    _point_to_the_docs(target)
 
 
 def _full_app() -> typer.Typer:

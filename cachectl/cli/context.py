@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 JsonOpt = Annotated[
     bool,
-    typer.Option("--json", help="Print machine-readable JSON on stdout (see README: JSON output)."),
+    typer.Option(
+        "--json", help="Print machine-readable JSON on stdout (docs/reference/output.md)."
+    ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 DryRunOpt = Annotated[
