@@ -129,10 +129,7 @@ class Store:
                 step = _step(plan, _cluster_enabled(probe))
             cluster, kwargs = step
             if cluster:
-                base = ssl_connection if kwargs.get("ssl") else redis.Connection
-                return RedisCluster(
-                    retry=self._retry(), connection_class=self._count(base), **kwargs
-                )
+                return self._cluster_client(kwargs)
             if probe is not None and kwargs["db"] == 0:
                 # Keep the client we asked: one connection (and TLS handshake), not two.
                 client, probe = probe, None
@@ -183,6 +180,19 @@ class Store:
             counting = counting_reconnects(connection_class, self._reconnects)
             self._counting[connection_class] = counting
         return counting
+
+    def _cluster_client(self, kwargs: dict[str, Any]) -> RedisCluster:
+        """A cluster client whose node connections count this store's reconnections."""
+        base = ssl_connection if kwargs.get("ssl") else redis.Connection
+        if _cluster_takes_connection_class():
+            return RedisCluster(retry=self._retry(), connection_class=self._count(base), **kwargs)
+        # redis-py before 8 hands connection_class to Redis(), which refuses it: the nodes found
+        # when the client starts get the counting class in their pools instead.
+        client = RedisCluster(retry=self._retry(), **kwargs)
+        for node in client.get_nodes():
+            pool = node.redis_connection.connection_pool
+            pool.connection_class = self._count(pool.connection_class)
+        return client
 
     def _watched(self, client: redis.Redis) -> redis.Redis:
         pool = client.connection_pool
@@ -851,6 +861,27 @@ def _cluster_enabled(client: redis.Redis) -> bool | None:
 def _names(commands: Sequence[tuple]) -> str:
     """The distinct command names of a pipeline, for an error message: "SET, SADD"."""
     return ", ".join(dict.fromkeys(str(args[0]).upper() for args in commands)) or "a pipeline"
+
+
+_TAKES_CONNECTION_CLASS: list[bool] = []
+
+
+def _cluster_takes_connection_class() -> bool:
+    """Whether this redis-py's cluster client builds its nodes' pools with a connection_class
+    given to it (8.x), rather than passing it to Redis() (7.x, which refuses it)."""
+    if not _TAKES_CONNECTION_CLASS:
+        import inspect
+
+        from redis.cluster import NodesManager
+
+        try:
+            source = inspect.getsource(NodesManager.create_redis_node)
+        except (OSError, TypeError):
+            source = ""
+        _TAKES_CONNECTION_CLASS.append(
+            "connection_class" in source or int(redis.__version__.split(".")[0]) >= 8
+        )
+    return _TAKES_CONNECTION_CLASS[0]
 
 
 def _text_or_none(reply: Any) -> str | None:
