@@ -19,6 +19,7 @@ from cachectl.layout import Layout
 from cachectl.library import decorator
 from cachectl.library.decorator import set_default_cache
 from cachectl.library.stampede import RELEASE_SCRIPT, lock_key
+from tests.integration.test_library_both import Origin  # one counted origin for both modules
 
 
 @pytest.fixture
@@ -40,26 +41,6 @@ def make_cache(redis_url):
     yield make
     for cache in caches:
         cache.close()
-
-
-class Origin:
-    """A counted origin; `value` may be a function of the call number."""
-
-    def __init__(self, value=None, delay: float = 0.0, error: Exception | None = None):
-        self.value = value
-        self.delay = delay
-        self.error = error
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def __call__(self):
-        with self._lock:
-            self.calls += 1
-            n = self.calls
-        time.sleep(self.delay)
-        if self.error is not None:
-            raise self.error
-        return self.value(n) if callable(self.value) else self.value
 
 
 # --- counters and logs -----------------------------------------------------------------------
