@@ -170,9 +170,8 @@ def warm(
     def show(result) -> None:
         progress.round_done()
         # A point of `cachectl.runs` for the dashboard and `history`, unless nothing was written
-        # or Redis is gone (no point waiting on it again). Never fails the run. Recorded before
-        # the report is printed, so a round whose report is out is finished: a Ctrl-C after it
-        # lands between rounds (a clean end of --every), not in this round trip.
+        # or Redis is gone (no point waiting on it again). Never fails the run. With --every, a
+        # Ctrl-C or SIGTERM while the round is reported waits for the report, then ends the loop.
         if not result.dry_run and result.stopped != "redis":
             record_run(app_ctx.store, layout, "warm", result.run_summary(), result.duration_seconds)
         problem = result.problem()

@@ -366,12 +366,12 @@ def warm_every(
     sleep: Callable[[float], None] = time.sleep,
 ) -> WarmLoop:
     """Rounds `every_seconds` apart (start to start; a round that takes longer is followed at
-    once) until stopped. Ctrl-C or SIGTERM between rounds ends it (a clean end: stopping is how
-    a loop ends); a round stopped by Ctrl-C, SIGTERM or by Redis ends it too, with that round's
+    once) until stopped. Ctrl-C or SIGTERM between rounds, or while a round is reported, ends it
+    (a clean end: stopping is how a loop ends); a round stopped by Ctrl-C, SIGTERM or by Redis ends it too, with that round's
     result. A round that fails otherwise (more failed requests than --max-failures allows) is
     counted and the loop goes on; `on_notice` is told at the start and the end of a run of
     failed rounds, after that round's `on_round`."""
-    from cachectl.signals import sigterm_as_interrupt
+    from cachectl.signals import sigterm_as_interrupt, stop_on_signals
 
     round_number = 0
     failed = FailedRounds()
@@ -390,10 +390,14 @@ def warm_every(
                     if problem is not None
                     else failed.succeeded(round_number)
                 )
-            on_round(result)
-            if notice and on_notice is not None:
-                on_notice(notice)
-            if result.stopped:
+            # The round is done: a Ctrl-C or SIGTERM while it is reported (writing the run's
+            # point, printing; a busy box can pause the process there) waits for the whole
+            # report and ends the loop as a stop between rounds does. A second Ctrl-C is at once.
+            with stop_on_signals() as stop:
+                on_round(result)
+                if notice and on_notice is not None:
+                    on_notice(notice)
+            if result.stopped or stop.is_set():
                 return WarmLoop(result, failed)
             try:
                 sleep(max(0.0, every_seconds - (time.monotonic() - started)))

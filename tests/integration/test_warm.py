@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import textwrap
@@ -566,6 +568,41 @@ def test_every_repeats_rounds_until_stopped(tmp_path, origin, redis_url):
     assert [r.round for r in rounds] == [1, 2, 3]
     assert loop.last is rounds[-1] and loop.problem() is None
     assert origin.hits("/items/a") == 3
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stop_while_a_round_is_reported_ends_the_loop_after_the_whole_report(
+    tmp_path, origin, redis_url, stop
+):
+    """The round is done once warm() returns: Ctrl-C or SIGTERM landing while its report is
+    written (a busy box can pause the process there for long) waits for the report to be out and
+    ends the loop cleanly, as a stop between rounds does; it is not an interrupted run (130)."""
+    path = manifest(tmp_path, origin, "- {name: a, url: /items/a}\n")
+    events = []
+
+    def on_round(result):
+        events.append(("report starts", result.round))
+        if result.round == 2:
+            os.kill(os.getpid(), stop)
+            time.sleep(0.05)  # the handler runs here, between two bytecodes
+        events.append(("report ends", result.round))
+
+    def sleep(seconds):
+        events.append("sleep")
+
+    settings = Settings(url=redis_url, retries=1)
+    plan = Plan(load_manifests([path], env={}), Layout())
+    with Store(settings) as store:
+        loop = warm_every(
+            store, plan, WarmOptions(), 0.01, on_round=on_round,
+            on_notice=events.append, sleep=sleep,
+        )  # fmt: skip
+    assert events == [
+        ("report starts", 1), ("report ends", 1), "sleep",
+        ("report starts", 2), ("report ends", 2),
+    ]  # fmt: skip
+    assert loop.last.round == 2 and loop.last.stopped is None and loop.problem() is None
+    assert origin.hits("/items/a") == 2
 
 
 def test_every_goes_on_after_a_failed_round_and_the_loop_still_fails(tmp_path, origin, redis_url):
