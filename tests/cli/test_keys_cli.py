@@ -278,7 +278,10 @@ def test_memory_interrupted_shows_what_it_gathered_and_exits_130(url, monkeypatc
 def test_an_unreachable_redis_is_exit_4_for_every_command():
     url = "redis://127.0.0.1:1/0"
     for args in (["keys"], ["inspect", "k"], ["tags"], ["tags", "show", "t"], ["memory"]):
-        result = runner.invoke(app, ["--url", url, "--connect-timeout", "0.2", *args])
+        # No retries: each would wait its backoff on a port that refuses at once.
+        result = runner.invoke(
+            app, ["--url", url, "--connect-timeout", "0.2", *args], env={"CACHECTL_RETRIES": "0"}
+        )
         assert result.exit_code == ExitCode.REDIS, (args, result.output)
         assert result.stderr.count("\n") == 1, result.stderr
         assert result.stdout == "", (args, result.stdout)  # not a table header over no rows

@@ -3,6 +3,7 @@ a bad-input error (exit 3), never an internal error (exit 1), in bounded memory.
 
 from __future__ import annotations
 
+import os
 import resource
 
 import yaml
@@ -15,8 +16,11 @@ from cachectl.config import load_settings
 from cachectl.errors import BadInputError
 from cachectl.manifest import load_manifest
 
+# 100 examples a test in the suite (each one a manifest read end to end: seconds on a busy box);
+# CACHECTL_FUZZ_EXAMPLES=5000 for a long hunt. Hypothesis keeps what it found failing and tries
+# it first the next run.
 FUZZ = settings(
-    max_examples=300,
+    max_examples=int(os.environ.get("CACHECTL_FUZZ_EXAMPLES", "100")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
