@@ -98,6 +98,7 @@ RENAMED: dict[str, str] = {
     "--sample": "--sample-size N",
     "--no-anomaly": "--fail-on-anomaly",
     "--dependency": "--dependencies",
+    "--no-ttl": "--without-ttl",
 }
 
 

@@ -47,7 +47,7 @@ def keys(
         ),
     ] = None,
     no_ttl: Annotated[
-        bool, typer.Option("--no-ttl", help="Only entries without an expiry.")
+        bool, typer.Option("--without-ttl", help="Only entries without an expiry (no TTL).")
     ] = False,
     limit: Annotated[
         int | None,
