@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import DryRunOpt, JsonOpt, command_context
-from cachectl.cli.options import DurationOption, EndpointOpt
+from cachectl.cli.options import DurationOption, EndpointOpt, RoundsOpt
 
 
 def warm(
@@ -62,6 +62,7 @@ def warm(
             "A failed round does not end the loop; the loop then exits 6, naming how many failed.",
         ),
     ] = None,
+    rounds: RoundsOpt = None,
     from_access_log: Annotated[
         bool,
         typer.Option(
@@ -137,6 +138,8 @@ def warm(
             raise UsageError(f"{option} must be 1 byte or more, got {text!r}")
         return value
 
+    if rounds is not None and every is None:
+        raise UsageError("--rounds needs --every")
     if top is not None and not from_access_log:
         raise UsageError("--top applies only with --from-access-log")
     options = WarmOptions(
@@ -177,6 +180,7 @@ def warm(
             plan,
             options,
             every_seconds,
+            rounds=rounds,
             on_round=show,
             on_progress=progress.update,
             on_notice=out.warn,
