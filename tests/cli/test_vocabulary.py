@@ -3,7 +3,8 @@
 `vocabulary_problems` walks the whole click tree of the Typer app and names each place that
 spells a known concept a second way: a retired spelling, a short flag with two meanings, a long
 flag that is a duration here and a count there, a duration without the DURATION type and
-metavar, a value without an upper-case metavar, a `--no-` flag that turns something on. The
+metavar, a value without an upper-case metavar, a `--no-` flag that turns something on, an
+`--every` without `--rounds` (or the reverse). The
 walk is itself tested on a small app that breaks each rule, so it cannot pass by finding
 nothing.
 """
@@ -116,6 +117,8 @@ def vocabulary_problems(root) -> list[str]:
                 problems.append(f"{where} {flag}: offers json, which is --json")
             if flag == "--rounds" and "--every" not in names:
                 problems.append(f"{where} --rounds without --every")
+            if flag == "--every" and "--rounds" not in names:
+                problems.append(f"{where} --every without --rounds")
             if flag.startswith("--no-") and not param.secondary_opts and flag not in TURNS_OFF:
                 problems.append(f"{where} {flag}: a --no- flag that turns something on")
             if not getattr(param, "is_flag", False) and not param.hidden:
@@ -166,6 +169,7 @@ def test_the_walk_finds_a_second_spelling_of_each_kind():
     def two(
         fields: Annotated[str, typer.Option("--fields", "-f", metavar="FIELDS")] = "",
         sample: Annotated[float, DurationOption("--sample", help="")] = "1s",  # type: ignore[assignment]
+        every: Annotated[float, DurationOption("--every", help="")] = "1s",  # type: ignore[assignment]
     ) -> None:
         pass
 
@@ -181,6 +185,7 @@ def test_the_walk_finds_a_second_spelling_of_each_kind():
         "one --no-anomaly: a retired spelling",
         "one --no-anomaly: a --no- flag that turns something on",
         "one --rounds without --every",
+        "two --every without --rounds",
         "one --endpoint without -e",
         "one --name: metavar '<str>' is not upper case",
     ]:
