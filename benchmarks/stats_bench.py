@@ -1,6 +1,6 @@
 """What stats, the dashboard and history cost, on a real server, side by side with redis-cli.
 
-1. The dashboard: commands per tick, and the CPU of `cachectl stats --watch --interval 1` run
+1. The dashboard: commands per tick, and the CPU of `cachectl stats --every 1s` run
    on a pseudo-terminal (so rich.live draws), while the test's "applications" make traffic
    (20 endpoints, ~200 requests/s into the counters and the response-time log) over a keyspace
    of --keys other keys. CPU per tick = (CPU of N+1 ticks - CPU of 1 tick) / N, which takes
@@ -91,7 +91,7 @@ class Traffic(threading.Thread):
 
 
 def run_dashboard(url: str, ticks: int) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of `stats --watch --interval 1 --ticks N` on a terminal."""
+    """(CPU seconds, wall seconds) of `stats --every 1s --rounds N` on a terminal."""
     master, slave = pty.openpty()
     before = children_cpu()
     started = time.monotonic()
@@ -104,10 +104,9 @@ def run_dashboard(url: str, ticks: int) -> tuple[float, float]:
             "--url",
             url,
             "stats",
-            "--watch",
-            "--interval",
-            "1",
-            "--ticks",
+            "--every",
+            "1s",
+            "--rounds",
             str(ticks),
         ],
         stdin=slave,

@@ -1,6 +1,6 @@
 """SIGTERM handled like Ctrl-C while a long-running loop runs.
 
-`cachectl warm --every`, `stats --watch`, `history record` and `check --every` run until they
+`cachectl warm --every`, `stats --every`, `history record` and `check --every` run until they
 are stopped. A cancelled CI job, `docker stop` and systemd stop them with SIGTERM, whose default
 action kills the process at once: no last report, exit status 143. Inside
 `sigterm_as_interrupt()` SIGTERM raises KeyboardInterrupt instead, so they end the way Ctrl-C

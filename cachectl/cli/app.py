@@ -12,10 +12,12 @@ from typing import Annotated
 
 import typer
 from typer._click import ClickException  # typer 0.28 vendors click
+from typer._click.exceptions import NoSuchOption
 from typer.core import TyperGroup
 
 from cachectl import __version__
 from cachectl.cli.context import AppContext
+from cachectl.cli.options import DurationOption
 from cachectl.errors import CachectlError, ExitCode, Interrupted
 
 
@@ -27,11 +29,7 @@ class CachectlGroup(TyperGroup):
     """
 
     def main(self, args=None, *a, **kw):
-        args = list(sys.argv[1:] if args is None else args)
-        # --traceback is honoured wherever it stands on the line, not just before the command.
-        if "--traceback" in args[1:] and args[0] != "--traceback":
-            args.remove("--traceback")
-            args.insert(0, "--traceback")
+        args = place_anywhere_options(list(sys.argv[1:] if args is None else args))
         return super().main(args, *a, **kw)
 
     def make_context(self, *args, **kwargs):
@@ -45,10 +43,18 @@ class CachectlGroup(TyperGroup):
             if not _output_closed():
                 raise
             raise typer.Exit(ExitCode.CLOSED_PIPE) from None
+        except CachectlError as err:  # a root option's value its type refused (--timeout soon)
+            from cachectl.render.output import Output
+
+            Output(no_color=True).error(err)
+            raise typer.Exit(err.exit_code) from None
 
     def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
+        except NoSuchOption as exc:
+            suggest_renamed(exc)
+            raise
         except (typer.Exit, typer.Abort, ClickException):
             raise
         except KeyboardInterrupt:
@@ -78,6 +84,54 @@ class CachectlGroup(TyperGroup):
         finally:
             if isinstance(ctx.obj, AppContext):
                 ctx.obj.close()
+
+
+# The spellings the vocabulary (docs/reference/vocabulary.md) retired, and what replaced each:
+# using one is a usage error that names the new one (click suggests only names that look alike).
+RENAMED: dict[str, str] = {
+    "--watch": "--every DURATION",
+    "-w": "--every DURATION",
+    "--interval": "--every DURATION",
+    "-i": "--every DURATION",
+    "--ticks": "--rounds N",
+    "-f": "--format",
+    "--sample": "--sample-size N",
+    "--no-anomaly": "--fail-on-anomaly",
+    "--dependency": "--dependencies",
+    "--no-ttl": "--without-ttl",
+}
+
+
+def suggest_renamed(exc: NoSuchOption) -> None:
+    """A retired spelling of an option the command has: the error says the new one."""
+    new = RENAMED.get(exc.option_name)
+    command = exc.ctx.command if exc.ctx is not None else None
+    if new is None or command is None:
+        return
+    if any(new.split()[0] in param.opts for param in command.params):
+        exc.message = f"No such option: {exc.option_name}; did you mean {new}?"
+        exc.possibilities = None
+
+
+# Root options a user may also give after the command's name, and command options (every
+# command has them) a user may also give before it: moved to where click reads them.
+AFTER_COMMAND_ROOT_OPTIONS = ("--no-color", "--traceback")
+BEFORE_COMMAND_OPTIONS = ("--json",)
+
+
+def place_anywhere_options(args: list[str]) -> list[str]:
+    """`cachectl stats --no-color` and `cachectl --json stats`, read as `cachectl --no-color
+    stats` and `cachectl stats --json`: the flags that mean the same on every command."""
+    at = _command_index(args)
+    if at is None:
+        return args
+    end = args.index("--") if "--" in args[at:] else len(args)
+    before, command, after, rest = args[:at], args[at], args[at + 1 : end], args[end:]
+    moved_back = [arg for arg in before if arg in BEFORE_COMMAND_OPTIONS]
+    moved_front = [arg for arg in after if arg in AFTER_COMMAND_ROOT_OPTIONS]
+    before = [arg for arg in before if arg not in BEFORE_COMMAND_OPTIONS]
+    after = [arg for arg in after if arg not in AFTER_COMMAND_ROOT_OPTIONS]
+    return [*dict.fromkeys(moved_front), *before, command, *after, *moved_back, *rest]
 
 
 def asyncio_cancelled() -> type[BaseException]:
@@ -136,9 +190,11 @@ def command_docs_page(name: str) -> str:
 def _point_to_the_docs(target: typer.Typer) -> None:
     for command in target.registered_commands:
         command.epilog = docs_epilog(command_docs_page(command.name))
+        command.short_help = SUMMARIES[command.name]
     for group in target.registered_groups:
         name = group.name or group.typer_instance.info.name
         group.epilog = docs_epilog(command_docs_page(name))
+        group.short_help = SUMMARIES[name]
         for command in group.typer_instance.registered_commands:
             command.epilog = group.epilog
 
@@ -171,19 +227,23 @@ def root(
         typer.Option(
             "--url",
             "-u",
+            metavar="URL",
             help="Redis URL: redis://, rediss:// (TLS) or unix://. "
             "Default: $CACHECTL_URL, $REDIS_URL, the config file, redis://localhost:6379/0.",
         ),
     ] = None,
     profile: Annotated[
         str | None,
-        typer.Option("--profile", "-p", help="Config profile to use ($CACHECTL_PROFILE)."),
+        typer.Option(
+            "--profile", "-p", metavar="NAME", help="Config profile to use ($CACHECTL_PROFILE)."
+        ),
     ] = None,
     config: Annotated[
         str | None,
         typer.Option(
             "--config",
             "-c",
+            metavar="FILE",
             help="Config file ($CACHECTL_CONFIG; default ./cachectl.yaml, "
             "then ~/.config/cachectl/config.yaml).",
         ),
@@ -195,26 +255,32 @@ def root(
         ),
     ] = None,
     username: Annotated[
-        str | None, typer.Option("--username", help="ACL username (password: $CACHECTL_PASSWORD).")
+        str | None,
+        typer.Option(
+            "--username", metavar="NAME", help="ACL username (password: $CACHECTL_PASSWORD)."
+        ),
     ] = None,
     tls_ca_file: Annotated[
-        str | None, typer.Option("--tls-ca-file", help="CA bundle for rediss://.")
+        str | None, typer.Option("--tls-ca-file", metavar="FILE", help="CA bundle for rediss://.")
     ] = None,
     tls_cert_file: Annotated[
-        str | None, typer.Option("--tls-cert-file", help="Client certificate for rediss://.")
+        str | None,
+        typer.Option("--tls-cert-file", metavar="FILE", help="Client certificate for rediss://."),
     ] = None,
     tls_key_file: Annotated[
-        str | None, typer.Option("--tls-key-file", help="Client private key for rediss://.")
+        str | None,
+        typer.Option("--tls-key-file", metavar="FILE", help="Client private key for rediss://."),
     ] = None,
     tls_insecure: Annotated[
         bool,
         typer.Option("--tls-insecure", help="Do not verify the server certificate (testing only)."),
     ] = False,
     connect_timeout: Annotated[
-        float | None, typer.Option("--connect-timeout", help="Seconds to wait for a connection.")
+        float | None,
+        DurationOption("--connect-timeout", help="How long to wait for a connection (5s, 500ms)."),
     ] = None,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Seconds to wait for a command.")
+        float | None, DurationOption("--timeout", help="How long to wait for a command (10s).")
     ] = None,
     no_color: Annotated[
         bool, typer.Option("--no-color", help="No colour (also: NO_COLOR=1).")
@@ -371,6 +437,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
         ("List tag sets (or dependency sets) with member counts; `tags show TAG` lists members."),
     ),
 }
+# Each command's one-line summary: `cachectl --help` lists it whole (click would cut the help's
+# first sentence to fit the line). At most 64 characters, so it fits an 80-column terminal.
+SUMMARIES: dict[str, str] = {
+    "doctor": "Check the connection, the server and the settings.",
+    "demo": "Try the commands on a throwaway Redis and a sample API.",
+    "stats": "Hit rates, response times and server figures; --every: live.",
+    "check": "Hold the cache to thresholds (exit 7 when one fails).",
+    "invalidate": "Delete entries by tag, pattern, key, endpoint or dependency.",
+    "prune": "Remove dangling set members and trim the logs.",
+    "warm": "Fetch the requests of warm manifests into the cache.",
+    "keys": "List entries with their type, TTL, size and endpoint.",
+    "inspect": "Show one entry: value, TTL, memory, endpoint, last write.",
+    "memory": "Where the memory goes: by endpoint, TTL and size.",
+    "history": "Record and read the cache's figures as time series.",
+    "manifest": "Check warm manifests and show the requests they expand to.",
+    "tags": "List tag or dependency sets; `tags show TAG` lists members.",
+}
 COMMAND_MODULES = {name: module for name, (module, _) in COMMANDS.items()}
 # The root options that take a value, to find the command's name after them.
 ROOT_VALUE_OPTIONS = frozenset(
@@ -412,7 +495,9 @@ def _root_app() -> typer.Typer:
     target = _new_app()
     target.callback()(root)
     for name, (_, help_text) in COMMANDS.items():
-        target.command(name, help=help_text, add_help_option=False)(_stand_in)
+        target.command(name, help=help_text, short_help=SUMMARIES[name], add_help_option=False)(
+            _stand_in
+        )
     return target
 
 
@@ -431,13 +516,19 @@ def __getattr__(name: str):
 def command_name(args: list[str]) -> str | None:
     """The command a command line runs (`cachectl --url U keys -n 1` -> "keys"); None for the
     root alone (`--help`, `--version`) or a name that is no command (typer then says so)."""
+    at = _command_index(args)
+    return args[at] if at is not None else None
+
+
+def _command_index(args: list[str]) -> int | None:
+    """Where the command's name stands in a command line; None when it has none."""
     at = 0
     while at < len(args):
         arg = args[at]
         if arg == "--":
             return None
         if not arg.startswith("-"):
-            return arg if arg in COMMAND_MODULES else None
+            return at if arg in COMMAND_MODULES else None
         at += 2 if arg in ROOT_VALUE_OPTIONS else 1
     return None
 

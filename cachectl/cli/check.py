@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
+from cachectl.cli.options import DurationOption, RoundsOpt
 
 
 def check(
@@ -17,38 +18,51 @@ def check(
         float | None,
         typer.Option(
             "--min-hit-rate",
+            min=0,
+            max=100,
+            metavar="PERCENT",
             help="Fail below this hit rate, in percent (overall, or of --endpoint).",
         ),
     ] = None,
     endpoint: Annotated[
         str | None,
         typer.Option(
-            "--endpoint", "-e", help="Apply --min-hit-rate and --max-p95-ms to this endpoint only."
+            "--endpoint",
+            "-e",
+            metavar="NAME",
+            help="Apply --min-hit-rate and --max-p95-ms to this endpoint only.",
         ),
     ] = None,
     max_memory: Annotated[
         str | None,
         typer.Option(
             "--max-memory",
+            metavar="SIZE|P%",
             help="Fail above this used memory: a share of "
             "maxmemory (80%) or a size (2GiB, 500MB, bytes).",
         ),
     ] = None,
     max_evictions_per_s: Annotated[
         float | None,
-        typer.Option("--max-evictions-per-s", help="Fail above this many evictions per second."),
+        typer.Option(
+            "--max-evictions-per-s",
+            min=0,
+            metavar="N",
+            help="Fail above this many evictions per second.",
+        ),
     ] = None,
     max_p95_ms: Annotated[
         float | None,
         typer.Option(
             "--max-p95-ms",
+            metavar="MS",
             help="Fail when the 95th percentile response time is above this many milliseconds.",
         ),
     ] = None,
-    no_anomaly: Annotated[
+    fail_on_anomaly: Annotated[
         bool,
         typer.Option(
-            "--no-anomaly",
+            "--fail-on-anomaly",
             help="Fail when the latest figures are anomalous "
             "against stored history (z-score beyond --sensitivity).",
         ),
@@ -57,21 +71,22 @@ def check(
         float,
         typer.Option(
             "--sensitivity",
-            help="With --no-anomaly: standard deviations from "
+            metavar="SIGMAS",
+            help="With --fail-on-anomaly: standard deviations from "
             "the baseline's mean that count as anomalous.",
         ),
     ] = 3.0,
     baseline: Annotated[
-        str,
-        typer.Option(
+        float,
+        DurationOption(
             "--baseline",
-            help="With --no-anomaly and a live sample: how much "
+            help="With --fail-on-anomaly and a live sample: how much "
             "stored history the sample is held against.",
         ),
-    ] = "1h",
+    ] = "1h",  # type: ignore[assignment] -- the DURATION type reads it
     sample: Annotated[
-        str | None,
-        typer.Option("--sample", help="Measure over a live sample this long (default 10s)."),
+        float | None,
+        DurationOption("--sample", help="Measure over a live sample this long (default 10s)."),
     ] = None,
     allow_lifetime: Annotated[
         bool,
@@ -85,29 +100,28 @@ def check(
         ),
     ] = False,
     window: Annotated[
-        str | None,
-        typer.Option(
+        float | None,
+        DurationOption(
             "--window",
             help="Measure over the stored history of this "
             "last stretch (15m, 1h) instead of a live sample.",
         ),
     ] = None,
     every: Annotated[
-        str | None,
-        typer.Option(
+        float | None,
+        DurationOption(
             "--every",
             help="Repeat every DURATION as an alerting loop "
             "(Ctrl-C or SIGTERM stops it; the exit code is the last round's, or 6 when it "
             "holds but some rounds could not reach Redis or some alerts were not delivered).",
         ),
     ] = None,
-    rounds: Annotated[
-        int | None, typer.Option("--rounds", help="With --every: stop after N rounds.")
-    ] = None,
+    rounds: RoundsOpt = None,
     webhook: Annotated[
         str | None,
         typer.Option(
             "--webhook",
+            metavar="URL",
             help="POST a JSON alert to this URL on each breach and each recovery. An alert "
             "not delivered makes the exit 6 (7 when a condition fails: that comes first).",
         ),
@@ -117,7 +131,6 @@ def check(
     Exit 0 when all hold, 7 when any fails or has no data in its sample or window (NO DATA;
     see --allow-lifetime), 2 for an impossible threshold."""
     from cachectl.cli.numbers import sane_number_text
-    from cachectl.cli.options import duration_option
     from cachectl.errors import CheckFailed, UsageError
     from cachectl.ops.check import MemoryLimit, Thresholds, check_webhook_url
 
@@ -129,7 +142,7 @@ def check(
         else None,
         max_evictions_per_s=max_evictions_per_s,
         max_p95_ms=max_p95_ms,
-        no_anomaly=no_anomaly,
+        no_anomaly=fail_on_anomaly,
         anomaly_sensitivity=sensitivity,
         allow_lifetime=allow_lifetime,
     )
@@ -141,12 +154,12 @@ def check(
             "--allow-lifetime applies to a live sample, not --window: the stored history "
             "has no lifetime figure to stand in"
         )
-    window_seconds = duration_option("--window", window)
-    sample_seconds = duration_option("--sample", sample or "10s")
-    baseline_seconds = duration_option("--baseline", baseline)
-    every_seconds = duration_option("--every", every)
-    if rounds is not None and (every is None or rounds < 1):
-        raise UsageError("--rounds needs --every and a number of rounds of 1 or more")
+    window_seconds = window
+    sample_seconds = sample if sample is not None else 10.0
+    baseline_seconds = baseline
+    every_seconds = every
+    if rounds is not None and every is None:
+        raise UsageError("--rounds needs --every")
     if webhook is not None:
         check_webhook_url(webhook)
 

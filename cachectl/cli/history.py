@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
-from cachectl.cli.options import duration_option
+from cachectl.cli.options import ChoiceOption, DurationOption
 
 history_app = typer.Typer(
     name="history",
@@ -20,17 +20,23 @@ RetentionOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--retention",
+        metavar="RESOLUTION=DURATION",
         help="RESOLUTION=DURATION, repeatable: raw=24h, 1m=7d, 5m=30d, "
         "1h=90d, 1d=365d by default; `forever` keeps a resolution for good.",
     ),
 ]
 CompactAfterOpt = Annotated[
-    str,
-    typer.Option(
+    float,
+    DurationOption(
         "--compact-after",
         help="Raw points older than this are compacted into chunks (whole hours).",
     ),
 ]
+RESOLUTIONS = ("raw", "1m", "5m", "1h", "1d")  # layout.AGG_RESOLUTIONS and raw, kept light
+
+
+def ResolutionOpt(help: str) -> typer.models.OptionInfo:
+    return ChoiceOption("--resolution", "-r", choices=RESOLUTIONS, help=help)
 
 
 def time_series(app_ctx, retention: list[str] | None = None, on_lookups=None):
@@ -50,12 +56,17 @@ def time_series(app_ctx, retention: list[str] | None = None, on_lookups=None):
 def record(
     ctx: typer.Context,
     json_: JsonOpt = False,
-    every: Annotated[str, typer.Option("--every", help="Sample this often (10s, 1m).")] = "10s",
-    ticks: Annotated[int | None, typer.Option("--ticks", help="Stop after N samples.")] = None,
+    every: Annotated[float, DurationOption("--every", help="Sample this often (10s, 1m).")] = "10s",  # type: ignore[assignment] -- the DURATION type reads it
+    rounds: Annotated[
+        int | None, typer.Option("--rounds", min=1, metavar="N", help="Stop after N samples.")
+    ] = None,
     retention: RetentionOpt = None,
-    compact_after: CompactAfterOpt = "1h",
+    compact_after: CompactAfterOpt = "1h",  # type: ignore[assignment]
     discover_every: Annotated[
-        int, typer.Option("--discover-every", help="Look for new endpoints every N samples.")
+        int,
+        typer.Option(
+            "--discover-every", min=1, metavar="N", help="Look for new endpoints every N samples."
+        ),
     ] = 60,
 ) -> None:
     """Sample the cache's and the server's figures until stopped (Ctrl-C or SIGTERM) and store
@@ -70,12 +81,8 @@ def record(
     from cachectl.render.history import record_line
     from cachectl.signals import sigterm_as_interrupt
 
-    every_seconds = duration_option("--every", every)
-    compact_seconds = duration_option("--compact-after", compact_after)
-    if discover_every < 1:
-        from cachectl.errors import UsageError
-
-        raise UsageError(f"--discover-every must be 1 or more, not {discover_every}")
+    every_seconds = every
+    compact_seconds = compact_after
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
     sampler = Sampler(
@@ -112,7 +119,7 @@ def record(
 
     try:
         with sigterm_as_interrupt():  # SIGTERM (systemd, a cancelled job) stops it like Ctrl-C
-            run_record(sampler, recorder, every_seconds, ticks=ticks, on_tick=on_tick)
+            run_record(sampler, recorder, every_seconds, ticks=rounds, on_tick=on_tick)
     except KeyboardInterrupt:
         pass
     problem = seen[0].problem() if seen else None
@@ -124,14 +131,13 @@ def record(
 @history_app.command("show")
 def show(
     ctx: typer.Context,
-    metric: Annotated[str, typer.Argument(help="The series, e.g. cache.hit_ratio.")],
+    metric: Annotated[
+        str, typer.Argument(metavar="METRIC", help="The series, e.g. cache.hit_ratio.")
+    ],
     json_: JsonOpt = False,
-    since: Annotated[str, typer.Option("--since", help="How far back (15m, 6h, 7d).")] = "1h",
+    since: Annotated[float, DurationOption("--since", help="How far back (15m, 6h, 7d).")] = "1h",  # type: ignore[assignment] -- the DURATION type reads it
     resolution: Annotated[
-        str | None,
-        typer.Option(
-            "--resolution", "-r", help="raw, 1m, 5m, 1h or 1d (default: chosen from --since)."
-        ),
+        str | None, ResolutionOpt("The buckets shown (default: chosen from --since).")
     ] = None,
 ) -> None:
     """One series over a time range: a chart and a table (raw points or aggregate buckets)."""
@@ -139,7 +145,7 @@ def show(
     from cachectl.ops.history import show as show_series
     from cachectl.render.history import render_show
 
-    since_seconds = duration_option("--since", since)
+    since_seconds = since
     check_resolution(resolution)
     app_ctx = command_context(ctx, json_mode=json_)
     result = show_series(time_series(app_ctx), metric, since_seconds, resolution)
@@ -179,12 +185,16 @@ def prune(ctx: typer.Context, json_: JsonOpt = False, retention: RetentionOpt = 
 
 
 @history_app.command("compact")
-def compact(ctx: typer.Context, json_: JsonOpt = False, older_than: CompactAfterOpt = "1h") -> None:
+def compact(
+    ctx: typer.Context,
+    json_: JsonOpt = False,
+    older_than: CompactAfterOpt = "1h",  # type: ignore[assignment] -- the DURATION type reads it
+) -> None:
     """Compact raw points older than --compact-after into delta-encoded chunks; reads return
     them as before."""
     from cachectl.render.history import render_compact
 
-    seconds = duration_option("--compact-after", older_than)
+    seconds = older_than
     app_ctx = command_context(ctx, json_mode=json_)
     result = time_series(app_ctx).compact(seconds)
     if app_ctx.output.json_mode:
@@ -199,22 +209,22 @@ def anomalies(
     metrics: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="[METRIC]...",
             help="Series to judge (default: hit "
-            "ratio, requests, p95, memory, operations, evictions)."
+            "ratio, requests, p95, memory, operations, evictions).",
         ),
     ] = None,
     json_: JsonOpt = False,
     baseline: Annotated[
-        str,
-        typer.Option("--baseline", help="The window before the latest value it is held against."),
-    ] = "1h",
-    resolution: Annotated[
-        str, typer.Option("--resolution", "-r", help="raw, 1m, 5m, 1h, 1d.")
-    ] = "raw",
+        float,
+        DurationOption("--baseline", help="The window before the latest value it is held against."),
+    ] = "1h",  # type: ignore[assignment] -- the DURATION type reads it
+    resolution: Annotated[str, ResolutionOpt("The buckets judged.")] = "raw",
     sensitivity: Annotated[
         float,
         typer.Option(
             "--sensitivity",
+            metavar="SIGMAS",
             help="Standard deviations from the baseline's mean that count as anomalous.",
         ),
     ] = 3.0,
@@ -223,7 +233,7 @@ def anomalies(
     from cachectl.ops.history import anomalies as find_anomalies
     from cachectl.render.history import render_anomalies
 
-    baseline_seconds = duration_option("--baseline", baseline)
+    baseline_seconds = baseline
     app_ctx = command_context(ctx, json_mode=json_)
     report = find_anomalies(
         time_series(app_ctx),
@@ -241,22 +251,21 @@ def anomalies(
 @history_app.command("outliers")
 def outliers(
     ctx: typer.Context,
-    metric: Annotated[str, typer.Argument(help="The series.")],
+    metric: Annotated[str, typer.Argument(metavar="METRIC", help="The series.")],
     json_: JsonOpt = False,
-    since: Annotated[str, typer.Option("--since", help="How far back.")] = "6h",
+    since: Annotated[float, DurationOption("--since", help="How far back.")] = "6h",  # type: ignore[assignment] -- the DURATION type reads it
     resolution: Annotated[
-        str | None,
-        typer.Option(
-            "--resolution", "-r", help="raw, 1m, 5m, 1h, 1d (default: chosen from --since)."
-        ),
+        str | None, ResolutionOpt("The buckets judged (default: chosen from --since).")
     ] = None,
-    k: Annotated[float, typer.Option("--k", help="Fences at Q1 - k*IQR and Q3 + k*IQR.")] = 1.5,
+    k: Annotated[
+        float, typer.Option("--k", metavar="K", help="Fences at Q1 - k*IQR and Q3 + k*IQR.")
+    ] = 1.5,
 ) -> None:
     """Values outside the interquartile-range fences (Tukey's)."""
     from cachectl.ops.history import outliers as find_outliers
     from cachectl.render.history import render_outliers
 
-    since_seconds = duration_option("--since", since)
+    since_seconds = since
     app_ctx = command_context(ctx, json_mode=json_)
     report = find_outliers(time_series(app_ctx), metric, since_seconds, resolution=resolution, k=k)
     if app_ctx.output.json_mode:
@@ -268,24 +277,19 @@ def outliers(
 @history_app.command("correlate")
 def correlate(
     ctx: typer.Context,
-    metric_a: Annotated[str, typer.Argument(help="The first series.")],
-    metric_b: Annotated[str, typer.Argument(help="The second series.")],
+    metric_a: Annotated[str, typer.Argument(metavar="METRIC_A", help="The first series.")],
+    metric_b: Annotated[str, typer.Argument(metavar="METRIC_B", help="The second series.")],
     json_: JsonOpt = False,
-    since: Annotated[str, typer.Option("--since", help="How far back.")] = "6h",
+    since: Annotated[float, DurationOption("--since", help="How far back.")] = "6h",  # type: ignore[assignment] -- the DURATION type reads it
     resolution: Annotated[
-        str,
-        typer.Option(
-            "--resolution",
-            "-r",
-            help="The windows the two series are aligned on: 1m, 5m, 1h, 1d or raw (1 s).",
-        ),
+        str, ResolutionOpt("The windows the two series are aligned on (raw: 1 s).")
     ] = "1m",
 ) -> None:
     """Pearson's correlation of two series over aligned windows."""
     from cachectl.ops.history import correlate as find_correlation
     from cachectl.render.history import render_correlation
 
-    since_seconds = duration_option("--since", since)
+    since_seconds = since
     app_ctx = command_context(ctx, json_mode=json_)
     report = find_correlation(
         time_series(app_ctx), metric_a, metric_b, since_seconds, resolution=resolution

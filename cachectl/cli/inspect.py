@@ -14,16 +14,21 @@ def inspect(
     key: Annotated[
         str | None,
         typer.Argument(
-            help="The key as `cachectl keys` prints it: \\xff, \\n and \\\\ (a backslash) read back."
+            metavar="[KEY]",
+            help="The key as `cachectl keys` prints it: \\xff, \\n and \\\\ (a backslash) read back.",
         ),
     ] = None,
     endpoint: Annotated[
-        str | None, typer.Option("--endpoint", "-e", help="Build the entry key from an endpoint...")
+        str | None,
+        typer.Option(
+            "--endpoint", "-e", metavar="NAME", help="Build the entry key from an endpoint..."
+        ),
     ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option(
             "--param",
+            metavar="NAME=VALUE",
             help="...and its params, name=value, repeated; the value is read "
             "as JSON when it parses as JSON (id=123 a number, id='\"123\"' a string).",
         ),

@@ -14,7 +14,7 @@ from cachectl.cli.context import (
     command_context,
     confirm_destructive,
 )
-from cachectl.cli.options import BatchOpt, CountOpt, RateOpt
+from cachectl.cli.options import BatchOpt, CountOpt, DurationOption, HintedChoice, RateOpt
 
 if TYPE_CHECKING:
     from cachectl.cli.context import AppContext
@@ -30,7 +30,8 @@ Many = list[str] | None
 def invalidate(
     ctx: typer.Context,
     tag: Annotated[
-        Many, typer.Option("--tag", metavar="TAG", help="Entries in the tag's set (repeatable).")
+        Many,
+        typer.Option("--tag", "-t", metavar="TAG", help="Entries in the tag's set (repeatable)."),
     ] = None,
     pattern: Annotated[
         Many,
@@ -54,7 +55,8 @@ def invalidate(
         Many,
         typer.Option(
             "--endpoint",
-            metavar="ENDPOINT",
+            "-e",
+            metavar="NAME",
             help="Every entry of an endpoint, in either param "
             "encoding (repeatable); with --param, the one entry of those params.",
         ),
@@ -86,35 +88,35 @@ def invalidate(
         ),
     ] = None,
     ttl_below: Annotated[
-        str | None,
-        typer.Option(
+        float | None,
+        DurationOption(
             "--ttl-below",
-            metavar="SECONDS",
+            allow_zero=True,
             help="Only entries expiring within this (90, 10m, 1h).",
         ),
     ] = None,
     ttl_above: Annotated[
-        str | None,
-        typer.Option(
+        float | None,
+        DurationOption(
             "--ttl-above",
-            metavar="SECONDS",
+            allow_zero=True,
             help="Only entries with more TTL left than this, or none.",
         ),
     ] = None,
     idle_above: Annotated[
-        str | None,
-        typer.Option(
+        float | None,
+        DurationOption(
             "--idle-above",
-            metavar="SECONDS",
+            allow_zero=True,
             help="Only entries not read for longer than this "
             "(OBJECT IDLETIME: not under an LFU maxmemory-policy).",
         ),
     ] = None,
     older_than: Annotated[
-        str | None,
-        typer.Option(
+        float | None,
+        DurationOption(
             "--older-than",
-            metavar="DURATION",
+            allow_zero=True,
             help="Only entries last written longer ago than this "
             "(by the write log; entries missing from it are kept).",
         ),
@@ -136,10 +138,10 @@ def invalidate(
         ),
     ] = False,
     delay: Annotated[
-        str | None,
-        typer.Option(
+        float | None,
+        DurationOption(
             "--delay",
-            metavar="DURATION",
+            allow_zero=True,
             help="Wait this long first (30s, 5m), counting down on "
             "a terminal; Ctrl-C while waiting deletes nothing.",
         ),
@@ -148,7 +150,7 @@ def invalidate(
         str,
         typer.Option(
             "--index-cleanup",
-            metavar="auto|sweep|skip",
+            click_type=HintedChoice(("auto", "sweep", "skip")),
             help="Remove deleted entries from the other tag and dependency sets that name them (a "
             "pass over the keyspace): auto (after --pattern or --endpoint, which walk it anyway), "
             "sweep (always), skip (leave it to prune).",
@@ -184,13 +186,12 @@ def invalidate(
     named set missing or nothing matched (with --strict), 6 Redis error after some deletions
     (or servers restarting throughout), 130 interrupted (or the question answered no)."""
     from cachectl.cli.numbers import sane_number_text
-    from cachectl.errors import ExitCode, UsageError
+    from cachectl.errors import ExitCode
     from cachectl.layout import Layout
     from cachectl.ops.invalidate import InvalidateOptions, InvalidateResult, preview
     from cachectl.ops.selection import (
         SelectionSpec,
         make_filters,
-        parse_seconds,
         resolve_selection,
     )
     from cachectl.render.invalidate import render_preview, warn_missing_sets
@@ -217,9 +218,7 @@ def invalidate(
         older_than=older_than,
         larger_than=sane_number_text("--larger-than", larger_than),
     )
-    delay_seconds = parse_seconds(delay, "--delay") if delay else 0.0
-    if index_cleanup not in ("auto", "sweep", "skip"):
-        raise UsageError(f"--index-cleanup must be auto, sweep or skip, not {index_cleanup!r}")
+    delay_seconds = delay or 0.0
     options = InvalidateOptions(
         scan_count=count or settings.scan_count,
         batch_size=batch_size or settings.batch_size,

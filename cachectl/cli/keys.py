@@ -7,47 +7,58 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
-from cachectl.cli.options import JsonlOpt
+from cachectl.cli.options import ChoiceOption, JsonlOpt
 
 
 def keys(
     ctx: typer.Context,
     pattern: Annotated[
         str | None,
-        typer.Argument(help="SCAN MATCH glob over whole keys (default: every entry, api_cache:*)."),
+        typer.Argument(
+            metavar="[PATTERN]",
+            help="SCAN MATCH glob over whole keys (default: every entry, api_cache:*).",
+        ),
     ] = None,
     endpoint: Annotated[
         str | None,
         typer.Option(
             "--endpoint",
             "-e",
+            metavar="NAME",
             help="Only entries of this endpoint (glob characters in it are taken literally).",
         ),
     ] = None,
     tag: Annotated[
-        str | None, typer.Option("--tag", "-t", help="Only entries the tag set names.")
+        str | None,
+        typer.Option("--tag", "-t", metavar="TAG", help="Only entries the tag set names."),
     ] = None,
     depends_on: Annotated[
         str | None,
-        typer.Option("--depends-on", help="Only entries that depend on this resource id."),
+        typer.Option(
+            "--depends-on", metavar="ID", help="Only entries that depend on this resource id."
+        ),
     ] = None,
     type_: Annotated[
         str | None,
-        typer.Option(
-            "--type", help="Only keys of this type: string, hash, list, set, zset, stream."
+        ChoiceOption(
+            "--type",
+            choices=("string", "hash", "list", "set", "zset", "stream"),
+            help="Only keys of this type.",
         ),
     ] = None,
     no_ttl: Annotated[
-        bool, typer.Option("--no-ttl", help="Only entries without an expiry.")
+        bool, typer.Option("--without-ttl", help="Only entries without an expiry (no TTL).")
     ] = False,
     limit: Annotated[
-        int | None, typer.Option("--limit", "-n", min=1, help="Stop after this many entries.")
+        int | None,
+        typer.Option("--limit", "-n", min=1, metavar="N", help="Stop after this many entries."),
     ] = None,
     fields: Annotated[
         str | None,
         typer.Option(
             "--fields",
             "-f",
+            metavar="FIELDS",
             help="Only these row fields, comma-separated, of: type, "
             "ttl, size, endpoint, params (default all; the key is always shown). A "
             "figure not asked for is not read from Redis: '--fields endpoint,params' "

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
+from cachectl.cli.options import EndpointOpt
 
 manifest_app = typer.Typer(
     help="Check warm manifests and show the requests they expand to (nothing is fetched).",
@@ -16,7 +17,10 @@ manifest_app = typer.Typer(
 )
 
 FilesArg = Annotated[
-    list[Path], typer.Argument(help="Warm manifests (YAML, version: 1).", show_default=False)
+    list[Path],
+    typer.Argument(
+        metavar="FILE...", help="Warm manifests (YAML, version: 1).", show_default=False
+    ),
 ]
 
 
@@ -47,15 +51,14 @@ def validate(ctx: typer.Context, files: FilesArg, json_: JsonOpt = False) -> Non
 def expand(
     ctx: typer.Context,
     files: FilesArg,
-    endpoint: Annotated[
-        list[str] | None,
-        typer.Option("--endpoint", metavar="NAME", help="Only this endpoint (repeat for more)."),
-    ] = None,
+    endpoint: EndpointOpt = None,
     limit: Annotated[
         int | None,
         typer.Option(
             "--limit",
+            "-n",
             min=0,
+            metavar="N",
             help="Show at most this many requests (default: 50 in the table, all with --json).",
         ),
     ] = None,

@@ -17,18 +17,21 @@ def memory(
         typer.Option(
             "--depth",
             min=1,
+            metavar="N",
             help="Group entries by their first N ':'-separated key "
             "segments instead of by endpoint.",
         ),
     ] = None,
     top: Annotated[
-        int, typer.Option("--top", min=0, help="How many of the largest entries to list.")
+        int,
+        typer.Option("--top", min=0, metavar="N", help="How many of the largest entries to list."),
     ] = 10,
     sample: Annotated[
         int | None,
         typer.Option(
-            "--sample",
+            "--sample-size",
             min=1,
+            metavar="N",
             help="Read about N keys (spread over the primaries) and "
             "scale the figures up, saying so.",
         ),

@@ -1,6 +1,6 @@
 """Sane bounds on every numeric flag, applied in one place.
 
-click reads `--rate nan`, `--interval 1e400` (infinity) and `--count 10^21` as numbers, and its
+click reads `--rate nan`, `--max-p95-ms 1e400` (infinity) and `--count 10^21` as numbers, and its
 ranges let NaN and infinity through (every comparison with NaN is false); a 10,000-digit value
 would be echoed whole in the error. `bound_numeric_options` gives every integer and float option
 of the command tree a conversion that refuses them all as usage errors (exit 2) naming the flag.

@@ -1,11 +1,16 @@
 """Options more than one command takes, declared once: the same flag, metavar and help
-wherever the idea appears (the options every command has live in `cachectl.cli.context`)."""
+wherever the idea appears (the options every command has live in `cachectl.cli.context`), and
+the parameter types of the vocabulary (docs/reference/vocabulary.md): a DURATION, a choice.
+
+`tests/cli/test_vocabulary.py` walks the command tree and holds every command to it."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer._click.types import ParamType  # typer 0.28 vendors click
+from typer._types import TyperChoice
 
 CountOpt = Annotated[
     int | None,
@@ -41,17 +46,92 @@ JsonlOpt = Annotated[
 ]
 
 
-def duration_option(option: str, text: str | None, *, allow_zero: bool = False) -> float | None:
-    """A duration option's seconds, or a usage error naming the option."""
-    if text is None:
-        return None
-    from cachectl.durations import parse_duration
-    from cachectl.errors import UsageError
+class Duration(ParamType):
+    """A duration flag's type: `90` (seconds), `90s`, `500ms`, `10m`, `1h30m`, `2d`, read as
+    seconds (a float). Zero is refused unless `allow_zero` (zero means "none": `--sample 0`).
 
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise UsageError(f"{option} must be greater than 0, not {text!r}")
-    return seconds
+    A bad value is cachectl's one-line usage error (exit 2) naming the flag, as every value
+    cachectl itself checks is: CachectlGroup reports it."""
+
+    name = "duration"
+
+    def __init__(self, *, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
+
+    def get_metavar(self, param: Any, ctx: Any = None) -> str:
+        return DURATION_METAVAR
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, float):  # already seconds (a default converted before)
+            return value
+        from cachectl.durations import parse_duration
+        from cachectl.errors import UsageError
+
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise UsageError(f"{flag_of(param)}: {exc}") from None
+        if seconds < 0 or (seconds == 0 and not self.allow_zero):
+            least = "0 or more" if self.allow_zero else "greater than 0"
+            raise UsageError(f"{flag_of(param)} must be {least}, not {value!r}")
+        return seconds
+
+
+def flag_of(param: Any) -> str:
+    """The flag a usage error names: its long spelling."""
+    opts = getattr(param, "opts", None) or ["value"]
+    return next((o for o in opts if o.startswith("--")), opts[0])
+
+
+DURATION_METAVAR = "DURATION"
+
+
+def DurationOption(*names: str, help: str, allow_zero: bool = False, **kw: Any) -> Any:
+    """A duration flag: the DURATION type and metavar, seconds (a float) in the function."""
+    return typer.Option(
+        *names,
+        click_type=Duration(allow_zero=allow_zero),
+        metavar=DURATION_METAVAR,
+        help=help,
+        **kw,
+    )
+
+
+class HintedChoice(TyperChoice):
+    """One of a few values (click's choice: the help lists them), a wrong one a one-line usage
+    error naming them; a value that is no longer a choice says what replaced it (`stats
+    --format json`: did you mean --json?)."""
+
+    def __init__(self, choices: Any, hints: dict[str, str] | None = None) -> None:
+        super().__init__(choices)
+        self.hints = hints or {}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value in self.choices:
+            return value
+        from cachectl.errors import UsageError
+
+        hint = self.hints.get(value) if isinstance(value, str) else None
+        also = f"; did you mean {hint}?" if hint else ""
+        raise UsageError(
+            f"{flag_of(param)} must be one of {', '.join(map(str, self.choices))}, "
+            f"not {value!r}{also}"
+        )
+
+
+def ChoiceOption(
+    *names: str, choices: Any, help: str, hints: dict[str, str] | None = None, **kw: Any
+) -> Any:
+    """A flag taking one of `choices` (click's Choice: the metavar lists them, a wrong value is
+    a usage error naming them)."""
+    return typer.Option(*names, click_type=HintedChoice(choices, hints), help=help, **kw)
+
+
+EndpointOpt = Annotated[
+    list[str] | None,
+    typer.Option("--endpoint", "-e", metavar="NAME", help="Only this endpoint (repeatable)."),
+]
+RoundsOpt = Annotated[
+    int | None,
+    typer.Option("--rounds", min=1, metavar="N", help="With --every: stop after N rounds."),
+]

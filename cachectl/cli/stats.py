@@ -1,4 +1,4 @@
-"""`cachectl stats` (one shot, --format prometheus, --watch dashboard)."""
+"""`cachectl stats` (one shot, --format prometheus, --every dashboard)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
-from cachectl.cli.options import duration_option
+from cachectl.cli.options import ChoiceOption, DurationOption, RoundsOpt
 
-FORMATS = ("text", "json", "prometheus")
+FORMATS = ("text", "prometheus")
 
 
 def stats(
@@ -17,124 +17,108 @@ def stats(
     json_: JsonOpt = False,
     format_: Annotated[
         str,
-        typer.Option(
+        ChoiceOption(
             "--format",
-            "-f",
-            help="text (default), json (same as --json) or prometheus "
-            "(text exposition for node_exporter's textfile collector).",
+            choices=FORMATS,
+            hints={"json": "--json"},
+            help="text, or prometheus (text exposition for node_exporter's textfile collector).",
         ),
     ] = "text",
     sample: Annotated[
-        str,
-        typer.Option(
+        float,
+        DurationOption(
             "--sample",
+            allow_zero=True,
             help="Rates are measured over this pause between two samples "
             "(for example 1s, 10s; 0 for no rates).",
         ),
-    ] = "1s",
+    ] = "1s",  # type: ignore[assignment] -- the DURATION type reads it
     window: Annotated[
-        str,
-        typer.Option(
+        float,
+        DurationOption(
             "--window",
             help="Response-time percentiles and the slowest requests cover "
-            "this much of the log (the log keeps the last hour); with --watch the "
-            "dashboard keeps this much from tick to tick.",
+            "this much of the log (the log keeps the last hour); with --every the "
+            "dashboard keeps this much from round to round.",
         ),
-    ] = "5m",
-    watch: Annotated[
-        bool,
-        typer.Option(
-            "--watch",
-            "-w",
-            help="A live dashboard (one line per interval off a "
+    ] = "5m",  # type: ignore[assignment]
+    every: Annotated[
+        float | None,
+        DurationOption(
+            "--every",
+            help="A live dashboard updated every DURATION (one line per round off a "
             "terminal; one JSON object per line with --json). Ctrl-C or SIGTERM "
             "leaves (exit 0).",
         ),
-    ] = False,
-    interval: Annotated[
-        float, typer.Option("--interval", "-i", help="Seconds between two dashboard updates.")
-    ] = 1.0,
+    ] = None,
     discover_every: Annotated[
         int,
         typer.Option(
             "--discover-every",
-            help="With --watch: look for new endpoints (one SCAN "
-            "of the metrics prefix) every N ticks.",
+            min=1,
+            metavar="N",
+            help="With --every: look for new endpoints (one SCAN "
+            "of the metrics prefix) every N rounds.",
         ),
     ] = 60,
     record: Annotated[
         bool,
         typer.Option(
             "--record",
-            help="With --watch: also store each sample as history "
-            "(as `cachectl history record` does; exit 6 if any tick was not stored).",
+            help="With --every: also store each sample as history "
+            "(as `cachectl history record` does; exit 6 if any round was not stored).",
         ),
     ] = False,
-    ticks: Annotated[
-        int | None, typer.Option("--ticks", help="With --watch: stop after N updates.")
-    ] = None,
+    rounds: RoundsOpt = None,
 ) -> None:
     """The cache's figures: hits, misses and hit rate overall and per endpoint, response-time
     percentiles and the slowest requests, and the server's memory, evictions, operations and
     keyspace hit rate (summed over a cluster's primaries, with per-node detail)."""
     from cachectl.errors import UsageError
 
-    if format_ not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format_!r}")
-    json_mode = json_ or format_ == "json"
-    if json_mode and format_ == "prometheus":
+    if json_ and format_ == "prometheus":
         raise UsageError("--json and --format prometheus cannot be used together")
-    sample_seconds = duration_option("--sample", sample, allow_zero=True)
-    window_seconds = duration_option("--window", window)
-    if watch:
+    if every is not None:
         if format_ == "prometheus":
-            raise UsageError("--format prometheus is a one-shot format; drop --watch")
-        if interval <= 0:
-            raise UsageError(f"--interval must be greater than 0, not {interval}")
-        if discover_every < 1:
-            raise UsageError(f"--discover-every must be 1 or more, not {discover_every}")
-        app_ctx = command_context(ctx, json_mode=json_mode)
+            raise UsageError("--format prometheus is a one-shot format; drop --every")
+        app_ctx = command_context(ctx, json_mode=json_)
         _watch(
             app_ctx,
-            interval=interval,
+            interval=every,
             record=record,
             discover_every=discover_every,
-            window_seconds=window_seconds,
-            ticks=ticks,
+            window_seconds=window,
+            ticks=rounds,
         )
         return
 
     if record:
-        raise UsageError("--record needs --watch (or use `cachectl history record`)")
+        raise UsageError("--record needs --every (or use `cachectl history record`)")
     # Only options given (not their defaults) are refused. Compared by name: the enum's class
     # lives in whichever click Typer brings (recent Typers carry their own copy).
     given = [
         option
-        for option, param in (
-            ("--interval", "interval"),
-            ("--ticks", "ticks"),
-            ("--discover-every", "discover_every"),
-        )
+        for option, param in (("--rounds", "rounds"), ("--discover-every", "discover_every"))
         if getattr(ctx.get_parameter_source(param), "name", "DEFAULT") != "DEFAULT"
     ]
     if given:
         several = len(given) > 1
         raise UsageError(
             f"{' and '.join(given)} only appl{'y' if several else 'ies'} with "
-            f"--watch: add --watch, or drop {'them' if several else 'it'}"
+            f"--every: add --every DURATION, or drop {'them' if several else 'it'}"
         )
 
     from cachectl.layout import Layout
     from cachectl.ops.stats import take_stats
     from cachectl.render.stats import prometheus_text, render_stats
 
-    app_ctx = command_context(ctx, json_mode=json_mode)
+    app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
     report = take_stats(
         app_ctx.store,
         Layout(app_ctx.settings.layout),
-        sample_seconds=sample_seconds,
-        log_window_seconds=window_seconds,
+        sample_seconds=sample,
+        log_window_seconds=window,
     )
     if out.json_mode:
         out.json(report.to_dict())
@@ -172,7 +156,7 @@ def _watch(
     )
     series = TimeSeries(app_ctx.store, layout, on_lookups=sampler.count_own)
     recorder = Recorder(series, compact_after=DEFAULT_COMPACT_AFTER_SECONDS) if record else None
-    # The percentiles and slowest requests cover the last --window, kept across ticks.
+    # The percentiles and slowest requests cover the last --window, kept across rounds.
     state = DashboardState(
         started_at=time.time(),
         interval_seconds=interval,

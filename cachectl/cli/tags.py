@@ -54,7 +54,8 @@ tags_app = typer.Typer(
 def tags(
     ctx: typer.Context,
     pattern: Annotated[
-        str | None, typer.Argument(help="Glob over tag names (default *): 'user:*'.")
+        str | None,
+        typer.Argument(metavar="[PATTERN]", help="Glob over tag names (default *): 'user:*'."),
     ] = None,
     dependencies: Annotated[
         bool, typer.Option("--dependencies", "-d", help="Dependency sets instead of tag sets.")
@@ -62,8 +63,9 @@ def tags(
     sample: Annotated[
         int | None,
         typer.Option(
-            "--sample",
+            "--sample-size",
             min=1,
+            metavar="N",
             help="Estimate existing/dangling from N random members "
             "per set instead of checking every member.",
         ),
@@ -71,7 +73,7 @@ def tags(
     json_: JsonOpt = False,
 ) -> None:
     """List tag sets (or --dependencies sets) with their member count, how many members still
-    exist and how many are dangling (exact, or estimated with --sample N), and their TTL.
+    exist and how many are dangling (exact, or estimated with --sample-size N), and their TTL.
     Read only: `cachectl prune` removes dangling members. Exit 6 if the scan is cut short."""
     if ctx.invoked_subcommand is not None:
         return
@@ -111,14 +113,20 @@ def tags(
 @tags_app.command("show")
 def show(
     ctx: typer.Context,
-    tag: Annotated[str, typer.Argument(help="The tag (or, with --dependency, the resource id).")],
-    dependency: Annotated[
-        bool, typer.Option("--dependency", "-d", help="Show the dependency set of a resource id.")
+    tag: Annotated[
+        str,
+        typer.Argument(metavar="TAG", help="The tag (or, with --dependencies, the resource id)."),
+    ],
+    dependencies: Annotated[
+        bool,
+        typer.Option(
+            "--dependencies", "-d", help="Show the dependency set of a resource id instead."
+        ),
     ] = False,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
 ) -> None:
-    """List the members of one tag set (or --dependency set), each with whether its entry still
+    """List the members of one tag set (or --dependencies set), each with whether its entry still
     exists and its TTL, streamed. Exit 5 when there is no such set."""
     from cachectl.layout import Layout
     from cachectl.ops.tags import show_tag_set
@@ -130,7 +138,7 @@ def show(
     app_ctx = command_context(ctx, json_mode=json_, jsonl=jsonl)
     out = app_ctx.output
     info, members = show_tag_set(
-        app_ctx.store, Layout(app_ctx.settings.layout), tag, dependency=dependency
+        app_ctx.store, Layout(app_ctx.settings.layout), tag, dependency=dependencies
     )
     if not out.json_mode:
         tag_set_heading(out, info)

@@ -8,18 +8,23 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import DryRunOpt, JsonOpt, command_context
+from cachectl.cli.options import DurationOption, EndpointOpt, RoundsOpt
 
 
 def warm(
     ctx: typer.Context,
     files: Annotated[
-        list[Path], typer.Argument(help="Warm manifests (YAML, version: 1).", show_default=False)
+        list[Path],
+        typer.Argument(
+            metavar="FILE...", help="Warm manifests (YAML, version: 1).", show_default=False
+        ),
     ],
     concurrency: Annotated[
         int | None,
         typer.Option(
             "--concurrency",
             min=1,
+            metavar="N",
             max=1000,  # manifest.MAX_CONCURRENCY: connections held open at once
             help="Requests in flight at once (default: the "
             "manifests' defaults.concurrency, else 10).",
@@ -40,28 +45,24 @@ def warm(
         bool, typer.Option("--only-missing", help="Skip entries that are already cached.")
     ] = False,
     refresh_below: Annotated[
-        str | None,
-        typer.Option(
+        float | None,
+        DurationOption(
             "--refresh-below",
-            metavar="SECONDS",
             help="Only entries missing or whose TTL "
-            "is below this (seconds, or 10m, 1h...): refresh ahead of expiry.",
+            "is below this (90, 10m, 1h...): refresh ahead of expiry.",
         ),
     ] = None,
-    endpoint: Annotated[
-        list[str] | None,
-        typer.Option("--endpoint", metavar="NAME", help="Only this endpoint (repeat for more)."),
-    ] = None,
+    endpoint: EndpointOpt = None,
     dry_run: DryRunOpt = False,
     every: Annotated[
-        str | None,
-        typer.Option(
+        float | None,
+        DurationOption(
             "--every",
-            metavar="DURATION",
             help="Repeat every DURATION (30s, 10m...) until stopped, with a report per round. "
             "A failed round does not end the loop; the loop then exits 6, naming how many failed.",
         ),
     ] = None,
+    rounds: RoundsOpt = None,
     from_access_log: Annotated[
         bool,
         typer.Option(
@@ -115,7 +116,7 @@ def warm(
     (maxmemory: the run stops at the first refused write), 130 on Ctrl-C (with the report so
     far). With --every, 6 when any round failed, not only the last."""
     from cachectl.cli.numbers import sane_number_text
-    from cachectl.durations import parse_duration, parse_size
+    from cachectl.durations import parse_size
     from cachectl.errors import UsageError
     from cachectl.layout import Layout
     from cachectl.manifest import Plan, load_manifests
@@ -125,17 +126,6 @@ def warm(
 
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
-
-    def seconds(option: str, text: str | None) -> float | None:
-        if text is None:
-            return None
-        try:
-            value = parse_duration(text)
-        except ValueError as exc:
-            raise UsageError(f"{option}: {exc}") from None
-        if value <= 0:
-            raise UsageError(f"{option} must be greater than 0, got {text!r}")
-        return value
 
     def size(option: str, text: str | None) -> int | None:
         if text is None:
@@ -148,20 +138,22 @@ def warm(
             raise UsageError(f"{option} must be 1 byte or more, got {text!r}")
         return value
 
+    if rounds is not None and every is None:
+        raise UsageError("--rounds needs --every")
     if top is not None and not from_access_log:
         raise UsageError("--top applies only with --from-access-log")
     options = WarmOptions(
         concurrency=concurrency,
         rate=rate,
         only_missing=only_missing,
-        refresh_below_seconds=seconds("--refresh-below", refresh_below),
+        refresh_below_seconds=refresh_below,
         dry_run=dry_run,
         from_access_log_top=(top or 100) if from_access_log else None,
         max_failures=FailureLimit.parse(sane_number_text("--max-failures", max_failures)),
         report_path=str(report) if report else None,
         max_response_bytes=size("--max-response-bytes", max_response_bytes),
     )
-    every_seconds = seconds("--every", every)
+    every_seconds = every
 
     layout = Layout(app_ctx.settings.layout)
     plan = Plan(load_manifests(files), layout, only=endpoint or ())
@@ -188,6 +180,7 @@ def warm(
             plan,
             options,
             every_seconds,
+            rounds=rounds,
             on_round=show,
             on_progress=progress.update,
             on_notice=out.warn,

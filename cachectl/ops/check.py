@@ -90,7 +90,7 @@ class Thresholds:
             raise UsageError(
                 "no condition to check",
                 hint="give at least one of --min-hit-rate, --max-memory, --max-evictions-per-s, "
-                "--max-p95-ms, --no-anomaly",
+                "--max-p95-ms, --fail-on-anomaly",
             )
         if self.min_hit_rate_pct is not None and not 0 <= self.min_hit_rate_pct <= 100:
             raise UsageError(
@@ -595,7 +595,7 @@ def check_once(
     series: TimeSeries | None = None,
 ) -> CheckResult:
     """One round: over a live sample of `sample_seconds`, or over the stored history of the
-    last `window_seconds`. --no-anomaly holds a live sample against `baseline_seconds` of
+    last `window_seconds`. --fail-on-anomaly holds a live sample against `baseline_seconds` of
     history."""
     from cachectl.timeseries import TimeSeries
 

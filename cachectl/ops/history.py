@@ -1,6 +1,6 @@
 """`cachectl history`: the cache's figures sampled into time series, read back, kept in bounds.
 
-Series written by `history record` and `stats --watch --record` (each sample's figures, at the
+Series written by `history record` and `stats --every --record` (each sample's figures, at the
 sample's time; a figure that cannot be measured in a sample is left out, never written as 0):
 
 - `cache.hit_ratio` (0..1, over the interval), `cache.requests_per_s`, `cache.hits_per_s`,

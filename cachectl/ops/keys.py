@@ -116,7 +116,7 @@ class KeyQuery:
 
     def reads(self) -> str:
         """The figures a SCAN listing reads per key: TYPE unless SCAN's TYPE filter already
-        says it, PTTL for the ttl field or --no-ttl, MEMORY USAGE for the size field."""
+        says it, PTTL for the ttl field or --without-ttl, MEMORY USAGE for the size field."""
         reads = ""
         if "type" in self.fields and self.type is None:
             reads += READ_TYPE
@@ -303,7 +303,7 @@ def _hint_leaving_out(error: CachectlError, query: KeyQuery, from_sets: bool) ->
     if name not in query.fields or (from_sets and name != "size"):
         return
     if name == "ttl" and query.no_ttl:
-        return  # --no-ttl needs the TTL too
+        return  # --without-ttl needs the TTL too
     rest = ",".join(f for f in query.fields if f != name) or "key"
     error.hint = (
         f"{error.hint + '; ' if error.hint else ''}or leave the {name} out: --fields {rest}"

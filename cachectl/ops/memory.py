@@ -5,7 +5,7 @@ sized server-side a page per call (see `ops.scanning.scan_sized`); other applica
 counted, not sized. Figures per endpoint (or key prefix), per TTL bucket, the largest entries,
 the bookkeeping apart from the entries, and a few plain recommendations.
 
-`--sample N` reads about N keys, spread over the primaries in proportion to their DBSIZE, and
+`--sample-size N` reads about N keys, spread over the primaries in proportion to their DBSIZE, and
 scales counts and sums by each node's DBSIZE / keys read: SCAN visits keys in hash-table order,
 which has nothing to do with their names, so the first N keys are a fair sample.
 """
@@ -220,7 +220,7 @@ def analyze_memory(
     if depth is not None and depth < 1:
         raise UsageError("--depth must be 1 or more")
     if sample is not None and sample < 1:
-        raise UsageError("--sample must be 1 or more")
+        raise UsageError("--sample-size must be 1 or more")
     if top < 0:
         raise UsageError("--top must be 0 or more")
     report = MemoryReport(group_by="endpoint" if depth is None else f"prefix:{depth}")

@@ -59,7 +59,7 @@ def parse_bytes(text: str, option: str = "--larger-than") -> int:
     return int(float(match.group(1)) * _BYTE_UNITS[match.group(2)])
 
 
-def parse_seconds(text: str, option: str) -> float:
+def parse_seconds(text: str | float, option: str) -> float:
     """A duration (`90`, `10m`, `1h30m`) as seconds, 0 or more."""
     try:
         seconds = parse_duration(text)
@@ -72,15 +72,16 @@ def parse_seconds(text: str, option: str) -> float:
 
 def make_filters(
     *,
-    ttl_below: str | None = None,
-    ttl_above: str | None = None,
-    idle_above: str | None = None,
-    older_than: str | None = None,
+    ttl_below: str | float | None = None,
+    ttl_above: str | float | None = None,
+    idle_above: str | float | None = None,
+    older_than: str | float | None = None,
     larger_than: str | None = None,
 ) -> Filters:
-    """Filters from the options as typed; a bad value is a usage error naming the option."""
+    """Filters from the options as typed (a duration as text, or seconds); a bad value is a
+    usage error naming the option."""
 
-    def seconds(value: str | None, option: str) -> float | None:
+    def seconds(value: str | float | None, option: str) -> float | None:
         return None if value is None else parse_seconds(value, option)
 
     filters = Filters(
@@ -96,10 +97,16 @@ def make_filters(
         and filters.ttl_below_seconds <= filters.ttl_above_seconds
     ):
         raise UsageError(
-            f"--ttl-below {ttl_below} and --ttl-above {ttl_above} together select nothing",
+            f"--ttl-below {_as_typed(ttl_below)} and --ttl-above {_as_typed(ttl_above)} "
+            "together select nothing",
             hint="--ttl-below must be greater than --ttl-above",
         )
     return filters
+
+
+def _as_typed(value: str | float | None) -> str:
+    """A duration as a user would type it: `600`, not `600.0`."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 # --- sources ---------------------------------------------------------------------------------

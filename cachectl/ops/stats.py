@@ -855,7 +855,7 @@ class DashboardState:
             self.endpoint_p95_ms = self._window.p95_by_endpoint()
 
     def to_dict(self) -> dict:
-        """One tick for machines (`stats --watch --json`, one object per line)."""
+        """One tick for machines (`stats --every ... --json`, one object per line)."""
         return {
             "tick": self.ticks,
             "report": self.report.to_dict() if self.report and not self.error else None,

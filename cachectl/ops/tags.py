@@ -100,7 +100,7 @@ def list_tag_sets(
     `dependencies`), sorted by name. Ctrl-C or a scan that cannot go on returns what was read,
     with `complete` False."""
     if sample is not None and sample < 1:
-        raise UsageError("--sample must be 1 or more")
+        raise UsageError("--sample-size must be 1 or more")
     kind = "dependency" if dependencies else "tag"
     match = layout.dependency_pattern(pattern) if dependencies else layout.tag_pattern(pattern)
     prefix = (layout.dependency("") if dependencies else layout.tag("")).encode()

@@ -364,13 +364,15 @@ def warm_every(
     on_progress: Callable[[WarmProgress], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    rounds: int | None = None,
 ) -> WarmLoop:
     """Rounds `every_seconds` apart (start to start; a round that takes longer is followed at
     once) until stopped. Ctrl-C or SIGTERM between rounds, or while a round is reported, ends it
     (a clean end: stopping is how a loop ends); a round stopped by Ctrl-C, SIGTERM or by Redis ends it too, with that round's
     result. A round that fails otherwise (more failed requests than --max-failures allows) is
     counted and the loop goes on; `on_notice` is told at the start and the end of a run of
-    failed rounds, after that round's `on_round`."""
+    failed rounds, after that round's `on_round`. With `rounds`, the loop ends after that many
+    (`--rounds N`)."""
     from cachectl.signals import sigterm_as_interrupt, stop_on_signals
 
     round_number = 0
@@ -397,7 +399,7 @@ def warm_every(
                 on_round(result)
                 if notice and on_notice is not None:
                     on_notice(notice)
-            if result.stopped or stop.is_set():
+            if result.stopped or stop.is_set() or round_number == rounds:
                 return WarmLoop(result, failed)
             try:
                 sleep(max(0.0, every_seconds - (time.monotonic() - started)))

@@ -1,4 +1,4 @@
-"""The live dashboard of `cachectl stats --watch`, drawn from a DashboardState alone.
+"""The live dashboard of `cachectl stats --every`, drawn from a DashboardState alone.
 
 `render_dashboard(state)` is a pure function: the CLI hands it to rich.live once a tick, and a
 test hands it to a recording Console and reads the screen. Off a terminal the dashboard is one
@@ -67,7 +67,7 @@ def render_dashboard(state: DashboardState):
 
     parts = []
     header = Text()
-    header.append("cachectl stats --watch", style="bold")
+    header.append("cachectl stats --every", style="bold")
     header.append(
         f"  every {num(state.interval_seconds)} s, {state.ticks} ticks, "
         f"up {human_duration(state.ticks * state.interval_seconds)}"

@@ -107,7 +107,7 @@ class Output:
         self.stdout.flush()
 
     def json_line(self, obj: Any) -> None:
-        """One JSON object on its own line (streaming output, --jsonl, --watch off a terminal)."""
+        """One JSON object on its own line (streaming output, --jsonl, stats --every off a terminal)."""
         self.stdout.write(dumps(obj) + "\n")
         self.stdout.flush()
 

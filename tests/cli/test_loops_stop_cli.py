@@ -1,4 +1,4 @@
-"""The commands that run until stopped (`stats --watch`, `history record`, `check --every`),
+"""The commands that run until stopped (`stats --every`, `history record`, `check --every`),
 stopped for real: a child process, Ctrl-C (SIGINT) or a cancelled job's SIGTERM, exit codes."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _stop_after(proc: subprocess.Popen, lines: list[str], count: int, stop) -> s
 
 @STOPS
 def test_the_watch_leaves_with_exit_0(redis_url, stop):
-    proc, lines = _start("--url", redis_url, "stats", "--watch", "--json", "--interval", "0.2")
+    proc, lines = _start("--url", redis_url, "stats", "--json", "--every", "0.2")
     stderr = _stop_after(proc, lines, 2, stop)
     assert proc.returncode == 0, stderr
     assert stderr == ""

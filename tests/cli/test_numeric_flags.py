@@ -58,7 +58,7 @@ def numeric_flags() -> list[tuple[tuple[str, ...], str]]:
             flag = next((o for o in param.opts if o.startswith("--")), None)
             if flag is None or getattr(param, "is_flag", False):
                 continue
-            numeric = param.type.name.split()[0] in ("integer", "int", "float")
+            numeric = param.type.name.split()[0] in ("integer", "int", "float", "duration")
             if numeric or flag in TEXT_NUMBERS:
                 out.append((path, flag))
 
@@ -73,7 +73,7 @@ def test_the_flags_enumerated_include_the_known_numeric_ones():
     flags = {(" ".join(p), f) for p, f in FLAGS}
     for expected in [
         ("", "--timeout"), ("warm", "--concurrency"), ("warm", "--rate"),
-        ("invalidate", "--delay"), ("invalidate", "--rate"), ("stats", "--interval"),
+        ("invalidate", "--delay"), ("invalidate", "--rate"), ("stats", "--every"),
         ("warm", "--max-response-bytes"), ("history record", "--every"),
     ]:  # fmt: skip
         assert expected in flags

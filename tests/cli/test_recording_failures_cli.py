@@ -1,4 +1,4 @@
-"""Recording that cannot store its figures (`history record`, `stats --watch --record`): every
+"""Recording that cannot store its figures (`history record`, `stats --every --record`): every
 tick that fails is counted, the first of a run of them is said once on stderr (not once a
 tick), and the run ends with exit 6 naming how many ticks were not stored."""
 
@@ -28,8 +28,8 @@ def no_evalsha_url(acl_redis, acl_url):
     return acl_redis.url_for("rec-no-evalsha", "rec-pass")
 
 
-RECORD = ["history", "record", "--every", "0.01s", "--ticks", "3"]
-WATCH = ["stats", "--watch", "--record", "--interval", "0.01", "--ticks", "3"]
+RECORD = ["history", "record", "--every", "0.01s", "--rounds", "3"]
+WATCH = ["stats", "--record", "--every", "0.01", "--rounds", "3"]
 
 
 @pytest.mark.parametrize("command", [RECORD, WATCH], ids=["history-record", "watch-record"])

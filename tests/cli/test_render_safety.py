@@ -269,7 +269,7 @@ def test_the_live_dashboard_shows_endpoints_runs_and_series_exactly():
         ),
     )
     stdout = io.StringIO()
-    Output(stdout=stdout).print(render_dashboard(state))  # the console `stats --watch` draws on
+    Output(stdout=stdout).print(render_dashboard(state))  # the console `stats --every` draws on
     text = stdout.getvalue()
     assert_plain(text)
     assert "[bold]news" in text

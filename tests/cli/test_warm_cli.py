@@ -244,6 +244,7 @@ def test_usage_errors(tmp_path, origin, redis_url):
         (["--every", "soon"], "--every: expected a duration"),
         (["--refresh-below", "0"], "--refresh-below must be greater than 0"),
         (["--endpoint", "b"], "no endpoint named 'b' in the manifests"),
+        (["--rounds", "2"], "--rounds needs --every"),
     ]:
         result = invoke(redis_url, "warm", str(path), *args)
         assert result.exit_code == ExitCode.USAGE, (args, result.output)
@@ -426,6 +427,17 @@ def test_every_gives_a_report_per_round_until_stopped(tmp_path, origin, redis_ur
         assert [json.loads(line)["data"]["round"] for line in lines] == [1, 2]
     else:
         assert lines[0].startswith("Warm of ") and any("(round 2)" in line for line in lines)
+
+
+def test_every_stops_after_rounds(tmp_path, origin, redis_url):
+    """--rounds N ends the loop after its Nth round, as on `check` and `stats`: exit 0, a
+    report per round."""
+    path = manifest(tmp_path, origin, "- {name: a, url: /items/a}\n")
+    result = invoke(redis_url, "warm", str(path), "--every", "0.01s", "--rounds", "3", "--json")
+    assert result.exit_code == 0, result.output
+    rounds = [json.loads(line)["data"]["round"] for line in result.stdout.splitlines()]
+    assert rounds == [1, 2, 3]
+    assert len(origin.requests) == 3
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -1,4 +1,4 @@
-"""`cachectl check` over stored history, with --no-anomaly, and as an alerting loop posting to
+"""`cachectl check` over stored history, with --fail-on-anomaly, and as an alerting loop posting to
 a webhook (a local HTTP server)."""
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def test_a_window_that_cannot_judge_a_share_of_memory_says_what_would_let_it(acl
 def test_no_anomaly_over_history(redis_url):
     with Store(Settings(url=redis_url)) as store:
         fill(TimeSeries(store, LAYOUT), "cache.hit_ratio", [*wobble(60, 0.9, 0.01), 0.3])
-    result = check(redis_url, "--window", "15m", "--no-anomaly", "--json")
+    result = check(redis_url, "--window", "15m", "--fail-on-anomaly", "--json")
     assert result.exit_code == ExitCode.CHECK_FAILED
     (condition,) = json.loads(result.stdout)["data"]["conditions"]
     assert condition["name"] == "no_anomaly" and "cache.hit_ratio=0.3" in condition["detail"]
@@ -146,14 +146,14 @@ def test_no_anomaly_holds_a_live_sample_against_history(redis_url):
         fill(TimeSeries(store, LAYOUT), "redis.used_memory_bytes", wobble(60, 1000, 10))
     App(client).traffic({"products": (5, 5, 1.0)})
     client.close()
-    result = check(redis_url, "--sample", "0.1s", "--no-anomaly", "--json")
+    result = check(redis_url, "--sample", "0.1s", "--fail-on-anomaly", "--json")
     assert result.exit_code == ExitCode.CHECK_FAILED
     (condition,) = json.loads(result.stdout)["data"]["conditions"]
     assert "redis.used_memory_bytes" in condition["detail"]
 
 
 def test_no_anomaly_without_history_fails_and_says_why(redis_url):
-    result = check(redis_url, "--sample", "0.1s", "--no-anomaly")
+    result = check(redis_url, "--sample", "0.1s", "--fail-on-anomaly")
     assert result.exit_code == ExitCode.CHECK_FAILED
     assert "history record" in result.stdout
 
@@ -372,7 +372,7 @@ def test_in_the_loop_a_lost_server_is_a_breach_not_the_end(make_redis, hooks):
         ["--sample", "1s", "--window", "5m", "--min-hit-rate", "5"],
         ["--rounds", "2", "--min-hit-rate", "5"],
         ["--webhook", "ftp://x/y", "--min-hit-rate", "5"],
-        ["--no-anomaly", "--sensitivity", "0"],
+        ["--fail-on-anomaly", "--sensitivity", "0"],
         ["--every", "-1s", "--min-hit-rate", "5"],
     ],
 )

@@ -1,4 +1,4 @@
-"""`stats --watch` on real servers: a line or JSON object per tick off a terminal, a lost
+"""`stats --every` on real servers: a line or JSON object per tick off a terminal, a lost
 connection reported and ridden out, a fixed number of commands per tick."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def test_watch_off_a_terminal_prints_one_json_object_per_tick(redis_url):
     client.close()
     result = runner.invoke(
         app,
-        ["--url", redis_url, "stats", "--watch", "--interval", "0.05", "--ticks", "3", "--json"],
+        ["--url", redis_url, "stats", "--every", "0.05", "--rounds", "3", "--json"],
     )
     assert result.exit_code == 0, result.output
     ticks = [json.loads(line) for line in result.stdout.splitlines()]
@@ -35,9 +35,7 @@ def test_watch_off_a_terminal_prints_one_json_object_per_tick(redis_url):
 
 
 def test_watch_off_a_terminal_prints_plain_lines(redis_url):
-    result = runner.invoke(
-        app, ["--url", redis_url, "stats", "--watch", "--interval", "0.05", "--ticks", "2"]
-    )
+    result = runner.invoke(app, ["--url", redis_url, "stats", "--every", "0.05", "--rounds", "2"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 2

@@ -317,7 +317,7 @@ WARM = Job(
 )
 
 # The loops, for a number of rounds. Fully done: every round's sample stored (history record,
-# stats --watch --record), every round evaluated and passed (check --every).
+# stats --every --record), every round evaluated and passed (check --every).
 ROUNDS = 3
 SERIES = "redis.used_memory_bytes"  # one point a sample
 
@@ -335,7 +335,7 @@ def samples_left(conn, run) -> list[str]:
 
 
 def a_round_names_its_error(run: Run) -> bool:
-    # history record puts a failed tick in `error`; stats --watch --record keeps `error` for
+    # history record puts a failed tick in `error`; stats --every --record keeps `error` for
     # the sample and says why its figures were not stored in `record_error`.
     return any(line.get("error") or line.get("record_error") for line in run.json_lines())
 
@@ -346,7 +346,7 @@ def first_line(conn, run) -> bool:
 
 HISTORY_RECORD = Job(
     name="history-record",
-    command=lambda tmp, origin: f"history record --every 150ms --ticks {ROUNDS} --json",
+    command=lambda tmp, origin: f"history record --every 150ms --rounds {ROUNDS} --json",
     seed=lambda conn: None,
     begun=first_line,
     left=samples_left,
@@ -356,7 +356,7 @@ HISTORY_RECORD = Job(
 
 STATS_WATCH_RECORD = Job(
     name="stats-watch-record",
-    command=lambda tmp, origin: f"stats --watch --record --interval 0.15 --ticks {ROUNDS} --json",
+    command=lambda tmp, origin: f"stats --every 0.15 --record --rounds {ROUNDS} --json",
     seed=lambda conn: None,
     begun=first_line,
     left=samples_left,

@@ -48,7 +48,8 @@ def test_record_stores_the_figures_of_live_traffic(redis_url):
 
 def test_record_off_a_terminal_prints_a_json_object_per_tick(redis_url):
     result = runner.invoke(
-        app, ["--url", redis_url, "history", "record", "--every", "0.05s", "--ticks", "2", "--json"]
+        app,
+        ["--url", redis_url, "history", "record", "--every", "0.05s", "--rounds", "2", "--json"],
     )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -181,11 +182,10 @@ def test_watch_with_record_stores_history_and_shows_it(redis_url):
             "--url",
             redis_url,
             "stats",
-            "--watch",
             "--record",
-            "--interval",
+            "--every",
             "0.05",
-            "--ticks",
+            "--rounds",
             "3",
             "--json",
         ],
@@ -238,7 +238,8 @@ def test_record_and_watch_record_go_on_past_a_damaged_chunk_and_say_so_once(redi
     _damaged_chunk_across_the_retention(client)
     client.close()
     recorded = runner.invoke(
-        app, ["--url", redis_url, "history", "record", "--every", "0.05s", "--ticks", "2", "--json"]
+        app,
+        ["--url", redis_url, "history", "record", "--every", "0.05s", "--rounds", "2", "--json"],
     )
     assert recorded.exit_code == 0, recorded.output
     lines = [json.loads(line) for line in recorded.stdout.splitlines()]
@@ -248,7 +249,7 @@ def test_record_and_watch_record_go_on_past_a_damaged_chunk_and_say_so_once(redi
 
     watched = runner.invoke(
         app,
-        ["--url", redis_url, "stats", "--watch", "--record", "--interval", "0.05", "--ticks", "2"],
+        ["--url", redis_url, "stats", "--record", "--every", "0.05", "--rounds", "2"],
     )
     assert watched.exit_code == 0, watched.output
     assert watched.stderr.count("could not be read") == 1
