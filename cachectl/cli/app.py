@@ -229,24 +229,9 @@ def root(
         ),
     ] = None,
 ) -> None:
-    flags = {
-        "url": url,
-        "cluster": cluster,
-        "username": username,
-        "tls_ca_file": tls_ca_file,
-        "tls_cert_file": tls_cert_file,
-        "tls_key_file": tls_key_file,
-        "tls_verify": False if tls_insecure else None,
-        "connect_timeout": connect_timeout,
-        "timeout": timeout,
-    }
-    ctx.obj = AppContext(
-        flags={k: v for k, v in flags.items() if v is not None},
-        config_path=config,
-        profile=profile,
-        no_color=no_color,
-        traceback=traceback,
-    )
+    # The options are read from ctx.params, by these parameters' names: shell completion reads
+    # them the same way (cachectl/cli/completion.py), before any command runs.
+    ctx.obj = AppContext.from_root_params(ctx.params)
 
 
 # Each command: the cli module that registers it, and the first paragraph of its help, which
