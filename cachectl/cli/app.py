@@ -6,6 +6,7 @@ aiohttp and rich's heavy parts inside its own body, so `cachectl --help` stays f
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from typing import Annotated
@@ -15,6 +16,7 @@ from typer._click import ClickException  # typer 0.28 vendors click
 from typer.core import TyperGroup
 
 from cachectl import __version__
+from cachectl.cli.completion import COMPLETE_VAR, complete_profile
 from cachectl.cli.context import AppContext
 from cachectl.errors import CachectlError, ExitCode, Interrupted
 
@@ -151,15 +153,18 @@ def _new_app() -> typer.Typer:
         "watch it.",
         no_args_is_help=True,
         epilog=docs_epilog(ROOT_DOCS_PAGE),
-        add_completion=False,
+        # typer's --install-completion and --show-completion; see cachectl/cli/completion.py.
+        add_completion=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
 
-def _version(value: bool) -> None:
-    if value:
+def _version(ctx: typer.Context, value: bool) -> None:
+    # Not while a shell asks for completions (`cachectl --version <TAB>`): that would be its
+    # answer.
+    if value and not ctx.resilient_parsing:
         typer.echo(f"cachectl {__version__}")
         raise typer.Exit(0)
 
@@ -177,7 +182,12 @@ def root(
     ] = None,
     profile: Annotated[
         str | None,
-        typer.Option("--profile", "-p", help="Config profile to use ($CACHECTL_PROFILE)."),
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Config profile to use ($CACHECTL_PROFILE).",
+            autocompletion=complete_profile,
+        ),
     ] = None,
     config: Annotated[
         str | None,
@@ -429,6 +439,12 @@ def command_name(args: list[str]) -> str | None:
 
 def main() -> None:
     args = sys.argv[1:]
+    if os.environ.get(COMPLETE_VAR):
+        # A shell asking for completions: the command line is in the environment, and the
+        # tree is built for it as for a command line run.
+        from cachectl.cli.completion import words_before_cursor
+
+        args = words_before_cursor()
     name = command_name(args)
     if name is not None:
         target = _new_app()

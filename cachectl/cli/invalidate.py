@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cachectl.cli.completion import complete_dependency, complete_tag
 from cachectl.cli.context import (
     DryRunOpt,
     JsonOpt,
@@ -30,7 +31,13 @@ Many = list[str] | None
 def invalidate(
     ctx: typer.Context,
     tag: Annotated[
-        Many, typer.Option("--tag", metavar="TAG", help="Entries in the tag's set (repeatable).")
+        Many,
+        typer.Option(
+            "--tag",
+            metavar="TAG",
+            help="Entries in the tag's set (repeatable).",
+            autocompletion=complete_tag,
+        ),
     ] = None,
     pattern: Annotated[
         Many,
@@ -75,6 +82,7 @@ def invalidate(
             metavar="ID",
             help="Entries that depend on a resource (repeatable); with --graph, on everything it "
             "reaches.",
+            autocompletion=complete_dependency,
         ),
     ] = None,
     graph: Annotated[

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from cachectl.cli.completion import complete_manifest_endpoint
 from cachectl.cli.context import JsonOpt, command_context
 
 manifest_app = typer.Typer(
@@ -49,7 +50,12 @@ def expand(
     files: FilesArg,
     endpoint: Annotated[
         list[str] | None,
-        typer.Option("--endpoint", metavar="NAME", help="Only this endpoint (repeat for more)."),
+        typer.Option(
+            "--endpoint",
+            metavar="NAME",
+            help="Only this endpoint (repeat for more).",
+            autocompletion=complete_manifest_endpoint,
+        ),
     ] = None,
     limit: Annotated[
         int | None,

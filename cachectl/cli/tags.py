@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from cachectl.cli.completion import complete_tag_or_dependency
 from cachectl.cli.context import JsonOpt, command_context
 from cachectl.cli.options import JsonlOpt
 
@@ -111,7 +112,13 @@ def tags(
 @tags_app.command("show")
 def show(
     ctx: typer.Context,
-    tag: Annotated[str, typer.Argument(help="The tag (or, with --dependency, the resource id).")],
+    tag: Annotated[
+        str,
+        typer.Argument(
+            help="The tag (or, with --dependency, the resource id).",
+            autocompletion=complete_tag_or_dependency,
+        ),
+    ],
     dependency: Annotated[
         bool, typer.Option("--dependency", "-d", help="Show the dependency set of a resource id.")
     ] = False,

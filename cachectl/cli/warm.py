@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cachectl.cli.completion import complete_manifest_endpoint
 from cachectl.cli.context import DryRunOpt, JsonOpt, command_context
 
 
@@ -50,7 +51,12 @@ def warm(
     ] = None,
     endpoint: Annotated[
         list[str] | None,
-        typer.Option("--endpoint", metavar="NAME", help="Only this endpoint (repeat for more)."),
+        typer.Option(
+            "--endpoint",
+            metavar="NAME",
+            help="Only this endpoint (repeat for more).",
+            autocompletion=complete_manifest_endpoint,
+        ),
     ] = None,
     dry_run: DryRunOpt = False,
     every: Annotated[

@@ -1,0 +1,211 @@
+"""Shell completion (bash, zsh, fish): typer's own scripts (`cachectl --install-completion`,
+`--show-completion`), and the values cachectl can offer for an option cheaply and safely.
+
+A shell asks by running `cachectl` with `_CACHECTL_COMPLETE=complete_bash` (or `complete_zsh`,
+`complete_fish`) and the command line in the environment; the answer is the candidates on
+stdout. Command and option names come from the command tree itself. The completers here add:
+
+- `--profile`: the profiles of the config file (found as every command finds it);
+- `--tag`, `--depends-on`, `tags show TAG`: the tag (or dependency) set names in Redis, by SCAN
+  over the tag index keys (`tag:*`, `depends_on:*`), only when a connection is configured (a
+  URL from a flag, the environment or the config file: never a guess at localhost);
+- `--endpoint` of `warm` and `manifest expand`: the endpoint names of the manifests already on
+  the command line.
+
+A completer runs while someone waits at a prompt, so it offers nothing rather than anything
+slow, noisy or unsafe: Redis is asked with short connect and read timeouts and no retries, and
+the whole lookup has `LOOKUP_BUDGET_SECONDS` (a server that accepts and never answers costs the
+shell no more); every error (no server, a bad config file, an ACL refusal) gives no candidates
+and prints nothing (no message, no traceback, so never a secret); only SCAN and the server-mode
+probe every connection makes (INFO) are sent, never a write. Half an answer is no answer: a scan
+cut short by the budget offers nothing, as the shell would complete a prefix from the half.
+
+This module is imported by the command modules that hook their options to it, so it imports
+nothing heavy at the top: redis, yaml and threading load inside the completers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from cachectl.config import Settings
+
+COMPLETE_VAR = "_CACHECTL_COMPLETE"
+# The shell waits for the whole answer: Python and typer's start-up, then the lookup.
+LOOKUP_BUDGET_SECONDS = 0.15
+CONNECT_TIMEOUT_SECONDS = 0.1
+READ_TIMEOUT_SECONDS = 0.1
+SCAN_COUNT = 1000
+MAX_CANDIDATES = 500  # a shell shows no more usefully; a scan past it stops
+
+
+def completing(env: Mapping[str, str] | None = None) -> bool:
+    """Whether this process was started by a shell asking for completions."""
+    return bool((os.environ if env is None else env).get(COMPLETE_VAR))
+
+
+def words_before_cursor(env: Mapping[str, str] | None = None) -> list[str]:
+    """The words of the command line being completed before the one under the cursor, read as
+    typer's shell classes read them (COMP_WORDS and COMP_CWORD for bash, _TYPER_COMPLETE_ARGS
+    for zsh, fish and PowerShell): what decides which part of the command tree to build."""
+    env = os.environ if env is None else env
+    instruction = env.get(COMPLETE_VAR, "")
+    _, _, shell = instruction.partition("_")
+    from typer._click.shell_completion import get_completion_class  # typer vendors click
+    from typer._completion_classes import completion_init
+
+    completion_init()
+    comp_cls = get_completion_class(shell)
+    if comp_cls is None:
+        return []  # typer says the shell is not supported, once the app is built
+    try:
+        args, _ = comp_cls(None, {}, "cachectl", COMPLETE_VAR).get_completion_args()  # type: ignore[arg-type]
+    except (KeyError, ValueError):  # no COMP_WORDS, a COMP_CWORD that is no number
+        return []
+    return list(args)
+
+
+# ---- the completers (typer's `autocompletion=`: called with the context and the word so far) ---
+
+
+def complete_profile(ctx: typer.Context, incomplete: str) -> list[str]:
+    """The config file's profile names (--config on the line, else $CACHECTL_CONFIG, else the
+    file every command would read)."""
+    from cachectl.config import profile_names
+
+    try:
+        names = profile_names(ctx.find_root().params.get("config"))
+    except Exception:  # noqa: BLE001 -- no file, a file that does not parse: nothing to offer
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def complete_tag(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Tag set names in Redis."""
+    return _set_names(ctx, incomplete, "tag")
+
+
+def complete_dependency(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Dependency set names (resource ids) in Redis."""
+    return _set_names(ctx, incomplete, "dependency")
+
+
+def complete_tag_or_dependency(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`tags show`'s TAG: a tag, or with --dependency (-d) before it, a resource id."""
+    kind = "dependency" if ctx.params.get("dependency") else "tag"
+    return _set_names(ctx, incomplete, kind)
+
+
+def complete_manifest_endpoint(ctx: typer.Context, incomplete: str) -> list[str]:
+    """The endpoint names of the manifests named before the cursor (`warm a.yaml --endpoint`),
+    read (not checked) within the same budget as a Redis lookup."""
+    files = [str(f) for f in ctx.params.get("files") or ()]
+    if not files:
+        return []
+
+    def lookup(found: list[str]) -> None:
+        from cachectl.errors import ManifestError
+        from cachectl.yamlsrc import load_yaml
+
+        for file in files:
+            endpoints = load_yaml(file, kind=ManifestError).get(("endpoints",))
+            for endpoint in endpoints if isinstance(endpoints, list) else ():
+                name = endpoint.get("name") if isinstance(endpoint, dict) else None
+                if isinstance(name, str) and name.startswith(incomplete) and _plain(name):
+                    found.append(name)
+
+    return sorted(set(_within_budget(lookup)))
+
+
+# ---- the Redis lookup -------------------------------------------------------------------------
+
+
+def _set_names(ctx: typer.Context, incomplete: str, kind: str) -> list[str]:
+    settings = _configured_settings(ctx)
+    if settings is None:
+        return []
+    try:
+        from cachectl.layout import Layout, escape_glob
+        from cachectl.store import Store
+    except Exception:  # noqa: BLE001 -- a broken install: nothing to offer, nothing said
+        return []
+    layout = Layout(settings.layout)
+    glob = escape_glob(incomplete) + "*"
+    match = layout.tag_pattern(glob) if kind == "tag" else layout.dependency_pattern(glob)
+    prefix = (layout.tag("") if kind == "tag" else layout.dependency("")).encode()
+
+    def lookup(found: list[str]) -> None:
+        with Store(settings, on_warning=lambda code, message: None) as store:
+            for _, keys in store.scan_nodes(match=match, count=SCAN_COUNT):
+                for key in keys:
+                    # A half-finished invalidation's pending set shares the prefix: not a name.
+                    if layout.kind(key) != kind:
+                        continue
+                    try:
+                        name = key[len(prefix) :].decode()
+                    except UnicodeDecodeError:
+                        continue
+                    if _plain(name):
+                        found.append(name)
+                if len(found) > MAX_CANDIDATES:
+                    raise _TooMany
+
+    return sorted(set(_within_budget(lookup)))
+
+
+class _TooMany(Exception):
+    pass
+
+
+def _configured_settings(ctx: typer.Context) -> Settings | None:
+    """The settings of the command line so far, with completion's timeouts and no retries; None
+    when no connection is configured (the URL would be the default) or they do not resolve."""
+    import dataclasses
+
+    from cachectl.cli.context import AppContext
+
+    try:
+        settings = AppContext.from_root_params(ctx.find_root().params).settings
+    except Exception:  # noqa: BLE001 -- a bad config file or flag: the command will say so
+        return None
+    if settings.sources.get("url", "default") == "default":
+        return None
+    return dataclasses.replace(
+        settings,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        timeout=READ_TIMEOUT_SECONDS,
+        retries=0,
+    )
+
+
+def _within_budget(lookup: Callable[[list[str]], None]) -> list[str]:
+    """What `lookup` found, if it finished within LOOKUP_BUDGET_SECONDS without an error; else
+    nothing. It runs in a daemon thread, so a lookup stuck where no socket timeout reaches (a
+    slow DNS answer) is left behind when the process ends."""
+    import threading
+
+    found: list[str] = []
+    finished: list[bool] = []
+
+    def run() -> None:
+        try:
+            lookup(found)
+        except BaseException:  # noqa: BLE001 -- every failure offers nothing, and says nothing
+            return
+        finished.append(True)
+
+    thread = threading.Thread(target=run, name="cachectl-completion", daemon=True)
+    thread.start()
+    thread.join(LOOKUP_BUDGET_SECONDS)
+    return list(found) if finished else []
+
+
+def _plain(name: str) -> bool:
+    """A name a shell can take as one word as it is: no whitespace, no control characters, no
+    backslash (a name with any is left out rather than offered broken)."""
+    return bool(name) and name.isprintable() and not any(c.isspace() or c == "\\" for c in name)
