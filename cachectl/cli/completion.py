@@ -104,14 +104,22 @@ def complete_tag_or_dependency(ctx: typer.Context, incomplete: str) -> list[str]
 def complete_manifest_endpoint(ctx: typer.Context, incomplete: str) -> list[str]:
     """The endpoint names of the manifests named before the cursor (`warm a.yaml --endpoint`),
     read (not checked) within the same budget as a Redis lookup."""
-    files = [str(f) for f in ctx.params.get("files") or ()]
+    # click leaves FILE... unset when it stops at the option being completed: then the words of
+    # the line that are files (a --report file among them has no `endpoints:`, and adds none).
+    files = [str(f) for f in ctx.params.get("files") or ()] or [
+        word for word in words_before_cursor() if not word.startswith("-") and os.path.isfile(word)
+    ]
     if not files:
+        return []
+    try:  # imported here, not in the budget: it is the files' reading that may take long
+        import yaml  # noqa: F401
+
+        from cachectl.errors import ManifestError
+        from cachectl.yamlsrc import load_yaml
+    except Exception:  # noqa: BLE001 -- a broken install: nothing to offer, nothing said
         return []
 
     def lookup(found: list[str]) -> None:
-        from cachectl.errors import ManifestError
-        from cachectl.yamlsrc import load_yaml
-
         for file in files:
             endpoints = load_yaml(file, kind=ManifestError).get(("endpoints",))
             for endpoint in endpoints if isinstance(endpoints, list) else ():

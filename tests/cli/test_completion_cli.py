@@ -1,0 +1,317 @@
+"""Shell completion end to end: the real `cachectl` in a subprocess, asked as the scripts typer
+installs ask it (`_CACHECTL_COMPLETE=complete_bash` with COMP_WORDS and COMP_CWORD;
+`complete_zsh` and `complete_fish` with _TYPER_COMPLETE_ARGS), against a real server, a server
+that never answers, and a port nobody listens on."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import redis
+
+from cachectl.layout import Layout
+
+LAYOUT = Layout()
+# Far above any completion's run on a loaded machine, far below what the configured timeouts
+# below (30 s, 3 retries) would take if the completer used them.
+PATIENCE = 20
+
+
+def complete(
+    line: str, shell: str = "bash", cwd: Path | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Asks `cachectl` for the completions of `line` (the cursor at its end) as `shell`'s script
+    does; stdout is parsed into `.candidates`."""
+    run_env = {**os.environ, **(env or {}), "_CACHECTL_COMPLETE": f"complete_{shell}"}
+    if shell == "bash":
+        words = shlex.split(line)
+        run_env["COMP_WORDS"] = line
+        run_env["COMP_CWORD"] = str(len(words) if line.endswith(" ") else len(words) - 1)
+    else:
+        run_env["_TYPER_COMPLETE_ARGS"] = line
+        run_env["_TYPER_COMPLETE_FISH_ACTION"] = "get-args"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cachectl"],
+        capture_output=True,
+        text=True,
+        env=run_env,
+        cwd=cwd,
+        timeout=PATIENCE,
+        check=False,
+    )
+    proc.candidates = _candidates(shell, proc.stdout)  # type: ignore[attr-defined]
+    return proc
+
+
+def _candidates(shell: str, out: str) -> list[str]:
+    if shell == "zsh":
+        # _arguments '*: :(("value":"help"\n"value"))', or `_files` for none
+        body = out.strip().removeprefix("_arguments '*: :((").removesuffix("))'")
+        return [
+            _zsh_unescape(m.group(1))
+            for m in (re.match(r'"((?:[^"]|"")*)"', line) for line in body.splitlines())
+            if m
+        ]
+    if shell == "fish":
+        return [line.split("\t")[0] for line in out.splitlines() if line]
+    return [line for line in out.splitlines() if line]
+
+
+@pytest.fixture
+def tagged(redis_url):
+    """Tag and dependency sets, a half-finished invalidation's pending set (not a tag), and a
+    tag whose name a shell cannot take as one word."""
+    with redis.Redis.from_url(redis_url) as client:
+        entry = LAYOUT.entry("users", {"id": 1})
+        client.set(entry, "{}")
+        for tag in ("users", "user_profile", "orders", "with space"):
+            client.sadd(LAYOUT.tag(tag), entry)
+        client.sadd(LAYOUT.dependency("user_1"), entry)
+        client.sadd(LAYOUT.pending_set(LAYOUT.tag("orders")), entry)
+    return redis_url
+
+
+@pytest.fixture
+def silent_server():
+    """A port that accepts connections and never answers (the connections are held open)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0", held
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+
+
+def _zsh_unescape(text: str) -> str:
+    return (
+        text.replace('""', '"').replace("''", "'").replace("\\$", "$").replace("\\`", "`")
+    ).replace("\\\\:", ":")
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_command_and_option_names(shell):
+    assert complete("cachectl ke", shell).candidates == ["keys"]
+    options = complete("cachectl keys --t", shell).candidates
+    assert {"--tag", "--type"} <= set(options)
+    assert "--show-completion" in complete("cachectl --sh", shell).candidates
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_profile_names_from_the_config_file(tmp_path, shell):
+    (tmp_path / "cachectl.yaml").write_text(
+        "url: redis://127.0.0.1:1/0\nprofiles:\n  prod: {timeout: 30}\n  staging: {}\n"
+    )
+    (tmp_path / "other.yaml").write_text("profiles:\n  eu: {}\n")
+    assert complete("cachectl --profile ", shell, cwd=tmp_path).candidates == ["prod", "staging"]
+    assert complete("cachectl -p st", shell, cwd=tmp_path).candidates == ["staging"]
+    assert complete("cachectl -c other.yaml -p ", shell, cwd=tmp_path).candidates == ["eu"]
+
+
+def test_no_config_file_or_a_broken_one_offers_no_profile_and_says_nothing(tmp_path):
+    assert complete("cachectl --profile ", cwd=tmp_path).candidates == []
+    (tmp_path / "cachectl.yaml").write_text("profiles: [unclosed\n")
+    proc = complete("cachectl --profile ", cwd=tmp_path)
+    assert (proc.returncode, proc.candidates, proc.stderr) == (0, [], "")
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_tag_names_from_redis(tagged, shell):
+    proc = complete(f"cachectl --url {tagged} keys --tag ", shell)
+    # not the pending set, not the name with a space
+    assert proc.candidates == ["orders", "user_profile", "users"], proc.stderr
+    assert complete(f"cachectl --url {tagged} invalidate --tag user", shell).candidates == [
+        "user_profile",
+        "users",
+    ]
+
+
+def test_dependency_names_and_tags_show(tagged):
+    assert complete(f"cachectl --url {tagged} keys --depends-on ").candidates == ["user_1"]
+    assert complete(f"cachectl --url {tagged} invalidate --depends-on u").candidates == ["user_1"]
+    assert complete(f"cachectl --url {tagged} tags show o").candidates == ["orders"]
+    assert complete(f"cachectl --url {tagged} tags show -d ").candidates == ["user_1"]
+
+
+def test_the_url_may_come_from_the_config_file_or_the_environment(tagged, tmp_path):
+    (tmp_path / "cachectl.yaml").write_text(f"profiles:\n  here: {{url: '{tagged}'}}\n")
+    assert complete("cachectl -p here keys --tag us", cwd=tmp_path).candidates == [
+        "user_profile",
+        "users",
+    ]
+    env = {"CACHECTL_URL": tagged}
+    assert complete("cachectl keys --tag or", env=env).candidates == ["orders"]
+
+
+def test_completing_sends_redis_nothing_that_writes(tagged):
+    with redis.Redis.from_url(tagged) as client:
+        client.config_resetstat()
+        assert complete(f"cachectl --url {tagged} keys --tag ").candidates
+        stats = client.info("commandstats")
+    used = {name.removeprefix("cmdstat_") for name in stats}
+    # what the connection and the server-mode probe send, the scan, and our INFO above
+    assert used <= {"scan", "info", "hello", "client|setinfo", "select", "config|resetstat"}, used
+    assert "scan" in used
+
+
+def test_a_server_that_never_answers_gives_nothing_within_the_completion_bound(
+    silent_server, tmp_path
+):
+    """The user's own timeouts (30 s, 3 retries) would hold the shell for minutes; completion
+    uses its own, so it returns, empty, long before the test's patience runs out."""
+    url, held = silent_server
+    (tmp_path / "cachectl.yaml").write_text(
+        f"url: '{url}'\nconnect_timeout: 30\ntimeout: 30\nretries: 3\n"
+    )
+    proc = complete("cachectl keys --tag ", cwd=tmp_path)
+    assert (proc.returncode, proc.candidates, proc.stderr) == (0, [], "")
+    assert held, "the completer never connected: the test shows nothing"
+    proc = complete(f"cachectl --url {url} --timeout 30 tags show -d ")
+    assert (proc.returncode, proc.candidates, proc.stderr) == (0, [], "")
+
+
+def test_a_dead_server_or_no_connection_configured_gives_nothing_and_says_nothing(tmp_path):
+    for line in (
+        f"cachectl --url {closed_port_url()} keys --tag ",
+        "cachectl keys --tag ",  # no URL anywhere: not even a try at localhost:6379
+        "cachectl --url nonsense:// keys --tag ",
+    ):
+        proc = complete(line, cwd=tmp_path)
+        assert (proc.returncode, proc.candidates, proc.stderr) == (0, [], ""), line
+
+
+def test_no_secret_and_no_traceback_when_the_lookup_fails(silent_server):
+    url, _ = silent_server
+    secret_url = url.replace("redis://", "redis://alice:s3cr3t-pw@")
+    for target in (secret_url, closed_port_url().replace("redis://", "redis://:s3cr3t-pw@")):
+        proc = complete(f"cachectl --traceback --url {target} keys --tag ")
+        output = proc.stdout + proc.stderr
+        assert "s3cr3t-pw" not in output
+        assert "Traceback" not in output
+        assert proc.candidates == []
+
+
+def test_endpoint_names_of_the_manifests_on_the_line(tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "version: 1\nendpoints:\n"
+        "  - {name: products, url: 'http://x/p', ttl: 60}\n"
+        "  - {name: profile, url: 'http://x/q', ttl: 60}\n"
+        "  - {name: orders, url: 'http://x/o', ttl: 60}\n"
+    )
+    assert complete("cachectl warm m.yaml --endpoint pro", cwd=tmp_path).candidates == [
+        "products",
+        "profile",
+    ]
+    assert complete("cachectl manifest expand m.yaml --endpoint ", cwd=tmp_path).candidates == [
+        "orders",
+        "products",
+        "profile",
+    ]
+    proc = complete("cachectl warm missing.yaml --endpoint ", cwd=tmp_path)
+    assert (proc.returncode, proc.candidates, proc.stderr) == (0, [], "")
+
+
+def test_version_is_not_an_answer_while_completing():
+    proc = complete("cachectl --version ")
+    assert proc.returncode == 0
+    assert not any("cachectl " in c for c in proc.candidates), proc.stdout
+    assert "keys" in proc.candidates
+
+
+def test_completing_a_command_name_loads_nothing_heavy():
+    """`cachectl <TAB>` costs what `cachectl --help` does: no redis, yaml or rich, no command
+    module."""
+    code = (
+        "import sys\n"
+        "from cachectl.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('redis', 'yaml', 'aiohttp', 'rich') or m.startswith('cachectl.cli.keys'))\n"
+        "sys.stderr.write('\\nHEAVY=' + repr(heavy))\n"
+    )
+    env = {
+        **os.environ,
+        "_CACHECTL_COMPLETE": "complete_bash",
+        "COMP_WORDS": "cachectl k",
+        "COMP_CWORD": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert proc.stdout.split() == ["keys"]
+    assert ast.literal_eval(proc.stderr.rsplit("HEAVY=", 1)[1]) == []
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_bash_script_from_show_completion_completes_in_bash(tagged):
+    """What a user installs: `cachectl --show-completion` run from bash prints the script;
+    sourced, its function fills COMPREPLY by asking `cachectl`."""
+    bin_dir = str(Path(sys.executable).parent)
+    script = (
+        "source <(cachectl --show-completion) || exit 9\n"
+        f"COMP_WORDS=(cachectl --url {tagged} keys --tag us); COMP_CWORD=5\n"
+        "_cachectl_completion cachectl\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    if not Path(bin_dir, "cachectl").exists():
+        pytest.skip("no cachectl script next to the interpreter")
+    proc = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=PATIENCE,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["user_profile", "users"]
+
+
+@pytest.mark.parametrize(
+    ("shell", "line"),
+    [
+        ("bash", "complete -o default -F _cachectl_completion cachectl"),
+        ("zsh", "compdef _cachectl_completion cachectl"),
+        ("fish", "complete --command cachectl"),
+    ],
+)
+def test_each_shells_script(shell, line):
+    """The scripts `--install-completion` writes, printed for a shell named outright."""
+    env = {**os.environ, "_CACHECTL_COMPLETE": f"source_{shell}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cachectl"], capture_output=True, text=True, env=env, check=True
+    )
+    assert line in proc.stdout
+    assert f"_CACHECTL_COMPLETE=complete_{shell}" in proc.stdout
