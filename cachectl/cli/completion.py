@@ -6,7 +6,7 @@ A shell asks by running `cachectl` with `_CACHECTL_COMPLETE=complete_bash` (or `
 stdout. Command and option names come from the command tree itself. The completers here add:
 
 - `--profile`: the profiles of the config file (found as every command finds it);
-- `--tag`, `--depends-on`, `tags show TAG`: the tag (or dependency) set names in Redis, by SCAN
+- `--tag`, `--depends-on`, `tags [PATTERN]`, `tags show TAG`: the tag (or dependency) set names in Redis, by SCAN
   over the tag index keys (`tag:*`, `depends_on:*`), only when a connection is configured (a
   URL from a flag, the environment or the config file: never a guess at localhost);
 - `--endpoint` of `warm` and `manifest expand`: the endpoint names of the manifests already on
@@ -99,6 +99,15 @@ def complete_tag_or_dependency(ctx: typer.Context, incomplete: str) -> list[str]
     """`tags show`'s TAG: a tag, or with --dependency (-d) before it, a resource id."""
     kind = "dependency" if ctx.params.get("dependency") else "tag"
     return _set_names(ctx, incomplete, kind)
+
+
+def complete_tags_pattern(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`tags [PATTERN]`: click completes the group's argument, not its subcommands, so `show`
+    is offered here, then the set names (each a glob matching itself; those with glob
+    characters are left out)."""
+    kind = "dependency" if ctx.params.get("dependencies") else "tag"
+    names = [n for n in _set_names(ctx, incomplete, kind) if not any(c in "*?[]" for c in n)]
+    return (["show"] if "show".startswith(incomplete) else []) + names
 
 
 def complete_manifest_endpoint(ctx: typer.Context, incomplete: str) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from cachectl.cli.completion import complete_tag_or_dependency
+from cachectl.cli.completion import complete_tag_or_dependency, complete_tags_pattern
 from cachectl.cli.context import JsonOpt, command_context
 from cachectl.cli.options import JsonlOpt
 
@@ -55,7 +55,11 @@ tags_app = typer.Typer(
 def tags(
     ctx: typer.Context,
     pattern: Annotated[
-        str | None, typer.Argument(help="Glob over tag names (default *): 'user:*'.")
+        str | None,
+        typer.Argument(
+            help="Glob over tag names (default *): 'user:*'.",
+            autocompletion=complete_tags_pattern,
+        ),
     ] = None,
     dependencies: Annotated[
         bool, typer.Option("--dependencies", "-d", help="Dependency sets instead of tag sets.")

@@ -163,6 +163,29 @@ def test_dependency_names_and_tags_show(tagged):
     assert complete(f"cachectl --url {tagged} tags show -d ").candidates == ["user_1"]
 
 
+def test_the_tags_group_offers_show_and_then_the_names(tagged):
+    assert complete(f"cachectl --url {tagged} tags ").candidates == [
+        "show",
+        "orders",
+        "user_profile",
+        "users",
+    ]
+    assert complete(f"cachectl --url {tagged} tags s").candidates == ["show"]
+    assert complete(f"cachectl --url {tagged} tags -d ").candidates == ["show", "user_1"]
+
+
+def test_tag_names_from_every_primary_of_a_cluster(cluster_url):
+    client = redis.RedisCluster.from_url(cluster_url)
+    try:
+        names = [f"t{i}" for i in range(30)]  # spread over the three primaries' slots
+        for name in names:
+            client.sadd(LAYOUT.tag(name), "x")
+    finally:
+        client.close()
+    proc = complete(f"cachectl --url {cluster_url} keys --tag t")
+    assert proc.candidates == sorted(names), proc.stderr
+
+
 def test_the_url_may_come_from_the_config_file_or_the_environment(tagged, tmp_path):
     (tmp_path / "cachectl.yaml").write_text(f"profiles:\n  here: {{url: '{tagged}'}}\n")
     assert complete("cachectl -p here keys --tag us", cwd=tmp_path).candidates == [
@@ -299,6 +322,30 @@ def test_the_bash_script_from_show_completion_completes_in_bash(tagged):
     assert proc.stdout.split() == ["user_profile", "users"]
 
 
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_install_completion_from_bash_writes_the_script_and_hooks_it(tmp_path):
+    """Run from bash (not exec'd by it: `&& echo ok` keeps bash the parent typer detects)."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [
+            "bash",
+            "--norc",
+            "--noprofile",
+            "-c",
+            f"'{sys.executable}' -m cachectl --install-completion && echo ok",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=PATIENCE,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    script = tmp_path / ".bash_completions" / "cachectl.sh"
+    assert "_CACHECTL_COMPLETE=complete_bash" in script.read_text()
+    assert f"source '{script}'" in (tmp_path / ".bashrc").read_text()
+
+
 @pytest.mark.parametrize(
     ("shell", "line"),
     [
@@ -315,3 +362,32 @@ def test_each_shells_script(shell, line):
     )
     assert line in proc.stdout
     assert f"_CACHECTL_COMPLETE=complete_{shell}" in proc.stdout
+
+
+class _Root:
+    def __init__(self, **params):
+        self.params = params
+
+    def find_root(self):
+        return self
+
+
+def test_the_lookup_uses_completions_timeouts_and_only_a_configured_url(tmp_path, monkeypatch):
+    from cachectl.cli import completion
+
+    monkeypatch.chdir(tmp_path)
+    assert completion._configured_settings(_Root()) is None  # the default URL: no lookup
+    (tmp_path / "cachectl.yaml").write_text(
+        "url: redis://127.0.0.1:1/0\nconnect_timeout: 30\ntimeout: 30\nretries: 3\n"
+    )
+    settings = completion._configured_settings(_Root())
+    assert settings is not None
+    assert (settings.connect_timeout, settings.timeout, settings.retries) == (
+        completion.CONNECT_TIMEOUT_SECONDS,
+        completion.READ_TIMEOUT_SECONDS,
+        0,
+    )
+    flagged = completion._configured_settings(_Root(url="redis://h:2/0", timeout=30.0))
+    assert flagged is not None
+    assert (flagged.url, flagged.timeout) == ("redis://h:2/0", completion.READ_TIMEOUT_SECONDS)
+    assert completion._configured_settings(_Root(url="nonsense://")) is None
