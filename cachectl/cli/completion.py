@@ -13,9 +13,9 @@ stdout. Command and option names come from the command tree itself. The complete
   the command line.
 
 A completer runs while someone waits at a prompt, so it offers nothing rather than anything
-slow, noisy or unsafe: Redis is asked with short connect and read timeouts and no retries, and
-the whole lookup has `LOOKUP_BUDGET_SECONDS` (a server that accepts and never answers costs the
-shell no more); every error (no server, a bad config file, an ACL refusal) gives no candidates
+slow, noisy or unsafe: Redis is asked with no retries, and one short bound (0.15 s, or
+CACHECTL_COMPLETION_TIMEOUT) is its connect timeout, its read timeout and the limit on the whole
+lookup (a server that accepts and never answers costs the shell no more); every error (no server, a bad config file, an ACL refusal) gives no candidates
 and prints nothing (no message, no traceback, so never a secret); only SCAN and the server-mode
 probe every connection makes (INFO) are sent, never a write. Half an answer is no answer: a scan
 cut short by the budget offers nothing, as the shell would complete a prefix from the half.
@@ -36,12 +36,26 @@ if TYPE_CHECKING:
     from cachectl.config import Settings
 
 COMPLETE_VAR = "_CACHECTL_COMPLETE"
-# The shell waits for the whole answer: Python and typer's start-up, then the lookup.
-LOOKUP_BUDGET_SECONDS = 0.15
-CONNECT_TIMEOUT_SECONDS = 0.1
-READ_TIMEOUT_SECONDS = 0.1
+# The shell waits for the whole answer: Python and typer's start-up, then the lookup. One bound
+# in seconds serves as the connect timeout, the read timeout and the limit on the whole lookup;
+# CACHECTL_COMPLETION_TIMEOUT changes it (a Redis far away), within (0, MAX].
+BUDGET_VAR = "CACHECTL_COMPLETION_TIMEOUT"
+DEFAULT_BUDGET_SECONDS = 0.15
+MAX_BUDGET_SECONDS = 10.0
 SCAN_COUNT = 1000
 MAX_CANDIDATES = 500  # a shell shows no more usefully; a scan past it stops
+
+
+def lookup_budget(env: Mapping[str, str] | None = None) -> float:
+    """The seconds a completion may wait for Redis or a manifest: CACHECTL_COMPLETION_TIMEOUT
+    when it is a number in (0, 10], else the default (a completion says nothing, so a bad
+    value is not an error)."""
+    raw = (os.environ if env is None else env).get(BUDGET_VAR, "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return DEFAULT_BUDGET_SECONDS
+    return value if 0 < value <= MAX_BUDGET_SECONDS else DEFAULT_BUDGET_SECONDS
 
 
 def completing(env: Mapping[str, str] | None = None) -> bool:
@@ -192,16 +206,12 @@ def _configured_settings(ctx: typer.Context) -> Settings | None:
         return None
     if settings.sources.get("url", "default") == "default":
         return None
-    return dataclasses.replace(
-        settings,
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        timeout=READ_TIMEOUT_SECONDS,
-        retries=0,
-    )
+    budget = lookup_budget()
+    return dataclasses.replace(settings, connect_timeout=budget, timeout=budget, retries=0)
 
 
 def _within_budget(lookup: Callable[[list[str]], None]) -> list[str]:
-    """What `lookup` found, if it finished within LOOKUP_BUDGET_SECONDS without an error; else
+    """What `lookup` found, if it finished within lookup_budget() seconds without an error; else
     nothing. It runs in a daemon thread, so a lookup stuck where no socket timeout reaches (a
     slow DNS answer) is left behind when the process ends."""
     import threading
@@ -218,7 +228,7 @@ def _within_budget(lookup: Callable[[list[str]], None]) -> list[str]:
 
     thread = threading.Thread(target=run, name="cachectl-completion", daemon=True)
     thread.start()
-    thread.join(LOOKUP_BUDGET_SECONDS)
+    thread.join(lookup_budget())
     return list(found) if finished else []
 
 

@@ -27,12 +27,24 @@ LAYOUT = Layout()
 PATIENCE = 20
 
 
+# A lookup's bound in the tests that expect an answer: a loaded machine must not make a healthy
+# server look dead. The tests of a server that does not answer keep the default.
+GENEROUS = "5"
+
+
 def complete(
-    line: str, shell: str = "bash", cwd: Path | None = None, env: dict | None = None
+    line: str,
+    shell: str = "bash",
+    cwd: Path | None = None,
+    env: dict | None = None,
+    budget: str | None = GENEROUS,
 ) -> subprocess.CompletedProcess:
     """Asks `cachectl` for the completions of `line` (the cursor at its end) as `shell`'s script
-    does; stdout is parsed into `.candidates`."""
+    does, with CACHECTL_COMPLETION_TIMEOUT=`budget` (None: unset, the default); stdout is parsed
+    into `.candidates`."""
     run_env = {**os.environ, **(env or {}), "_CACHECTL_COMPLETE": f"complete_{shell}"}
+    if budget is not None:
+        run_env["CACHECTL_COMPLETION_TIMEOUT"] = budget
     if shell == "bash":
         words = shlex.split(line)
         run_env["COMP_WORDS"] = line
@@ -216,10 +228,10 @@ def test_a_server_that_never_answers_gives_nothing_within_the_completion_bound(
     (tmp_path / "cachectl.yaml").write_text(
         f"url: '{url}'\nconnect_timeout: 30\ntimeout: 30\nretries: 3\n"
     )
-    proc = complete("cachectl keys --tag ", cwd=tmp_path)
+    proc = complete("cachectl keys --tag ", cwd=tmp_path, budget=None)
     assert (proc.returncode, proc.candidates, proc.stderr) == (0, [], "")
     assert held, "the completer never connected: the test shows nothing"
-    proc = complete(f"cachectl --url {url} --timeout 30 tags show -d ")
+    proc = complete(f"cachectl --url {url} --timeout 30 tags show -d ", budget=None)
     assert (proc.returncode, proc.candidates, proc.stderr) == (0, [], "")
 
 
@@ -229,7 +241,7 @@ def test_a_dead_server_or_no_connection_configured_gives_nothing_and_says_nothin
         "cachectl keys --tag ",  # no URL anywhere: not even a try at localhost:6379
         "cachectl --url nonsense:// keys --tag ",
     ):
-        proc = complete(line, cwd=tmp_path)
+        proc = complete(line, cwd=tmp_path, budget=None)
         assert (proc.returncode, proc.candidates, proc.stderr) == (0, [], ""), line
 
 
@@ -237,7 +249,7 @@ def test_no_secret_and_no_traceback_when_the_lookup_fails(silent_server):
     url, _ = silent_server
     secret_url = url.replace("redis://", "redis://alice:s3cr3t-pw@")
     for target in (secret_url, closed_port_url().replace("redis://", "redis://:s3cr3t-pw@")):
-        proc = complete(f"cachectl --traceback --url {target} keys --tag ")
+        proc = complete(f"cachectl --traceback --url {target} keys --tag ", budget=None)
         output = proc.stdout + proc.stderr
         assert "s3cr3t-pw" not in output
         assert "Traceback" not in output
@@ -307,7 +319,11 @@ def test_the_bash_script_from_show_completion_completes_in_bash(tagged):
         "_cachectl_completion cachectl\n"
         'printf "%s\\n" "${COMPREPLY[@]}"\n'
     )
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    env = {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "CACHECTL_COMPLETION_TIMEOUT": GENEROUS,
+    }
     if not Path(bin_dir, "cachectl").exists():
         pytest.skip("no cachectl script next to the interpreter")
     proc = subprocess.run(
@@ -376,18 +392,27 @@ def test_the_lookup_uses_completions_timeouts_and_only_a_configured_url(tmp_path
     from cachectl.cli import completion
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CACHECTL_COMPLETION_TIMEOUT", raising=False)
     assert completion._configured_settings(_Root()) is None  # the default URL: no lookup
     (tmp_path / "cachectl.yaml").write_text(
         "url: redis://127.0.0.1:1/0\nconnect_timeout: 30\ntimeout: 30\nretries: 3\n"
     )
     settings = completion._configured_settings(_Root())
     assert settings is not None
-    assert (settings.connect_timeout, settings.timeout, settings.retries) == (
-        completion.CONNECT_TIMEOUT_SECONDS,
-        completion.READ_TIMEOUT_SECONDS,
-        0,
-    )
+    default = completion.DEFAULT_BUDGET_SECONDS
+    assert (settings.connect_timeout, settings.timeout, settings.retries) == (default, default, 0)
     flagged = completion._configured_settings(_Root(url="redis://h:2/0", timeout=30.0))
     assert flagged is not None
-    assert (flagged.url, flagged.timeout) == ("redis://h:2/0", completion.READ_TIMEOUT_SECONDS)
+    assert (flagged.url, flagged.timeout) == ("redis://h:2/0", default)
     assert completion._configured_settings(_Root(url="nonsense://")) is None
+    monkeypatch.setenv("CACHECTL_COMPLETION_TIMEOUT", "2")
+    assert completion._configured_settings(_Root()).timeout == 2.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [("", 0.15), ("0.5", 0.5), ("0", 0.15), ("nan", 0.15), ("11", 0.15)]
+)
+def test_the_completion_timeout_variable(raw, seconds):
+    from cachectl.cli.completion import lookup_budget
+
+    assert lookup_budget({"CACHECTL_COMPLETION_TIMEOUT": raw}) == seconds
