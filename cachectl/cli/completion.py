@@ -58,17 +58,12 @@ def lookup_budget(env: Mapping[str, str] | None = None) -> float:
     return value if 0 < value <= MAX_BUDGET_SECONDS else DEFAULT_BUDGET_SECONDS
 
 
-def completing(env: Mapping[str, str] | None = None) -> bool:
-    """Whether this process was started by a shell asking for completions."""
-    return bool((os.environ if env is None else env).get(COMPLETE_VAR))
-
-
-def words_before_cursor(env: Mapping[str, str] | None = None) -> list[str]:
-    """The words of the command line being completed before the one under the cursor, read as
-    typer's shell classes read them (COMP_WORDS and COMP_CWORD for bash, _TYPER_COMPLETE_ARGS
-    for zsh, fish and PowerShell): what decides which part of the command tree to build."""
-    env = os.environ if env is None else env
-    instruction = env.get(COMPLETE_VAR, "")
+def words_before_cursor() -> list[str]:
+    """The words of the command line being completed before the one under the cursor, read from
+    the environment as typer's shell classes read them (COMP_WORDS and COMP_CWORD for bash,
+    _TYPER_COMPLETE_ARGS for zsh, fish and PowerShell): what decides which part of the command
+    tree main() builds."""
+    instruction = os.environ.get(COMPLETE_VAR, "")
     _, _, shell = instruction.partition("_")
     from typer._click.shell_completion import get_completion_class  # typer vendors click
     from typer._completion_classes import completion_init
