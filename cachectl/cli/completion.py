@@ -156,30 +156,23 @@ def _set_names(ctx: typer.Context, incomplete: str, kind: str) -> list[str]:
     if settings is None:
         return []
     try:
-        from cachectl.layout import Layout, escape_glob
+        from cachectl.layout import Layout
+        from cachectl.ops.tags import set_names_starting_with
         from cachectl.store import Store
     except Exception:  # noqa: BLE001 -- a broken install: nothing to offer, nothing said
         return []
     layout = Layout(settings.layout)
-    glob = escape_glob(incomplete) + "*"
-    match = layout.tag_pattern(glob) if kind == "tag" else layout.dependency_pattern(glob)
-    prefix = (layout.tag("") if kind == "tag" else layout.dependency("")).encode()
 
     def lookup(found: list[str]) -> None:
         with Store(settings, on_warning=lambda code, message: None) as store:
-            for _, keys in store.scan_nodes(match=match, count=SCAN_COUNT):
-                for key in keys:
-                    # A half-finished invalidation's pending set shares the prefix: not a name.
-                    if layout.kind(key) != kind:
-                        continue
-                    try:
-                        name = key[len(prefix) :].decode()
-                    except UnicodeDecodeError:
-                        continue
-                    if _plain(name):
-                        found.append(name)
-                if len(found) > MAX_CANDIDATES:
-                    raise _TooMany
+            names = set_names_starting_with(
+                store, layout, incomplete, dependencies=kind == "dependency", count=SCAN_COUNT
+            )
+            for name in names:
+                if _plain(name):
+                    found.append(name)
+                    if len(found) > MAX_CANDIDATES:
+                        raise _TooMany
 
     return sorted(set(_within_budget(lookup)))
 

@@ -168,6 +168,14 @@ def test_tag_names_from_redis(tagged, shell):
     ]
 
 
+def test_the_word_typed_is_matched_literally_not_as_a_glob(redis_url):
+    with redis.Redis.from_url(redis_url) as client:
+        for tag in ("star*ed", "starred", "st?r"):
+            client.sadd(LAYOUT.tag(tag), "x")
+    assert complete(f"cachectl --url {redis_url} keys --tag star*").candidates == ["star*ed"]
+    assert complete(f"cachectl --url {redis_url} keys --tag st?").candidates == ["st?r"]
+
+
 def test_dependency_names_and_tags_show(tagged):
     assert complete(f"cachectl --url {tagged} keys --depends-on ").candidates == ["user_1"]
     assert complete(f"cachectl --url {tagged} invalidate --depends-on u").candidates == ["user_1"]
