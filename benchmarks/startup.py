@@ -9,6 +9,10 @@ difference to a bare `python -c pass`, and the ratio to it:
 - commands that connect to a throwaway redis-server this script starts on a free port:
   `keys --limit 1 --jsonl` and `invalidate --key <missing> --yes` (connect, check, delete
   nothing), beside `redis-cli SCAN 0 COUNT 1` against the same server.
+- shell completion, as bash's script asks for it (docs/reference/completion.md): a command name
+  (`cachectl k<Tab>`: the frame alone), tag names read from the same server (`keys --tag
+  <Tab>`), and the same against a port that accepts and never answers (the lookup's time
+  bound, what a Tab can cost at most).
 
 Bytecode: an installed cachectl runs from compiled .pyc files. This checkout is an editable
 install, and with PYTHONDONTWRITEBYTECODE set (as in this project's sessions) every run would
@@ -70,6 +74,50 @@ def commands(python: str, url: str, label: str = "") -> dict[str, list[str]]:
     return {f"{name}{label}": argv for name, argv in rows.items()}
 
 
+def completion_rows(
+    python: str, url: str, silent_url: str, env: dict
+) -> dict[str, tuple[list[str], dict]]:
+    """Shell completion's rows: `cachectl` asked as bash's completion script asks it."""
+
+    def asked(line: str) -> dict:
+        words = line.split()
+        cword = len(words) if line.endswith(" ") else len(words) - 1
+        return {
+            **env,
+            "_CACHECTL_COMPLETE": "complete_bash",
+            "COMP_WORDS": line,
+            "COMP_CWORD": str(cword),
+        }
+
+    argv = [python, "-m", "cachectl"]
+    return {
+        "complete: cachectl k<Tab>": (argv, asked("cachectl k")),
+        "complete: keys --tag <Tab> (Redis)": (argv, asked(f"cachectl --url {url} keys --tag ")),
+        "complete: keys --tag <Tab> (silent server)": (
+            argv,
+            asked(f"cachectl --url {silent_url} keys --tag "),
+        ),
+    }
+
+
+def _silent_port() -> str:
+    """A port that accepts connections and never answers, for as long as the script runs."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held = []
+
+    def accept() -> None:
+        while True:
+            held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    return f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+
+
 def measure(table: dict[str, tuple[list[str], dict]], runs: int) -> dict[str, list[float]]:
     for argv, env in table.values():  # untimed: fills the bytecode cache
         subprocess.run(
@@ -112,6 +160,7 @@ def main() -> None:
         with RedisServer() as server:
             with server.client() as client:
                 client.set("api_cache:startup_bench:id:1", "{}")
+                client.sadd("tag:startup_bench", "api_cache:startup_bench:id:1")
             table = {
                 "python -c pass": ([sys.executable, "-c", "pass"], env),
                 'python -c "import redis"': ([sys.executable, "-c", "import redis"], env),
@@ -127,6 +176,8 @@ def main() -> None:
                         for n, a in commands(args.compare, server.url, label=" [compare]").items()
                     }
                 )
+            silent = _silent_port()
+            table.update(completion_rows(sys.executable, server.url, silent, env))
             redis_cli = shutil.which("redis-cli")
             if redis_cli:
                 table["redis-cli SCAN 0 COUNT 1"] = (

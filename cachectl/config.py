@@ -638,6 +638,20 @@ def _not_a_config_file(path: Path) -> str | None:
     return "not a regular file (a socket or block device): cachectl reads text files"
 
 
+def profile_names(
+    config_path: str | None = None, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> list[str]:
+    """The profiles the config file defines (the file found as load_settings finds it), in file
+    order; [] when there is no file or it has no `profiles:` mapping. For shell completion: the
+    file is read, never checked, and an unreadable file raises as load_settings would."""
+    env = os.environ if env is None else env
+    config_file, _ = _find_config_file(config_path, env, Path.cwd() if cwd is None else cwd)
+    if config_file is None:
+        return []
+    defined = load_yaml(config_file, env=env).get(("profiles",))
+    return [str(name) for name in defined] if isinstance(defined, dict) else []
+
+
 def _choose_profile(
     profile: str | None,
     env: Mapping[str, str],

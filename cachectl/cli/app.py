@@ -6,6 +6,7 @@ aiohttp and rich's heavy parts inside its own body, so `cachectl --help` stays f
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from typing import Annotated
@@ -16,6 +17,7 @@ from typer._click.exceptions import NoSuchOption
 from typer.core import TyperGroup
 
 from cachectl import __version__
+from cachectl.cli.completion import COMPLETE_VAR, complete_profile
 from cachectl.cli.context import AppContext
 from cachectl.cli.options import DurationOption
 from cachectl.errors import CachectlError, ExitCode, Interrupted
@@ -207,15 +209,18 @@ def _new_app() -> typer.Typer:
         "watch it.",
         no_args_is_help=True,
         epilog=docs_epilog(ROOT_DOCS_PAGE),
-        add_completion=False,
+        # typer's --install-completion and --show-completion; see cachectl/cli/completion.py.
+        add_completion=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
 
-def _version(value: bool) -> None:
-    if value:
+def _version(ctx: typer.Context, value: bool) -> None:
+    # Not while a shell asks for completions (`cachectl --version <TAB>`): that would be its
+    # answer.
+    if value and not ctx.resilient_parsing:
         typer.echo(f"cachectl {__version__}")
         raise typer.Exit(0)
 
@@ -235,7 +240,11 @@ def root(
     profile: Annotated[
         str | None,
         typer.Option(
-            "--profile", "-p", metavar="NAME", help="Config profile to use ($CACHECTL_PROFILE)."
+            "--profile",
+            "-p",
+            metavar="NAME",
+            help="Config profile to use ($CACHECTL_PROFILE).",
+            autocompletion=complete_profile,
         ),
     ] = None,
     config: Annotated[
@@ -295,24 +304,9 @@ def root(
         ),
     ] = None,
 ) -> None:
-    flags = {
-        "url": url,
-        "cluster": cluster,
-        "username": username,
-        "tls_ca_file": tls_ca_file,
-        "tls_cert_file": tls_cert_file,
-        "tls_key_file": tls_key_file,
-        "tls_verify": False if tls_insecure else None,
-        "connect_timeout": connect_timeout,
-        "timeout": timeout,
-    }
-    ctx.obj = AppContext(
-        flags={k: v for k, v in flags.items() if v is not None},
-        config_path=config,
-        profile=profile,
-        no_color=no_color,
-        traceback=traceback,
-    )
+    # The options are read from ctx.params, by these parameters' names: shell completion reads
+    # them the same way (cachectl/cli/completion.py), before any command runs.
+    ctx.obj = AppContext.from_root_params(ctx.params)
 
 
 # Each command: the cli module that registers it, and the first paragraph of its help, which
@@ -535,6 +529,12 @@ def _command_index(args: list[str]) -> int | None:
 
 def main() -> None:
     args = sys.argv[1:]
+    if os.environ.get(COMPLETE_VAR):
+        # A shell asking for completions: the command line is in the environment, and the
+        # tree is built for it as for a command line run.
+        from cachectl.cli.completion import words_before_cursor
+
+        args = words_before_cursor()
     name = command_name(args)
     if name is not None:
         target = _new_app()

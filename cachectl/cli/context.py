@@ -6,6 +6,7 @@ arguments never read a config file or touch Redis.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,6 +31,20 @@ DryRunOpt = Annotated[
 ]
 
 
+# The root options that are settings, by the flag key load_settings takes (--tls-insecure is
+# `tls_verify`, set below).
+_ROOT_SETTING_FLAGS = (
+    "url",
+    "cluster",
+    "username",
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+    "connect_timeout",
+    "timeout",
+)
+
+
 @dataclass
 class AppContext:
     """Root options as given on the command line; None means 'not given'."""
@@ -42,6 +57,20 @@ class AppContext:
     output: Output | None = None
     _settings: Settings | None = None
     _store: Store | None = None
+
+    @classmethod
+    def from_root_params(cls, params: Mapping[str, Any]) -> AppContext:
+        """The context of the root options as click parsed them (`ctx.params` of the root), by
+        their parameter names: the root command's, and shell completion's, one reading."""
+        flags = {name: params.get(name) for name in _ROOT_SETTING_FLAGS}
+        flags["tls_verify"] = False if params.get("tls_insecure") else None
+        return cls(
+            flags={k: v for k, v in flags.items() if v is not None},
+            config_path=params.get("config"),
+            profile=params.get("profile"),
+            no_color=bool(params.get("no_color")),
+            traceback=bool(params.get("traceback")),
+        )
 
     @property
     def settings(self) -> Settings:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cachectl.cli.completion import complete_dependency, complete_tag
 from cachectl.cli.context import (
     DryRunOpt,
     JsonOpt,
@@ -31,7 +32,13 @@ def invalidate(
     ctx: typer.Context,
     tag: Annotated[
         Many,
-        typer.Option("--tag", "-t", metavar="TAG", help="Entries in the tag's set (repeatable)."),
+        typer.Option(
+            "--tag",
+            "-t",
+            metavar="TAG",
+            help="Entries in the tag's set (repeatable).",
+            autocompletion=complete_tag,
+        ),
     ] = None,
     pattern: Annotated[
         Many,
@@ -77,6 +84,7 @@ def invalidate(
             metavar="ID",
             help="Entries that depend on a resource (repeatable); with --graph, on everything it "
             "reaches.",
+            autocompletion=complete_dependency,
         ),
     ] = None,
     graph: Annotated[

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cachectl.cli.completion import complete_dependency, complete_tag
 from cachectl.cli.context import JsonOpt, command_context
 from cachectl.cli.options import ChoiceOption, JsonlOpt
 
@@ -30,12 +31,21 @@ def keys(
     ] = None,
     tag: Annotated[
         str | None,
-        typer.Option("--tag", "-t", metavar="TAG", help="Only entries the tag set names."),
+        typer.Option(
+            "--tag",
+            "-t",
+            metavar="TAG",
+            help="Only entries the tag set names.",
+            autocompletion=complete_tag,
+        ),
     ] = None,
     depends_on: Annotated[
         str | None,
         typer.Option(
-            "--depends-on", metavar="ID", help="Only entries that depend on this resource id."
+            "--depends-on",
+            metavar="ID",
+            help="Only entries that depend on this resource id.",
+            autocompletion=complete_dependency,
         ),
     ] = None,
     type_: Annotated[

@@ -12,6 +12,8 @@ import typer
 from typer._click.types import ParamType  # typer 0.28 vendors click
 from typer._types import TyperChoice
 
+from cachectl.cli.completion import complete_manifest_endpoint
+
 CountOpt = Annotated[
     int | None,
     typer.Option(
@@ -129,7 +131,13 @@ def ChoiceOption(
 
 EndpointOpt = Annotated[
     list[str] | None,
-    typer.Option("--endpoint", "-e", metavar="NAME", help="Only this endpoint (repeatable)."),
+    typer.Option(
+        "--endpoint",
+        "-e",
+        metavar="NAME",
+        help="Only this endpoint (repeatable).",
+        autocompletion=complete_manifest_endpoint,  # from the manifests on the line
+    ),
 ]
 RoundsOpt = Annotated[
     int | None,

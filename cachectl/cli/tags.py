@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from cachectl.cli.completion import complete_tag_or_dependency, complete_tags_pattern
 from cachectl.cli.context import JsonOpt, command_context
 from cachectl.cli.options import JsonlOpt
 
@@ -55,7 +56,11 @@ def tags(
     ctx: typer.Context,
     pattern: Annotated[
         str | None,
-        typer.Argument(metavar="[PATTERN]", help="Glob over tag names (default *): 'user:*'."),
+        typer.Argument(
+            metavar="[PATTERN]",
+            help="Glob over tag names (default *): 'user:*'.",
+            autocompletion=complete_tags_pattern,
+        ),
     ] = None,
     dependencies: Annotated[
         bool, typer.Option("--dependencies", "-d", help="Dependency sets instead of tag sets.")
@@ -115,7 +120,11 @@ def show(
     ctx: typer.Context,
     tag: Annotated[
         str,
-        typer.Argument(metavar="TAG", help="The tag (or, with --dependencies, the resource id)."),
+        typer.Argument(
+            metavar="TAG",
+            help="The tag (or, with --dependencies, the resource id).",
+            autocompletion=complete_tag_or_dependency,
+        ),
     ],
     dependencies: Annotated[
         bool,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cachectl.errors import CachectlError, NotFoundError, PartialFailure, UsageError
 from cachectl.keytext import show_bytes
-from cachectl.layout import Layout
+from cachectl.layout import Layout, escape_glob
 from cachectl.ops.prune import raise_refusals
 
 if TYPE_CHECKING:
@@ -123,6 +123,32 @@ def list_tag_sets(
         listing.stopped = err.message
     listing.rows.sort(key=lambda r: r.name)
     return listing
+
+
+def set_names_starting_with(
+    store: Store,
+    layout: Layout,
+    start: str,
+    *,
+    dependencies: bool = False,
+    count: int | None = None,
+) -> Iterator[str]:
+    """The names of the tag sets (dependency sets with `dependencies`) that start with `start`,
+    as SCAN finds them (a name may come twice), over every primary; a name that is not UTF-8 is
+    left out. SCAN only: what shell completion offers (cachectl/cli/completion.py)."""
+    kind = "dependency" if dependencies else "tag"
+    glob = escape_glob(start) + "*"
+    match = layout.dependency_pattern(glob) if dependencies else layout.tag_pattern(glob)
+    prefix = (layout.dependency("") if dependencies else layout.tag("")).encode()
+    for _, keys in store.scan_nodes(match=match, count=count):
+        for key in keys:
+            # A half-finished invalidation's pending set shares the prefix: not a name.
+            if layout.kind(key) != kind:
+                continue
+            try:
+                yield key[len(prefix) :].decode()
+            except UnicodeDecodeError:
+                continue
 
 
 def _describe_sets(
