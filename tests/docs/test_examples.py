@@ -69,7 +69,7 @@ def test_the_tested_examples_of_a_page_run(page, request, redis_url, sample_api,
         if block.file_name:
             target = tmp_path / block.file_name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(block.text)
+            target.write_text(block.text.replace(PLACEHOLDER_URL, redis_url))
     bin_dir = os.path.dirname(sys.executable)
     for block in (b for b in page_blocks if b.tested):
         url, extra = _server(block, request, redis_url)
