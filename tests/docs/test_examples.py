@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from cachectl.demo.api import DemoAPI
 from tests.docs.blocks import Block, blocks, pages
 
 PLACEHOLDER_URL = "redis://localhost:6379/0"
+FORKSERVER = str(Path(__file__).with_name("forkserver.py"))
 TESTED_PAGES = [page for page in pages() if any(b.tested for b in blocks(page))]
 # Every page that shows a task step by step runs at least one of its examples.
 MUST_RUN = ["docs/getting-started.md"] + [
@@ -92,6 +94,35 @@ def test_an_unmarked_example_is_caught():
 
 
 @pytest.fixture(scope="module")
+def cachectl_bin(tmp_path_factory):
+    """A folder whose `cachectl` runs each command in a fork of one process that has imported
+    cachectl already (tests/docs/forkserver.py): the same main() as the installed script, without
+    paying the imports again for each of the blocks' hundred-odd commands."""
+    folder = tmp_path_factory.mktemp("docs-bin")
+    socket_path = folder / "cachectl.sock"
+    server = subprocess.Popen([sys.executable, FORKSERVER, str(socket_path)])
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            assert server.poll() is None, "tests/docs/forkserver.py did not start"
+            assert time.monotonic() < deadline, "tests/docs/forkserver.py did not listen"
+            time.sleep(0.02)
+        script = folder / "cachectl"
+        script.write_text(
+            f"#!{sys.executable} -S\n"
+            "import sys\n"
+            f"sys.path.insert(0, {str(Path(FORKSERVER).parent)!r})\n"
+            "import forkserver\n"
+            f"sys.exit(forkserver.client({str(socket_path)!r}, sys.argv[1:]))\n"
+        )
+        script.chmod(0o755)
+        yield str(folder)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
 def sample_api():
     with DemoAPI(latency=0) as api:
         yield api
@@ -119,7 +150,7 @@ def _server(block: Block, request, redis_url: str) -> tuple[str, dict[str, str]]
 
 @pytest.mark.parametrize("page", TESTED_PAGES)
 def test_the_tested_examples_of_a_page_run(
-    page, request, redis_url, sample_api, tmp_path, tmp_path_factory
+    page, request, redis_url, sample_api, cachectl_bin, tmp_path, tmp_path_factory
 ):
     page_blocks = blocks(page)
     for block in page_blocks:
@@ -140,7 +171,7 @@ def test_the_tested_examples_of_a_page_run(
             "CACHECTL_CONFIG": str(config),
             "API_URL": sample_api.url,
             "API_TOKEN": "docs-example-token",
-            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            "PATH": os.pathsep.join([cachectl_bin, bin_dir, os.environ.get("PATH", "")]),
             "NO_COLOR": "1",
             "COLUMNS": "160",
             **extra,
