@@ -110,8 +110,12 @@ def _server_kinds(config) -> list[str]:
 
 def pytest_generate_tests(metafunc):
     # Every test whose fixtures start a server runs once per server kind.
+    # Marked `one_server_kind`: the first kind asked for only (tests of cachectl's own text, such
+    # as the docs' examples, where the servers cannot differ and twice costs minutes).
     if "server_kind" in metafunc.fixturenames:
         kinds = _server_kinds(metafunc.config)
+        if metafunc.definition.get_closest_marker("one_server_kind"):
+            kinds = kinds[:1]
         metafunc.parametrize("server_kind", kinds, indirect=True, scope="session")
 
 
@@ -121,6 +125,9 @@ def pytest_configure(config):
         "markers", "cluster: needs a three-primary Redis Cluster of real redis-server processes"
     )
     config.addinivalue_line("markers", "tls: needs a TLS-enabled redis-server")
+    config.addinivalue_line(
+        "markers", "one_server_kind: runs against the first --server kind only, not each"
+    )
 
 
 def pytest_collection_modifyitems(items):

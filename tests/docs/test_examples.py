@@ -1,27 +1,37 @@
-"""The docs' examples run: every block titled `Tested...` in docs/ runs against a throwaway
-server (and the sample shop API for warm manifests), in order, page by page.
+"""The docs' examples run: every block titled `Tested...` in docs/ and the README runs against a
+throwaway server (and the sample shop API for warm manifests), in order, page by page; every
+other shell or Python block says why it is not run (tests/docs/blocks.py).
 
 `redis://localhost:6379/0` in a block stands for the test server's URL; shell blocks also get
-CACHECTL_URL set to it, and API_URL to the sample API (the recipes' manifests read
-`${API_URL}`). What a block runs is what the page shows: nothing else is added.
+CACHECTL_URL set to it, API_URL to the sample API (the recipes' manifests read `${API_URL}`),
+API_TOKEN to a made-up token, and a config file (CACHECTL_CONFIG) that defines the `prod`
+profile the pages name. What a block runs is what the page shows: nothing else is added.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from cachectl.demo.api import DemoAPI
 from tests.docs.blocks import Block, blocks, pages
 
+# The examples show how to use cachectl; how Redis and Valkey differ is tested elsewhere. Against
+# the first --server kind only: both would double the docs' minutes for no new failure.
+pytestmark = pytest.mark.one_server_kind
+
 PLACEHOLDER_URL = "redis://localhost:6379/0"
+FORKSERVER = str(Path(__file__).with_name("forkserver.py"))
 TESTED_PAGES = [page for page in pages() if any(b.tested for b in blocks(page))]
 # Every page that shows a task step by step runs at least one of its examples.
-MUST_RUN = ["getting-started.md"] + [
-    page for page in pages() if page.startswith("recipes/") and page != "recipes/index.md"
+MUST_RUN = ["docs/getting-started.md"] + [
+    page for page in pages() if page.startswith("docs/recipes/") and page != "docs/recipes/index.md"
 ]
 
 
@@ -34,6 +44,86 @@ def test_a_tested_block_is_shell_or_python():
         for block in blocks(page):
             if block.title.startswith("Tested"):
                 assert block.tested, f"{block}: only sh, bash and python blocks can be run"
+
+
+def _written_and_named(block: Block, page_blocks: list[Block]) -> bool:
+    """A file-named example that a tested block of its page runs (by name, or as a module)."""
+    if not block.file_name:
+        return False
+    stem = Path(block.file_name).stem
+    names = re.compile(rf"(?<![\w.]){re.escape(block.file_name)}\b|\bimport {re.escape(stem)}\b")
+    return any(b.tested and names.search(b.text) for b in page_blocks)
+
+
+def _unaccounted(read=blocks) -> list[str]:
+    left = []
+    for page in pages():
+        page_blocks = read(page)
+        for block in page_blocks:
+            if not block.example or block.tested or block.not_run_reason:
+                continue
+            if not _written_and_named(block, page_blocks):
+                left.append(str(block))
+    return left
+
+
+def test_every_example_runs_or_says_why_not():
+    """A shell or Python example that is neither run nor marked `Not run: <why>` fails here:
+    an example nobody runs is one that can stop working unseen."""
+    assert _unaccounted() == [], (
+        "title each block `Tested: ...` (it then runs in tests/docs/test_examples.py) or "
+        "`Not run: <why>` (a README block: a first line `# Not run: <why>`)"
+    )
+
+
+def test_an_unmarked_example_is_caught():
+    """The check above can fail: an example with neither mark is reported by its place."""
+
+    def with_a_bare_example(page):
+        found = blocks(page)
+        if page == "README.md":
+            found.append(Block(page, 999, "sh", "", "cachectl keys\n"))
+            found.append(Block(page, 1000, "sh", "", "# Not run\ncachectl keys\n"))
+            found.append(Block(page, 1001, "python", "app.py", "import flask\n"))
+            found.append(Block(page, 1002, "console", "Not run: a made-up reason", "$ ls\n"))
+            found.append(Block(page, 1003, "sh", "", "# Not run: a made-up reason\nls\n"))
+        return found
+
+    assert _unaccounted() == []
+    assert _unaccounted(with_a_bare_example) == [
+        "README.md:999 (sh)",
+        "README.md:1000 (sh)",  # no reason given
+        "README.md:1001 (app.py)",  # written to a file no tested block runs
+    ]
+
+
+@pytest.fixture(scope="module")
+def cachectl_bin(tmp_path_factory):
+    """A folder whose `cachectl` runs each command in a fork of one process that has imported
+    cachectl already (tests/docs/forkserver.py): the same main() as the installed script, without
+    paying the imports again for each of the blocks' hundred-odd commands."""
+    folder = tmp_path_factory.mktemp("docs-bin")
+    socket_path = folder / "cachectl.sock"
+    server = subprocess.Popen([sys.executable, FORKSERVER, str(socket_path)])
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_path.exists():
+            assert server.poll() is None, "tests/docs/forkserver.py did not start"
+            assert time.monotonic() < deadline, "tests/docs/forkserver.py did not listen"
+            time.sleep(0.02)
+        script = folder / "cachectl"
+        script.write_text(
+            f"#!{sys.executable} -S\n"
+            "import sys\n"
+            f"sys.path.insert(0, {str(Path(FORKSERVER).parent)!r})\n"
+            "import forkserver\n"
+            f"sys.exit(forkserver.client({str(socket_path)!r}, sys.argv[1:]))\n"
+        )
+        script.chmod(0o755)
+        yield str(folder)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +153,29 @@ def _server(block: Block, request, redis_url: str) -> tuple[str, dict[str, str]]
 
 
 @pytest.mark.parametrize("page", TESTED_PAGES)
-def test_the_tested_examples_of_a_page_run(page, request, redis_url, sample_api, tmp_path):
+def test_the_tested_examples_of_a_page_run(
+    page, request, redis_url, sample_api, cachectl_bin, tmp_path, tmp_path_factory
+):
     page_blocks = blocks(page)
     for block in page_blocks:
         if block.file_name:
             target = tmp_path / block.file_name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(block.text)
+            target.write_text(block.text.replace(PLACEHOLDER_URL, redis_url))
+    # The `prod` profile the pages name (`cachectl --profile prod ...`): CACHECTL_URL, set
+    # below, says which server it is.
+    config = tmp_path_factory.mktemp("config") / "cachectl.yaml"
+    config.write_text("profiles:\n  prod: {}\n")
     bin_dir = os.path.dirname(sys.executable)
     for block in (b for b in page_blocks if b.tested):
         url, extra = _server(block, request, redis_url)
         env = {
             **os.environ,
             "CACHECTL_URL": url,
+            "CACHECTL_CONFIG": str(config),
             "API_URL": sample_api.url,
-            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            "API_TOKEN": "docs-example-token",
+            "PATH": os.pathsep.join([cachectl_bin, bin_dir, os.environ.get("PATH", "")]),
             "NO_COLOR": "1",
             "COLUMNS": "160",
             **extra,

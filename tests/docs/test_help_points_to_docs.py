@@ -51,3 +51,17 @@ def test_the_installed_entry_point_prints_the_docs_page(argv):
     shown = proc.stdout or proc.stderr  # with no arguments the help goes to stderr
     assert _last_line(shown) == f"Docs: {page}", shown
     assert (ROOT / page).is_file()
+
+
+@pytest.mark.parametrize("path", list(_commands(get_command(app))), ids=" ".join)
+def test_every_commands_help_through_the_entry_point_ends_with_its_page(path, monkeypatch, capsys):
+    """What `cachectl CMD --help` runs: main() registers the command alone, not through `app`
+    (the subprocess test above does this for warm; here every command, in-process)."""
+    from cachectl.cli.app import main
+
+    monkeypatch.setattr(sys, "argv", ["cachectl", *path, "--help"])
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code in (0, None)
+    assert _last_line(capsys.readouterr().out) == f"Docs: docs/reference/{path[0]}.md"
