@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import itertools
+import json
 import os
 import re
 import stat
@@ -71,6 +72,8 @@ def format_path(path: Iterable[str | int]) -> str:
             out += f"[{part}]"
         else:
             part = shorten(str(part))
+            if not part.isprintable():  # a newline in a key must not break the one-line error
+                part = json.dumps(part)
             out += f".{part}" if out else part
     return out
 

@@ -36,6 +36,21 @@ def test_field_paths_read_as_dotted_names_with_indexes():
     assert format_path(()) == ""
 
 
+def test_a_key_with_a_newline_or_control_character_is_quoted_on_one_line(tmp_path):
+    # Found by test_readers_fuzz: `profiles: {"\n": 0}` split the error over two lines.
+    assert format_path(("profiles", "a\nb", "url")) == 'profiles."a\\nb".url'
+    assert format_path(("x\x1b[31m",)) == '"x\\u001b[31m"'
+    from cachectl.config import load_settings
+    from cachectl.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text('profiles: {"\\n": 0}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_path=str(path), env={}, cwd=tmp_path)
+    assert "\n" not in caught.value.message
+    assert 'profiles."\\n": expected a mapping of settings' in caught.value.message
+
+
 def test_malformed_yaml_is_one_line_with_file_line_and_column():
     with pytest.raises(ConfigError) as err:
         parse("a: 1\n  b: 2\n")
