@@ -101,6 +101,7 @@ RENAMED: dict[str, str] = {
     "--no-anomaly": "--fail-on-anomaly",
     "--dependency": "--dependencies",
     "--no-ttl": "--without-ttl",
+    "--window": "--since DURATION",
 }
 
 

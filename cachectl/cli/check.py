@@ -102,9 +102,9 @@ def check(
     window: Annotated[
         float | None,
         DurationOption(
-            "--window",
-            help="Measure over the stored history of this "
-            "last stretch (15m, 1h) instead of a live sample.",
+            "--since",
+            help="Measure over the stored history since this long ago "
+            "(15m, 1h) instead of a live sample.",
         ),
     ] = None,
     every: Annotated[
@@ -128,7 +128,7 @@ def check(
     ] = None,
 ) -> None:
     """Hold the cache to thresholds: print every condition with its measured value and verdict.
-    Exit 0 when all hold, 7 when any fails or has no data in its sample or window (NO DATA;
+    Exit 0 when all hold, 7 when any fails or has no data in its sample or --since stretch (NO DATA;
     see --allow-lifetime), 2 for an impossible threshold."""
     from cachectl.cli.numbers import sane_number_text
     from cachectl.errors import CheckFailed, UsageError
@@ -148,10 +148,10 @@ def check(
     )
     thresholds.validate()
     if sample is not None and window is not None:
-        raise UsageError("--sample and --window are two ways to measure: give one")
+        raise UsageError("--sample and --since are two ways to measure: give one")
     if allow_lifetime and window is not None:
         raise UsageError(
-            "--allow-lifetime applies to a live sample, not --window: the stored history "
+            "--allow-lifetime applies to a live sample, not --since: the stored history "
             "has no lifetime figure to stand in"
         )
     window_seconds = window

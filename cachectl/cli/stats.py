@@ -36,9 +36,9 @@ def stats(
     window: Annotated[
         float,
         DurationOption(
-            "--window",
+            "--since",
             help="Response-time percentiles and the slowest requests cover "
-            "this much of the log (the log keeps the last hour); with --every the "
+            "the log since this long ago (the log keeps the last hour); with --every the "
             "dashboard keeps this much from round to round.",
         ),
     ] = "5m",  # type: ignore[assignment]
@@ -156,7 +156,7 @@ def _watch(
     )
     series = TimeSeries(app_ctx.store, layout, on_lookups=sampler.count_own)
     recorder = Recorder(series, compact_after=DEFAULT_COMPACT_AFTER_SECONDS) if record else None
-    # The percentiles and slowest requests cover the last --window, kept across rounds.
+    # The percentiles and slowest requests cover the last --since, kept across rounds.
     state = DashboardState(
         started_at=time.time(),
         interval_seconds=interval,

@@ -17,9 +17,9 @@ SANE = {"0": "0", "-1": "-1"}
 ABSURD = {"10^21": "1" + "0" * 21, "NaN": "nan", "1e400": "1e400", "10,000 digits": "9" * 10_000}
 # Flags given as text but read as numbers: durations, sizes, counts.
 TEXT_NUMBERS = {
-    "--sample", "--window", "--baseline", "--every", "--ttl-below", "--ttl-above",
+    "--sample", "--since", "--baseline", "--every", "--ttl-below", "--ttl-above",
     "--idle-above", "--older-than", "--larger-than", "--delay", "--refresh-below",
-    "--compact-after", "--since", "--max-failures", "--max-memory", "--max-response-bytes",
+    "--compact-after", "--max-failures", "--max-memory", "--max-response-bytes",
 }  # fmt: skip
 SKIPPED = {"demo"}  # starts servers of its own
 ABSURD_ACCEPTED: set = {}

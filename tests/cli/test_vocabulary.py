@@ -38,10 +38,11 @@ CONCEPTS: dict[str, tuple[str, set[str]]] = {
     "JSON output": ("--json", {"--output-json", "-j"}),
     "an anomaly condition": ("--fail-on-anomaly", {"--no-anomaly", "--anomaly"}),
     "entries without a TTL": ("--without-ttl", {"--no-ttl", "--persistent"}),
+    "over the last DURATION": ("--since", {"--window", "--last", "--range"}),
 }
 # Flags that hold a duration wherever they appear.
 DURATION_FLAGS = {
-    "--every", "--sample", "--window", "--baseline", "--since", "--delay", "--timeout",
+    "--every", "--sample", "--baseline", "--since", "--delay", "--timeout",
     "--connect-timeout", "--ttl-below", "--ttl-above", "--idle-above", "--older-than",
     "--refresh-below", "--compact-after",
 }  # fmt: skip
@@ -157,7 +158,7 @@ def test_the_walk_finds_a_second_spelling_of_each_kind():
         interval: Annotated[float, typer.Option("--interval", "-i")] = 1.0,
         fmt: Annotated[str, typer.Option("--format", "-f", click_type=HintedChoice(["json"]))] = "",
         sample: Annotated[int, typer.Option("--sample", metavar="N")] = 1,
-        window: Annotated[str, typer.Option("--window", metavar="DURATION")] = "5m",
+        since: Annotated[str, typer.Option("--since", metavar="DURATION")] = "5m",
         no_anomaly: Annotated[bool, typer.Option("--no-anomaly")] = False,
         rounds: Annotated[int, typer.Option("--rounds", metavar="N")] = 1,
         endpoint: Annotated[str, typer.Option("--endpoint", metavar="NAME")] = "",
@@ -181,7 +182,7 @@ def test_the_walk_finds_a_second_spelling_of_each_kind():
         "-f means --fields and --format",
         "one --format: offers json",
         "--sample is two things: count in cachectl one; duration in cachectl two",
-        "one --window: a duration flag without the DURATION type",
+        "one --since: a duration flag without the DURATION type",
         "one --no-anomaly: a retired spelling",
         "one --no-anomaly: a --no- flag that turns something on",
         "one --rounds without --every",
@@ -207,6 +208,8 @@ OLD_SPELLINGS = [
     (["memory", "--sample", "5"], "--sample-size N"),
     (["tags", "show", "user_1", "--dependency"], "--dependencies"),
     (["keys", "--no-ttl"], "--without-ttl"),
+    (["stats", "--window", "15m"], "--since DURATION"),
+    (["check", "--window", "15m"], "--since DURATION"),
 ]
 
 

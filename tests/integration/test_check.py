@@ -50,7 +50,7 @@ def check(url, *args):
 def test_history_window_passes_and_fails_on_the_recorded_figures(recorded):
     ok = check(
         recorded,
-        "--window",
+        "--since",
         "15m",
         "--min-hit-rate",
         "85",
@@ -72,13 +72,13 @@ def test_history_window_passes_and_fails_on_the_recorded_figures(recorded):
         "max_memory": pytest.approx(40),
         "max_evictions_per_s": 0,
     }
-    bad = check(recorded, "--window", "15m", "--endpoint", "products", "--min-hit-rate", "85")
+    bad = check(recorded, "--since", "15m", "--endpoint", "products", "--min-hit-rate", "85")
     assert bad.exit_code == ExitCode.CHECK_FAILED
     assert "50.00%" in bad.stdout and "FAIL" in bad.stdout
 
 
 def test_a_window_with_nothing_recorded_fails(redis_url):
-    result = check(redis_url, "--window", "15m", "--min-hit-rate", "50")
+    result = check(redis_url, "--since", "15m", "--min-hit-rate", "50")
     assert result.exit_code == ExitCode.CHECK_FAILED
     assert "NO DATA" in result.stdout
 
@@ -98,7 +98,7 @@ def test_a_window_without_maxmemory_takes_the_share_of_the_machines_memory_as_a_
     system = info["total_system_memory"]
     with Store(Settings(url=redis_url)) as store:
         fill(TimeSeries(store, LAYOUT), "redis.used_memory_bytes", [0.1 * system, 0.9 * system])
-    window = check(redis_url, "--window", "15m", "--max-memory", "80%", "--json")
+    window = check(redis_url, "--since", "15m", "--max-memory", "80%", "--json")
     assert window.exit_code == ExitCode.CHECK_FAILED, window.output
     (condition,) = json.loads(window.stdout)["data"]["conditions"]
     assert condition["verdict"] == "fail" and condition["measured"] == pytest.approx(90)
@@ -107,7 +107,7 @@ def test_a_window_without_maxmemory_takes_the_share_of_the_machines_memory_as_a_
     sample = check(redis_url, "--sample", "0.1s", "--max-memory", "80%", "--json")
     (live,) = json.loads(sample.stdout)["data"]["conditions"]
     assert _share_base(condition) == _share_base(live) == system
-    assert check(redis_url, "--window", "15m", "--max-memory", "95%").exit_code == 0
+    assert check(redis_url, "--since", "15m", "--max-memory", "95%").exit_code == 0
 
 
 def test_a_window_that_cannot_judge_a_share_of_memory_says_what_would_let_it(acl_redis, acl_url):
@@ -116,7 +116,7 @@ def test_a_window_that_cannot_judge_a_share_of_memory_says_what_would_let_it(acl
     # A user who may not run INFO cannot read the machine's memory.
     result = check(
         acl_redis.url_for("noinfo", "noinfo-pass"),
-        "--window",
+        "--since",
         "15m",
         "--max-memory",
         "80%",
@@ -133,7 +133,7 @@ def test_a_window_that_cannot_judge_a_share_of_memory_says_what_would_let_it(acl
 def test_no_anomaly_over_history(redis_url):
     with Store(Settings(url=redis_url)) as store:
         fill(TimeSeries(store, LAYOUT), "cache.hit_ratio", [*wobble(60, 0.9, 0.01), 0.3])
-    result = check(redis_url, "--window", "15m", "--fail-on-anomaly", "--json")
+    result = check(redis_url, "--since", "15m", "--fail-on-anomaly", "--json")
     assert result.exit_code == ExitCode.CHECK_FAILED
     (condition,) = json.loads(result.stdout)["data"]["conditions"]
     assert condition["name"] == "no_anomaly" and "cache.hit_ratio=0.3" in condition["detail"]
@@ -213,7 +213,7 @@ def hooks():
 def test_every_posts_a_breach_once_then_a_line_per_round(recorded, hooks):
     result = check(
         recorded,
-        "--window",
+        "--since",
         "15m",
         "--min-hit-rate",
         "95",
@@ -263,7 +263,7 @@ def test_breach_and_recovery_are_posted_on_each_change(hooks):
 def test_an_unreachable_webhook_is_a_warning_and_the_loop_goes_on(recorded):
     result = check(
         recorded,
-        "--window",
+        "--since",
         "15m",
         "--min-hit-rate",
         "95",
@@ -282,7 +282,7 @@ def test_an_unreachable_webhook_is_a_warning_and_the_loop_goes_on(recorded):
 def test_credentials_in_the_webhook_url_are_sent_as_basic_auth_and_never_shown(recorded, hooks):
     # Percent-encoded as a URL must hold them; decoded before they are sent, as curl does.
     url = f"http://alert%40ops:s3cr%3At%2Fpw@127.0.0.1:{hooks.port}/hooks/SECRET-TOKEN"
-    result = check(recorded, "--window", "15m", "--min-hit-rate", "95", "--webhook", url)
+    result = check(recorded, "--since", "15m", "--min-hit-rate", "95", "--webhook", url)
     assert result.exit_code == ExitCode.CHECK_FAILED, result.output
     assert [p["event"] for p in hooks.posts] == ["breach"], result.output
     assert hooks.authorizations == ["Basic " + base64.b64encode(b"alert@ops:s3cr:t/pw").decode()]
@@ -293,7 +293,7 @@ def test_credentials_in_the_webhook_url_are_sent_as_basic_auth_and_never_shown(r
 def test_a_webhook_that_fails_with_credentials_names_only_its_host(recorded):
     result = check(
         recorded,
-        "--window",
+        "--since",
         "15m",
         "--min-hit-rate",
         "95",
@@ -310,7 +310,7 @@ def test_a_redirecting_webhook_is_a_warning_and_nothing_follows_it(recorded, hoo
     try:
         hooks.redirect_to = other.url
         url = f"http://ops:PASSWORD-XYZ@127.0.0.1:{hooks.port}/hooks/SECRET-TOKEN"
-        result = check(recorded, "--window", "15m", "--min-hit-rate", "95", "--webhook", url)
+        result = check(recorded, "--since", "15m", "--min-hit-rate", "95", "--webhook", url)
         assert "answered HTTP 302, a redirect, which is not followed" in result.stderr
         # Followed, the POST would have become a bodiless GET carrying the password elsewhere.
         assert other.requests == 0 and other.authorizations == []
@@ -369,7 +369,7 @@ def test_in_the_loop_a_lost_server_is_a_breach_not_the_end(make_redis, hooks):
 @pytest.mark.parametrize(
     "args",
     [
-        ["--sample", "1s", "--window", "5m", "--min-hit-rate", "5"],
+        ["--sample", "1s", "--since", "5m", "--min-hit-rate", "5"],
         ["--rounds", "2", "--min-hit-rate", "5"],
         ["--webhook", "ftp://x/y", "--min-hit-rate", "5"],
         ["--fail-on-anomaly", "--sensitivity", "0"],

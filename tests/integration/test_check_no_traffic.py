@@ -97,7 +97,7 @@ def test_traffic_in_the_sample_is_measured_over_the_sample_even_with_allow_lifet
 def test_allow_lifetime_is_for_a_live_sample_not_a_window():
     result = runner.invoke(
         app,
-        ["--url", "redis://127.0.0.1:1/0", "check", "--window", "15m", "--min-hit-rate", "5"]
+        ["--url", "redis://127.0.0.1:1/0", "check", "--since", "15m", "--min-hit-rate", "5"]
         + ["--allow-lifetime"],
     )
     assert result.exit_code == ExitCode.USAGE, result.output
