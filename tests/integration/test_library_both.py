@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import threading
 import time
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
+from typer.testing import CliRunner
 
 from cachectl import (
     MISS,
@@ -22,6 +24,7 @@ from cachectl import (
     EarlyRefresh,
     StampedeOptions,
 )
+from cachectl.cli.app import app
 from cachectl.config import Settings, TLSConfig
 from cachectl.devserver import free_port
 from cachectl.errors import ConfigError, ExitCode, RedisAuthError, RedisError, UsageError
@@ -243,6 +246,49 @@ def test_hits_misses_and_logs_are_written_for_cachectl_stats(make_cache, conn):
     assert {r.key for r in misses} == {"api_cache:users:id:1", "api_cache:users:id:2"}
     slow = next(r for r in misses if r.key == "api_cache:users:id:1")
     assert slow.response_time_ms >= 20  # the origin's time is the miss's response time
+
+
+class StepClock:
+    """perf_counter for the library's timings: each reading is half a millisecond after the
+    last, so every hit of one key takes exactly 0.5 ms and logs the same figures."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 0.0005
+        return self.now
+
+
+def test_identical_calls_are_each_a_member_of_the_response_time_log(
+    make_cache, conn, redis_url, monkeypatch
+):
+    clock = StepClock()
+    monkeypatch.setattr("cachectl.library.aio.perf_counter", clock)
+    monkeypatch.setattr("cachectl.library.client.perf_counter", clock)
+    cache = make_cache()
+
+    def slow_origin():
+        clock.now += 0.05  # 50 ms at the origin
+        return {"ok": True}
+
+    for i in range(100):
+        cache.cache_api_call("users", {"id": i}, slow_origin, 60)
+    for _ in range(300):
+        cache.cache_api_call("users", {"id": 0}, slow_origin, 60)
+    cache.flush()
+    members = conn.zrange("cache_metrics:response_times", 0, -1)
+    # 300 hits with the same endpoint, key, time and outcome: 300 members, not one.
+    assert len(members) == 400
+    logged = [json.loads(m) for m in members]
+    assert len({m["callId"] for m in logged}) == 400
+    assert sum(1 for m in logged if m["hit"] and m["responseTime"] == 0.5) == 300
+    result = CliRunner().invoke(app, ["--url", redis_url, "stats", "--sample", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    times = json.loads(result.stdout)["data"]["application"]["response_times"]
+    assert times["members_read"] == times["count"] == 400
+    # Three calls in four were 0.5 ms hits: the median is one of them, not a 50 ms miss.
+    assert times["p50_ms"] == 0.5
 
 
 def test_the_response_time_log_keeps_the_last_hour(make_cache, conn):
