@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 from cachectl.errors import UsageError
 from cachectl.layout import AGG_RESOLUTIONS, escape_glob, js_stringify
 from cachectl.timeseries_codec import (
+    CHUNK_FIELD,
+    CHUNK_WINDOW_MS,
     Point,
     chunk_header,
     decode_chunk,
@@ -45,6 +47,7 @@ from cachectl.timeseries_codec import (
     encode_chunk,
     encode_member,
 )
+from cachectl.timeseries_rollup import roll_up
 
 if TYPE_CHECKING:
     from cachectl.layout import Layout
@@ -56,8 +59,6 @@ DAY = 86_400
 DEFAULT_RETENTION_SECONDS: dict[str, float | None] = {
     "raw": DAY, "1m": 7 * DAY, "5m": 30 * DAY, "1h": 90 * DAY, "1d": 365 * DAY,
 }  # fmt: skip
-CHUNK_WINDOW_MS = 3_600_000
-CHUNK_FIELD = "chunk:"
 DEFAULT_COMPACT_AFTER_SECONDS = 3600.0
 MAX_BUCKETS = 20_000
 BATCH = 500
@@ -261,6 +262,7 @@ class Range:
     points: list[Point] = field(default_factory=list)
     aggregates: list[Aggregate] = field(default_factory=list)
     corrupt: int = 0
+    computed: int = 0  # of the aggregates, those computed from raw points (none was stored)
 
     def values(self) -> list[tuple[int, float]]:
         """(timestamp ms, value): raw points, or each bucket's average."""
@@ -280,6 +282,7 @@ class Range:
             out["points"] = [p.to_dict() for p in self.points]
         else:
             out["aggregates"] = [a.to_dict() for a in self.aggregates]
+            out["computed_buckets"] = self.computed
         return out
 
 
@@ -473,17 +476,32 @@ class TimeSeries:
         result = Range(name, start_ms, end_ms, resolution)
         keys = [self.layout.agg(name, resolution, b) for b in buckets]
         replies = self.store.pipelined("HGETALL", keys)
+        missing: list[int] = []
         for bucket, reply in zip(buckets, replies):
             if not reply:
+                missing.append(bucket)
                 continue
             aggregate = _decode_aggregate(bucket, reply.get(b"data"))
             if aggregate is None:
                 result.corrupt += 1
             else:
                 result.aggregates.append(aggregate)
+        found = sum(1 for r in replies if r)
+        lookups = len(replies)
+        if missing:
+            # Buckets no writer stored (other applications write raw points only): from the
+            # raw points, as cachectl's writer would have stored them (timeseries_rollup).
+            rolled = roll_up(self.store, self.layout, name, width, missing, _chunk_overlaps)
+            result.corrupt += rolled.corrupt
+            result.computed = len(rolled.buckets)
+            result.aggregates += [
+                Aggregate(b, r.count, r.sum, r.min, r.max, r.first[1], r.last[1])
+                for b, r in rolled.buckets.items()
+            ]
+            result.aggregates.sort(key=lambda a: a.bucket_start_ms)
+            found, lookups = found + rolled.found, lookups + rolled.commands
         if self.on_lookups:
-            found = sum(1 for r in replies if r)
-            self.on_lookups(found, len(replies) - found)
+            self.on_lookups(found, lookups - found)
         return result
 
     def read(self, name: str, resolution: str, start_ms: int, end_ms: int) -> Range:
