@@ -152,6 +152,36 @@ def parse_retention(
     return retention
 
 
+def point_writes(
+    layout: Layout, batch: Sequence[tuple[str, Point]], retention: dict[str, float | None]
+) -> tuple[list[tuple], list[tuple]]:
+    """What storing points takes, for cachectl's writer and the library's alike: the plain
+    commands (ZADD of each point, HSET of each series' meta hash), and the aggregate script's
+    calls, each (bucket key, value, timestamp ms, bucket start ms, expire-at ms or 0)."""
+    plain: list[tuple] = []
+    agg_calls: list[tuple] = []
+    last_by_name: dict[str, int] = {}
+    for name, point in batch:
+        plain.append(("ZADD", layout.metric(name), point.timestamp_ms, encode_member(point)))
+        last_by_name[name] = max(point.timestamp_ms, last_by_name.get(name, point.timestamp_ms))
+        for resolution, width in RESOLUTION_MS.items():
+            bucket = point.timestamp_ms - point.timestamp_ms % width
+            keep = retention.get(resolution)
+            expire_at = 0 if keep is None else bucket + width + int(keep * 1000)
+            agg_calls.append(
+                (
+                    layout.agg(name, resolution, bucket),
+                    point.value,
+                    point.timestamp_ms,
+                    bucket,
+                    expire_at,
+                )
+            )
+    for name, last in last_by_name.items():
+        plain.append(("HSET", layout.meta(name), "lastUpdate", str(last), "updatedAt", _iso(last)))
+    return plain, agg_calls
+
+
 # -- results -----------------------------------------------------------------------------------
 
 
@@ -361,40 +391,16 @@ class TimeSeries:
 
     def _write(self, batch: list[tuple[str, Point]]) -> None:
         sha = self._script_sha or self._load_script()
-        agg_calls: list[tuple] = []
-        last_by_name: dict[str, int] = {}
-        for name, point in batch:
-            last_by_name[name] = max(point.timestamp_ms, last_by_name.get(name, point.timestamp_ms))
-            for resolution, width in RESOLUTION_MS.items():
-                bucket = point.timestamp_ms - point.timestamp_ms % width
-                keep = self.retention.get(resolution)
-                expire_at = 0 if keep is None else bucket + width + int(keep * 1000)
-                agg_calls.append(
-                    (
-                        self.layout.agg(name, resolution, bucket),
-                        point.value,
-                        point.timestamp_ms,
-                        bucket,
-                        expire_at,
-                    )
-                )
+        plain, agg_calls = point_writes(self.layout, batch, self.retention)
         with self.store.pipeline("ZADD") as pipe:
-            for name, point in batch:
-                pipe.zadd(self.layout.metric(name), {encode_member(point): point.timestamp_ms})
-            for name, last in last_by_name.items():
-                pipe.hset(
-                    self.layout.meta(name),
-                    mapping={
-                        "lastUpdate": str(last),
-                        "updatedAt": _iso(last),
-                    },
-                )
+            for command in plain:
+                pipe.execute_command(*command)
             for key, value, stamp, bucket, expire_at in agg_calls:
                 # By name: redis-py's cluster pipeline refuses .evalsha() but routes EVALSHA
                 # by its key like any other command.
                 pipe.execute_command("EVALSHA", sha, 1, key, repr(value), stamp, bucket, expire_at)
             replies = pipe.execute(raise_on_error=False)
-        written = len(batch) + len(last_by_name)
+        written = len(plain)
         agg_replies = self._resend_forgotten(agg_calls, replies[written:])
         for reply in replies[:written] + agg_replies:
             if isinstance(reply, Exception):

@@ -601,3 +601,36 @@ def test_fail_open_off_raises_the_redis_error(make_cache, make_redis):
     with pytest.raises(RedisError):
         cache.cache_api_call("e", None, Origin("x"), 60)
     cache.close()
+
+
+def test_add_points_writes_a_series_history_reads_at_every_resolution(make_cache, conn, redis_url):
+    from cachectl.layout import Layout
+    from cachectl.store import Store
+    from cachectl.timeseries import TimeSeries
+
+    cache = make_cache()
+    start = (int(time.time()) // 3600 - 2) * 3600  # epoch seconds, an hour's start
+    conn.script_flush()  # the first round finds no script on the server, and sends it
+    assert cache.add_points([("deploy.seconds", 40 + i, start + i * 60) for i in range(60)]) == 60
+    cache.add_point("deploy.seconds", 7.5, at=start + 3599, tags={"env": "ci"})
+    with Store(Settings(url=redis_url)) as store:
+        series = TimeSeries(store, Layout())
+        hour = series.aggregates("deploy.seconds", "1h", start * 1000, start * 1000 + 3_599_999)
+        (bucket,) = hour.aggregates
+        assert hour.computed == 0  # stored by the writer, not computed by the reader
+        assert (bucket.count, bucket.min, bucket.max) == (61, 7.5, 99.0)
+        assert (bucket.first, bucket.last) == (40.0, 7.5)
+        raw = series.points("deploy.seconds", start * 1000, start * 1000 + 3_599_999)
+        assert raw.points[-1].tag_dict == {"env": "ci"}
+    assert conn.hget("meta:deploy.seconds", "lastUpdate") == str(start * 1000 + 3_599_000).encode()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [("s", float("nan")), ("s", "12"), ("", 1), ("s", True), ("s", 1, "yesterday"), ("s",)],
+)
+def test_a_bad_point_writes_nothing_of_its_batch(make_cache, conn, bad):
+    cache = make_cache()
+    with pytest.raises(UsageError, match="point 2"):
+        cache.add_points([("good", 1.0), bad])
+    assert conn.keys("*") == []
