@@ -121,9 +121,6 @@ def record(
         raise typer.Exit(problem.exit_code)
 
 
-MAX_BATCH_POINTS = 100_000  # the batch cap (cachectl.ops.history_add); a test lowers it
-
-
 @history_app.command("add")
 def add(
     ctx: typer.Context,
@@ -159,7 +156,7 @@ def add(
             raise UsageError("with `-` each stdin line has its own value and time: give neither")
         import sys
 
-        result.points = history_add.read_lines(sys.stdin, tags, now_ms, MAX_BATCH_POINTS)
+        result.points = history_add.read_lines(sys.stdin, tags, now_ms)
     else:
         if value is None:
             raise UsageError("give the value: cachectl history add SERIES VALUE")

@@ -87,10 +87,12 @@ def one_point(
 
 
 def read_lines(
-    stream: TextIO, tags: dict | None, now_ms: int, limit: int = MAX_BATCH_POINTS
+    stream: TextIO, tags: dict | None, now_ms: int, limit: int | None = None
 ) -> list[tuple[str, Point]]:
     """Every point of `stream`, one `series value [time]` a line (blank lines and `#` comments
-    skipped); BadInputError naming the first bad line, or a batch over `limit`."""
+    skipped); BadInputError naming the first bad line, or a batch over `limit` (default
+    MAX_BATCH_POINTS)."""
+    limit = MAX_BATCH_POINTS if limit is None else limit
     points: list[tuple[str, Point]] = []
     number = 0
     while True:

@@ -105,7 +105,7 @@ def test_a_bad_line_exits_3_naming_it_and_writes_nothing(redis_url, client, line
 
 
 def test_a_batch_over_the_cap_is_refused_before_anything_is_written(redis_url, client, monkeypatch):
-    monkeypatch.setattr("cachectl.cli.history.MAX_BATCH_POINTS", 3)
+    monkeypatch.setattr("cachectl.ops.history_add.MAX_BATCH_POINTS", 3)
     result = add(redis_url, "-", stdin="a 1\na 2\na 3\na 4\n")
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "more than 3 points" in result.output
