@@ -148,6 +148,7 @@ def add(
     from cachectl.errors import UsageError
     from cachectl.ops import history_add
 
+    app_ctx = command_context(ctx, json_mode=json_)  # a bad line is then a JSON error too
     now_ms = history_add.now_ms()
     tags = history_add.parse_tags(tag or [])
     result = history_add.AddResult(dry_run=dry_run)
@@ -161,7 +162,6 @@ def add(
         if value is None:
             raise UsageError("give the value: cachectl history add SERIES VALUE")
         result.points = [history_add.one_point(series, value, at, tags, now_ms)]
-    app_ctx = command_context(ctx, json_mode=json_)
     if not dry_run and result.points:
         history_add.write(time_series(app_ctx), result)
     out = app_ctx.output

@@ -104,6 +104,14 @@ def test_a_bad_line_exits_3_naming_it_and_writes_nothing(redis_url, client, line
     assert client.keys("*") == []
 
 
+def test_a_bad_line_with_json_is_a_json_error(redis_url, client):
+    result = add(redis_url, "-", "--json", stdin="ok 1\nok two\n")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    envelope = json.loads(result.stdout)
+    assert envelope["ok"] is False and "stdin line 2" in envelope["error"]["message"]
+    assert client.keys("*") == []
+
+
 def test_a_batch_over_the_cap_is_refused_before_anything_is_written(redis_url, client, monkeypatch):
     monkeypatch.setattr("cachectl.ops.history_add.MAX_BATCH_POINTS", 3)
     result = add(redis_url, "-", stdin="a 1\na 2\na 3\na 4\n")
