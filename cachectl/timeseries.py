@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 from cachectl.errors import UsageError
 from cachectl.layout import AGG_RESOLUTIONS, escape_glob, js_stringify
 from cachectl.timeseries_codec import (
+    CHUNK_FIELD,
+    CHUNK_WINDOW_MS,
     Point,
     chunk_header,
     decode_chunk,
@@ -45,6 +47,7 @@ from cachectl.timeseries_codec import (
     encode_chunk,
     encode_member,
 )
+from cachectl.timeseries_rollup import roll_up
 
 if TYPE_CHECKING:
     from cachectl.layout import Layout
@@ -56,8 +59,6 @@ DAY = 86_400
 DEFAULT_RETENTION_SECONDS: dict[str, float | None] = {
     "raw": DAY, "1m": 7 * DAY, "5m": 30 * DAY, "1h": 90 * DAY, "1d": 365 * DAY,
 }  # fmt: skip
-CHUNK_WINDOW_MS = 3_600_000
-CHUNK_FIELD = "chunk:"
 DEFAULT_COMPACT_AFTER_SECONDS = 3600.0
 MAX_BUCKETS = 20_000
 BATCH = 500
@@ -149,6 +150,36 @@ def parse_retention(
             raise UsageError(f"--retention {item!r}: the duration must be above 0")
         retention[name] = seconds
     return retention
+
+
+def point_writes(
+    layout: Layout, batch: Sequence[tuple[str, Point]], retention: dict[str, float | None]
+) -> tuple[list[tuple], list[tuple]]:
+    """What storing points takes, for cachectl's writer and the library's alike: the plain
+    commands (ZADD of each point, HSET of each series' meta hash), and the aggregate script's
+    calls, each (bucket key, value, timestamp ms, bucket start ms, expire-at ms or 0)."""
+    plain: list[tuple] = []
+    agg_calls: list[tuple] = []
+    last_by_name: dict[str, int] = {}
+    for name, point in batch:
+        plain.append(("ZADD", layout.metric(name), point.timestamp_ms, encode_member(point)))
+        last_by_name[name] = max(point.timestamp_ms, last_by_name.get(name, point.timestamp_ms))
+        for resolution, width in RESOLUTION_MS.items():
+            bucket = point.timestamp_ms - point.timestamp_ms % width
+            keep = retention.get(resolution)
+            expire_at = 0 if keep is None else bucket + width + int(keep * 1000)
+            agg_calls.append(
+                (
+                    layout.agg(name, resolution, bucket),
+                    point.value,
+                    point.timestamp_ms,
+                    bucket,
+                    expire_at,
+                )
+            )
+    for name, last in last_by_name.items():
+        plain.append(("HSET", layout.meta(name), "lastUpdate", str(last), "updatedAt", _iso(last)))
+    return plain, agg_calls
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -261,6 +292,7 @@ class Range:
     points: list[Point] = field(default_factory=list)
     aggregates: list[Aggregate] = field(default_factory=list)
     corrupt: int = 0
+    computed: int = 0  # of the aggregates, those computed from raw points (none was stored)
 
     def values(self) -> list[tuple[int, float]]:
         """(timestamp ms, value): raw points, or each bucket's average."""
@@ -280,6 +312,7 @@ class Range:
             out["points"] = [p.to_dict() for p in self.points]
         else:
             out["aggregates"] = [a.to_dict() for a in self.aggregates]
+            out["computed_buckets"] = self.computed
         return out
 
 
@@ -358,40 +391,16 @@ class TimeSeries:
 
     def _write(self, batch: list[tuple[str, Point]]) -> None:
         sha = self._script_sha or self._load_script()
-        agg_calls: list[tuple] = []
-        last_by_name: dict[str, int] = {}
-        for name, point in batch:
-            last_by_name[name] = max(point.timestamp_ms, last_by_name.get(name, point.timestamp_ms))
-            for resolution, width in RESOLUTION_MS.items():
-                bucket = point.timestamp_ms - point.timestamp_ms % width
-                keep = self.retention.get(resolution)
-                expire_at = 0 if keep is None else bucket + width + int(keep * 1000)
-                agg_calls.append(
-                    (
-                        self.layout.agg(name, resolution, bucket),
-                        point.value,
-                        point.timestamp_ms,
-                        bucket,
-                        expire_at,
-                    )
-                )
+        plain, agg_calls = point_writes(self.layout, batch, self.retention)
         with self.store.pipeline("ZADD") as pipe:
-            for name, point in batch:
-                pipe.zadd(self.layout.metric(name), {encode_member(point): point.timestamp_ms})
-            for name, last in last_by_name.items():
-                pipe.hset(
-                    self.layout.meta(name),
-                    mapping={
-                        "lastUpdate": str(last),
-                        "updatedAt": _iso(last),
-                    },
-                )
+            for command in plain:
+                pipe.execute_command(*command)
             for key, value, stamp, bucket, expire_at in agg_calls:
                 # By name: redis-py's cluster pipeline refuses .evalsha() but routes EVALSHA
                 # by its key like any other command.
                 pipe.execute_command("EVALSHA", sha, 1, key, repr(value), stamp, bucket, expire_at)
             replies = pipe.execute(raise_on_error=False)
-        written = len(batch) + len(last_by_name)
+        written = len(plain)
         agg_replies = self._resend_forgotten(agg_calls, replies[written:])
         for reply in replies[:written] + agg_replies:
             if isinstance(reply, Exception):
@@ -473,17 +482,32 @@ class TimeSeries:
         result = Range(name, start_ms, end_ms, resolution)
         keys = [self.layout.agg(name, resolution, b) for b in buckets]
         replies = self.store.pipelined("HGETALL", keys)
+        missing: list[int] = []
         for bucket, reply in zip(buckets, replies):
             if not reply:
+                missing.append(bucket)
                 continue
             aggregate = _decode_aggregate(bucket, reply.get(b"data"))
             if aggregate is None:
                 result.corrupt += 1
             else:
                 result.aggregates.append(aggregate)
+        found = sum(1 for r in replies if r)
+        lookups = len(replies)
+        if missing:
+            # Buckets no writer stored (other applications write raw points only): from the
+            # raw points, as cachectl's writer would have stored them (timeseries_rollup).
+            rolled = roll_up(self.store, self.layout, name, width, missing, _chunk_overlaps)
+            result.corrupt += rolled.corrupt
+            result.computed = len(rolled.buckets)
+            result.aggregates += [
+                Aggregate(b, r.count, r.sum, r.min, r.max, r.first[1], r.last[1])
+                for b, r in rolled.buckets.items()
+            ]
+            result.aggregates.sort(key=lambda a: a.bucket_start_ms)
+            found, lookups = found + rolled.found, lookups + rolled.commands
         if self.on_lookups:
-            found = sum(1 for r in replies if r)
-            self.on_lookups(found, len(replies) - found)
+            self.on_lookups(found, lookups - found)
         return result
 
     def read(self, name: str, resolution: str, start_ms: int, end_ms: int) -> Range:

@@ -27,6 +27,8 @@ from typing import Any
 from cachectl.layout import js_stringify
 
 CHUNK_VERSION = "c1"
+CHUNK_WINDOW_MS = 3_600_000  # a chunk holds the raw points of one hour
+CHUNK_FIELD = "chunk:"  # its field of the meta hash: chunk:{window start ms}
 
 
 # -- points ------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cachectl.cli.context import JsonOpt, command_context
+from cachectl.cli.context import DryRunOpt, JsonOpt, command_context
 from cachectl.cli.options import ChoiceOption, DurationOption
 
 history_app = typer.Typer(
@@ -126,6 +126,70 @@ def record(
     if problem is not None:
         out.error(problem, envelope=False)
         raise typer.Exit(problem.exit_code)
+
+
+@history_app.command("add")
+def add(
+    ctx: typer.Context,
+    series: Annotated[
+        str,
+        typer.Argument(
+            metavar="SERIES", help="The series, e.g. deploy.seconds; `-` reads points from stdin."
+        ),
+    ],
+    value: Annotated[
+        str | None,
+        typer.Argument(metavar="[VALUE]", help="The value (a number). Not with `-`."),
+    ] = None,
+    json_: JsonOpt = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="TIME",
+            help="The point's time: epoch seconds or ISO 8601 (default: now). Not with `-`.",
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            metavar="NAME=VALUE",
+            help="Kept in the point's tags (the layout's `tags` field), repeatable.",
+        ),
+    ] = None,
+    dry_run: DryRunOpt = False,
+) -> None:
+    """Add points to a series, with its 1m/5m/1h/1d buckets, as `record` stores its own: one
+    from the arguments, or with `-` a batch of `series value [time]` lines from stdin (at most
+    100,000; blank lines and # comments skipped). Every point is checked before any is written:
+    a bad line is one error naming its line number, exit 3, and nothing written."""
+    from cachectl.errors import UsageError
+    from cachectl.ops import history_add
+
+    app_ctx = command_context(ctx, json_mode=json_)  # a bad line is then a JSON error too
+    now_ms = history_add.now_ms()
+    tags = history_add.parse_tags(label or [])
+    result = history_add.AddResult(dry_run=dry_run)
+    if series == "-":
+        if value is not None or at is not None:
+            raise UsageError("with `-` each stdin line has its own value and time: give neither")
+        import sys
+
+        result.points = history_add.read_lines(sys.stdin, tags, now_ms)
+    else:
+        if value is None:
+            raise UsageError("give the value: cachectl history add SERIES VALUE")
+        result.points = [history_add.one_point(series, value, at, tags, now_ms)]
+    if not dry_run and result.points:
+        history_add.write(time_series(app_ctx), result)
+    out = app_ctx.output
+    if out.json_mode:
+        out.json(result.to_dict())
+    else:
+        n, names = len(result.points), result.series
+        what = f"{n:,} point{'s' if n != 1 else ''} to {len(names)} series ({', '.join(names)})"
+        out.line(f"dry run: {what} checked; nothing written" if dry_run else f"added {what}")
 
 
 @history_app.command("show")

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import NoScriptError
+
 from cachectl.errors import CachectlError
 from cachectl.library.base import CacheBase
 from cachectl.library.core import (
@@ -30,6 +32,7 @@ from cachectl.library.core import (
     delete_commands,
     encode_value,
     index_keys,
+    now_ms,
     refresh_due,
     write_commands,
 )
@@ -45,6 +48,7 @@ from cachectl.library.io_async import (
     sleep,
     unlink,
 )
+from cachectl.library.points import POINTS_PER_ROUND, as_points, round_commands
 from cachectl.library.stampede import RELEASE_SCRIPT, AsyncFlights, new_token
 from cachectl.library.strategies import RefreshPolicy, StaleWhileRevalidate, Strategy
 from cachectl.library.writebehind import AsyncBackgroundWriter
@@ -148,6 +152,25 @@ class AsyncAPICache(CacheBase):
     async def invalidate_dependency(self, resource: Any) -> int:
         """Deletes every entry that depends on `resource`; returns how many existed."""
         return await self._invalidate(self.layout.dependency(resource))
+
+    async def add_point(
+        self, series: str, value: float, *, at: Any = None, tags: dict | None = None
+    ) -> None:
+        """Adds a point to the history series `series`, as `cachectl history` stores its own:
+        the raw point, the series' meta hash and its 1m, 5m, 1h and 1d aggregate buckets, so
+        `cachectl history show`, `correlate` and `check --window` read it at any resolution.
+        `at`: epoch seconds or a datetime (default: now); `tags`: a dict kept with the point.
+        Raises UsageError for a value that is not a finite number (nothing is written)."""
+        await self.add_points([(series, value, at, tags)])
+
+    async def add_points(self, points: Iterable[Any]) -> int:
+        """Adds many points, each `(series, value)`, `(series, value, at)` or `(series, value,
+        at, tags)`, in pipelines of 500. Every point is checked before any is written (a bad
+        one raises UsageError naming it); returns how many were written."""
+        checked = as_points(points, now_ms())
+        for start in range(0, len(checked), POINTS_PER_ROUND):
+            await self._add_round(checked[start : start + POINTS_PER_ROUND])
+        return len(checked)
 
     async def cache_api_call(
         self,
@@ -492,6 +515,34 @@ class AsyncAPICache(CacheBase):
             return await pipe.execute()
         except REDIS_ERRORS as exc:
             raise self._store.translate(exc, str(commands[0][0])) from exc
+
+    async def _add_round(self, batch: list) -> None:
+        """One pipeline of points. The aggregate script goes by its SHA; a server that has
+        not seen it (or forgot it: a restart, SCRIPT FLUSH) is sent those calls again as EVAL."""
+        plain, by_sha, by_text = round_commands(self.layout, batch)
+        try:
+            client = await self._redis()
+            pipe = client.pipeline(transaction=False)
+            for command in plain + by_sha:
+                pipe.execute_command(*command)
+            replies = await pipe.execute(raise_on_error=False)
+            forgotten = [
+                i
+                for i, reply in enumerate(replies[len(plain) :])
+                if isinstance(reply, NoScriptError)
+            ]
+            if forgotten:
+                pipe = client.pipeline(transaction=False)
+                for i in forgotten:
+                    pipe.execute_command(*by_text[i])
+                again = await pipe.execute(raise_on_error=False)
+                for i, reply in zip(forgotten, again):
+                    replies[len(plain) + i] = reply
+        except REDIS_ERRORS as exc:
+            raise self._store.translate(exc, "ZADD") from exc
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise self._store.translate(reply, "history add")
 
     async def _unlink(self, keys: list) -> int:
         return await unlink(self._store, await self._redis(), keys)

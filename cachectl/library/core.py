@@ -7,9 +7,12 @@ they send are built here, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import base64
+import itertools
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections import Counter
@@ -364,6 +367,7 @@ class Bookkeeping:
         self._dropped_calls = 0  # since the last warning that told them
         self._drop_reason = ""
         self._last_push_failed = False
+        self._call_ids = CallIds()
 
     def record(self, endpoint: str, key: str, hit: bool, response_ms: float) -> None:
         # Only the facts here, on the caller's path; the JSON members are written in take().
@@ -435,8 +439,9 @@ class Bookkeeping:
         )
         if pending.times:
             times_key = layout.response_times()
+            ids = self._call_ids
             members = (
-                (at, _response_time_member(endpoint, key, ms, hit))
+                (at, _response_time_member(endpoint, key, ms, hit, ids.next()))
                 for at, endpoint, key, ms, hit in pending.times
             )
             commands.extend(("ZADD", times_key, *pairs) for pairs in _zadd_args(members))
@@ -456,7 +461,50 @@ def _zadd_args(pairs: Iterable[tuple[int, str]]) -> Iterator[list]:
         yield args
 
 
-def _response_time_member(endpoint: str, key: str, response_ms: float, hit: bool) -> str:
+class CallIds:
+    """The `callId` of each response-time log member: unique, so that two calls with the same
+    endpoint, key, time and outcome are two members of the sorted set, not one (a sorted set
+    keeps a member once, and ZADD of the same text only moves its score).
+
+    `{process part}.{counter}`: the process part is 8 random characters, drawn again in a
+    forked child (which would otherwise repeat its parent's ids); the counter is in base 36.
+    Thread-safe: `itertools.count` hands out each number once."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._prefix = base64.urlsafe_b64encode(os.urandom(6)).decode("ascii")
+            self._counter = itertools.count()
+        return f"{self._prefix}.{_base36(next(self._counter))}"
+
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _base36(number: int) -> str:
+    text = ""
+    while True:
+        number, digit = divmod(number, 36)
+        text = _DIGITS[digit] + text
+        if not number:
+            return text
+
+
+def _response_time_member(
+    endpoint: str, key: str, response_ms: float, hit: bool, call_id: str
+) -> str:
+    # docs/keyspace.md: JavaScript readers take the fields they know and ignore `callId`.
     return js_stringify(
-        {"endpoint": endpoint, "cacheKey": key, "responseTime": round(response_ms, 3), "hit": hit}
+        {
+            "endpoint": endpoint,
+            "cacheKey": key,
+            "responseTime": round(response_ms, 3),
+            "hit": hit,
+            "callId": call_id,
+        }
     )

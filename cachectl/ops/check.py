@@ -121,6 +121,8 @@ class Condition:
     ok: bool
     detail: str = ""
     lifetime: bool = False  # measured from the lifetime figure, the sample having no data
+    # max_p95_ms: the response-time log members the figure was read from (None for the others)
+    log_members: int | None = None
 
     @property
     def verdict(self) -> str:
@@ -218,12 +220,12 @@ def evaluate_report(
     if thresholds.max_p95_ms is not None:
         limit = thresholds.max_p95_ms
         what = f"p95 of {thresholds.endpoint}" if thresholds.endpoint else "p95"
-        measured, count = _p95(report, thresholds.endpoint)
+        measured, count, members = _p95(report, thresholds.endpoint)
         detail, lifetime = f"{count:,} requests logged", False
         if measured is None:
             detail = "no requests in the response-time log during the sample"
             if thresholds.allow_lifetime and lifetime_log is not None:
-                measured, count = _p95(lifetime_log(), thresholds.endpoint)
+                measured, count, members = _p95(lifetime_log(), thresholds.endpoint)
                 if measured is not None:
                     lifetime = True
                     detail += (
@@ -244,18 +246,23 @@ def evaluate_report(
                 measured is not None and measured <= limit,
                 detail,
                 lifetime,
+                members,
             )
         )
     return conditions
 
 
-def _p95(report: StatsReport, endpoint: str | None) -> tuple[float | None, int]:
-    """The p95 of the report's logged requests (of one endpoint) and how many there were."""
+def _p95(report: StatsReport, endpoint: str | None) -> tuple[float | None, int, int]:
+    """The p95 of the report's logged requests (of one endpoint), how many there were, and
+    how many log members were read for it (unreadable ones too)."""
     app = report.application
     if endpoint:
         stats = next((e for e in app.endpoints if e.endpoint == endpoint), None)
-        return (stats.p95_ms, stats.logged_requests) if stats else (None, 0)
-    return app.response_times.p95_ms, app.response_times.count
+        return (
+            (stats.p95_ms, stats.logged_requests, stats.logged_requests) if stats else (None, 0, 0)
+        )
+    times = app.response_times
+    return times.p95_ms, times.count, times.members_read
 
 
 def _hit_rate_condition(thresholds: Thresholds, report: StatsReport) -> Condition:

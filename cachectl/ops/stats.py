@@ -355,8 +355,18 @@ class ResponseTimeStats:
     corrupt_members: int = 0
     truncated: bool = False
 
+    @property
+    def members_read(self) -> int:
+        """The log members these figures were read from: `count` with a response time, and
+        the unreadable ones."""
+        return self.count + self.corrupt_members
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "slowest": [s.to_dict() for s in self.slowest]}
+        return {
+            **asdict(self),
+            "members_read": self.members_read,
+            "slowest": [s.to_dict() for s in self.slowest],
+        }
 
 
 @dataclass

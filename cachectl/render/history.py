@@ -116,6 +116,9 @@ def render_show(out: Output, result: ShowResult) -> None:
     out.print(table)
     if hidden:
         out.print(f"({hidden} earlier rows not shown; --json has them all)")
+    if r.computed:
+        which = "the" if r.computed == len(r.aggregates) else f"{r.computed:,} of the"
+        out.print(f"({which} buckets computed from raw points: none was stored for them)")
     if r.corrupt:
         out.warn(f"{r.corrupt} stored value(s) could not be read: skipped")
 

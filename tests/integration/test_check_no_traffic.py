@@ -60,9 +60,12 @@ def test_allow_lifetime_lets_the_lifetime_figures_stand_in_and_says_so(quiet_url
     if endpoint:
         assert hit_rate["measured"] == pytest.approx(90.0)
         assert p95["measured"] == pytest.approx(5.0)
+        assert p95["log_members"] == 100  # the response-time log members it was read from
     else:
         assert hit_rate["measured"] == pytest.approx(90 / 110 * 100)
         assert p95["measured"] == pytest.approx(80.0)
+        assert p95["log_members"] == 110
+    assert hit_rate["log_members"] is None
 
 
 def test_people_see_the_lifetime_stand_in_in_the_table(quiet_url):
@@ -90,6 +93,10 @@ def test_traffic_in_the_sample_is_measured_over_the_sample_even_with_allow_lifet
     conditions = {c.name: c for c in result.conditions}
     assert conditions["min_hit_rate"].measured == pytest.approx(100.0)
     assert conditions["max_p95_ms"].measured == pytest.approx(7.0)
+    # The members read: the hits logged in the sample (those in its first millisecond are
+    # not told from calls before it, and left out).
+    p95 = conditions["max_p95_ms"]
+    assert 0 < p95.log_members <= 10 and p95.detail == f"{p95.log_members} requests logged"
     assert not conditions["min_hit_rate"].lifetime and not conditions["max_p95_ms"].lifetime
     assert result.ok
 

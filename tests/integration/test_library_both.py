@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import threading
 import time
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
+from typer.testing import CliRunner
 
 from cachectl import (
     MISS,
@@ -22,6 +24,7 @@ from cachectl import (
     EarlyRefresh,
     StampedeOptions,
 )
+from cachectl.cli.app import app
 from cachectl.config import Settings, TLSConfig
 from cachectl.devserver import free_port
 from cachectl.errors import ConfigError, ExitCode, RedisAuthError, RedisError, UsageError
@@ -243,6 +246,49 @@ def test_hits_misses_and_logs_are_written_for_cachectl_stats(make_cache, conn):
     assert {r.key for r in misses} == {"api_cache:users:id:1", "api_cache:users:id:2"}
     slow = next(r for r in misses if r.key == "api_cache:users:id:1")
     assert slow.response_time_ms >= 20  # the origin's time is the miss's response time
+
+
+class StepClock:
+    """perf_counter for the library's timings: each reading is half a millisecond after the
+    last, so every hit of one key takes exactly 0.5 ms and logs the same figures."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 0.0005
+        return self.now
+
+
+def test_identical_calls_are_each_a_member_of_the_response_time_log(
+    make_cache, conn, redis_url, monkeypatch
+):
+    clock = StepClock()
+    monkeypatch.setattr("cachectl.library.aio.perf_counter", clock)
+    monkeypatch.setattr("cachectl.library.client.perf_counter", clock)
+    cache = make_cache()
+
+    def slow_origin():
+        clock.now += 0.05  # 50 ms at the origin
+        return {"ok": True}
+
+    for i in range(100):
+        cache.cache_api_call("users", {"id": i}, slow_origin, 60)
+    for _ in range(300):
+        cache.cache_api_call("users", {"id": 0}, slow_origin, 60)
+    cache.flush()
+    members = conn.zrange("cache_metrics:response_times", 0, -1)
+    # 300 hits with the same endpoint, key, time and outcome: 300 members, not one.
+    assert len(members) == 400
+    logged = [json.loads(m) for m in members]
+    assert len({m["callId"] for m in logged}) == 400
+    assert sum(1 for m in logged if m["hit"] and m["responseTime"] == 0.5) == 300
+    result = CliRunner().invoke(app, ["--url", redis_url, "stats", "--sample", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    times = json.loads(result.stdout)["data"]["application"]["response_times"]
+    assert times["members_read"] == times["count"] == 400
+    # Three calls in four were 0.5 ms hits: the median is one of them, not a 50 ms miss.
+    assert times["p50_ms"] == 0.5
 
 
 def test_the_response_time_log_keeps_the_last_hour(make_cache, conn):
@@ -555,3 +601,36 @@ def test_fail_open_off_raises_the_redis_error(make_cache, make_redis):
     with pytest.raises(RedisError):
         cache.cache_api_call("e", None, Origin("x"), 60)
     cache.close()
+
+
+def test_add_points_writes_a_series_history_reads_at_every_resolution(make_cache, conn, redis_url):
+    from cachectl.layout import Layout
+    from cachectl.store import Store
+    from cachectl.timeseries import TimeSeries
+
+    cache = make_cache()
+    start = (int(time.time()) // 3600 - 2) * 3600  # epoch seconds, an hour's start
+    conn.script_flush()  # the first round finds no script on the server, and sends it
+    assert cache.add_points([("deploy.seconds", 40 + i, start + i * 60) for i in range(60)]) == 60
+    cache.add_point("deploy.seconds", 7.5, at=start + 3599, tags={"env": "ci"})
+    with Store(Settings(url=redis_url)) as store:
+        series = TimeSeries(store, Layout())
+        hour = series.aggregates("deploy.seconds", "1h", start * 1000, start * 1000 + 3_599_999)
+        (bucket,) = hour.aggregates
+        assert hour.computed == 0  # stored by the writer, not computed by the reader
+        assert (bucket.count, bucket.min, bucket.max) == (61, 7.5, 99.0)
+        assert (bucket.first, bucket.last) == (40.0, 7.5)
+        raw = series.points("deploy.seconds", start * 1000, start * 1000 + 3_599_999)
+        assert raw.points[-1].tag_dict == {"env": "ci"}
+    assert conn.hget("meta:deploy.seconds", "lastUpdate") == str(start * 1000 + 3_599_000).encode()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [("s", float("nan")), ("s", "12"), ("", 1), ("s", True), ("s", 1, "yesterday"), ("s",)],
+)
+def test_a_bad_point_writes_nothing_of_its_batch(make_cache, conn, bad):
+    cache = make_cache()
+    with pytest.raises(UsageError, match="point 2"):
+        cache.add_points([("good", 1.0), bad])
+    assert conn.keys("*") == []

@@ -112,3 +112,25 @@ def test_an_applications_cluster_client_is_used_and_left_open(cluster_url, conn)
     cache.close()
     assert client.ping()
     client.close()
+
+
+def test_add_points_keeps_every_bucket_across_the_nodes(make_cache, conn, cluster_url):
+    import asyncio
+    import json
+    import time
+
+    from cachectl import AsyncAPICache
+
+    start = (int(time.time()) // 3600 - 1) * 3600
+    make_cache().add_points([(f"s{i}", float(i), start + 30) for i in range(12)])
+
+    async def add_async():
+        async with AsyncAPICache(cluster_url) as cache:
+            await cache.add_points([(f"s{i}", 1.0, start + 40) for i in range(12)])
+
+    asyncio.run(add_async())
+    buckets = [f"agg:s{i}:1h:{start * 1000}" for i in range(12)]
+    assert len(_nodes_holding(conn, buckets)) > 1
+    for i, key in enumerate(buckets):
+        data = json.loads(conn.hget(key, "data"))
+        assert data["count"] == 2 and data["sum"] == i + 1.0

@@ -168,6 +168,7 @@ def test_corrupt_counters_and_log_members_are_skipped_and_counted(single):
     assert app.corrupt_counters == 2
     assert app.response_times.corrupt_members == 3
     assert app.response_times.count == 4
+    assert app.response_times.to_dict()["members_read"] == 7  # what the figures came from
     assert (app.hits, app.misses) == (2, 2)
     assert len(report.warnings) == 2
 

@@ -27,6 +27,7 @@ from cachectl.library.core import (
     RESPONSE_TIMES_KEPT_MS,
     Bookkeeping,
     Call,
+    CallIds,
     EntryKeys,
     Warnings,
     Write,
@@ -231,12 +232,31 @@ def test_response_time_members_are_the_json_layout_names():
     (zadd,) = [c for c in commands if c[:2] == ("ZADD", "cache_metrics:response_times")]
     score, member = zadd[2], zadd[3]
     assert before <= score <= now_ms()
-    assert member == (
-        '{"endpoint":"users","cacheKey":"api_cache:users:id:2","responseTime":80.123,"hit":false}'
+    head, call_id = member.split(',"callId":')
+    assert head == (
+        '{"endpoint":"users","cacheKey":"api_cache:users:id:2","responseTime":80.123,"hit":false'
     )
+    assert json.loads(member)["callId"] == json.loads(call_id.rstrip("}"))
     (trim,) = [c for c in commands if c[0] == "ZREMRANGEBYSCORE"]
     cutoff = int(trim[3].lstrip("("))
     assert abs(cutoff - (now_ms() - RESPONSE_TIMES_KEPT_MS)) < 5_000
+
+
+def test_identical_calls_get_members_of_their_own():
+    book = Bookkeeping(LAYOUT)
+    for _ in range(1000):
+        book.record("users", "api_cache:users:id:1", True, 0.5)
+    members = [m for c in book.take() if c[0] == "ZADD" and "response" in c[1] for m in c[3::2]]
+    assert len(members) == len(set(members)) == 1000
+
+
+def test_call_ids_are_drawn_again_in_a_forked_child(monkeypatch):
+    ids = CallIds()
+    parent = {ids.next() for _ in range(3)}
+    monkeypatch.setattr("os.getpid", lambda: -7)  # what a child sees: another pid
+    child = {ids.next() for _ in range(3)}
+    assert len(parent | child) == 6
+    assert {i.split(".")[0] for i in child}.isdisjoint({i.split(".")[0] for i in parent})
 
 
 def test_the_access_log_keeps_each_keys_latest_hit_only():
