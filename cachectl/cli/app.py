@@ -285,6 +285,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "per-node detail)."
         ),
     ),
+    "exporter": (
+        "exporter",
+        (
+            "Serve the cache's figures to Prometheus: /metrics (Prometheus text, or OpenMetrics "
+            "when asked) and /healthz. Each scrape costs a fixed number of Redis round trips "
+            "whatever the keyspace size; entries and memory by endpoint come from a paced, "
+            "sampled scan in the background. With Redis down a scrape answers at once with "
+            "cachectl_up 0. Ctrl-C or SIGTERM stops it (exit 0)."
+        ),
+    ),
     "check": (
         "check",
         (
