@@ -187,26 +187,32 @@ class Refresher:
 
         started = time.monotonic()
         try:
+            # The sampled walk first: it is quick, and the endpoints it meets are read from the
+            # next scrape on, before the slower discovery (a paced walk of the whole keyspace).
+            result = refresh_once(self.store, self.layout, sample=self.sample, rate=self.rate)
+            self.sampler.add_endpoints(result.endpoint_entries)
+            self.last = result
             if self.runs % self.discover_every == 0 or not self.sampler.discovered:
                 self.sampler.discover_now(Pacer(self.rate))
-            result = refresh_once(self.store, self.layout, sample=self.sample, rate=self.rate)
-        except CachectlError as err:
+        except Exception as err:  # noqa: BLE001 -- the thread must live on to try again
+            message = (
+                err.message if isinstance(err, CachectlError) else f"{type(err).__name__}: {err}"
+            )
             self.errors += 1
             previous = self.last
             self.last = RefreshResult(
                 finished_at=time.time(),
                 duration_seconds=time.monotonic() - started,
                 complete=False,
-                error=err.message,
+                error=message,
             )
-            if previous is not None and previous.complete:
-                # The figures of the last good walk stand; the failure is in `error`.
-                self.last = replace(previous, complete=False, error=err.message)
+            if previous is not None and previous.keys_scanned:
+                # The figures of the last walk that read anything stand; the failure is in
+                # `error` and cachectl_refresh_success.
+                self.last = replace(previous, complete=False, error=message)
         else:
             if not result.complete:
                 self.errors += 1
-            self.sampler.add_endpoints(result.endpoint_entries)
-            self.last = result
         finally:
             self.runs += 1
 

@@ -68,11 +68,11 @@ class Exporter:
                 values[name] = float(value)
         return values
 
-    def wait_for(self, name: str, timeout: float = 30) -> dict[str, float]:
+    def wait_for(self, *names: str, timeout: float = 30) -> dict[str, float]:
         deadline = time.monotonic() + timeout
         while True:
             values = self.metrics()
-            if name in values or time.monotonic() > deadline:
+            if all(name in values for name in names) or time.monotonic() > deadline:
                 return values
             time.sleep(0.1)
 
@@ -129,7 +129,12 @@ def _write_cache(url: str, entries: int = 3) -> None:
 def test_metrics_hold_what_was_written(redis_url, running):
     _write_cache(redis_url)
     exporter = running(redis_url, "--refresh", "1h")
-    values = exporter.wait_for('cachectl_endpoint_entries{endpoint="users"}')
+    # Entries come with the sampled walk; the products endpoint (no entries) with the SCAN of
+    # the metrics prefix after it.
+    values = exporter.wait_for(
+        'cachectl_endpoint_entries{endpoint="users"}',
+        'cachectl_endpoint_misses_total{endpoint="products"}',
+    )
     assert values["cachectl_up"] == 1
     assert values["cachectl_app_hits_total"] == 70
     assert values["cachectl_app_misses_total"] == 30
@@ -212,6 +217,29 @@ def test_redis_down_answers_at_once_with_up_0(make_redis, running):
     assert code == 0, stderr
 
 
+def test_a_redis_that_stops_answering_gets_up_0_within_the_scrape_timeout(make_redis, running):
+    server = make_redis()
+    exporter = running(server.url, "--refresh", "1h", "--scrape-timeout", "1s")
+    assert exporter.metrics()["cachectl_up"] == 1
+    os.kill(server._process.pid, signal.SIGSTOP)  # connected, but nothing comes back
+    try:
+        started = time.monotonic()
+        values = exporter.metrics()
+        assert time.monotonic() - started < 2.5
+        assert values["cachectl_up"] == 0
+        # And again: each scrape gives up within its timeout, however long Redis is stuck.
+        started = time.monotonic()
+        assert exporter.metrics()["cachectl_up"] == 0
+        assert time.monotonic() - started < 2.5
+    finally:
+        os.kill(server._process.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 20
+    while exporter.metrics()["cachectl_up"] != 1:
+        assert time.monotonic() < deadline, "never back up after Redis answered again"
+        time.sleep(0.2)
+    assert exporter.stop() == (0, "")
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_stops_it_with_exit_0(redis_url, running, stop):
     exporter = running(redis_url)
@@ -243,7 +271,10 @@ def test_a_cluster_is_read_on_every_primary(cluster_url, running):
         for i in range(30):
             r.set(f"api_cache:orders:id:{i}", "{}")
     exporter = running(cluster_url, "--refresh", "1h")
-    values = exporter.wait_for('cachectl_endpoint_entries{endpoint="orders"}')
+    values = exporter.wait_for(
+        'cachectl_endpoint_entries{endpoint="orders"}',
+        'cachectl_endpoint_hits_total{endpoint="users"}',
+    )
     assert values["cachectl_up"] == 1
     assert values["cachectl_app_hits_total"] == 9
     assert values['cachectl_endpoint_hits_total{endpoint="orders"}'] == 5

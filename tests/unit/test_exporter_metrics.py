@@ -170,3 +170,35 @@ def test_the_grafana_dashboard_queries_only_metrics_the_exporter_serves():
 def test_the_reference_page_lists_every_metric_and_no_other():
     listed = set(re.findall(r"^\| `(cachectl_[a-z0-9_]+)`", PAGE.read_text(), re.MULTILINE))
     assert listed == set(METRICS)
+
+
+def test_a_scrape_does_not_wait_for_a_read_still_in_flight():
+    import threading
+    import time
+
+    from cachectl.config import Settings
+    from cachectl.layout import Layout
+    from cachectl.ops.exporter import Scraper
+    from cachectl.store import Store
+
+    release = threading.Event()
+    scraper = Scraper(Store(Settings(url="redis://127.0.0.1:1/0")), Layout(), timeout=0.2)
+
+    def stuck() -> Snapshot:
+        release.wait(10)
+        raise AssertionError("never answered")
+
+    scraper._read = stuck  # type: ignore[method-assign]
+    try:
+        started = time.monotonic()
+        first = scraper.scrape()
+        assert not first.up and "within 0.2s" in (first.error or "")
+        assert 0.15 < time.monotonic() - started < 1
+        started = time.monotonic()
+        second = scraper.scrape()
+        assert not second.up and "has not finished" in (second.error or "")
+        assert time.monotonic() - started < 0.1
+        assert second.scrape_errors == 2
+    finally:
+        release.set()
+        scraper.close()
