@@ -49,6 +49,8 @@ class Settings:
     # `invalidate`: a tag or dependency set that does not exist, or a selection that matched
     # nothing, is exit 5 (not found) rather than 0.
     strict: bool = False
+    # `cachectl exporter`: where it serves /metrics when --listen is not given.
+    exporter_listen: str = "127.0.0.1:9787"
     layout: LayoutConfig = LayoutConfig()  # noqa: RUF009 (frozen: one shared default is safe)
     profile: str | None = None
     config_file: str | None = None
@@ -189,6 +191,15 @@ def _seconds(value: Any) -> float:
             f" (a day), got {_shown_number(value)}"
         )
     return float(number)
+
+
+def _listen(value: Any) -> str:
+    """HOST:PORT, [IPv6]:PORT or :PORT, as `cachectl exporter --listen` takes it."""
+    text = _text(value).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535 or (":" in host and "[" not in host):
+        raise ValueError(f"expected HOST:PORT (127.0.0.1:9787), got {text!r}")
+    return text
 
 
 def _whole(minimum: int, maximum: int) -> Callable[[Any], int]:
@@ -368,6 +379,7 @@ _SETTINGS: dict[str, _Setting] = {
         _Setting("batch_size", _whole(1, MAX_BATCH), ("CACHECTL_BATCH_SIZE",)),
         _Setting("rate", _rate, ("CACHECTL_RATE",)),
         _Setting("strict", _bool, ("CACHECTL_STRICT",)),
+        _Setting("exporter_listen", _listen, ("CACHECTL_EXPORTER_LISTEN",)),
         *(
             _Setting(
                 f"layout.{f.name}", _LAYOUT_PARSERS.get(f.name, _name), _LAYOUT_ENV.get(f.name, ())

@@ -346,6 +346,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "per-node detail)."
         ),
     ),
+    "exporter": (
+        "exporter",
+        (
+            "Serve the cache's figures to Prometheus: /metrics (Prometheus text, or OpenMetrics "
+            "when asked) and /healthz. Each scrape costs a fixed number of Redis round trips "
+            "whatever the keyspace size; entries and memory by endpoint come from a paced, "
+            "sampled scan in the background. With Redis down a scrape answers at once with "
+            "cachectl_up 0. Ctrl-C or SIGTERM stops it (exit 0)."
+        ),
+    ),
     "check": (
         "check",
         (
@@ -448,6 +458,7 @@ SUMMARIES: dict[str, str] = {
     "history": "Record and read the cache's figures as time series.",
     "manifest": "Check warm manifests and show the requests they expand to.",
     "tags": "List tag or dependency sets; `tags show TAG` lists members.",
+    "exporter": "Serve the cache's figures to Prometheus (/metrics, /healthz).",
 }
 COMMAND_MODULES = {name: module for name, (module, _) in COMMANDS.items()}
 # The root options that take a value, to find the command's name after them.

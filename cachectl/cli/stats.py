@@ -110,7 +110,7 @@ def stats(
 
     from cachectl.layout import Layout
     from cachectl.ops.stats import take_stats
-    from cachectl.render.stats import prometheus_text, render_stats
+    from cachectl.render.stats import render_stats
 
     app_ctx = command_context(ctx, json_mode=json_)
     out = app_ctx.output
@@ -123,7 +123,11 @@ def stats(
     if out.json_mode:
         out.json(report.to_dict())
     elif format_ == "prometheus":
-        out.stdout.write(prometheus_text(report))
+        # The exporter's own collectors (prometheus-client), so the names never differ.
+        from cachectl.ops.exporter import Snapshot
+        from cachectl.render.prometheus import prometheus_text
+
+        out.stdout.write(prometheus_text(Snapshot.of_report(report)))
         out.stdout.flush()
     else:
         render_stats(out, report)

@@ -174,7 +174,7 @@ class APICache(CacheBase):
     ) -> None:
         """Adds a point to the history series `series`, as `cachectl history` stores its own:
         the raw point, the series' meta hash and its 1m, 5m, 1h and 1d aggregate buckets, so
-        `cachectl history show`, `correlate` and `check --window` read it at any resolution.
+        `cachectl history show`, `correlate` and `check --since` read it at any resolution.
         `at`: epoch seconds or a datetime (default: now); `tags`: a dict kept with the point.
         Raises UsageError for a value that is not a finite number (nothing is written)."""
         self.add_points([(series, value, at, tags)])

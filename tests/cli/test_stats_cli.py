@@ -54,8 +54,8 @@ def test_stats_prometheus_is_text_exposition(traffic_url):
     result = invoke(traffic_url, "stats", "--format", "prometheus", "--sample", "0")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert "cachectl_app_hits_total 90" in lines
-    assert 'cachectl_endpoint_misses_total{endpoint="users"} 10' in lines
+    assert "cachectl_app_hits_total 90.0" in lines
+    assert 'cachectl_endpoint_misses_total{endpoint="users"} 10.0' in lines
     assert "# TYPE cachectl_app_hits_total counter" in lines
     for line in lines:
         assert line.startswith(("#", "cachectl_")), line

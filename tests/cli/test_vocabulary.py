@@ -61,7 +61,7 @@ RETIRED = (
 )
 # `--no-X` turns X off (or is the off side of --X/--no-X), never something on.
 TURNS_OFF = {"--no-color"}
-METAVAR = re.compile(r"^\[?[A-Z][A-Z0-9_]*(=[A-Z]+)?(\|[A-Z0-9_%]+)*\]?(\.\.\.)?$")
+METAVAR = re.compile(r"^\[?[A-Z][A-Z0-9_]*([=:][A-Z]+)?(\|[A-Z0-9_%]+)*\]?(\.\.\.)?$")
 
 
 def _walk(command, path=()):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cachectl.ops.exporter import Snapshot
 from cachectl.ops.stats import NodeSample, ResponseTime, Sample, compute_report
-from cachectl.render.stats import prometheus_text, stats_line
+from cachectl.render.prometheus import prometheus_text as exposition_text
+from cachectl.render.stats import stats_line
 
 
 def node(name="n1:1", run_id="r1", **counters):
@@ -115,12 +117,17 @@ def test_endpoints_sorted_by_traffic():
     assert report.application.endpoints[0].requests_per_s == 25
 
 
+def prometheus_text(report) -> str:
+    """`stats --format prometheus`: the exporter's collectors over one report."""
+    return exposition_text(Snapshot.of_report(report))
+
+
 def test_prometheus_escapes_labels_and_declares_each_metric_once():
     s = sample(0, [node("a:1"), node("b:2")], 3, 1, endpoints={'we"ird\\name\n': (3, 1)})
     text = prometheus_text(compute_report(None, s))
-    assert 'cachectl_endpoint_hits_total{endpoint="we\\"ird\\\\name\\n"} 3' in text
+    assert 'cachectl_endpoint_hits_total{endpoint="we\\"ird\\\\name\\n"} 3.0' in text
     assert text.count("# TYPE cachectl_redis_used_memory_bytes gauge") == 1
-    assert 'cachectl_redis_used_memory_bytes{node="b:2"} 1000' in text
+    assert 'cachectl_redis_used_memory_bytes{node="b:2"} 1000.0' in text
     assert text.endswith("\n")
 
 
