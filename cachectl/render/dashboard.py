@@ -20,13 +20,17 @@ from cachectl.render.stats import (
     slowest_table,
     stats_line,
 )
-from cachectl.render.units import human_duration
+from cachectl.render.units import counted, human_duration
 
 if TYPE_CHECKING:
     from cachectl.ops.stats import DashboardState
 
 BARS = "▁▂▃▄▅▆▇█"
 ENDPOINT_ROWS = 10
+
+
+def _clients(n: int | None) -> str:
+    return f"{count(n)} clients" if n is None else counted(n, "client")
 
 
 def sparkline(
@@ -143,7 +147,7 @@ def render_dashboard(state: DashboardState):
     figures.add_row(
         "server",
         f"keyspace hit rate {pct(server.interval_hit_rate)}, "
-        f"{count(server.connected_clients)} clients, "
+        f"{_clients(server.connected_clients)}, "
         f"fragmentation {num(server.fragmentation_ratio, 2)}",
         f"{len(server.nodes)} node{'s' if len(server.nodes) != 1 else ''}",
     )

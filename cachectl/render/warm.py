@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from cachectl.keytext import show_bytes
 from cachectl.redact import mask_headers
 from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps, plain
-from cachectl.render.units import human_bytes, human_duration
+from cachectl.render.units import counted, human_bytes, human_duration
 
 if TYPE_CHECKING:
     from cachectl.manifest import Manifest, Plan
@@ -184,8 +184,8 @@ def render_validate(out: Output, manifests: list[Manifest]) -> None:
 
     for manifest in manifests:
         out.print(
-            f"[green]ok[/] {escape(str(manifest.file))}: {len(manifest.endpoints)} endpoints, "
-            f"{manifest.count:,} entries",
+            f"[green]ok[/] {escape(str(manifest.file))}: {counted(len(manifest.endpoints), 'endpoint')}, "
+            f"{counted(manifest.count, 'entry')}",
             highlight=False,
         )
 

@@ -58,3 +58,12 @@ def test_off_a_terminal_the_key_column_is_as_wide_as_the_longest_key(url):
     assert len(rule) == max(len(line) for line in rows)
     # The key, one gap, the ttl column ("ttl" or "15m"): nothing padded to a screen width.
     assert len(rule) <= len(long_key) + 3 + len("no expiry")
+
+
+def test_one_entry_is_one_entry(redis_url):
+    with redis.Redis.from_url(redis_url) as client:
+        client.set(LAYOUT.entry("users", {"id": 1}), "{}")
+    result = runner.invoke(app, ["--url", redis_url, "memory"])
+    assert result.exit_code == 0, result.output
+    assert "in the cache: 1 entry (" in result.stdout
+    assert "1 entries" not in result.stdout

@@ -146,3 +146,13 @@ def test_warnings_about_stored_data_are_shown_and_fresh_only_once():
     assert state.to_dict()["warnings"] == state.warnings
     feed(state, *traffic_samples()[1:2])
     assert state.fresh_warnings == [] and state.to_dict()["warnings"] == []
+
+
+def test_one_client_is_one_client():
+    state = DashboardState(started_at=100, interval_seconds=1)
+    first, second = sample(100, [node()]), sample(101, [node()])
+    for s in (first, second):
+        s.nodes[0].gauges["connected_clients"] = 1
+    feed(state, first, second)
+    text = screen(state)
+    assert "1 client," in text and "1 clients" not in text
