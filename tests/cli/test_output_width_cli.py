@@ -67,3 +67,17 @@ def test_one_entry_is_one_entry(redis_url):
     assert result.exit_code == 0, result.output
     assert "in the cache: 1 entry (" in result.stdout
     assert "1 entries" not in result.stdout
+
+
+def test_a_recorded_run_carries_its_selection_for_the_dashboard(url):
+    from cachectl.config import Settings
+    from cachectl.render.dashboard import run_in_words
+    from cachectl.runlog import recent_runs
+    from cachectl.store import Store
+    from cachectl.timeseries import TimeSeries
+
+    result = runner.invoke(app, ["--url", url, "invalidate", "--tag", "all", "--yes"])
+    assert result.exit_code == 0, result.output
+    with Store(Settings(url=url)) as store:
+        (run,) = recent_runs(TimeSeries(store, LAYOUT))
+    assert run_in_words(run).startswith("invalidate tag all: 3 deleted, ")
