@@ -11,7 +11,7 @@ import errno
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -76,6 +76,10 @@ class Output:
         self.color = self.is_terminal and not no_color and "NO_COLOR" not in os.environ
         self._console = None
         self._err_console = None
+        # --traceback: every error line comes after its traceback (secrets scrubbed by the
+        # callable's list), also the errors a command reports itself.
+        self.traceback = False
+        self.secrets: Callable[[], list[str]] = list
 
     @property
     def live(self) -> bool:
@@ -140,9 +144,14 @@ class Output:
     def warn(self, text: str) -> None:
         self._err_line(f"warning: {text}", style="yellow")
 
-    def error(self, err: CachectlError, *, envelope: bool = True) -> None:
+    def error(
+        self, err: CachectlError, *, envelope: bool = True, exc: BaseException | None = None
+    ) -> None:
         """One clear line on stderr; with --json also the error envelope on stdout (unless the
-        command already printed its own envelope holding the error)."""
+        command already printed its own envelope holding the error). With --traceback the
+        traceback of `exc` (a bug) or of the error comes first."""
+        if self.traceback:
+            self._write_traceback(exc or err)
         line = f"error: {err.message}"
         if err.hint:
             line += f" ({err.hint})"
@@ -156,6 +165,15 @@ class Output:
             self._err_line(f"  {problem}", style="red")
         if self.json_mode and envelope and not self.jsonl:
             self.json(None, ok=False, error=err)
+
+    def _write_traceback(self, exc: BaseException) -> None:
+        import traceback
+
+        from cachectl.redact import scrub
+
+        text = "".join(traceback.format_exception(exc))
+        self.stderr.write(scrub(text, [s for s in self.secrets() if s]))
+        self.stderr.flush()
 
     def _err_line(self, text: str, style: str) -> None:
         if self.color and _isatty(self.stderr):

@@ -45,3 +45,19 @@ def test_a_database_past_the_last_one_says_how_many_there_are(redis_url):
     assert "database 99 does not exist" in result.stderr
     assert "(the server has 16)" in result.stderr
     assert "EVAL" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["keys"], ["stats"], ["memory"]])
+def test_traceback_shows_the_traceback_of_a_redis_error(redis_url, command):
+    url = redis_url.rsplit("/", 1)[0] + "/99"
+    result = runner.invoke(app, ["--url", url, *command, "--traceback"])
+    assert result.exit_code != 0
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1].startswith("error: database 99")
+
+
+def test_traceback_of_a_redis_error_never_shows_the_password(http_port):
+    url = f"redis://app:s3cret-pw@127.0.0.1:{http_port}/0"
+    result = runner.invoke(app, ["--traceback", "--url", url, "keys"])
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "s3cret-pw" not in result.output
