@@ -61,3 +61,20 @@ def test_traceback_of_a_redis_error_never_shows_the_password(http_port):
     result = runner.invoke(app, ["--traceback", "--url", url, "keys"])
     assert "Traceback (most recent call last)" in result.stderr
     assert "s3cret-pw" not in result.output
+
+
+def test_warm_with_the_origin_down_says_so_once_per_cause(redis_url):
+    from pathlib import Path
+
+    manifest = Path(__file__).parents[2] / "sample_configs" / "demo_manifest.yaml"
+    port = free_port()
+    result = runner.invoke(
+        app,
+        ["--url", redis_url, "warm", str(manifest)],
+        env={"DEMO_API_URL": f"http://user:s3cret-pw@127.0.0.1:{port}"},
+    )
+    assert result.exit_code != 0
+    line = f"origin http://127.0.0.1:{port} unreachable: connection refused, 21 requests"
+    assert line in result.stdout
+    assert "Connect call failed" not in result.stdout  # not one identical row per request
+    assert "s3cret-pw" not in result.output
