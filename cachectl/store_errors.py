@@ -141,6 +141,11 @@ def translate(
             hint="set `cluster: true` in the profile",
         )
     if isinstance(exc, (rx.TimeoutError, TimeoutError)):
+        if "connecting" in lowered and tls and _answers_plain_redis(settings, node):
+            return RedisTLSError(
+                f"{where} does not speak TLS: it answered a plain-text PING",
+                hint="use a redis:// URL, or turn TLS on at the server",
+            )
         if "connecting" in lowered:
             attempts = settings.retries + 1
             return RedisTimeout(
@@ -200,6 +205,26 @@ def _no_such_database(settings: Settings, where: str) -> RedisError:
     has = f" (the server has {count})" if count else ""
     which = f"database {db}" if db is not None else "the URL's database"
     return RedisError(f"{which} does not exist on {where}{has}")
+
+
+def _answers_plain_redis(settings: Settings, node: NodeRef | None) -> bool:
+    """Whether the server a rediss:// handshake timed out on answers a plain PING: a Redis
+    without TLS waits for a line the TLS hello never ends, so the handshake only times out."""
+    import socket
+
+    try:
+        parsed = parse_url(settings.url)
+        host = node.host if node and node.port else parsed.get("host")
+        port = node.port if node and node.port else parsed.get("port", 6379)
+        if not host:
+            return False
+        with socket.create_connection((host, int(port)), timeout=1) as sock:
+            sock.settimeout(1)
+            sock.sendall(b"PING\r\n")
+            reply = sock.recv(64)
+    except (OSError, ValueError, TypeError):
+        return False
+    return reply.startswith((b"+PONG", b"-NOAUTH", b"-ERR", b"-WRONGPASS"))
 
 
 def _database_count(settings: Settings) -> int | None:
