@@ -173,3 +173,16 @@ def test_recent_runs_say_the_selection_and_the_outcome_in_words():
     assert "warm manifest.yaml: 1,200 stored, 3 failed, 4.0 s" in text
     assert "prune: 7 removed members, 500 ms" in text
     assert "=" not in text and "RecentRun" not in text
+
+
+def test_memory_over_a_tiny_maxmemory_is_not_a_huge_percentage():
+    from cachectl.render.stats import memory_text
+
+    state = DashboardState(started_at=100, interval_seconds=1)
+    first, second = sample(100, [node()]), sample(101, [node()])
+    for s in (first, second):
+        s.nodes[0].gauges.update(used_memory=1_087_310, maxmemory=200)
+    feed(state, first, second)
+    text = screen(state)
+    assert "(over maxmemory, 5,437x the limit)" in text
+    assert "543655" not in text and "%)" not in memory_text(state.report)
