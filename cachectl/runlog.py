@@ -56,13 +56,22 @@ def run_summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_run(
-    store: Store, layout: Layout, job: str, result: dict[str, Any], duration_seconds: float
+    store: Store,
+    layout: Layout,
+    job: str,
+    result: dict[str, Any],
+    duration_seconds: float,
+    *,
+    selection: str | None = None,
 ) -> bool:
-    """Records one finished run; True when it was stored."""
+    """Records one finished run; True when it was stored. `selection` says in words what the
+    run worked on (`tag products`, `manifest.yaml`), for the dashboard's recent runs."""
     from cachectl.errors import CachectlError
     from cachectl.timeseries import TimeSeries
 
     tags = {"job": job, **{k: v for k, v in run_summary(result).items() if k != "job"}}
+    if selection:
+        tags["selection"] = selection[:MAX_TEXT]
     try:
         TimeSeries(store, layout).add(RUNS_SERIES, max(0.0, float(duration_seconds)), tags=tags)
     except CachectlError:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 # What redis-py and ssl wrap around an error's own words: "Error 111 connecting to h:p. ...",
 # "Error while reading from h:p : (104, '...')", "[SSL: CERTIFICATE_VERIFY_FAILED] ... (_ssl.c:1006)".
+_REPLY_BYTE = re.compile(r'got "(?P<byte>.)" as reply type byte', re.IGNORECASE)
 _WRAPPERS = (
     re.compile(r"^Error -?\d+ connecting to \S+?\. "),
     re.compile(r"^Error while reading from \S+ ?: \(\d+, '(?P<reason>[^']*)'\)$"),
@@ -140,6 +141,11 @@ def translate(
             hint="set `cluster: true` in the profile",
         )
     if isinstance(exc, (rx.TimeoutError, TimeoutError)):
+        if "connecting" in lowered and tls and _answers_plain_redis(settings, node):
+            return RedisTLSError(
+                f"{where} does not speak TLS: it answered a plain-text PING",
+                hint="use a redis:// URL, or turn TLS on at the server",
+            )
         if "connecting" in lowered:
             attempts = settings.retries + 1
             return RedisTimeout(
@@ -169,7 +175,77 @@ def translate(
             if reset and not tls
             else None,
         )
+    if isinstance(exc, rx.InvalidResponse) or lowered.startswith("protocol error"):
+        return _not_redis(where, detail)
+    if "db index is out of range" in lowered:
+        return _no_such_database(settings, where)
     return RedisError(f"Redis{elsewhere} refused {command or 'the command'}: {detail}")
+
+
+def _not_redis(where: str, detail: str) -> RedisError:
+    """A server that answered, but not in the Redis protocol: an HTTP server (a URL with the
+    web port, a proxy) answers `HTTP/1.x ...`, or its error page's `<html>` to a request it
+    cannot read."""
+    match = _REPLY_BYTE.search(detail)
+    first = match["byte"] if match else ""
+    said = "HTTP" if first in ("H", "<") else "something that is not the Redis protocol"
+    return RedisError(
+        f"{where.removeprefix('Redis at ')} is not a Redis server (it answered {said})",
+        hint="check the host and port of the URL",
+    )
+
+
+def _no_such_database(settings: Settings, where: str) -> RedisError:
+    """`SELECT n` refused (a URL ending in /99): which database, and how many there are."""
+    try:
+        db = int(parse_url(settings.url).get("db") or 0)
+    except (ValueError, TypeError):
+        db = None
+    count = _database_count(settings)
+    has = f" (the server has {count})" if count else ""
+    which = f"database {db}" if db is not None else "the URL's database"
+    return RedisError(f"{which} does not exist on {where}{has}")
+
+
+def _answers_plain_redis(settings: Settings, node: NodeRef | None) -> bool:
+    """Whether the server a rediss:// handshake timed out on answers a plain PING: a Redis
+    without TLS waits for a line the TLS hello never ends, so the handshake only times out."""
+    import socket
+
+    try:
+        parsed = parse_url(settings.url)
+        host = node.host if node and node.port else parsed.get("host")
+        port = node.port if node and node.port else parsed.get("port", 6379)
+        if not host:
+            return False
+        with socket.create_connection((host, int(port)), timeout=1) as sock:
+            sock.settimeout(1)
+            sock.sendall(b"PING\r\n")
+            reply = sock.recv(64)
+    except (OSError, ValueError, TypeError):
+        return False
+    return reply.startswith((b"+PONG", b"-NOAUTH", b"-ERR", b"-WRONGPASS"))
+
+
+def _database_count(settings: Settings) -> int | None:
+    """The server's `databases` setting, asked on database 0 with a short timeout; None when it
+    cannot be read (CONFIG refused by an ACL or a managed service, a TLS server)."""
+    if settings.url.startswith("rediss://"):
+        return None
+    import redis
+
+    try:
+        kwargs = parse_url(settings.url)
+        kwargs.update(db=0, socket_timeout=1, socket_connect_timeout=1)
+        if settings.password and not kwargs.get("password"):
+            kwargs["password"] = settings.password
+        if settings.username and not kwargs.get("username"):
+            kwargs["username"] = settings.username
+        with redis.Redis(**kwargs) as client:
+            value = client.config_get("databases").get("databases")
+        return int(value) if value else None
+    except (redis.RedisError, OSError, ValueError, TypeError):
+        return None
 
 
 def url_of(settings: Settings, node: NodeRef | None) -> str:

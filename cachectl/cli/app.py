@@ -165,12 +165,9 @@ def _report(ctx: typer.Context, err: CachectlError, exc: BaseException | None = 
         secrets.append(app_ctx._settings.password)
     err.message = scrub(err.message, secrets)
     try:
-        if app_ctx.traceback:
-            import traceback
-
-            text = "".join(traceback.format_exception(exc or err))
-            sys.stderr.write(scrub(text, secrets))
-        out.error(err)
+        out.traceback = app_ctx.traceback
+        out.secrets = app_ctx.secrets
+        out.error(err, exc=exc)
     except BrokenPipeError:
         if not _output_closed():
             raise

@@ -90,6 +90,14 @@ class AppContext:
             self._store = Store(self.settings, on_warning=self._warn)
         return self._store
 
+    def secrets(self) -> list[str]:
+        """The password of the settings and of their URL, for scrubbing tracebacks."""
+        if self._settings is None:
+            return []
+        from cachectl.store_errors import secrets
+
+        return secrets(self._settings)
+
     def _warn(self, code: str, message: str) -> None:
         """A warning from the store (a cluster node used as one server): one line on stderr."""
         del code  # people read the message; doctor keeps the code in its report
@@ -113,6 +121,8 @@ def command_context(
     app_ctx.output = Output(
         json_mode=json_mode or jsonl, jsonl=jsonl, no_color=app_ctx.no_color, command=name
     )
+    app_ctx.output.traceback = app_ctx.traceback
+    app_ctx.output.secrets = app_ctx.secrets
     return app_ctx
 
 

@@ -337,7 +337,14 @@ def _run(
             ),
         )
     if result.failure is None:  # after a failure Redis is likely unreachable: do not wait on it
-        record_run(app_ctx.store, layout, "invalidate", result.to_dict(), result.duration_seconds)
+        record_run(
+            app_ctx.store,
+            layout,
+            "invalidate",
+            result.to_dict(),
+            result.duration_seconds,
+            selection=", ".join(selection.describe()),
+        )
     error = None
     if result.failure is not None:
         error = result.failure

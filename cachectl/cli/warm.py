@@ -165,7 +165,14 @@ def warm(
         # or Redis is gone (no point waiting on it again). Never fails the run. With --every, a
         # Ctrl-C or SIGTERM while the round is reported waits for the report, then ends the loop.
         if not result.dry_run and result.stopped != "redis":
-            record_run(app_ctx.store, layout, "warm", result.run_summary(), result.duration_seconds)
+            record_run(
+                app_ctx.store,
+                layout,
+                "warm",
+                result.run_summary(),
+                result.duration_seconds,
+                selection=", ".join(Path(str(f)).name for f in files),
+            )
         problem = result.problem()
         if out.json_mode:
             out.json(result.to_dict(), ok=problem is None, error=problem)

@@ -513,8 +513,11 @@ def recommend(report: MemoryReport) -> list[Recommendation]:
         out.append(
             Recommendation(
                 "entries_without_ttl",
-                f"{about}{no_ttl.keys:,} entries ({_size_text(no_ttl.total_bytes)}, "
-                f"{report.share(no_ttl.total_bytes):.0%} of the cache) have no TTL: they stay until "
+                f"{about}{no_ttl.keys:,} {'entry' if no_ttl.keys == 1 else 'entries'} "
+                f"({_size_text(no_ttl.total_bytes)}, "
+                f"{report.share(no_ttl.total_bytes):.0%} of the cache) "
+                f"{'has' if no_ttl.keys == 1 else 'have'} no TTL: "
+                f"{'it stays' if no_ttl.keys == 1 else 'they stay'} until "
                 "evicted or invalidated; give them a TTL where they are written",
             )
         )

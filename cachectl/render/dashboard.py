@@ -20,13 +20,18 @@ from cachectl.render.stats import (
     slowest_table,
     stats_line,
 )
-from cachectl.render.units import human_duration
+from cachectl.render.units import counted, human_duration
 
 if TYPE_CHECKING:
     from cachectl.ops.stats import DashboardState
+    from cachectl.runlog import RecentRun
 
 BARS = "▁▂▃▄▅▆▇█"
 ENDPOINT_ROWS = 10
+
+
+def _clients(n: int | None) -> str:
+    return f"{count(n)} clients" if n is None else counted(n, "client")
 
 
 def sparkline(
@@ -143,7 +148,7 @@ def render_dashboard(state: DashboardState):
     figures.add_row(
         "server",
         f"keyspace hit rate {pct(server.interval_hit_rate)}, "
-        f"{count(server.connected_clients)} clients, "
+        f"{_clients(server.connected_clients)}, "
         f"fragmentation {num(server.fragmentation_ratio, 2)}",
         f"{len(server.nodes)} node{'s' if len(server.nodes) != 1 else ''}",
     )
@@ -175,22 +180,71 @@ def render_dashboard(state: DashboardState):
     if state.runs:
         runs = Table(title="Recent cachectl runs", title_justify="left", show_edge=False)
         runs.add_column("when", justify="right")
-        runs.add_column("job")
-        runs.add_column("took", justify="right")
         runs.add_column("what it did", overflow="fold")
         now_ms = report.taken_at * 1000
         for run in state.runs:
-            what = ", ".join(f"{k}={v}" for k, v in run.summary.items())
             runs.add_row(
-                f"{human_duration((now_ms - run.at_ms) / 1000)} ago",
-                plain(run.job),
-                human_duration(run.duration_seconds),
-                plain(what),
+                f"{human_duration((now_ms - run.at_ms) / 1000)} ago", plain(run_in_words(run))
             )
         parts.append(runs)
     for warning in [*report.warnings, *state.warnings]:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     return Group(*parts)
+
+
+def run_in_words(run: RecentRun) -> str:
+    """`invalidate tag products: 5 deleted, 12 ms`, `warm manifest.yaml: 1,200 stored, 3 failed,
+    4.1 s`: the job, what it worked on, what came of it and how long it took."""
+    summary = dict(run.summary)
+    selection = summary.pop("selection", None)
+    head = f"{run.job} {selection}" if selection else run.job
+    outcome = [*_OUTCOMES.get(run.job, _any_outcome)(summary), human_duration(run.duration_seconds)]
+    return f"{head}: {', '.join(outcome)}"
+
+
+def _number(summary: dict, name: str) -> int:
+    value = summary.get(name)
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def _invalidate_outcome(summary: dict) -> list[str]:
+    if summary.get("dry_run") is True:
+        return [f"dry run, {_number(summary, 'matched'):,} matched"]
+    said = [f"{_number(summary, 'deleted'):,} deleted"]
+    if _number(summary, "already_gone"):
+        said.append(f"{_number(summary, 'already_gone'):,} already gone")
+    return said
+
+
+def _warm_outcome(summary: dict) -> list[str]:
+    said = [f"{_number(summary, 'stored'):,} stored"]
+    for name in ("failed", "skipped"):
+        if _number(summary, name):
+            said.append(f"{_number(summary, name):,} {name}")
+    if summary.get("interrupted") is True:
+        said.append("interrupted")
+    elif summary.get("stopped"):
+        said.append(f"stopped ({summary['stopped']})")
+    return said
+
+
+def _any_outcome(summary: dict) -> list[str]:
+    """A job without words of its own: its non-zero figures and texts, in words."""
+    said = []
+    for name, value in summary.items():
+        words = name.replace("_", " ")
+        if isinstance(value, bool):
+            if value:
+                said.append(words)
+        elif isinstance(value, (int, float)):
+            if value:
+                said.append(f"{value:,} {words}")
+        elif value:
+            said.append(f"{words}: {value}")
+    return said[:4] or ["nothing to do"]
+
+
+_OUTCOMES = {"invalidate": _invalidate_outcome, "warm": _warm_outcome}
 
 
 def dashboard_line(state: DashboardState) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from cachectl.keytext import show_bytes
 from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps, plain
-from cachectl.render.units import human_duration
+from cachectl.render.units import counted, human_duration
 
 if TYPE_CHECKING:
     from cachectl.errors import CachectlError
@@ -76,7 +76,7 @@ def render_preview(
         return result.strict_problem() if strict else None
     if result.matched:
         out.line(
-            f"{result.matched:,} entries found before the error (the selection is not complete)"
+            f"{counted(result.matched, 'entry')} found before the error (the selection is not complete)"
         )
     return error
 

@@ -95,6 +95,7 @@ class StreamedListing:
         self.count = 0
         self._buffer: list[Any] = []
         self._header_done = False
+        self._widths = [len(name) for name, _, _ in columns]
 
     def write_all(self, rows: Iterable[Any]) -> None:
         """Writes the rows (`--jsonl` and `--json` need an Output in json mode)."""
@@ -158,14 +159,24 @@ class StreamedListing:
         from rich import box
         from rich.table import Table
 
+        rows = [self.table_row(row) for row in self._buffer]
+        on_terminal = self.out.is_terminal
+        if not on_terminal:
+            # For logs: each column as wide as its widest cell so far (pages stay aligned as
+            # long as no later row is wider), never padded to a guessed screen width.
+            for i, cells in enumerate(zip(*rows)):
+                self._widths[i] = max(self._widths[i], *(_cell_width(c) for c in cells))
         table = Table(
             box=box.SIMPLE_HEAD if not self._header_done else None,
             show_header=not self._header_done,
             show_edge=False,
             pad_edge=False,
-            expand=True,
+            expand=on_terminal,
         )
-        for name, width, justify in self.columns:
+        for i, (name, width, justify) in enumerate(self.columns):
+            if not on_terminal:
+                table.add_column(name, width=self._widths[i], justify=justify, no_wrap=True)
+                continue
             table.add_column(
                 name,
                 width=width,
@@ -175,11 +186,17 @@ class StreamedListing:
                 overflow="fold" if width is None else "ellipsis",
                 ratio=1 if width is None else None,
             )
-        for row in self._buffer:
-            table.add_row(*self.table_row(row))
+        for cells in rows:
+            table.add_row(*cells)
         self.out.print(table)
         self._buffer = []
         self._header_done = True
+
+
+def _cell_width(cell: Any) -> int:
+    from rich.cells import cell_len
+
+    return cell_len(cell.plain if hasattr(cell, "plain") else str(cell))
 
 
 def _key_cells(row: KeyRow) -> dict[str, Any]:

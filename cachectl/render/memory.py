@@ -5,7 +5,7 @@ from __future__ import annotations
 from cachectl.keytext import safe_text
 from cachectl.ops.memory import MemoryReport, sorted_groups
 from cachectl.render.output import Output, plain
-from cachectl.render.units import human_bytes, human_duration
+from cachectl.render.units import counted, human_bytes, human_duration
 
 GROUPS_SHOWN = 25
 TTL_LABELS = {
@@ -145,7 +145,7 @@ def _summary(out: Output, report: MemoryReport) -> None:
     lines = [
         (
             f"[bold]{n}{human_bytes(report.cache_bytes)}[/] in the cache: "
-            f"{n}{report.entries.keys:,} entries ({n}{human_bytes(report.entries.total_bytes)}, "
+            f"{n}{counted(report.entries.keys, 'entry')} ({n}{human_bytes(report.entries.total_bytes)}, "
             f"average {human_bytes(report.entries.avg_bytes)}) and {n}{human_bytes(overhead)} "
             "of bookkeeping"
         ),

@@ -11,13 +11,15 @@ import errno
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
 from cachectl.errors import CachectlError
 
 JSON_SCHEMA_VERSION = 1
+# The console width off a terminal: wider than any table, so that none is folded or padded.
+OFF_TERMINAL_WIDTH = 10_000
 
 
 def to_jsonable(value: Any) -> Any:
@@ -74,6 +76,10 @@ class Output:
         self.color = self.is_terminal and not no_color and "NO_COLOR" not in os.environ
         self._console = None
         self._err_console = None
+        # --traceback: every error line comes after its traceback (secrets scrubbed by the
+        # callable's list), also the errors a command reports itself.
+        self.traceback = False
+        self.secrets: Callable[[], list[str]] = list
 
     @property
     def live(self) -> bool:
@@ -113,7 +119,16 @@ class Output:
 
     # -- people ---------------------------------------------------------------------------
     def print(self, *renderables: Any, **kw: Any) -> None:
-        self.console.print(*renderables, **kw)
+        """rich output. Off a terminal it is sized to its content, for logs: tables are as wide
+        as their widest cells (the console is wide enough never to fold them) and no line
+        carries trailing blanks (rich pads a table's last column to its width)."""
+        if self.is_terminal:
+            self.console.print(*renderables, **kw)
+            return
+        with self.console.capture() as captured:
+            self.console.print(*renderables, **kw)
+        self.stdout.write("\n".join(_content_wide(captured.get().split("\n"))))
+        self.stdout.flush()
 
     def line(self, text: str = "") -> None:
         """Plain text to stdout, no markup interpretation."""
@@ -129,9 +144,14 @@ class Output:
     def warn(self, text: str) -> None:
         self._err_line(f"warning: {text}", style="yellow")
 
-    def error(self, err: CachectlError, *, envelope: bool = True) -> None:
+    def error(
+        self, err: CachectlError, *, envelope: bool = True, exc: BaseException | None = None
+    ) -> None:
         """One clear line on stderr; with --json also the error envelope on stdout (unless the
-        command already printed its own envelope holding the error)."""
+        command already printed its own envelope holding the error). With --traceback the
+        traceback of `exc` (a bug) or of the error comes first."""
+        if self.traceback:
+            self._write_traceback(exc or err)
         line = f"error: {err.message}"
         if err.hint:
             line += f" ({err.hint})"
@@ -145,6 +165,15 @@ class Output:
             self._err_line(f"  {problem}", style="red")
         if self.json_mode and envelope and not self.jsonl:
             self.json(None, ok=False, error=err)
+
+    def _write_traceback(self, exc: BaseException) -> None:
+        import traceback
+
+        from cachectl.redact import scrub
+
+        text = "".join(traceback.format_exception(exc))
+        self.stderr.write(scrub(text, [s for s in self.secrets() if s]))
+        self.stderr.flush()
 
     def _err_line(self, text: str, style: str) -> None:
         if self.color and _isatty(self.stderr):
@@ -214,6 +243,19 @@ class ProgressHandle:
         self._progress.update(self._task, **kw)
 
 
+def _content_wide(lines: list[str]) -> list[str]:
+    """The lines without trailing blanks, and a table's rules (lines of box-drawing characters
+    only) no wider than the widest line that holds something: rich draws them over the last
+    column's right padding too."""
+    lines = [line.rstrip() for line in lines]
+    widest = max((len(line) for line in lines if not _is_rule(line)), default=0)
+    return [line[:widest] if _is_rule(line) else line for line in lines]
+
+
+def _is_rule(line: str) -> bool:
+    return bool(line.strip()) and all(ch == " " or "\u2500" <= ch <= "\u257f" for ch in line)
+
+
 def _first_in_message(err: CachectlError) -> bool:
     problems = err.details.get("problems") or []
     return len(problems) == 1 and str(problems[0]) in err.message
@@ -239,7 +281,8 @@ def _make_console(stream: IO[str], color: bool, terminal: bool):
         color_system="auto" if color else None,
         highlight=color,
         soft_wrap=not terminal,
-        width=None if terminal else 160,
+        # Off a terminal nothing is folded to a guessed width: see Output.print.
+        width=None if terminal else OFF_TERMINAL_WIDTH,
     )
     # rich's own answer to a closed pipe is `SystemExit(1)`; cachectl's frame decides instead.
     console.on_broken_pipe = _broken_pipe

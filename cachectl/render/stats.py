@@ -36,7 +36,13 @@ def memory_text(report: StatsReport) -> str:
     server = report.server
     used = human_bytes(server.used_memory_bytes)
     if server.maxmemory_bytes:
-        return f"{used} of {human_bytes(server.maxmemory_bytes)} ({pct(server.memory_used_ratio)})"
+        limit = human_bytes(server.maxmemory_bytes)
+        ratio = server.memory_used_ratio
+        if ratio is not None and ratio > 1:
+            # Not "543655%": a maxmemory below what the server holds is said as such.
+            times = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}"
+            return f"{used} of {limit} (over maxmemory, {times}x the limit)"
+        return f"{used} of {limit} ({pct(ratio)})"
     return f"{used} (no maxmemory)"
 
 

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """`1 entry`, `1,200 entries`, `0 clients`: the number and the word that goes with it."""
+    if many is None:
+        many = one[:-1] + "ies" if one.endswith("y") and one[-2:-1] not in "aeiou" else one + "s"
+    return f"{n:,} {one if n == 1 else many}"
+
+
 def human_bytes(n: float | None) -> str:
     if n is None:
         return "?"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from cachectl.keytext import show_bytes
 from cachectl.redact import mask_headers
 from cachectl.render.output import JSON_SCHEMA_VERSION, Output, dumps, plain
-from cachectl.render.units import human_bytes, human_duration
+from cachectl.render.units import counted, human_bytes, human_duration
 
 if TYPE_CHECKING:
     from cachectl.manifest import Manifest, Plan
@@ -147,7 +147,12 @@ def render_warm(out: Output, result: WarmResult) -> None:
             table.add_row(plain(e.name), *(f"{getattr(e, c):,}" for c in columns))
         out.print(table)
 
-    if result.failures:
+    unreachable, failures = _origin_failures(result)
+    if unreachable:
+        out.print()
+        for line in unreachable:
+            out.print(plain(line, style="red"), highlight=False)
+    if failures:
         out.print()
         shown = len(result.failures)
         more = (
@@ -158,7 +163,7 @@ def render_warm(out: Output, result: WarmResult) -> None:
         table = Table(title=f"Failures{more}", title_justify="left", show_edge=False)
         for column in ("endpoint", "url", "reason", "attempts", "error"):
             table.add_column(column, overflow="fold")
-        for f in result.failures:
+        for f in failures:
             error = f["error"] or ""
             if f.get("fallback") is not None:
                 fb = f["fallback"]
@@ -176,6 +181,57 @@ def render_warm(out: Output, result: WarmResult) -> None:
         out.print(plain(f"Per-request report: {result.report_file}", style="dim"), highlight=False)
 
 
+def _origin_failures(result: WarmResult) -> tuple[list[str], list[dict]]:
+    """Requests that never reached their origin (reason `connect`), one line per origin and
+    cause (`origin http://host:8080 unreachable: connection refused, 11 requests`) rather than
+    one identical row per request; the other failures, for the table."""
+    groups: dict[tuple[str, str], int] = {}
+    rest = []
+    for f in result.failures:
+        if f.get("reason") != "connect" or f.get("fallback") is not None:
+            rest.append(f)
+            continue
+        key = (_origin(f["url"]), _connect_cause(f.get("error") or ""))
+        groups[key] = groups.get(key, 0) + 1
+    total_connect = result.failed.get("connect", 0)
+    lines = []
+    for (origin, cause), n in groups.items():
+        if len(groups) == 1 and total_connect > n:
+            n = total_connect  # every connect failure, also those past the shown ones
+        lines.append(f"origin {origin} unreachable: {cause}, {counted(n, 'request')}")
+    return lines, rest
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port of a request URL, never its user info (a password)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "?"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}"
+
+
+def _connect_cause(error: str) -> str:
+    lowered = error.lower()
+    if "connect call failed" in lowered or "connection refused" in lowered:
+        return "connection refused"
+    if any(
+        m in lowered for m in ("name or service not known", "nodename nor servname", "getaddrinfo")
+    ):
+        return "the host name does not resolve"
+    if "timeout" in lowered or "timed out" in lowered:
+        return "timed out connecting"
+    if "ssl" in lowered and "certificate" in lowered:
+        return "TLS certificate not accepted"
+    inner = error[error.find("[") + 1 : error.rfind("]")] if "[" in error else error
+    return inner or "cannot connect"
+
+
 # ---- manifests ------------------------------------------------------------------------------------
 
 
@@ -184,8 +240,8 @@ def render_validate(out: Output, manifests: list[Manifest]) -> None:
 
     for manifest in manifests:
         out.print(
-            f"[green]ok[/] {escape(str(manifest.file))}: {len(manifest.endpoints)} endpoints, "
-            f"{manifest.count:,} entries",
+            f"[green]ok[/] {escape(str(manifest.file))}: {counted(len(manifest.endpoints), 'endpoint')}, "
+            f"{counted(manifest.count, 'entry')}",
             highlight=False,
         )
 

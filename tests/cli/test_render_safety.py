@@ -251,7 +251,7 @@ def test_the_live_dashboard_shows_endpoints_runs_and_series_exactly():
     from tests.unit.test_stats_report import node, sample
 
     state = DashboardState(started_at=100, interval_seconds=1)
-    state.runs = [RecentRun(101_000, "invalidate", 0.25, {"deleted": 3, "tag": TAG})]
+    state.runs = [RecentRun(101_000, "invalidate", 0.25, {"deleted": 3, "selection": f"tag {TAG}"})]
     state.stored = {"hits:email:[bold]x": [0.9, 0.5]}
     endpoints = [{"[bold]news": (0, 0)}, {"[bold]news": (9, 1)}]
     feed(
@@ -273,7 +273,7 @@ def test_the_live_dashboard_shows_endpoints_runs_and_series_exactly():
     text = stdout.getvalue()
     assert_plain(text)
     assert "[bold]news" in text
-    assert f"tag={TAG}" in text
+    assert f"invalidate tag {TAG}: 3 deleted" in text
     assert "hits:email:[bold]x" in text
 
 

@@ -82,6 +82,17 @@ def test_plain_url_to_a_tls_server_hints_at_rediss(tls_redis, sleeps):
     assert "rediss://" in caught.value.hint
 
 
+def test_rediss_url_to_a_plain_server_says_it_does_not_speak_tls(redis_url, sleeps):
+    url = redis_url.replace("redis://", "rediss://")
+    settings = Settings(url=url, retries=0, connect_timeout=0.5)
+    with Store(settings) as store, pytest.raises(RedisTLSError) as caught:
+        store.dbsize()
+    assert caught.value.message == (
+        f"Redis at {url} does not speak TLS: it answered a plain-text PING"
+    )
+    assert "redis://" in caught.value.hint
+
+
 # -- ACL users and passwords ----------------------------------------------------------------
 
 

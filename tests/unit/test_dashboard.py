@@ -85,7 +85,7 @@ def test_recent_runs_and_stored_history_are_listed():
     state.stored = {"cache.hit_ratio": [0.9, 0.92, 0.5]}
     feed(state, *traffic_samples())
     text = screen(state)
-    assert "invalidate" in text and "deleted=1200" in text
+    assert "invalidate: 1,200 deleted, 250 ms" in text
     assert "cache.hit_ratio" in text
 
 
@@ -146,3 +146,43 @@ def test_warnings_about_stored_data_are_shown_and_fresh_only_once():
     assert state.to_dict()["warnings"] == state.warnings
     feed(state, *traffic_samples()[1:2])
     assert state.fresh_warnings == [] and state.to_dict()["warnings"] == []
+
+
+def test_one_client_is_one_client():
+    state = DashboardState(started_at=100, interval_seconds=1)
+    first, second = sample(100, [node()]), sample(101, [node()])
+    for s in (first, second):
+        s.nodes[0].gauges["connected_clients"] = 1
+    feed(state, first, second)
+    text = screen(state)
+    assert "1 client," in text and "1 clients" not in text
+
+
+def test_recent_runs_say_the_selection_and_the_outcome_in_words():
+    state = DashboardState(started_at=100, interval_seconds=1)
+    state.runs = [
+        RecentRun(101_000, "invalidate", 0.012, {"deleted": 5, "selection": "tag products"}),
+        RecentRun(
+            101_000, "warm", 4.0, {"stored": 1200, "failed": 3, "selection": "manifest.yaml"}
+        ),
+        RecentRun(101_000, "prune", 0.5, {"dry_run": False, "removed_members": 7}),
+    ]
+    feed(state, *traffic_samples())
+    text = screen(state)
+    assert "invalidate tag products: 5 deleted, 12 ms" in text
+    assert "warm manifest.yaml: 1,200 stored, 3 failed, 4.0 s" in text
+    assert "prune: 7 removed members, 500 ms" in text
+    assert "=" not in text and "RecentRun" not in text
+
+
+def test_memory_over_a_tiny_maxmemory_is_not_a_huge_percentage():
+    from cachectl.render.stats import memory_text
+
+    state = DashboardState(started_at=100, interval_seconds=1)
+    first, second = sample(100, [node()]), sample(101, [node()])
+    for s in (first, second):
+        s.nodes[0].gauges.update(used_memory=1_087_310, maxmemory=200)
+    feed(state, first, second)
+    text = screen(state)
+    assert "(over maxmemory, 5,437x the limit)" in text
+    assert "543655" not in text and "%)" not in memory_text(state.report)
