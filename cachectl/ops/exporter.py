@@ -6,7 +6,7 @@ response-time log since the last scrape (the `stats` Sampler's read), and one re
 `cachectl.runs` points. It never scans: which endpoints have counters, and the figures that need
 a walk of the keyspace (entries and memory by endpoint, tag and dependency sets, dangling members),
 come from the `Refresher`, a thread that runs a paced, sampled scan every `interval` seconds
-(the `memory --sample` walk) and a paced SCAN of the metrics prefix every `discover_every`
+(the `memory --sample-size` walk) and a paced SCAN of the metrics prefix every `discover_every`
 refreshes. A scrape hands over the refresher's last result as it is.
 
 A scrape that cannot reach Redis, or that takes longer than its timeout, answers at once with

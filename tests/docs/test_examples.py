@@ -97,6 +97,71 @@ def test_an_unmarked_example_is_caught():
     ]
 
 
+SHELL = {"sh", "bash", "shell", "console"}
+# Where the cachectl command of a shell line ends: a pipe, a redirection, the next command.
+_COMMAND_END = re.compile(r"^(\||\|\||&&|;|&|\)|[0-9]?>.*|<.*)$")
+
+
+def cachectl_commands(block: Block) -> list[list[str]]:
+    """The cachectl command lines of a shell block: the words after `cachectl`, up to a pipe,
+    a redirection or the next command (`\\` continuations joined, `$ ` prompts dropped)."""
+    import shlex
+
+    commands = []
+    for line in block.text.replace("\\\n", " ").splitlines():
+        line = line.removeprefix("$ ")
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue  # not a shell line (a heredoc's body, output shown after a prompt)
+        for at, word in enumerate(words):
+            if word == "cachectl" or word.endswith(("/cachectl", "=cachectl")):
+                args = []
+                for arg in words[at + 1 :]:
+                    if _COMMAND_END.match(arg):
+                        break
+                    args.append(arg)
+                commands.append(args)
+                break
+    return commands
+
+
+def test_the_commands_of_examples_not_run_still_parse():
+    """An example shown but not run (it runs until Ctrl-C, needs a TLS server...) can still go
+    stale by its options: each of its cachectl lines must parse (the line with --help: an
+    unknown option, a bad choice or a missing argument fails before help is shown)."""
+    from typer.testing import CliRunner
+
+    from cachectl.cli.app import app
+
+    runner = CliRunner()
+    stale = []
+    checked = 0
+    for page in pages():
+        for block in blocks(page):
+            if block.language not in SHELL or block.tested:
+                continue
+            for args in cachectl_commands(block):
+                checked += 1
+                result = runner.invoke(app, [*args, "--help"])
+                if result.exit_code != 0:
+                    error = (result.stderr or result.stdout).strip().splitlines()
+                    stale.append(f"{block}: cachectl {' '.join(args)}: {error[-1:]}")
+    assert checked > 50  # the pages' untested examples were found
+    assert stale == []
+
+
+def test_a_stale_option_in_an_example_not_run_is_caught():
+    from typer.testing import CliRunner
+
+    from cachectl.cli.app import app
+
+    block = Block("README.md", 1, "sh", "Not run: an example", "cachectl stats --watch | tee x\n")
+    (args,) = cachectl_commands(block)
+    assert args == ["stats", "--watch"]
+    assert CliRunner().invoke(app, [*args, "--help"]).exit_code != 0
+
+
 @pytest.fixture(scope="module")
 def cachectl_bin(tmp_path_factory):
     """A folder whose `cachectl` runs each command in a fork of one process that has imported
