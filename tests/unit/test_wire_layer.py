@@ -10,7 +10,14 @@ from pathlib import Path
 import cachectl
 
 PACKAGE = Path(cachectl.__file__).resolve().parent
-ALLOWED = {"store.py", "store_wire.py", "store_errors.py", "store_policy.py", "devserver.py"}
+ALLOWED = {
+    "store.py",
+    "store_wire.py",
+    "store_errors.py",
+    "store_policy.py",
+    "store_cluster.py",
+    "devserver.py",
+}
 # What reaches below the Store: its client, a pool's connections, a raw connection's I/O.
 CONNECTION_ATTRIBUTES = {
     "connection_pool",
