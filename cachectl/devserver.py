@@ -522,6 +522,27 @@ class RedisCluster:
         for node in self.nodes:
             node.stop()
 
+    def replicas_now(self) -> list[RedisServer]:
+        """The servers that are not the current primary (the replicas after a failover)."""
+        primary = self.current_primary()
+        return [s for s in self.servers if s is not primary]
+
+    def _settled_primary(self) -> RedisServer | None:
+        """The primary every sentinel names in SENTINEL MASTER (which redis-py asks), once no
+        failover is in progress; None while one is (GET-MASTER-ADDR-BY-NAME names the promoted
+        replica before the failover ends)."""
+        named = set()
+        for sentinel in self.sentinels:
+            with sentinel.client(decode_responses=True) as conn:
+                state = _pairs(conn.execute_command("SENTINEL", "MASTER", self.service))
+            if state.get("flags") != "master":
+                return None
+            named.add((state["ip"], int(state["port"])))
+        if len(named) != 1:
+            return None
+        (address,) = named
+        return next((s for s in self.servers if (s.host, s.port) == address), None)
+
     def flushall(self) -> None:
         for node in self.nodes:
             with node.client() as conn:
@@ -595,8 +616,16 @@ class SentinelProcess(RedisServer):
     lives in the process's own temp dir.
     """
 
-    def __init__(self, primary: RedisServer, service: str, *, binary: str | None = None):
-        super().__init__(binary=binary)
+    def __init__(
+        self,
+        primary: RedisServer,
+        service: str,
+        *,
+        binary: str | None = None,
+        password: str | None = None,
+    ):
+        # `password`: the sentinel's own (requirepass), which clients give it to ask anything.
+        super().__init__(binary=binary, password=password)
         self.primary = primary
         self.service = service
 
@@ -611,6 +640,8 @@ class SentinelProcess(RedisServer):
             ]
             if self.primary.password:
                 lines.append(f"sentinel auth-pass {self.service} {self.primary.password}")
+            if self.password:
+                lines.append(f"requirepass {self.password}")
             conf.write_text("\n".join(lines) + "\n")
         options = {"port": str(self.port), "bind": self.host, "dir": str(self.directory)}
         argv = [binary, str(conf), "--sentinel"]
@@ -631,14 +662,23 @@ class RedisSentinelGroup:
         sentinels: int = 1,
         service: str = SENTINEL_SERVICE,
         binary: str | None = None,
+        password: str | None = None,
+        sentinel_password: str | None = None,
     ):
+        """`password`: the servers' (each is also given it as masterauth, to follow whichever
+        is the primary); `sentinel_password`: the sentinels' own."""
         self.service = service
         # A full sync waits 5 s by default for more replicas to share the transfer.
-        fast_sync = ("--repl-diskless-sync-delay", "0")
-        self.primary = RedisServer(binary=binary, extra_args=fast_sync)
-        self.replicas = [RedisServer(binary=binary, extra_args=fast_sync) for _ in range(replicas)]
+        args: tuple[str, ...] = ("--repl-diskless-sync-delay", "0")
+        if password:
+            args += ("--masterauth", password)
+        self.primary = RedisServer(binary=binary, extra_args=args, password=password)
+        self.replicas = [
+            RedisServer(binary=binary, extra_args=args, password=password) for _ in range(replicas)
+        ]
         self.sentinels = [
-            SentinelProcess(self.primary, service, binary=binary) for _ in range(sentinels)
+            SentinelProcess(self.primary, service, binary=binary, password=sentinel_password)
+            for _ in range(sentinels)
         ]
 
     @property
@@ -681,22 +721,64 @@ class RedisSentinelGroup:
             host, port = conn.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
         return next(s for s in self.servers if (s.host, s.port) == (host, int(port)))
 
+    def replicas_now(self) -> list[RedisServer]:
+        """The servers that are not the current primary (the replicas after a failover)."""
+        primary = self.current_primary()
+        return [s for s in self.servers if s is not primary]
+
+    def _settled_primary(self) -> RedisServer | None:
+        """The primary every sentinel names in SENTINEL MASTER (which redis-py asks), once no
+        failover is in progress; None while one is (GET-MASTER-ADDR-BY-NAME names the promoted
+        replica before the failover ends)."""
+        named = set()
+        for sentinel in self.sentinels:
+            with sentinel.client(decode_responses=True) as conn:
+                state = _pairs(conn.execute_command("SENTINEL", "MASTER", self.service))
+            if state.get("flags") != "master":
+                return None
+            named.add((state["ip"], int(state["port"])))
+        if len(named) != 1:
+            return None
+        (address,) = named
+        return next((s for s in self.servers if (s.host, s.port) == address), None)
+
+    def settle(self, timeout: float = SENTINEL_TIMEOUT_SECONDS) -> RedisServer:
+        """Wait until no failover is under way: the sentinels agree on the primary and every
+        other server is its replica again. Returns the primary."""
+        deadline = time.monotonic() + timeout
+        while True:
+            primary = self._settled_primary()
+            if primary is not None and all(
+                _role(s) == "slave" for s in self.servers if s is not primary
+            ):
+                return primary
+            if time.monotonic() > deadline:
+                raise DevServerError(f"{self.service} did not settle within {timeout:g}s")
+            time.sleep(_POLL_SECONDS)
+
     def flushall(self) -> None:
-        with self.current_primary().client() as conn:
+        """FLUSHALL on the primary once the group is settled, waited for on the replicas."""
+        with self.settle().client() as conn:
             conn.flushall()
             conn.wait(len(self.replicas), 5000)
 
-    def failover(self, timeout: float = SENTINEL_TIMEOUT_SECONDS) -> RedisServer:
+    def failover(
+        self, timeout: float = SENTINEL_TIMEOUT_SECONDS, *, demoted: bool = True
+    ) -> RedisServer:
         """SENTINEL FAILOVER, returning once a replica is the primary the sentinels name and
-        it answers as one. Returns the new primary."""
+        it answers as one, and (with `demoted`) the old primary has become its replica: the
+        sentinels reconfigure it some seconds later, and until then it still takes writes, as
+        in production. Returns the new primary."""
         old = self.current_primary()
         with self.sentinels[0].client() as conn:
             conn.execute_command("SENTINEL", "FAILOVER", self.service)
         deadline = time.monotonic() + timeout
         while True:
-            now = self.current_primary()
-            if now is not old and _role(now) == "master":
-                return now
+            now = self._settled_primary()
+            promoted = now is not None and now is not old and _role(now) == "master"
+            # ...and the old primary follows it (else a write may still land on the old one).
+            if promoted and (not demoted or not old.running or _role(old) == "slave"):
+                return now  # type: ignore[return-value]
             if time.monotonic() > deadline:
                 raise DevServerError(f"the failover of {self.service} did not end in {timeout:g}s")
             time.sleep(_POLL_SECONDS)

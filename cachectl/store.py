@@ -27,6 +27,7 @@ from redis.connection import SSLConnection as ssl_connection
 from redis.connection import parse_url
 from redis.retry import Retry
 
+from cachectl import store_sentinel
 from cachectl.batches import batched
 from cachectl.errors import (
     CachectlError,
@@ -65,7 +66,7 @@ from cachectl.store_wire import (
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from cachectl.config import Settings
+    from cachectl.config import SentinelTarget, Settings
 
 log = logging.getLogger("cachectl")
 
@@ -96,6 +97,7 @@ class Store:
         self._reconnects = Reconnects()
         self._info_refused = False
         self._counting: dict[type, type] = {}
+        self._sentinel: Any = None  # redis.sentinel.Sentinel, for a Sentinel deployment
 
     def __enter__(self) -> Self:
         return self
@@ -110,6 +112,9 @@ class Store:
         if self._client is not None and self._owns_client:
             self._client.close()
             self._client = None
+        if self._sentinel is not None:
+            store_sentinel.close(self._sentinel)
+            self._sentinel = None
 
     # -- connecting ------------------------------------------------------------------------
 
@@ -124,7 +129,41 @@ class Store:
     def is_cluster(self) -> bool:
         return isinstance(self.client, RedisCluster)
 
+    @property
+    def is_sentinel(self) -> bool:
+        """Whether the store reaches its primary through Redis Sentinel."""
+        return self._sentinel is not None or (
+            self._client is None and self.settings_sentinel() is not None
+        )
+
+    def settings_sentinel(self) -> SentinelTarget | None:
+        """The Sentinel deployment the settings name, or None (a ConfigError for one that
+        cannot work)."""
+        return store_sentinel.target(self.settings, self._secrets())
+
+    def sentinel_plan(self) -> store_sentinel.Plan | None:
+        """How to reach a Sentinel deployment, without I/O (store_sentinel.Plan); None for a
+        plain server or a cluster."""
+        target = self.settings_sentinel()
+        if target is None:
+            return None
+        kwargs = self.connection_kwargs()
+        if kwargs.get("ssl"):
+            self._check_tls_files()
+        return store_sentinel.plan(self.settings, target, kwargs)
+
+    def sentinel_view(self) -> dict[str, Any]:
+        """What the sentinels say of the deployment (store_sentinel.view), for doctor."""
+        self.client  # noqa: B018 -- connects, making self._sentinel
+        target = self.settings_sentinel()
+        assert target is not None and self._sentinel is not None
+        return store_sentinel.view(self._sentinel, target.service, self._secrets())
+
     def _connect(self) -> redis.Redis | RedisCluster:
+        sentinel = self.sentinel_plan()
+        if sentinel is not None:
+            self._sentinel, client = store_sentinel.connect(sentinel, self._retry)
+            return self._watched(client)
         plan = self.connection_plan()
         probe: redis.Redis | None = None
         try:
@@ -260,7 +299,7 @@ class Store:
         else:
             kwargs["host"] = parsed.get("host", "localhost")
             kwargs["port"] = parsed.get("port", 6379)
-        if settings.url.startswith("rediss://"):
+        if settings.url.startswith(("rediss://", "rediss+sentinel://")):
             tls = settings.tls
             kwargs.update(
                 ssl=True,
@@ -280,6 +319,9 @@ class Store:
         problem = url_problem(self.settings.url)
         if problem:
             raise ConfigError(problem)
+        target = self.settings_sentinel()
+        if target is not None:
+            return {"username": target.username, "password": target.password, "db": target.db}
         try:
             return parse_url(self.settings.url)
         except ValueError as exc:
@@ -342,6 +384,10 @@ class Store:
         raise first_error
 
     def _standalone_node(self) -> NodeRef:
+        if self.is_sentinel:
+            # The primary the sentinels name now: after a failover, another node.
+            host, port = self.client.connection_pool.get_master_address()
+            return NodeRef(reply_text(host), int(port))
         kwargs = self.client.connection_pool.connection_kwargs
         if "path" in kwargs:
             return NodeRef(kwargs["path"])
