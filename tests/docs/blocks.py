@@ -2,7 +2,7 @@
 
 A block is run when its title starts with `Tested` (```` ```sh title="Tested: purge user 123" ````),
 so a reader sees which examples the test suite runs. `Tested (cluster):`, `(tls)`, `(acl)` and
-`(replica)` run the block against that kind of server instead of a single node. A block whose
+`(replica)` and `(sentinel)` run the block against that kind of server instead of a single node. A block whose
 title is a file name (```` ```yaml title="manifest.yaml" ````) is written to that file in the
 page's working directory before the page's tested blocks run, in order, in that directory.
 """
@@ -17,7 +17,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,})(?P<info>[^`]*)$")
 _TITLE = re.compile(r'title="(?P<title>[^"]*)"')
-_TESTED = re.compile(r"^Tested(?: \((?P<server>cluster|tls|acl|replica)\))?:")
+_TESTED = re.compile(r"^Tested(?: \((?P<server>cluster|tls|acl|replica|sentinel)\))?:")
 _FILE_NAME = re.compile(r"^[\w.-]+(?:/[\w.-]+)*\.\w+$")
 RUNNABLE = {"sh", "bash", "python", "py"}
 
