@@ -87,7 +87,11 @@ class Store:
         settings: Settings,
         client: Any = None,
         on_warning: Callable[[str, str], None] | None = None,
+        *,
+        replica: bool = False,
     ):
+        # `replica`: read from a replica the sentinels name (a read-only job's --replica).
+        self.replica = replica
         self.settings = settings
         self._client = client
         self._owns_client = client is None
@@ -162,8 +166,11 @@ class Store:
     def _connect(self) -> redis.Redis | RedisCluster:
         sentinel = self.sentinel_plan()
         if sentinel is not None:
-            self._sentinel, client = store_sentinel.connect(sentinel, self._retry)
+            connect = store_sentinel.connect_replica if self.replica else store_sentinel.connect
+            self._sentinel, client = connect(sentinel, self._retry, self.settings.masked_url())
             return self._watched(client)
+        if self.replica:
+            raise store_sentinel.replica_needs_sentinel()
         plan = self.connection_plan()
         probe: redis.Redis | None = None
         try:
@@ -384,7 +391,7 @@ class Store:
         raise first_error
 
     def _standalone_node(self) -> NodeRef:
-        if self.is_sentinel:
+        if self.is_sentinel and not self.replica:
             # The primary the sentinels name now: after a failover, another node.
             host, port = self.client.connection_pool.get_master_address()
             return NodeRef(reply_text(host), int(port))

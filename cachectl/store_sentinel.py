@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from redis import exceptions as rx
 
-from cachectl.errors import ConfigError
+from cachectl.errors import ConfigError, RedisUnreachable, UsageError
 from cachectl.keytext import reply_text
 from cachectl.redact import scrub
 
@@ -67,12 +67,44 @@ def plan(settings: Settings, found: SentinelTarget, kwargs: dict[str, Any]) -> P
     return Plan(list(found.sentinels), found.service, to_sentinels, to_servers)
 
 
-def connect(way: Plan, retry: Callable[[], Any]) -> tuple[Sentinel, Any]:
+def connect(way: Plan, retry: Callable[[], Any], shown_url: str) -> tuple[Sentinel, Any]:
     """(the Sentinel, a client of the current primary). No I/O until the first command."""
+    del shown_url  # the primary's errors are translated where they happen
+    sentinel = _sentinel(way, retry)
+    return sentinel, sentinel.master_for(way.service, retry=retry(), **way.to_servers)
+
+
+def connect_replica(way: Plan, retry: Callable[[], Any], shown_url: str) -> tuple[Sentinel, Any]:
+    """(the Sentinel, a plain client of one replica the sentinels list as up, the first one).
+    A read job keeps to that replica: if it fails mid-job, the job fails (exit 4) rather than
+    move to another whose keys may differ. No replica up is one line, exit 4."""
+    import redis
+
+    sentinel = _sentinel(way, retry)
+    replicas = sentinel.discover_slaves(way.service)
+    if not replicas:
+        close(sentinel)
+        raise RedisUnreachable(
+            f"the sentinels of {shown_url} list no replica of service '{way.service}' that is up",
+            hint="drop --replica to read from the primary",
+        )
+    host, port = replicas[0]
+    client = redis.Redis(host=reply_text(host), port=int(port), retry=retry(), **way.to_servers)
+    return sentinel, client
+
+
+def replica_needs_sentinel() -> UsageError:
+    return UsageError(
+        "--replica reads from a replica the sentinels name: it needs a Redis Sentinel "
+        "deployment (a redis+sentinel:// URL or the sentinel: settings); to read from a "
+        "replica you know, give its own URL"
+    )
+
+
+def _sentinel(way: Plan, retry: Callable[[], Any]) -> Sentinel:
     from redis.sentinel import Sentinel
 
-    sentinel = Sentinel(way.sentinels, sentinel_kwargs={**way.to_sentinels, "retry": retry()})
-    return sentinel, sentinel.master_for(way.service, retry=retry(), **way.to_servers)
+    return Sentinel(way.sentinels, sentinel_kwargs={**way.to_sentinels, "retry": retry()})
 
 
 def close(sentinel: Sentinel) -> None:

@@ -42,6 +42,7 @@ class AppContext:
     output: Output | None = None
     _settings: Settings | None = None
     _store: Store | None = None
+    replica: bool = False  # --replica of a reading command: a replica the sentinels name
 
     @property
     def settings(self) -> Settings:
@@ -58,7 +59,7 @@ class AppContext:
         if self._store is None:
             from cachectl.store import Store
 
-            self._store = Store(self.settings, on_warning=self._warn)
+            self._store = Store(self.settings, on_warning=self._warn, replica=self.replica)
         return self._store
 
     def _warn(self, code: str, message: str) -> None:

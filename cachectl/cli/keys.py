@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
-from cachectl.cli.options import JsonlOpt
+from cachectl.cli.options import JsonlOpt, ReplicaOpt
 
 
 def keys(
@@ -57,6 +57,7 @@ def keys(
     ] = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
+    replica: ReplicaOpt = False,
 ) -> None:
     """List cache entries with type, TTL, size (MEMORY USAGE) and the endpoint and params read
     from the key, streamed as they are found: a table on a terminal, --json, or --jsonl.
@@ -69,6 +70,7 @@ def keys(
     from cachectl.store import Pacer
 
     app_ctx = command_context(ctx, json_mode=json_, jsonl=jsonl)
+    app_ctx.replica = replica
     out = app_ctx.output
     settings = app_ctx.settings
     shown = parse_fields(fields)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
-from cachectl.cli.options import duration_option
+from cachectl.cli.options import ReplicaOpt, duration_option
 
 FORMATS = ("text", "json", "prometheus")
 
@@ -73,6 +73,7 @@ def stats(
     ticks: Annotated[
         int | None, typer.Option("--ticks", help="With --watch: stop after N updates.")
     ] = None,
+    replica: ReplicaOpt = False,
 ) -> None:
     """The cache's figures: hits, misses and hit rate overall and per endpoint, response-time
     percentiles and the slowest requests, and the server's memory, evictions, operations and
@@ -84,6 +85,8 @@ def stats(
     json_mode = json_ or format_ == "json"
     if json_mode and format_ == "prometheus":
         raise UsageError("--json and --format prometheus cannot be used together")
+    if record and replica:
+        raise UsageError("--record writes history, which a replica refuses: drop --replica")
     sample_seconds = duration_option("--sample", sample, allow_zero=True)
     window_seconds = duration_option("--window", window)
     if watch:
@@ -94,6 +97,7 @@ def stats(
         if discover_every < 1:
             raise UsageError(f"--discover-every must be 1 or more, not {discover_every}")
         app_ctx = command_context(ctx, json_mode=json_mode)
+        app_ctx.replica = replica
         _watch(
             app_ctx,
             interval=interval,
@@ -129,6 +133,7 @@ def stats(
     from cachectl.render.stats import prometheus_text, render_stats
 
     app_ctx = command_context(ctx, json_mode=json_mode)
+    app_ctx.replica = replica
     out = app_ctx.output
     report = take_stats(
         app_ctx.store,

@@ -238,3 +238,38 @@ def test_passwords_for_the_servers_and_the_sentinels(guarded_sentinel):
     shown = runner.invoke(app, ["doctor"], env={**env, "CACHECTL_URL": url})
     assert shown.exit_code == 0, shown.output
     assert "s3cret" not in shown.output and "sentinel.password" in shown.output
+
+
+def scans_on(server) -> int:
+    with server.client(decode_responses=True) as conn:
+        return int(conn.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize(
+    "argv", [["keys", "--json"], ["memory", "--json"], ["stats", "--json"]], ids=str
+)
+def test_replica_reads_go_to_a_replica_and_not_the_primary(redis_sentinel, sentinel_url, argv):
+    primary = redis_sentinel.current_primary()
+    with primary.client() as conn:
+        conn.set(LAYOUT.entry("users", {"id": 1}), "{}")
+        conn.hset(LAYOUT.hits_endpoint("users")[0], mapping={"hits": 3, "misses": 1})
+        conn.wait(1, 5000)
+    (replica,) = redis_sentinel.replicas_now()
+    for server in (primary, replica):
+        with server.client() as conn:
+            conn.config_resetstat()
+    result = runner.invoke(app, ["--url", sentinel_url, *argv, "--replica"])
+    assert result.exit_code == 0, result.output
+    assert scans_on(replica) > 0 and scans_on(primary) == 0
+    if argv[0] == "keys":
+        assert LAYOUT.entry("users", {"id": 1}) in result.stdout
+
+
+def test_replica_needs_sentinel_and_reads_only(redis_url, sentinel_url):
+    result = runner.invoke(app, ["--url", redis_url, "keys", "--replica"])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "Sentinel" in result.output
+    result = runner.invoke(
+        app, ["--url", sentinel_url, "stats", "--watch", "--record", "--replica", "--ticks", "1"]
+    )
+    assert result.exit_code == ExitCode.USAGE, result.output
