@@ -124,7 +124,24 @@ def _sentinel_client(plan: Any, retry: AsyncRetry) -> aredis.Redis:
     from redis.asyncio.sentinel import Sentinel
 
     sentinel = Sentinel(plan.sentinels, sentinel_kwargs={**plan.to_sentinels, "retry": retry})
-    return sentinel.master_for(plan.service, retry=retry, **plan.to_servers)
+    client = sentinel.master_for(
+        plan.service, redis_class=_ClosingSentinels, retry=retry, **plan.to_servers
+    )
+    client.sentinels = tuple(sentinel.sentinels)
+    return client
+
+
+class _ClosingSentinels(aredis.Redis):
+    """A client of the primary that closes its connections to the sentinels with its own."""
+
+    sentinels: tuple = ()  # set by _sentinel_client
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            for sentinel in self.sentinels:
+                await sentinel.aclose()
 
 
 class _AsyncRetry(AsyncRetry):

@@ -6,9 +6,11 @@ is followed, and ridden out by an invalidation it lands in the middle of."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 import time
+import warnings
 
 import pytest
 from typer.testing import CliRunner
@@ -153,7 +155,12 @@ def test_the_library_connects_through_the_sentinels(redis_sentinel, sentinel_url
         finally:
             await cache.aclose()
 
-    assert asyncio.run(main()) == {"name": "b"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert asyncio.run(main()) == {"name": "b"}
+        gc.collect()
+    # aclose closed the connections to the sentinels too, not only the primary's
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
     with redis_sentinel.current_primary().client() as conn:
         assert conn.exists(LAYOUT.entry("users", {"id": 1}), LAYOUT.entry("users", {"id": 2})) == 2
 
