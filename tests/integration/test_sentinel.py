@@ -280,3 +280,44 @@ def test_replica_needs_sentinel_and_reads_only(redis_url, sentinel_url):
         app, ["--url", sentinel_url, "stats", "--watch", "--record", "--replica", "--ticks", "1"]
     )
     assert result.exit_code == ExitCode.USAGE, result.output
+
+
+def test_a_warm_run_rides_out_a_failover_and_every_entry_is_on_the_new_primary(
+    redis_sentinel, sentinel_url, origin, tmp_path
+):
+    from cachectl.manifest import Plan, load_manifests
+    from cachectl.ops.warm import WarmOptions, warm
+
+    path = tmp_path / "warm.yaml"
+    path.write_text(
+        "version: 1\n"
+        f"defaults: {{base_url: {origin.url}, ttl: 10m, retries: 1}}\n"
+        "endpoints:\n"
+        "  - {name: items, url: '/items/{id}', matrix: {id: {range: [1, 2000]}}, tags: [items]}\n"
+    )
+    settings = Settings(url=sentinel_url, retries=12)
+    plan = Plan(load_manifests([path], env={}), Layout(settings.layout))
+    primary = redis_sentinel.current_primary()
+    box: dict = {}
+    with Store(settings) as store:
+        options = WarmOptions(rate=400, concurrency=4)
+        thread = threading.Thread(
+            target=lambda: box.setdefault("result", warm(store, plan, options))
+        )
+        thread.start()
+        deadline = time.monotonic() + 30
+        with primary.client() as conn:
+            while conn.dbsize() < 200:
+                assert time.monotonic() < deadline, "the run never started writing"
+                time.sleep(0.02)
+        # Writes that reach the old primary until the sentinels demote it are lost with it.
+        new = redis_sentinel.failover(demoted=False)
+        assert thread.is_alive(), f"done before the failover: {box}"
+        thread.join(timeout=120)
+    result = box["result"]
+    assert result.problem() is None, result.problem()
+    assert result.stored == 2000 and result.rewritten > 0
+    keys = [LAYOUT.entry("items", {"id": i}) for i in range(1, 2001)]
+    with new.client() as conn:
+        assert conn.exists(*keys) == 2000
+        assert conn.scard(LAYOUT.tag("items")) == 2000
