@@ -22,6 +22,14 @@ from urllib.parse import unquote, urlsplit
 from cachectl.errors import CachectlError, ConfigError, EnvVarMissing, UsageError
 from cachectl.layout import LOCK_SUFFIX, LayoutConfig
 from cachectl.redact import MASK, is_secret_header, mask_url, scrub, userinfo_breaks_url
+from cachectl.sentinel_url import (
+    SENTINEL_SCHEMES,
+    SentinelConfig,
+    SentinelTarget,
+    is_sentinel_url,
+    parse_sentinel_url,
+    sentinel_host,
+)
 from cachectl.yamlsrc import DocPath, Problems, YamlDoc, kind_of, load_yaml, nearest
 
 
@@ -40,6 +48,7 @@ class Settings:
     password: str | None = field(default=None, repr=False)
     cluster: bool | None = None  # None = detect from the server
     tls: TLSConfig = TLSConfig()
+    sentinel: SentinelConfig = SentinelConfig()  # noqa: RUF009 (frozen: one shared default)
     connect_timeout: float = 5.0  # seconds
     timeout: float = 10.0  # command (socket) timeout, seconds
     retries: int = 3  # on connection errors, exponential backoff with jitter
@@ -60,6 +69,24 @@ class Settings:
 
     def masked_url(self) -> str:
         return mask_url(self.url)
+
+    def sentinel_target(self) -> SentinelTarget | None:
+        """Where the Sentinel deployment is, or None for a plain server or a cluster. A
+        `redis+sentinel://` URL names it all; else `sentinel.hosts` and `sentinel.service` do,
+        and the URL gives only its scheme (rediss:// for TLS), database and credentials."""
+        if is_sentinel_url(self.url):
+            return parse_sentinel_url(self.url)
+        if not self.sentinel.hosts:
+            return None
+        parts = urlsplit(self.url)
+        db = parts.path.strip("/")
+        return SentinelTarget(
+            tuple(sentinel_host(h) for h in self.sentinel.hosts),
+            self.sentinel.service or "",
+            int(db) if db.isdigit() else 0,
+            _url_username(self.url) if parts.password else None,
+            _url_password(self.url),
+        )
 
     def bad_setting(self, name: str, reason: str) -> CachectlError:
         """The error for a setting whose value proves unusable once it is used (a TLS file that
@@ -110,7 +137,7 @@ class Settings:
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _NO_CAP = {"none", "unlimited", "off"}
-_SCHEMES = ("redis", "rediss", "unix")
+_SCHEMES = ("redis", "rediss", "unix", *SENTINEL_SCHEMES)
 
 
 def _text(value: Any) -> str:
@@ -253,6 +280,19 @@ def _headers(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _sentinel_hosts(value: Any) -> tuple[str, ...]:
+    """A list of `host:port` (YAML) or one comma-separated text (the environment)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"expected a list of host:port, got {kind_of(value)}")
+    hosts = []
+    for item in items:
+        text = _name(item).strip()
+        sentinel_host(text)
+        hosts.append(text)
+    return tuple(hosts)
+
+
 def _url(value: Any) -> str:
     url = _name(value).strip()
     problem = url_problem(url)
@@ -270,6 +310,12 @@ def url_problem(url: str) -> str | None:
     def bad(reason: str) -> str:
         return f"invalid Redis URL {shown}: {reason}"
 
+    if is_sentinel_url(url):
+        try:
+            parse_sentinel_url(url)
+        except ValueError as exc:
+            return bad(str(exc))
+        return None
     if userinfo_breaks_url(url):
         return bad(
             "the password (or user name) holds a '/', '#' or '?', which ends a URL's host part: "
@@ -289,7 +335,9 @@ def url_problem(url: str) -> str | None:
             else "the port is not a number"
         )
     if parts.scheme not in _SCHEMES:
-        return bad(f"unknown scheme '{parts.scheme}' (expected redis://, rediss:// or unix://)")
+        return bad(
+            f"unknown scheme '{parts.scheme}' (expected redis://, rediss://, unix:// or redis+sentinel://)"
+        )
     if parts.scheme == "unix":
         if not parts.path:
             return bad("no socket path (for example unix:///run/redis/redis.sock)")
@@ -336,7 +384,7 @@ class _Setting:
     def flag_key(self) -> str:
         """Its key in load_settings' `flags`: the CLI option's name with underscores."""
         section, _, leaf = self.name.rpartition(".")
-        return f"tls_{leaf}" if section == "tls" else leaf
+        return f"{section}_{leaf}" if section in ("tls", "sentinel") else leaf
 
     @property
     def flag(self) -> str:
@@ -372,6 +420,10 @@ _SETTINGS: dict[str, _Setting] = {
         _Setting("tls.cert_file", _path, ("CACHECTL_TLS_CERT_FILE",)),
         _Setting("tls.key_file", _path, ("CACHECTL_TLS_KEY_FILE",)),
         _Setting("tls.verify", _bool, ("CACHECTL_TLS_VERIFY",)),
+        _Setting("sentinel.hosts", _sentinel_hosts, ("CACHECTL_SENTINEL_HOSTS",)),
+        _Setting("sentinel.service", _name, ("CACHECTL_SENTINEL_SERVICE",)),
+        _Setting("sentinel.username", _name, ("CACHECTL_SENTINEL_USERNAME",)),
+        _Setting("sentinel.password", _text, ("CACHECTL_SENTINEL_PASSWORD",)),
         _Setting("connect_timeout", _seconds, ("CACHECTL_CONNECT_TIMEOUT",)),
         _Setting("timeout", _seconds, ("CACHECTL_TIMEOUT",)),
         _Setting("retries", _whole(0, MAX_RETRIES), ("CACHECTL_RETRIES",)),
@@ -390,12 +442,12 @@ _SETTINGS: dict[str, _Setting] = {
 }
 SETTING_NAMES: tuple[str, ...] = tuple(_SETTINGS)
 _BY_FLAG = {s.flag_key: s for s in _SETTINGS.values()}
-_SECTIONS = ("tls", "layout")
+_SECTIONS = ("tls", "sentinel", "layout")
 _TLS_FILES = ("tls.ca_file", "tls.cert_file", "tls.key_file")
 
 
 def _shown(name: str, value: Any) -> str:
-    if name == "password":
+    if name in ("password", "sentinel.password"):
         return MASK if value else "(not set)"
     if name == "url":
         return mask_url(value)
@@ -460,6 +512,7 @@ def load_settings(
     return Settings(
         **{n: v for n, v in values.items() if "." not in n},
         tls=TLSConfig(**_section(values, "tls")),
+        sentinel=SentinelConfig(**_section(values, "sentinel")),
         layout=layout,
         profile=chosen,
         config_file=str(config_file) if config_file else None,
@@ -594,7 +647,7 @@ def _layout_clash(
 
 
 def _note_secret(name: str, raw: Any, secrets: list) -> None:
-    if name == "password" and isinstance(raw, str):
+    if name in ("password", "sentinel.password") and isinstance(raw, str):
         secrets.append(raw)
     elif name == "url" and isinstance(raw, str):
         secrets.append(_url_password(raw))
@@ -800,7 +853,7 @@ def _unknown_setting(name: str) -> str:
     for other in ("", *_SECTIONS):
         if other != section and (f"{other}.{leaf}" if other else leaf) in _SETTINGS:
             return f"unknown setting '{leaf}': it belongs " + (
-                f"under {other}:" if other else "outside tls: and layout:"
+                f"under {other}:" if other else "outside tls:, sentinel: and layout:"
             )
     same = [n.rpartition(".")[2] for n in _SETTINGS if n.rpartition(".")[0] == section]
     guess = nearest(leaf, same + ([] if section else list(_SECTIONS)))

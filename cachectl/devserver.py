@@ -522,6 +522,27 @@ class RedisCluster:
         for node in self.nodes:
             node.stop()
 
+    def replicas_now(self) -> list[RedisServer]:
+        """The servers that are not the current primary (the replicas after a failover)."""
+        primary = self.current_primary()
+        return [s for s in self.servers if s is not primary]
+
+    def _settled_primary(self) -> RedisServer | None:
+        """The primary every sentinel names in SENTINEL MASTER (which redis-py asks), once no
+        failover is in progress; None while one is (GET-MASTER-ADDR-BY-NAME names the promoted
+        replica before the failover ends)."""
+        named = set()
+        for sentinel in self.sentinels:
+            with sentinel.client(decode_responses=True) as conn:
+                state = _pairs(conn.execute_command("SENTINEL", "MASTER", self.service))
+            if state.get("flags") != "master":
+                return None
+            named.add((state["ip"], int(state["port"])))
+        if len(named) != 1:
+            return None
+        (address,) = named
+        return next((s for s in self.servers if (s.host, s.port) == address), None)
+
     def flushall(self) -> None:
         for node in self.nodes:
             with node.client() as conn:
@@ -582,3 +603,243 @@ class RedisCluster:
     def _cluster_info(node: RedisServer) -> dict:
         with node.client(decode_responses=True) as conn:
             return conn.cluster("INFO")
+
+
+SENTINEL_SERVICE = "mymaster"
+SENTINEL_TIMEOUT_SECONDS = 30.0
+
+
+class SentinelProcess(RedisServer):
+    """One sentinel (`redis-server sentinel.conf --sentinel`) watching `primary` as `service`.
+
+    The sentinel rewrites its config file as it learns replicas and other sentinels, so the file
+    lives in the process's own temp dir.
+    """
+
+    def __init__(
+        self,
+        primary: RedisServer,
+        service: str,
+        *,
+        binary: str | None = None,
+        password: str | None = None,
+    ):
+        # `password`: the sentinel's own (requirepass), which clients give it to ask anything.
+        super().__init__(binary=binary, password=password)
+        self.primary = primary
+        self.service = service
+
+    def _argv(self, binary: str) -> list[str]:
+        conf = self.directory / "sentinel.conf"
+        if not conf.exists():
+            host, port = self.primary.host, self.primary.port
+            lines = [
+                f"sentinel monitor {self.service} {host} {port} 1",
+                f"sentinel down-after-milliseconds {self.service} 1000",
+                f"sentinel failover-timeout {self.service} 5000",
+            ]
+            if self.primary.password:
+                lines.append(f"sentinel auth-pass {self.service} {self.primary.password}")
+            if self.password:
+                lines.append(f"requirepass {self.password}")
+            conf.write_text("\n".join(lines) + "\n")
+        options = {"port": str(self.port), "bind": self.host, "dir": str(self.directory)}
+        argv = [binary, str(conf), "--sentinel"]
+        for name, value in options.items():
+            argv += [f"--{name}", value]
+        return argv
+
+
+class RedisSentinelGroup:
+    """A primary, `replicas` replicas of it and `sentinels` sentinels watching them, all on free
+    ports. A context manager: on enter it returns once every sentinel knows the primary and
+    every replica is in sync. `url` is the `redis+sentinel://` URL of the group."""
+
+    def __init__(
+        self,
+        *,
+        replicas: int = 1,
+        sentinels: int = 1,
+        service: str = SENTINEL_SERVICE,
+        binary: str | None = None,
+        password: str | None = None,
+        sentinel_password: str | None = None,
+    ):
+        """`password`: the servers' (each is also given it as masterauth, to follow whichever
+        is the primary); `sentinel_password`: the sentinels' own."""
+        self.service = service
+        # A full sync waits 5 s by default for more replicas to share the transfer.
+        args: tuple[str, ...] = ("--repl-diskless-sync-delay", "0")
+        if password:
+            args += ("--masterauth", password)
+        self.primary = RedisServer(binary=binary, extra_args=args, password=password)
+        self.replicas = [
+            RedisServer(binary=binary, extra_args=args, password=password) for _ in range(replicas)
+        ]
+        self.sentinels = [
+            SentinelProcess(self.primary, service, binary=binary, password=sentinel_password)
+            for _ in range(sentinels)
+        ]
+
+    @property
+    def servers(self) -> list[RedisServer]:
+        return [self.primary, *self.replicas]
+
+    def url(self, db: int = 0) -> str:
+        hosts = ",".join(f"{s.host}:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}/{db}"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> RedisSentinelGroup:
+        try:
+            self.primary.start()
+            for replica in self.replicas:
+                replica.start()
+                with replica.client() as conn:
+                    conn.replicaof(self.primary.host, self.primary.port)
+            self.wait_until_synced()
+            for sentinel in self.sentinels:
+                sentinel.start()
+            self.wait_until_watched()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, *self.replicas, self.primary]:
+            server.stop()
+
+    def current_primary(self) -> RedisServer:
+        """The server the sentinels name as the primary now."""
+        with self.sentinels[0].client(decode_responses=True) as conn:
+            host, port = conn.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+        return next(s for s in self.servers if (s.host, s.port) == (host, int(port)))
+
+    def replicas_now(self) -> list[RedisServer]:
+        """The servers that are not the current primary (the replicas after a failover)."""
+        primary = self.current_primary()
+        return [s for s in self.servers if s is not primary]
+
+    def _settled_primary(self) -> RedisServer | None:
+        """The primary every sentinel names in SENTINEL MASTER (which redis-py asks), once no
+        failover is in progress; None while one is (GET-MASTER-ADDR-BY-NAME names the promoted
+        replica before the failover ends)."""
+        named = set()
+        for sentinel in self.sentinels:
+            with sentinel.client(decode_responses=True) as conn:
+                state = _pairs(conn.execute_command("SENTINEL", "MASTER", self.service))
+            if state.get("flags") != "master":
+                return None
+            named.add((state["ip"], int(state["port"])))
+        if len(named) != 1:
+            return None
+        (address,) = named
+        return next((s for s in self.servers if (s.host, s.port) == address), None)
+
+    def settle(self, timeout: float = SENTINEL_TIMEOUT_SECONDS) -> RedisServer:
+        """Wait until no failover is under way: the sentinels agree on the primary and every
+        other server is its replica again. Returns the primary."""
+        deadline = time.monotonic() + timeout
+        while True:
+            primary = self._settled_primary()
+            if primary is not None and all(
+                _role(s) == "slave" for s in self.servers if s is not primary
+            ):
+                return primary
+            if time.monotonic() > deadline:
+                raise DevServerError(f"{self.service} did not settle within {timeout:g}s")
+            time.sleep(_POLL_SECONDS)
+
+    def flushall(self) -> None:
+        """FLUSHALL on the primary once the group is settled, waited for on the replicas."""
+        with self.settle().client() as conn:
+            conn.flushall()
+            conn.wait(len(self.replicas), 5000)
+
+    def failover(
+        self, timeout: float = SENTINEL_TIMEOUT_SECONDS, *, demoted: bool = True
+    ) -> RedisServer:
+        """SENTINEL FAILOVER, returning once a replica is the primary the sentinels name and
+        it answers as one, and (with `demoted`) the old primary has become its replica: the
+        sentinels reconfigure it some seconds later, and until then it still takes writes, as
+        in production. Returns the new primary."""
+        old = self.current_primary()
+        with self.sentinels[0].client() as conn:
+            conn.execute_command("SENTINEL", "FAILOVER", self.service)
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self._settled_primary()
+            promoted = now is not None and now is not old and _role(now) == "master"
+            # ...and the old primary follows it (else a write may still land on the old one).
+            if promoted and (not demoted or not old.running or _role(old) == "slave"):
+                return now  # type: ignore[return-value]
+            if time.monotonic() > deadline:
+                raise DevServerError(f"the failover of {self.service} did not end in {timeout:g}s")
+            time.sleep(_POLL_SECONDS)
+
+    def wait_until_synced(self) -> None:
+        deadline = time.monotonic() + SENTINEL_TIMEOUT_SECONDS
+        while True:
+            with self.primary.client(decode_responses=True) as conn:
+                info = conn.info("replication")
+            online = [
+                v
+                for k, v in info.items()
+                if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"
+            ]
+            if len(online) == len(self.replicas):
+                return
+            if time.monotonic() > deadline:
+                raise DevServerError("the replicas did not sync with the primary")
+            time.sleep(_POLL_SECONDS)
+
+    def wait_until_watched(self) -> None:
+        """Every sentinel knows the primary, every replica and every other sentinel."""
+        deadline = time.monotonic() + SENTINEL_TIMEOUT_SECONDS
+        while True:
+            ready = True
+            for sentinel in self.sentinels:
+                with sentinel.client(decode_responses=True) as conn:
+                    state = conn.execute_command("SENTINEL", "MASTER", self.service)
+                    replicas = conn.execute_command("SENTINEL", "REPLICAS", self.service)
+                state = _pairs(state)
+                # A replica can be promoted once the sentinel has INFO from it and sees its
+                # link to the primary up (else SENTINEL FAILOVER answers NOGOODSLAVE).
+                usable = [
+                    r
+                    for r in map(_pairs, replicas)
+                    if r.get("flags") == "slave" and r.get("master-link-status") == "ok"
+                ]
+                if (
+                    len(usable) < len(self.replicas)
+                    or int(state.get("num-other-sentinels", 0)) < len(self.sentinels) - 1
+                ):
+                    ready = False
+            if ready:
+                return
+            if time.monotonic() > deadline:
+                raise DevServerError("the sentinels did not learn the whole group in time")
+            time.sleep(_POLL_SECONDS)
+
+
+def _pairs(reply) -> dict:
+    """A sentinel reply as a dict: redis-py parses some replies to dicts, RESP2 lists pairs."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=False))
+
+
+def _role(server: RedisServer) -> str | None:
+    import redis
+
+    try:
+        with server.client(decode_responses=True) as conn:
+            return conn.info("replication").get("role")
+    except redis.RedisError:
+        return None

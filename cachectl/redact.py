@@ -71,7 +71,7 @@ def userinfo_breaks_url(url: str) -> bool:
     """An '@' after the first '/', '#' or '?' of a redis:// URL: a user part holding one of
     them, which URL parsers read as the end of the host part."""
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in ("redis", "rediss"):
+    if not sep or scheme.lower() not in ("redis", "rediss", "redis+sentinel", "rediss+sentinel"):
         return False
     end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
     return "@" not in rest[:end] and "@" in rest[end:]

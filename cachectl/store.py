@@ -27,6 +27,7 @@ from redis.connection import SSLConnection as ssl_connection
 from redis.connection import parse_url
 from redis.retry import Retry
 
+from cachectl import store_sentinel
 from cachectl.batches import batched
 from cachectl.errors import (
     CachectlError,
@@ -37,6 +38,11 @@ from cachectl.errors import (
 )
 from cachectl.keytext import reply_text
 from cachectl.redact import scrub
+from cachectl.store_cluster import (  # cluster_detection: re-exported
+    _cluster_enabled,
+    _cluster_takes_connection_class,
+    cluster_detection,
+)
 from cachectl.store_errors import secrets, translate, user
 from cachectl.store_policy import (  # Pacer, Epoch, BLIND_NOTE, worth_retrying: re-exported
     BACKOFF_BASE_SECONDS,
@@ -60,7 +66,7 @@ from cachectl.store_wire import (
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from cachectl.config import Settings
+    from cachectl.config import SentinelTarget, Settings
 
 log = logging.getLogger("cachectl")
 
@@ -81,7 +87,11 @@ class Store:
         settings: Settings,
         client: Any = None,
         on_warning: Callable[[str, str], None] | None = None,
+        *,
+        replica: bool = False,
     ):
+        # `replica`: read from a replica the sentinels name (a read-only job's --replica).
+        self.replica = replica
         self.settings = settings
         self._client = client
         self._owns_client = client is None
@@ -91,6 +101,7 @@ class Store:
         self._reconnects = Reconnects()
         self._info_refused = False
         self._counting: dict[type, type] = {}
+        self._sentinel: Any = None  # redis.sentinel.Sentinel, for a Sentinel deployment
 
     def __enter__(self) -> Self:
         return self
@@ -105,6 +116,9 @@ class Store:
         if self._client is not None and self._owns_client:
             self._client.close()
             self._client = None
+        if self._sentinel is not None:
+            store_sentinel.close(self._sentinel)
+            self._sentinel = None
 
     # -- connecting ------------------------------------------------------------------------
 
@@ -119,7 +133,44 @@ class Store:
     def is_cluster(self) -> bool:
         return isinstance(self.client, RedisCluster)
 
+    @property
+    def is_sentinel(self) -> bool:
+        """Whether the store reaches its primary through Redis Sentinel."""
+        return self._sentinel is not None or (
+            self._client is None and self.settings_sentinel() is not None
+        )
+
+    def settings_sentinel(self) -> SentinelTarget | None:
+        """The Sentinel deployment the settings name, or None (a ConfigError for one that
+        cannot work)."""
+        return store_sentinel.target(self.settings, self._secrets())
+
+    def sentinel_plan(self) -> store_sentinel.Plan | None:
+        """How to reach a Sentinel deployment, without I/O (store_sentinel.Plan); None for a
+        plain server or a cluster."""
+        target = self.settings_sentinel()
+        if target is None:
+            return None
+        kwargs = self.connection_kwargs()
+        if kwargs.get("ssl"):
+            self._check_tls_files()
+        return store_sentinel.plan(self.settings, target, kwargs)
+
+    def sentinel_view(self) -> dict[str, Any]:
+        """What the sentinels say of the deployment (store_sentinel.view), for doctor."""
+        self.client  # noqa: B018 -- connects, making self._sentinel
+        target = self.settings_sentinel()
+        assert target is not None and self._sentinel is not None
+        return store_sentinel.view(self._sentinel, target.service, self._secrets())
+
     def _connect(self) -> redis.Redis | RedisCluster:
+        sentinel = self.sentinel_plan()
+        if sentinel is not None:
+            connect = store_sentinel.connect_replica if self.replica else store_sentinel.connect
+            self._sentinel, client = connect(sentinel, self._retry, self.settings.masked_url())
+            return self._watched(client)
+        if self.replica:
+            raise store_sentinel.replica_needs_sentinel()
         plan = self.connection_plan()
         probe: redis.Redis | None = None
         try:
@@ -255,7 +306,7 @@ class Store:
         else:
             kwargs["host"] = parsed.get("host", "localhost")
             kwargs["port"] = parsed.get("port", 6379)
-        if settings.url.startswith("rediss://"):
+        if settings.url.startswith(("rediss://", "rediss+sentinel://")):
             tls = settings.tls
             kwargs.update(
                 ssl=True,
@@ -275,6 +326,9 @@ class Store:
         problem = url_problem(self.settings.url)
         if problem:
             raise ConfigError(problem)
+        target = self.settings_sentinel()
+        if target is not None:
+            return {"username": target.username, "password": target.password, "db": target.db}
         try:
             return parse_url(self.settings.url)
         except ValueError as exc:
@@ -337,6 +391,10 @@ class Store:
         raise first_error
 
     def _standalone_node(self) -> NodeRef:
+        if self.is_sentinel and not self.replica:
+            # The primary the sentinels name now: after a failover, another node.
+            host, port = self.client.connection_pool.get_master_address()
+            return NodeRef(reply_text(host), int(port))
         kwargs = self.client.connection_pool.connection_kwargs
         if "path" in kwargs:
             return NodeRef(kwargs["path"])
@@ -810,31 +868,6 @@ class Store:
         return user(self.settings)
 
 
-def cluster_detection() -> Generator[tuple, Any, bool | None]:
-    """The questions that tell whether a server is a cluster node, without I/O (the Store and
-    the asyncio library ask them, each its own way): yields each command to send, is sent back
-    its reply or the ResponseError it raised, and returns whether the server is a cluster node,
-    or None when this user may not find out.
-
-    INFO says it. A user refused INFO (`-@dangerous` takes it) is asked CLUSTER MYID (@slow:
-    allowed to anyone who can use a cluster through redis-py, which needs CLUSTER SLOTS), then
-    READONLY (@connection; harmless on a primary): a cluster node answers them, a server
-    without cluster support refuses both with "cluster support disabled". Never a guess: a
-    cluster taken for one server silently covers one node.
-    """
-    info = yield ("INFO", "cluster")
-    if not isinstance(info, rx.ResponseError):  # else NOPERM, or a proxy that keeps INFO
-        return str(info.get("cluster_enabled", 0)) == "1"
-    for probe in (("CLUSTER", "MYID"), ("READONLY",)):
-        answer = yield probe
-        if not isinstance(answer, rx.ResponseError):
-            return True
-        if "cluster support disabled" in str(answer).lower():
-            return False
-        # refused to this user, or renamed away: ask the next
-    return None
-
-
 def _step(plan: Generator[Any, Any, T], reply: Any) -> Any:
     """The plan's next request, or what it returned."""
     try:
@@ -843,45 +876,9 @@ def _step(plan: Generator[Any, Any, T], reply: Any) -> Any:
         return done.value
 
 
-def _cluster_enabled(client: redis.Redis) -> bool | None:
-    """cluster_detection's questions, asked of `client`."""
-    questions = cluster_detection()
-    command = next(questions)
-    while True:
-        try:
-            reply = client.execute_command(*command)
-        except rx.ResponseError as exc:
-            reply = exc
-        try:
-            command = questions.send(reply)
-        except StopIteration as done:
-            return done.value
-
-
 def _names(commands: Sequence[tuple]) -> str:
     """The distinct command names of a pipeline, for an error message: "SET, SADD"."""
     return ", ".join(dict.fromkeys(str(args[0]).upper() for args in commands)) or "a pipeline"
-
-
-_TAKES_CONNECTION_CLASS: list[bool] = []
-
-
-def _cluster_takes_connection_class() -> bool:
-    """Whether this redis-py's cluster client builds its nodes' pools with a connection_class
-    given to it (8.x), rather than passing it to Redis() (7.x, which refuses it)."""
-    if not _TAKES_CONNECTION_CLASS:
-        import inspect
-
-        from redis.cluster import NodesManager
-
-        try:
-            source = inspect.getsource(NodesManager.create_redis_node)
-        except (OSError, TypeError):
-            source = ""
-        _TAKES_CONNECTION_CLASS.append(
-            "connection_class" in source or int(redis.__version__.split(".")[0]) >= 8
-        )
-    return _TAKES_CONNECTION_CLASS[0]
 
 
 def _text_or_none(reply: Any) -> str | None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from redis import exceptions as rx
 from redis.connection import parse_url
+from redis.sentinel import MasterNotFoundError
 
 from cachectl.errors import (
     CachectlError,
@@ -71,6 +72,8 @@ def translate(
     """
     if isinstance(exc, CachectlError):
         return exc
+    if isinstance(exc, MasterNotFoundError):
+        return _no_primary(settings, exc)
     if isinstance(exc, rx.RedisClusterException) and "cluster mode is not enabled" in (
         _chain_text(exc).lower()
     ):
@@ -91,7 +94,7 @@ def translate(
     root = exc.__context__ if isinstance(exc.__context__, OSError) else exc
     detail = scrub(_reason(exc), secrets(settings))
     lowered = detail.lower()
-    tls = settings.url.startswith("rediss://")
+    tls = settings.url.startswith(("rediss://", "rediss+sentinel://"))
     if node is None and cluster:
         # Not said by redis-py ("Timeout connecting to server", a refused AUTH): say only
         # what is known, rather than blame the URL's node, which answered.
@@ -268,7 +271,26 @@ def url_of(settings: Settings, node: NodeRef | None) -> str:
 
 
 def secrets(settings: Settings) -> list[str]:
-    return [s for s in (settings.password, _from_url(settings, "password")) if s]
+    found = [settings.password, settings.sentinel.password, _from_url(settings, "password")]
+    return [s for s in found if s]
+
+
+def _no_primary(settings: Settings, exc: MasterNotFoundError) -> CachectlError:
+    """No sentinel named a primary: each sentinel's reason as redis-py words it, without the
+    client reprs it wraps them in."""
+    text = scrub(str(exc), secrets(settings))
+    service = re.search(r"for '([^']*)'", text)
+    reasons = [
+        f"{address}: {reason.strip().lower()}"
+        for address, reason in re.findall(r"connecting to (\S+?)\.? ([^.,:]+)", text)
+    ]
+    why = "; ".join(reasons) or "they answer, but none names a primary (up) for that service"
+    return RedisUnreachable(
+        f"no sentinel of {settings.masked_url()} names a primary for service "
+        f"'{service[1] if service else '?'}': {why}",
+        hint="check the sentinels' addresses and the service name (SENTINEL MASTERS lists "
+        "the services a sentinel watches)",
+    )
 
 
 def user(settings: Settings) -> str:
@@ -276,7 +298,11 @@ def user(settings: Settings) -> str:
 
 
 def _from_url(settings: Settings, part: str) -> str | None:
+    from cachectl.config import is_sentinel_url, parse_sentinel_url
+
     try:
+        if is_sentinel_url(settings.url):
+            return getattr(parse_sentinel_url(settings.url), part)
         return parse_url(settings.url).get(part)
     except ValueError:
         return None

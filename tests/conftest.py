@@ -28,6 +28,7 @@ import pytest
 from cachectl.devserver import (
     SERVER_KINDS,
     RedisCluster,
+    RedisSentinelGroup,
     RedisServer,
     TLSFiles,
     find_server,
@@ -52,6 +53,8 @@ _MARKERS_BY_FIXTURE = {
     "redis_cluster": "cluster",
     "cluster_url": "cluster",
     "tls_redis": "tls",
+    "redis_sentinel": "sentinel",
+    "sentinel_url": "sentinel",
 }
 
 
@@ -128,6 +131,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "one_server_kind: runs against the first --server kind only, not each"
     )
+    config.addinivalue_line(
+        "markers", "sentinel: needs a primary, a replica and sentinels (server --sentinel)"
+    )
 
 
 def pytest_collection_modifyitems(items):
@@ -182,6 +188,22 @@ def redis_cluster(server_kind):
 def cluster_url(redis_cluster) -> str:
     redis_cluster.flushall()
     return redis_cluster.url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(server_kind):
+    """A primary, one replica and two sentinels watching them as `mymaster` (both server kinds
+    run sentinels: valkey-server takes --sentinel too). A test may force a failover
+    (`redis_sentinel.failover()`): the group's URL names the sentinels, so it stays valid."""
+    with RedisSentinelGroup(replicas=1, sentinels=2, binary=server_binary(server_kind)) as group:
+        yield group
+
+
+@pytest.fixture
+def sentinel_url(redis_sentinel) -> str:
+    """The `redis+sentinel://` URL of `redis_sentinel` (database 0) after FLUSHALL."""
+    redis_sentinel.flushall()
+    return redis_sentinel.url()
 
 
 @dataclass

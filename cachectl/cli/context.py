@@ -57,6 +57,7 @@ class AppContext:
     output: Output | None = None
     _settings: Settings | None = None
     _store: Store | None = None
+    replica: bool = False  # --replica of a reading command: a replica the sentinels name
 
     @classmethod
     def from_root_params(cls, params: Mapping[str, Any]) -> AppContext:
@@ -87,7 +88,7 @@ class AppContext:
         if self._store is None:
             from cachectl.store import Store
 
-            self._store = Store(self.settings, on_warning=self._warn)
+            self._store = Store(self.settings, on_warning=self._warn, replica=self.replica)
         return self._store
 
     def secrets(self) -> list[str]:

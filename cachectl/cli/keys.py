@@ -8,7 +8,7 @@ import typer
 
 from cachectl.cli.completion import complete_dependency, complete_tag
 from cachectl.cli.context import JsonOpt, command_context
-from cachectl.cli.options import ChoiceOption, JsonlOpt
+from cachectl.cli.options import ChoiceOption, JsonlOpt, ReplicaOpt
 
 
 def keys(
@@ -78,6 +78,7 @@ def keys(
     ] = None,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
+    replica: ReplicaOpt = False,
 ) -> None:
     """List cache entries with type, TTL, size (MEMORY USAGE) and the endpoint and params read
     from the key, streamed as they are found: a table on a terminal, --json, or --jsonl.
@@ -90,6 +91,7 @@ def keys(
     from cachectl.store import Pacer
 
     app_ctx = command_context(ctx, json_mode=json_, jsonl=jsonl)
+    app_ctx.replica = replica
     out = app_ctx.output
     settings = app_ctx.settings
     shown = parse_fields(fields)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
+from cachectl.cli.options import ReplicaOpt
 
 
 def memory(
@@ -37,6 +38,7 @@ def memory(
         ),
     ] = None,
     json_: JsonOpt = False,
+    replica: ReplicaOpt = False,
 ) -> None:
     """Analyse the cache's memory: per endpoint (or key prefix) keys, total, average, largest and
     share; entries by TTL bucket; the largest entries; tag/dependency sets, logs and metrics
@@ -50,6 +52,7 @@ def memory(
     from cachectl.store import Pacer
 
     app_ctx = command_context(ctx, json_mode=json_)
+    app_ctx.replica = replica
     out = app_ctx.output
     settings = app_ctx.settings
     layout = Layout(settings.layout)

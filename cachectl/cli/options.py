@@ -43,6 +43,14 @@ RateOpt = Annotated[
         "second, scanned and deleted (default: the rate setting, no cap).",
     ),
 ]
+ReplicaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replica",
+        help="Read from a replica the sentinels name, sparing the primary (Redis Sentinel only; "
+        "a replica may lag the primary by a moment).",
+    ),
+]
 JsonlOpt = Annotated[
     bool, typer.Option("--jsonl", help="One JSON object per line, written as rows arrive.")
 ]

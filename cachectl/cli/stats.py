@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cachectl.cli.context import JsonOpt, command_context
-from cachectl.cli.options import ChoiceOption, DurationOption, RoundsOpt
+from cachectl.cli.options import ChoiceOption, DurationOption, ReplicaOpt, RoundsOpt
 
 FORMATS = ("text", "prometheus")
 
@@ -70,6 +70,7 @@ def stats(
         ),
     ] = False,
     rounds: RoundsOpt = None,
+    replica: ReplicaOpt = False,
 ) -> None:
     """The cache's figures: hits, misses and hit rate overall and per endpoint, response-time
     percentiles and the slowest requests, and the server's memory, evictions, operations and
@@ -78,10 +79,13 @@ def stats(
 
     if json_ and format_ == "prometheus":
         raise UsageError("--json and --format prometheus cannot be used together")
+    if record and replica:
+        raise UsageError("--record writes history, which a replica refuses: drop --replica")
     if every is not None:
         if format_ == "prometheus":
             raise UsageError("--format prometheus is a one-shot format; drop --every")
         app_ctx = command_context(ctx, json_mode=json_)
+        app_ctx.replica = replica
         _watch(
             app_ctx,
             interval=every,
@@ -113,6 +117,7 @@ def stats(
     from cachectl.render.stats import render_stats
 
     app_ctx = command_context(ctx, json_mode=json_)
+    app_ctx.replica = replica
     out = app_ctx.output
     report = take_stats(
         app_ctx.store,

@@ -1,5 +1,5 @@
-"""What a cache connects with: a Redis URL, cachectl Settings, or the application's own redis-py
-client (sync or asyncio, single server or cluster).
+"""What a cache connects with: a Redis URL (`redis+sentinel://` too), cachectl Settings, or the
+application's own redis-py client (sync or asyncio, single server or cluster).
 
 URLs and Settings connect the way the CLI does (`cachectl.store.Store`: TLS, ACL user, cluster
 detection, retries). A bare URL gets the library's tighter timeouts: an application that falls
@@ -93,6 +93,9 @@ async def connect_async(store: Store) -> aredis.Redis | AsyncRedisCluster:
         ExponentialWithJitterBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS),
         store.settings.retries,
     )
+    sentinel = store.sentinel_plan()
+    if sentinel is not None:
+        return _sentinel_client(sentinel, retry)
     plan = store.connection_plan()
     probe: aredis.Redis | None = None
     try:
@@ -113,6 +116,32 @@ async def connect_async(store: Store) -> aredis.Redis | AsyncRedisCluster:
     finally:
         if probe is not None:
             await probe.aclose()
+
+
+def _sentinel_client(plan: Any, retry: AsyncRetry) -> aredis.Redis:
+    """An asyncio client of the primary the sentinels name (`Store.sentinel_plan`'s options),
+    following a failover as the sync Store's does."""
+    from redis.asyncio.sentinel import Sentinel
+
+    sentinel = Sentinel(plan.sentinels, sentinel_kwargs={**plan.to_sentinels, "retry": retry})
+    client = sentinel.master_for(
+        plan.service, redis_class=_ClosingSentinels, retry=retry, **plan.to_servers
+    )
+    client.sentinels = tuple(sentinel.sentinels)
+    return client
+
+
+class _ClosingSentinels(aredis.Redis):
+    """A client of the primary that closes its connections to the sentinels with its own."""
+
+    sentinels: tuple = ()  # set by _sentinel_client
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            for sentinel in self.sentinels:
+                await sentinel.aclose()
 
 
 class _AsyncRetry(AsyncRetry):

@@ -257,7 +257,10 @@ class DoctorReport:
     settings: list[dict[str, str]]
     reachable: bool = False
     server_version: str | None = None
-    mode: str | None = None  # standalone | cluster | replica
+    mode: str | None = None  # standalone | cluster | replica | sentinel
+    # Behind Sentinel: the service, each sentinel (`ok`, the primary it names, or `error`), the
+    # primary and its replicas as the first answering sentinel sees them (Store.sentinel_view).
+    sentinel: dict[str, Any] | None = None
     nodes: list[NodeReport] = field(default_factory=list)
     latency_ms: dict[str, float] = field(default_factory=dict)
     keys_total: int | None = None
@@ -299,6 +302,9 @@ def run_doctor(settings: Settings, store: Store) -> DoctorReport:
     on_warning = store.on_warning
     store.on_warning = lambda code, message: store_warnings.append(Warning_(code, message))
     try:
+        if store.is_sentinel:
+            # First: with no primary to reach, what the sentinels say is what helps.
+            report.sentinel = store.sentinel_view()
         _inspect_server(settings, store, report)
     except RedisError as err:
         # The settings part of the report is what helps most when Redis cannot be reached.
@@ -321,6 +327,8 @@ def _inspect_server(settings: Settings, store: Store, report: DoctorReport) -> N
     report.permissions = _permissions(settings, store)
     try:
         report.mode = store.server_mode()
+        if report.sentinel is not None and report.mode == "standalone":
+            report.mode = "sentinel"
         infos, unreachable = _node_infos(store)
     except RedisPermissionError as err:
         # An application user is often denied INFO: the rest of the report still helps.

@@ -17,9 +17,10 @@ import json
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cachectl.batches import batched
 from cachectl.errors import (
@@ -62,6 +63,13 @@ MAX_ACCESS_LOG_KEY_BYTES = 64 * 1024
 # wrong password, maxmemory reached) stop the run at once: every later write would be refused
 # too, and each would cost the origin a request for nothing.
 _FATAL_AT_ONCE = (RedisAuthError, RedisPermissionError, RedisReadOnly, RedisOutOfMemory)
+# How often a run compares the deployment's epoch (Store.epoch: the primaries and their run_ids)
+# while it writes, and how long it holds what it wrote: when the primary changes (a failover),
+# the entries written in the last HOLD_SECONDS are written again on the new primary. Writes that
+# reached the old primary after the promotion are lost with it, and the sentinels name the new
+# one only once the failover ends (about a second later with SENTINEL FAILOVER).
+EPOCH_CHECK_SECONDS = 0.5
+HOLD_SECONDS = 5.0
 _END = object()
 
 
@@ -470,6 +478,9 @@ class _Run:
         self.batch_size = store.settings.batch_size
         self.redis_retries = store.settings.retries
         self.in_flight = 0
+        self.epoch: Any = None  # Store.epoch at the last check
+        self.held: deque[tuple[float, list]] = deque()  # (when, entries) of the last HOLD_SECONDS
+        self.checked_at = 0.0
 
     async def main(self, requests: Iterator[PlannedRequest]) -> None:
         from cachectl.ops.warm_http import Fetcher
@@ -608,6 +619,7 @@ class _Run:
         while not ended:
             first = await write_q.get()
             if first is _END:
+                await self._write_batch([])  # the last epoch check
                 return
             batch = [first]
             while len(batch) < self.batch_size and not write_q.empty():
@@ -618,13 +630,14 @@ class _Run:
                 batch.append(item)
             if not await self._write_batch(batch):
                 return
+        await self._write_batch([])
 
     async def _write_batch(self, batch: list) -> bool:
         """Writes one batch, retrying while Redis is away; False when the run must stop."""
         items = [item for item, _ in batch]
         retries = 0
         while True:
-            future = asyncio.ensure_future(asyncio.to_thread(self.writer.write, items))
+            future = asyncio.ensure_future(asyncio.to_thread(self._write_held, items, not batch))
             try:
                 results = await asyncio.shield(future)
             except asyncio.CancelledError:
@@ -656,6 +669,29 @@ class _Run:
                 self._fatal(fatal)
                 return False
             return True
+
+    def _write_held(self, items: list, last: bool) -> list:
+        """Writes `items` (none: only the run's last check) and holds what was stored for
+        HOLD_SECONDS; a changed epoch at a check writes the held entries again."""
+        if self.epoch is None:
+            self.epoch = self.store.epoch()
+        results = self.writer.write(items) if items else []
+        now = time.monotonic()
+        stored = [item for item, (_, error) in zip(items, results) if error is None]
+        if stored:
+            self.held.append((now, stored))
+        while self.held and now - self.held[0][0] > HOLD_SECONDS:
+            self.held.popleft()
+        if last or now - self.checked_at >= EPOCH_CHECK_SECONDS:
+            epoch = self.store.epoch()
+            while epoch != self.epoch and not epoch.blind:
+                again = [item for _, entries in self.held for item in entries]
+                if again:
+                    self.writer.write(again)
+                    self.tally.result.rewritten += len(again)
+                self.epoch, epoch = epoch, self.store.epoch()
+            self.epoch, self.checked_at = epoch, time.monotonic()
+        return results
 
     def _record_batch(
         self, batch: list, results: list | None, error: CachectlError | None = None

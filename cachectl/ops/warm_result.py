@@ -163,6 +163,9 @@ class WarmResult:
     skipped: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)
     interrupted: int = 0
+    # Entries written again because the primary changed (a failover) or restarted while they
+    # were being written: they may have been lost with the old primary (see warm._Run).
+    rewritten: int = 0
     fallback_answers: int = 0
     duration_seconds: float = 0.0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)

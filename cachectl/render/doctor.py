@@ -28,6 +28,9 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
     if defaults:
         out.print(f"[dim]{defaults} more settings at their defaults (--json lists every one)[/]")
     out.print()
+    if report.sentinel is not None:
+        _render_sentinel(out, report.sentinel)
+        out.print()
     if not report.reachable:
         out.print("[bold red]Redis: not reachable[/]")
         return
@@ -107,6 +110,32 @@ def render_doctor(out: Output, report: DoctorReport) -> None:
     for warning in report.warnings:
         style = "yellow" if warning.level == "warning" else "cyan"
         out.print(f"[{style}]{warning.level}:[/] {escape(warning.message)}")
+
+
+def _render_sentinel(out: Output, view: dict) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title=f"Sentinel (service {plain(view['service'])})", title_justify="left", show_edge=False
+    )
+    for col in ("node", "role", "state"):
+        table.add_column(col)
+    for sentinel in view["sentinels"]:
+        if sentinel["ok"]:
+            state = plain(f"names primary {sentinel['primary']}")
+        else:
+            state = plain(f"unreachable: {sentinel['error']}", "bold red")
+        table.add_row(plain(sentinel["address"]), "sentinel", state)
+    primary = view.get("primary")
+    if primary:
+        state = f"flags {primary['flags']}, quorum {primary['quorum']}"
+        table.add_row(plain(primary["address"]), "primary", plain(state))
+    for replica in view.get("replicas", []):
+        state = f"flags {replica['flags']}, link {replica['link']}"
+        table.add_row(plain(replica["address"]), "replica", plain(state))
+    out.print(table)
+    if not primary:
+        out.print(plain("no sentinel answered: the primary is unknown", "bold red"))
 
 
 def _count(n: int | None) -> str:

@@ -111,6 +111,10 @@ def render_warm(out: Output, result: WarmResult) -> None:
         summary.add_row(
             "fallback answers", f"{result.fallback_answers:,}", "in the report, never cached"
         )
+    if result.rewritten:
+        summary.add_row(
+            "rewritten", f"{result.rewritten:,}", "written again: the primary changed (failover)"
+        )
     if result.interrupted:
         summary.add_row(
             "interrupted", f"{result.interrupted:,}", "started, not finished when stopped"

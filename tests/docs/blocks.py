@@ -4,7 +4,7 @@ Every shell or Python block (an *example*: ```` ```sh ````, `bash`, `shell`, `co
 `python`, `py`, `pycon`) either runs under the tests or says, where a reader sees it, why not:
 
 - A block whose title starts with `Tested` (```` ```sh title="Tested: purge user 123" ````) runs.
-  `Tested (cluster):`, `(tls)`, `(acl)` and `(replica)` run it against that kind of server
+  `Tested (cluster):`, `(tls)`, `(acl)`, `(replica)` and `(sentinel)` run it against that kind of server
   instead of a single node.
 - A block whose title starts with `Not run:` and gives the reason
   (```` ```sh title="Not run: runs until Ctrl-C" ````) is shown, not run. MkDocs shows the title
@@ -29,7 +29,7 @@ DOCS = ROOT / "docs"
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,})(?P<info>[^`]*)$")
 _TITLE = re.compile(r'title="(?P<title>[^"]*)"')
-_TESTED = re.compile(r"^Tested(?: \((?P<server>cluster|tls|acl|replica)\))?:")
+_TESTED = re.compile(r"^Tested(?: \((?P<server>cluster|tls|acl|replica|sentinel)\))?:")
 # A reason is words, not a placeholder: at least two of them.
 _NOT_RUN = re.compile(r"^(?:# )?Not run: (?P<reason>\S+ \S.*?)\s*$")
 _FILE_NAME = re.compile(r"^[\w.-]+(?:/[\w.-]+)*\.\w+$")

@@ -214,6 +214,8 @@ def _server(block: Block, request, redis_url: str) -> tuple[str, dict[str, str]]
         host, port = primary_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
         replica = make_redis(extra_args=["--replicaof", host, port])
         return replica.url, {"PRIMARY_URL": primary_url}
+    if block.server == "sentinel":
+        return request.getfixturevalue("sentinel_url"), {}
     return redis_url, {}
 
 

@@ -584,12 +584,14 @@ def test_sample_config_resolves_every_profile(home):
     env = {"HOME": str(home), "REDIS_PASSWORD": "prod-pw", "STAGING_REDIS_PASSWORD": "staging-pw"}
     resolved = {
         name: load_settings(config_path=str(SAMPLE), profile=name, env=env, cwd=home)
-        for name in ("local", "staging", "prod", "shop")
+        for name in ("local", "staging", "prod", "ha", "shop")
     }
     assert load_settings(config_path=str(SAMPLE), env=env, cwd=home).profile == "local"
     assert resolved["staging"].url.startswith("rediss://") and resolved["staging"].tls.ca_file
     prod = resolved["prod"]
     assert (prod.cluster, prod.username, prod.password) == (True, "cachectl", "prod-pw")
+    ha = resolved["ha"].sentinel_target()
+    assert ha is not None and ha.service == "cache" and len(ha.sentinels) == 3
     assert resolved["shop"].layout == LayoutConfig(prefix="shop:api_cache", param_encoding="plain")
     assert resolved["local"].layout == LayoutConfig()
 

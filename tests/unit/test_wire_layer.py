@@ -1,5 +1,5 @@
 """One wire layer: redis-py is imported, and connections are touched, only by the store
-(store.py, store_wire.py, store_errors.py, store_policy.py), the library's own connection module
+(store.py and its store_*.py helpers), the library's own connection module
 (cachectl/library/) and the development server (devserver.py)."""
 
 from __future__ import annotations
@@ -10,7 +10,15 @@ from pathlib import Path
 import cachectl
 
 PACKAGE = Path(cachectl.__file__).resolve().parent
-ALLOWED = {"store.py", "store_wire.py", "store_errors.py", "store_policy.py", "devserver.py"}
+ALLOWED = {
+    "store.py",
+    "store_wire.py",
+    "store_errors.py",
+    "store_policy.py",
+    "store_cluster.py",
+    "store_sentinel.py",
+    "devserver.py",
+}
 # What reaches below the Store: its client, a pool's connections, a raw connection's I/O.
 CONNECTION_ATTRIBUTES = {
     "connection_pool",
