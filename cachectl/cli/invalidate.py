@@ -315,7 +315,13 @@ def _run(
     stop: StopFlag,
     strict: bool,
 ) -> None:
-    from cachectl.errors import ExitCode, Interrupted, PartialFailure
+    from cachectl.errors import (
+        ExitCode,
+        Interrupted,
+        PartialFailure,
+        RedisTimeout,
+        RedisUnreachable,
+    )
     from cachectl.ops.invalidate import invalidate as run_invalidate
     from cachectl.render.invalidate import (
         invalidate_progress_text,
@@ -356,6 +362,11 @@ def _run(
                 result=result,
                 details={"cause": result.failure.to_dict()},
             )
+        elif isinstance(error, (RedisTimeout, RedisUnreachable)):
+            # Redis lost or silent before any change: the whole job is left, and the same
+            # command does it (a refusal needs a fix first, not a rerun).
+            error.message += "; nothing was deleted"
+            error.hint = "; then ".join(filter(None, [error.hint, "rerun the same command"]))
     elif result.interrupted:
         error = Interrupted(
             f"interrupted after {result.deleted:,} deletions",

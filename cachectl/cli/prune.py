@@ -32,7 +32,7 @@ def prune(
     before any change, 6 Redis error after some changes (or servers that restarted during each
     of 3 passes: a restart makes it go through everything again), 130 interrupted (or the
     question answered no)."""
-    from cachectl.errors import Interrupted, PartialFailure
+    from cachectl.errors import Interrupted, PartialFailure, RedisTimeout, RedisUnreachable
     from cachectl.ops.prune import PruneOptions
     from cachectl.ops.prune import prune as run_prune
     from cachectl.render.invalidate import prune_progress_text, render_prune
@@ -85,6 +85,11 @@ def prune(
                 result=result,
                 details={"cause": result.failure.to_dict()},
             )
+        elif not dry_run and isinstance(error, (RedisTimeout, RedisUnreachable)):
+            # Redis lost or silent before any change: the whole prune is left, and a rerun
+            # does it (a refusal needs a fix first, not a rerun).
+            error.message += "; nothing was pruned"
+            error.hint = "; then ".join(filter(None, [error.hint, "rerun to finish"]))
     elif result.interrupted:
         error = Interrupted("interrupted", hint="rerun to finish")
     if out.json_mode:
