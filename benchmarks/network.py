@@ -42,15 +42,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from invalidate import PATTERN, populate_pattern, populate_tag
+from invalidate import PATTERN, TAG_LUA, _say, _server_cpu, populate_pattern, populate_tag, shell
 from netdelay import Proxy, ceiling
 
 PRUNE_TAGS = 100
-# Members api_cache:products:id:<i> for i in [lo, hi] into KEYS[1], server side.
-PRUNE_LUA = (
-    "for i=tonumber(ARGV[1]),tonumber(ARGV[2]) do "
-    "redis.call('SADD', KEYS[1], 'api_cache:products:id:' .. i) end return 1"
-)
 
 
 def valkey_cli() -> str:
@@ -78,13 +73,7 @@ def populate_prune(client, m: int) -> None:
         lo = t * per_tag
         for start in range(lo, lo + per_tag, 10_000):
             end = min(start + 9_999, lo + per_tag - 1)
-            client.eval(PRUNE_LUA, 1, f"tag:t{t}", start, end)
-
-
-def shell(command: str) -> None:
-    subprocess.run(
-        command, shell=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+            client.eval(TAG_LUA, 1, f"tag:t{t}", start, end)
 
 
 def cachectl(url: str, *args: str, stdout=subprocess.DEVNULL) -> None:
@@ -219,15 +208,6 @@ def summarize(rows: list[dict], rtts: list[float]) -> list[dict]:
                     row["vs_valkey_cli"] = round(wall / w, 2)
         out.append(row)
     return out
-
-
-def _server_cpu(client) -> float:
-    info = client.info("cpu")
-    return info["used_cpu_user"] + info["used_cpu_sys"]
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def print_report(report: dict) -> None:
